@@ -1,0 +1,232 @@
+"""The schema, as SQLAlchemy Core tables. Alembic's migrations are the history of this file.
+
+Money columns are BIGINT minor units beside a currency column, on both engines (SQLite would
+sum NUMERIC as float). Instants are stored in UTC; dates are calendar dates.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (JSON, BigInteger, CheckConstraint, Column, Date, DateTime, ForeignKey, Index,
+                        Integer, MetaData, String, Table, Text, UniqueConstraint, text)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+Document = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes in, aware UTC datetimes out, whatever the engine keeps."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+accounts = Table(
+    "accounts", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("locale", String(8), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False, server_default="active"),
+    # The buyer address (R3): printed on future invoices, never on past ones.
+    Column("buyer_name", String(200), nullable=False),
+    Column("buyer_line1", String(200), nullable=False, server_default=""),
+    Column("buyer_line2", String(200), nullable=False, server_default=""),
+    Column("buyer_postcode", String(32), nullable=False, server_default=""),
+    Column("buyer_city", String(100), nullable=False, server_default=""),
+    Column("buyer_country", String(2), nullable=False, server_default=""),
+    Column("buyer_vat_id", String(32), nullable=False, server_default=""),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    CheckConstraint("status IN ('active', 'past_due', 'cancelled', 'deleted')", name="status"),
+)
+
+members = Table(
+    "members", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("role", String(8), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("account_id", "email", name="uq_members_account_email"),
+    CheckConstraint("role IN ('owner', 'admin', 'agent')", name="role"),
+    # At most one owner per account; services make it exactly one.
+    Index("uq_members_one_owner", "account_id", unique=True,
+          sqlite_where=text("role = 'owner'"), postgresql_where=text("role = 'owner'")),
+)
+
+plans = Table(
+    "plans", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("code", String(63), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("interval", String(8), nullable=False),
+    Column("unit_amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    CheckConstraint("interval IN ('month', 'year')", name="interval"),
+    CheckConstraint("unit_amount >= 0", name="unit_amount"),
+)
+
+subscriptions = Table(
+    "subscriptions", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("plan_id", Id, ForeignKey("plans.id"), nullable=False),
+    Column("seats", Integer, nullable=False),
+    Column("status", String(16), nullable=False, server_default="active"),
+    Column("anchor_date", Date, nullable=False),  # period k starts on anchor + k intervals
+    Column("periods_invoiced", Integer, nullable=False, server_default="0"),
+    Column("current_period_start", Date),  # the last invoiced period; NULL before the first invoice
+    Column("current_period_end", Date),  # exclusive: also the next renewal date
+    Column("renews_at", UTCDateTime(), nullable=False),  # local midnight of the next renewal date
+    Column("created_at", UTCDateTime(), nullable=False),
+    CheckConstraint("seats >= 1", name="seats"),
+    CheckConstraint("status IN ('active', 'cancelled')", name="status"),
+    Index("ix_subscriptions_due", "renews_at", "id", sqlite_where=text("status = 'active'"),
+          postgresql_where=text("status = 'active'")),
+    Index("ix_subscriptions_account_id", "account_id"),
+)
+
+# Amounts waiting for a subscription's next invoice: prorations of seat changes, carried credits.
+pending_items = Table(
+    "pending_items", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("subscription_id", Id, ForeignKey("subscriptions.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("period_start", Date),
+    Column("period_end", Date),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("invoice_id", Id, ForeignKey("invoices.id")),
+    Index("ix_pending_items_open", "subscription_id", sqlite_where=text("invoice_id IS NULL"),
+          postgresql_where=text("invoice_id IS NULL")),
+)
+
+# One row per numbering series: the next number to give. Locked while a transaction issues
+# invoices, so numbers are gapless (a rolled-back transaction gives its numbers back).
+invoice_series = Table(
+    "invoice_series", metadata,
+    Column("series", String(16), primary_key=True),
+    Column("next_sequence", BigInteger, nullable=False),
+)
+
+invoices = Table(
+    "invoices", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("number", String(32), nullable=False, unique=True),
+    Column("series", String(16), nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("subscription_id", Id, ForeignKey("subscriptions.id")),
+    Column("credited_invoice_id", Id, ForeignKey("invoices.id")),
+    Column("issue_date", Date, nullable=False),
+    Column("period_start", Date),
+    Column("period_end", Date),
+    Column("currency", String(3), nullable=False),
+    Column("subtotal", BigInteger, nullable=False),
+    Column("tax_rate", String(12), nullable=False),  # percent, as a decimal string
+    Column("tax", BigInteger, nullable=False),
+    Column("total", BigInteger, nullable=False),
+    Column("locale", String(8), nullable=False),
+    Column("seller", Document, nullable=False),
+    Column("buyer", Document, nullable=False),
+    Column("status", String(8), nullable=False),
+    Column("issued_at", UTCDateTime(), nullable=False),
+    Column("status_changed_at", UTCDateTime()),
+    UniqueConstraint("series", "sequence", name="uq_invoices_series_sequence"),
+    CheckConstraint("kind IN ('invoice', 'credit_note')", name="kind"),
+    CheckConstraint("status IN ('open', 'paid', 'void')", name="status"),
+    CheckConstraint("total = subtotal + tax", name="total"),
+    # Exactly one invoice per subscription and period, whoever runs the renewal and how often.
+    Index("uq_invoices_subscription_period", "subscription_id", "period_start", unique=True,
+          sqlite_where=text("kind = 'invoice'"), postgresql_where=text("kind = 'invoice'")),
+    Index("ix_invoices_account_id", "account_id"),
+)
+
+invoice_lines = Table(
+    "invoice_lines", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("invoice_id", Id, ForeignKey("invoices.id"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_amount", BigInteger, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("period_start", Date),
+    Column("period_end", Date),
+    UniqueConstraint("invoice_id", "position", name="uq_invoice_lines_invoice_position"),
+)
+
+# Events for the host product, e-mails and webhooks, written in the transaction of the change
+# they report and delivered afterwards by a relay.
+outbox = Table(
+    "outbox", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("topic", String(64), nullable=False),
+    Column("account_id", Id),
+    Column("payload", Document, nullable=False),
+    Column("delivered_at", UTCDateTime()),
+    Index("ix_outbox_undelivered", "id", sqlite_where=text("delivered_at IS NULL"),
+          postgresql_where=text("delivered_at IS NULL")),
+)
+
+# Append-only: triggers refuse UPDATE and DELETE.
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("actor", String(320), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target_type", String(32), nullable=False),
+    Column("target_id", String(64), nullable=False),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("details", Document, nullable=False),
+)
+
+# The persisted test clock: one row, present only when the test clock has been used.
+test_clock = Table(
+    "test_clock", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("now", UTCDateTime(), nullable=False),
+    CheckConstraint("id = 1", name="single_row"),
+)
+
+# When each batch last ran to completion, so that `clock advance` and `run` know what is due.
+batch_runs = Table(
+    "batch_runs", metadata,
+    Column("batch", String(32), primary_key=True),
+    Column("last_run_at", UTCDateTime(), nullable=False),
+)
+

@@ -1,0 +1,46 @@
+"""The one place that wires adapters: configuration in, a ready `App` out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
+
+from renewly.adapters.clock import Clock, PersistedTestClock, SystemClock
+from renewly.adapters.db.engine import ensure_schema, make_engine
+from renewly.domain.invoices import TaxTable
+from renewly.settings import Settings, load_settings
+
+
+@dataclass
+class App:
+    settings: Settings
+    engine: Engine
+    clock: Clock
+
+    @property
+    def taxes(self) -> TaxTable:
+        return TaxTable(self.settings.tax_rates, self.settings.default_tax_rate)
+
+    @property
+    def seller(self) -> dict[str, str]:
+        return self.settings.seller.snapshot()
+
+    @property
+    def seller_zone(self) -> ZoneInfo:
+        return ZoneInfo(self.settings.seller.timezone)
+
+    @property
+    def test_clock(self) -> PersistedTestClock | None:
+        return self.clock if isinstance(self.clock, PersistedTestClock) else None
+
+
+def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None, upgrade: bool = True) -> App:
+    settings = settings or load_settings()
+    engine = make_engine(settings.database_url)
+    if upgrade:
+        ensure_schema(engine)
+    if clock is None:
+        clock = PersistedTestClock(engine) if settings.clock == "test" else SystemClock()
+    return App(settings=settings, engine=engine, clock=clock)

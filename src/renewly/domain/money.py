@@ -1,0 +1,74 @@
+"""Money: integer minor units plus an ISO 4217 currency. Never a float.
+
+Babel knows each currency's minor-unit exponent (USD 2, JPY 0, BHD 3) and formats amounts
+for people in their locale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+from babel.numbers import format_currency, get_currency_precision, is_currency
+
+from renewly.domain.errors import InvalidInput
+
+
+def validate_currency(code: str) -> str:
+    """Return the upper-cased ISO 4217 code, or refuse an unknown one."""
+    normalized = (code or "").strip().upper()
+    if len(normalized) != 3 or not is_currency(normalized):
+        raise InvalidInput(f"unknown currency {code!r}: expected an ISO 4217 code such as EUR or USD",
+                           code="unknown_currency")
+    return normalized
+
+
+def minor_unit_exponent(currency: str) -> int:
+    return get_currency_precision(currency)
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    amount: int  # minor units: cents for USD and EUR, yen for JPY
+    currency: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.amount, int) or isinstance(self.amount, bool):
+            raise TypeError(f"Money amount must be int minor units, got {type(self.amount).__name__}")
+
+    @classmethod
+    def zero(cls, currency: str) -> Money:
+        return cls(0, currency)
+
+    def __add__(self, other: Money) -> Money:
+        self._same_currency(other)
+        return Money(self.amount + other.amount, self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        self._same_currency(other)
+        return Money(self.amount - other.amount, self.currency)
+
+    def __neg__(self) -> Money:
+        return Money(-self.amount, self.currency)
+
+    def times(self, quantity: int) -> Money:
+        return Money(self.amount * quantity, self.currency)
+
+    def _same_currency(self, other: Money) -> None:
+        if other.currency != self.currency:
+            raise ValueError(f"cannot combine {self.currency} and {other.currency}")
+
+    def as_decimal(self) -> Decimal:
+        return Decimal(self.amount).scaleb(-minor_unit_exponent(self.currency))
+
+    def format(self, locale: str = "en") -> str:
+        return format_currency(self.as_decimal(), self.currency, locale=locale)
+
+    def __str__(self) -> str:
+        return self.format("en")
+
+
+def round_minor(value: Decimal) -> int:
+    """Round a fractional minor-unit amount to whole units, half away from zero (commercial rounding)."""
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+

@@ -1,0 +1,71 @@
+"""Reading invoices, and correcting them with credit notes (never by editing them, R2.4)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from renewly.adapters.db.tables import invoice_lines, invoices
+from renewly.bootstrap import App
+from renewly.domain.errors import NotFound
+from renewly.domain.invoices import InvoiceStatus, IssuedInvoice, draft_credit_note
+from renewly.services.invoicing import store_documents
+from renewly.services.records import audit
+
+
+def list_invoices(app: App, account_id: int | None = None) -> list[dict[str, Any]]:
+    query = select(invoices).order_by(invoices.c.id)
+    if account_id is not None:
+        query = query.where(invoices.c.account_id == account_id)
+    with app.engine.connect() as conn:
+        return [_summary(row) for row in conn.execute(query)]
+
+
+def show_invoice(app: App, number: str) -> dict[str, Any]:
+    with app.engine.connect() as conn:
+        row = _find(conn, number)
+        lines = conn.execute(select(invoice_lines).where(invoice_lines.c.invoice_id == row.id)
+                             .order_by(invoice_lines.c.position)).all()
+    return {**_summary(row), "seller": row.seller, "buyer": row.buyer, "tax_rate": row.tax_rate,
+            "lines": [{key: getattr(line, key) for key in ("position", "kind", "description", "quantity",
+                                                            "unit_amount", "amount", "period_start", "period_end")}
+                      for line in lines]}
+
+
+def _summary(row) -> dict[str, Any]:
+    return {key: getattr(row, key) for key in (
+        "id", "number", "kind", "status", "account_id", "subscription_id", "credited_invoice_id", "issue_date",
+        "period_start", "period_end", "currency", "subtotal", "tax", "total", "locale")}
+
+
+def _find(conn: Connection, number: str):
+    row = conn.execute(select(invoices).where(invoices.c.number == number)).first()
+    if row is None:
+        raise NotFound(f"no invoice numbered {number!r}", code="unknown_invoice")
+    return row
+
+
+def issue_credit_note(app: App, number: str, *, reason: str, amount: int | None = None, actor: str) -> str:
+    """Credit all of an invoice (or `amount` of it, before tax). An open invoice fully credited is void."""
+    now = app.clock.now()
+    with app.engine.begin() as conn:
+        row = _find(conn, number)
+        credited = conn.execute(select(func.coalesce(func.sum(invoices.c.subtotal), 0))
+                                .where(invoices.c.credited_invoice_id == row.id)).scalar_one()
+        invoice = IssuedInvoice(
+            id=row.id, number=row.number, kind=row.kind, status=row.status, account_id=row.account_id,
+            currency=row.currency, locale=row.locale, subtotal=row.subtotal, tax_rate=Decimal(row.tax_rate),
+            tax=row.tax, total=row.total, seller=row.seller, buyer=row.buyer, credited_subtotal=int(credited))
+        draft = draft_credit_note(invoice, reason, now.astimezone(app.seller_zone).date(), amount)
+        [credit_id] = store_documents(conn, [draft], issued_at=now, credited_invoice_ids=[row.id])
+        credit_number = conn.execute(select(invoices.c.number).where(invoices.c.id == credit_id)).scalar_one()
+        if row.status == InvoiceStatus.OPEN and credited + draft.subtotal == row.subtotal:
+            conn.execute(invoices.update().where(invoices.c.id == row.id)
+                         .values(status=InvoiceStatus.VOID.value, status_changed_at=now))
+        audit(conn, now, actor, "credit_note.issued", "invoice", row.number, reason=reason,
+              details={"credit_note": credit_number, "subtotal": draft.subtotal, "total": draft.total})
+    return credit_number
+
+

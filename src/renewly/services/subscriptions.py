@@ -1,0 +1,79 @@
+"""Subscriptions: start one (its first invoice is issued at once when it starts today or earlier)
+and change its seats (the difference is prorated onto the next invoice)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import select
+
+from renewly.adapters.db.tables import pending_items, plans, subscriptions
+from renewly.bootstrap import App
+from renewly.domain.calendar import local_date, local_midnight_utc
+from renewly.domain.errors import InvalidInput, NotAllowed, NotFound
+from renewly.domain.invoices import LineKind, describe_proration, prorate_seat_change
+from renewly.domain.plans import validate_seats
+from renewly.services.accounts import _live_account
+from renewly.services.plans import plan_by_code
+from renewly.services.records import audit, publish
+from renewly.services.renewals import renew_subscription_now
+
+
+def create_subscription(app: App, account_id: int, *, plan_code: str, seats: int, start: date | None = None,
+                        actor: str) -> int:
+    seats = validate_seats(seats)
+    now = app.clock.now()
+    with app.engine.begin() as conn:
+        account = _live_account(conn, account_id)
+        if account.status != "active":
+            raise NotAllowed(f"account {account_id} is {account.status}; it cannot start a subscription",
+                             code="account_not_active")
+        plan = plan_by_code(conn, plan_code)
+        if plan.currency != account.currency:
+            raise InvalidInput(f"plan {plan.code} is priced in {plan.currency} but account {account_id} pays in "
+                               f"{account.currency}", code="currency_mismatch")
+        start = start or local_date(now, account.timezone)
+        subscription_id = conn.execute(subscriptions.insert().values(
+            account_id=account_id, plan_id=plan.id, seats=seats, status="active", anchor_date=start,
+            periods_invoiced=0, renews_at=local_midnight_utc(start, account.timezone), created_at=now,
+        ).returning(subscriptions.c.id)).scalar_one()
+        audit(conn, now, actor, "subscription.created", "subscription", subscription_id,
+              details={"account_id": account_id, "plan": plan.code, "seats": seats, "start": start.isoformat()})
+        publish(conn, now, "subscription.created", account_id, {"subscription_id": subscription_id})
+        renew_subscription_now(conn, app, subscription_id, now)
+    return subscription_id
+
+
+def change_seats(app: App, subscription_id: int, *, seats: int, actor: str) -> int:
+    """Set the seat count from today; returns the prorated amount added to the next invoice."""
+    seats = validate_seats(seats)
+    now = app.clock.now()
+    with app.engine.begin() as conn:
+        query = select(subscriptions).where(subscriptions.c.id == subscription_id)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()  # the renewal batch must not invoice it halfway through
+        subscription = conn.execute(query).first()
+        if subscription is None:
+            raise NotFound(f"no subscription {subscription_id}", code="unknown_subscription")
+        if subscription.status != "active":
+            raise NotAllowed(f"subscription {subscription_id} is {subscription.status}", code="subscription_inactive")
+        account = _live_account(conn, subscription.account_id)
+        plan = conn.execute(select(plans).where(plans.c.id == subscription.plan_id)).one()
+        if seats == subscription.seats:
+            raise InvalidInput(f"subscription {subscription_id} already has {seats} seat(s)", code="seats_unchanged")
+        amount = 0
+        if subscription.current_period_start is not None:
+            today = local_date(now, account.timezone)
+            amount = prorate_seat_change(plan.unit_amount, subscription.seats, seats, today,
+                                         subscription.current_period_start, subscription.current_period_end)
+            if amount:
+                conn.execute(pending_items.insert().values(
+                    subscription_id=subscription_id, kind=LineKind.PRORATION.value,
+                    description=describe_proration(plan.name, subscription.seats, seats, today,
+                                                   subscription.current_period_end, account.locale),
+                    amount=amount, currency=plan.currency, period_start=today,
+                    period_end=subscription.current_period_end, created_at=now))
+        conn.execute(subscriptions.update().where(subscriptions.c.id == subscription_id).values(seats=seats))
+        audit(conn, now, actor, "subscription.seats_changed", "subscription", subscription_id,
+              details={"from": subscription.seats, "to": seats, "prorated": amount})
+    return amount

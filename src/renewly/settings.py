@@ -1,0 +1,125 @@
+"""Configuration: environment variables (RENEWLY_*) over an optional TOML file over defaults.
+
+The TOML file is `$RENEWLY_CONFIG_FILE`, or `./renewly.toml` when it exists. See
+docs/configuration.md for every key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from renewly.domain.accounts import validate_country
+from renewly.domain.calendar import validate_timezone
+from renewly.domain.errors import BillingError, InvalidInput
+
+# EU standard VAT rates (2026) and a few others; operators replace this table in their file.
+DEFAULT_TAX_RATES = {
+    "AT": "20", "BE": "21", "BG": "20", "CY": "19", "CZ": "21", "DE": "19", "DK": "25", "EE": "24",
+    "ES": "21", "FI": "25.5", "FR": "20", "GR": "24", "HR": "25", "HU": "27", "IE": "23", "IT": "22",
+    "LT": "21", "LU": "17", "LV": "21", "MT": "18", "NL": "21", "PL": "23", "PT": "23", "RO": "21",
+    "SE": "25", "SI": "22", "SK": "23", "GB": "20", "CH": "8.1", "NO": "25",
+}
+
+
+class SellerIdentity(BaseModel):
+    """The operator as it appears on every invoice it issues."""
+
+    name: str = "Renewly Demo SAS"
+    line1: str = "1 rue de la Paix"
+    line2: str = ""
+    postcode: str = "75002"
+    city: str = "Paris"
+    country: str = "FR"
+    vat_id: str = "FR00123456789"
+    registration: str = "RCS Paris 123 456 789"
+    timezone: str = "Europe/Paris"  # issue dates and invoice series follow the seller's calendar
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, value: str) -> str:
+        return _as_value_error(validate_country, value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        return _as_value_error(validate_timezone, value)
+
+    def snapshot(self) -> dict[str, str]:
+        return self.model_dump(exclude={"timezone"})
+
+
+class BatchSettings(BaseModel):
+    chunk_size: int = Field(2000, ge=1, le=20000)  # subscriptions claimed per transaction
+    renewal_interval_minutes: int = Field(60, ge=1)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RENEWLY_", env_nested_delimiter="__", extra="forbid")
+
+    database_url: str = "sqlite:///./renewly.db"
+    clock: Literal["system", "test"] = "system"
+    seller: SellerIdentity = SellerIdentity()
+    tax_rates: dict[str, Decimal] = Field(default_factory=lambda: {k: Decimal(v) for k, v in DEFAULT_TAX_RATES.items()})
+    default_tax_rate: Decimal = Decimal(0)
+    batches: BatchSettings = BatchSettings()
+
+    @field_validator("tax_rates")
+    @classmethod
+    def _rates(cls, rates: dict[str, Decimal]) -> dict[str, Decimal]:
+        checked = {}
+        for country, rate in rates.items():
+            if not Decimal(0) <= rate < Decimal(100):
+                raise ValueError(f"tax rate for {country} must be a percentage from 0 to 100, got {rate}")
+            checked[_as_value_error(validate_country, country)] = rate
+        return checked
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment first, then the TOML file's values (passed in as init arguments).
+        return env_settings, init_settings
+
+
+def _as_value_error(check, value):
+    try:
+        return check(value)
+    except BillingError as error:
+        raise ValueError(error.message) from None
+
+
+def config_file_path() -> Path | None:
+    named = os.environ.get("RENEWLY_CONFIG_FILE")
+    if named:
+        return Path(named)
+    default = Path("renewly.toml")
+    return default if default.exists() else None
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read and validate the configuration; a bad file is refused with its name and the reason."""
+    path = config_file or config_file_path()
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InvalidInput(f"configuration file {path} does not exist", code="config_missing") from None
+        except tomllib.TOMLDecodeError as error:
+            raise InvalidInput(f"{path}: {error}", code="config_invalid") from None
+    values.update(overrides)
+    try:
+        return Settings(**values)
+    except ValidationError as error:
+        where = str(path) if path else "configuration"
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise InvalidInput(f"{where}: {field}: {first['msg']}", code="config_invalid") from None
