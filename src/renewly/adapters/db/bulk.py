@@ -53,14 +53,16 @@ def update_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
         conn.execute(statement, [{**{c: row[c] for c in columns}, "_key": row[key]} for row in rows])
         return
     scratch = f"_update_{table.name}"
-    conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {scratch} (LIKE {table.name}) ON COMMIT DELETE ROWS")
+    # Same column types as the table, none of its constraints.
+    conn.exec_driver_sql(f"CREATE TEMP TABLE {scratch} ON COMMIT DROP AS "
+                         f"SELECT {key}, {', '.join(columns)} FROM {table.name} WITH NO DATA")
     cursor = conn.connection.driver_connection.cursor()
     with cursor.copy(f"COPY {scratch} ({key}, {', '.join(columns)}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row([_copy_value(row[key])] + [_copy_value(row[column]) for column in columns])
     assignments = ", ".join(f"{column} = s.{column}" for column in columns)
     conn.exec_driver_sql(f"UPDATE {table.name} t SET {assignments} FROM {scratch} s WHERE t.{key} = s.{key}")
-    conn.exec_driver_sql(f"DELETE FROM {scratch}")
+    conn.exec_driver_sql(f"DROP TABLE {scratch}")
 
 
 def _copy_value(value: Any) -> Any:

@@ -1,0 +1,32 @@
+"""Small builders that set up billing situations through the real services."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from renewly.bootstrap import App
+from renewly.services.accounts import create_account
+from renewly.services.plans import create_plan
+from renewly.services.subscriptions import create_subscription
+
+OPERATOR = "test:operator"
+
+
+def team_plan(app: App, *, code: str = "team", price: int = 1900, currency: str = "USD",
+              interval: str = "month") -> str:
+    create_plan(app, code=code, name=code.title(), interval=interval, price=price, currency=currency,
+                actor=OPERATOR)
+    return code
+
+
+def customer(app: App, *, name: str = "Acme", owner: str = "owner@acme.test", currency: str = "USD",
+             country: str = "FR", locale: str = "en", timezone: str = "UTC") -> int:
+    return create_account(app, name=name, owner_email=owner, currency=currency, country=country, locale=locale,
+                          timezone=timezone, actor=OPERATOR)
+
+
+def subscribed(app: App, *, seats: int = 3, start: date | None = None, plan: str | None = None, **account) -> tuple[int, int]:
+    """An account subscribed to the team plan; returns (account id, subscription id)."""
+    account_id = customer(app, **account)
+    plan = plan or team_plan(app)
+    return account_id, create_subscription(app, account_id, plan_code=plan, seats=seats, start=start, actor=OPERATOR)

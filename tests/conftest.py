@@ -1,0 +1,124 @@
+"""Every test that touches storage runs on SQLite and on PostgreSQL.
+
+PostgreSQL: a database of its own per test session on $RENEWLY_TEST_POSTGRES_URL's server
+(default postgresql://postgres@127.0.0.1:5432/test), emptied before each test. Where no
+PostgreSQL answers, its half is skipped, unless RENEWLY_TEST_REQUIRE_POSTGRES=1 (set by
+.ci/run) turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from renewly.adapters.db.engine import make_engine, upgrade
+from renewly.adapters.db.tables import metadata
+from renewly.bootstrap import App, bootstrap
+from renewly.settings import load_settings
+
+START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+ADMIN_URL = os.environ.get("RENEWLY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REQUIRE_POSTGRES = os.environ.get("RENEWLY_TEST_REQUIRE_POSTGRES") == "1"
+
+
+@pytest.fixture(autouse=True)
+def _no_operator_environment(monkeypatch):
+    """Settings from the developer's shell (RENEWLY_DATABASE_URL, ...) must not leak into tests."""
+    for name in list(os.environ):
+        if name.startswith("RENEWLY_") and not name.startswith("RENEWLY_TEST_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "renewly.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    name = f"renewly_test_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg.connect(make_url(ADMIN_URL).set(drivername="postgresql").render_as_string(False),
+                                autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as error:
+        reason = f"no PostgreSQL at {ADMIN_URL}: {str(error).strip().splitlines()[0]}"
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"{reason} (RENEWLY_TEST_REQUIRE_POSTGRES=1)")
+        pytest.skip(reason)
+    admin.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(ADMIN_URL).set(drivername="postgresql+psycopg", database=name).render_as_string(False)
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+class Databases:
+    """Fresh, migrated databases of either kind, as many as a test (or a hypothesis run) needs."""
+
+    def __init__(self, request, tmp_path: Path, sqlite_template: Path) -> None:
+        self._request, self._tmp, self._template = request, tmp_path, sqlite_template
+        self._engines = []
+
+    def fresh_url(self, kind: str) -> str:
+        if kind == "sqlite":
+            path = self._tmp / f"renewly-{uuid.uuid4().hex[:8]}.db"
+            shutil.copyfile(self._template, path)
+            return f"sqlite:///{path}"
+        url = self._request.getfixturevalue("postgres_url")
+        engine = make_engine(url)
+        tables = ", ".join(table.name for table in metadata.sorted_tables)
+        with engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        engine.dispose()
+        return url
+
+    def fresh_app(self, kind: str, start: datetime = START, **settings) -> App:
+        application = bootstrap(load_settings(config_file=None, database_url=self.fresh_url(kind), clock="test",
+                                              **settings))
+        application.test_clock.set(start)
+        self._engines.append(application.engine)
+        return application
+
+    def dispose(self) -> None:
+        for engine in self._engines:
+            engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_kind(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def databases(request, tmp_path, sqlite_template):
+    found = Databases(request, tmp_path, sqlite_template)
+    yield found
+    found.dispose()
+
+
+@pytest.fixture
+def app(databases, db_kind) -> App:
+    """A migrated, empty database of the parametrized kind, with a test clock on 2026-01-01 UTC."""
+    return databases.fresh_app(db_kind)
+
+
+@pytest.fixture
+def pg_app(databases) -> App:
+    return databases.fresh_app("postgresql")
+
+
