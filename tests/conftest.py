@@ -88,8 +88,11 @@ class Databases:
         return url
 
     def fresh_app(self, kind: str, start: datetime = START, **settings) -> App:
+        # Each app gets its own simulated gateway ledger, as each test has its own database.
+        payments = {"simulator_url": f"sqlite:///{self._tmp}/gateway-{uuid.uuid4().hex[:8]}.db",
+                    **settings.pop("payments", {})}
         application = bootstrap(load_settings(config_file=None, database_url=self.fresh_url(kind), clock="test",
-                                              **settings))
+                                              payments=payments, **settings))
         application.test_clock.set(start)
         self._engines.append(application.engine)
         return application

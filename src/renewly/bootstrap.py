@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
 from renewly.adapters.clock import Clock, PersistedTestClock, SystemClock
 from renewly.adapters.db.engine import ensure_schema, make_engine
+from renewly.adapters.gateways.port import PaymentGateway
+from renewly.adapters.gateways.simulated import SimulatedGateway
 from renewly.domain.invoices import TaxTable
 from renewly.settings import Settings, load_settings
 
@@ -18,6 +21,15 @@ class App:
     settings: Settings
     engine: Engine
     clock: Clock
+    _gateway: PaymentGateway | None = field(default=None, repr=False)
+
+    @cached_property
+    def gateway(self) -> PaymentGateway:
+        """The payment gateway, connected on first use (most commands never charge)."""
+        if self._gateway is not None:
+            return self._gateway
+        return SimulatedGateway(self.settings.simulator_url(), self.clock,
+                                latency=self.settings.payments.simulator_latency_ms / 1000)
 
     @property
     def taxes(self) -> TaxTable:
@@ -36,11 +48,12 @@ class App:
         return self.clock if isinstance(self.clock, PersistedTestClock) else None
 
 
-def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None, upgrade: bool = True) -> App:
+def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None, gateway: PaymentGateway | None = None,
+              upgrade: bool = True) -> App:
     settings = settings or load_settings()
     engine = make_engine(settings.database_url)
     if upgrade:
         ensure_schema(engine)
     if clock is None:
         clock = PersistedTestClock(engine) if settings.clock == "test" else SystemClock()
-    return App(settings=settings, engine=engine, clock=clock)
+    return App(settings=settings, engine=engine, clock=clock, _gateway=gateway)

@@ -6,15 +6,15 @@ import getpass
 import json
 import os
 import sys
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
-from typer._click.exceptions import NoArgsIsHelpError
-from typer.exceptions import TyperException
 from rich.console import Console
 from rich.table import Table
+from typer._click.exceptions import NoArgsIsHelpError
+from typer.exceptions import TyperException
 
 from renewly.bootstrap import App, bootstrap
 from renewly.domain.calendar import end_of_day_utc
@@ -30,13 +30,17 @@ accounts_app = typer.Typer(help="Customer accounts.", no_args_is_help=True)
 members_app = typer.Typer(help="Members of an account and their roles.", no_args_is_help=True)
 subscriptions_app = typer.Typer(help="Subscriptions.", no_args_is_help=True)
 invoices_app = typer.Typer(help="Invoices and credit notes.", no_args_is_help=True)
+cards_app = typer.Typer(help="Payment methods (only the owner changes them).", no_args_is_help=True)
+payments_app = typer.Typer(help="Payment attempts.", no_args_is_help=True)
+gateway_app = typer.Typer(help="The simulated gateway's fault scripting (tests and demos).", no_args_is_help=True)
 for sub, name in ((db_app, "db"), (clock_app, "clock"), (plans_app, "plans"), (accounts_app, "accounts"),
-                  (members_app, "members"), (subscriptions_app, "subscriptions"), (invoices_app, "invoices")):
+                  (members_app, "members"), (subscriptions_app, "subscriptions"), (invoices_app, "invoices"),
+                  (cards_app, "cards"), (payments_app, "payments"), (gateway_app, "gateway")):
     app.add_typer(sub, name=name)
 
 console = Console()
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-AsOf = Annotated[Optional[str], typer.Option("--as-of", help="An ISO date (its last instant, UTC) or datetime; "
+AsOf = Annotated[str | None, typer.Option("--as-of", help="An ISO date (its last instant, UTC) or datetime; "
                                                           "default: the clock's now.")]
 
 
@@ -66,7 +70,7 @@ def parse_as_of(text: str | None, application: App) -> datetime:
     except ValueError:
         raise InvalidInput(f"malformed --as-of {text!r}: expected YYYY-MM-DD or an ISO datetime",
                            code="malformed_date") from None
-    return instant if instant.tzinfo else instant.replace(tzinfo=timezone.utc)
+    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
 
 
 def _json_default(value: Any) -> Any:
@@ -126,7 +130,7 @@ def clock_set(day: Annotated[str, typer.Argument(help="YYYY-MM-DD: the new time 
     application = open_app()
     if application.test_clock is None:
         raise InvalidInput("the clock is the system clock; set RENEWLY_CLOCK=test", code="not_test_clock")
-    target = datetime.combine(parse_date(day), time.min, tzinfo=timezone.utc)
+    target = datetime.combine(parse_date(day), time.min, tzinfo=UTC)
     current = application.test_clock.peek()
     if current is not None and target < current:
         raise InvalidInput(f"the test clock is at {current.isoformat()}; it only moves forward",
@@ -165,6 +169,13 @@ def _run_json(run) -> dict[str, Any]:
 def _describe_report(report: Any) -> str:
     if hasattr(report, "invoices_issued"):
         return f"{report.invoices_issued} invoice(s) issued for {report.subscriptions_renewed} subscription(s)"
+    if hasattr(report, "attempted"):
+        collected = ", ".join(money(amount, currency) for currency, amount in sorted(report.collected.items()))
+        return (f"{report.attempted} charge(s): {report.succeeded} succeeded, {report.declined} declined, "
+                f"{report.unknown} without answer; {report.settled_by_janitor} earlier attempt(s) settled"
+                + (f"; collected {collected}" if collected else ""))
+    if hasattr(report, "voided"):
+        return f"{report.voided} card-check authorization(s) voided, {report.failed} to try again"
     return str(report)
 
 
@@ -191,6 +202,33 @@ def renew(as_of: AsOf = None, as_json: JsonFlag = False) -> None:
         print_json(report.__dict__)
     else:
         typer.echo(_describe_report(report))
+
+
+@app.command("collect")
+def collect(as_of: AsOf = None, as_json: JsonFlag = False) -> None:
+    """The payment batch: settle unanswered attempts, then charge open invoices (R5.3, R7.1)."""
+    from renewly.services.collect import collect_due
+    application = open_app()
+    report = collect_due(application, parse_as_of(as_of, application))
+    print_json(report.__dict__) if as_json else typer.echo(_describe_report(report))
+
+
+@app.command("reconcile")
+def reconcile_command(as_json: JsonFlag = False) -> None:
+    """Compare the gateway's ledger with Renewly's; exit code 1 when anything differs."""
+    from renewly.services.reconcile import reconcile
+    report = reconcile(open_app())
+    if as_json:
+        print_json({"gateway_charges": report.gateway_charges, "local_successes": report.local_successes,
+                    "discrepancies": [d.__dict__ for d in report.discrepancies]})
+    else:
+        typer.echo(f"{report.gateway_charges} successful charge(s) at the gateway, {report.local_successes} in Renewly")
+        for found in report.discrepancies:
+            typer.echo(f"  {found.kind}: {found.idempotency_key or ''} {found.detail}")
+        if not report.discrepancies:
+            typer.echo("no discrepancy")
+    if report.discrepancies:
+        raise typer.Exit(1)
 
 
 # -- plans --------------------------------------------------------------------------------------
@@ -269,13 +307,13 @@ def accounts_list(as_json: JsonFlag = False) -> None:
 
 @accounts_app.command("update-address")
 def accounts_update_address(account: int,
-                            name: Annotated[Optional[str], typer.Option()] = None,
-                            line1: Annotated[Optional[str], typer.Option()] = None,
-                            line2: Annotated[Optional[str], typer.Option()] = None,
-                            postcode: Annotated[Optional[str], typer.Option()] = None,
-                            city: Annotated[Optional[str], typer.Option()] = None,
-                            country: Annotated[Optional[str], typer.Option()] = None,
-                            vat_id: Annotated[Optional[str], typer.Option("--vat-id")] = None,
+                            name: Annotated[str | None, typer.Option()] = None,
+                            line1: Annotated[str | None, typer.Option()] = None,
+                            line2: Annotated[str | None, typer.Option()] = None,
+                            postcode: Annotated[str | None, typer.Option()] = None,
+                            city: Annotated[str | None, typer.Option()] = None,
+                            country: Annotated[str | None, typer.Option()] = None,
+                            vat_id: Annotated[str | None, typer.Option("--vat-id")] = None,
                             as_json: JsonFlag = False) -> None:
     """Change the buyer address printed on future invoices (issued ones keep theirs, R3.1)."""
     from renewly.services.accounts import update_buyer_address
@@ -286,6 +324,15 @@ def accounts_update_address(account: int,
                            "--country, --vat-id", code="nothing_to_change")
     updated = update_buyer_address(open_app(), account, changes=changes, actor=actor())
     print_json(updated) if as_json else typer.echo("buyer address: " + ", ".join(v for v in updated.values() if v))
+
+
+@accounts_app.command("transfer-ownership")
+def accounts_transfer_ownership(account: int, to: Annotated[str, typer.Option("--to", help="A member's e-mail.")],
+                                reason: Annotated[str, typer.Option()]) -> None:
+    """Support: make another member the owner (R6.1), audited; the previous owner becomes an admin."""
+    from renewly.services.accounts import transfer_ownership
+    previous = transfer_ownership(open_app(), account, to_email=to, reason=reason, actor=actor())
+    typer.echo(f"account {account}: owner is now {to.lower()} (was {previous})")
 
 
 @members_app.command("add")
@@ -320,7 +367,7 @@ def members_list(account: int, as_json: JsonFlag = False) -> None:
 @subscriptions_app.command("create")
 def subscriptions_create(account: int, plan: Annotated[str, typer.Option(help="The plan's code.")],
                          seats: Annotated[int, typer.Option()] = 1,
-                         start: Annotated[Optional[str], typer.Option(help="YYYY-MM-DD; default: today "
+                         start: Annotated[str | None, typer.Option(help="YYYY-MM-DD; default: today "
                                                                              "in the account's time zone.")] = None,
                          as_json: JsonFlag = False) -> None:
     """Start a subscription; its first invoice is issued when it starts."""
@@ -342,7 +389,7 @@ def subscriptions_change_seats(subscription: int, seats: Annotated[int, typer.Op
 # -- invoices -----------------------------------------------------------------------------------
 
 @invoices_app.command("list")
-def invoices_list(account: Annotated[Optional[int], typer.Option()] = None, as_json: JsonFlag = False) -> None:
+def invoices_list(account: Annotated[int | None, typer.Option()] = None, as_json: JsonFlag = False) -> None:
     """List invoices and credit notes."""
     from renewly.services.invoices import list_invoices
     rows = list_invoices(open_app(), account)
@@ -374,11 +421,90 @@ def invoices_show(number: str, as_json: JsonFlag = False) -> None:
 
 @invoices_app.command("credit")
 def invoices_credit(number: str, reason: Annotated[str, typer.Option()],
-                    amount: Annotated[Optional[int], typer.Option(help="Before tax, minor units; default: "
+                    amount: Annotated[int | None, typer.Option(help="Before tax, minor units; default: "
                                                                          "all not yet credited.")] = None) -> None:
     """Correct an invoice with a credit note (an issued invoice is never edited)."""
     from renewly.services.invoices import issue_credit_note
     typer.echo(issue_credit_note(open_app(), number, reason=reason, amount=amount, actor=actor()))
+
+
+# -- cards and payments -------------------------------------------------------------------------
+
+@cards_app.command("add")
+def cards_add(account: int,
+              number: Annotated[str | None, typer.Option(help="Simulated gateway only: the number its "
+                                                                  "tokenizer takes, as a hosted card form would.")] = None,
+              exp: Annotated[str | None, typer.Option(help="MM/YYYY")] = None,
+              token: Annotated[str | None, typer.Option(help="A card token from the gateway's card form.")] = None,
+              acting: Annotated[str, typer.Option("--as", help="Who is doing it: only the owner may.")] = ...,
+              as_json: JsonFlag = False) -> None:
+    """Save a card after a verification authorization (R5.1); retries unpaid invoices next batch (R7.1)."""
+    from renewly.domain.payments import parse_expiry
+    from renewly.services.cards import add_card
+    application = open_app()
+    if token is None:
+        if number is None or exp is None:
+            raise InvalidInput("give --number and --exp (simulated gateway), or --token", code="card_required")
+        tokenize = getattr(application.gateway, "tokenize", None)
+        if tokenize is None:
+            raise InvalidInput(f"the {application.gateway.name} gateway takes a --token from its card form, never "
+                               "a card number", code="token_required")
+        month, year = parse_expiry(exp, application.clock.now().date())
+        token = tokenize(number, month, year)
+    saved = add_card(application, account, card_token=token, acting_email=acting)
+    card = saved.card
+    if as_json:
+        print_json({"brand": card.brand, "last4": card.last4, "exp_month": card.exp_month, "exp_year": card.exp_year,
+                    "retries_requested": saved.retries_requested})
+    else:
+        typer.echo(f"card saved: {card.brand} •••• {card.last4}, expires {card.exp_month:02d}/{card.exp_year}"
+                   + (f"; {saved.retries_requested} unpaid invoice(s) will be retried by the next payment batch"
+                      if saved.retries_requested else ""))
+
+
+@cards_app.command("show")
+def cards_show(account: int, as_json: JsonFlag = False) -> None:
+    """The account's card, as Renewly keeps it: brand, last 4 digits, expiry (R5.4)."""
+    from renewly.services.cards import current_card
+    card = current_card(open_app(), account)
+    if as_json:
+        print_json(card)
+    elif card is None:
+        typer.echo(f"account {account} has no card")
+    else:
+        typer.echo(f"{card['brand']} •••• {card['last4']}, expires {card['exp_month']:02d}/{card['exp_year']}, "
+                   f"added by {card['added_by']} on {card['added_at'].date()}")
+
+
+@payments_app.command("list")
+def payments_list(account: Annotated[int | None, typer.Option()] = None, as_json: JsonFlag = False) -> None:
+    """List payment attempts."""
+    from renewly.services.payments_read import list_attempts
+    rows = list_attempts(open_app(), account)
+    if as_json:
+        print_json(rows)
+        return
+    print_table("Payment attempts", ["invoice", "#", "amount", "status", "decline", "at"],
+                [[r["invoice_number"], r["number"], money(r["amount"], r["currency"]), r["status"],
+                  r["decline_code"] or "", r["created_at"]] for r in rows])
+
+
+@gateway_app.command("fault")
+def gateway_fault(kind: Annotated[str, typer.Argument(help="timeout_after, timeout_before or server_error")],
+                  count: Annotated[int, typer.Option(min=1)] = 1) -> None:
+    """Make the simulated gateway's next COUNT operations fail this way."""
+    from renewly.adapters.gateways.simulated import Fault
+    application = open_app()
+    try:
+        fault = Fault(kind)
+    except ValueError:
+        raise InvalidInput(f"unknown fault {kind!r}: expected one of {', '.join(f.value for f in Fault)}",
+                           code="unknown_fault") from None
+    script = getattr(application.gateway, "script", None)
+    if script is None:
+        raise InvalidInput("only the simulated gateway takes scripted faults", code="not_simulated")
+    script(fault, count)
+    typer.echo(f"the next {count} gateway operation(s): {fault.value}")
 
 
 # -- demo ---------------------------------------------------------------------------------------

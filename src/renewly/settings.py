@@ -60,6 +60,26 @@ class BatchSettings(BaseModel):
     renewal_interval_minutes: int = Field(60, ge=1)
 
 
+class PaymentSettings(BaseModel):
+    gateway: Literal["simulated"] = "simulated"  # a Stripe adapter fits the same port (docs/payments.md)
+    # The simulated gateway keeps its ledger in a database of its own, as a real gateway would.
+    # Default: beside a SQLite database (renewly.db -> renewly-gateway.db), else ./renewly-gateway.db.
+    simulator_url: str | None = None
+    simulator_latency_ms: int = Field(0, ge=0)
+    # R5.1: the card check authorizes this many major units of the account's currency (0: a
+    # zero-amount verification) and voids it after the delay (R5.2).
+    verification_units: int = Field(1, ge=0)
+    verification_void_delay_days: int = Field(3, ge=0)
+    collect_interval_minutes: int = Field(60, ge=1)  # R7.1: payments run in batches, hourly by default
+    void_interval_minutes: int = Field(60, ge=1)
+    concurrency: int = Field(8, ge=1, le=256)  # gateway calls in flight at once
+    rate_limit_per_second: float = Field(90.0, gt=0)  # below the gateway's cap (Stripe: 100 writes/s)
+    slice_size: int = Field(500, ge=1, le=20000)
+    # How long a process may take over its slice of gateway calls before the janitor may settle
+    # its pending attempts in its place.
+    lease_seconds: int = Field(900, ge=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RENEWLY_", env_nested_delimiter="__", extra="forbid")
 
@@ -69,6 +89,14 @@ class Settings(BaseSettings):
     tax_rates: dict[str, Decimal] = Field(default_factory=lambda: {k: Decimal(v) for k, v in DEFAULT_TAX_RATES.items()})
     default_tax_rate: Decimal = Decimal(0)
     batches: BatchSettings = BatchSettings()
+    payments: PaymentSettings = PaymentSettings()
+
+    def simulator_url(self) -> str:
+        if self.payments.simulator_url:
+            return self.payments.simulator_url
+        if self.database_url.startswith("sqlite:///") and self.database_url.endswith(".db"):
+            return self.database_url[:-3] + "-gateway.db"
+        return "sqlite:///./renewly-gateway.db"
 
     @field_validator("tax_rates")
     @classmethod

@@ -131,3 +131,29 @@ def list_accounts(app: App) -> list[dict[str, Any]]:
     return [dict(row._mapping) for row in rows]
 
 
+
+
+def transfer_ownership(app: App, account_id: int, *, to_email: str, reason: str, actor: str) -> str:
+    """R6.1: when the owner is gone, support makes another member the owner; the old owner becomes
+    an admin. Audited with the reason. Returns the previous owner's e-mail."""
+    to_email = validate_email(to_email)
+    if not (reason or "").strip():
+        raise InvalidInput("a transfer of ownership needs a --reason", code="reason_required")
+    now = app.clock.now()
+    with app.engine.begin() as conn:
+        _live_account(conn, account_id)
+        account_members = {row.email: row for row in conn.execute(
+            select(members).where(members.c.account_id == account_id))}
+        if to_email not in account_members:
+            raise NotFound(f"{to_email} is not a member of account {account_id}; add them first",
+                           code="unknown_member")
+        previous = next(email for email, row in account_members.items() if row.role == Role.OWNER)
+        if previous == to_email:
+            raise InvalidInput(f"{to_email} already owns account {account_id}", code="already_owner")
+        # Demote first: the partial unique index allows one owner at a time.
+        conn.execute(members.update().where(members.c.id == account_members[previous].id).values(role=Role.ADMIN))
+        conn.execute(members.update().where(members.c.id == account_members[to_email].id).values(role=Role.OWNER))
+        audit(conn, now, actor, "ownership.transferred", "account", account_id, reason=reason.strip(),
+              details={"from": previous, "to": to_email})
+        publish(conn, now, "account.owner_changed", account_id, {"account_id": account_id})
+    return previous

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, select
 from renewly.adapters.db.tables import batch_runs
 from renewly.bootstrap import App
 from renewly.domain.errors import InvalidInput
-from renewly.services import renewals
+from renewly.services import collect, renewals, verifications
 
 EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
@@ -37,9 +37,14 @@ class BatchRun:
     report: object
 
 
+# In this order on a tie: renewals issue invoices, collect charges them, then holds are voided.
 BATCHES: tuple[Batch, ...] = (
     Batch("renew", lambda app: timedelta(minutes=app.settings.batches.renewal_interval_minutes),
           renewals.renew_due, renewals.next_renewal_at),
+    Batch("collect", lambda app: timedelta(minutes=app.settings.payments.collect_interval_minutes),
+          collect.collect_due, collect.next_collect_at),
+    Batch("void-verifications", lambda app: timedelta(minutes=app.settings.payments.void_interval_minutes),
+          verifications.void_due_verifications, verifications.next_void_at),
 )
 
 

@@ -230,3 +230,95 @@ batch_runs = Table(
     Column("last_run_at", UTCDateTime(), nullable=False),
 )
 
+
+# -- payments (R5-R7) ------------------------------------------------------------------------------
+
+# The gateway's customer for each account (R10.1 deletes it with the account's personal data).
+gateway_customers = Table(
+    "gateway_customers", metadata,
+    Column("account_id", Id, ForeignKey("accounts.id"), primary_key=True),
+    Column("gateway", String(32), nullable=False),
+    Column("customer", String(255), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# All Renewly keeps of a card (R5.4). One active card per account; a new one replaces it.
+cards = Table(
+    "cards", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("token", String(255), nullable=False),
+    Column("brand", String(16), nullable=False),
+    Column("last4", String(4), nullable=False),
+    Column("exp_month", Integer, nullable=False),
+    Column("exp_year", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # active, replaced, deleted
+    Column("added_by", String(320), nullable=False),
+    Column("added_at", UTCDateTime(), nullable=False),
+    CheckConstraint("status IN ('active', 'replaced', 'deleted')", name="status"),
+    Index("uq_cards_one_active", "account_id", unique=True, sqlite_where=text("status = 'active'"),
+          postgresql_where=text("status = 'active'")),
+)
+
+# The card check of R5.1: an authorization never captured, voided after the delay (R5.2).
+# Committed as `pending` before the gateway is asked, so that none can be left open unseen.
+card_verifications = Table(
+    "card_verifications", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("card_token", String(255), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),  # pending, held, declined, unknown, voided, not_sent
+    Column("authorization_ref", String(255)),
+    Column("decline_code", String(32)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("void_due_at", UTCDateTime(), nullable=False),
+    Column("voided_at", UTCDateTime()),
+    Column("lease_expires_at", UTCDateTime(), nullable=False),
+    Index("ix_card_verifications_open", "void_due_at", sqlite_where=text("status IN ('held', 'unknown', 'pending')"),
+          postgresql_where=text("status IN ('held', 'unknown', 'pending')")),
+)
+
+# One row per charge attempt, committed before the gateway call with its own idempotency key.
+payment_attempts = Table(
+    "payment_attempts", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("invoice_id", Id, ForeignKey("invoices.id"), nullable=False),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("number", Integer, nullable=False),  # 1, 2, ... per invoice
+    Column("idempotency_key", String(120), nullable=False, unique=True),
+    Column("card_id", Id, ForeignKey("cards.id"), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("decline_code", String(32)),
+    Column("charge", String(255)),  # the gateway's reference
+    Column("reason", String(32), nullable=False),  # issued, card_updated, ...
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("settled_at", UTCDateTime()),
+    # Wall-clock time until which the process that made it may still be calling the gateway;
+    # the janitor leaves a pending attempt alone until then.
+    Column("lease_expires_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("invoice_id", "number", name="uq_payment_attempts_invoice_number"),
+    CheckConstraint("status IN ('pending', 'succeeded', 'declined', 'unknown', 'not_sent')", name="status"),
+    # Never two unsettled attempts on one invoice: a second collector's insert fails here.
+    Index("uq_payment_attempts_one_unsettled", "invoice_id", unique=True,
+          sqlite_where=text("status IN ('pending', 'unknown')"),
+          postgresql_where=text("status IN ('pending', 'unknown')")),
+    Index("ix_payment_attempts_invoice_id", "invoice_id"),
+)
+
+# A request to charge an open invoice again (R7.1 card update; later, dunning steps). Each is
+# fulfilled by at most one attempt.
+payment_retries = Table(
+    "payment_retries", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("invoice_id", Id, ForeignKey("invoices.id"), nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("requested_at", UTCDateTime(), nullable=False),
+    Column("attempt_id", Id, ForeignKey("payment_attempts.id")),
+    UniqueConstraint("invoice_id", "reason", name="uq_payment_retries_invoice_reason"),
+    Index("ix_payment_retries_open", "invoice_id", sqlite_where=text("attempt_id IS NULL"),
+          postgresql_where=text("attempt_id IS NULL")),
+)

@@ -1,0 +1,1 @@
+"""Payment gateways: the port Renewly's services call, and its adapters."""

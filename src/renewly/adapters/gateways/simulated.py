@@ -1,0 +1,266 @@
+"""The simulated gateway: the embedded default, and the test double of a real one.
+
+It behaves like Stripe in test mode: the card number picks the outcome (Stripe's test numbers),
+every write takes an idempotency key and answers a repeated key with its first answer, and it
+keeps its own ledger in its own database, apart from Renewly's tables, so that the two can be
+reconciled. Faults can be scripted: a timeout after the charge went through, a timeout before,
+a server error, and latency.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, Column, Engine, Integer, MetaData, String, Table, UniqueConstraint, func, select
+from sqlalchemy.exc import IntegrityError
+
+from renewly.adapters.clock import Clock
+from renewly.adapters.db.engine import make_engine
+from renewly.adapters.db.tables import UTCDateTime
+from renewly.domain.errors import InvalidInput
+from renewly.domain.payments import ChargeRequest, GatewayResult, LedgerCharge, Outcome, SavedCard
+
+ledger_metadata = MetaData()
+
+sim_customers = Table(
+    "sim_customers", ledger_metadata,
+    Column("id", String(40), primary_key=True),
+    Column("account_id", BigInteger, nullable=False, unique=True),
+    Column("email", String(320), nullable=False),
+    Column("deleted", Integer, nullable=False, default=0),
+)
+sim_cards = Table(
+    "sim_cards", ledger_metadata,
+    Column("token", String(40), primary_key=True),
+    Column("customer", String(40)),
+    Column("brand", String(16), nullable=False),
+    Column("last4", String(4), nullable=False),
+    Column("exp_month", Integer, nullable=False),
+    Column("exp_year", Integer, nullable=False),
+    Column("behaviour", String(32), nullable=False),  # what charges and authorizations on it do
+)
+sim_operations = Table(
+    "sim_operations", ledger_metadata,
+    Column("id", String(40), primary_key=True),
+    Column("idempotency_key", String(120), nullable=False),
+    Column("kind", String(16), nullable=False),  # authorization, charge, void
+    Column("customer", String(40)),
+    Column("card", String(40)),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("decline_code", String(32)),
+    Column("state", String(16)),  # authorizations: held, voided
+    Column("target", String(40)),  # a void's authorization
+    Column("at", UTCDateTime(), nullable=False),
+    UniqueConstraint("idempotency_key", name="uq_sim_operations_key"),
+)
+sim_faults = Table(
+    "sim_faults", ledger_metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("remaining", Integer, nullable=False),
+)
+
+
+class Fault(StrEnum):
+    TIMEOUT_AFTER = "timeout_after"  # the gateway acts, then the answer is lost
+    TIMEOUT_BEFORE = "timeout_before"  # the request is lost on the way: nothing happens
+    SERVER_ERROR = "server_error"  # the gateway fails before acting and says so ambiguously
+
+
+# Stripe's test card numbers and what they do here.
+TEST_CARDS = {
+    "4242424242424242": "succeeds",
+    "5555555555554444": "succeeds",
+    "4000000000000002": "generic_decline",
+    "4000000000009995": "insufficient_funds",
+    "4000000000000069": "expired_card",
+    "4000000000000119": "processing_error",
+    "4000000000000341": "charges_declined",  # saves fine, every later charge is declined
+}
+
+
+def luhn_valid(number: str) -> bool:
+    digits = [int(d) for d in reversed(number)]
+    total = sum(d if i % 2 == 0 else (d * 2 - 9 if d * 2 > 9 else d * 2) for i, d in enumerate(digits))
+    return total % 10 == 0
+
+
+def brand_of(number: str) -> str:
+    if number.startswith("4"):
+        return "visa"
+    if number[:2] in {"51", "52", "53", "54", "55"} or "2221" <= number[:4] <= "2720":
+        return "mastercard"
+    if number[:2] in {"34", "37"}:
+        return "amex"
+    return "unknown"
+
+
+class SimulatedGateway:
+    name = "simulated"
+
+    def __init__(self, url: str, clock: Clock, latency: float = 0.0) -> None:
+        self._engine: Engine = make_engine(url)
+        ledger_metadata.create_all(self._engine)
+        self._clock = clock
+        self.latency = latency  # seconds added to every call, as a network would
+
+    # -- the hosted card form's part: only the gateway ever sees the number (R5.4) ------------
+
+    def tokenize(self, number: str, exp_month: int, exp_year: int) -> str:
+        digits = "".join(number.split())
+        if not digits.isdigit() or not 12 <= len(digits) <= 19 or not luhn_valid(digits):
+            raise InvalidInput("the card number is incorrect", code="incorrect_number")
+        token = f"pm_sim_{secrets.token_hex(12)}"
+        with self._engine.begin() as conn:
+            conn.execute(sim_cards.insert().values(token=token, customer=None, brand=brand_of(digits),
+                                                   last4=digits[-4:], exp_month=exp_month, exp_year=exp_year,
+                                                   behaviour=TEST_CARDS.get(digits, "succeeds")))
+        return token
+
+    # -- faults --------------------------------------------------------------------------------
+
+    def script(self, fault: Fault | str, count: int = 1) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(sim_faults.insert().values(kind=Fault(fault).value, remaining=count))
+
+    def _take_fault(self) -> Fault | None:
+        with self._engine.begin() as conn:
+            row = conn.execute(select(sim_faults).where(sim_faults.c.remaining > 0)
+                               .order_by(sim_faults.c.id).limit(1)).first()
+            if row is None:
+                return None
+            conn.execute(sim_faults.update().where(sim_faults.c.id == row.id)
+                         .values(remaining=sim_faults.c.remaining - 1))
+            return Fault(row.kind)
+
+    # -- the port ------------------------------------------------------------------------------
+
+    def ensure_customer(self, account_id: int, email: str, name: str) -> str:
+        with self._engine.begin() as conn:
+            found = conn.execute(select(sim_customers.c.id).where(sim_customers.c.account_id == account_id,
+                                                                  sim_customers.c.deleted == 0)).scalar()
+            if found:
+                return found
+            customer = f"cus_sim_{secrets.token_hex(8)}"
+            conn.execute(sim_customers.insert().values(id=customer, account_id=account_id, email=email, deleted=0))
+            return customer
+
+    def attach_card(self, customer: str, card_token: str) -> SavedCard:
+        with self._engine.begin() as conn:
+            card = conn.execute(select(sim_cards).where(sim_cards.c.token == card_token)).first()
+            if card is None or card.customer not in (None, customer):
+                raise InvalidInput("the gateway does not know this card token", code="unknown_card_token")
+            conn.execute(sim_cards.update().where(sim_cards.c.token == card_token).values(customer=customer))
+        return SavedCard(token=card.token, brand=card.brand, last4=card.last4, exp_month=card.exp_month,
+                         exp_year=card.exp_year)
+
+    def authorize(self, customer: str, card_token: str, amount: int, currency: str,
+                  idempotency_key: str) -> GatewayResult:
+        return self._operate("authorization", idempotency_key, customer, card_token, amount, currency)
+
+    def charge(self, request: ChargeRequest) -> GatewayResult:
+        return self._operate("charge", request.idempotency_key, request.customer, request.card_token,
+                             request.amount, request.currency)
+
+    def void(self, authorization: str, idempotency_key: str) -> GatewayResult:
+        self._wait()
+        with self._engine.begin() as conn:
+            repeated = self._answer_for(conn, idempotency_key)
+            if repeated is not None:
+                return repeated
+            held = conn.execute(select(sim_operations).where(sim_operations.c.id == authorization,
+                                                             sim_operations.c.kind == "authorization")).first()
+            if held is None:
+                raise InvalidInput(f"no authorization {authorization}", code="unknown_authorization")
+            if held.state == "held":
+                conn.execute(sim_operations.update().where(sim_operations.c.id == authorization)
+                             .values(state="voided"))
+            conn.execute(sim_operations.insert().values(
+                id=f"void_sim_{secrets.token_hex(8)}", idempotency_key=idempotency_key, kind="void",
+                customer=held.customer, card=held.card, amount=held.amount, currency=held.currency,
+                outcome=Outcome.SUCCEEDED.value, target=authorization, at=self._clock.now()))
+        return GatewayResult(Outcome.SUCCEEDED, reference=authorization, amount=held.amount)
+
+    def find(self, idempotency_key: str) -> GatewayResult | None:
+        with self._engine.connect() as conn:
+            return self._answer_for(conn, idempotency_key)
+
+    def ledger(self) -> Iterable[LedgerCharge]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(sim_operations).where(sim_operations.c.kind == "charge")
+                                .order_by(sim_operations.c.at, sim_operations.c.id)).all()
+        return [LedgerCharge(reference=row.id, idempotency_key=row.idempotency_key, amount=row.amount,
+                             currency=row.currency, outcome=Outcome(row.outcome)) for row in rows]
+
+    def held_authorizations(self) -> list[str]:
+        """Authorizations still holding money on a card (R5.2 says: none past the void delay)."""
+        with self._engine.connect() as conn:
+            return list(conn.execute(select(sim_operations.c.id).where(
+                sim_operations.c.kind == "authorization", sim_operations.c.state == "held")).scalars())
+
+    def delete_customer(self, customer: str) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(sim_customers.update().where(sim_customers.c.id == customer).values(deleted=1))
+            conn.execute(sim_cards.delete().where(sim_cards.c.customer == customer))
+
+    def charge_count(self) -> int:
+        with self._engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(sim_operations)
+                                .where(sim_operations.c.kind == "charge")).scalar_one()
+
+    # -- inside the simulated gateway ----------------------------------------------------------
+
+    def _wait(self) -> None:
+        if self.latency:
+            time.sleep(self.latency)
+
+    def _answer_for(self, conn, idempotency_key: str) -> GatewayResult | None:
+        row = conn.execute(select(sim_operations).where(sim_operations.c.idempotency_key == idempotency_key)).first()
+        if row is None:
+            return None
+        return GatewayResult(Outcome(row.outcome), reference=row.id, decline_code=row.decline_code, amount=row.amount)
+
+    def _operate(self, kind: str, idempotency_key: str, customer: str, card_token: str, amount: int,
+                 currency: str) -> GatewayResult:
+        self._wait()
+        fault = self._take_fault()
+        if fault in (Fault.TIMEOUT_BEFORE, Fault.SERVER_ERROR):
+            return GatewayResult(Outcome.UNKNOWN)
+        try:
+            with self._engine.begin() as conn:
+                repeated = self._answer_for(conn, idempotency_key)
+                if repeated is not None:
+                    return GatewayResult(Outcome.UNKNOWN) if fault is Fault.TIMEOUT_AFTER else repeated
+                card = conn.execute(select(sim_cards).where(sim_cards.c.token == card_token,
+                                                            sim_cards.c.customer == customer)).first()
+                decline = self._decline_code(kind, card, self._clock.now())
+                outcome = Outcome.DECLINED if decline else Outcome.SUCCEEDED
+                reference = f"{'ch' if kind == 'charge' else 'auth'}_sim_{secrets.token_hex(10)}"
+                conn.execute(sim_operations.insert().values(
+                    id=reference, idempotency_key=idempotency_key, kind=kind, customer=customer, card=card_token,
+                    amount=amount, currency=currency, outcome=outcome.value, decline_code=decline,
+                    state="held" if kind == "authorization" and not decline else None, at=self._clock.now()))
+        except IntegrityError:  # the same key, sent at the same moment from elsewhere: its answer stands
+            return self.find(idempotency_key) or GatewayResult(Outcome.UNKNOWN)
+        if fault is Fault.TIMEOUT_AFTER:
+            return GatewayResult(Outcome.UNKNOWN)
+        return GatewayResult(outcome, reference=reference, decline_code=decline, amount=amount)
+
+    @staticmethod
+    def _decline_code(kind: str, card, now: datetime) -> str | None:
+        if card is None:
+            return "card_declined"
+        if (card.exp_year, card.exp_month) < (now.year, now.month):
+            return "expired_card"
+        behaviour = card.behaviour
+        if behaviour == "succeeds":
+            return None
+        if behaviour == "charges_declined":
+            return "card_declined" if kind == "charge" else None
+        return behaviour
