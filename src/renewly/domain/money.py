@@ -9,15 +9,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from babel.numbers import format_currency, get_currency_precision, is_currency
+from datetime import date
+from functools import cache
+
+from babel import Locale
+from babel.numbers import format_currency, get_currency_precision, get_territory_currencies
 
 from renewly.domain.errors import InvalidInput
 
+# CLDR's legal tender as of this date: ISO 4217 also lists codes nobody can pay in (XXX, XTS,
+# XAU) and withdrawn ones (DEM, FRF). A fixed date keeps the domain free of clock reads.
+TENDER_AS_OF = date(2026, 1, 1)
+
+
+@cache
+def tender_currencies() -> frozenset[str]:
+    return frozenset(code for territory in Locale("en").territories if len(territory) == 2 and territory.isalpha()
+                     for code in get_territory_currencies(territory, start_date=TENDER_AS_OF, tender=True))
+
 
 def validate_currency(code: str) -> str:
-    """Return the upper-cased ISO 4217 code, or refuse an unknown one."""
+    """Return the upper-cased ISO 4217 code of a currency in use, or refuse it."""
     normalized = (code or "").strip().upper()
-    if len(normalized) != 3 or not is_currency(normalized):
+    if normalized not in tender_currencies():
         raise InvalidInput(f"unknown currency {code!r}: expected an ISO 4217 code such as EUR or USD",
                            code="unknown_currency")
     return normalized

@@ -1,0 +1,194 @@
+"""The command line: the issue's command shapes, and every bad input refused with one line on
+stderr, exit code 2, and nothing changed in the database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from renewly import cli
+from renewly.adapters.db.tables import metadata
+from renewly.bootstrap import bootstrap
+from tests.builders import customer, subscribed, team_plan
+
+RENEWLY = Path(sys.executable).with_name("renewly")
+
+
+@dataclass
+class Outcome:
+    code: int
+    out: str
+    err: str
+
+    def json(self):
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def environment(app, tmp_path, monkeypatch) -> dict[str, str]:
+    """What an operator's shell would hold: the test database, the test clock, no renewly.toml."""
+    monkeypatch.chdir(tmp_path)
+    variables = {"RENEWLY_DATABASE_URL": app.settings.database_url, "RENEWLY_CLOCK": "test",
+                 "RENEWLY_ACTOR": "test:cli"}
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    return variables
+
+
+@pytest.fixture
+def renewly(environment, monkeypatch, capsys):
+    """Run `renewly ARGS...` in this process through the real entry point, `cli.main()`."""
+    opened = []
+
+    def tracked_bootstrap(*args, **kwargs):
+        opened.append(bootstrap(*args, **kwargs))
+        return opened[-1]
+
+    # Each command opens its own engine, as a process would; close them after the test.
+    monkeypatch.setattr(cli, "bootstrap", tracked_bootstrap)
+
+    def run(*args: str) -> Outcome:
+        monkeypatch.setattr(sys, "argv", ["renewly", *args])
+        with pytest.raises(SystemExit) as exit:
+            cli.main()
+        captured = capsys.readouterr()
+        return Outcome(exit.value.code, captured.out, captured.err)
+
+    yield run
+    for application in opened:
+        application.engine.dispose()
+
+
+def database(app) -> dict[str, list]:
+    with app.engine.connect() as conn:
+        return {table.name: conn.execute(select(table).order_by(*table.primary_key.columns)).all()
+                for table in metadata.sorted_tables}
+
+
+def test_the_issues_command_shapes_work(app, renewly):
+    assert renewly("plans", "create", "--code", "team", "--name", "Team", "--interval", "month", "--price", "1900",
+                   "--currency", "USD") == Outcome(0, "1\n", "")
+    assert renewly("accounts", "create", "--name", "Acme", "--owner-email", "boss@acme.example") == \
+        Outcome(0, "1\n", "")
+    created = renewly("accounts", "create", "--name", "Société Dupont", "--owner-email", "pdg@dupont.example",
+                      "--locale", "fr", "--timezone", "Europe/Paris", "--currency", "EUR", "--country", "FR",
+                      "--json").json()
+    assert {key: created[key] for key in ("id", "name", "locale", "timezone", "currency")} == {
+        "id": 2, "name": "Société Dupont", "locale": "fr", "timezone": "Europe/Paris", "currency": "EUR"}
+    assert created["members"] == [{"email": "pdg@dupont.example", "role": "owner"}]
+    assert created["buyer"]["country"] == "FR"
+    assert renewly("members", "add", "1", "--email", "dev@acme.example", "--role", "admin").code == 0
+    assert renewly("members", "add", "1", "--email", "help@acme.example", "--role", "agent").code == 0
+    assert renewly("subscriptions", "create", "1", "--plan", "team", "--seats", "3", "--start", "2026-01-01") == \
+        Outcome(0, "1\n", "")
+
+    account = renewly("accounts", "show", "1", "--json").json()
+    assert account["members"] == [{"email": "boss@acme.example", "role": "owner"},
+                                  {"email": "dev@acme.example", "role": "admin"},
+                                  {"email": "help@acme.example", "role": "agent"}]
+    [subscription] = account["subscriptions"]
+    assert (subscription["seats"], subscription["current_period_start"], subscription["renews_at"]) == (
+        3, "2026-01-01", "2026-02-01T00:00:00+00:00")
+    [invoice] = renewly("invoices", "list", "--account", "1", "--json").json()
+    assert (invoice["number"], invoice["account_id"], invoice["total"], invoice["currency"]) == (
+        "2026-000001", 1, 5700, "USD")
+    assert renewly("invoices", "list", "--account", "2", "--json").json() == []
+    assert [i["number"] for i in renewly("invoices", "list", "--json").json()] == ["2026-000001"]
+    audit_actors = {row.actor for row in database(app)["audit_log"]}
+    assert audit_actors == {"test:cli"}
+
+
+def test_the_clock_and_the_batches_run_from_the_command_line(app, renewly):
+    subscribed(app)
+    assert renewly("clock", "advance", "--days", "31").code == 0
+    assert renewly("invoices", "show", "2026-000002", "--json").json()["period_start"] == "2026-02-01"
+    assert renewly("invoices", "credit", "2026-000002", "--reason", "seat unused", "--amount", "1900") == \
+        Outcome(0, "CN-2026-000001\n", "")
+    assert renewly("renew", "--as-of", "2026-02-28", "--json").json()["invoices_issued"] == 0
+    assert renewly("run", "--as-of", "2026-03-01T00:00:00+00:00").code == 0
+    assert [i["number"] for i in renewly("invoices", "list", "--json").json()] == [
+        "2026-000001", "2026-000002", "CN-2026-000001", "2026-000003"]
+
+
+BAD_INPUTS = {
+    "unknown-plan": ["subscriptions", "create", "1", "--plan", "gold", "--seats", "3"],
+    "zero-seats": ["subscriptions", "create", "1", "--plan", "team", "--seats", "0"],
+    "negative-seats": ["subscriptions", "create", "1", "--plan", "team", "--seats", "-2"],
+    "non-integer-seats": ["subscriptions", "create", "1", "--plan", "team", "--seats", "three"],
+    "malformed-start": ["subscriptions", "create", "1", "--plan", "team", "--start", "2026-13-01"],
+    "unknown-account": ["subscriptions", "create", "99", "--plan", "team", "--seats", "3"],
+    "unknown-account-shown": ["accounts", "show", "99", "--json"],
+    "non-integer-account": ["accounts", "show", "acme"],
+    "plan-unknown-currency": ["plans", "create", "--code", "pro", "--name", "Pro", "--interval", "month",
+                              "--price", "4900", "--currency", "ABC"],
+    "plan-unknown-interval": ["plans", "create", "--code", "pro", "--name", "Pro", "--interval", "week",
+                              "--price", "4900", "--currency", "USD"],
+    "plan-negative-price": ["plans", "create", "--code", "pro", "--name", "Pro", "--interval", "month",
+                            "--price", "-1", "--currency", "USD"],
+    "plan-code-taken": ["plans", "create", "--code", "team", "--name", "Team", "--interval", "month",
+                        "--price", "1900", "--currency", "USD"],
+    "account-unknown-currency": ["accounts", "create", "--name", "N", "--owner-email", "n@n.example",
+                                 "--currency", "EURO"],
+    "account-unknown-timezone": ["accounts", "create", "--name", "N", "--owner-email", "n@n.example",
+                                 "--timezone", "Mars/Olympus_Mons"],
+    "account-unsupported-locale": ["accounts", "create", "--name", "N", "--owner-email", "n@n.example",
+                                   "--locale", "de"],
+    "account-bad-email": ["accounts", "create", "--name", "N", "--owner-email", "not-an-email"],
+    "account-unknown-country": ["accounts", "create", "--name", "N", "--owner-email", "n@n.example",
+                                "--country", "XX"],
+    "account-unknown-option": ["accounts", "create", "--name", "N", "--owner-email", "n@n.example",
+                               "--colour", "blue"],
+    "second-owner": ["members", "add", "1", "--email", "other@acme.test", "--role", "owner"],
+    "unknown-role": ["members", "add", "1", "--email", "other@acme.test", "--role", "boss"],
+    "member-bad-email": ["members", "add", "1", "--email", "other-at-acme", "--role", "agent"],
+    "member-twice": ["members", "add", "1", "--email", "owner@acme.test", "--role", "admin"],
+    "remove-owner": ["members", "remove", "1", "--email", "owner@acme.test"],
+    "as-of-nonsense": ["renew", "--as-of", "nonsense"],
+    "run-as-of-bad-date": ["run", "--as-of", "2026-02-30"],
+    "credit-too-much": ["invoices", "credit", "2026-000001", "--reason", "oops", "--amount", "999999"],
+    "credit-no-reason": ["invoices", "credit", "2026-000001", "--reason", " "],
+    "unknown-invoice": ["invoices", "show", "2026-000999"],
+    "seats-unchanged": ["subscriptions", "change-seats", "1", "--seats", "3"],
+    "unknown-command": ["subscriptions", "cancel", "1"],
+}
+
+
+@pytest.mark.parametrize("args", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
+def test_bad_input_is_refused_with_one_line_on_stderr_exit_2_and_nothing_changed(app, renewly, args):
+    subscribed(app, seats=3)  # account 1, owner@acme.test, plan team, subscription 1, invoice 2026-000001
+    before = database(app)
+    outcome = renewly(*args)
+    assert outcome.code == 2
+    assert outcome.out == ""
+    assert outcome.err.startswith("error: ") and outcome.err.endswith("\n") and outcome.err.count("\n") == 1
+    assert database(app) == before
+
+
+def test_the_refusal_names_what_was_wrong(app, renewly):
+    customer(app)
+    team_plan(app)
+    assert renewly("subscriptions", "create", "1", "--plan", "gold").err == "error: no plan with code 'gold'\n"
+    assert renewly("members", "add", "1", "--email", "x@acme.test", "--role", "owner").err == (
+        "error: an account has exactly one owner; support transfers ownership instead\n")
+    assert renewly("subscriptions", "create", "1", "--plan", "team", "--start", "2026-13-01").err == (
+        "error: malformed --start '2026-13-01': expected YYYY-MM-DD\n")
+    assert "--colour" in renewly("plans", "list", "--colour").err
+
+
+def test_the_installed_command_refuses_bad_input_the_same_way(app, environment):
+    """One real process: the console script's exit code and streams (in-process runs cover the rest)."""
+    account_id = customer(app)
+    before = database(app)
+    env = {**os.environ, **environment}
+    refused = subprocess.run([str(RENEWLY), "members", "add", str(account_id), "--email", "x@acme.test", "--role",
+                              "owner"], env=env, capture_output=True, text=True, timeout=60)
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr == "error: an account has exactly one owner; support transfers ownership instead\n"
+    assert database(app) == before
