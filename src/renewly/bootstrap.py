@@ -12,7 +12,9 @@ from renewly.adapters.clock import Clock, PersistedTestClock, SystemClock
 from renewly.adapters.db.engine import ensure_schema, make_engine
 from renewly.adapters.gateways.port import PaymentGateway
 from renewly.adapters.gateways.simulated import SimulatedGateway
+from renewly.domain.dunning import Policy
 from renewly.domain.invoices import TaxTable
+from renewly.policy import load_policy
 from renewly.settings import Settings, load_settings
 
 
@@ -21,6 +23,7 @@ class App:
     settings: Settings
     engine: Engine
     clock: Clock
+    policy: Policy
     _gateway: PaymentGateway | None = field(default=None, repr=False)
 
     @cached_property
@@ -49,11 +52,12 @@ class App:
 
 
 def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None, gateway: PaymentGateway | None = None,
-              upgrade: bool = True) -> App:
+              policy: Policy | None = None, upgrade: bool = True) -> App:
     settings = settings or load_settings()
+    policy = policy or load_policy()  # an invalid policy file stops everything here, before any work
     engine = make_engine(settings.database_url)
     if upgrade:
         ensure_schema(engine)
     if clock is None:
         clock = PersistedTestClock(engine) if settings.clock == "test" else SystemClock()
-    return App(settings=settings, engine=engine, clock=clock, _gateway=gateway)
+    return App(settings=settings, engine=engine, clock=clock, policy=policy, _gateway=gateway)

@@ -33,9 +33,13 @@ invoices_app = typer.Typer(help="Invoices and credit notes.", no_args_is_help=Tr
 cards_app = typer.Typer(help="Payment methods (only the owner changes them).", no_args_is_help=True)
 payments_app = typer.Typer(help="Payment attempts.", no_args_is_help=True)
 gateway_app = typer.Typer(help="The simulated gateway's fault scripting (tests and demos).", no_args_is_help=True)
+support_app = typer.Typer(help="What the operator's support staff do.", no_args_is_help=True)
+outbox_app = typer.Typer(help="E-mails and events waiting for delivery.", no_args_is_help=True)
+policy_app = typer.Typer(help="The dunning policy file.", no_args_is_help=True)
 for sub, name in ((db_app, "db"), (clock_app, "clock"), (plans_app, "plans"), (accounts_app, "accounts"),
                   (members_app, "members"), (subscriptions_app, "subscriptions"), (invoices_app, "invoices"),
-                  (cards_app, "cards"), (payments_app, "payments"), (gateway_app, "gateway")):
+                  (cards_app, "cards"), (payments_app, "payments"), (gateway_app, "gateway"),
+                  (support_app, "support"), (outbox_app, "outbox"), (policy_app, "policy")):
     app.add_typer(sub, name=name)
 
 console = Console()
@@ -174,6 +178,10 @@ def _describe_report(report: Any) -> str:
         return (f"{report.attempted} charge(s): {report.succeeded} succeeded, {report.declined} declined, "
                 f"{report.unknown} without answer; {report.settled_by_janitor} earlier attempt(s) settled"
                 + (f"; collected {collected}" if collected else ""))
+    if hasattr(report, "steps_taken"):
+        return (f"{report.cases_opened} case(s) opened, {report.steps_taken} step(s) taken, {report.emails} e-mail(s), "
+                f"{report.charges_requested} charge(s) requested, {report.cancelled} account(s) cancelled, "
+                f"{report.reactivations_expired} reactivation(s) ended unpaid")
     if hasattr(report, "voided"):
         return f"{report.voided} card-check authorization(s) voided, {report.failed} to try again"
     return str(report)
@@ -276,9 +284,12 @@ def accounts_create(name: Annotated[str, typer.Option()], owner_email: Annotated
 
 @accounts_app.command("show")
 def accounts_show(account: int, as_json: JsonFlag = False) -> None:
-    """Show an account: members, buyer address, subscriptions."""
+    """Show an account: members, buyer address, subscriptions, and the banner each role sees."""
     from renewly.services.accounts import describe_account
-    found = describe_account(open_app(), account)
+    from renewly.services.reactivation import banners_by_role
+    application = open_app()
+    found = describe_account(application, account)
+    found["banners"] = banners_by_role(application, account)
     if as_json:
         print_json(found)
         return
@@ -291,6 +302,8 @@ def accounts_show(account: int, as_json: JsonFlag = False) -> None:
     for sub in found["subscriptions"]:
         typer.echo(f"  subscription {sub['id']}: {sub['seats']} seat(s), {sub['status']}, "
                    f"period {sub['current_period_start']} to {sub['current_period_end']}")
+    for role, banner in found["banners"].items():
+        typer.echo(f"  banner for {role}: {banner['banner']}" + (f" — {banner['text']}" if banner["text"] else ""))
 
 
 @accounts_app.command("list")
@@ -505,6 +518,118 @@ def gateway_fault(kind: Annotated[str, typer.Argument(help="timeout_after, timeo
         raise InvalidInput("only the simulated gateway takes scripted faults", code="not_simulated")
     script(fault, count)
     typer.echo(f"the next {count} gateway operation(s): {fault.value}")
+
+
+# -- dunning, support, outbox -------------------------------------------------------------------
+
+@app.command("dunning")
+def dunning_command(as_of: AsOf = None, as_json: JsonFlag = False) -> None:
+    """The dunning sweep: open cases for failed payments and take each step due, once (R8)."""
+    from renewly.services.dunning import run_dunning
+    application = open_app()
+    report = run_dunning(application, parse_as_of(as_of, application))
+    print_json(report.__dict__) if as_json else typer.echo(_describe_report(report))
+
+
+@app.command("preview")
+def preview(account: int, as_json: JsonFlag = False) -> None:
+    """What the policy in force will do to this account on each coming day (R8.8)."""
+    from renewly.services.preview import preview_account
+    found = preview_account(open_app(), account)
+    if as_json:
+        print_json({"account_id": found.account_id, "policy_version": found.policy_version, "today": found.today,
+                    "status": found.status, "cases": [{"about": about, "days": [
+                        {"day": d.day, "date": d.date, "actions": list(d.actions)} for d in days]}
+                        for about, days in found.cases]})
+        return
+    typer.echo(f"account {found.account_id} ({found.status}) under policy {found.policy_version}, today {found.today}")
+    if not found.cases:
+        typer.echo("  nothing is scheduled")
+    for about, days in found.cases:
+        typer.echo(f"  {about}:")
+        for day in days:
+            typer.echo(f"    day {day.day:>3} {day.date}: {'; '.join(day.actions)}")
+
+
+@accounts_app.command("banner")
+def accounts_banner(account: int, member: Annotated[str, typer.Option(help="The member's e-mail.")],
+                    as_json: JsonFlag = False) -> None:
+    """Which banner this member sees now, in the account's language."""
+    from renewly.services.reactivation import banner_for_member
+    found = banner_for_member(open_app(), account, member)
+    print_json(found) if as_json else typer.echo(f"{found['banner']}" + (f": {found['text']}" if found["text"] else ""))
+
+
+@accounts_app.command("access")
+def accounts_access(account: int, acting: Annotated[str, typer.Option("--as", help="The member's e-mail.")],
+                    billing: Annotated[bool, typer.Option("--billing", help="The billing pages.")] = False) -> None:
+    """May this member use the dashboard (or the billing pages) now? Exit 2 with the reason if not."""
+    from renewly.services.reactivation import require_access
+    application = open_app()
+    with application.engine.connect() as conn:
+        role = require_access(conn, account, acting, application.clock.now(),
+                              support_email=application.settings.seller.support_email, billing=billing)
+    typer.echo(f"{acting.lower()} ({role.value}) may use the {'billing pages' if billing else 'dashboard'}")
+
+
+@support_app.command("reactivate")
+def support_reactivate(account: int, reason: Annotated[str, typer.Option()],
+                       days: Annotated[int | None, typer.Option(help="Default: the policy's window.")] = None,
+                       ) -> None:
+    """Grant a cancelled account a temporary reactivation: owner only, billing pages only (R9.2)."""
+    from renewly.services.reactivation import grant_reactivation
+    ends_at = grant_reactivation(open_app(), account, days=days, reason=reason, actor=actor())
+    typer.echo(f"account {account}: the owner may use the billing pages until {ends_at:%Y-%m-%d %H:%M} UTC; "
+               "the next payment batch retries the unpaid invoices once the card is updated")
+
+
+@outbox_app.command("list")
+def outbox_list(account: Annotated[int | None, typer.Option()] = None,
+                topic: Annotated[str | None, typer.Option(help="e.g. email")] = None, as_json: JsonFlag = False,
+                ) -> None:
+    """E-mails and events written by Renewly, oldest first."""
+    from renewly.services.outbox_read import list_outbox
+    rows = list_outbox(open_app(), account_id=account, topic=topic)
+    if as_json:
+        print_json(rows)
+        return
+    print_table("Outbox", ["at", "account", "topic", "what"],
+                [[r["created_at"], r["account_id"], r["topic"],
+                  (f"{r['payload']['subject']} → {', '.join(r['payload']['recipients'])}" if r["topic"] == "email"
+                   else json.dumps(r["payload"], default=_json_default))] for r in rows])
+
+
+@policy_app.command("check")
+def policy_check(path: Annotated[str, typer.Argument(help="A policy TOML file.")]) -> None:
+    """Validate a dunning policy file without running anything."""
+    from pathlib import Path
+
+    from renewly.policy import load_policy
+    policy = load_policy(Path(path))
+    typer.echo(f"{path}: policy {policy.version} is valid: " +
+               ", ".join(f"day {s.day} {s.name}" for s in policy.steps))
+
+
+@policy_app.command("show")
+def policy_show(as_json: JsonFlag = False) -> None:
+    """The policy in force: its version and steps."""
+    from renewly.domain.dunning import describe_step
+    from renewly.policy import load_policy, policy_path
+    policy = load_policy()
+    if as_json:
+        print_json({"file": str(policy_path()), "version": policy.version,
+                    "steps": [{"name": s.name, "day": s.day, "charge": s.charge, "email": s.email,
+                               "banner": s.banner.value, "cancel": s.cancel} for s in policy.steps],
+                    "reactivation_days": policy.reactivation_days, "deletion_days": policy.deletion_days,
+                    "invoice_retention_years": policy.invoice_retention_years,
+                    "verification_void_delay_days": policy.verification_void_delay_days})
+        return
+    typer.echo(f"policy {policy.version} ({policy_path()})")
+    for step in policy.steps:
+        typer.echo(f"  day {step.day:>3} {step.name}: {'; '.join(describe_step(step))}")
+    typer.echo(f"  reactivation window {policy.reactivation_days} days; deletion {policy.deletion_days} days after "
+               f"cancellation; invoices kept {policy.invoice_retention_years} years; card checks voided after "
+               f"{policy.verification_void_delay_days} days")
 
 
 # -- demo ---------------------------------------------------------------------------------------

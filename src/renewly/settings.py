@@ -39,6 +39,7 @@ class SellerIdentity(BaseModel):
     country: str = "FR"
     vat_id: str = "FR00123456789"
     registration: str = "RCS Paris 123 456 789"
+    support_email: str = "support@renewly.example"  # where cancelled accounts ask for a reactivation
     timezone: str = "Europe/Paris"  # issue dates and invoice series follow the seller's calendar
 
     @field_validator("country")
@@ -52,12 +53,13 @@ class SellerIdentity(BaseModel):
         return _as_value_error(validate_timezone, value)
 
     def snapshot(self) -> dict[str, str]:
-        return self.model_dump(exclude={"timezone"})
+        return self.model_dump(exclude={"timezone", "support_email"})
 
 
 class BatchSettings(BaseModel):
     chunk_size: int = Field(2000, ge=1, le=20000)  # subscriptions claimed per transaction
     renewal_interval_minutes: int = Field(60, ge=1)
+    dunning_interval_minutes: int = Field(60, ge=1)
 
 
 class PaymentSettings(BaseModel):
@@ -67,9 +69,8 @@ class PaymentSettings(BaseModel):
     simulator_url: str | None = None
     simulator_latency_ms: int = Field(0, ge=0)
     # R5.1: the card check authorizes this many major units of the account's currency (0: a
-    # zero-amount verification) and voids it after the delay (R5.2).
+    # zero-amount verification); the policy file says when it is voided (R5.2).
     verification_units: int = Field(1, ge=0)
-    verification_void_delay_days: int = Field(3, ge=0)
     collect_interval_minutes: int = Field(60, ge=1)  # R7.1: payments run in batches, hourly by default
     void_interval_minutes: int = Field(60, ge=1)
     concurrency: int = Field(8, ge=1, le=256)  # gateway calls in flight at once

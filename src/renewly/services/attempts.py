@@ -13,8 +13,10 @@ from sqlalchemy import Connection
 
 from renewly.adapters.db.bulk import insert_rows, update_rows
 from renewly.adapters.db.tables import invoices, outbox, payment_attempts
+from renewly.bootstrap import App
 from renewly.domain.invoices import InvoiceStatus
 from renewly.domain.payments import AttemptStatus, ChargeRequest, GatewayResult, Outcome
+from renewly.services.dunning import recover_cases
 
 
 @dataclass(frozen=True)
@@ -35,8 +37,9 @@ def wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
-def settle_attempts(conn: Connection, answered: list[tuple[Claim, GatewayResult]], as_of: datetime) -> None:
-    """Record the gateway's answers: attempts settled, invoices paid, events in the outbox."""
+def settle_attempts(conn: Connection, app: App, answered: list[tuple[Claim, GatewayResult]], as_of: datetime) -> None:
+    """Record the gateway's answers: attempts settled, invoices paid, their dunning cases
+    recovered (R8.6, R11), events in the outbox."""
     update_rows(conn, payment_attempts, [{
         "id": claim.attempt_id,
         "status": (AttemptStatus(result.outcome.value) if result.outcome != Outcome.UNKNOWN
@@ -47,6 +50,7 @@ def settle_attempts(conn: Connection, answered: list[tuple[Claim, GatewayResult]
     paid = [claim for claim, result in answered if result.outcome == Outcome.SUCCEEDED]
     update_rows(conn, invoices, [{"id": claim.invoice_id, "status": InvoiceStatus.PAID.value,
                                   "status_changed_at": as_of} for claim in paid])
+    recover_cases(conn, app, [claim.invoice_id for claim in paid], as_of)
     insert_rows(conn, outbox, [{
         "created_at": as_of, "topic": f"payment.{result.outcome.value}", "account_id": claim.account_id,
         "payload": {"invoice_id": claim.invoice_id, "attempt_id": claim.attempt_id, "amount": claim.request.amount,

@@ -24,6 +24,7 @@ from renewly.domain.money import minor_unit_exponent
 from renewly.domain.payments import Outcome, SavedCard, decline_in_words, verification_key
 from renewly.services.accounts import _live_account
 from renewly.services.attempts import wall_clock
+from renewly.services.reactivation import require_access
 from renewly.services.records import audit, publish
 
 
@@ -56,6 +57,7 @@ def add_card(app: App, account_id: int, *, card_token: str, acting_email: str) -
     with app.engine.connect() as conn:
         account = _live_account(conn, account_id)
         require_owner(conn, account_id, acting_email)
+        require_access(conn, account_id, actor, now, support_email=app.settings.seller.support_email, billing=True)
         customer = conn.execute(select(gateway_customers.c.customer)
                                 .where(gateway_customers.c.account_id == account_id)).scalar()
     if customer is None:
@@ -72,7 +74,7 @@ def add_card(app: App, account_id: int, *, card_token: str, acting_email: str) -
     with app.engine.begin() as conn:
         verification_id = conn.execute(card_verifications.insert().values(
             account_id=account_id, card_token=saved.token, amount=amount, currency=account.currency, status="pending",
-            created_at=now, void_due_at=now + timedelta(days=payments.verification_void_delay_days),
+            created_at=now, void_due_at=now + timedelta(days=app.policy.verification_void_delay_days),
             lease_expires_at=wall_clock() + timedelta(seconds=payments.lease_seconds),
         ).returning(card_verifications.c.id)).scalar_one()
     result = app.gateway.authorize(customer, saved.token, amount, account.currency, verification_key(verification_id))

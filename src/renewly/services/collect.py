@@ -11,6 +11,7 @@ so two collectors at once never charge it twice.
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -24,8 +25,9 @@ from renewly.bootstrap import App
 from renewly.domain.invoices import InvoiceKind, InvoiceStatus
 from renewly.domain.payments import UNSETTLED, AttemptStatus, ChargeRequest, GatewayResult, Outcome, attempt_key
 from renewly.services.attempts import Claim, settle_attempts, wall_clock
+from renewly.services.invoicing import amount_due
 from renewly.services.payment_janitor import settle_unsettled_attempts
-from renewly.services.payment_rate import TokenBucket, call_concurrently
+from renewly.services.payment_rate import GatewayCalls, TokenBucket
 
 log = structlog.get_logger(__name__)
 
@@ -43,29 +45,42 @@ class CollectReport:
 def collect_due(app: App, as_of: datetime, *, bucket: TokenBucket | None = None, on_slice=None) -> CollectReport:
     settings = app.settings.payments
     report = CollectReport()
-    report.settled_by_janitor = settle_unsettled_attempts(app, as_of)
     bucket = bucket or TokenBucket(settings.rate_limit_per_second)
-    while True:
-        claims = claim_slice(app, as_of, settings.slice_size)
-        if not claims:
-            break
-        results = call_concurrently(lambda claim: _charge(app, claim.request), claims,
-                                    concurrency=settings.concurrency, bucket=bucket)
-        with app.engine.begin() as conn:
-            settle_attempts(conn, list(zip(claims, results)), as_of)
-        for claim, result in zip(claims, results):
-            report.attempted += 1
-            if result.outcome == Outcome.SUCCEEDED:
-                report.succeeded += 1
-                currency = claim.request.currency
-                report.collected[currency] = report.collected.get(currency, 0) + claim.request.amount
-            elif result.outcome == Outcome.DECLINED:
-                report.declined += 1
-            else:
-                report.unknown += 1
-        if on_slice:
-            on_slice(len(claims))
+    report.settled_by_janitor = settle_unsettled_attempts(app, as_of, bucket=bucket)
+    with GatewayCalls(lambda claim: _charge(app, claim.request), concurrency=settings.concurrency,
+                      bucket=bucket) as calls:
+        # The next slice is claimed (its pending attempts committed) and queued while the previous
+        # one is still at the gateway, then the previous one is settled: the gateway is never idle
+        # between slices, and at most two slices are in flight.
+        in_flight = None
+        while True:
+            claims = claim_slice(app, as_of, settings.slice_size)
+            queued = (claims, calls.submit(claims))
+            if in_flight:
+                _settle(app, as_of, *in_flight, report, on_slice)
+            if not claims:
+                break
+            in_flight = queued
     return report
+
+
+def _settle(app: App, as_of: datetime, claims: list[Claim], calls: list[Future[GatewayResult]],
+            report: CollectReport, on_slice) -> None:
+    results = [call.result() for call in calls]
+    with app.engine.begin() as conn:
+        settle_attempts(conn, app, list(zip(claims, results)), as_of)
+    for claim, result in zip(claims, results):
+        report.attempted += 1
+        if result.outcome == Outcome.SUCCEEDED:
+            report.succeeded += 1
+            currency = claim.request.currency
+            report.collected[currency] = report.collected.get(currency, 0) + claim.request.amount
+        elif result.outcome == Outcome.DECLINED:
+            report.declined += 1
+        else:
+            report.unknown += 1
+    if on_slice:
+        on_slice(len(claims))
 
 
 def _charge(app: App, request: ChargeRequest) -> GatewayResult:
@@ -76,14 +91,6 @@ def _charge(app: App, request: ChargeRequest) -> GatewayResult:
         return GatewayResult(Outcome.UNKNOWN)
 
 
-def amount_due():
-    """An invoice's total less the credit notes issued against it."""
-    credit = invoices.alias("credit")
-    credited = (select(func.coalesce(func.sum(credit.c.total), 0))
-                .where(credit.c.credited_invoice_id == invoices.c.id).scalar_subquery())
-    return invoices.c.total - credited
-
-
 def chargeable_invoices():
     unsettled = exists().where(payment_attempts.c.invoice_id == invoices.c.id,
                                payment_attempts.c.status.in_([s.value for s in UNSETTLED]))
@@ -91,7 +98,8 @@ def chargeable_invoices():
     retry_requested = exists().where(payment_retries.c.invoice_id == invoices.c.id,
                                      payment_retries.c.attempt_id.is_(None))
     return and_(invoices.c.status == InvoiceStatus.OPEN.value, invoices.c.kind == InvoiceKind.INVOICE.value,
-                accounts.c.status.in_(("active", "past_due")), ~unsettled, or_(~attempted, retry_requested))
+                # A cancelled account is charged only on request: during a temporary reactivation (R9.2).
+                accounts.c.status != "deleted", ~unsettled, or_(~attempted, retry_requested))
 
 
 def claim_slice(app: App, as_of: datetime, limit: int) -> list[Claim]:

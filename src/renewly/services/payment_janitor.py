@@ -23,8 +23,11 @@ from renewly.services.attempts import Claim, settle_attempts, wall_clock
 from renewly.services.payment_rate import TokenBucket, call_concurrently
 
 
-def settle_unsettled_attempts(app: App, as_of: datetime) -> int:
-    """Settle what can be settled; returns how many attempts got a definite answer."""
+def settle_unsettled_attempts(app: App, as_of: datetime, *, bucket: TokenBucket | None = None) -> int:
+    """Settle what can be settled; returns how many attempts got a definite answer.
+
+    `bucket`: the rate cap to share with the batch that runs next (collect), so that the two
+    together stay under it."""
     with app.engine.connect() as conn:
         rows = conn.execute(
             select(payment_attempts, invoices.c.status.label("invoice_status"), invoices.c.number.label("invoice_number"),
@@ -53,12 +56,12 @@ def settle_unsettled_attempts(app: App, as_of: datetime) -> int:
         return app.gateway.find(claim.request.idempotency_key)
 
     answers = call_concurrently(ask, claims, concurrency=settings.concurrency,
-                                bucket=TokenBucket(settings.rate_limit_per_second))
+                                bucket=bucket or TokenBucket(settings.rate_limit_per_second))
     answered = [(claim, answer) for claim, answer in zip(claims, answers)
                 if answer is not None and answer.outcome != Outcome.UNKNOWN]
     never_sent = [claim for claim, answer in zip(claims, answers) if answer is None]
     with app.engine.begin() as conn:
-        settle_attempts(conn, [(c, a) for c, a in answered if c.attempt_id in still_open], as_of)
+        settle_attempts(conn, app, [(c, a) for c, a in answered if c.attempt_id in still_open], as_of)
         # On a closed invoice, record what happened without reopening or paying it.
         update_rows(conn, payment_attempts, [{
             "id": claim.attempt_id, "status": AttemptStatus(answer.outcome.value).value,

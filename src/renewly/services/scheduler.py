@@ -8,18 +8,18 @@ work then; a batch may say when it next has work, so that idle ticks cost nothin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, select
 
 from renewly.adapters.db.tables import batch_runs
 from renewly.bootstrap import App
 from renewly.domain.errors import InvalidInput
-from renewly.services import collect, renewals, verifications
+from renewly.services import collect, dunning, renewals, verifications
 
-EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -37,12 +37,15 @@ class BatchRun:
     report: object
 
 
-# In this order on a tie: renewals issue invoices, collect charges them, then holds are voided.
+# In this order on a tie: renewals issue invoices, collect charges them, dunning follows up on
+# the failures (its charge requests wait for the next collect), then holds are voided.
 BATCHES: tuple[Batch, ...] = (
     Batch("renew", lambda app: timedelta(minutes=app.settings.batches.renewal_interval_minutes),
           renewals.renew_due, renewals.next_renewal_at),
     Batch("collect", lambda app: timedelta(minutes=app.settings.payments.collect_interval_minutes),
           collect.collect_due, collect.next_collect_at),
+    Batch("dunning", lambda app: timedelta(minutes=app.settings.batches.dunning_interval_minutes),
+          dunning.run_dunning, dunning.next_dunning_at),
     Batch("void-verifications", lambda app: timedelta(minutes=app.settings.payments.void_interval_minutes),
           verifications.void_due_verifications, verifications.next_void_at),
 )
@@ -79,8 +82,10 @@ def advance(app: App, by: timedelta, *, run_batches: bool = True,
     target = start + by
     runs: list[BatchRun] = []
     if run_batches:
-        while (due := _next_due(app, start, target)) is not None:
+        reached = start
+        while (due := _next_due(app, start, reached, target)) is not None:
             at, batch = due
+            reached = at
             clock.set(at)
             runs.append(_run(app, batch, at))
             if on_run:
@@ -89,8 +94,9 @@ def advance(app: App, by: timedelta, *, run_batches: bool = True,
     return runs
 
 
-def _next_due(app: App, start: datetime, target: datetime) -> tuple[datetime, Batch] | None:
-    """The earliest (tick, batch) in (start, target] at which a batch has work, batches in order on ties."""
+def _next_due(app: App, start: datetime, reached: datetime, target: datetime) -> tuple[datetime, Batch] | None:
+    """The earliest (tick, batch) in [reached, target] after `start` at which a batch has work; on a
+    tie, batches run in their order. Time never goes back: `reached` is the last tick run."""
     with app.engine.connect() as conn:
         last_runs = dict(conn.execute(select(batch_runs.c.batch, batch_runs.c.last_run_at)).all())
         candidates = []
@@ -100,7 +106,7 @@ def _next_due(app: App, start: datetime, target: datetime) -> tuple[datetime, Ba
             work_at = batch.next_work_at(conn)
             if work_at is None:
                 continue
-            tick = tick_at_or_after(max(work_at, earliest + timedelta(microseconds=1)), interval)
+            tick = tick_at_or_after(max(work_at, reached, earliest + timedelta(microseconds=1)), interval)
             if tick <= target:
                 candidates.append((tick, order, batch))
     if not candidates:

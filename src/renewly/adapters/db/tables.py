@@ -64,7 +64,14 @@ accounts = Table(
     Column("buyer_vat_id", String(32), nullable=False, server_default=""),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # Who sees a dunning banner now (R8): none, owner_and_admins, everyone.
+    Column("banner", String(20), nullable=False, server_default="none"),
+    Column("cancelled_at", UTCDateTime()),  # the suspension date of R10.1
+    Column("deletion_due_at", UTCDateTime()),  # set once at cancellation; a reactivation never moves it
+    Column("deleted_at", UTCDateTime()),
     CheckConstraint("status IN ('active', 'past_due', 'cancelled', 'deleted')", name="status"),
+    Index("ix_accounts_deletion_due", "deletion_due_at", sqlite_where=text("status = 'cancelled'"),
+          postgresql_where=text("status = 'cancelled'")),
 )
 
 members = Table(
@@ -321,4 +328,73 @@ payment_retries = Table(
     UniqueConstraint("invoice_id", "reason", name="uq_payment_retries_invoice_reason"),
     Index("ix_payment_retries_open", "invoice_id", sqlite_where=text("attempt_id IS NULL"),
           postgresql_where=text("attempt_id IS NULL")),
+)
+
+# -- dunning (R8-R11) ------------------------------------------------------------------------------
+
+# One case per unpaid renewal invoice. The sweep claims cases whose next step is due, so its
+# cost follows the due work, not the number of accounts.
+dunning_cases = Table(
+    "dunning_cases", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("invoice_id", Id, ForeignKey("invoices.id"), nullable=False, unique=True),
+    Column("day0", Date, nullable=False),  # the renewal date, in the account's time zone
+    Column("status", String(16), nullable=False),  # open, recovered, written_off
+    Column("last_step", Integer, nullable=False, server_default="-1"),  # index in the policy's steps
+    Column("next_step_at", UTCDateTime()),  # local midnight of the next step's day; NULL: no step left
+    Column("opened_at", UTCDateTime(), nullable=False),
+    Column("closed_at", UTCDateTime()),
+    CheckConstraint("status IN ('open', 'recovered', 'written_off')", name="status"),
+    Index("ix_dunning_cases_due", "next_step_at", "id", sqlite_where=text("status = 'open'"),
+          postgresql_where=text("status = 'open'")),
+    Index("ix_dunning_cases_account_id", "account_id"),
+)
+
+# Each step taken, once (the unique key makes late, repeated and concurrent sweeps harmless),
+# with the policy version in force.
+dunning_steps = Table(
+    "dunning_steps", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("case_id", Id, ForeignKey("dunning_cases.id"), nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("day", Integer, nullable=False),
+    Column("policy_version", String(64), nullable=False),
+    Column("taken_at", UTCDateTime(), nullable=False),
+    Column("email", String(64)),  # the e-mail sent for it, if any (a late sweep sends only the latest)
+    Column("charge_requested", Integer, nullable=False, server_default="0"),
+    UniqueConstraint("case_id", "step", name="uq_dunning_steps_case_step"),
+)
+
+# Temporary reactivations granted by support (R9.2): billing pages only, owner only, until ends_at.
+reactivations = Table(
+    "reactivations", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("granted_by", String(320), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("granted_at", UTCDateTime(), nullable=False),
+    Column("ends_at", UTCDateTime(), nullable=False),
+    Column("outcome", String(16)),  # NULL while running; paid, expired
+    Column("ended_at", UTCDateTime()),
+    Index("uq_reactivations_one_running", "account_id", unique=True, sqlite_where=text("outcome IS NULL"),
+          postgresql_where=text("outcome IS NULL")),
+)
+
+# Billing contacts (R4): the owner always is one; others are added only with the owner's consent.
+billing_contacts = Table(
+    "billing_contacts", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("status", String(16), nullable=False),  # requested, active, refused, removed
+    Column("requested_by", String(320), nullable=False),
+    Column("requested_at", UTCDateTime(), nullable=False),
+    Column("decided_at", UTCDateTime()),
+    Column("removed_at", UTCDateTime()),
+    CheckConstraint("status IN ('requested', 'active', 'refused', 'removed')", name="status"),
+    Index("uq_billing_contacts_current", "account_id", "email", unique=True,
+          sqlite_where=text("status IN ('requested', 'active')"),
+          postgresql_where=text("status IN ('requested', 'active')")),
 )

@@ -1,0 +1,308 @@
+"""The dunning sweep (R8): open a case per unpaid renewal invoice, take each step once, recover.
+
+Kill Bill's three steps, per claimed slice of cases: build snapshots (one query), let
+`domain.dunning.evaluate` decide, then apply every decision in the slice's transaction: steps
+recorded (a unique key per case and step), charge requests for the payment batch, e-mails in
+the outbox, banner and account status. Cases are claimed by `next_step_at`, so a sweep costs
+what is due today, not what the database holds.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, and_, exists, func, or_, select
+
+from renewly.adapters.db.bulk import insert_rows, is_postgres, update_rows
+from renewly.adapters.db.tables import (
+    accounts,
+    cards,
+    dunning_cases,
+    dunning_steps,
+    invoices,
+    outbox,
+    payment_attempts,
+    payment_retries,
+    reactivations,
+)
+from renewly.bootstrap import App
+from renewly.domain.accounts import AccountStatus
+from renewly.domain.calendar import local_date, local_midnight_utc
+from renewly.domain.dunning import Audience, CaseSnapshot, Decision, Policy, evaluate
+from renewly.domain.invoices import InvoiceKind, InvoiceStatus
+from renewly.domain.payments import AttemptStatus
+from renewly.services import notices
+from renewly.services.invoicing import amount_due
+
+
+@dataclass
+class DunningReport:
+    cases_opened: int = 0
+    steps_taken: int = 0
+    emails: int = 0
+    charges_requested: int = 0
+    cancelled: int = 0
+    reactivations_expired: int = 0
+
+
+def run_dunning(app: App, as_of: datetime, *, slice_size: int | None = None) -> DunningReport:
+    report = DunningReport()
+    report.cases_opened = open_cases(app, as_of)
+    size = slice_size or app.settings.batches.chunk_size
+    while True:
+        with app.engine.begin() as conn:
+            snapshots = claim_due_cases(conn, as_of, size)
+            if not snapshots:
+                break
+            apply_decisions(conn, app, snapshots, as_of, report)
+    report.reactivations_expired = expire_reactivations(app, as_of)
+    return report
+
+
+def unpaid_renewal_invoices():
+    declined = exists().where(payment_attempts.c.invoice_id == invoices.c.id,
+                              payment_attempts.c.status == AttemptStatus.DECLINED.value)
+    unsettled = exists().where(payment_attempts.c.invoice_id == invoices.c.id,
+                               payment_attempts.c.status.in_((AttemptStatus.PENDING.value, AttemptStatus.UNKNOWN.value)))
+    has_card = exists().where(cards.c.account_id == invoices.c.account_id, cards.c.status == "active")
+    has_case = exists().where(dunning_cases.c.invoice_id == invoices.c.id)
+    # A payment failed (or cannot be attempted: no card) and nothing is still waiting for an answer.
+    return and_(invoices.c.status == InvoiceStatus.OPEN.value, invoices.c.kind == InvoiceKind.INVOICE.value,
+                invoices.c.subscription_id.is_not(None), ~has_case, ~unsettled, or_(declined, ~has_card))
+
+
+def open_cases(app: App, as_of: datetime) -> int:
+    """A case for every renewal invoice whose payment failed; day 0 is its renewal date."""
+    with app.engine.begin() as conn:
+        rows = conn.execute(
+            select(invoices.c.id, invoices.c.account_id, invoices.c.period_start, accounts.c.timezone)
+            .join(accounts, accounts.c.id == invoices.c.account_id)
+            .where(unpaid_renewal_invoices(), invoices.c.issued_at <= as_of,
+                   accounts.c.status.in_((AccountStatus.ACTIVE.value, AccountStatus.PAST_DUE.value)))
+            .order_by(invoices.c.id)).all()
+        new_cases = [{"account_id": row.account_id, "invoice_id": row.id, "day0": row.period_start, "status": "open",
+                      "last_step": -1, "next_step_at": local_midnight_utc(row.period_start, row.timezone),
+                      "opened_at": as_of, "closed_at": None} for row in rows]
+        if not new_cases:
+            return 0
+        if is_postgres(conn):
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        # Two sweeps at once: the unique invoice_id keeps one case per invoice.
+        opened = conn.execute(insert(dunning_cases).on_conflict_do_nothing(index_elements=["invoice_id"])
+                              .returning(dunning_cases.c.id), new_cases).all()
+        notices.write(conn, [{"created_at": as_of, "topic": "dunning.case_opened", "account_id": c["account_id"],
+                              "payload": {"invoice_id": c["invoice_id"]}, "delivered_at": None} for c in new_cases])
+    return len(opened)
+
+
+@dataclass(frozen=True)
+class DueCase:
+    snapshot: CaseSnapshot
+    invoice_number: str
+    amount_due: int
+    currency: str
+    account_name: str
+    locale: str
+    timezone: str
+    account_status: str
+    account_banner: str
+    cancelled_at: datetime | None
+    deletion_due_at: datetime | None
+
+
+def claim_due_cases(conn: Connection, as_of: datetime, limit: int) -> list[DueCase]:
+    last_attempt = (select(func.max(payment_attempts.c.created_at))
+                    .where(payment_attempts.c.invoice_id == dunning_cases.c.invoice_id).scalar_subquery())
+    query = (select(dunning_cases.c.id, dunning_cases.c.account_id, dunning_cases.c.day0, dunning_cases.c.last_step,
+                    last_attempt.label("last_attempt_at"), invoices.c.number, invoices.c.currency,
+                    amount_due().label("due"), accounts.c.name, accounts.c.locale, accounts.c.timezone,
+                    accounts.c.status, accounts.c.banner, accounts.c.cancelled_at, accounts.c.deletion_due_at)
+             .join(invoices, invoices.c.id == dunning_cases.c.invoice_id)
+             .join(accounts, accounts.c.id == dunning_cases.c.account_id)
+             .where(dunning_cases.c.status == "open", dunning_cases.c.next_step_at <= as_of,
+                    accounts.c.status.in_((AccountStatus.ACTIVE.value, AccountStatus.PAST_DUE.value)))
+             .order_by(dunning_cases.c.next_step_at, dunning_cases.c.id).limit(limit))
+    if is_postgres(conn):
+        query = query.with_for_update(of=dunning_cases, skip_locked=True)
+    return [DueCase(
+        snapshot=CaseSnapshot(case_id=row.id, account_id=row.account_id, day0=row.day0, last_step=row.last_step,
+                              last_attempt_day=local_date(row.last_attempt_at, row.timezone)
+                              if row.last_attempt_at else None),
+        invoice_number=row.number, amount_due=int(row.due), currency=row.currency, account_name=row.name,
+        locale=row.locale, timezone=row.timezone, account_status=row.status, account_banner=row.banner,
+        cancelled_at=row.cancelled_at, deletion_due_at=row.deletion_due_at) for row in conn.execute(query)]
+
+
+def apply_decisions(conn: Connection, app: App, cases: list[DueCase], as_of: datetime, report: DunningReport) -> None:
+    policy = app.policy
+    decisions = [(case, evaluate(policy, case.snapshot, local_date(as_of, case.timezone))) for case in cases]
+    recipients = notices.billing_recipients(conn, {case.snapshot.account_id for case, d in decisions if d.email})
+    step_rows, email_rows, retry_rows, case_rows, events = [], [], [], [], []
+    account_changes: dict[int, dict] = {}
+    for case, decision in decisions:
+        snapshot = case.snapshot
+        next_at = (local_midnight_utc(policy.step_date(snapshot.day0, decision.next_step), case.timezone)
+                   if decision.next_step is not None else None)
+        case_rows.append({"id": snapshot.case_id, "last_step": max((snapshot.last_step, *decision.steps)),
+                          "next_step_at": next_at})
+        if not decision.changes_anything:
+            continue
+        for index in decision.steps:
+            step = policy.steps[index]
+            step_rows.append({"case_id": snapshot.case_id, "step": index, "name": step.name, "day": step.day,
+                              "policy_version": policy.version, "taken_at": as_of,
+                              "email": step.email if index == decision.email_step else None,
+                              "charge_requested": int(decision.request_charge and index == max(decision.steps))})
+        report.steps_taken += len(decision.steps)
+        if decision.request_charge:
+            retry_rows.append({"case_id": snapshot.case_id, "step": max(decision.steps)})
+        change = account_changes.setdefault(snapshot.account_id, _account_state(case))
+        change["banner"] = max((change["banner"], decision.banner), key=lambda a: Audience(a).severity)
+        if decision.cancel and change["status"] != AccountStatus.CANCELLED:
+            change.update(status=AccountStatus.CANCELLED.value, cancelled_at=change["cancelled_at"] or as_of)
+            change["deletion_due_at"] = change["deletion_due_at"] or change["cancelled_at"] + timedelta(
+                days=policy.deletion_days)
+            report.cancelled += 1
+        elif change["status"] == AccountStatus.ACTIVE:
+            change["status"] = AccountStatus.PAST_DUE.value
+        if decision.email:
+            email_rows.append((case, decision, change))
+        events.append({"created_at": as_of, "topic": "dunning.steps_taken", "account_id": snapshot.account_id,
+                       "payload": {"case_id": snapshot.case_id, "steps": [policy.steps[i].name for i in decision.steps],
+                                   "policy_version": policy.version}, "delivered_at": None})
+
+    update_rows(conn, dunning_cases, case_rows)
+    insert_rows(conn, dunning_steps, step_rows)
+    _request_charges(conn, retry_rows, as_of)
+    report.charges_requested += len(retry_rows)
+    rendered = [_dunning_email(app, case, decision, change, recipients[case.snapshot.account_id], as_of)
+                for case, decision, change in email_rows]
+    report.emails += len(rendered)
+    before = {case.snapshot.account_id: (case.account_status, case.account_banner) for case in cases}
+    for account_id, change in account_changes.items():
+        if (change["status"], change["banner"]) != before[account_id]:
+            events.append({"created_at": as_of, "topic": "account.dunning_state", "account_id": account_id,
+                           "payload": {"status": change["status"], "banner": change["banner"]}, "delivered_at": None})
+    update_rows(conn, accounts, [{"id": account_id, "updated_at": as_of, **change}
+                                 for account_id, change in account_changes.items()])
+    # A cancelled account's other cases stop where they are: no e-mail after "cancelled". Paying
+    # during a reactivation recovers them all (a card update retries every unpaid invoice).
+    cancelled = [account_id for account_id, change in account_changes.items()
+                 if change["status"] == AccountStatus.CANCELLED and before[account_id][0] != AccountStatus.CANCELLED]
+    if cancelled:
+        conn.execute(dunning_cases.update().where(dunning_cases.c.account_id.in_(cancelled),
+                                                  dunning_cases.c.status == "open").values(next_step_at=None))
+    insert_rows(conn, outbox, rendered + events)
+
+
+def _account_state(case: DueCase) -> dict:
+    return {"status": case.account_status, "banner": case.account_banner, "cancelled_at": case.cancelled_at,
+            "deletion_due_at": case.deletion_due_at}
+
+
+def _request_charges(conn: Connection, requests: list[dict], as_of: datetime) -> None:
+    if not requests:
+        return
+    invoice_of = dict(conn.execute(select(dunning_cases.c.id, dunning_cases.c.invoice_id).where(
+        dunning_cases.c.id.in_([r["case_id"] for r in requests]))).all())
+    insert_rows(conn, payment_retries, [{"invoice_id": invoice_of[r["case_id"]],
+                                         "reason": f"dunning:{r['case_id']}:{r['step']}", "requested_at": as_of,
+                                         "attempt_id": None} for r in requests])
+
+
+def _dunning_email(app: App, case: DueCase, decision: Decision, change: dict, recipients: list[str],
+                   as_of: datetime) -> dict:
+    policy = app.policy
+    cancel_index = next((i for i, s in enumerate(policy.steps) if s.cancel), None)
+    cancel_date = (local_date(change["cancelled_at"], case.timezone) if change["cancelled_at"] else
+                   policy.step_date(case.snapshot.day0, cancel_index) if cancel_index is not None else None)
+    deletion_date = cancel_date + timedelta(days=policy.deletion_days) if cancel_date else None
+    values = notices.placeholders(policy=policy, locale=case.locale, account=case.account_name,
+                                  invoice=case.invoice_number, amount=case.amount_due, currency=case.currency,
+                                  renewal_date=case.snapshot.day0, cancel_date=cancel_date,
+                                  deletion_date=deletion_date, support_email=app.settings.seller.support_email)
+    return notices.email_row(policy, decision.email, case.locale, case.snapshot.account_id, recipients, values,
+                             as_of, case_id=case.snapshot.case_id, step=policy.steps[decision.email_step].name,
+                             policy_version=policy.version)
+
+
+def recover_cases(conn: Connection, app: App, paid_invoice_ids: list[int], as_of: datetime) -> int:
+    """R8.6/R11: a payment ends its case: confirmation to every billing contact; the account is
+    active again and its banners go once no other case is open; a running reactivation ends paid."""
+    if not paid_invoice_ids:
+        return 0
+    rows = conn.execute(select(dunning_cases.c.id, dunning_cases.c.account_id, dunning_cases.c.day0,
+                               invoices.c.number, invoices.c.total, invoices.c.currency, accounts.c.name,
+                               accounts.c.locale, accounts.c.status)
+                        .join(invoices, invoices.c.id == dunning_cases.c.invoice_id)
+                        .join(accounts, accounts.c.id == dunning_cases.c.account_id)
+                        .where(dunning_cases.c.invoice_id.in_(paid_invoice_ids),
+                               dunning_cases.c.status == "open")).all()
+    if not rows:
+        return 0
+    update_rows(conn, dunning_cases, [{"id": row.id, "status": "recovered", "closed_at": as_of, "next_step_at": None}
+                                      for row in rows])
+    account_ids = {row.account_id for row in rows}
+    still_open = _open_case_banners(conn, app.policy, account_ids)
+    recipients = notices.billing_recipients(conn, account_ids)
+    policy = app.policy
+    emails = [notices.email_row(policy, "payment_confirmed", row.locale, row.account_id, recipients[row.account_id],
+                                notices.placeholders(policy=policy, locale=row.locale, account=row.name,
+                                                     invoice=row.number, amount=row.total, currency=row.currency,
+                                                     renewal_date=row.day0, cancel_date=None, deletion_date=None,
+                                                     support_email=app.settings.seller.support_email),
+                                as_of, case_id=row.id) for row in rows]
+    status_of = {row.account_id: row.status for row in rows}
+    healthy = [account_id for account_id in account_ids if account_id not in still_open]
+    update_rows(conn, accounts, [{"id": account_id, "status": AccountStatus.ACTIVE.value, "banner": "none",
+                                  "cancelled_at": None, "deletion_due_at": None, "updated_at": as_of}
+                                 for account_id in healthy])
+    update_rows(conn, accounts, [{"id": account_id, "banner": banner, "updated_at": as_of}
+                                 for account_id, banner in still_open.items()])
+    running = conn.execute(select(reactivations.c.id).where(reactivations.c.account_id.in_(healthy),
+                                                             reactivations.c.outcome.is_(None))).scalars().all()
+    update_rows(conn, reactivations, [{"id": rid, "outcome": "paid", "ended_at": as_of} for rid in running])
+    events = [{"created_at": as_of, "topic": "dunning.recovered", "account_id": row.account_id,
+               "payload": {"case_id": row.id, "invoice": row.number,
+                           "reactivated": status_of[row.account_id] == AccountStatus.CANCELLED},
+               "delivered_at": None} for row in rows]
+    insert_rows(conn, outbox, emails + events)
+    return len(rows)
+
+
+def _open_case_banners(conn: Connection, policy: Policy, account_ids: set[int]) -> dict[int, str]:
+    """The banner each account still owes to its other open cases."""
+    banners: dict[int, Audience] = defaultdict(lambda: Audience.NONE)
+    for row in conn.execute(select(dunning_cases.c.account_id, dunning_cases.c.last_step)
+                            .where(dunning_cases.c.account_id.in_(account_ids), dunning_cases.c.status == "open")):
+        audience = policy.steps[row.last_step].banner if row.last_step >= 0 else Audience.NONE
+        banners[row.account_id] = max(banners[row.account_id], audience, key=lambda a: a.severity)
+    return {account_id: banner.value for account_id, banner in banners.items()}
+
+
+def expire_reactivations(app: App, as_of: datetime) -> int:
+    """R9.3: a window that ends unpaid leaves the account cancelled; the deletion date stays."""
+    with app.engine.begin() as conn:
+        ended = conn.execute(select(reactivations.c.id, reactivations.c.account_id).where(
+            reactivations.c.outcome.is_(None), reactivations.c.ends_at <= as_of)).all()
+        update_rows(conn, reactivations, [{"id": row.id, "outcome": "expired", "ended_at": as_of} for row in ended])
+        insert_rows(conn, outbox, [{"created_at": as_of, "topic": "reactivation.expired", "account_id": row.account_id,
+                                    "payload": {"reactivation_id": row.id}, "delivered_at": None} for row in ended])
+    return len(ended)
+
+
+def next_dunning_at(conn: Connection) -> datetime | None:
+    moments = [
+        conn.execute(select(func.min(dunning_cases.c.next_step_at)).where(dunning_cases.c.status == "open")).scalar(),
+        conn.execute(select(func.min(reactivations.c.ends_at)).where(reactivations.c.outcome.is_(None))).scalar(),
+        conn.execute(select(func.min(invoices.c.issued_at)).join(accounts, accounts.c.id == invoices.c.account_id)
+                     .where(unpaid_renewal_invoices(),
+                            accounts.c.status.in_((AccountStatus.ACTIVE.value, AccountStatus.PAST_DUE.value)))
+                     ).scalar(),
+    ]
+    moments = [m for m in moments if m is not None]
+    return min(moments) if moments else None

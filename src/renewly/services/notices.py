@@ -1,0 +1,55 @@
+"""E-mails as outbox rows: rendered from the policy's templates in the account's language, to
+every billing contact (R4.3), written in the transaction of the change they report."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+
+from sqlalchemy import Connection, select
+
+from renewly.adapters.db.bulk import insert_rows
+from renewly.adapters.db.tables import billing_contacts, members, outbox
+from renewly.domain.dunning import Policy
+from renewly.domain.invoices import format_day
+from renewly.domain.money import Money
+
+
+def billing_recipients(conn: Connection, account_ids: Iterable[int]) -> dict[int, list[str]]:
+    """The owner, then the other billing contacts, for each account, in one query each."""
+    ids = list(set(account_ids))
+    found: dict[int, list[str]] = defaultdict(list)
+    if not ids:
+        return found
+    for row in conn.execute(select(members.c.account_id, members.c.email)
+                            .where(members.c.account_id.in_(ids), members.c.role == "owner")):
+        found[row.account_id].append(row.email)
+    for row in conn.execute(select(billing_contacts.c.account_id, billing_contacts.c.email)
+                            .where(billing_contacts.c.account_id.in_(ids), billing_contacts.c.status == "active")
+                            .order_by(billing_contacts.c.id)):
+        if row.email not in found[row.account_id]:
+            found[row.account_id].append(row.email)
+    return found
+
+
+def placeholders(*, policy: Policy, locale: str, account: str, invoice: str, amount: int, currency: str,
+                 renewal_date: date, cancel_date: date | None, deletion_date: date | None,
+                 support_email: str) -> dict[str, str]:
+    def day(value: date | None) -> str:
+        return format_day(value, locale) if value else ""
+    return {"account": account, "invoice": invoice, "amount": Money(amount, currency).format(locale),
+            "renewal_date": day(renewal_date), "cancel_date": day(cancel_date), "deletion_date": day(deletion_date),
+            "support_email": support_email}
+
+
+def email_row(policy: Policy, template: str, locale: str, account_id: int, recipients: list[str],
+              values: Mapping[str, str], at: datetime, **context) -> dict:
+    text = policy.templates[(template, locale)]
+    return {"created_at": at, "topic": "email", "account_id": account_id, "delivered_at": None,
+            "payload": {"kind": template, "locale": locale, "recipients": recipients,
+                        "subject": text.subject.format(**values), "body": text.body.format(**values), **context}}
+
+
+def write(conn: Connection, rows: list[dict]) -> None:
+    insert_rows(conn, outbox, rows)

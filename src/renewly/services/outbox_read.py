@@ -1,0 +1,20 @@
+"""Reading the outbox (support, scripts, the demo)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from renewly.adapters.db.tables import outbox
+from renewly.bootstrap import App
+
+
+def list_outbox(app: App, *, account_id: int | None = None, topic: str | None = None) -> list[dict[str, Any]]:
+    query = select(outbox).order_by(outbox.c.id)
+    if account_id is not None:
+        query = query.where(outbox.c.account_id == account_id)
+    if topic is not None:
+        query = query.where(outbox.c.topic == topic)
+    with app.engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
