@@ -6,6 +6,7 @@ from datetime import date
 
 from renewly.bootstrap import App
 from renewly.services.accounts import create_account
+from renewly.services.cards import add_card
 from renewly.services.plans import create_plan
 from renewly.services.subscriptions import create_subscription
 
@@ -25,8 +26,21 @@ def customer(app: App, *, name: str = "Acme", owner: str = "owner@acme.test", cu
                           timezone=timezone, actor=OPERATOR)
 
 
-def subscribed(app: App, *, seats: int = 3, start: date | None = None, plan: str | None = None, **account) -> tuple[int, int]:
-    """An account subscribed to the team plan; returns (account id, subscription id)."""
+GOOD_CARD = "4242424242424242"
+
+
+def with_card(app: App, account_id: int, number: str = GOOD_CARD, owner: str = "owner@acme.test") -> None:
+    """The owner saves a card through the simulated gateway's card form (R5.1 verification included)."""
+    token = app.gateway.tokenize(number, 12, 2035)
+    add_card(app, account_id, card_token=token, acting_email=owner)
+
+
+def subscribed(app: App, *, seats: int = 3, start: date | None = None, plan: str | None = None,
+               card: str | None = GOOD_CARD, **account) -> tuple[int, int]:
+    """A paying account subscribed to the team plan (card=None: no card on file, so its invoices
+    go unpaid and dunning follows); returns (account id, subscription id)."""
     account_id = customer(app, **account)
+    if card:
+        with_card(app, account_id, card, owner=account.get("owner", "owner@acme.test"))
     plan = plan or team_plan(app)
     return account_id, create_subscription(app, account_id, plan_code=plan, seats=seats, start=start, actor=OPERATOR)

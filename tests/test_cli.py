@@ -36,7 +36,7 @@ def environment(app, tmp_path, monkeypatch) -> dict[str, str]:
     """What an operator's shell would hold: the test database, the test clock, no renewly.toml."""
     monkeypatch.chdir(tmp_path)
     variables = {"RENEWLY_DATABASE_URL": app.settings.database_url, "RENEWLY_CLOCK": "test",
-                 "RENEWLY_ACTOR": "test:cli"}
+                 "RENEWLY_PAYMENTS__SIMULATOR_URL": app.settings.simulator_url(), "RENEWLY_ACTOR": "test:cli"}
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
     return variables

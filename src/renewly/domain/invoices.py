@@ -60,7 +60,13 @@ class TaxTable:
         return self.rates.get((country or "").upper(), self.default_rate)
 
     def tax_on(self, subtotal: int, rate: Decimal) -> int:
-        return round_minor(Decimal(subtotal) * rate / 100)
+        return _tax_on(subtotal, rate)
+
+
+@lru_cache(maxsize=4096)
+def _tax_on(subtotal: int, rate: Decimal) -> int:
+    # Cached: a renewal batch taxes the same few subtotals at the same few rates over and over.
+    return round_minor(Decimal(subtotal) * rate / 100)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +173,7 @@ def describe_period(start: date, end_exclusive: date, locale: str) -> str:
                                           end=format_day(end_exclusive - timedelta(days=1), locale))
 
 
+@lru_cache(maxsize=4096)
 def describe_subscription_line(plan_name: str, interval: str, start: date, end: date, locale: str) -> str:
     return f"{plan_name} ({_INTERVAL_WORDS[locale][interval]}), {describe_period(start, end, locale)}"
 
@@ -196,8 +203,7 @@ def prorate_seat_change(unit_amount: int, old_seats: int, new_seats: int,
 def draft_renewal(snapshot: RenewalSnapshot, issue_date: date, taxes: TaxTable,
                   seller: Mapping[str, str]) -> Renewal:
     """The invoice for the snapshot's next period, and where the subscription goes after it."""
-    start = period_boundary(snapshot.anchor_date, snapshot.interval, snapshot.period_index)
-    end = period_boundary(snapshot.anchor_date, snapshot.interval, snapshot.period_index + 1)
+    start, end = _period(snapshot.anchor_date, snapshot.interval, snapshot.period_index)
     lines = [InvoiceLine(
         kind=LineKind.SUBSCRIPTION,
         description=describe_subscription_line(snapshot.plan_name, snapshot.interval, start, end, snapshot.locale),
@@ -223,7 +229,16 @@ def draft_renewal(snapshot: RenewalSnapshot, issue_date: date, taxes: TaxTable,
         total=subtotal + tax, seller=seller, buyer=snapshot.buyer,
         consumed_item_ids=tuple(item.id for item in snapshot.pending_items), credit_carried_forward=carried)
     return Renewal(invoice=invoice, next_period_index=snapshot.period_index + 1, next_period_start=end,
-                   next_renewal_at=local_midnight_utc(end, snapshot.timezone))
+                   next_renewal_at=_local_midnight_utc(end, snapshot.timezone))
+
+
+# Cached: in a batch, thousands of subscriptions share an anchor date, a period and a time zone.
+@lru_cache(maxsize=4096)
+def _period(anchor: date, interval: str, index: int) -> tuple[date, date]:
+    return period_boundary(anchor, interval, index), period_boundary(anchor, interval, index + 1)
+
+
+_local_midnight_utc = lru_cache(maxsize=4096)(local_midnight_utc)
 
 
 @dataclass(frozen=True, slots=True)

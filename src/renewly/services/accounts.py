@@ -8,8 +8,14 @@ from sqlalchemy import Connection, select
 
 from renewly.adapters.db.tables import accounts, members, subscriptions
 from renewly.bootstrap import App
-from renewly.domain.accounts import (AccountStatus, BuyerAddress, Role, validate_email, validate_locale,
-                                     validate_member_role)
+from renewly.domain.accounts import (
+    AccountStatus,
+    BuyerAddress,
+    Role,
+    validate_email,
+    validate_locale,
+    validate_member_role,
+)
 from renewly.domain.calendar import validate_timezone
 from renewly.domain.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from renewly.domain.money import validate_currency

@@ -7,14 +7,22 @@ block of numbers, and writes invoices, lines and outbox rows in bulk, in the cal
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Sequence
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection, func, select, update
 
 from renewly.adapters.db.bulk import allocate_ids, insert_rows
 from renewly.adapters.db.tables import invoice_lines, invoice_series, invoices, outbox
 from renewly.domain.invoices import InvoiceDraft, InvoiceKind, InvoiceStatus, credit_note_series, invoice_number
+
+INVOICE_COLUMNS = ("id", "number", "series", "sequence", "kind", "account_id", "subscription_id",
+                   "credited_invoice_id", "issue_date", "period_start", "period_end", "currency", "subtotal",
+                   "tax_rate", "tax", "total", "locale", "seller", "buyer", "status", "issued_at",
+                   "status_changed_at")
+LINE_COLUMNS = ("invoice_id", "position", "kind", "description", "quantity", "unit_amount", "amount",
+                "period_start", "period_end")
+EVENT_COLUMNS = ("created_at", "topic", "account_id", "payload", "delivered_at")
 
 
 def series_for(draft: InvoiceDraft) -> str:
@@ -54,30 +62,28 @@ def store_documents(conn: Connection, drafts: Sequence[InvoiceDraft], issued_at:
         number_of.update((position, (series, first + offset)) for offset, position in enumerate(positions))
     credited = credited_invoice_ids or [None] * len(drafts)
 
-    invoice_rows, line_rows, event_rows = [], [], []
-    for position, (invoice_id, draft) in enumerate(zip(ids, drafts)):
-        series, sequence = number_of[position]
-        number = invoice_number(series, sequence)
-        invoice_rows.append({
-            "id": invoice_id, "number": number, "series": series, "sequence": sequence, "kind": str(draft.kind),
-            "account_id": draft.account_id, "subscription_id": draft.subscription_id,
-            "credited_invoice_id": credited[position], "issue_date": draft.issue_date,
-            "period_start": draft.period_start, "period_end": draft.period_end, "currency": draft.currency,
-            "subtotal": draft.subtotal, "tax_rate": str(draft.tax_rate), "tax": draft.tax, "total": draft.total,
-            "locale": draft.locale, "seller": dict(draft.seller), "buyer": dict(draft.buyer),
-            "status": str(_initial_status(draft)), "issued_at": issued_at, "status_changed_at": None})
-        for line_number, line in enumerate(draft.lines, start=1):
-            line_rows.append({
-                "invoice_id": invoice_id, "position": line_number, "kind": str(line.kind),
-                "description": line.description, "quantity": line.quantity, "unit_amount": line.unit_amount,
-                "amount": line.amount, "period_start": line.period_start, "period_end": line.period_end})
-        event_rows.append({
-            "created_at": issued_at, "topic": f"{draft.kind}.issued", "account_id": draft.account_id,
-            "payload": {"invoice_id": invoice_id, "number": number, "total": draft.total,
-                        "currency": draft.currency}, "delivered_at": None})
-    insert_rows(conn, invoices, invoice_rows)
-    insert_rows(conn, invoice_lines, line_rows)
-    insert_rows(conn, outbox, event_rows)
+    line_rows, event_rows = [], []
+
+    def invoice_rows():
+        # Tuples in the order of the column lists above, built while the invoices' COPY streams.
+        for position, (invoice_id, draft) in enumerate(zip(ids, drafts)):
+            series, sequence = number_of[position]
+            number = invoice_number(series, sequence)
+            kind = str(draft.kind)
+            for line_number, line in enumerate(draft.lines, start=1):
+                line_rows.append((invoice_id, line_number, str(line.kind), line.description, line.quantity,
+                                  line.unit_amount, line.amount, line.period_start, line.period_end))
+            event_rows.append((issued_at, f"{kind}.issued", draft.account_id,
+                               {"invoice_id": invoice_id, "number": number, "total": draft.total,
+                                "currency": draft.currency}, None))
+            yield (invoice_id, number, series, sequence, kind, draft.account_id, draft.subscription_id,
+                   credited[position], draft.issue_date, draft.period_start, draft.period_end, draft.currency,
+                   draft.subtotal, str(draft.tax_rate), draft.tax, draft.total, draft.locale, draft.seller,
+                   draft.buyer, str(_initial_status(draft)), issued_at, None)
+
+    insert_rows(conn, invoices, invoice_rows(), INVOICE_COLUMNS)
+    insert_rows(conn, invoice_lines, line_rows, LINE_COLUMNS)
+    insert_rows(conn, outbox, event_rows, EVENT_COLUMNS)
     return ids
 
 
@@ -86,3 +92,11 @@ def _initial_status(draft: InvoiceDraft) -> InvoiceStatus:
     if draft.kind == InvoiceKind.CREDIT_NOTE or draft.total == 0:
         return InvoiceStatus.PAID
     return InvoiceStatus.OPEN
+
+
+def amount_due():
+    """An invoice's total less the credit notes issued against it."""
+    credit = invoices.alias("credit")
+    credited = (select(func.coalesce(func.sum(credit.c.total), 0))
+                .where(credit.c.credited_invoice_id == invoices.c.id).scalar_subquery())
+    return invoices.c.total - credited

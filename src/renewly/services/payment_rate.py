@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 Request = TypeVar("Request")
@@ -13,11 +13,16 @@ Answer = TypeVar("Answer")
 
 
 class TokenBucket:
-    """At most `rate` acquisitions per second on average, bursts of at most `burst`."""
+    """At most `rate` acquisitions per second on average, bursts of at most `burst`.
 
-    def __init__(self, rate: float, burst: float | None = None) -> None:
+    With the default burst of one, acquisitions are at least 1/rate apart: no window of one
+    second ever holds more than `rate` of them, which is what a gateway's cap counts (a burst
+    of b lets a second hold rate + b).
+    """
+
+    def __init__(self, rate: float, burst: float = 1.0) -> None:
         self.rate = rate
-        self.capacity = burst if burst is not None else max(1.0, rate / 10)
+        self.capacity = burst
         self._tokens = self.capacity
         self._updated = time.monotonic()
         self._lock = threading.Lock()
@@ -38,12 +43,34 @@ class TokenBucket:
 def call_concurrently(call: Callable[[Request], Answer], requests: Sequence[Request], *, concurrency: int,
                       bucket: TokenBucket | None) -> list[Answer]:
     """Answers in the order of the requests; each call waits for a token first."""
-    def limited(request: Request) -> Answer:
-        if bucket is not None:
-            bucket.acquire()
-        return call(request)
-
     if concurrency == 1 or len(requests) <= 1:
-        return [limited(request) for request in requests]
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(requests))) as pool:
-        return list(pool.map(limited, requests))
+        return [_limited(call, bucket, request) for request in requests]
+    with GatewayCalls(call, concurrency=min(concurrency, len(requests)), bucket=bucket) as calls:
+        return [future.result() for future in calls.submit(requests)]
+
+
+class GatewayCalls:
+    """A pool of `concurrency` threads calling the gateway under the bucket, for as many slices as
+    the batch has: the next slice's calls, submitted while a slice is in flight, start as soon as
+    threads free up, so the gateway is not left idle while a slice is settled and the next claimed."""
+
+    def __init__(self, call: Callable[[Request], Answer], *, concurrency: int, bucket: TokenBucket | None) -> None:
+        self._call = call
+        self._bucket = bucket
+        self._pool = ThreadPoolExecutor(max_workers=concurrency)
+
+    def submit(self, requests: Sequence[Request]) -> list[Future[Answer]]:
+        return [self._pool.submit(_limited, self._call, self._bucket, request) for request in requests]
+
+    def __enter__(self) -> GatewayCalls:
+        return self
+
+    def __exit__(self, exc_type, *_exc) -> None:
+        # On an error, calls not started yet are not sent: their attempts stay pending, for the janitor.
+        self._pool.shutdown(wait=True, cancel_futures=exc_type is not None)
+
+
+def _limited(call: Callable[[Request], Answer], bucket: TokenBucket | None, request: Request) -> Answer:
+    if bucket is not None:
+        bucket.acquire()
+    return call(request)

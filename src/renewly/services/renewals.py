@@ -9,17 +9,24 @@ gapless. A subscription several periods behind gets one invoice per missed perio
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Sequence
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import BigInteger, Connection, any_, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from renewly.adapters.db.bulk import insert_rows, is_postgres, update_rows
 from renewly.adapters.db.tables import accounts, pending_items, plans, subscriptions
 from renewly.bootstrap import App
-from renewly.domain.invoices import (LineKind, PendingItem, RenewalSnapshot, describe_credit_brought_forward,
-                                     draft_renewal)
+from renewly.domain.invoices import (
+    LineKind,
+    PendingItem,
+    Renewal,
+    RenewalSnapshot,
+    describe_credit_brought_forward,
+    draft_renewal,
+)
 from renewly.services.invoicing import store_documents
 
 
@@ -33,24 +40,27 @@ class RenewalReport:
 def renew_due(app: App, as_of: datetime, *, slice_size: int | None = None, on_slice=None) -> RenewalReport:
     """Issue every renewal invoice due at `as_of`, slice after slice, until nothing is claimable."""
     size = slice_size or app.settings.batches.chunk_size
-    issued, renewed = 0, set()
+    issued = renewed = 0
     while True:
         with app.engine.begin() as conn:
             snapshots = claim_due(conn, as_of, size)
             if not snapshots:
                 break
-            issued += issue_renewals(conn, app, snapshots, as_of)
-        renewed.update(snapshot.subscription_id for snapshot in snapshots)
+            renewals = issue_renewals(conn, app, snapshots, as_of)
+        issued += len(renewals)
+        # A subscription counts once, in the slice that moves it past `as_of` (no set of ids that
+        # grows with the batch: memory stays flat however many subscriptions renew).
+        renewed += sum(1 for renewal in renewals if renewal.next_renewal_at > as_of)
         if on_slice:
             on_slice(len(snapshots))
-    return RenewalReport(invoices_issued=issued, subscriptions_renewed=len(renewed), as_of=as_of)
+    return RenewalReport(invoices_issued=issued, subscriptions_renewed=renewed, as_of=as_of)
 
 
 def renew_subscription_now(conn: Connection, app: App, subscription_id: int, as_of: datetime) -> int:
     """Invoice one subscription's due periods inside the caller's transaction (a new subscription)."""
     total = 0
     while snapshots := claim_due(conn, as_of, 1, subscription_id=subscription_id):
-        total += issue_renewals(conn, app, snapshots, as_of)
+        total += len(issue_renewals(conn, app, snapshots, as_of))
     return total
 
 
@@ -61,49 +71,57 @@ def due_query():
 def claim_due(conn: Connection, as_of: datetime, limit: int, *, subscription_id: int | None = None,
               ) -> list[RenewalSnapshot]:
     query = (
-        select(subscriptions.c.id, subscriptions.c.account_id, subscriptions.c.seats, subscriptions.c.anchor_date,
-               subscriptions.c.periods_invoiced, plans.c.name.label("plan_name"), plans.c.interval,
-               plans.c.unit_amount, plans.c.currency, accounts.c.locale, accounts.c.timezone, accounts.c.buyer_name,
-               accounts.c.buyer_line1, accounts.c.buyer_line2, accounts.c.buyer_postcode, accounts.c.buyer_city,
-               accounts.c.buyer_country, accounts.c.buyer_vat_id)
+        select(subscriptions.c.id, subscriptions.c.account_id, accounts.c.locale, accounts.c.timezone,
+               plans.c.currency, accounts.c.buyer_name, accounts.c.buyer_line1, accounts.c.buyer_line2,
+               accounts.c.buyer_postcode, accounts.c.buyer_city, accounts.c.buyer_country, accounts.c.buyer_vat_id,
+               plans.c.name, plans.c.interval, plans.c.unit_amount, subscriptions.c.seats,
+               subscriptions.c.anchor_date, subscriptions.c.periods_invoiced)
         .join(plans, plans.c.id == subscriptions.c.plan_id)
         .join(accounts, accounts.c.id == subscriptions.c.account_id)
         .where(due_query(), subscriptions.c.renews_at <= as_of)
-        .order_by(subscriptions.c.id).limit(limit))
+        # Earliest due first, along the due index: already renewed rows are never scanned again.
+        .order_by(subscriptions.c.renews_at, subscriptions.c.id).limit(limit))
     if subscription_id is not None:
         query = query.where(subscriptions.c.id == subscription_id)
     if is_postgres(conn):
         query = query.with_for_update(of=subscriptions, skip_locked=True)
     rows = conn.execute(query).all()
-    items = _open_items(conn, [row.id for row in rows])
+    items = _open_items(conn, [row[0] for row in rows])
+    no_items = ()
     return [RenewalSnapshot(
-        subscription_id=row.id, account_id=row.account_id, locale=row.locale, timezone=row.timezone,
-        currency=row.currency,
-        buyer={"name": row.buyer_name, "line1": row.buyer_line1, "line2": row.buyer_line2,
-               "postcode": row.buyer_postcode, "city": row.buyer_city, "country": row.buyer_country,
-               "vat_id": row.buyer_vat_id},
-        plan_name=row.plan_name, interval=row.interval, unit_amount=row.unit_amount, seats=row.seats,
-        anchor_date=row.anchor_date, period_index=row.periods_invoiced,
-        pending_items=tuple(items.get(row.id, ()))) for row in rows]
+        subscription_id=sub_id, account_id=account_id, locale=locale, timezone=zone, currency=currency,
+        buyer={"name": name, "line1": line1, "line2": line2, "postcode": postcode, "city": city,
+               "country": country, "vat_id": vat_id},
+        plan_name=plan_name, interval=interval, unit_amount=unit_amount, seats=seats, anchor_date=anchor_date,
+        period_index=period_index, pending_items=items.get(sub_id, no_items))
+        for (sub_id, account_id, locale, zone, currency, name, line1, line2, postcode, city, country, vat_id,
+             plan_name, interval, unit_amount, seats, anchor_date, period_index) in rows]
 
 
-def _open_items(conn: Connection, subscription_ids: Sequence[int]) -> dict[int, list[PendingItem]]:
+def _open_items(conn: Connection, subscription_ids: Sequence[int]) -> dict[int, tuple[PendingItem, ...]]:
     if not subscription_ids:
         return {}
-    rows = conn.execute(
-        select(pending_items).where(pending_items.c.subscription_id.in_(subscription_ids),
-                                    pending_items.c.invoice_id.is_(None)).order_by(pending_items.c.id))
+    if is_postgres(conn):
+        # One array parameter rather than thousands of placeholders.
+        among = pending_items.c.subscription_id == any_(bindparam("ids", list(subscription_ids),
+                                                                  type_=ARRAY(BigInteger)))
+    else:
+        among = pending_items.c.subscription_id.in_(subscription_ids)
+    rows = conn.execute(select(pending_items).where(among, pending_items.c.invoice_id.is_(None))
+                        .order_by(pending_items.c.id))
     found: dict[int, list[PendingItem]] = defaultdict(list)
     for row in rows:
         found[row.subscription_id].append(PendingItem(id=row.id, kind=row.kind, description=row.description,
                                                       amount=row.amount, period_start=row.period_start,
                                                       period_end=row.period_end))
-    return found
+    return {subscription_id: tuple(items) for subscription_id, items in found.items()}
 
 
-def issue_renewals(conn: Connection, app: App, snapshots: Sequence[RenewalSnapshot], as_of: datetime) -> int:
+def issue_renewals(conn: Connection, app: App, snapshots: Sequence[RenewalSnapshot], as_of: datetime,
+                   ) -> list[Renewal]:
     issue_date = as_of.astimezone(app.seller_zone).date()
-    renewals = [draft_renewal(snapshot, issue_date, app.taxes, app.seller) for snapshot in snapshots]
+    taxes, seller = app.taxes, app.seller  # one seller document per slice, stored once per invoice
+    renewals = [draft_renewal(snapshot, issue_date, taxes, seller) for snapshot in snapshots]
     invoice_ids = store_documents(conn, [renewal.invoice for renewal in renewals], issued_at=as_of)
     update_rows(conn, subscriptions, [{
         "id": renewal.invoice.subscription_id, "periods_invoiced": renewal.next_period_index,
@@ -119,7 +137,7 @@ def issue_renewals(conn: Connection, app: App, snapshots: Sequence[RenewalSnapsh
         "amount": -renewal.invoice.credit_carried_forward, "currency": renewal.invoice.currency,
         "period_start": None, "period_end": None, "created_at": as_of, "invoice_id": None,
     } for renewal in renewals if renewal.invoice.credit_carried_forward])
-    return len(invoice_ids)
+    return renewals
 
 
 def next_renewal_at(conn: Connection) -> datetime | None:

@@ -6,10 +6,10 @@ caller's transaction, so a slice commits whole or not at all.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Iterable, Mapping, Sequence
 
-from psycopg.types.json import Jsonb
-from sqlalchemy import Connection, Table, bindparam, func, select, text
+from sqlalchemy import JSON, Connection, Table, bindparam, func, select, text
 
 
 def is_postgres(conn: Connection) -> bool:
@@ -21,25 +21,34 @@ def allocate_ids(conn: Connection, table: Table, count: int) -> list[int]:
     if count == 0:
         return []
     if is_postgres(conn):
-        rows = conn.execute(text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"),
-                            {"table": table.name, "n": count})
-        return [row[0] for row in rows]
+        # One array, not `count` result rows: a slice of 20,000 ids costs one small round trip.
+        return conn.execute(text("SELECT array_agg(nextval(pg_get_serial_sequence(:table, 'id'))) "
+                                 "FROM generate_series(1, :n)"), {"table": table.name, "n": count}).scalar_one()
     # SQLite: BEGIN IMMEDIATE holds the only write lock, so nobody else takes these ids meanwhile.
     highest = conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
     return list(range(highest + 1, highest + 1 + count))
 
 
-def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    if not rows:
-        return
+def insert_rows(conn: Connection, table: Table, rows: Iterable[Mapping[str, Any]] | Iterable[Sequence[Any]],
+                columns: Sequence[str] | None = None) -> None:
+    """Insert mappings, or tuples of values in the order of `columns`.
+
+    With `columns`, `rows` may be a generator: PostgreSQL consumes it while the COPY streams, so
+    that Python builds the next rows while the server writes the first ones. JSON values are dicts
+    or lists; one object given in many rows is serialised once.
+    """
+    if columns is None:
+        rows = list(rows)
+        if not rows:
+            return
+        columns = list(rows[0].keys())
+        rows = [[row[column] for column in columns] for row in rows]
     if not is_postgres(conn):
-        conn.execute(table.insert(), list(rows))
+        values = [dict(zip(columns, row)) for row in rows]
+        if values:  # an empty executemany would insert one row of defaults
+            conn.execute(table.insert(), values)
         return
-    columns = list(rows[0].keys())
-    cursor = conn.connection.driver_connection.cursor()
-    with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row([_copy_value(row[column]) for column in columns])
+    _copy(conn, table.name, columns, rows, _json_positions(table, columns))
 
 
 def update_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], key: str = "id") -> None:
@@ -56,17 +65,37 @@ def update_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     # Same column types as the table, none of its constraints.
     conn.exec_driver_sql(f"CREATE TEMP TABLE {scratch} ON COMMIT DROP AS "
                          f"SELECT {key}, {', '.join(columns)} FROM {table.name} WITH NO DATA")
-    cursor = conn.connection.driver_connection.cursor()
-    with cursor.copy(f"COPY {scratch} ({key}, {', '.join(columns)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row([_copy_value(row[key])] + [_copy_value(row[column]) for column in columns])
+    names = [key, *columns]
+    _copy(conn, scratch, names, [[row[name] for name in names] for row in rows], _json_positions(table, names))
     assignments = ", ".join(f"{column} = s.{column}" for column in columns)
-    conn.exec_driver_sql(f"UPDATE {table.name} t SET {assignments} FROM {scratch} s WHERE t.{key} = s.{key}")
+    # The list of keys lets the planner fetch the rows by index. Without it, it may merge-join along
+    # the whole primary key (or hash the whole table), and every slice costs as much as the table.
+    conn.exec_driver_sql(f"UPDATE {table.name} t SET {assignments} FROM {scratch} s "
+                         f"WHERE t.{key} = s.{key} AND t.{key} = ANY(%(keys)s)", {"keys": [row[key] for row in rows]})
     conn.exec_driver_sql(f"DROP TABLE {scratch}")
 
 
-def _copy_value(value: Any) -> Any:
-    return Jsonb(value) if isinstance(value, (dict, list)) else value
+def _json_positions(table: Table, columns: Sequence[str]) -> list[int]:
+    return [position for position, name in enumerate(columns) if isinstance(table.c[name].type, JSON)]
+
+
+def _copy(conn: Connection, table_name: str, columns: Sequence[str], rows: Iterable[Sequence[Any]],
+          json_positions: Sequence[int]) -> None:
+    cursor = conn.connection.driver_connection.cursor()
+    # id() of a JSON value -> (the value, its text). Holding the value keeps its id from being reused.
+    dumped: dict[int, tuple[Any, str]] = {}
+    with cursor.copy(f"COPY {table_name} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            if json_positions:
+                row = list(row)
+                for position in json_positions:
+                    value = row[position]
+                    if value is not None:
+                        known = dumped.get(id(value))
+                        if known is None:
+                            known = dumped[id(value)] = (value, json.dumps(value))
+                        row[position] = known[1]  # COPY's text format: the server parses it as JSON
+            copy.write_row(row)
 
 
 def chunked(items: Iterable[Any], size: int) -> Iterable[list[Any]]:

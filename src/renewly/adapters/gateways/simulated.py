@@ -245,7 +245,9 @@ class SimulatedGateway:
                 conn.execute(sim_operations.insert().values(
                     id=reference, idempotency_key=idempotency_key, kind=kind, customer=customer, card=card_token,
                     amount=amount, currency=currency, outcome=outcome.value, decline_code=decline,
-                    state="held" if kind == "authorization" and not decline else None, at=self._clock.now()))
+                    # A zero-amount authorization only validates the card: it holds nothing.
+                    state="held" if kind == "authorization" and amount and not decline else None,
+                    at=self._clock.now()))
         except IntegrityError:  # the same key, sent at the same moment from elsewhere: its answer stands
             return self.find(idempotency_key) or GatewayResult(Outcome.UNKNOWN)
         if fault is Fault.TIMEOUT_AFTER:
