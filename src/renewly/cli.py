@@ -17,6 +17,7 @@ from typer._click.exceptions import NoArgsIsHelpError
 from typer.exceptions import TyperException
 
 from renewly.bootstrap import App, bootstrap
+from renewly.cli_contacts import contacts_app
 from renewly.domain.calendar import end_of_day_utc
 from renewly.domain.errors import BillingError, InvalidInput
 from renewly.domain.money import Money
@@ -41,6 +42,7 @@ for sub, name in ((db_app, "db"), (clock_app, "clock"), (plans_app, "plans"), (a
                   (cards_app, "cards"), (payments_app, "payments"), (gateway_app, "gateway"),
                   (support_app, "support"), (outbox_app, "outbox"), (policy_app, "policy")):
     app.add_typer(sub, name=name)
+app.add_typer(contacts_app, name="contacts")
 
 console = Console()
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -184,6 +186,10 @@ def _describe_report(report: Any) -> str:
                 f"{report.reactivations_expired} reactivation(s) ended unpaid")
     if hasattr(report, "voided"):
         return f"{report.voided} card-check authorization(s) voided, {report.failed} to try again"
+    if hasattr(report, "invoices_purged"):
+        return (f"{report.accounts_deleted} account(s) deleted, {report.invoices_purged} invoice(s) purged"
+                + (f"; gateway refused account(s) {', '.join(map(str, report.gateway_failures))}, tried again "
+                   f"next run" if report.gateway_failures else ""))
     return str(report)
 
 
@@ -528,6 +534,15 @@ def dunning_command(as_of: AsOf = None, as_json: JsonFlag = False) -> None:
     from renewly.services.dunning import run_dunning
     application = open_app()
     report = run_dunning(application, parse_as_of(as_of, application))
+    print_json(report.__dict__) if as_json else typer.echo(_describe_report(report))
+
+
+@app.command("retention")
+def retention_command(as_of: AsOf = None, as_json: JsonFlag = False) -> None:
+    """The retention batch: delete accounts' personal data and invoices whose time is up (R10)."""
+    from renewly.services.retention import purge_due
+    application = open_app()
+    report = purge_due(application, parse_as_of(as_of, application))
     print_json(report.__dict__) if as_json else typer.echo(_describe_report(report))
 
 

@@ -1,115 +1,212 @@
-"""`renewly demo`: the main job on the embedded default, on a test clock, in seconds.
+"""`renewly demo`: the whole dunning story on the embedded default, on a test clock, in seconds.
 
-Until the dunning issue lands the full story, the demo sets up a handful of accounts with
-different calendars, languages and currencies, then moves the test clock day by day for 100
-days; the renewal batch runs whenever it falls due. It prints a timeline and the invoices.
+A fresh SQLite database, the simulated gateway and the outbox; an operator and a handful of
+accounts, each with its own story, then 130 days walked one by one: every batch (renewal,
+payments, dunning, card-check voids, retention) runs when it falls due, as in production.
+It prints a timeline: date, account, what happened, who got which e-mail, who sees a banner.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from datetime import date, datetime, timedelta, timezone
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from renewly.bootstrap import bootstrap
+from renewly.bootstrap import App, bootstrap
+from renewly.domain.accounts import Role
+from renewly.domain.calendar import local_date
 from renewly.domain.money import Money
-from renewly.services.accounts import add_member, create_account, update_buyer_address
-from renewly.services.invoices import issue_credit_note, list_invoices
+from renewly.services.accounts import add_member, create_account
+from renewly.services.cards import CardRefused, add_card
+from renewly.services.outbox_read import list_outbox
 from renewly.services.plans import create_plan
+from renewly.services.reactivation import banners_by_role, grant_reactivation
 from renewly.services.scheduler import advance
-from renewly.services.subscriptions import change_seats, create_subscription
+from renewly.services.subscriptions import create_subscription
 from renewly.settings import load_settings
 
-START = datetime(2026, 1, 31, 12, tzinfo=timezone.utc)  # the 31st in every demo time zone
-DAYS = 100
-ACTOR = "demo:operator"
+START = datetime(2026, 1, 31, 12, tzinfo=UTC)  # the 31st in every demo time zone
+DAYS = 130
+OPERATOR = "support@renewly.example"
+GOOD, DECLINING, INSUFFICIENT = "4242424242424242", "4000000000000341", "4000000000009995"
+
+
+@dataclass(frozen=True)
+class Story:
+    name: str
+    owner: str
+    locale: str
+    timezone: str
+    currency: str
+    country: str
+    plan: str
+    card: str | None
+    starts_on_day: int
+    tells: str
+
+
+STORIES = (
+    Story("Acme Inc.", "ops@acme.example", "en", "America/Los_Angeles", "USD", "US", "team", GOOD, 0,
+          "pays fine; its accountant asks to receive the invoices and the owner approves"),
+    Story("Boulangerie Martin", "claire@martin.example", "fr", "Europe/Paris", "EUR", "FR", "equipe", DECLINING, 0,
+          "is declined, then the owner fixes the card on day 3"),
+    Story("Globex GmbH", "it@globex.example", "en", "Europe/Berlin", "EUR", "DE", "equipe", DECLINING, 40,
+          "starts on day 40, is declined until cancelled"),
+    Story("Initech SARL", "finance@initech.example", "fr", "Europe/Paris", "EUR", "FR", "equipe", INSUFFICIENT, 0,
+          "is cancelled, reactivated by support and pays"),
+    Story("Umbrella Ltd", "boss@umbrella.example", "en", "Europe/London", "EUR", "IE", "equipe", None, 0,
+          "never adds a card: cancelled on day 29, deleted 90 days later"),
+)
 
 
 def run_demo(database: str, *, as_json: bool, console: Console) -> None:
     path = Path(database)
-    for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+    for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(str(path).removesuffix(".db") + "-gateway.db")):
         leftover.unlink(missing_ok=True)
     settings = load_settings().model_copy(update={"database_url": f"sqlite:///{path}", "clock": "test"})
+    settings.payments = settings.payments.model_copy(update={"simulator_url": None})
     app = bootstrap(settings)
     app.test_clock.set(START)
-    events: list[dict] = []
+    timeline = Timeline(app, as_json=as_json)
 
-    def note(what: str, account: str = "", at: date | None = None, **details) -> None:
-        day = at or app.clock.now().date()
-        events.append({"at": day.isoformat(), "account": account, "event": what, **details})
+    create_plan(app, code="team", name="Team", interval="month", price=1900, currency="USD", actor=OPERATOR)
+    create_plan(app, code="equipe", name="Équipe", interval="month", price=2900, currency="EUR", actor=OPERATOR)
+    accounts: dict[str, int] = {}
 
-    create_plan(app, code="team", name="Team", interval="month", price=1900, currency="USD", actor=ACTOR)
-    create_plan(app, code="equipe", name="Équipe", interval="month", price=2900, currency="EUR", actor=ACTOR)
-    create_plan(app, code="business-yearly", name="Business", interval="year", price=19000, currency="EUR",
-                actor=ACTOR)
-    stories = [
-        ("Acme Inc.", "ops@acme.example", "en", "America/Los_Angeles", "USD", "US", "team", 5),
-        ("Boulangerie Martin", "claire@martin.example", "fr", "Europe/Paris", "EUR", "FR", "equipe", 2),
-        ("Globex GmbH", "it@globex.example", "en", "Europe/Berlin", "EUR", "DE", "equipe", 10),
-        ("Initech SARL", "finance@initech.example", "fr", "Europe/Paris", "EUR", "FR", "business-yearly", 3),
-    ]
-    accounts = {}
-    for name, owner, locale, tz, currency, country, plan, seats in stories:
-        account_id = create_account(app, name=name, owner_email=owner, locale=locale, timezone=tz,
-                                    currency=currency, country=country, actor=ACTOR)
-        accounts[name] = account_id
-        subscription_id = create_subscription(app, account_id, plan_code=plan, seats=seats, actor=ACTOR)
-        accounts[f"{name}/subscription"] = subscription_id
-        note(f"subscribed to {plan} with {seats} seat(s) on the 31st ({tz}); first invoice issued", name)
-    add_member(app, accounts["Acme Inc."], email="dev@acme.example", role="admin", actor=ACTOR)
+    def start(story: Story) -> Callable[[], None]:
+        def begin() -> None:
+            account_id = create_account(app, name=story.name, owner_email=story.owner, locale=story.locale,
+                                        timezone=story.timezone, currency=story.currency, country=story.country,
+                                        actor=OPERATOR)
+            accounts[story.name] = account_id
+            timeline.names[account_id] = story.name
+            timeline.zones[account_id] = story.timezone
+            add_member(app, account_id, email=f"admin@{story.owner.split('@')[1]}", role="admin", actor=OPERATOR)
+            add_member(app, account_id, email=f"agent@{story.owner.split('@')[1]}", role="agent", actor=OPERATOR)
+            timeline.note(story.name, f"signs up: {story.tells}")
+            if story.card:
+                save_card(story, story.card)
+            create_subscription(app, account_id, plan_code=story.plan, seats=3, actor=OPERATOR)
+            timeline.note(story.name, "subscribes to 3 seats; the first invoice is issued")
+        return begin
 
-    scripted = {
-        10: lambda: note("grew from 2 to 4 seats: the difference is prorated on the next invoice",
-                         "Boulangerie Martin",
-                         prorated=change_seats(app, accounts["Boulangerie Martin/subscription"], seats=4,
-                                               actor=ACTOR)),
-        20: lambda: (update_buyer_address(app, accounts["Globex GmbH"],
-                                          changes={"line1": "Neue Straße 5", "postcode": "10115", "city": "Berlin",
-                                                   "vat_id": "DE123456789"}, actor=ACTOR),
-                     note("moved: future invoices carry the new address, issued ones keep the old (R3.1)",
-                          "Globex GmbH")),
-        35: lambda: note("its first invoice corrected by a credit note for one unused seat, never edited (R2.4)",
-                         "Acme Inc.",
-                         credit_note=issue_credit_note(app, list_invoices(app, accounts["Acme Inc."])[0]["number"],
-                                                       reason="goodwill: 1 seat unused", amount=1900, actor=ACTOR)),
-    }
-    names = {account_id: name for name, account_id in accounts.items() if "/" not in name}
-    seen = {invoice["id"] for invoice in list_invoices(app)}
-    for day in range(1, DAYS + 1):
-        advance(app, timedelta(days=1))
-        for invoice in list_invoices(app):
-            if invoice["id"] not in seen:
-                seen.add(invoice["id"])
-                note(f"{invoice['kind'].replace('_', ' ')} {invoice['number']} issued: "
-                     f"{Money(invoice['total'], invoice['currency']).format(invoice['locale'])}",
-                     names[invoice["account_id"]], at=invoice["issue_date"], number=invoice["number"])
-        if day in scripted:
-            scripted[day]()
+    def save_card(story: Story, number: str) -> None:
+        token = app.gateway.tokenize(number, 12, 2030)
+        try:
+            saved = add_card(app, accounts[story.name], card_token=token, acting_email=story.owner)
+            timeline.note(story.name, f"the owner saves a card •••• {saved.card.last4} (1 unit authorized, voided "
+                                      f"after {app.policy.verification_void_delay_days} days)"
+                          + (f"; {saved.retries_requested} unpaid invoice(s) to retry" if saved.retries_requested
+                             else ""))
+        except CardRefused as refused:
+            timeline.note(story.name, f"the owner's card is refused: {refused.message}")
 
-    if as_json:
-        for event in events:
-            sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
-        return
-    timeline = Table(title=f"Renewly demo: {DAYS} days on a test clock from {START.date()}")
-    for column in ("date", "account", "what happened"):
-        timeline.add_column(column)
-    for event in events:
-        timeline.add_row(event["at"], event["account"], event["event"])
-    console.print(timeline)
-    invoices = Table(title="Invoices issued")
-    for column in ("number", "account", "issued", "period", "total"):
-        invoices.add_column(column)
-    for invoice in list_invoices(app):
-        period = (f"{invoice['period_start']} → {invoice['period_end'] - timedelta(days=1)}"
-                  if invoice["period_start"] else "")
-        invoices.add_row(invoice["number"], names[invoice["account_id"]], str(invoice["issue_date"]), period,
-                         Money(invoice["total"], invoice["currency"]).format(invoice["locale"]))
-    console.print(invoices)
-    console.print(f"Database: {path} (inspect it with RENEWLY_DATABASE_URL=sqlite:///{path} "
-                  f"RENEWLY_CLOCK=test renewly invoices list)")
+    by_name = {story.name: story for story in STORIES}
+    script: dict[int, list[Callable[[], None]]] = {}
+    for story in STORIES:
+        script.setdefault(story.starts_on_day, []).append(start(story))
+    script.setdefault(1, []).append(lambda: contact_request(app, timeline, accounts["Acme Inc."]))
+    script.setdefault(3, []).append(lambda: save_card(by_name["Boulangerie Martin"], GOOD))
+    script.setdefault(34, []).append(lambda: (
+        grant_reactivation(app, accounts["Initech SARL"], days=None, reason="the owner called support",
+                           actor=OPERATOR),
+        timeline.note("Initech SARL", f"support grants a temporary reactivation ({app.policy.reactivation_days} "
+                                      "days, owner only, billing pages only)")))
+    script.setdefault(35, []).append(lambda: save_card(by_name["Initech SARL"], GOOD))
+
+    for day in range(0, DAYS + 1):
+        if day:
+            advance(app, timedelta(days=1))
+        timeline.collect_outbox()
+        for action in script.get(day, []):
+            action()
+            timeline.collect_outbox()
+        timeline.collect_banners()
+    # A timeline wants room: wider than the 80 columns Rich assumes when output is not a terminal.
+    timeline.render(Console(width=max(console.width, 160)) if not as_json else console)
 
 
+def contact_request(app: App, timeline: Timeline, account_id: int) -> None:
+    """R4: the accountant asks to receive the invoices; the owner consents."""
+    from renewly.services import contacts
+    contacts.request_contact(app, account_id, email="accounting@acme.example", requested_by="admin@acme.example")
+    timeline.collect_outbox()
+    contacts.approve_contact(app, account_id, email="accounting@acme.example", acting_email="ops@acme.example")
+    timeline.note("Acme Inc.", "the owner approves accounting@acme.example as a billing contact (R4.1)")
+
+
+class Timeline:
+    """What the demo prints: scripted actions, the outbox's e-mails and events, banner changes."""
+
+    def __init__(self, app: App, *, as_json: bool) -> None:
+        self.app, self.as_json = app, as_json
+        self.rows: list[dict] = []
+        self.names: dict[int, str] = {}
+        self.zones: dict[int, str] = {}  # dates are printed in each account's own calendar
+        self.last_outbox_id = 0
+        self.banners: dict[int, dict] = {}
+
+    def today(self, account: str = "") -> str:
+        account_id = next((i for i, name in self.names.items() if name == account), None)
+        return local_date(self.app.clock.now(), self.zones.get(account_id, "UTC")).isoformat()
+
+    def note(self, account: str, what: str, *, email: str = "", banner: str = "", at: str | None = None) -> None:
+        self.rows.append({"date": at or self.today(account), "account": account, "event": what, "email": email,
+                          "banner": banner})
+
+    def collect_outbox(self) -> None:
+        for row in list_outbox(self.app):
+            if row["id"] <= self.last_outbox_id:
+                continue
+            self.last_outbox_id = row["id"]
+            account, payload, at = self.names.get(row["account_id"], ""), row["payload"], row["created_at"]
+            day = local_date(at, self.zones.get(row["account_id"], "UTC")).isoformat()
+            if row["topic"] == "email":
+                self.note(account, f"e-mail {payload['kind']}: “{payload['subject']}”",
+                          email=", ".join(payload["recipients"]), at=day)
+            elif row["topic"] == "invoice.issued":
+                amount = Money(payload["total"], payload["currency"]).format("en")
+                self.note(account, f"invoice {payload['number']} issued: {amount}", at=day)
+            elif row["topic"] == "payment.succeeded":
+                self.note(account, f"charge succeeded: {Money(payload['amount'], payload['currency']).format('en')}",
+                          at=day)
+            elif row["topic"] == "payment.declined":
+                self.note(account, f"charge declined ({payload['decline_code']})", at=day)
+            elif row["topic"] in ("reactivation.expired", "account.deleted", "dunning.recovered"):
+                self.note(account, {"reactivation.expired": "the reactivation window ended unpaid",
+                                    "account.deleted": "personal data deleted, the host product is told (R10)",
+                                    "dunning.recovered": "payment recovered: case closed, account active (R8.6)",
+                                    }[row["topic"]], at=day)
+
+    def collect_banners(self) -> None:
+        for account_id, name in self.names.items():
+            seen = banners_by_role(self.app, account_id)
+            if seen != self.banners.get(account_id, {role.value: {"banner": "none", "text": ""} for role in Role}):
+                who = {}
+                for role, banner in seen.items():
+                    who.setdefault(banner["banner"], []).append(role)
+                described = "; ".join(f"{', '.join(roles)}: {banner}" for banner, roles in who.items())
+                self.note(name, "banners change", banner=described)
+            self.banners[account_id] = seen
+
+    def render(self, console: Console) -> None:
+        rows = sorted(self.rows, key=lambda r: r["date"])  # stable: same-day rows keep their order
+        if self.as_json:
+            for row in rows:
+                sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+            return
+        table = Table(title=f"Renewly demo: {DAYS} days on a test clock from {START.date()} "
+                            f"(policy {self.app.policy.version})", show_lines=False)
+        for column in ("date", "account", "what happened", "e-mail to", "banner seen"):
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(row["date"], row["account"], row["event"], row["email"], row["banner"])
+        console.print(table)
+        console.print(f"Database: {self.app.settings.database_url.removeprefix('sqlite:///')} — look around with "
+                      f"RENEWLY_DATABASE_URL={self.app.settings.database_url} RENEWLY_CLOCK=test renewly accounts list")
