@@ -60,6 +60,7 @@ class BatchSettings(BaseModel):
     chunk_size: int = Field(2000, ge=1, le=20000)  # subscriptions claimed per transaction
     renewal_interval_minutes: int = Field(60, ge=1)
     dunning_interval_minutes: int = Field(60, ge=1)
+    retention_interval_minutes: int = Field(60, ge=1)  # R10: deletions due
 
 
 class PaymentSettings(BaseModel):

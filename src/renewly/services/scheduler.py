@@ -17,7 +17,7 @@ from sqlalchemy import Connection, select
 from renewly.adapters.db.tables import batch_runs
 from renewly.bootstrap import App
 from renewly.domain.errors import InvalidInput
-from renewly.services import collect, dunning, renewals, verifications
+from renewly.services import collect, dunning, renewals, retention, verifications
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -28,6 +28,8 @@ class Batch:
     interval: Callable[[App], timedelta]
     run: Callable[[App, datetime], object]
     next_work_at: Callable[[Connection], datetime | None]
+    # True when next_work_at also needs the app (the policy, the settings): (conn, app) -> moment.
+    needs_app: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,9 @@ BATCHES: tuple[Batch, ...] = (
           dunning.run_dunning, dunning.next_dunning_at),
     Batch("void-verifications", lambda app: timedelta(minutes=app.settings.payments.void_interval_minutes),
           verifications.void_due_verifications, verifications.next_void_at),
+    # Last: deletes what is due once everything else has run (R10).
+    Batch("retention", lambda app: timedelta(minutes=app.settings.batches.retention_interval_minutes),
+          retention.purge_due, retention.next_retention_at, needs_app=True),
 )
 
 
@@ -103,7 +108,7 @@ def _next_due(app: App, start: datetime, reached: datetime, target: datetime) ->
         for order, batch in enumerate(BATCHES):
             interval = batch.interval(app)
             earliest = max(start, last_runs.get(batch.name, start))
-            work_at = batch.next_work_at(conn)
+            work_at = batch.next_work_at(conn, app) if batch.needs_app else batch.next_work_at(conn)
             if work_at is None:
                 continue
             tick = tick_at_or_after(max(work_at, reached, earliest + timedelta(microseconds=1)), interval)

@@ -178,6 +178,8 @@ invoices = Table(
     Index("uq_invoices_subscription_period", "subscription_id", "period_start", unique=True,
           sqlite_where=text("kind = 'invoice'"), postgresql_where=text("kind = 'invoice'")),
     Index("ix_invoices_account_id", "account_id"),
+    Index("ix_invoices_issue_date", "issue_date"),  # the retention purge (R10.2)
+    Index("ix_invoices_credited_invoice_id", "credited_invoice_id"),
 )
 
 invoice_lines = Table(
@@ -207,6 +209,7 @@ outbox = Table(
     Column("delivered_at", UTCDateTime()),
     Index("ix_outbox_undelivered", "id", sqlite_where=text("delivered_at IS NULL"),
           postgresql_where=text("delivered_at IS NULL")),
+    Index("ix_outbox_account_id", "account_id"),
 )
 
 # Append-only: triggers refuse UPDATE and DELETE.

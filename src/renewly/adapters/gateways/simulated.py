@@ -206,7 +206,8 @@ class SimulatedGateway:
 
     def delete_customer(self, customer: str) -> None:
         with self._engine.begin() as conn:
-            conn.execute(sim_customers.update().where(sim_customers.c.id == customer).values(deleted=1))
+            # Like a real gateway's deletion: the e-mail goes too (R10.1), the id is kept as a tombstone.
+            conn.execute(sim_customers.update().where(sim_customers.c.id == customer).values(deleted=1, email=""))
             conn.execute(sim_cards.delete().where(sim_cards.c.customer == customer))
 
     def charge_count(self) -> int:
