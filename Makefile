@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench docs clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Renewly needs Python 3.11 or newer")'
@@ -20,6 +20,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/renewal.py --quick
+
+docs: $(STAMP)
+	$(VENV)/bin/python -m renewly.cli_reference > docs/cli.md
 
 clean:
 	rm -rf $(VENV) renewly-demo.db*

@@ -652,7 +652,7 @@ def policy_show(as_json: JsonFlag = False) -> None:
 @app.command("demo")
 def demo(database: Annotated[str, typer.Option(help="SQLite file, recreated.")] = "renewly-demo.db",
          as_json: JsonFlag = False) -> None:
-    """The main job on the embedded default: sample accounts renewing on a test clock."""
+    """The main job: the whole dunning story, 130 days on a test clock, on a fresh SQLite database."""
     from renewly.demo import run_demo
     run_demo(database, as_json=as_json, console=console)
 
