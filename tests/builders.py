@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from datetime import date
 
+from sqlalchemy import select
+
+from renewly.adapters.db.tables import metadata
 from renewly.bootstrap import App
 from renewly.services.accounts import create_account
 from renewly.services.cards import add_card
@@ -44,3 +49,22 @@ def subscribed(app: App, *, seats: int = 3, start: date | None = None, plan: str
         with_card(app, account_id, card, owner=account.get("owner", "owner@acme.test"))
     plan = plan or team_plan(app)
     return account_id, create_subscription(app, account_id, plan_code=plan, seats=seats, start=start, actor=OPERATOR)
+
+
+def database_rows(app: App) -> dict[str, list]:
+    """Every row of every table: compare before and after to show that nothing changed."""
+    with app.engine.connect() as conn:
+        return {table.name: conn.execute(select(table).order_by(*table.primary_key.columns)).all()
+                for table in metadata.sorted_tables}
+
+
+@dataclass
+class Outcome:
+    """What a command line run gave: exit code, standard output, standard error."""
+
+    code: int
+    out: str
+    err: str
+
+    def json(self):
+        return json.loads(self.out)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -19,12 +20,14 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from renewly import cli
 from renewly.adapters.db.engine import make_engine, upgrade
 from renewly.adapters.db.tables import metadata
 from renewly.bootstrap import App, bootstrap
 from renewly.settings import load_settings
+from tests.builders import Outcome
 
-START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+START = datetime(2026, 1, 1, tzinfo=UTC)
 ADMIN_URL = os.environ.get("RENEWLY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("RENEWLY_TEST_REQUIRE_POSTGRES") == "1"
 
@@ -125,3 +128,38 @@ def pg_app(databases) -> App:
     return databases.fresh_app("postgresql")
 
 
+
+
+@pytest.fixture
+def cli_environment(app, tmp_path, monkeypatch) -> dict[str, str]:
+    """What an operator's shell would hold: the test's database, gateway ledger and test clock."""
+    monkeypatch.chdir(tmp_path)
+    variables = {"RENEWLY_DATABASE_URL": app.settings.database_url, "RENEWLY_CLOCK": "test",
+                 "RENEWLY_PAYMENTS__SIMULATOR_URL": app.settings.simulator_url(), "RENEWLY_ACTOR": "test:cli"}
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    return variables
+
+
+@pytest.fixture
+def renewly(cli_environment, monkeypatch, capsys):
+    """Run `renewly ARGS...` in this process through the real entry point, `cli.main()`."""
+    opened = []
+
+    def tracked_bootstrap(*args, **kwargs):
+        opened.append(bootstrap(*args, **kwargs))
+        return opened[-1]
+
+    # Each command opens its own engine, as a process would; close them after the test.
+    monkeypatch.setattr(cli, "bootstrap", tracked_bootstrap)
+
+    def run(*args: str) -> Outcome:
+        monkeypatch.setattr(sys, "argv", ["renewly", *args])
+        with pytest.raises(SystemExit) as exit:
+            cli.main()
+        captured = capsys.readouterr()
+        return Outcome(exit.value.code, captured.out, captured.err)
+
+    yield run
+    for application in opened:
+        application.engine.dispose()

@@ -3,73 +3,20 @@ stderr, exit code 2, and nothing changed in the database."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
-from renewly import cli
-from renewly.adapters.db.tables import metadata
-from renewly.bootstrap import bootstrap
-from tests.builders import customer, subscribed, team_plan
+from tests.builders import Outcome, customer, database_rows, subscribed, team_plan
 
 RENEWLY = Path(sys.executable).with_name("renewly")
 
 
-@dataclass
-class Outcome:
-    code: int
-    out: str
-    err: str
-
-    def json(self):
-        return json.loads(self.out)
-
-
-@pytest.fixture
-def environment(app, tmp_path, monkeypatch) -> dict[str, str]:
-    """What an operator's shell would hold: the test database, the test clock, no renewly.toml."""
-    monkeypatch.chdir(tmp_path)
-    variables = {"RENEWLY_DATABASE_URL": app.settings.database_url, "RENEWLY_CLOCK": "test",
-                 "RENEWLY_PAYMENTS__SIMULATOR_URL": app.settings.simulator_url(), "RENEWLY_ACTOR": "test:cli"}
-    for name, value in variables.items():
-        monkeypatch.setenv(name, value)
-    return variables
-
-
-@pytest.fixture
-def renewly(environment, monkeypatch, capsys):
-    """Run `renewly ARGS...` in this process through the real entry point, `cli.main()`."""
-    opened = []
-
-    def tracked_bootstrap(*args, **kwargs):
-        opened.append(bootstrap(*args, **kwargs))
-        return opened[-1]
-
-    # Each command opens its own engine, as a process would; close them after the test.
-    monkeypatch.setattr(cli, "bootstrap", tracked_bootstrap)
-
-    def run(*args: str) -> Outcome:
-        monkeypatch.setattr(sys, "argv", ["renewly", *args])
-        with pytest.raises(SystemExit) as exit:
-            cli.main()
-        captured = capsys.readouterr()
-        return Outcome(exit.value.code, captured.out, captured.err)
-
-    yield run
-    for application in opened:
-        application.engine.dispose()
-
-
 def database(app) -> dict[str, list]:
-    with app.engine.connect() as conn:
-        return {table.name: conn.execute(select(table).order_by(*table.primary_key.columns)).all()
-                for table in metadata.sorted_tables}
+    return database_rows(app)
 
 
 def test_the_issues_command_shapes_work(app, renewly):
@@ -182,11 +129,11 @@ def test_the_refusal_names_what_was_wrong(app, renewly):
     assert "--colour" in renewly("plans", "list", "--colour").err
 
 
-def test_the_installed_command_refuses_bad_input_the_same_way(app, environment):
+def test_the_installed_command_refuses_bad_input_the_same_way(app, cli_environment):
     """One real process: the console script's exit code and streams (in-process runs cover the rest)."""
     account_id = customer(app)
     before = database(app)
-    env = {**os.environ, **environment}
+    env = {**os.environ, **cli_environment}
     refused = subprocess.run([str(RENEWLY), "members", "add", str(account_id), "--email", "x@acme.test", "--role",
                               "owner"], env=env, capture_output=True, text=True, timeout=60)
     assert (refused.returncode, refused.stdout) == (2, "")

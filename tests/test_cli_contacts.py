@@ -3,67 +3,20 @@ nothing changed."""
 
 from __future__ import annotations
 
-import json
-import sys
-from dataclasses import dataclass
-
 import pytest
 from sqlalchemy import select
 
-from renewly import cli
-from renewly.adapters.db.tables import accounts, metadata, outbox
-from renewly.bootstrap import bootstrap
+from renewly.adapters.db.tables import accounts, outbox
 from renewly.services.accounts import add_member
-from tests.builders import OPERATOR, customer
+from tests.builders import OPERATOR, Outcome, customer, database_rows
 
 OWNER = "owner@acme.test"
 ADMIN = "admin@acme.test"
 ACCOUNTANT = "books@accountants.test"
 
 
-@dataclass
-class Outcome:
-    code: int
-    out: str
-    err: str
-
-    def json(self):
-        return json.loads(self.out)
-
-
-@pytest.fixture
-def renewly(app, tmp_path, monkeypatch, capsys):
-    """Run `renewly ARGS...` in this process through the real entry point, `cli.main()`, against
-    the test's database and test clock, as an operator's shell would."""
-    monkeypatch.chdir(tmp_path)
-    for name, value in {"RENEWLY_DATABASE_URL": app.settings.database_url, "RENEWLY_CLOCK": "test",
-                        "RENEWLY_PAYMENTS__SIMULATOR_URL": app.settings.simulator_url(),
-                        "RENEWLY_ACTOR": "test:cli"}.items():
-        monkeypatch.setenv(name, value)
-    opened = []
-
-    def tracked_bootstrap(*args, **kwargs):
-        opened.append(bootstrap(*args, **kwargs))
-        return opened[-1]
-
-    monkeypatch.setattr(cli, "bootstrap", tracked_bootstrap)
-
-    def run(*args: str) -> Outcome:
-        monkeypatch.setattr(sys, "argv", ["renewly", *args])
-        with pytest.raises(SystemExit) as exit:
-            cli.main()
-        captured = capsys.readouterr()
-        return Outcome(exit.value.code, captured.out, captured.err)
-
-    yield run
-    for application in opened:
-        application.engine.dispose()
-
-
 def database(app) -> dict[str, list]:
-    with app.engine.connect() as conn:
-        return {table.name: conn.execute(select(table).order_by(*table.primary_key.columns)).all()
-                for table in metadata.sorted_tables}
+    return database_rows(app)
 
 
 @pytest.fixture
