@@ -1,0 +1,135 @@
+"""The simulated gateway behaves like Stripe in test mode: the card number picks the outcome, a
+repeated idempotency key gets the first answer and never a second charge, scripted faults lose
+answers the way a network does, and its ledger is its own."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+
+from renewly.adapters.gateways.simulated import Fault, SimulatedGateway
+from renewly.domain.errors import InvalidInput
+from renewly.domain.payments import ChargeRequest, Outcome
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class FixedClock:
+    instant: datetime = NOW
+
+    def now(self) -> datetime:
+        return self.instant
+
+
+@pytest.fixture
+def gateway(tmp_path) -> SimulatedGateway:
+    return SimulatedGateway(f"sqlite:///{tmp_path}/gateway.db", FixedClock())
+
+
+def card_of(gateway: SimulatedGateway, number: str, exp_year: int = 2030) -> tuple[str, str]:
+    """(customer, card token) for a card attached to a new customer."""
+    customer = gateway.ensure_customer(1, "owner@acme.test", "Acme")
+    token = gateway.tokenize(number, 12, exp_year)
+    gateway.attach_card(customer, token)
+    return customer, token
+
+
+def charge(gateway: SimulatedGateway, customer: str, token: str, key: str = "key-1", amount: int = 1900):
+    return gateway.charge(ChargeRequest(customer=customer, card_token=token, amount=amount, currency="USD",
+                                        idempotency_key=key))
+
+
+@pytest.mark.parametrize("number, authorization, charge_decline", [
+    ("4242424242424242", None, None),
+    ("4000000000000002", "generic_decline", "generic_decline"),
+    ("4000000000009995", "insufficient_funds", "insufficient_funds"),
+    ("4000000000000069", "expired_card", "expired_card"),
+    ("4000000000000119", "processing_error", "processing_error"),
+    ("4000000000000341", None, "card_declined"),
+])
+def test_r5_stripes_test_cards_pick_the_outcome(gateway, number, authorization, charge_decline):
+    customer, token = card_of(gateway, number)
+    held = gateway.authorize(customer, token, 100, "USD", "check-1")
+    charged = charge(gateway, customer, token)
+    assert (held.outcome, held.decline_code) == (Outcome.DECLINED if authorization else Outcome.SUCCEEDED,
+                                                 authorization)
+    assert (charged.outcome, charged.decline_code) == (Outcome.DECLINED if charge_decline else Outcome.SUCCEEDED,
+                                                       charge_decline)
+
+
+def test_r5_4_the_card_form_returns_a_token_brand_and_last_four_digits_only(gateway):
+    customer = gateway.ensure_customer(1, "owner@acme.test", "Acme")
+    token = gateway.tokenize("4242 4242 4242 4242", 12, 2030)
+    saved = gateway.attach_card(customer, token)
+    assert token.startswith("pm_sim_") and "4242424242424242" not in token
+    assert (saved.token, saved.brand, saved.last4, saved.exp_month, saved.exp_year) == (token, "visa", "4242", 12, 2030)
+    assert gateway.attach_card(customer, gateway.tokenize("5555555555554444", 1, 2031)).brand == "mastercard"
+
+
+@pytest.mark.parametrize("number", ["4242424242424241", "42424242", "4242-abcd-4242-4242", ""])
+def test_a_malformed_card_number_is_refused_by_the_card_form(gateway, number):
+    with pytest.raises(InvalidInput) as refused:
+        gateway.tokenize(number, 12, 2030)
+    assert refused.value.code == "incorrect_number"
+
+
+def test_a_token_of_another_customer_is_refused(gateway):
+    token = gateway.tokenize("4242424242424242", 12, 2030)
+    gateway.attach_card(gateway.ensure_customer(1, "a@a.test", "A"), token)
+    with pytest.raises(InvalidInput):
+        gateway.attach_card(gateway.ensure_customer(2, "b@b.test", "B"), token)
+
+
+def test_a_card_past_its_expiry_is_declined_as_expired(gateway):
+    customer, token = card_of(gateway, "4242424242424242", exp_year=2025)
+    assert charge(gateway, customer, token).decline_code == "expired_card"
+
+
+def test_the_same_idempotency_key_never_charges_twice_and_gets_the_first_answer(gateway):
+    customer, token = card_of(gateway, "4242424242424242")
+    first = charge(gateway, customer, token, key="invoice-1")
+    again = charge(gateway, customer, token, key="invoice-1", amount=999_999)
+    assert first.succeeded and again == first
+    assert [(c.idempotency_key, c.amount) for c in gateway.ledger()] == [("invoice-1", 1900)]
+    assert gateway.find("invoice-1") == first
+    assert gateway.find("never-sent") is None
+
+
+def test_a_timeout_after_the_charge_loses_the_answer_but_the_charge_stands(gateway):
+    customer, token = card_of(gateway, "4242424242424242")
+    gateway.script(Fault.TIMEOUT_AFTER)
+    assert charge(gateway, customer, token).outcome == Outcome.UNKNOWN
+    assert gateway.find("key-1").succeeded
+    assert charge(gateway, customer, token).succeeded  # the fault was used up; the replay gets the answer
+    assert gateway.charge_count() == 1
+
+
+@pytest.mark.parametrize("fault", [Fault.TIMEOUT_BEFORE, Fault.SERVER_ERROR])
+def test_a_request_lost_before_the_gateway_acted_leaves_no_trace(gateway, fault):
+    customer, token = card_of(gateway, "4242424242424242")
+    gateway.script(fault, count=2)
+    assert charge(gateway, customer, token).outcome == Outcome.UNKNOWN
+    assert charge(gateway, customer, token).outcome == Outcome.UNKNOWN
+    assert gateway.find("key-1") is None and gateway.charge_count() == 0
+    assert charge(gateway, customer, token).succeeded and gateway.charge_count() == 1
+
+
+def test_r5_2_a_void_releases_the_hold_once(gateway):
+    customer, token = card_of(gateway, "4242424242424242")
+    held = gateway.authorize(customer, token, 100, "USD", "check-1")
+    assert gateway.held_authorizations() == [held.reference]
+    assert gateway.void(held.reference, "check-1-void").succeeded
+    assert gateway.void(held.reference, "check-1-void").succeeded
+    assert gateway.held_authorizations() == [] and gateway.charge_count() == 0
+
+
+def test_latency_delays_every_call(gateway):
+    customer, token = card_of(gateway, "4242424242424242")
+    gateway.latency = 0.2
+    started = time.perf_counter()
+    charge(gateway, customer, token)
+    assert time.perf_counter() - started >= 0.2

@@ -1,0 +1,107 @@
+"""Helpers for the payment tests (R5-R7): cards through the simulated gateway's card form, paying
+customers, and what the gateway's ledger and Renewly's tables say afterwards."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from renewly import cli
+from renewly.adapters.db.tables import invoices, metadata, payment_attempts
+from renewly.bootstrap import App, bootstrap
+from renewly.domain.payments import LedgerCharge, Outcome
+from renewly.services.cards import CardSaved, add_card
+from renewly.services.payments_read import list_attempts
+from tests.builders import subscribed
+
+OWNER = "owner@acme.test"
+GOOD_CARD = "4242424242424242"
+CHARGES_DECLINED = "4000000000000341"  # saves fine, every later charge is declined
+
+
+def tokenized(app: App, number: str = GOOD_CARD, exp_month: int = 12, exp_year: int = 2030) -> str:
+    """What the hosted card form hands back: a token; the number stays at the gateway (R5.4)."""
+    return app.gateway.tokenize(number, exp_month, exp_year)
+
+
+def save_card(app: App, account_id: int, number: str = GOOD_CARD, *, acting: str = OWNER) -> CardSaved:
+    return add_card(app, account_id, card_token=tokenized(app, number), acting_email=acting)
+
+
+def paying_customer(app: App, *, number: str = GOOD_CARD, seats: int = 3, owner: str = OWNER,
+                    **account: Any) -> int:
+    """An account with a saved card and one open invoice (its first period); returns its id."""
+    account_id, _ = subscribed(app, seats=seats, owner=owner, card=number, **account)
+    return account_id
+
+
+def attempts(app: App, account_id: int | None = None) -> list[dict[str, Any]]:
+    return list_attempts(app, account_id)
+
+
+def successful_charges(app: App) -> list[LedgerCharge]:
+    return [charge for charge in app.gateway.ledger() if charge.outcome == Outcome.SUCCEEDED]
+
+
+def successes_per_invoice(app: App) -> Counter:
+    """invoice id -> how many successful charges the gateway holds for it."""
+    with app.engine.connect() as conn:
+        invoice_of = dict(conn.execute(select(payment_attempts.c.idempotency_key, payment_attempts.c.invoice_id)).all())
+    return Counter(invoice_of.get(charge.idempotency_key) for charge in successful_charges(app))
+
+
+def invoice_statuses(app: App) -> dict[int, str]:
+    with app.engine.connect() as conn:
+        return dict(conn.execute(select(invoices.c.id, invoices.c.status).where(invoices.c.kind == "invoice")).all())
+
+
+def every_stored_value(app: App) -> list[tuple[str, str, str]]:
+    """(table, column, value as text) for every non-null cell of every Renewly table."""
+    with app.engine.connect() as conn:
+        return [(table.name, column, str(value))
+                for table in metadata.sorted_tables
+                for row in conn.execute(select(table))
+                for column, value in row._mapping.items() if value is not None]
+
+
+def snapshot(app: App) -> dict[str, list]:
+    """Every row of every Renewly table, to show that a refused request changed nothing."""
+    with app.engine.connect() as conn:
+        return {table.name: conn.execute(select(table).order_by(*table.primary_key.columns)).all()
+                for table in metadata.sorted_tables}
+
+
+@dataclass
+class CliOutcome:
+    code: int
+    out: str
+    err: str
+
+
+def run_cli(app: App, monkeypatch, capsys, *args: str, actor: str = "support:alice") -> CliOutcome:
+    """`renewly ARGS...` in this process through the real entry point, on `app`'s database and ledger."""
+    environment = {"RENEWLY_DATABASE_URL": app.settings.database_url, "RENEWLY_CLOCK": "test",
+                   "RENEWLY_ACTOR": actor, "RENEWLY_PAYMENTS__SIMULATOR_URL": app.settings.simulator_url()}
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    opened: list[App] = []
+
+    def tracked_bootstrap(*given, **named):
+        opened.append(bootstrap(*given, **named))
+        return opened[-1]
+
+    monkeypatch.setattr(cli, "bootstrap", tracked_bootstrap)
+    monkeypatch.setattr(sys, "argv", ["renewly", *args])
+    try:
+        with pytest.raises(SystemExit) as exited:
+            cli.main()
+    finally:
+        for application in opened:  # each command opens its own engine, as a process would
+            application.engine.dispose()
+    captured = capsys.readouterr()
+    return CliOutcome(exited.value.code, captured.out, captured.err)

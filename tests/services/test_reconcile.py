@@ -1,0 +1,72 @@
+"""Reconciliation: the gateway's ledger against Renewly's attempts. Money taken without a record
+and records of money never taken are both found; `renewly reconcile` exits 1 when it finds any."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select, update
+
+from renewly.adapters.db.tables import cards, gateway_customers, invoices, payment_attempts
+from renewly.domain.payments import ChargeRequest
+from renewly.services.collect import collect_due
+from renewly.services.reconcile import reconcile
+from renewly.services.subscriptions import create_subscription
+from tests.builders import OPERATOR, team_plan
+from tests.payment_builders import CHARGES_DECLINED, paying_customer, run_cli
+
+
+def found(app) -> list[tuple[str, str | None]]:
+    return sorted((d.kind, d.idempotency_key) for d in reconcile(app).discrepancies)
+
+
+def two_customers_collected(app) -> tuple[int, int]:
+    """One account paid, one declined; returns their ids."""
+    plan = team_plan(app)
+    paid = paying_customer(app, plan=plan)
+    declined = paying_customer(app, plan=plan, number=CHARGES_DECLINED, owner="boss@other.test")
+    collect_due(app, app.clock.now())
+    return paid, declined
+
+
+def test_reconcile_finds_nothing_when_the_ledgers_agree(app, monkeypatch, capsys):
+    two_customers_collected(app)
+    report = reconcile(app)
+    assert (report.gateway_charges, report.local_successes, report.discrepancies) == (1, 1, [])
+    outcome = run_cli(app, monkeypatch, capsys, "reconcile")
+    assert (outcome.code, outcome.err) == (0, "")
+    assert outcome.out == "1 successful charge(s) at the gateway, 1 in Renewly\nno discrepancy\n"
+
+
+def test_reconcile_finds_a_charge_made_on_the_gateway_without_a_record_in_renewly(app, monkeypatch, capsys):
+    paid, _ = two_customers_collected(app)
+    with app.engine.connect() as conn:
+        customer = conn.execute(select(gateway_customers.c.customer).where(gateway_customers.c.account_id == paid)
+                                ).scalar_one()
+        token = conn.execute(select(cards.c.token).where(cards.c.account_id == paid)).scalar_one()
+    app.gateway.charge(ChargeRequest(customer=customer, card_token=token, amount=4200, currency="USD",
+                                     idempotency_key="made-in-the-gateway-dashboard"))
+    assert found(app) == [("charge_without_record", "made-in-the-gateway-dashboard")]
+    outcome = run_cli(app, monkeypatch, capsys, "reconcile", "--json")
+    assert outcome.code == 1
+    [discrepancy] = json.loads(outcome.out)["discrepancies"]
+    assert discrepancy["kind"] == "charge_without_record" and "4200 USD" in discrepancy["detail"]
+
+
+def test_reconcile_finds_local_successes_the_gateway_does_not_know(app, monkeypatch, capsys):
+    paid, declined = two_customers_collected(app)
+    create_subscription(app, paid, plan_code="team", seats=1, actor=OPERATOR)  # a second, unpaid invoice
+    with app.engine.begin() as conn:  # what a bug or a hand-typed statement could do
+        conn.execute(update(payment_attempts).where(payment_attempts.c.account_id == declined)
+                     .values(status="succeeded"))
+        conn.execute(update(payment_attempts).where(payment_attempts.c.account_id == paid)
+                     .values(amount=payment_attempts.c.amount + 1))
+        conn.execute(update(invoices).where(invoices.c.account_id == paid, invoices.c.status == "open")
+                     .values(status="paid"))
+        keys = dict(conn.execute(select(payment_attempts.c.account_id, payment_attempts.c.idempotency_key)).all())
+    assert found(app) == [("amount_mismatch", keys[paid]), ("paid_invoice_without_charge", None),
+                          ("record_without_charge", keys[declined])]
+    outcome = run_cli(app, monkeypatch, capsys, "reconcile")
+    assert outcome.code == 1
+    assert outcome.out.splitlines()[0] == "1 successful charge(s) at the gateway, 2 in Renewly"
+    assert f"  record_without_charge: {keys[declined]} " in outcome.out
