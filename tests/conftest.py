@@ -70,6 +70,27 @@ def postgres_url():
     admin.close()
 
 
+@pytest.fixture(scope="session")
+def postgres_reset(postgres_url):
+    """Empty every table and restart every sequence. DELETE on these small tables is ten times
+    faster than TRUNCATE; replica mode lets it past the append-only audit log's trigger."""
+    engine = make_engine(postgres_url)
+    with engine.connect() as conn:
+        sequences = conn.execute(text("SELECT sequence_name FROM information_schema.sequences "
+                                      "WHERE sequence_schema = 'public'")).scalars().all()
+
+    def reset() -> None:
+        with engine.begin() as conn:
+            conn.execute(text("SET LOCAL session_replication_role = replica"))
+            for table in reversed(metadata.sorted_tables):
+                conn.execute(table.delete())
+            for sequence in sequences:
+                conn.execute(text(f"ALTER SEQUENCE {sequence} RESTART"))
+
+    yield reset
+    engine.dispose()
+
+
 class Databases:
     """Fresh, migrated databases of either kind, as many as a test (or a hypothesis run) needs."""
 
@@ -83,11 +104,7 @@ class Databases:
             shutil.copyfile(self._template, path)
             return f"sqlite:///{path}"
         url = self._request.getfixturevalue("postgres_url")
-        engine = make_engine(url)
-        tables = ", ".join(table.name for table in metadata.sorted_tables)
-        with engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        engine.dispose()
+        self._request.getfixturevalue("postgres_reset")()
         return url
 
     def fresh_app(self, kind: str, start: datetime = START, **settings) -> App:

@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from renewly.domain.accounts import validate_country
@@ -31,6 +31,7 @@ DEFAULT_TAX_RATES = {
 class SellerIdentity(BaseModel):
     """The operator as it appears on every invoice it issues."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not a silent default
     name: str = "Renewly Demo SAS"
     line1: str = "1 rue de la Paix"
     line2: str = ""
@@ -57,6 +58,8 @@ class SellerIdentity(BaseModel):
 
 
 class BatchSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     chunk_size: int = Field(2000, ge=1, le=20000)  # subscriptions claimed per transaction
     renewal_interval_minutes: int = Field(60, ge=1)
     dunning_interval_minutes: int = Field(60, ge=1)
@@ -64,6 +67,8 @@ class BatchSettings(BaseModel):
 
 
 class PaymentSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     gateway: Literal["simulated"] = "simulated"  # a Stripe adapter fits the same port (docs/payments.md)
     # The simulated gateway keeps its ledger in a database of its own, as a real gateway would.
     # Default: beside a SQLite database (renewly.db -> renewly-gateway.db), else ./renewly-gateway.db.

@@ -9,7 +9,9 @@ from sqlalchemy import select, update
 
 from renewly.adapters.db.tables import cards, gateway_customers, invoices, payment_attempts
 from renewly.domain.payments import ChargeRequest
+from renewly.adapters.gateways.simulated import Fault
 from renewly.services.collect import collect_due
+from renewly.services.invoices import issue_credit_note, list_invoices
 from renewly.services.reconcile import reconcile
 from renewly.services.subscriptions import create_subscription
 from tests.builders import OPERATOR, team_plan
@@ -64,9 +66,21 @@ def test_reconcile_finds_local_successes_the_gateway_does_not_know(app, monkeypa
         conn.execute(update(invoices).where(invoices.c.account_id == paid, invoices.c.status == "open")
                      .values(status="paid"))
         keys = dict(conn.execute(select(payment_attempts.c.account_id, payment_attempts.c.idempotency_key)).all())
-    assert found(app) == [("amount_mismatch", keys[paid]), ("paid_invoice_without_charge", None),
-                          ("record_without_charge", keys[declined])]
+    assert found(app) == [("amount_mismatch", keys[paid]), ("charge_on_unpaid_invoice", keys[declined]),
+                          ("paid_invoice_without_charge", None), ("record_without_charge", keys[declined])]
     outcome = run_cli(app, monkeypatch, capsys, "reconcile")
     assert outcome.code == 1
     assert outcome.out.splitlines()[0] == "1 successful charge(s) at the gateway, 2 in Renewly"
     assert f"  record_without_charge: {keys[declined]} " in outcome.out
+
+
+def test_reconcile_finds_money_taken_for_an_invoice_voided_while_its_charge_was_unanswered(app):
+    plan = team_plan(app)
+    paying_customer(app, plan=plan)
+    app.gateway.script(Fault.TIMEOUT_AFTER)  # the gateway charges, the answer is lost
+    collect_due(app, app.clock.now())
+    [invoice] = list_invoices(app)
+    issue_credit_note(app, invoice["number"], reason="cancelled by the customer", actor=OPERATOR)  # now void
+    collect_due(app, app.clock.now())  # the janitor only asks, and records what the gateway did
+    [(kind, _key)] = found(app)
+    assert kind == "charge_on_unpaid_invoice"

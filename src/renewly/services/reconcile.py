@@ -18,7 +18,9 @@ from renewly.domain.payments import AttemptStatus, Outcome
 
 @dataclass
 class Discrepancy:
-    kind: str  # charge_without_record, record_without_charge, amount_mismatch, paid_invoice_without_charge
+    # charge_without_record, record_without_charge, amount_mismatch, paid_invoice_without_charge,
+    # charge_on_unpaid_invoice (money taken for an invoice voided meanwhile: refund it)
+    kind: str
     idempotency_key: str | None
     detail: str
 
@@ -36,7 +38,8 @@ def reconcile(app: App) -> ReconcileReport:
     with app.engine.connect() as conn:
         local = {row.idempotency_key: row for row in conn.execute(
             select(payment_attempts.c.idempotency_key, payment_attempts.c.amount, payment_attempts.c.currency,
-                   payment_attempts.c.invoice_id)
+                   payment_attempts.c.invoice_id, invoices.c.number, invoices.c.status.label("invoice_status"))
+            .join(invoices, invoices.c.id == payment_attempts.c.invoice_id)
             .where(payment_attempts.c.status == AttemptStatus.SUCCEEDED.value))}
         paid_without_success = conn.execute(
             select(invoices.c.number).where(invoices.c.status == "paid", invoices.c.kind == "invoice",
@@ -59,6 +62,11 @@ def reconcile(app: App) -> ReconcileReport:
         if key not in ledger:
             report.discrepancies.append(Discrepancy(
                 "record_without_charge", key, f"invoice id {record.invoice_id}: {record.amount} {record.currency}"))
+    for key, record in local.items():
+        if record.invoice_status != "paid":
+            report.discrepancies.append(Discrepancy(
+                "charge_on_unpaid_invoice", key, f"{record.number} is {record.invoice_status} but was charged "
+                                                 f"{record.amount} {record.currency}"))
     for number in paid_without_success:
         report.discrepancies.append(Discrepancy("paid_invoice_without_charge", None, number))
     return report
