@@ -30,8 +30,8 @@ def settle_unsettled_attempts(app: App, as_of: datetime, *, bucket: TokenBucket 
     together stay under it."""
     with app.engine.connect() as conn:
         rows = conn.execute(
-            select(payment_attempts, invoices.c.status.label("invoice_status"), invoices.c.number.label("invoice_number"),
-                   cards.c.token, gateway_customers.c.customer)
+            select(payment_attempts, invoices.c.status.label("invoice_status"),
+                   invoices.c.number.label("invoice_number"), cards.c.token, gateway_customers.c.customer)
             .join(invoices, invoices.c.id == payment_attempts.c.invoice_id)
             .join(cards, cards.c.id == payment_attempts.c.card_id)
             .join(gateway_customers, gateway_customers.c.account_id == payment_attempts.c.account_id, isouter=True)
