@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import delete, select, update
@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from renewly.adapters.db.tables import audit_log, invoice_lines, invoices, members
 from tests.builders import customer, subscribed
 
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def refused(app, statement) -> str:
@@ -67,9 +67,9 @@ def test_r2_4_the_status_of_an_issued_invoice_may_change(app):
     invoice = first_invoice(app)
     with app.engine.begin() as conn:
         conn.execute(update(invoices).where(invoices.c.id == invoice.id)
-                     .values(status="paid", status_changed_at=datetime(2026, 1, 2, tzinfo=timezone.utc)))
+                     .values(status="paid", status_changed_at=datetime(2026, 1, 2, tzinfo=UTC)))
     after = first_invoice(app)._asdict()
-    assert (after.pop("status"), after.pop("status_changed_at")) == ("paid", datetime(2026, 1, 2, tzinfo=timezone.utc))
+    assert (after.pop("status"), after.pop("status_changed_at")) == ("paid", datetime(2026, 1, 2, tzinfo=UTC))
     assert after == {key: value for key, value in invoice._asdict().items()
                      if key not in ("status", "status_changed_at")}
 

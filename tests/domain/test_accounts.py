@@ -2,8 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from renewly.domain.accounts import (BuyerAddress, Role, validate_country, validate_email, validate_locale,
-                                     validate_member_role, validate_role)
+from renewly.domain.accounts import (
+    BuyerAddress,
+    Role,
+    validate_country,
+    validate_email,
+    validate_locale,
+    validate_member_role,
+    validate_role,
+)
 from renewly.domain.errors import InvalidInput
 
 

@@ -1,16 +1,23 @@
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
-from renewly.domain.calendar import (add_months, end_of_day_utc, local_date, local_midnight_utc, period_boundary,
-                                     validate_interval, validate_timezone)
+from renewly.domain.calendar import (
+    add_months,
+    end_of_day_utc,
+    local_date,
+    local_midnight_utc,
+    period_boundary,
+    validate_interval,
+    validate_timezone,
+)
 from renewly.domain.errors import InvalidInput
 
 
 def utc(*args) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
+    return datetime(*args, tzinfo=UTC)
 
 
 def boundaries(anchor: date, interval: str, count: int) -> list[date]:

@@ -1,15 +1,25 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
 
 from renewly.domain.errors import InvalidInput, NotAllowed
-from renewly.domain.invoices import (InvoiceKind, IssuedInvoice, LineKind, PendingItem, RenewalSnapshot, TaxTable,
-                                     credit_note_series, draft_credit_note, draft_renewal, invoice_number,
-                                     prorate_seat_change)
+from renewly.domain.invoices import (
+    InvoiceKind,
+    IssuedInvoice,
+    LineKind,
+    PendingItem,
+    RenewalSnapshot,
+    TaxTable,
+    credit_note_series,
+    draft_credit_note,
+    draft_renewal,
+    invoice_number,
+    prorate_seat_change,
+)
 
 TAXES = TaxTable({"FR": Decimal(20), "DE": Decimal(19)}, default_rate=Decimal(0))
 SELLER = {"name": "Renewly Demo SAS", "country": "FR"}
@@ -55,7 +65,7 @@ def test_r2_1_the_next_period_starts_where_this_one_ends_at_local_midnight():
     assert (renewal.invoice.period_start, renewal.invoice.period_end) == (date(2026, 2, 28), date(2026, 3, 31))
     assert renewal.next_period_index == 2
     assert renewal.next_period_start == date(2026, 3, 31)
-    assert renewal.next_renewal_at == datetime(2026, 3, 30, 22, tzinfo=timezone.utc)
+    assert renewal.next_renewal_at == datetime(2026, 3, 30, 22, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("country, rate, tax", [("FR", 20, 1140), ("DE", 19, 1083), ("de", 19, 1083),

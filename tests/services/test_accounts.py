@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from renewly.domain.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from renewly.services.accounts import (add_member, create_account, describe_account, remove_member,
-                                       update_buyer_address)
+from renewly.services.accounts import add_member, create_account, describe_account, remove_member, update_buyer_address
 from renewly.services.invoices import show_invoice
 from renewly.services.renewals import renew_due
 from tests.builders import OPERATOR, customer, subscribed
@@ -102,7 +101,7 @@ def test_r3_1_a_new_buyer_address_is_on_later_invoices_and_not_on_earlier_ones(a
     update_buyer_address(app, account_id, actor=OPERATOR, changes={
         "name": "Acme GmbH", "line1": "Hauptstraße 1", "postcode": "10115", "city": "Berlin", "country": "de",
         "vat_id": "DE123456789"})
-    renew_due(app, datetime(2026, 2, 1, tzinfo=timezone.utc))
+    renew_due(app, datetime(2026, 2, 1, tzinfo=UTC))
     before, after = show_invoice(app, "2026-000001"), show_invoice(app, "2026-000002")
     assert before["buyer"] == {"name": "Acme SAS", "line1": "", "line2": "", "postcode": "", "city": "",
                                "country": "FR", "vat_id": ""}

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -16,7 +16,7 @@ from renewly.services.scheduler import advance
 from renewly.services.subscriptions import change_seats, create_subscription
 from tests.builders import OPERATOR, customer, subscribed, team_plan
 
-FEB_1 = datetime(2026, 2, 1, tzinfo=timezone.utc)
+FEB_1 = datetime(2026, 2, 1, tzinfo=UTC)
 
 
 def three_customers(app) -> list[int]:
@@ -36,7 +36,7 @@ def status_of(app, number: str) -> str:
 def test_r2_1_numbers_are_sequential_and_gapless_across_accounts(app):
     accounts = three_customers(app)
     renew_due(app, FEB_1)
-    renew_due(app, datetime(2026, 3, 1, tzinfo=timezone.utc))
+    renew_due(app, datetime(2026, 3, 1, tzinfo=UTC))
     issued = list_invoices(app)
     assert [i["number"] for i in issued] == [f"2026-{n:06d}" for n in range(1, 10)]
     assert [i["account_id"] for i in issued] == accounts * 3
@@ -65,7 +65,7 @@ def test_r2_1_a_rolled_back_issue_gives_its_numbers_back(app):
 
 
 def test_r2_1_each_issue_year_starts_its_own_series(app):
-    app.test_clock.set(datetime(2026, 12, 15, tzinfo=timezone.utc))
+    app.test_clock.set(datetime(2026, 12, 15, tzinfo=UTC))
     account_id, _ = subscribed(app)
     advance(app, timedelta(days=31))
     assert [i["number"] for i in list_invoices(app, account_id)] == ["2026-000001", "2027-000001"]
@@ -73,7 +73,7 @@ def test_r2_1_each_issue_year_starts_its_own_series(app):
 
 def test_r2_1_issue_dates_follow_the_sellers_calendar(app):
     # 23:30 UTC on January 31 is already February 1 in Paris, where the seller issues its invoices.
-    app.test_clock.set(datetime(2026, 1, 31, 23, 30, tzinfo=timezone.utc))
+    app.test_clock.set(datetime(2026, 1, 31, 23, 30, tzinfo=UTC))
     account_id, _ = subscribed(app, timezone="UTC")
     [invoice] = list_invoices(app, account_id)
     assert (invoice["issue_date"], invoice["period_start"]) == (date(2026, 2, 1), date(2026, 1, 31))
@@ -95,7 +95,7 @@ def test_r2_4_credit_notes_have_their_own_series(app):
     renew_due(app, FEB_1)
     assert issue_credit_note(app, "2026-000001", reason="seat unused", amount=1900, actor=OPERATOR) == "CN-2026-000001"
     assert issue_credit_note(app, "2026-000002", reason="seat unused", amount=1900, actor=OPERATOR) == "CN-2026-000002"
-    renew_due(app, datetime(2026, 3, 1, tzinfo=timezone.utc))
+    renew_due(app, datetime(2026, 3, 1, tzinfo=UTC))
     assert [i["number"] for i in list_invoices(app)] == ["2026-000001", "2026-000002", "CN-2026-000001",
                                                          "CN-2026-000002", "2026-000003"]
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from renewly.services.invoices import list_invoices, show_invoice
 from renewly.services.renewals import renew_due
@@ -18,14 +18,14 @@ def test_r2_1_a_new_subscription_is_invoiced_for_its_first_period_at_once(app):
 
 def test_r2_1_renewal_issues_one_invoice_per_period_with_the_next_number(app):
     account_id, _ = subscribed(app)
-    renew_due(app, datetime(2026, 2, 1, tzinfo=timezone.utc))
-    renew_due(app, datetime(2026, 2, 1, tzinfo=timezone.utc))
+    renew_due(app, datetime(2026, 2, 1, tzinfo=UTC))
+    renew_due(app, datetime(2026, 2, 1, tzinfo=UTC))
     numbers = [(i["number"], i["period_start"]) for i in list_invoices(app, account_id)]
     assert numbers == [("2026-000001", date(2026, 1, 1)), ("2026-000002", date(2026, 2, 1))]
 
 
 def test_month_end_anchor_holds_through_february(app):
-    app.test_clock.set(datetime(2026, 1, 31, tzinfo=timezone.utc))
+    app.test_clock.set(datetime(2026, 1, 31, tzinfo=UTC))
     account_id, _ = subscribed(app)
     advance(app, timedelta(days=90))
     periods = [(i["period_start"], i["period_end"]) for i in list_invoices(app, account_id)]

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -12,7 +12,7 @@ from renewly.services.scheduler import advance
 from renewly.services.subscriptions import change_seats, create_subscription
 from tests.builders import OPERATOR, customer, subscribed, team_plan
 
-FEB_1 = datetime(2026, 2, 1, tzinfo=timezone.utc)
+FEB_1 = datetime(2026, 2, 1, tzinfo=UTC)
 
 
 def lines(app, number: str) -> list[tuple[str, int, int, int]]:
@@ -50,10 +50,10 @@ def test_a_subscription_started_in_the_past_is_invoiced_for_every_period_up_to_t
 
 
 def test_a_renewal_falls_due_at_midnight_in_the_accounts_time_zone(app):
-    app.test_clock.set(datetime(2026, 1, 1, 12, tzinfo=timezone.utc))  # January 1 in Los Angeles too
+    app.test_clock.set(datetime(2026, 1, 1, 12, tzinfo=UTC))  # January 1 in Los Angeles too
     account_id, _ = subscribed(app, timezone="America/Los_Angeles")
-    assert renew_due(app, datetime(2026, 2, 1, 7, 59, tzinfo=timezone.utc)).invoices_issued == 0
-    assert renew_due(app, datetime(2026, 2, 1, 8, tzinfo=timezone.utc)).invoices_issued == 1
+    assert renew_due(app, datetime(2026, 2, 1, 7, 59, tzinfo=UTC)).invoices_issued == 0
+    assert renew_due(app, datetime(2026, 2, 1, 8, tzinfo=UTC)).invoices_issued == 1
     assert [i["period_start"] for i in list_invoices(app, account_id)] == [date(2026, 1, 1), date(2026, 2, 1)]
 
 
@@ -106,7 +106,7 @@ def test_a_proration_is_invoiced_once(app):
     _, subscription_id = subscribed(app, seats=3)
     advance(app, timedelta(days=15))
     change_seats(app, subscription_id, seats=4, actor=OPERATOR)
-    renew_due(app, datetime(2026, 3, 1, tzinfo=timezone.utc))
+    renew_due(app, datetime(2026, 3, 1, tzinfo=UTC))
     assert [kind for kind, *_ in lines(app, "2026-000002")] == ["subscription", "proration"]
     assert lines(app, "2026-000003") == [("subscription", 4, 1900, 7600)]
 
@@ -118,7 +118,7 @@ def test_a_credit_larger_than_the_next_charge_is_carried_forward_until_used(app)
     assert totals(app, "2026-000002") == (0, 0, 0)
     assert lines(app, "2026-000002") == [("subscription", 1, 1900, 1900), ("proration", 1, -17100, -17100),
                                          ("credit_carried_forward", 1, 15200, 15200)]
-    renew_due(app, datetime(2026, 3, 1, tzinfo=timezone.utc))
+    renew_due(app, datetime(2026, 3, 1, tzinfo=UTC))
     assert totals(app, "2026-000003") == (0, 0, 0)
     assert lines(app, "2026-000003") == [("subscription", 1, 1900, 1900),
                                          ("credit_brought_forward", 1, -15200, -15200),
