@@ -51,7 +51,10 @@ def parse_policy(text: str, source: str = "policy") -> Policy:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise PolicyError(f"{source}: {error}") from None
+        # Python 3.11's error has no lineno: the position ends its message.
+        found = re.search(r"\(at line (\d+), column \d+\)$", str(error))
+        line = found.group(1) if found else max(len(text.splitlines()), 1)
+        raise PolicyError(f"{source}:{line}: not valid TOML: {error}") from None
     checker = _Checker(text, source)
     return checker.policy(data)
 
@@ -87,7 +90,10 @@ class _Checker:
                 continue
             if in_wanted and isinstance(key, str) and re.match(rf"^{re.escape(key)}\s*=", line):
                 return number
-        return header_line or 1
+        # Else the table named by the path itself, or its first sub-table ([templates.x.en] for templates.x).
+        table = "[" + ".".join(str(p) for p in path)
+        return header_line or next((number for number, raw in enumerate(self.lines, start=1)
+                                    if raw.strip() == table + "]" or raw.strip().startswith(table + ".")), 1)
 
     def policy(self, data: dict[str, Any]) -> Policy:
         for key in data:
@@ -115,8 +121,8 @@ class _Checker:
         return value
 
     def steps(self, raw: Any, template_names: set[str]) -> tuple[Step, ...]:
-        if not isinstance(raw, list) or not raw:
-            self.fail(("steps",), "at least one [[steps]] table is required")
+        if not isinstance(raw, list) or not raw or not all(isinstance(item, dict) for item in raw):
+            self.fail(("steps",), "at least one [[steps]] table is required (and nothing else)")
         steps, names, previous_day = [], set(), -1
         for index, item in enumerate(raw):
             for key in item:
@@ -156,12 +162,16 @@ class _Checker:
         if not isinstance(raw, dict):
             self.fail(("templates",), "must be a table of templates")
         for name, by_locale in raw.items():
+            if not isinstance(by_locale, dict):
+                self.fail(("templates", name), "must be a table of the en and fr versions")
             for locale in SUPPORTED_LOCALES:
                 if locale not in by_locale:
                     self.fail(("templates", name), f"the {locale!r} version is missing")
             for locale, template in by_locale.items():
                 if locale not in SUPPORTED_LOCALES:
                     self.fail(("templates", name, locale), f"unsupported locale {locale!r}")
+                if not isinstance(template, dict):
+                    self.fail(("templates", name, locale), "must be a table with a subject and a body")
                 for part in ("subject", "body"):
                     self.placeholders(template.get(part), ("templates", name, locale, part))
                 found[(name, locale)] = EmailTemplate(subject=template["subject"], body=template["body"])

@@ -37,8 +37,8 @@ from renewly.services.reactivation import grant_reactivation
 from renewly.services.retention import last_purgeable_issue_date, purge_due, retention_ends
 from renewly.services.scheduler import advance
 from renewly.services.subscriptions import create_subscription
-from tests import test_cli
 from tests.builders import OPERATOR, customer, subscribed, team_plan, with_card
+from tests.builders import Outcome as CliOutcome
 
 OWNER = "jeanne@dupont-plomberie.test"
 ADMIN = "marc@dupont-plomberie.test"
@@ -55,7 +55,6 @@ DELETION_DUE = CANCELLED_AT + timedelta(days=90)  # 30 April 2026
 # The invoice of 1 January 2026 is kept ten years: until 1 January 2036 in the seller's Paris.
 RETENTION_ENDS = datetime(2035, 12, 31, 23, tzinfo=UTC)
 
-environment, renewly = test_cli.environment, test_cli.renewly  # `renewly ARGS...` through the real CLI
 
 
 def unpaid_account(app: App) -> int:
@@ -339,7 +338,7 @@ def test_r10_1_the_retention_command_deletes_and_support_is_then_refused(app, re
     before = renewly("retention", "--as-of", "2026-04-29", "--json")
     assert (before.code, before.json()) == (0, {"accounts_deleted": 0, "invoices_purged": 0, "gateway_failures": []})
     done = renewly("retention")
-    assert done == test_cli.Outcome(0, "1 account(s) deleted, 0 invoice(s) purged\n", "")
+    assert done == CliOutcome(0, "1 account(s) deleted, 0 invoice(s) purged\n", "")
     refused = renewly("support", "reactivate", str(account_id), "--days", "7", "--reason", "came back")
     assert refused.code == 2 and refused.out == "" and "can never be reactivated" in refused.err
     assert len(refused.err.strip().splitlines()) == 1

@@ -24,12 +24,15 @@ class Audience(StrEnum):
 
     @property
     def severity(self) -> int:
-        return list(Audience).index(self)
+        return _SEVERITY[self]
 
     def includes(self, role: Role) -> bool:
         if self is Audience.EVERYONE:
             return True
         return self is Audience.OWNER_AND_ADMINS and role in (Role.OWNER, Role.ADMIN)
+
+
+_SEVERITY = {audience: rank for rank, audience in enumerate(Audience)}
 
 
 @dataclass(frozen=True, slots=True)

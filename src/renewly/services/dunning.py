@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from itertools import chain
 
 from sqlalchemy import Connection, and_, exists, func, or_, select
 
-from renewly.adapters.db.bulk import insert_rows, is_postgres, update_rows
+from renewly.adapters.db.bulk import among, insert_rows, is_postgres, update_rows
 from renewly.adapters.db.tables import (
     accounts,
     cards,
@@ -76,10 +77,17 @@ def unpaid_renewal_invoices():
 def open_cases(app: App, as_of: datetime) -> int:
     """A case for every renewal invoice whose payment failed; day 0 is its renewal date."""
     with app.engine.begin() as conn:
+        # The open invoices without a case first, along two indexes (ix_invoices_open and the cases'
+        # invoice_id): what is unpaid and new, not the whole table. Then what their payments say.
+        new = conn.execute(select(invoices.c.id).where(
+            invoices.c.status == InvoiceStatus.OPEN.value,
+            ~exists().where(dunning_cases.c.invoice_id == invoices.c.id))).scalars().all()
+        if not new:
+            return 0
         rows = conn.execute(
             select(invoices.c.id, invoices.c.account_id, invoices.c.period_start, accounts.c.timezone)
             .join(accounts, accounts.c.id == invoices.c.account_id)
-            .where(unpaid_renewal_invoices(), invoices.c.issued_at <= as_of,
+            .where(among(conn, invoices.c.id, new), unpaid_renewal_invoices(), invoices.c.issued_at <= as_of,
                    accounts.c.status.in_((AccountStatus.ACTIVE.value, AccountStatus.PAST_DUE.value)))
             .order_by(invoices.c.id)).all()
         new_cases = [{"account_id": row.account_id, "invoice_id": row.id, "day0": row.period_start, "status": "open",
@@ -93,15 +101,17 @@ def open_cases(app: App, as_of: datetime) -> int:
             from sqlalchemy.dialects.sqlite import insert
         # Two sweeps at once: the unique invoice_id keeps one case per invoice.
         opened = conn.execute(insert(dunning_cases).on_conflict_do_nothing(index_elements=["invoice_id"])
-                              .returning(dunning_cases.c.id), new_cases).all()
-        notices.write(conn, [{"created_at": as_of, "topic": "dunning.case_opened", "account_id": c["account_id"],
-                              "payload": {"invoice_id": c["invoice_id"]}, "delivered_at": None} for c in new_cases])
+                              .returning(dunning_cases.c.account_id, dunning_cases.c.invoice_id), new_cases).all()
+        # Only the cases this sweep opened: the other sweep announces its own.
+        notices.write(conn, [{"created_at": as_of, "topic": "dunning.case_opened", "account_id": c.account_id,
+                              "payload": {"invoice_id": c.invoice_id}, "delivered_at": None} for c in opened])
     return len(opened)
 
 
 @dataclass(frozen=True)
 class DueCase:
     snapshot: CaseSnapshot
+    invoice_id: int
     invoice_number: str
     amount_due: int
     currency: str
@@ -115,53 +125,63 @@ class DueCase:
 
 
 def claim_due_cases(conn: Connection, as_of: datetime, limit: int) -> list[DueCase]:
-    last_attempt = (select(func.max(payment_attempts.c.created_at))
-                    .where(payment_attempts.c.invoice_id == dunning_cases.c.invoice_id).scalar_subquery())
-    query = (select(dunning_cases.c.id, dunning_cases.c.account_id, dunning_cases.c.day0, dunning_cases.c.last_step,
-                    last_attempt.label("last_attempt_at"), invoices.c.number, invoices.c.currency,
-                    amount_due().label("due"), accounts.c.name, accounts.c.locale, accounts.c.timezone,
+    # Two statements, each along its indexes, so that a slice costs its own rows whatever the tables
+    # hold: the due cases and their accounts, picked and locked along ix_dunning_cases_due; then
+    # their invoices by primary key. (In one statement, the planner may join every open case.)
+    query = (select(dunning_cases.c.id, dunning_cases.c.account_id, dunning_cases.c.invoice_id, dunning_cases.c.day0,
+                    dunning_cases.c.last_step, accounts.c.name, accounts.c.locale, accounts.c.timezone,
                     accounts.c.status, accounts.c.banner, accounts.c.cancelled_at, accounts.c.deletion_due_at)
-             .join(invoices, invoices.c.id == dunning_cases.c.invoice_id)
              .join(accounts, accounts.c.id == dunning_cases.c.account_id)
              .where(dunning_cases.c.status == "open", dunning_cases.c.next_step_at <= as_of,
                     accounts.c.status.in_((AccountStatus.ACTIVE.value, AccountStatus.PAST_DUE.value)))
              .order_by(dunning_cases.c.next_step_at, dunning_cases.c.id).limit(limit))
     if is_postgres(conn):
         query = query.with_for_update(of=dunning_cases, skip_locked=True)
+    rows = conn.execute(query).all()
+    if not rows:
+        return []
+    last_attempt = (select(func.max(payment_attempts.c.created_at))
+                    .where(payment_attempts.c.invoice_id == invoices.c.id).scalar_subquery())
+    invoice_of = {invoice.id: invoice for invoice in conn.execute(
+        select(invoices.c.id, invoices.c.number, invoices.c.currency, amount_due().label("due"),
+               last_attempt.label("last_attempt_at"))
+        .where(among(conn, invoices.c.id, [row.invoice_id for row in rows]))).all()}
     return [DueCase(
         snapshot=CaseSnapshot(case_id=row.id, account_id=row.account_id, day0=row.day0, last_step=row.last_step,
-                              last_attempt_day=local_date(row.last_attempt_at, row.timezone)
-                              if row.last_attempt_at else None),
-        invoice_number=row.number, amount_due=int(row.due), currency=row.currency, account_name=row.name,
-        locale=row.locale, timezone=row.timezone, account_status=row.status, account_banner=row.banner,
-        cancelled_at=row.cancelled_at, deletion_due_at=row.deletion_due_at) for row in conn.execute(query)]
+                              last_attempt_day=local_date(invoice.last_attempt_at, row.timezone)
+                              if invoice.last_attempt_at else None),
+        invoice_id=row.invoice_id, invoice_number=invoice.number, amount_due=int(invoice.due),
+        currency=invoice.currency, account_name=row.name, locale=row.locale, timezone=row.timezone,
+        account_status=row.status, account_banner=row.banner, cancelled_at=row.cancelled_at,
+        deletion_due_at=row.deletion_due_at)
+        for row in rows for invoice in (invoice_of[row.invoice_id],)]
 
 
 def apply_decisions(conn: Connection, app: App, cases: list[DueCase], as_of: datetime, report: DunningReport) -> None:
     policy = app.policy
-    decisions = [(case, evaluate(policy, case.snapshot, local_date(as_of, case.timezone))) for case in cases]
-    recipients = notices.billing_recipients(conn, {case.snapshot.account_id for case, d in decisions if d.email})
-    step_rows, email_rows, retry_rows, case_rows, events = [], [], [], [], []
+    plans = _Plans(policy, as_of)
+    decisions = [(case, plans.decide(case)) for case in cases]
+    recipients = notices.billing_recipients(conn, {case.snapshot.account_id for case, (d, _) in decisions if d.email})
+    step_rows, email_rows, retry_rows, events = [], [], [], []
+    moved: dict[tuple, list[int]] = defaultdict(list)  # (last_step, next_step_at) -> the cases moved there
     account_changes: dict[int, dict] = {}
-    for case, decision in decisions:
+    for case, (decision, plan) in decisions:
         snapshot = case.snapshot
-        next_at = (local_midnight_utc(policy.step_date(snapshot.day0, decision.next_step), case.timezone)
-                   if decision.next_step is not None else None)
-        case_rows.append({"id": snapshot.case_id, "last_step": max((snapshot.last_step, *decision.steps)),
-                          "next_step_at": next_at})
+        if account_changes.get(snapshot.account_id, {}).get("status") == AccountStatus.CANCELLED:
+            # Another case in this slice has just cancelled the account (a late sweep): this one
+            # stops where it is, like the account's other cases below; no e-mail after "cancelled".
+            continue
+        moved[(max(snapshot.last_step, plan.last_taken),
+               plans.next_step_at(snapshot.day0, decision.next_step, case.timezone))].append(snapshot.case_id)
         if not decision.changes_anything:
             continue
-        for index in decision.steps:
-            step = policy.steps[index]
-            step_rows.append({"case_id": snapshot.case_id, "step": index, "name": step.name, "day": step.day,
-                              "policy_version": policy.version, "taken_at": as_of,
-                              "email": step.email if index == decision.email_step else None,
-                              "charge_requested": int(decision.request_charge and index == max(decision.steps))})
+        step_rows.extend((snapshot.case_id, *step) for step in plan.steps)
         report.steps_taken += len(decision.steps)
         if decision.request_charge:
-            retry_rows.append({"case_id": snapshot.case_id, "step": max(decision.steps)})
+            retry_rows.append((case.invoice_id, f"dunning:{snapshot.case_id}:{plan.last_taken}", as_of, None))
         change = account_changes.setdefault(snapshot.account_id, _account_state(case))
-        change["banner"] = max((change["banner"], decision.banner), key=lambda a: Audience(a).severity)
+        if Audience(change["banner"]).severity < decision.banner.severity:
+            change["banner"] = decision.banner.value
         if decision.cancel and change["status"] != AccountStatus.CANCELLED:
             change.update(status=AccountStatus.CANCELLED.value, cancelled_at=change["cancelled_at"] or as_of)
             change["deletion_due_at"] = change["deletion_due_at"] or change["cancelled_at"] + timedelta(
@@ -171,32 +191,96 @@ def apply_decisions(conn: Connection, app: App, cases: list[DueCase], as_of: dat
             change["status"] = AccountStatus.PAST_DUE.value
         if decision.email:
             email_rows.append((case, decision, change))
-        events.append({"created_at": as_of, "topic": "dunning.steps_taken", "account_id": snapshot.account_id,
-                       "payload": {"case_id": snapshot.case_id, "steps": [policy.steps[i].name for i in decision.steps],
-                                   "policy_version": policy.version}, "delivered_at": None})
+        events.append((as_of, "dunning.steps_taken", snapshot.account_id,
+                       {"case_id": snapshot.case_id, "steps": plan.step_names, "policy_version": policy.version},
+                       None))
 
-    update_rows(conn, dunning_cases, case_rows)
-    insert_rows(conn, dunning_steps, step_rows)
-    _request_charges(conn, retry_rows, as_of)
+    # Cases that took the same steps on the same day move to the same state: one UPDATE for each.
+    for (last_step, next_step_at), case_ids in moved.items():
+        conn.execute(dunning_cases.update().where(among(conn, dunning_cases.c.id, case_ids))
+                     .values(last_step=last_step, next_step_at=next_step_at))
+    insert_rows(conn, dunning_steps, step_rows, STEP_COLUMNS)
+    insert_rows(conn, payment_retries, retry_rows, RETRY_COLUMNS)
     report.charges_requested += len(retry_rows)
-    rendered = [_dunning_email(app, case, decision, change, recipients[case.snapshot.account_id], as_of)
-                for case, decision, change in email_rows]
-    report.emails += len(rendered)
-    before = {case.snapshot.account_id: (case.account_status, case.account_banner) for case in cases}
-    for account_id, change in account_changes.items():
-        if (change["status"], change["banner"]) != before[account_id]:
-            events.append({"created_at": as_of, "topic": "account.dunning_state", "account_id": account_id,
-                           "payload": {"status": change["status"], "banner": change["banner"]}, "delivered_at": None})
+    report.emails += len(email_rows)
+    before = {case.snapshot.account_id: _account_state(case) for case in cases}
+    # Only the accounts whose state moved are written: on most days of a case nothing does.
+    changed = {account_id: change for account_id, change in account_changes.items() if change != before[account_id]}
+    for account_id, change in changed.items():
+        if (change["status"], change["banner"]) != (before[account_id]["status"], before[account_id]["banner"]):
+            events.append((as_of, "account.dunning_state", account_id,
+                           {"status": change["status"], "banner": change["banner"]}, None))
     update_rows(conn, accounts, [{"id": account_id, "updated_at": as_of, **change}
-                                 for account_id, change in account_changes.items()])
+                                 for account_id, change in changed.items()])
     # A cancelled account's other cases stop where they are: no e-mail after "cancelled". Paying
     # during a reactivation recovers them all (a card update retries every unpaid invoice).
-    cancelled = [account_id for account_id, change in account_changes.items()
-                 if change["status"] == AccountStatus.CANCELLED and before[account_id][0] != AccountStatus.CANCELLED]
+    cancelled = [account_id for account_id, change in changed.items()
+                 if change["status"] == AccountStatus.CANCELLED
+                 and before[account_id]["status"] != AccountStatus.CANCELLED]
     if cancelled:
         conn.execute(dunning_cases.update().where(dunning_cases.c.account_id.in_(cancelled),
                                                   dunning_cases.c.status == "open").values(next_step_at=None))
-    insert_rows(conn, outbox, rendered + events)
+    cancel_index = next((i for i, s in enumerate(policy.steps) if s.cancel), None)
+    # Rendered while the COPY streams: the server writes the first e-mails as Python renders the next.
+    rendered = (_dunning_email(app, case, decision, change, recipients[case.snapshot.account_id], as_of, cancel_index)
+                for case, decision, change in email_rows)
+    insert_rows(conn, outbox, chain((tuple(row[column] for column in OUTBOX_COLUMNS) for row in rendered), events),
+                OUTBOX_COLUMNS)
+
+
+STEP_COLUMNS = ("case_id", "step", "name", "day", "policy_version", "taken_at", "email", "charge_requested")
+RETRY_COLUMNS = ("invoice_id", "reason", "requested_at", "attempt_id")
+OUTBOX_COLUMNS = ("created_at", "topic", "account_id", "payload", "delivered_at")
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What a decision writes, the same for every case it is taken for."""
+
+    last_taken: int  # the highest step taken now, or -1
+    steps: tuple[tuple, ...]  # dunning_steps rows without their case_id
+    step_names: list[str]
+
+
+class _Plans:
+    """Decisions and local midnights of one slice, each computed once.
+
+    `evaluate` is pure and reads only a snapshot's dates and last step, so cases that share them
+    share a decision: on a mass-decline day, a slice of thousands holds a handful of them.
+    """
+
+    def __init__(self, policy: Policy, as_of: datetime) -> None:
+        self.policy, self.as_of = policy, as_of
+        self._today: dict[str, date] = {}
+        self._decided: dict[tuple, tuple[Decision, _Plan]] = {}
+        self._midnights: dict[tuple, datetime | None] = {}
+
+    def decide(self, case: DueCase) -> tuple[Decision, _Plan]:
+        today = self._today.get(case.timezone)
+        if today is None:
+            today = self._today[case.timezone] = local_date(self.as_of, case.timezone)
+        snapshot = case.snapshot
+        key = (snapshot.day0, snapshot.last_step, snapshot.last_attempt_day, today)
+        found = self._decided.get(key)
+        if found is None:
+            decision = evaluate(self.policy, snapshot, today)
+            found = self._decided[key] = (decision, self._plan(decision))
+        return found
+
+    def _plan(self, decision: Decision) -> _Plan:
+        policy = self.policy
+        last = max(decision.steps, default=-1)
+        rows = tuple((index, policy.steps[index].name, policy.steps[index].day, policy.version, self.as_of,
+                      policy.steps[index].email if index == decision.email_step else None,
+                      int(decision.request_charge and index == last)) for index in decision.steps)
+        return _Plan(last_taken=last, steps=rows, step_names=[policy.steps[i].name for i in decision.steps])
+
+    def next_step_at(self, day0: date, next_step: int | None, timezone: str) -> datetime | None:
+        key = (day0, next_step, timezone)
+        if key not in self._midnights:
+            self._midnights[key] = (local_midnight_utc(self.policy.step_date(day0, next_step), timezone)
+                                    if next_step is not None else None)
+        return self._midnights[key]
 
 
 def _account_state(case: DueCase) -> dict:
@@ -204,20 +288,9 @@ def _account_state(case: DueCase) -> dict:
             "deletion_due_at": case.deletion_due_at}
 
 
-def _request_charges(conn: Connection, requests: list[dict], as_of: datetime) -> None:
-    if not requests:
-        return
-    invoice_of = dict(conn.execute(select(dunning_cases.c.id, dunning_cases.c.invoice_id).where(
-        dunning_cases.c.id.in_([r["case_id"] for r in requests]))).all())
-    insert_rows(conn, payment_retries, [{"invoice_id": invoice_of[r["case_id"]],
-                                         "reason": f"dunning:{r['case_id']}:{r['step']}", "requested_at": as_of,
-                                         "attempt_id": None} for r in requests])
-
-
 def _dunning_email(app: App, case: DueCase, decision: Decision, change: dict, recipients: list[str],
-                   as_of: datetime) -> dict:
+                   as_of: datetime, cancel_index: int | None) -> dict:
     policy = app.policy
-    cancel_index = next((i for i, s in enumerate(policy.steps) if s.cancel), None)
     cancel_date = (local_date(change["cancelled_at"], case.timezone) if change["cancelled_at"] else
                    policy.step_date(case.snapshot.day0, cancel_index) if cancel_index is not None else None)
     deletion_date = cancel_date + timedelta(days=policy.deletion_days) if cancel_date else None

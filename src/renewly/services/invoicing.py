@@ -81,9 +81,9 @@ def store_documents(conn: Connection, drafts: Sequence[InvoiceDraft], issued_at:
                    draft.subtotal, str(draft.tax_rate), draft.tax, draft.total, draft.locale, draft.seller,
                    draft.buyer, str(_initial_status(draft)), issued_at, None)
 
-    insert_rows(conn, invoices, invoice_rows(), INVOICE_COLUMNS)
-    insert_rows(conn, invoice_lines, line_rows, LINE_COLUMNS)
-    insert_rows(conn, outbox, event_rows, EVENT_COLUMNS)
+    insert_rows(conn, invoices, invoice_rows(), INVOICE_COLUMNS, binary=True)
+    insert_rows(conn, invoice_lines, line_rows, LINE_COLUMNS, binary=True)
+    insert_rows(conn, outbox, event_rows, EVENT_COLUMNS, binary=True)
     return ids
 
 

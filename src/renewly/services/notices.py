@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
+from functools import lru_cache
 
 from sqlalchemy import Connection, select
 
-from renewly.adapters.db.bulk import insert_rows
+from renewly.adapters.db.bulk import among, insert_rows
 from renewly.adapters.db.tables import billing_contacts, members, outbox
 from renewly.domain.dunning import Policy
 from renewly.domain.invoices import format_day
@@ -23,10 +24,11 @@ def billing_recipients(conn: Connection, account_ids: Iterable[int]) -> dict[int
     if not ids:
         return found
     for row in conn.execute(select(members.c.account_id, members.c.email)
-                            .where(members.c.account_id.in_(ids), members.c.role == "owner")):
+                            .where(among(conn, members.c.account_id, ids), members.c.role == "owner")):
         found[row.account_id].append(row.email)
     for row in conn.execute(select(billing_contacts.c.account_id, billing_contacts.c.email)
-                            .where(billing_contacts.c.account_id.in_(ids), billing_contacts.c.status == "active")
+                            .where(among(conn, billing_contacts.c.account_id, ids),
+                                   billing_contacts.c.status == "active")
                             .order_by(billing_contacts.c.id)):
         if row.email not in found[row.account_id]:
             found[row.account_id].append(row.email)
@@ -38,9 +40,15 @@ def placeholders(*, policy: Policy, locale: str, account: str, invoice: str, amo
                  support_email: str) -> dict[str, str]:
     def day(value: date | None) -> str:
         return format_day(value, locale) if value else ""
-    return {"account": account, "invoice": invoice, "amount": Money(amount, currency).format(locale),
+    return {"account": account, "invoice": invoice, "amount": money_text(amount, currency, locale),
             "renewal_date": day(renewal_date), "cancel_date": day(cancel_date), "deletion_date": day(deletion_date),
             "support_email": support_email}
+
+
+@lru_cache(maxsize=4096)
+def money_text(amount: int, currency: str, locale: str) -> str:
+    # Cached: Babel takes a tenth of a millisecond, and a mass-decline day bills a few prices a million times.
+    return Money(amount, currency).format(locale)
 
 
 def email_row(policy: Policy, template: str, locale: str, account_id: int, recipients: list[str],

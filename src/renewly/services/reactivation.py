@@ -92,6 +92,8 @@ def banner_for_member(app: App, account_id: int, email: str) -> dict[str, str]:
     with app.engine.connect() as conn:
         row = conn.execute(select(accounts, members.c.role).join(members, members.c.account_id == accounts.c.id)
                            .where(accounts.c.id == account_id, members.c.email == validate_email(email))).first()
+        if row is None:
+            load_account(conn, account_id)  # an unknown account is refused as such
     if row is None:
         raise NotFound(f"{email} is not a member of account {account_id}", code="unknown_member")
     return banner_text(app, row, Role(row.role))

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Connection, any_, bindparam, func, select
+from sqlalchemy import BigInteger, Connection, any_, bindparam, func, select, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from renewly.adapters.db.bulk import insert_rows, is_postgres, update_rows
@@ -41,12 +41,22 @@ def renew_due(app: App, as_of: datetime, *, slice_size: int | None = None, on_sl
     """Issue every renewal invoice due at `as_of`, slice after slice, until nothing is claimable."""
     size = slice_size or app.settings.batches.chunk_size
     issued = renewed = 0
+    after: Position | None = None
     while True:
         with app.engine.begin() as conn:
-            snapshots = claim_due(conn, as_of, size)
-            if not snapshots:
+            snapshots, last = claim_due(conn, as_of, size, after=after)
+            if snapshots:
+                renewals = issue_renewals(conn, app, snapshots, as_of)
+        if not snapshots:
+            if after is None:
                 break
-            renewals = issue_renewals(conn, app, snapshots, as_of)
+            # One more pass from the start: rows another worker held (and maybe gave back) are free now.
+            after = None
+            continue
+        # The next slice starts past this one, so the index entries of the rows just renewed are not
+        # walked again: each claim costs the same at the end of a million renewals as at the start.
+        # A subscription several periods behind is met again further on, at its new renews_at.
+        after = last
         issued += len(renewals)
         # A subscription counts once, in the slice that moves it past `as_of` (no set of ids that
         # grows with the batch: memory stays flat however many subscriptions renew).
@@ -59,7 +69,7 @@ def renew_due(app: App, as_of: datetime, *, slice_size: int | None = None, on_sl
 def renew_subscription_now(conn: Connection, app: App, subscription_id: int, as_of: datetime) -> int:
     """Invoice one subscription's due periods inside the caller's transaction (a new subscription)."""
     total = 0
-    while snapshots := claim_due(conn, as_of, 1, subscription_id=subscription_id):
+    while snapshots := claim_due(conn, as_of, 1, subscription_id=subscription_id)[0]:
         total += len(issue_renewals(conn, app, snapshots, as_of))
     return total
 
@@ -68,34 +78,46 @@ def due_query():
     return (subscriptions.c.status == "active") & (accounts.c.status.in_(("active", "past_due")))
 
 
+Position = tuple[datetime, int]  # (renews_at, id) of a subscription: where a slice ends
+
+
 def claim_due(conn: Connection, as_of: datetime, limit: int, *, subscription_id: int | None = None,
-              ) -> list[RenewalSnapshot]:
+              after: Position | None = None) -> tuple[list[RenewalSnapshot], Position | None]:
+    """Lock and read up to `limit` due subscriptions, earliest due first (past `after` if given).
+
+    Returns their snapshots and the position of the last one.
+    """
     query = (
         select(subscriptions.c.id, subscriptions.c.account_id, accounts.c.locale, accounts.c.timezone,
                plans.c.currency, accounts.c.buyer_name, accounts.c.buyer_line1, accounts.c.buyer_line2,
                accounts.c.buyer_postcode, accounts.c.buyer_city, accounts.c.buyer_country, accounts.c.buyer_vat_id,
                plans.c.name, plans.c.interval, plans.c.unit_amount, subscriptions.c.seats,
-               subscriptions.c.anchor_date, subscriptions.c.periods_invoiced)
+               subscriptions.c.anchor_date, subscriptions.c.periods_invoiced, subscriptions.c.renews_at)
         .join(plans, plans.c.id == subscriptions.c.plan_id)
         .join(accounts, accounts.c.id == subscriptions.c.account_id)
         .where(due_query(), subscriptions.c.renews_at <= as_of)
-        # Earliest due first, along the due index: already renewed rows are never scanned again.
+        # Along the due index (renews_at, id): a slice reads its own rows, not the whole table.
         .order_by(subscriptions.c.renews_at, subscriptions.c.id).limit(limit))
     if subscription_id is not None:
         query = query.where(subscriptions.c.id == subscription_id)
+    if after is not None:
+        query = query.where(tuple_(subscriptions.c.renews_at, subscriptions.c.id) > tuple_(*after))
     if is_postgres(conn):
         query = query.with_for_update(of=subscriptions, skip_locked=True)
     rows = conn.execute(query).all()
+    if not rows:
+        return [], None
     items = _open_items(conn, [row[0] for row in rows])
     no_items = ()
-    return [RenewalSnapshot(
+    snapshots = [RenewalSnapshot(
         subscription_id=sub_id, account_id=account_id, locale=locale, timezone=zone, currency=currency,
         buyer={"name": name, "line1": line1, "line2": line2, "postcode": postcode, "city": city,
                "country": country, "vat_id": vat_id},
         plan_name=plan_name, interval=interval, unit_amount=unit_amount, seats=seats, anchor_date=anchor_date,
         period_index=period_index, pending_items=items.get(sub_id, no_items))
         for (sub_id, account_id, locale, zone, currency, name, line1, line2, postcode, city, country, vat_id,
-             plan_name, interval, unit_amount, seats, anchor_date, period_index) in rows]
+             plan_name, interval, unit_amount, seats, anchor_date, period_index, _renews_at) in rows]
+    return snapshots, (rows[-1].renews_at, rows[-1].id)
 
 
 def _open_items(conn: Connection, subscription_ids: Sequence[int]) -> dict[int, tuple[PendingItem, ...]]:
@@ -127,7 +149,7 @@ def issue_renewals(conn: Connection, app: App, snapshots: Sequence[RenewalSnapsh
         "id": renewal.invoice.subscription_id, "periods_invoiced": renewal.next_period_index,
         "current_period_start": renewal.invoice.period_start, "current_period_end": renewal.next_period_start,
         "renews_at": renewal.next_renewal_at,
-    } for renewal in renewals])
+    } for renewal in renewals], binary=True)
     update_rows(conn, pending_items, [{"id": item_id, "invoice_id": invoice_id}
                                       for renewal, invoice_id in zip(renewals, invoice_ids)
                                       for item_id in renewal.invoice.consumed_item_ids])

@@ -39,15 +39,17 @@ class BatchRun:
     report: object
 
 
-# In this order on a tie: renewals issue invoices, collect charges them, dunning follows up on
-# the failures (its charge requests wait for the next collect), then holds are voided.
+# In this order on a tie. The payment batch first: it charges what was asked for since the last
+# run (a card updated during downtime pays before anything is cancelled). Then dunning, which
+# cancels what is due for cancellation before the renewal batch would invoice it again; the
+# charges dunning and renewals ask for are made by the next payment batch.
 BATCHES: tuple[Batch, ...] = (
-    Batch("renew", lambda app: timedelta(minutes=app.settings.batches.renewal_interval_minutes),
-          renewals.renew_due, renewals.next_renewal_at),
     Batch("collect", lambda app: timedelta(minutes=app.settings.payments.collect_interval_minutes),
           collect.collect_due, collect.next_collect_at),
     Batch("dunning", lambda app: timedelta(minutes=app.settings.batches.dunning_interval_minutes),
           dunning.run_dunning, dunning.next_dunning_at),
+    Batch("renew", lambda app: timedelta(minutes=app.settings.batches.renewal_interval_minutes),
+          renewals.renew_due, renewals.next_renewal_at),
     Batch("void-verifications", lambda app: timedelta(minutes=app.settings.payments.void_interval_minutes),
           verifications.void_due_verifications, verifications.next_void_at),
     # Last: deletes what is due once everything else has run (R10).

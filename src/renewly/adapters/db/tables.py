@@ -180,6 +180,8 @@ invoices = Table(
     Index("ix_invoices_account_id", "account_id"),
     Index("ix_invoices_issue_date", "issue_date"),  # the retention purge (R10.2)
     Index("ix_invoices_credited_invoice_id", "credited_invoice_id"),
+    # The unpaid ones, a small part of the table: the dunning sweep opens cases from them.
+    Index("ix_invoices_open", "id", sqlite_where=text("status = 'open'"), postgresql_where=text("status = 'open'")),
 )
 
 invoice_lines = Table(

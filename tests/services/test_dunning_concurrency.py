@@ -1,0 +1,87 @@
+"""R8.7 concurrently (PostgreSQL): two `renewly dunning` processes started at once over many due
+cases take each step once and send each e-mail once.
+
+To make "at once" certain rather than likely, the test holds an EXCLUSIVE lock on dunning_cases
+until both processes are waiting for it (opening cases needs to insert, taking steps needs to
+lock rows), then lets them go together.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+
+from renewly.adapters.db.tables import dunning_cases, dunning_steps, outbox, payment_retries
+from tests.builders import subscribed, team_plan
+
+pytestmark = pytest.mark.postgres_only
+
+RENEWLY = Path(sys.executable).with_name("renewly")
+CASES = 40
+
+
+def run_two_sweeps_at_once(app) -> list[dict]:
+    environment = {**os.environ, "RENEWLY_DATABASE_URL": app.settings.database_url, "RENEWLY_CLOCK": "test",
+                   "RENEWLY_PAYMENTS__SIMULATOR_URL": app.settings.simulator_url(),
+                   "RENEWLY_BATCHES__CHUNK_SIZE": "10"}
+    with app.engine.connect() as gate, app.engine.connect() as watcher:
+        gate.execute(text("LOCK TABLE dunning_cases IN EXCLUSIVE MODE"))
+        sweeps = [subprocess.Popen([str(RENEWLY), "dunning", "--json"], env=environment, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        deadline = time.monotonic() + 60
+        while watcher.execute(text("SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted "
+                                   "AND relation = 'dunning_cases'::regclass")).scalar() < 2:
+            watcher.rollback()  # a fresh snapshot of pg_locks each time
+            finished = [sweep for sweep in sweeps if sweep.poll() is not None]
+            assert not finished, finished[0].stderr.read()
+            assert time.monotonic() < deadline, "the two sweeps never both waited for the lock"
+            time.sleep(0.05)
+        gate.rollback()  # both are waiting: let them go together
+    reports = []
+    for sweep in sweeps:
+        out, err = sweep.communicate(timeout=120)
+        assert (sweep.returncode, err) == (0, "")
+        reports.append(json.loads(out))
+    return reports
+
+
+def test_r8_7_two_sweeps_at_once_take_each_step_once_and_send_each_e_mail_once(pg_app):
+    app = pg_app
+    plan = team_plan(app)
+    for n in range(CASES):
+        subscribed(app, plan=plan, card=None, owner=f"owner{n}@acme.test")  # no card: each renewal goes unpaid
+
+    app.test_clock.set(datetime(2026, 1, 1, 1, tzinfo=UTC))  # day 0
+    day_0 = run_two_sweeps_at_once(app)
+    app.test_clock.set(datetime(2026, 1, 22, 1, tzinfo=UTC))  # day 21: the steps of days 2, 4 and 21 are due
+    day_21 = run_two_sweeps_at_once(app)
+
+    assert sum(r["cases_opened"] for r in day_0) == CASES
+    assert sum(r["steps_taken"] for r in day_0) == CASES
+    assert sum(r["steps_taken"] for r in day_21) == 3 * CASES
+    assert sum(r["emails"] for r in day_0 + day_21) == 2 * CASES
+    with app.engine.connect() as conn:
+        steps = Counter(conn.execute(select(dunning_steps.c.case_id, dunning_steps.c.name)).all())
+        cases = conn.execute(select(dunning_cases.c.id, dunning_cases.c.account_id)).all()
+        emails = Counter((row.account_id, row.payload["kind"], tuple(row.payload["recipients"])) for row in
+                         conn.execute(select(outbox.c.account_id, outbox.c.payload).where(outbox.c.topic == "email")))
+        events = Counter(conn.execute(select(outbox.c.account_id, outbox.c.topic)
+                                      .where(outbox.c.topic.like("dunning.%"))).all())
+        retries = Counter(conn.execute(select(payment_retries.c.invoice_id)).scalars())
+    assert len(cases) == CASES
+    assert set(steps.values()) == {1} and len(steps) == 4 * CASES
+    assert sorted(emails.values()) == [1] * 2 * CASES
+    assert {kind for _, kind, _ in emails} == {"payment_failed_1", "suspension_warning"}
+    assert all(recipients == (f"owner{account_id - 1}@acme.test",) for account_id, _, recipients in emails)
+    assert events == Counter({(account_id, topic): count for _, account_id in cases
+                              for topic, count in (("dunning.case_opened", 1), ("dunning.steps_taken", 2))})
+    assert sorted(retries.values()) == [2] * CASES  # one charge asked on day 0, one for the late steps
