@@ -37,10 +37,12 @@ gateway_app = typer.Typer(help="The simulated gateway's fault scripting (tests a
 support_app = typer.Typer(help="What the operator's support staff do.", no_args_is_help=True)
 outbox_app = typer.Typer(help="E-mails and events waiting for delivery.", no_args_is_help=True)
 policy_app = typer.Typer(help="The dunning policy file.", no_args_is_help=True)
+billing_app = typer.Typer(help="What an account's owner sees of billing.", no_args_is_help=True)
 for sub, name in ((db_app, "db"), (clock_app, "clock"), (plans_app, "plans"), (accounts_app, "accounts"),
                   (members_app, "members"), (subscriptions_app, "subscriptions"), (invoices_app, "invoices"),
                   (cards_app, "cards"), (payments_app, "payments"), (gateway_app, "gateway"),
-                  (support_app, "support"), (outbox_app, "outbox"), (policy_app, "policy")):
+                  (support_app, "support"), (outbox_app, "outbox"), (policy_app, "policy"),
+                  (billing_app, "billing")):
     app.add_typer(sub, name=name)
 app.add_typer(contacts_app, name="contacts")
 
@@ -438,6 +440,19 @@ def invoices_show(number: str, as_json: JsonFlag = False) -> None:
                f"{money(found['tax'], found['currency'])}, total {money(found['total'], found['currency'])}")
 
 
+@invoices_app.command("resend")
+def invoices_resend(account: int, month: Annotated[str, typer.Option(help="YYYY-MM: the invoices issued then.")],
+                    reason: Annotated[str, typer.Option()]) -> None:
+    """Support: send the invoices of a month and year again to the billing contacts (R2.3)."""
+    from renewly.services.invoices import resend_invoices_of_month
+    try:
+        year, number = (int(part) for part in month.split("-"))
+    except ValueError:
+        raise InvalidInput(f"malformed --month {month!r}: expected YYYY-MM", code="malformed_month") from None
+    sent = resend_invoices_of_month(open_app(), account, year=year, month=number, reason=reason, actor=actor())
+    typer.echo(f"sent again: {', '.join(sent)}")
+
+
 @invoices_app.command("credit")
 def invoices_credit(number: str, reason: Annotated[str, typer.Option()],
                     amount: Annotated[int | None, typer.Option(help="Before tax, minor units; default: "
@@ -564,6 +579,25 @@ def preview(account: int, as_json: JsonFlag = False) -> None:
         typer.echo(f"  {about}:")
         for day in days:
             typer.echo(f"    day {day.day:>3} {day.date}: {'; '.join(day.actions)}")
+
+
+@billing_app.command("show")
+def billing_show(account: int, acting: Annotated[str, typer.Option("--as", help="Who asks: only the owner may.")],
+                 as_json: JsonFlag = False) -> None:
+    """The owner's billing pages: subscription, invoices, card, buyer address, contacts (R1.1)."""
+    from renewly.services.billing_overview import billing_overview
+    found = billing_overview(open_app(), account, acting_email=acting)
+    if as_json:
+        print_json(found)
+        return
+    typer.echo(f"{found['name']} ({found['status']})")
+    card = found["payment_method"]
+    typer.echo(f"payment method: {card['brand']} •••• {card['last4']}" if card else "payment method: none")
+    typer.echo("buyer: " + ", ".join(v for v in found["buyer"].values() if v))
+    typer.echo("billing contacts: " + ", ".join(c["email"] for c in found["billing_contacts"]))
+    for invoice in found["invoices"]:
+        typer.echo(f"  {invoice['number']} {invoice['issue_date']} "
+                   f"{money(invoice['total'], invoice['currency'], invoice['locale'])} {invoice['status']}")
 
 
 @accounts_app.command("banner")

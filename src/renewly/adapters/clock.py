@@ -32,7 +32,8 @@ class PersistedTestClock:
 
     def peek(self) -> datetime | None:
         """The stored instant, or None while the clock has not started."""
-        with self._engine.connect() as conn:
+        # Read-only: the clock is often read while the same process holds a write transaction.
+        with self._engine.connect().execution_options(read_only=True) as conn:
             return conn.execute(select(test_clock.c.now)).scalar_one_or_none()
 
     def now(self) -> datetime:

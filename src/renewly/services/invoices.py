@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -9,8 +10,10 @@ from sqlalchemy import Connection, func, select
 
 from renewly.adapters.db.tables import invoice_lines, invoices
 from renewly.bootstrap import App
-from renewly.domain.errors import NotFound
+from renewly.domain.errors import InvalidInput, NotAllowed, NotFound
 from renewly.domain.invoices import InvoiceStatus, IssuedInvoice, draft_credit_note
+from renewly.services import notices
+from renewly.services.accounts import load_account
 from renewly.services.invoicing import store_documents
 from renewly.services.records import audit
 
@@ -69,3 +72,30 @@ def issue_credit_note(app: App, number: str, *, reason: str, amount: int | None 
     return credit_number
 
 
+
+
+def resend_invoices_of_month(app: App, account_id: int, *, year: int, month: int, reason: str, actor: str,
+                             ) -> list[str]:
+    """R2.3: support resends the invoices issued in a given month and year to the account's
+    billing contacts (the PDF is attached once documents exist; today the e-mail carries the
+    invoice's content). Returns the numbers sent."""
+    if not 1 <= month <= 12:
+        raise InvalidInput(f"no month {month}: expected 1 to 12", code="invalid_month")
+    if not (reason or "").strip():
+        raise InvalidInput("a resend needs a --reason", code="reason_required")
+    now = app.clock.now()
+    with app.engine.begin() as conn:
+        account = load_account(conn, account_id)
+        if account.status == "deleted":
+            raise NotAllowed(f"account {account_id} was deleted; nobody is left to send to", code="account_deleted")
+        first = date(year, month, 1)
+        after = date(year + (month == 12), month % 12 + 1, 1)
+        rows = conn.execute(select(invoices).where(invoices.c.account_id == account_id, invoices.c.issue_date >= first,
+                                                   invoices.c.issue_date < after).order_by(invoices.c.id)).all()
+        if not rows:
+            raise NotFound(f"account {account_id} has no invoice issued in {year}-{month:02d}", code="no_invoice")
+        recipients = notices.billing_recipients(conn, [account_id])[account_id]
+        notices.write(conn, [notices.invoice_email(row, recipients, now, reason=reason.strip()) for row in rows])
+        audit(conn, now, actor, "invoices.resent", "account", account_id, reason=reason.strip(),
+              details={"numbers": [row.number for row in rows], "recipients": len(recipients)})
+    return [row.number for row in rows]

@@ -23,15 +23,16 @@ def billing_recipients(conn: Connection, account_ids: Iterable[int]) -> dict[int
     found: dict[int, list[str]] = defaultdict(list)
     if not ids:
         return found
-    for row in conn.execute(select(members.c.account_id, members.c.email)
-                            .where(among(conn, members.c.account_id, ids), members.c.role == "owner")):
-        found[row.account_id].append(row.email)
-    for row in conn.execute(select(billing_contacts.c.account_id, billing_contacts.c.email)
-                            .where(among(conn, billing_contacts.c.account_id, ids),
-                                   billing_contacts.c.status == "active")
-                            .order_by(billing_contacts.c.id)):
-        if row.email not in found[row.account_id]:
-            found[row.account_id].append(row.email)
+    for account_id, email in conn.execute(select(members.c.account_id, members.c.email)
+                                          .where(among(conn, members.c.account_id, ids),
+                                                 members.c.role == "owner")).all():
+        found[account_id].append(email)
+    for account_id, email in conn.execute(select(billing_contacts.c.account_id, billing_contacts.c.email)
+                                          .where(among(conn, billing_contacts.c.account_id, ids),
+                                                 billing_contacts.c.status == "active")
+                                          .order_by(billing_contacts.c.id)).all():
+        if email not in found[account_id]:
+            found[account_id].append(email)
     return found
 
 
@@ -61,3 +62,25 @@ def email_row(policy: Policy, template: str, locale: str, account_id: int, recip
 
 def write(conn: Connection, rows: list[dict]) -> None:
     insert_rows(conn, outbox, rows)
+
+
+_INVOICE_TEXT = {
+    "en": ("Invoice {number} from {seller}", "Please find invoice {number} of {issue_date} for {buyer}: {total}.\n"
+                                             "{why}"),
+    "fr": ("Facture {number} de {seller}", "Veuillez trouver la facture {number} du {issue_date} pour {buyer} : "
+                                           "{total}.\n{why}"),
+}
+_RESENT = {"en": "Sent again at your request ({reason}).", "fr": "Envoyée de nouveau à votre demande ({reason})."}
+
+
+def invoice_email(invoice, recipients: list[str], at: datetime, *, reason: str) -> dict:
+    """An invoice e-mail, from the invoice as issued (its frozen seller, buyer and lines)."""
+    locale = invoice.locale
+    subject, body = _INVOICE_TEXT[locale]
+    values = {"number": invoice.number, "seller": invoice.seller["name"], "buyer": invoice.buyer["name"],
+              "issue_date": format_day(invoice.issue_date, locale),
+              "total": Money(invoice.total, invoice.currency).format(locale),
+              "why": _RESENT[locale].format(reason=reason)}
+    return {"created_at": at, "topic": "email", "account_id": invoice.account_id, "delivered_at": None,
+            "payload": {"kind": "invoice", "locale": locale, "recipients": recipients, "invoice": invoice.number,
+                        "subject": subject.format(**values), "body": body.format(**values)}}

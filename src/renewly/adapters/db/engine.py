@@ -34,7 +34,8 @@ def make_engine(url: str) -> Engine:
 
 
 def _sqlite_behaves(engine: Engine) -> None:
-    """Foreign keys on, WAL, and BEGIN IMMEDIATE so that two writers queue instead of deadlocking."""
+    """Foreign keys on, WAL, and BEGIN IMMEDIATE so that two writers queue instead of deadlocking
+    (a connection opened with execution_options(read_only=True) begins DEFERRED)."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
@@ -47,7 +48,9 @@ def _sqlite_behaves(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read marked read_only takes no write lock: in WAL mode it never waits for a writer.
+        read_only = connection.get_execution_options().get("read_only", False)
+        connection.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
 
 
 def alembic_config(engine: Engine) -> Config:
