@@ -10,7 +10,7 @@ import json
 from typing import Any, Iterable, Mapping, Sequence
 
 from psycopg.types.json import Jsonb
-from sqlalchemy import JSON, BigInteger, ColumnElement, Connection, Table, bindparam, func, select, text
+from sqlalchemy import JSON, BigInteger, ColumnElement, Connection, Table, Text, bindparam, cast, func, select, text
 
 
 def is_postgres(conn: Connection) -> bool:
@@ -24,7 +24,10 @@ def among(conn: Connection, column: ColumnElement, values: Sequence[int]) -> Col
     where for ANY it may scan a whole small table (billing contacts) for every slice."""
     if is_postgres(conn):
         from sqlalchemy.dialects.postgresql import ARRAY
-        return column.in_(select(func.unnest(bindparam(None, list(values), type_=ARRAY(BigInteger)))))
+        # Sent as the text of an array literal: psycopg's list dumper costs a microsecond per element.
+        array = cast(bindparam(None, "{" + ",".join(str(int(value)) for value in values) + "}", type_=Text),
+                     ARRAY(BigInteger))
+        return column.in_(select(func.unnest(array)))
     return column.in_(values)
 
 
