@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -17,7 +16,8 @@ from renewly.bootstrap import App, bootstrap
 from renewly.domain.payments import LedgerCharge, Outcome
 from renewly.services.cards import CardSaved, add_card
 from renewly.services.payments_read import list_attempts
-from tests.builders import subscribed
+from tests.builders import Outcome as CliOutcome
+from tests.builders import database_rows, subscribed
 
 OWNER = "owner@acme.test"
 GOOD_CARD = "4242424242424242"
@@ -69,18 +69,7 @@ def every_stored_value(app: App) -> list[tuple[str, str, str]]:
                 for column, value in row._mapping.items() if value is not None]
 
 
-def snapshot(app: App) -> dict[str, list]:
-    """Every row of every Renewly table, to show that a refused request changed nothing."""
-    with app.engine.connect() as conn:
-        return {table.name: conn.execute(select(table).order_by(*table.primary_key.columns)).all()
-                for table in metadata.sorted_tables}
-
-
-@dataclass
-class CliOutcome:
-    code: int
-    out: str
-    err: str
+snapshot = database_rows  # every row of every table, to show that a refused request changed nothing
 
 
 def run_cli(app: App, monkeypatch, capsys, *args: str, actor: str = "support:alice") -> CliOutcome:
