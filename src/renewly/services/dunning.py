@@ -9,10 +9,7 @@ what is due today, not what the database holds.
 
 from __future__ import annotations
 
-import gc
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from itertools import chain
@@ -39,6 +36,7 @@ from renewly.domain.invoices import InvoiceKind, InvoiceStatus
 from renewly.domain.payments import AttemptStatus
 from renewly.services import notices
 from renewly.services.invoicing import amount_due
+from renewly.services.slices import WORKERS, run_slices
 
 
 @dataclass
@@ -58,36 +56,15 @@ class DunningReport:
 # Slices taken at once on PostgreSQL: one worker's Python decides and renders while the server
 # writes the other's slice. A claim locks the cases' accounts too (SKIP LOCKED), so that no two
 # workers, or sweeps, ever update one account at once.
-WORKERS = 2
-
-
 def run_dunning(app: App, as_of: datetime, *, slice_size: int | None = None,
                 workers: int = WORKERS) -> DunningReport:
     report = DunningReport()
     report.cases_opened = open_cases(app, as_of)
     size = slice_size or app.settings.batches.chunk_size
-    with _collecting_only_new_objects():
-        if workers > 1 and app.engine.dialect.name == "postgresql":  # SQLite takes one writer at a time
-            with ThreadPoolExecutor(workers) as pool:
-                for done in pool.map(lambda _: _sweep(app, as_of, size), range(workers)):
-                    report.add(done)
-        else:
-            report.add(_sweep(app, as_of, size))
+    for done in run_slices(app, lambda: _sweep(app, as_of, size), workers):
+        report.add(done)
     report.reactivations_expired = expire_reactivations(app, as_of)
     return report
-
-
-@contextmanager
-def _collecting_only_new_objects():
-    """Each slice leaves thousands of objects alive for a while, so Python's cyclic collector runs
-    full collections often; left alone, each rescans every object of the process (SQLAlchemy's,
-    Babel's, the policy), a third of the sweep's CPU on a mass-decline day. Frozen, those older
-    objects are skipped until the sweep ends (any of them that dies meanwhile is freed after it)."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def _sweep(app: App, as_of: datetime, size: int) -> DunningReport:

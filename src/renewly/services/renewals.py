@@ -28,6 +28,7 @@ from renewly.domain.invoices import (
     draft_renewal,
 )
 from renewly.services.invoicing import store_documents
+from renewly.services.slices import WORKERS, run_slices
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,17 @@ class RenewalReport:
     as_of: datetime
 
 
-def renew_due(app: App, as_of: datetime, *, slice_size: int | None = None, on_slice=None) -> RenewalReport:
+def renew_due(app: App, as_of: datetime, *, slice_size: int | None = None, on_slice=None,
+              workers: int = WORKERS) -> RenewalReport:
     """Issue every renewal invoice due at `as_of`, slice after slice, until nothing is claimable."""
     size = slice_size or app.settings.batches.chunk_size
+    done = run_slices(app, lambda: _renew_slices(app, as_of, size, on_slice), workers)
+    return RenewalReport(invoices_issued=sum(issued for issued, _ in done),
+                         subscriptions_renewed=sum(renewed for _, renewed in done), as_of=as_of)
+
+
+def _renew_slices(app: App, as_of: datetime, size: int, on_slice) -> tuple[int, int]:
+    """One worker's loop: (invoices issued, subscriptions renewed)."""
     issued = renewed = 0
     after: Position | None = None
     while True:
@@ -63,7 +72,7 @@ def renew_due(app: App, as_of: datetime, *, slice_size: int | None = None, on_sl
         renewed += sum(1 for renewal in renewals if renewal.next_renewal_at > as_of)
         if on_slice:
             on_slice(len(snapshots))
-    return RenewalReport(invoices_issued=issued, subscriptions_renewed=renewed, as_of=as_of)
+    return issued, renewed
 
 
 def renew_subscription_now(conn: Connection, app: App, subscription_id: int, as_of: datetime) -> int:
