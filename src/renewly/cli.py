@@ -208,25 +208,25 @@ def run(as_of: AsOf = None, as_json: JsonFlag = False) -> None:
         typer.echo(f"{r.batch}: {_describe_report(r.report)}")
 
 
+def run_one_batch(batch, as_of: str | None, as_json: bool) -> None:
+    """`renewly renew`, `collect`, `dunning`, `retention`: one batch, once, and its report."""
+    application = open_app()
+    report = batch(application, parse_as_of(as_of, application))
+    print_json(report.__dict__) if as_json else typer.echo(_describe_report(report))
+
+
 @app.command("renew")
 def renew(as_of: AsOf = None, as_json: JsonFlag = False) -> None:
     """The renewal batch: invoice every subscription whose period has ended, once."""
     from renewly.services.renewals import renew_due
-    application = open_app()
-    report = renew_due(application, parse_as_of(as_of, application))
-    if as_json:
-        print_json(report.__dict__)
-    else:
-        typer.echo(_describe_report(report))
+    run_one_batch(renew_due, as_of, as_json)
 
 
 @app.command("collect")
 def collect(as_of: AsOf = None, as_json: JsonFlag = False) -> None:
     """The payment batch: settle unanswered attempts, then charge open invoices (R5.3, R7.1)."""
     from renewly.services.collect import collect_due
-    application = open_app()
-    report = collect_due(application, parse_as_of(as_of, application))
-    print_json(report.__dict__) if as_json else typer.echo(_describe_report(report))
+    run_one_batch(collect_due, as_of, as_json)
 
 
 @app.command("reconcile")
@@ -466,8 +466,8 @@ def invoices_credit(number: str, reason: Annotated[str, typer.Option()],
 
 @cards_app.command("add")
 def cards_add(account: int,
-              number: Annotated[str | None, typer.Option(help="Simulated gateway only: the number its "
-                                                                  "tokenizer takes, as a hosted card form would.")] = None,
+              number: Annotated[str | None, typer.Option(
+                  help="Simulated gateway only: the number its tokenizer takes, as a hosted card form would.")] = None,
               exp: Annotated[str | None, typer.Option(help="MM/YYYY")] = None,
               token: Annotated[str | None, typer.Option(help="A card token from the gateway's card form.")] = None,
               acting: Annotated[str, typer.Option("--as", help="Who is doing it: only the owner may.")] = ...,
@@ -547,18 +547,14 @@ def gateway_fault(kind: Annotated[str, typer.Argument(help="timeout_after, timeo
 def dunning_command(as_of: AsOf = None, as_json: JsonFlag = False) -> None:
     """The dunning sweep: open cases for failed payments and take each step due, once (R8)."""
     from renewly.services.dunning import run_dunning
-    application = open_app()
-    report = run_dunning(application, parse_as_of(as_of, application))
-    print_json(report.__dict__) if as_json else typer.echo(_describe_report(report))
+    run_one_batch(run_dunning, as_of, as_json)
 
 
 @app.command("retention")
 def retention_command(as_of: AsOf = None, as_json: JsonFlag = False) -> None:
     """The retention batch: delete accounts' personal data and invoices whose time is up (R10)."""
     from renewly.services.retention import purge_due
-    application = open_app()
-    report = purge_due(application, parse_as_of(as_of, application))
-    print_json(report.__dict__) if as_json else typer.echo(_describe_report(report))
+    run_one_batch(purge_due, as_of, as_json)
 
 
 @app.command("preview")
