@@ -92,3 +92,21 @@ def test_r2_1_the_database_refuses_a_second_invoice_for_the_same_subscription_pe
     with pytest.raises(IntegrityError):
         with app.engine.begin() as conn:
             conn.execute(invoices.insert().values(**copy))
+
+
+def test_r2_1_on_postgresql_an_invoice_cannot_name_another_accounts_subscription(pg_app):
+    subscribed(pg_app)
+    other_account = customer(pg_app, name="Globex", owner="owner@globex.test")
+    row = first_invoice(pg_app)._asdict()
+    stray = {**row, "id": row["id"] + 100, "number": "2026-000100", "sequence": 100, "account_id": other_account,
+             "period_start": datetime(2027, 1, 1).date()}
+    message = refused(pg_app, invoices.insert().values(**stray))
+    assert "fk_invoices_account_id_subscriptions" in message
+
+
+def test_r2_4_on_postgresql_a_credit_note_names_the_invoice_it_corrects(pg_app):
+    subscribed(pg_app)
+    row = first_invoice(pg_app)._asdict()
+    orphan = {**row, "id": row["id"] + 100, "number": "CN-2026-000001", "series": "CN-2026", "sequence": 1,
+              "kind": "credit_note", "subscription_id": None, "credited_invoice_id": None}
+    assert "ck_invoices_parent" in refused(pg_app, invoices.insert().values(**orphan))

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, func, select, update
 
-from renewly.adapters.db.bulk import allocate_ids, insert_rows
+from renewly.adapters.db.bulk import JsonDocuments, allocate_ids, insert_rows
 from renewly.adapters.db.tables import invoice_lines, invoice_series, invoices, outbox
 from renewly.domain.invoices import InvoiceDraft, InvoiceKind, InvoiceStatus, credit_note_series, invoice_number
 
@@ -49,42 +49,53 @@ def _create_series(conn: Connection, series: str) -> None:
 
 def store_documents(conn: Connection, drafts: Sequence[InvoiceDraft], issued_at: datetime,
                     credited_invoice_ids: Sequence[int | None] | None = None) -> list[int]:
-    """Number and write the drafts in order; returns their ids."""
+    """Number and write the drafts in order; returns their ids.
+
+    Call it last in a transaction: the series lock it takes is held until the commit, and while it
+    is held no other worker can issue a document. So everything that needs no number (ids, rows,
+    JSON documents) is prepared before the lock, and the caller's other writes go before the call.
+    """
     if not drafts:
         return []
     ids = allocate_ids(conn, invoices, len(drafts))
+    credited = credited_invoice_ids or [None] * len(drafts)
+    series_of = [series_for(draft) for draft in drafts]
+    document = JsonDocuments(conn)  # a slice's drafts share one seller document: serialised once
+    invoice_rows = [[
+        invoice_id, None, series, None, str(draft.kind), draft.account_id, draft.subscription_id,
+        credited_id, draft.issue_date, draft.period_start, draft.period_end, draft.currency, draft.subtotal,
+        str(draft.tax_rate), draft.tax, draft.total, draft.locale,
+        document(draft.seller), document(draft.buyer), str(_initial_status(draft)), issued_at, None]
+        for invoice_id, draft, series, credited_id in zip(ids, drafts, series_of, credited)]
+    line_rows = [(invoice_id, line_number, str(line.kind), line.description, line.quantity, line.unit_amount,
+                  line.amount, line.period_start, line.period_end)
+                 for invoice_id, draft in zip(ids, drafts)
+                 for line_number, line in enumerate(draft.lines, start=1)]
+
+    numbers = _take_numbers(conn, series_of)  # the series lock, from here to the commit
+    for row, (number, sequence) in zip(invoice_rows, numbers):
+        row[1], row[3] = number, sequence
+    insert_rows(conn, invoices, invoice_rows, INVOICE_COLUMNS, binary=True)
+    insert_rows(conn, invoice_lines, line_rows, LINE_COLUMNS, binary=True)
+    insert_rows(conn, outbox, [(issued_at, f"{draft.kind}.issued", draft.account_id,
+                                {"invoice_id": invoice_id, "number": number, "total": draft.total,
+                                 "currency": draft.currency}, None)
+                               for invoice_id, (number, _), draft in zip(ids, numbers, drafts)], EVENT_COLUMNS,
+                binary=True)
+    return ids
+
+
+def _take_numbers(conn: Connection, series_of: Sequence[str]) -> list[tuple[str, int]]:
+    """(number, sequence) for each document, in order, numbered within its own series."""
     positions_by_series: dict[str, list[int]] = {}
-    for position, draft in enumerate(drafts):
-        positions_by_series.setdefault(series_for(draft), []).append(position)
-    number_of: dict[int, tuple[str, int]] = {}
+    for position, series in enumerate(series_of):
+        positions_by_series.setdefault(series, []).append(position)
+    numbers: list[tuple[str, int]] = [("", 0)] * len(series_of)
     for series, positions in positions_by_series.items():
         first = take_sequences(conn, series, len(positions))
-        number_of.update((position, (series, first + offset)) for offset, position in enumerate(positions))
-    credited = credited_invoice_ids or [None] * len(drafts)
-
-    line_rows, event_rows = [], []
-
-    def invoice_rows():
-        # Tuples in the order of the column lists above, built while the invoices' COPY streams.
-        for position, (invoice_id, draft) in enumerate(zip(ids, drafts)):
-            series, sequence = number_of[position]
-            number = invoice_number(series, sequence)
-            kind = str(draft.kind)
-            for line_number, line in enumerate(draft.lines, start=1):
-                line_rows.append((invoice_id, line_number, str(line.kind), line.description, line.quantity,
-                                  line.unit_amount, line.amount, line.period_start, line.period_end))
-            event_rows.append((issued_at, f"{kind}.issued", draft.account_id,
-                               {"invoice_id": invoice_id, "number": number, "total": draft.total,
-                                "currency": draft.currency}, None))
-            yield (invoice_id, number, series, sequence, kind, draft.account_id, draft.subscription_id,
-                   credited[position], draft.issue_date, draft.period_start, draft.period_end, draft.currency,
-                   draft.subtotal, str(draft.tax_rate), draft.tax, draft.total, draft.locale, draft.seller,
-                   draft.buyer, str(_initial_status(draft)), issued_at, None)
-
-    insert_rows(conn, invoices, invoice_rows(), INVOICE_COLUMNS, binary=True)
-    insert_rows(conn, invoice_lines, line_rows, LINE_COLUMNS, binary=True)
-    insert_rows(conn, outbox, event_rows, EVENT_COLUMNS, binary=True)
-    return ids
+        for offset, position in enumerate(positions):
+            numbers[position] = (invoice_number(series, first + offset), first + offset)
+    return numbers
 
 
 def _initial_status(draft: InvoiceDraft) -> InvoiceStatus:

@@ -153,21 +153,23 @@ def issue_renewals(conn: Connection, app: App, snapshots: Sequence[RenewalSnapsh
     issue_date = as_of.astimezone(app.seller_zone).date()
     taxes, seller = app.taxes, app.seller  # one seller document per slice, stored once per invoice
     renewals = [draft_renewal(snapshot, issue_date, taxes, seller) for snapshot in snapshots]
-    invoice_ids = store_documents(conn, [renewal.invoice for renewal in renewals], issued_at=as_of)
+    # Before the invoices: storing them takes the series lock, held to the commit (see store_documents).
     update_rows(conn, subscriptions, [{
         "id": renewal.invoice.subscription_id, "periods_invoiced": renewal.next_period_index,
         "current_period_start": renewal.invoice.period_start, "current_period_end": renewal.next_period_start,
         "renews_at": renewal.next_renewal_at,
     } for renewal in renewals], binary=True)
-    update_rows(conn, pending_items, [{"id": item_id, "invoice_id": invoice_id}
-                                      for renewal, invoice_id in zip(renewals, invoice_ids)
-                                      for item_id in renewal.invoice.consumed_item_ids])
     insert_rows(conn, pending_items, [{
         "subscription_id": renewal.invoice.subscription_id, "kind": str(LineKind.CREDIT_BROUGHT),
         "description": describe_credit_brought_forward(renewal.invoice.locale),
         "amount": -renewal.invoice.credit_carried_forward, "currency": renewal.invoice.currency,
         "period_start": None, "period_end": None, "created_at": as_of, "invoice_id": None,
     } for renewal in renewals if renewal.invoice.credit_carried_forward])
+    invoice_ids = store_documents(conn, [renewal.invoice for renewal in renewals], issued_at=as_of)
+    # The items an invoice consumed point at it, so they follow it (still under the series lock, but rare).
+    update_rows(conn, pending_items, [{"id": item_id, "invoice_id": invoice_id}
+                                      for renewal, invoice_id in zip(renewals, invoice_ids)
+                                      for item_id in renewal.invoice.consumed_item_ids])
     return renewals
 
 

@@ -96,12 +96,39 @@ def update_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     conn.exec_driver_sql(f"DROP TABLE {scratch}")
 
 
+class JsonDocuments:
+    """JSON values made ready for COPY ahead of time, each distinct object (by identity) once.
+
+    A batch prepares its documents before it takes a lock, so that the time under the lock is the
+    database's alone. On SQLite the values are kept as they are (the JSON column type serialises them).
+    """
+
+    def __init__(self, conn: Connection, *, binary: bool = True) -> None:
+        self.postgres, self.binary = is_postgres(conn), binary
+        # id() of a value -> (the value, what COPY sends). Holding the value keeps its id from being reused.
+        self._dumped: dict[int, tuple[Any, Any]] = {}
+
+    def __call__(self, value: Any) -> Any:
+        if value is None or not self.postgres or isinstance(value, (Jsonb, _DumpedText)):
+            return value
+        known = self._dumped.get(id(value))
+        if known is None:
+            text_value = json.dumps(value)
+            # Text COPY: the server parses the text. Binary: the same text, as jsonb.
+            sent = Jsonb(text_value, dumps=str) if self.binary else _DumpedText(text_value)
+            known = self._dumped[id(value)] = (value, sent)
+        return known[1]
+
+
+class _DumpedText(str):
+    """JSON already serialised for a text COPY."""
+
+
 def _copy(conn: Connection, table: Table, target: str, columns: Sequence[str], rows: Iterable[Sequence[Any]],
           binary: bool) -> None:
     """COPY rows of `table`'s columns into `target` (the table or a scratch copy of it)."""
     json_positions = [position for position, name in enumerate(columns) if isinstance(table.c[name].type, JSON)]
-    # id() of a JSON value -> (the value, what COPY sends). Holding the value keeps its id from being reused.
-    dumped: dict[int, tuple[Any, Any]] = {}
+    documents = JsonDocuments(conn, binary=binary)
     cursor = conn.connection.driver_connection.cursor()
     with cursor.copy(f"COPY {target} ({', '.join(columns)}) FROM STDIN{' (FORMAT BINARY)' if binary else ''}") as copy:
         if binary:
@@ -112,14 +139,7 @@ def _copy(conn: Connection, table: Table, target: str, columns: Sequence[str], r
             if json_positions:
                 row = list(row)
                 for position in json_positions:
-                    value = row[position]
-                    if value is not None:
-                        known = dumped.get(id(value))
-                        if known is None:
-                            text_value = json.dumps(value)
-                            # Text COPY: the server parses the text. Binary: the same text, as jsonb.
-                            known = dumped[id(value)] = (value, Jsonb(text_value, dumps=str) if binary else text_value)
-                        row[position] = known[1]
+                    row[position] = documents(row[position])
             copy.write_row(row)
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import (JSON, BigInteger, CheckConstraint, Column, Date, DateTime, ForeignKey, Index,
-                        Integer, MetaData, String, Table, Text, UniqueConstraint, text)
+from sqlalchemy import (JSON, BigInteger, CheckConstraint, Column, Date, DateTime, ForeignKey, ForeignKeyConstraint,
+                        Index, Integer, MetaData, String, Table, Text, UniqueConstraint, text)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
@@ -118,7 +118,8 @@ subscriptions = Table(
     CheckConstraint("status IN ('active', 'cancelled')", name="status"),
     Index("ix_subscriptions_due", "renews_at", "id", sqlite_where=text("status = 'active'"),
           postgresql_where=text("status = 'active'")),
-    Index("ix_subscriptions_account_id", "account_id"),
+    # An account's subscriptions; unique as the pair an invoice's foreign key points at.
+    Index("uq_subscriptions_account_id_id", "account_id", "id", unique=True),
 )
 
 # Amounts waiting for a subscription's next invoice: prorations of seat changes, carried credits.
@@ -153,9 +154,9 @@ invoices = Table(
     Column("series", String(16), nullable=False),
     Column("sequence", BigInteger, nullable=False),
     Column("kind", String(16), nullable=False),
-    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
-    Column("subscription_id", Id, ForeignKey("subscriptions.id")),
-    Column("credited_invoice_id", Id, ForeignKey("invoices.id")),
+    Column("account_id", Id, nullable=False),
+    Column("subscription_id", Id),  # an invoice's; a credit note has none
+    Column("credited_invoice_id", Id),  # a credit note's; an invoice has none
     Column("issue_date", Date, nullable=False),
     Column("period_start", Date),
     Column("period_end", Date),
@@ -174,12 +175,24 @@ invoices = Table(
     CheckConstraint("kind IN ('invoice', 'credit_note')", name="kind"),
     CheckConstraint("status IN ('open', 'paid', 'void')", name="status"),
     CheckConstraint("total = subtotal + tax", name="total"),
+    # The account comes with the subscription (or the credited invoice): an invoice cannot name
+    # another account's subscription. One foreign-key check per renewal invoice, on a row the
+    # renewal already holds (migration 0006; SQLite keeps 0001's single-column keys).
+    CheckConstraint("(kind = 'invoice' AND subscription_id IS NOT NULL AND credited_invoice_id IS NULL)"
+                    " OR (kind = 'credit_note' AND credited_invoice_id IS NOT NULL AND subscription_id IS NULL)",
+                    name="parent"),
+    ForeignKeyConstraint(["account_id", "subscription_id"], ["subscriptions.account_id", "subscriptions.id"],
+                         name="fk_invoices_account_id_subscriptions"),
+    ForeignKeyConstraint(["account_id", "credited_invoice_id"], ["invoices.account_id", "invoices.id"],
+                         name="fk_invoices_account_id_invoices"),
     # Exactly one invoice per subscription and period, whoever runs the renewal and how often.
     Index("uq_invoices_subscription_period", "subscription_id", "period_start", unique=True,
           sqlite_where=text("kind = 'invoice'"), postgresql_where=text("kind = 'invoice'")),
-    Index("ix_invoices_account_id", "account_id"),
+    Index("uq_invoices_account_id_id", "account_id", "id", unique=True),  # also what credit notes point at
     Index("ix_invoices_issue_date", "issue_date"),  # the retention purge (R10.2)
-    Index("ix_invoices_credited_invoice_id", "credited_invoice_id"),
+    Index("ix_invoices_credited_invoice_id", "credited_invoice_id",
+          sqlite_where=text("credited_invoice_id IS NOT NULL"),
+          postgresql_where=text("credited_invoice_id IS NOT NULL")),
     # The unpaid ones, a small part of the table: the dunning sweep opens cases from them.
     Index("ix_invoices_open", "id", sqlite_where=text("status = 'open'"), postgresql_where=text("status = 'open'")),
 )
