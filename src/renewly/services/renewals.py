@@ -13,10 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Connection, any_, bindparam, func, select, tuple_
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Connection, func, select, tuple_
 
-from renewly.adapters.db.bulk import insert_rows, is_postgres, update_rows
+from renewly.adapters.db.bulk import among, insert_rows, is_postgres, update_rows
 from renewly.adapters.db.tables import accounts, pending_items, plans, subscriptions
 from renewly.bootstrap import App
 from renewly.domain.invoices import (
@@ -132,13 +131,8 @@ def claim_due(conn: Connection, as_of: datetime, limit: int, *, subscription_id:
 def _open_items(conn: Connection, subscription_ids: Sequence[int]) -> dict[int, tuple[PendingItem, ...]]:
     if not subscription_ids:
         return {}
-    if is_postgres(conn):
-        # One array parameter rather than thousands of placeholders.
-        among = pending_items.c.subscription_id == any_(bindparam("ids", list(subscription_ids),
-                                                                  type_=ARRAY(BigInteger)))
-    else:
-        among = pending_items.c.subscription_id.in_(subscription_ids)
-    rows = conn.execute(select(pending_items).where(among, pending_items.c.invoice_id.is_(None))
+    rows = conn.execute(select(pending_items).where(among(conn, pending_items.c.subscription_id, subscription_ids),
+                                                   pending_items.c.invoice_id.is_(None))
                         .order_by(pending_items.c.id))
     found: dict[int, list[PendingItem]] = defaultdict(list)
     for row in rows:
