@@ -21,7 +21,7 @@ import resource
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import psycopg
@@ -38,10 +38,10 @@ from renewly.services.renewals import renew_due
 from renewly.settings import load_settings
 
 ANCHOR = date(2026, 1, 1)
-ANCHOR_INSTANT = datetime(2026, 1, 1, tzinfo=timezone.utc)
+ANCHOR_INSTANT = datetime(2026, 1, 1, tzinfo=UTC)
 RENEWAL_DAY = date(2026, 2, 1)
 # Noon UTC on the renewal day: past local midnight in every zone below, Tokyo to New York.
-AS_OF = datetime(2026, 2, 1, 12, tzinfo=timezone.utc)
+AS_OF = datetime(2026, 2, 1, 12, tzinfo=UTC)
 ZONES = ("UTC", "Europe/Paris", "America/New_York", "Asia/Tokyo")
 COUNTRIES = ("FR", "DE", "US", "JP", "GB", "ES", "IT", "NL")
 TOTAL_PER_SEAT = 1900
@@ -171,7 +171,8 @@ def load_sqlite(engine: Engine, count: int) -> None:
         conn.execute(accounts.insert(), [{
             "id": n, "name": f"Account {n}", "locale": "fr" if n % 3 == 0 else "en",
             "timezone": ZONES[n % len(ZONES)], "currency": "EUR", "status": "active",
-            "buyer_name": f"Customer {n} Ltd", "buyer_line1": f"{n} Market Street", "buyer_postcode": f"{n % 100000:05d}",
+            "buyer_name": f"Customer {n} Ltd", "buyer_line1": f"{n} Market Street",
+            "buyer_postcode": f"{n % 100000:05d}",
             "buyer_city": "Springfield", "buyer_country": COUNTRIES[n % len(COUNTRIES)], "buyer_vat_id": "",
             "created_at": ANCHOR_INSTANT, "updated_at": ANCHOR_INSTANT} for n in range(1, count + 1)])
         conn.execute(subscriptions.insert(), [{

@@ -67,7 +67,8 @@ STORIES = (
 
 def run_demo(database: str, *, as_json: bool, console: Console) -> None:
     path = Path(database)
-    for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(str(path).removesuffix(".db") + "-gateway.db")):
+    gateway_ledger = Path(str(path).removesuffix(".db") + "-gateway.db")
+    for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), gateway_ledger):
         leftover.unlink(missing_ok=True)
     settings = load_settings().model_copy(update={"database_url": f"sqlite:///{path}", "clock": "test"})
     settings.payments = settings.payments.model_copy(update={"simulator_url": None})

@@ -8,8 +8,8 @@ import json
 from sqlalchemy import select, update
 
 from renewly.adapters.db.tables import cards, gateway_customers, invoices, payment_attempts
-from renewly.domain.payments import ChargeRequest
 from renewly.adapters.gateways.simulated import Fault
+from renewly.domain.payments import ChargeRequest
 from renewly.services.collect import collect_due
 from renewly.services.invoices import issue_credit_note, list_invoices
 from renewly.services.reconcile import reconcile

@@ -6,7 +6,7 @@ only moves when told to (`renewly clock advance`), so that months of billing run
 
 from __future__ import annotations
 
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 from typing import Protocol
 
 from sqlalchemy import Engine, select
@@ -20,7 +20,7 @@ class Clock(Protocol):
 
 class SystemClock:
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 class PersistedTestClock:
@@ -40,7 +40,7 @@ class PersistedTestClock:
         stored = self.peek()
         if stored is not None:
             return stored
-        start = self._start or datetime.combine(SystemClock().now().date(), time.min, tzinfo=timezone.utc)
+        start = self._start or datetime.combine(SystemClock().now().date(), time.min, tzinfo=UTC)
         self.set(start)
         return start
 

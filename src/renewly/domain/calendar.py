@@ -9,7 +9,7 @@ falls due at local midnight of D.
 from __future__ import annotations
 
 import calendar
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from renewly.domain.errors import InvalidInput
@@ -48,7 +48,7 @@ def period_boundary(anchor: date, interval: str, index: int) -> date:
 
 def local_midnight_utc(day: date, tz: str) -> datetime:
     """The UTC instant at which `day` begins in time zone `tz`."""
-    return datetime.combine(day, time.min, tzinfo=ZoneInfo(tz)).astimezone(timezone.utc)
+    return datetime.combine(day, time.min, tzinfo=ZoneInfo(tz)).astimezone(UTC)
 
 
 def local_date(instant: datetime, tz: str) -> date:
@@ -61,4 +61,4 @@ def days_between(start: date, end: date) -> int:
 
 def end_of_day_utc(day: date) -> datetime:
     """The last instant of `day` in UTC: the meaning of a bare `--as-of DATE`."""
-    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=timezone.utc) - timedelta(microseconds=1)
+    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC) - timedelta(microseconds=1)

@@ -7,10 +7,10 @@ date, counted in calendar days in the account's time zone.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Mapping
 
 from renewly.domain.accounts import AccountStatus, Role
 

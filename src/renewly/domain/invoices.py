@@ -7,12 +7,12 @@ at issue (R3.1). A correction is a credit note that points at the invoice (R2.4)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
-from typing import Mapping
 
 from babel.dates import format_date
 

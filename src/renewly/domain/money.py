@@ -7,9 +7,8 @@ for people in their locale.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
-
 from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 
 from babel import Locale

@@ -81,8 +81,9 @@ def _sweep(app: App, as_of: datetime, size: int) -> DunningReport:
 def unpaid_renewal_invoices():
     declined = exists().where(payment_attempts.c.invoice_id == invoices.c.id,
                               payment_attempts.c.status == AttemptStatus.DECLINED.value)
-    unsettled = exists().where(payment_attempts.c.invoice_id == invoices.c.id,
-                               payment_attempts.c.status.in_((AttemptStatus.PENDING.value, AttemptStatus.UNKNOWN.value)))
+    unsettled = exists().where(
+        payment_attempts.c.invoice_id == invoices.c.id,
+        payment_attempts.c.status.in_((AttemptStatus.PENDING.value, AttemptStatus.UNKNOWN.value)))
     has_card = exists().where(cards.c.account_id == invoices.c.account_id, cards.c.status == "active")
     has_case = exists().where(dunning_cases.c.invoice_id == invoices.c.id)
     # A payment failed (or cannot be attempted: no card) and nothing is still waiting for an answer.

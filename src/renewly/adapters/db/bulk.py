@@ -7,7 +7,8 @@ caller's transaction, so a slice commits whole or not at all.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from psycopg.types.json import Jsonb
 from sqlalchemy import JSON, BigInteger, ColumnElement, Connection, Table, Text, bindparam, cast, func, select, text
