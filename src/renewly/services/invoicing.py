@@ -51,9 +51,10 @@ def store_documents(conn: Connection, drafts: Sequence[InvoiceDraft], issued_at:
                     credited_invoice_ids: Sequence[int | None] | None = None) -> list[int]:
     """Number and write the drafts in order; returns their ids.
 
-    Call it last in a transaction: the series lock it takes is held until the commit, and while it
-    is held no other worker can issue a document. So everything that needs no number (ids, rows,
-    JSON documents) is prepared before the lock, and the caller's other writes go before the call.
+    Call it as late as the transaction allows: the series lock it takes is held until the commit,
+    and while it is held nobody else can issue a document. So everything that needs no number (ids,
+    rows, JSON documents) is prepared before the lock, and a batch does its other writes before the
+    call (the renewal batch held the lock for 95 % of its time before it did).
     """
     if not drafts:
         return []
