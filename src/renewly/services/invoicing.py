@@ -23,6 +23,8 @@ INVOICE_COLUMNS = ("id", "number", "series", "sequence", "kind", "account_id", "
 LINE_COLUMNS = ("invoice_id", "position", "kind", "description", "quantity", "unit_amount", "amount",
                 "period_start", "period_end")
 EVENT_COLUMNS = ("created_at", "topic", "account_id", "payload", "delivered_at")
+# Where an invoice row gets its number, once the series lock is held.
+NUMBER, SEQUENCE = INVOICE_COLUMNS.index("number"), INVOICE_COLUMNS.index("sequence")
 
 
 def series_for(draft: InvoiceDraft) -> str:
@@ -62,7 +64,7 @@ def store_documents(conn: Connection, drafts: Sequence[InvoiceDraft], issued_at:
     credited = credited_invoice_ids or [None] * len(drafts)
     series_of = [series_for(draft) for draft in drafts]
     document = JsonDocuments(conn)  # a slice's drafts share one seller document: serialised once
-    invoice_rows = [[
+    invoice_rows = [[  # number and sequence: None until the lock is taken
         invoice_id, None, series, None, str(draft.kind), draft.account_id, draft.subscription_id,
         credited_id, draft.issue_date, draft.period_start, draft.period_end, draft.currency, draft.subtotal,
         str(draft.tax_rate), draft.tax, draft.total, draft.locale,
@@ -75,7 +77,7 @@ def store_documents(conn: Connection, drafts: Sequence[InvoiceDraft], issued_at:
 
     numbers = _take_numbers(conn, series_of)  # the series lock, from here to the commit
     for row, (number, sequence) in zip(invoice_rows, numbers):
-        row[1], row[3] = number, sequence
+        row[NUMBER], row[SEQUENCE] = number, sequence
     insert_rows(conn, invoices, invoice_rows, INVOICE_COLUMNS, binary=True)
     insert_rows(conn, invoice_lines, line_rows, LINE_COLUMNS, binary=True)
     insert_rows(conn, outbox, [(issued_at, f"{draft.kind}.issued", draft.account_id,
@@ -92,7 +94,8 @@ def _take_numbers(conn: Connection, series_of: Sequence[str]) -> list[tuple[str,
     for position, series in enumerate(series_of):
         positions_by_series.setdefault(series, []).append(position)
     numbers: list[tuple[str, int]] = [("", 0)] * len(series_of)
-    for series, positions in positions_by_series.items():
+    # Series locked in one order by everybody, so two writers of the same two series cannot deadlock.
+    for series, positions in sorted(positions_by_series.items()):
         first = take_sequences(conn, series, len(positions))
         for offset, position in enumerate(positions):
             numbers[position] = (invoice_number(series, first + offset), first + offset)
