@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
-from renewly.adapters.db.tables import dunning_cases, dunning_steps, outbox, payment_retries
+from renewly.adapters.db.tables import accounts, dunning_cases, dunning_steps, outbox, payment_retries
+from renewly.services.dunning import claim_due_cases, open_cases
 from tests.builders import subscribed, team_plan
 
 pytestmark = pytest.mark.postgres_only
@@ -85,3 +86,25 @@ def test_r8_7_two_sweeps_at_once_take_each_step_once_and_send_each_e_mail_once(p
     assert events == Counter({(account_id, topic): count for _, account_id in cases
                               for topic, count in (("dunning.case_opened", 1), ("dunning.steps_taken", 2))})
     assert sorted(retries.values()) == [2] * CASES  # one charge asked on day 0, one for the late steps
+
+
+def test_r8_7_a_sweep_leaves_alone_the_cases_of_an_account_another_worker_holds(pg_app):
+    """The claim locks an account before its cases: a case whose account is held elsewhere is
+    skipped without being locked. Locked and skipped, it made two workers that each froze the other's
+    account's cases (a cancellation) wait for each other: a deadlock."""
+    app = pg_app
+    plan = team_plan(app)
+    held_account, _ = subscribed(app, plan=plan, card=None, owner="held@acme.test")
+    free_account, _ = subscribed(app, plan=plan, card=None, owner="free@acme.test")
+    as_of = datetime(2026, 1, 1, 1, tzinfo=UTC)  # day 0: both cases due
+    assert open_cases(app, as_of) == 2
+
+    with app.engine.connect() as other_worker, app.engine.connect() as sweep, app.engine.connect() as probe:
+        other_worker.execute(select(accounts.c.id).where(accounts.c.id == held_account).with_for_update())
+        claimed = claim_due_cases(sweep, as_of, 10)
+        # The held account's case is still free for whoever holds its account.
+        probe.execute(select(dunning_cases.c.id).where(dunning_cases.c.account_id == held_account)
+                      .with_for_update(nowait=True)).all()
+        other_worker.rollback()
+        sweep.rollback()
+    assert [case.snapshot.account_id for case in claimed] == [free_account]

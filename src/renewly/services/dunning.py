@@ -154,7 +154,10 @@ def claim_due_cases(conn: Connection, as_of: datetime, limit: int) -> list[DueCa
                     accounts.c.status.in_((AccountStatus.ACTIVE.value, AccountStatus.PAST_DUE.value)))
              .order_by(dunning_cases.c.next_step_at, dunning_cases.c.id).limit(limit))
     if is_postgres(conn):
-        query = query.with_for_update(of=(dunning_cases, accounts), skip_locked=True)
+        # Accounts before cases (PostgreSQL locks in this order): a case whose account another worker
+        # holds is skipped before its row is locked. The other way round, the case stayed locked,
+        # unclaimed, and two workers freezing each other's accounts' cases waited for each other.
+        query = query.with_for_update(of=(accounts, dunning_cases), skip_locked=True)
     rows = conn.execute(query).all()
     if not rows:
         return []
@@ -327,6 +330,11 @@ def recover_cases(conn: Connection, app: App, paid_invoice_ids: list[int], as_of
     active again and its banners go once no other case is open; a running reactivation ends paid."""
     if not paid_invoice_ids:
         return 0
+    # The accounts first, in one order, as the sweep takes them: a case is only changed by whoever
+    # holds its account, so a payment and a sweep never wait for each other in a circle.
+    conn.execute(select(accounts.c.id)
+                 .where(accounts.c.id.in_(select(invoices.c.account_id).where(invoices.c.id.in_(paid_invoice_ids))))
+                 .order_by(accounts.c.id).with_for_update())
     rows = conn.execute(select(dunning_cases.c.id, dunning_cases.c.account_id, dunning_cases.c.day0,
                                invoices.c.number, invoices.c.total, invoices.c.currency, accounts.c.name,
                                accounts.c.locale, accounts.c.status)
