@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from renewly.adapters.db.bulk import insert_rows
 from renewly.adapters.db.tables import audit_log, invoice_lines, invoices, members
 from tests.builders import customer, subscribed
 
@@ -110,3 +111,16 @@ def test_r2_4_on_postgresql_a_credit_note_names_the_invoice_it_corrects(pg_app):
     orphan = {**row, "id": row["id"] + 100, "number": "CN-2026-000001", "series": "CN-2026", "sequence": 1,
               "kind": "credit_note", "subscription_id": None, "credited_invoice_id": None}
     assert "ck_invoices_parent" in refused(pg_app, invoices.insert().values(**orphan))
+
+
+def test_a_bulk_write_refused_by_the_database_raises_what_any_other_write_would(app):
+    """COPY goes through the driver's own cursor on PostgreSQL; a unique key it breaks must still
+    come out as SQLAlchemy's IntegrityError, which the batches catch (two collectors racing for one
+    invoice: the second is refused its attempt and carries on)."""
+    customer(app)
+    with app.engine.connect() as conn:
+        owner = conn.execute(select(members).where(members.c.role == "owner")).one()._asdict()
+    duplicate = {**owner, "id": owner["id"] + 100, "role": "admin"}  # same account and e-mail
+    with pytest.raises(IntegrityError):
+        with app.engine.begin() as conn:
+            insert_rows(conn, members, [duplicate])

@@ -10,8 +10,10 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import psycopg
 from psycopg.types.json import Jsonb
 from sqlalchemy import JSON, BigInteger, ColumnElement, Connection, Table, Text, bindparam, cast, func, select, text
+from sqlalchemy.exc import DBAPIError
 
 
 def is_postgres(conn: Connection) -> bool:
@@ -131,17 +133,23 @@ def _copy(conn: Connection, table: Table, target: str, columns: Sequence[str], r
     json_positions = [position for position, name in enumerate(columns) if isinstance(table.c[name].type, JSON)]
     documents = JsonDocuments(conn, binary=binary)
     cursor = conn.connection.driver_connection.cursor()
-    with cursor.copy(f"COPY {target} ({', '.join(columns)}) FROM STDIN{' (FORMAT BINARY)' if binary else ''}") as copy:
-        if binary:
-            # Binary values carry no text to parse: the column types choose how each one is sent.
-            copy.set_types([table.c[name].type.compile(dialect=conn.dialect).lower().split("(")[0]
-                            for name in columns])
-        for row in rows:
-            if json_positions:
-                row = list(row)
-                for position in json_positions:
-                    row[position] = documents(row[position])
-            copy.write_row(row)
+    statement = f"COPY {target} ({', '.join(columns)}) FROM STDIN{' (FORMAT BINARY)' if binary else ''}"
+    try:
+        with cursor.copy(statement) as copy:
+            if binary:
+                # Binary values carry no text to parse: the column types choose how each one is sent.
+                copy.set_types([table.c[name].type.compile(dialect=conn.dialect).lower().split("(")[0]
+                                for name in columns])
+            for row in rows:
+                if json_positions:
+                    row = list(row)
+                    for position in json_positions:
+                        row[position] = documents(row[position])
+                copy.write_row(row)
+    except psycopg.Error as error:
+        # The driver's cursor bypasses SQLAlchemy: raise what SQLAlchemy would (IntegrityError for a
+        # unique key, ...), so that callers catch one kind of error whichever way rows were written.
+        raise DBAPIError.instance(statement, None, error, psycopg.Error) from error
 
 
 def chunked(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
