@@ -5,12 +5,7 @@ index."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from datetime import timedelta
-from pathlib import Path
 
 from renewly.services.invoices import list_invoices
 from renewly.services.reconcile import reconcile
@@ -19,8 +14,7 @@ from renewly.services.scheduler import advance
 from renewly.services.subscriptions import create_subscription
 from tests.builders import OPERATOR, customer, team_plan
 from tests.payment_builders import invoice_statuses, save_card, successes_per_invoice
-
-RENEWLY = Path(sys.executable).with_name("renewly")
+from tests.processes import run_at_once
 
 
 def test_r5_3_two_collect_processes_at_once_never_charge_an_invoice_twice(pg_app, tmp_path):
@@ -36,15 +30,11 @@ def test_r5_3_two_collect_processes_at_once_never_charge_an_invoice_twice(pg_app
     due = [i["id"] for i in list_invoices(app) if i["status"] == "open"]
     assert len(due) == 300
 
-    environment = {**os.environ, "RENEWLY_DATABASE_URL": app.settings.database_url, "RENEWLY_CLOCK": "test",
-                   "RENEWLY_PAYMENTS__SIMULATOR_URL": app.settings.simulator_url(),
-                   "RENEWLY_PAYMENTS__SLICE_SIZE": "20", "RENEWLY_PAYMENTS__SIMULATOR_LATENCY_MS": "10",
-                   "RENEWLY_PAYMENTS__RATE_LIMIT_PER_SECOND": "1000", "RENEWLY_ACTOR": "test:collect"}
-    batches = [subprocess.Popen([str(RENEWLY), "collect", "--json"], env=environment, cwd=tmp_path,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    finished = [batch.communicate(timeout=120) for batch in batches]
-    assert [(batch.returncode, err) for batch, (_, err) in zip(batches, finished)] == [(0, ""), (0, "")]
-    reports = [json.loads(out) for out, _ in finished]
+    # Each batch claims its first slice (invoices locked), then waits at the gate to write its
+    # pending attempts: both start with work in hand.
+    reports = run_at_once(app, ["collect"], gate="payment_attempts", cwd=tmp_path, environment={
+        "RENEWLY_PAYMENTS__SLICE_SIZE": "20", "RENEWLY_PAYMENTS__SIMULATOR_LATENCY_MS": "10",
+        "RENEWLY_PAYMENTS__RATE_LIMIT_PER_SECOND": "1000", "RENEWLY_ACTOR": "test:collect"})
 
     assert sum(report["attempted"] for report in reports) == 300
     assert all(report["attempted"] > 0 for report in reports), "the two batches did not overlap"

@@ -1,58 +1,30 @@
 """R8.7 concurrently (PostgreSQL): two `renewly dunning` processes started at once over many due
 cases take each step once and send each e-mail once.
 
-To make "at once" certain rather than likely, the test holds an EXCLUSIVE lock on dunning_cases
-until both processes are waiting for it (opening cases needs to insert, taking steps needs to
-lock rows), then lets them go together.
+"At once" is made certain by a gate (tests/processes.py).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import time
 from collections import Counter
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from renewly.adapters.db.tables import accounts, dunning_cases, dunning_steps, outbox, payment_retries
 from renewly.services.dunning import claim_due_cases, open_cases
 from tests.builders import subscribed, team_plan
+from tests.processes import run_at_once
 
 pytestmark = pytest.mark.postgres_only
 
-RENEWLY = Path(sys.executable).with_name("renewly")
 CASES = 40
 
 
 def run_two_sweeps_at_once(app) -> list[dict]:
-    environment = {**os.environ, "RENEWLY_DATABASE_URL": app.settings.database_url, "RENEWLY_CLOCK": "test",
-                   "RENEWLY_PAYMENTS__SIMULATOR_URL": app.settings.simulator_url(),
-                   "RENEWLY_BATCHES__CHUNK_SIZE": "10"}
-    with app.engine.connect() as gate, app.engine.connect() as watcher:
-        gate.execute(text("LOCK TABLE dunning_cases IN EXCLUSIVE MODE"))
-        sweeps = [subprocess.Popen([str(RENEWLY), "dunning", "--json"], env=environment, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True) for _ in range(2)]
-        deadline = time.monotonic() + 60
-        while watcher.execute(text("SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted "
-                                   "AND relation = 'dunning_cases'::regclass")).scalar() < 2:
-            watcher.rollback()  # a fresh snapshot of pg_locks each time
-            finished = [sweep for sweep in sweeps if sweep.poll() is not None]
-            assert not finished, finished[0].stderr.read()
-            assert time.monotonic() < deadline, "the two sweeps never both waited for the lock"
-            time.sleep(0.05)
-        gate.rollback()  # both are waiting: let them go together
-    reports = []
-    for sweep in sweeps:
-        out, err = sweep.communicate(timeout=120)
-        assert (sweep.returncode, err) == (0, "")
-        reports.append(json.loads(out))
-    return reports
+    # Opening cases needs to insert and taking steps to lock rows: both wait at the gate.
+    return run_at_once(app, ["dunning"], gate="dunning_cases", environment={"RENEWLY_BATCHES__CHUNK_SIZE": "10"})
 
 
 def test_r8_7_two_sweeps_at_once_take_each_step_once_and_send_each_e_mail_once(pg_app):
