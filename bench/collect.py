@@ -176,11 +176,14 @@ class own_database:
 
 
 def load(engine: Engine, ledger: Engine, count: int, now) -> None:
-    """N accounts, each with an owner, a gateway customer, a saved card and one open invoice."""
+    """N accounts, each with an owner, a gateway customer, a saved card, a subscription and the
+    open invoice of its current month."""
     started = time.perf_counter()
     at = now - timedelta(days=1)
     seller = '{"name": "Renewly Bench SAS", "country": "FR"}'
     statements = [
+        "INSERT INTO plans (id, code, name, interval, unit_amount, currency, created_at) "
+        "VALUES (1, 'team', 'Team', 'month', 1900, 'EUR', :at)",
         """INSERT INTO accounts (id, name, locale, timezone, currency, status, buyer_name, buyer_country,
                                  created_at, updated_at)
            SELECT g, 'Account ' || g, 'en', 'UTC', 'EUR', 'active', 'Customer ' || g || ' Ltd', 'FR', :at, :at
@@ -192,15 +195,28 @@ def load(engine: Engine, ledger: Engine, count: int, now) -> None:
         """INSERT INTO cards (account_id, token, brand, last4, exp_month, exp_year, status, added_by, added_at)
            SELECT g, 'pm_bench_' || g, 'visa', '4242', 12, 2040, 'active', 'owner' || g || '@example.com', :at
            FROM generate_series(1, :n) AS g""",
+        # Since migration 0006 an invoice must name its subscription, of the same account (check
+        # ck_invoices_parent, foreign key (account_id, subscription_id)): each account renewed
+        # yesterday, its first month invoiced and not paid yet.
+        """INSERT INTO subscriptions (id, account_id, plan_id, seats, status, anchor_date, periods_invoiced,
+                                      current_period_start, current_period_end, renews_at, created_at)
+           SELECT g, g, 1, 1 + g % 10, 'active', CAST(:at AS date), 1, CAST(:at AS date),
+                  (CAST(:at AS date) + interval '1 month')::date,
+                  (CAST(:at AS date) + interval '1 month')::timestamp AT TIME ZONE 'UTC', :at
+           FROM generate_series(1, :n) AS g""",
         # 19.00 EUR a seat, 1 to 10 seats, 20 % VAT.
-        """INSERT INTO invoices (id, number, series, sequence, kind, account_id, issue_date, currency, subtotal,
-                                 tax_rate, tax, total, locale, seller, buyer, status, issued_at)
-           SELECT g, 'B-' || lpad(g::text, 7, '0'), 'B', g, 'invoice', g, CAST(:at AS date), 'EUR',
-                  1900 * (1 + g % 10), '20', 380 * (1 + g % 10), 2280 * (1 + g % 10), 'en', CAST(:seller AS jsonb),
+        """INSERT INTO invoices (id, number, series, sequence, kind, account_id, subscription_id, issue_date,
+                                 period_start, period_end, currency, subtotal, tax_rate, tax, total, locale, seller,
+                                 buyer, status, issued_at)
+           SELECT g, 'B-' || lpad(g::text, 7, '0'), 'B', g, 'invoice', g, g, CAST(:at AS date), CAST(:at AS date),
+                  (CAST(:at AS date) + interval '1 month')::date, 'EUR', 1900 * (1 + g % 10), '20',
+                  380 * (1 + g % 10), 2280 * (1 + g % 10), 'en', CAST(:seller AS jsonb),
                   jsonb_build_object('name', 'Customer ' || g || ' Ltd', 'country', 'FR'), 'open', :at
            FROM generate_series(1, :n) AS g""",
         "INSERT INTO invoice_series (series, next_sequence) VALUES ('B', :n + 1)",
+        "SELECT setval(pg_get_serial_sequence('plans', 'id'), 1)",
         "SELECT setval(pg_get_serial_sequence('accounts', 'id'), :n)",
+        "SELECT setval(pg_get_serial_sequence('subscriptions', 'id'), :n)",
         "SELECT setval(pg_get_serial_sequence('invoices', 'id'), :n)",
     ]
     with engine.begin() as conn:
@@ -218,7 +234,8 @@ def load(engine: Engine, ledger: Engine, count: int, now) -> None:
                                            "last4": "4242", "exp_month": 12, "exp_year": 2040,
                                            "behaviour": "succeeds"} for n in range(1, count + 1)])
     ledger.dispose()
-    print(f"loaded {count:,} accounts with a card and an open invoice in {time.perf_counter() - started:.1f} s")
+    print(f"loaded {count:,} accounts with a card, a subscription and an open invoice in "
+          f"{time.perf_counter() - started:.1f} s")
 
 
 class InstantGateway:
