@@ -3,6 +3,7 @@
     .venv/bin/python bench/renewal.py                      # 100,000 accounts
     .venv/bin/python bench/renewal.py --accounts 1000000
     .venv/bin/python bench/renewal.py --quick              # 10,000 accounts, a few seconds
+    .venv/bin/python bench/renewal.py --tiny               # 200 accounts in slices of 64: tests/test_benches.py
 
 It creates a database of its own on the server of --postgres-url, loads N accounts and their
 subscriptions in a few set-based statements, runs the renewal batch (`renew_due`, the code
@@ -51,15 +52,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=100_000)
     parser.add_argument("--quick", action="store_true", help="a small run: 10,000 accounts")
+    parser.add_argument("--tiny", action="store_true",
+                        help="a check that the bench still runs and verifies its result, not a measure: "
+                             "200 accounts, 100 on SQLite, slices of 64")
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
                         help="a server where the bench may create and drop a database")
-    parser.add_argument("--slice-size", type=int, default=None, help="default: the batch setting chunk_size")
-    parser.add_argument("--sqlite-accounts", type=int, default=None, help="default: min(accounts, 20000)")
+    parser.add_argument("--slice-size", type=int, default=None,
+                        help="default: the batch setting chunk_size; --tiny: 64")
+    parser.add_argument("--sqlite-accounts", type=int, default=None, help="default: min(accounts, 20000); --tiny: 100")
     args = parser.parse_args()
-    count = 10_000 if args.quick else args.accounts
-    sqlite_count = args.sqlite_accounts if args.sqlite_accounts is not None else min(count, 20_000)
+    count = 200 if args.tiny else 10_000 if args.quick else args.accounts
+    sqlite_default = 100 if args.tiny else min(count, 20_000)
+    sqlite_count = args.sqlite_accounts if args.sqlite_accounts is not None else sqlite_default
 
-    slice_size = args.slice_size or load_settings(config_file=None).batches.chunk_size
+    # A tiny run takes several slices all the same: the numbering must stay gapless across them.
+    slice_size = args.slice_size or (64 if args.tiny else load_settings(config_file=None).batches.chunk_size)
     with bench_database(args.postgres_url) as url:
         app = make_app(url, slice_size)
         cpu = CpuClock(app.engine)
