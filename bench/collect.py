@@ -162,12 +162,21 @@ class own_database:
         self.name = f"renewly_bench_collect_{os.getpid()}_{suffix}"
 
     def __enter__(self) -> str:
-        self.admin = psycopg.connect(self.admin_url.render_as_string(False), autocommit=True)
+        try:
+            self.admin = psycopg.connect(self.admin_url.render_as_string(False), autocommit=True)
+        except psycopg.OperationalError as error:
+            sys.exit(f"bench: no PostgreSQL at {self.admin_url.render_as_string()}: {str(error).strip()}")
         self.admin.execute(f'CREATE DATABASE "{self.name}"')
         url = self.admin_url.set(database=self.name).render_as_string(False)
         engine = make_engine(url)
-        upgrade(engine)
-        engine.dispose()
+        # `with` calls __exit__ only once __enter__ has returned: a failed migration drops it here.
+        try:
+            upgrade(engine)
+        except BaseException:
+            self.__exit__()
+            raise
+        finally:
+            engine.dispose()
         return url
 
     def __exit__(self, *_exc) -> None:
