@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/dunning.py             # 10,000 due among 1,000,000 accounts; 1,000,000 due at once
     .venv/bin/python bench/dunning.py --quick     # 10,000 due among 100,000 accounts; 10,000 due at once
+    .venv/bin/python bench/dunning.py --tiny      # 50 due among 500 accounts; 200 at once: tests/test_benches.py
 
 Scenario 1, the ratio: the same 10,000 cases fall due today (day 2 of their renewal: a charge
 request and an e-mail each). The sweep (`run_dunning`, the code production runs) is timed with
@@ -64,36 +65,46 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="a small run: 10,000 due among 100,000 accounts, 10,000 due at once")
-    parser.add_argument("--due", type=int, default=10_000, help="cases due today in scenario 1")
+    parser.add_argument("--tiny", action="store_true",
+                        help="a check that the bench still runs and verifies its sweeps, not a measure: 50 due "
+                             "among 500 accounts, 200 due at once, one sweep each, slices of 20")
+    parser.add_argument("--due", type=int, default=None, help="cases due today in scenario 1 "
+                                                              "(default 10,000; --tiny 50)")
     parser.add_argument("--accounts", type=int, default=None, help="accounts in scenario 1's large run "
-                                                                   "(default 1,000,000; --quick 100,000)")
+                                                                   "(default 1,000,000; --quick 100,000; --tiny 500)")
     parser.add_argument("--not-due", type=int, default=None, help="about this many of them in dunning, their "
                                                                   "next step to come (default: a tenth)")
     parser.add_argument("--mass", type=int, default=None, help="cases due at once in scenario 2 "
-                                                               "(default 1,000,000; --quick 10,000; 0: skip)")
-    parser.add_argument("--repeat", type=int, default=3, help="timed sweeps per run of scenario 1 (the best is kept)")
+                                                               "(default 1,000,000; --quick 10,000; --tiny 200; "
+                                                               "0: skip)")
+    parser.add_argument("--repeat", type=int, default=None, help="timed sweeps per run of scenario 1 (the best is "
+                                                                 "kept; default 3, --tiny 1)")
     parser.add_argument("--mass-repeat", type=int, default=1, help="timed sweeps of scenario 2 (the best is kept)")
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
                         help="a server where the bench may create and drop a database")
-    parser.add_argument("--slice-size", type=int, default=None, help="default: the batch setting chunk_size")
+    parser.add_argument("--slice-size", type=int, default=None,
+                        help="default: the batch setting chunk_size; --tiny: 20")
     args = parser.parse_args()
-    total = args.accounts or (100_000 if args.quick else 1_000_000)
-    mass = args.mass if args.mass is not None else (10_000 if args.quick else 1_000_000)
+    due = args.due if args.due is not None else 50 if args.tiny else 10_000
+    total = args.accounts or (500 if args.tiny else 100_000 if args.quick else 1_000_000)
+    mass = args.mass if args.mass is not None else 200 if args.tiny else 10_000 if args.quick else 1_000_000
+    repeat = args.repeat if args.repeat is not None else 1 if args.tiny else 3
     not_due = args.not_due if args.not_due is not None else total // 10
-    if not 0 < args.due <= total or not 0 <= not_due <= total - args.due:
+    if not 0 < due <= total or not 0 <= not_due <= total - due:
         sys.exit("bench: expected 0 < --due <= --accounts and --not-due <= --accounts - --due")
     # The due accounts are every stride-th one, so that they are spread over the whole table.
-    layout = Layout(due=args.due, stride=total // args.due, later_every=total // not_due if not_due else 0)
-    slice_size = args.slice_size or load_settings(config_file=None).batches.chunk_size
+    layout = Layout(due=due, stride=total // due, later_every=total // not_due if not_due else 0)
+    # A tiny run takes several slices all the same, so that a sweep split in slices is what is checked.
+    slice_size = args.slice_size or (20 if args.tiny else load_settings(config_file=None).batches.chunk_size)
 
     with tempfile.TemporaryDirectory() as folder, bench_database(args.postgres_url) as url:
         app, cpu = make_app(url, slice_size, folder)
         load(app, layout, f"SELECT k * {layout.stride} AS g FROM generate_series(1, {layout.due}) AS k")
-        small = measure_sweep(app, cpu, layout, args.repeat, f"{layout.due:,} due among {layout.due:,} accounts")
+        small = measure_sweep(app, cpu, layout, repeat, f"{layout.due:,} due among {layout.due:,} accounts")
         load(app, layout, f"SELECT g FROM generate_series(1, {total}) AS g "
                           f"WHERE g % {layout.stride} <> 0 OR g > {layout.due * layout.stride}")
         not_due = count_not_due(app.engine)
-        large = measure_sweep(app, cpu, layout, args.repeat, f"{layout.due:,} due among {total:,} accounts")
+        large = measure_sweep(app, cpu, layout, repeat, f"{layout.due:,} due among {total:,} accounts")
         app.engine.dispose()
     t_small, t_large = small["seconds"], large["seconds"]
     ratio = t_large / t_small
