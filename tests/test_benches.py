@@ -1,0 +1,101 @@
+"""Every bench has a tiny run in the test suite, so that none can break unnoticed again:
+bench/collect.py stopped on PostgreSQL's check of migration 0006 and nothing said so.
+
+Each bench runs as an operator would run it, a process of its own (`--tiny`), on the server of
+$RENEWLY_TEST_POSTGRES_URL, where it creates databases of its own through that URL's database and
+drops them. A tiny run is not a measure, so no figure is compared to a target; what counts is that
+the bench checks its result (a wrong one exits non-zero), prints its last line of key=value pairs
+for scripts, and leaves no database behind. Where no PostgreSQL answers these are skipped, unless
+RENEWLY_TEST_REQUIRE_POSTGRES=1, as in conftest.py.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests.conftest import ADMIN_URL, REQUIRE_POSTGRES
+
+pytestmark = pytest.mark.postgres_only
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# What each bench's last line holds: the keys always printed, those printed only sometimes (the
+# CPU of the PostgreSQL backends is read in /proc, where the server runs on this machine), and
+# the figures --tiny fixes, which show that the run was a tiny one.
+LAST_LINES = {
+    "renewal": {
+        "keys": {"accounts", "invoices_per_s", "bound_per_s", "ratio", "sqlite_invoices_per_s", "peak_rss_mb",
+                 "rss_growth_mb", "seconds", "slice", "sqlite_accounts"},
+        "sometimes": {"cpu_us_per_invoice", "bound_cpu_us_per_invoice", "cpu_ratio"},
+        "tiny": {"accounts": "200", "sqlite_accounts": "100", "slice": "64"},
+    },
+    "collect": {
+        "keys": {"invoices", "charges_per_s_capped", "cap", "max_ops_in_any_1s_window", "ratio", "charges_per_s",
+                 "renewal_bound_per_s", "charges_to_bound", "charges_per_s_instant_gateway"},
+        "sometimes": set(),
+        "tiny": {"invoices": "50", "cap": "40"},
+    },
+    "dunning": {
+        "keys": {"due", "accounts", "not_due", "t_small_s", "t_large_s", "ratio", "small_cpu_us", "large_cpu_us",
+                 "mass_cases", "mass_s", "mass_cases_per_s", "mass_python_us", "mass_postgres_us", "slice",
+                 "workers", "peak_rss_mb"},
+        "sometimes": set(),
+        "tiny": {"due": "50", "accounts": "500", "mass_cases": "200", "slice": "20"},
+    },
+}
+TIMEOUT = 120  # seconds; a tiny run takes a few
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A connection to the server the benches create their databases on, to look for any they left."""
+    try:
+        admin = psycopg.connect(make_url(ADMIN_URL).set(drivername="postgresql").render_as_string(False),
+                                autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as error:
+        reason = f"no PostgreSQL at {ADMIN_URL}: {str(error).strip().splitlines()[0]}"
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"{reason} (RENEWLY_TEST_REQUIRE_POSTGRES=1)")
+        pytest.skip(reason)
+    yield admin
+    admin.close()
+
+
+@pytest.mark.parametrize("bench", sorted(LAST_LINES))
+def test_tiny_run_checks_its_result_and_prints_its_figures(bench, server):
+    command = [sys.executable, str(ROOT / "bench" / f"{bench}.py"), "--tiny", "--postgres-url", ADMIN_URL]
+    run = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = run.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        run.kill()
+        out, err = run.communicate()
+    finally:
+        left = leftover_databases(server, run.pid)
+    assert run.returncode == 0, f"bench/{bench}.py --tiny exited with {run.returncode}:\n{out}\n{err}"
+    # Its databases are named after its process id (bench_database, own_database).
+    assert not left, f"bench/{bench}.py left {left} on the server (dropped now)"
+
+    last = out.splitlines()[-1]
+    assert all("=" in pair for pair in last.split()), last
+    pairs = dict(pair.split("=", 1) for pair in last.split())
+    for value in pairs.values():
+        float(value)  # a number ("nan" too: the backends' CPU where the server runs elsewhere)
+    expected = LAST_LINES[bench]
+    assert expected["keys"] <= pairs.keys() <= expected["keys"] | expected["sometimes"], last
+    assert {key: pairs[key] for key in expected["tiny"]} == expected["tiny"], last
+
+
+def leftover_databases(server, pid: int) -> list[str]:
+    """The databases of the bench process `pid` still on the server, dropped so as not to pile up."""
+    names = server.execute("SELECT datname FROM pg_database WHERE datname ~ %s ORDER BY datname",
+                           [rf"^renewly_bench_(collect_)?{pid}(_|$)"]).fetchall()
+    for (name,) in names:
+        server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return [name for (name,) in names]
