@@ -183,9 +183,11 @@ def _describe_report(report: Any) -> str:
                 f"{report.unknown} without answer; {report.settled_by_janitor} earlier attempt(s) settled"
                 + (f"; collected {collected}" if collected else ""))
     if hasattr(report, "steps_taken"):
-        return (f"{report.cases_opened} case(s) opened, {report.steps_taken} step(s) taken, {report.emails} e-mail(s), "
-                f"{report.charges_requested} charge(s) requested, {report.cancelled} account(s) cancelled, "
-                f"{report.reactivations_expired} reactivation(s) ended unpaid")
+        return (f"{report.cases_opened} case(s) opened, {report.invoices_joined} invoice(s) joined an open case, "
+                f"{report.steps_taken} step(s) taken, {report.emails} e-mail(s), {report.charges_requested} "
+                f"charge(s) requested ({report.notices_waiting} notice(s) wait for their answers), "
+                f"{report.cancelled} account(s) cancelled, {report.reactivations_expired} reactivation(s) ended "
+                f"unpaid")
     if hasattr(report, "voided"):
         return f"{report.voided} card-check authorization(s) voided, {report.failed} to try again"
     if hasattr(report, "invoices_purged"):
@@ -197,7 +199,7 @@ def _describe_report(report: Any) -> str:
 
 @app.command("run")
 def run(as_of: AsOf = None, as_json: JsonFlag = False) -> None:
-    """Run every batch once."""
+    """Do everything due: renewals, their charges, dunning and what it asks, voids, deletions."""
     from renewly.services.scheduler import run_all
     application = open_app()
     runs = run_all(application, parse_as_of(as_of, application))
@@ -328,6 +330,7 @@ def accounts_list(as_json: JsonFlag = False) -> None:
 
 @accounts_app.command("update-address")
 def accounts_update_address(account: int,
+                            acting: Annotated[str, typer.Option("--as", help="Who is doing it: only the owner may.")],
                             name: Annotated[str | None, typer.Option()] = None,
                             line1: Annotated[str | None, typer.Option()] = None,
                             line2: Annotated[str | None, typer.Option()] = None,
@@ -336,14 +339,14 @@ def accounts_update_address(account: int,
                             country: Annotated[str | None, typer.Option()] = None,
                             vat_id: Annotated[str | None, typer.Option("--vat-id")] = None,
                             as_json: JsonFlag = False) -> None:
-    """Change the buyer address printed on future invoices (issued ones keep theirs, R3.1)."""
+    """The owner changes the buyer address printed on future invoices (issued ones keep theirs, R3.1)."""
     from renewly.services.accounts import update_buyer_address
     changes = {key: value for key, value in dict(name=name, line1=line1, line2=line2, postcode=postcode, city=city,
                                                  country=country, vat_id=vat_id).items() if value is not None}
     if not changes:
         raise InvalidInput("nothing to change: give at least one of --name, --line1, --line2, --postcode, --city, "
                            "--country, --vat-id", code="nothing_to_change")
-    updated = update_buyer_address(open_app(), account, changes=changes, actor=actor())
+    updated = update_buyer_address(open_app(), account, changes=changes, acting_email=acting, actor=actor())
     print_json(updated) if as_json else typer.echo("buyer address: " + ", ".join(v for v in updated.values() if v))
 
 
@@ -524,9 +527,14 @@ def payments_list(account: Annotated[int | None, typer.Option()] = None, as_json
 
 
 @gateway_app.command("fault")
-def gateway_fault(kind: Annotated[str, typer.Argument(help="timeout_after, timeout_before or server_error")],
-                  count: Annotated[int, typer.Option(min=1)] = 1) -> None:
-    """Make the simulated gateway's next COUNT operations fail this way."""
+def gateway_fault(kind: Annotated[str, typer.Argument(help="timeout_after, timeout_before, server_error or "
+                                                            "decline")],
+                  count: Annotated[int, typer.Option(min=1)] = 1,
+                  code: Annotated[str, typer.Option(help="decline: the decline code.")] = "insufficient_funds",
+                  account: Annotated[int | None, typer.Option(help="decline: only this account's charges.")] = None,
+                  ) -> None:
+    """Make the simulated gateway's next COUNT operations fail this way (decline: the next COUNT
+    charges are declined, then cards behave as they would)."""
     from renewly.adapters.gateways.simulated import Fault
     application = open_app()
     try:
@@ -537,8 +545,12 @@ def gateway_fault(kind: Annotated[str, typer.Argument(help="timeout_after, timeo
     script = getattr(application.gateway, "script", None)
     if script is None:
         raise InvalidInput("only the simulated gateway takes scripted faults", code="not_simulated")
-    script(fault, count)
-    typer.echo(f"the next {count} gateway operation(s): {fault.value}")
+    script(fault, count, decline_code=code, account_id=account)
+    if fault is Fault.DECLINE:
+        whose = f"account {account}'s" if account is not None else "any account's"
+        typer.echo(f"the next {count} charge(s) of {whose}: declined ({code}), then as the card would")
+    else:
+        typer.echo(f"the next {count} gateway operation(s): {fault.value}")
 
 
 # -- dunning, support, outbox -------------------------------------------------------------------
@@ -622,10 +634,14 @@ def support_reactivate(account: int, reason: Annotated[str, typer.Option()],
                        days: Annotated[int | None, typer.Option(help="Default: the policy's window.")] = None,
                        ) -> None:
     """Grant a cancelled account a temporary reactivation: owner only, billing pages only (R9.2)."""
-    from renewly.services.reactivation import grant_reactivation
-    ends_at = grant_reactivation(open_app(), account, days=days, reason=reason, actor=actor())
-    typer.echo(f"account {account}: the owner may use the billing pages until {ends_at:%Y-%m-%d %H:%M} UTC; "
-               "the next payment batch retries the unpaid invoices once the card is updated")
+    from renewly.services.accounts import describe_account
+    from renewly.services.reactivation import grant_reactivation, last_day
+    application = open_app()
+    ends_at = grant_reactivation(application, account, days=days, reason=reason, actor=actor())
+    zone = describe_account(application, account)["timezone"]
+    typer.echo(f"account {account}: the owner may use the billing pages until the end of "
+               f"{last_day(ends_at, zone)} ({zone}); the next payment batch retries the unpaid invoices once the "
+               "card is updated")
 
 
 @outbox_app.command("list")

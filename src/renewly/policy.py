@@ -19,14 +19,18 @@ from renewly.domain.dunning import Audience, EmailTemplate, Policy, Step
 from renewly.domain.errors import InvalidInput
 
 DEFAULT_POLICY = Path(__file__).with_name("policies") / "default.toml"
+# What a text may name; each is filled in the reader's language (empty where it does not apply).
 PLACEHOLDERS = frozenset({"account", "invoice", "amount", "renewal_date", "cancel_date", "deletion_date",
-                          "support_email"})
-# E-mails Renewly sends outside the schedule; the file must provide them too.
-REQUIRED_TEMPLATES = ("payment_confirmed",)
-BANNER_KEYS = ("owner_and_admins", "everyone", "cancelled")
+                          "support_email", "reason", "next_attempt_date", "reactivation_end_date"})
+# E-mails Renewly sends outside the schedule; the file must provide them too: the confirmation of
+# a recovery (R11), and the owner's notice that the retry of a new card was declined (R7.1).
+REQUIRED_TEMPLATES = ("payment_confirmed", "card_retry_declined")
+# Banners by what a member sees: past due (two audiences), cancelled, and the owner's during a
+# temporary reactivation (R9.2).
+BANNER_KEYS = ("owner_and_admins", "everyone", "cancelled", "reactivated")
 STEP_KEYS = {"name", "day", "charge", "email", "banner", "cancel"}
 TOP_KEYS = {"version", "reactivation_days", "deletion_days", "invoice_retention_years",
-            "verification_void_delay_days", "steps", "templates", "banners"}
+            "verification_void_delay_days", "minimum_warning_days", "steps", "templates", "banners"}
 
 
 class PolicyError(InvalidInput):
@@ -112,7 +116,25 @@ class _Checker:
             if (name, "en") not in templates:
                 self.fail(("templates", name), "this e-mail template is required")
         return Policy(version=version.strip(), steps=steps, templates=templates,
-                      banners=self.banners(data.get("banners", {})), **numbers)
+                      banners=self.banners(data.get("banners", {})),
+                      minimum_warning_days=self.minimum_warning(data, steps), **numbers)
+
+    def minimum_warning(self, data: dict, steps: tuple[Step, ...]) -> int:
+        """Days the warning (the step before the cancelling one) must precede the cancellation;
+        by default the schedule's own gap, so that a late run cannot shorten it."""
+        if not steps[-1].cancel or len(steps) < 2:
+            if self.whole(data, "minimum_warning_days", 0, 0):
+                self.fail(("minimum_warning_days",), "needs a warning step before a cancelling last step")
+            return 0
+        warning, cancel = steps[-2], steps[-1]
+        gap = cancel.day - warning.day
+        days = self.whole(data, "minimum_warning_days", 0, gap)
+        if days > gap:
+            self.fail(("minimum_warning_days",), f"must be at most {gap}, the days between the warning step "
+                                                 f"{warning.name!r} and the cancellation, or the schedule moves")
+        if days and warning.email is None:
+            self.fail(("minimum_warning_days",), f"the warning step {warning.name!r} has no e-mail to warn with")
+        return days
 
     def whole(self, data: dict, name: str, minimum: int, default: int) -> int:
         value = data.get(name, default)
@@ -153,6 +175,9 @@ class _Checker:
             cancel = item.get("cancel", False)
             if cancel and index != len(raw) - 1:
                 self.fail(("steps", index, "cancel"), "only the last step may cancel the account")
+            if cancel and item.get("charge", False):
+                self.fail(("steps", index, "charge"), "a cancelling step cannot charge: a cancelled account "
+                                                      "is charged only after a temporary reactivation (R9)")
             steps.append(Step(name=name, day=day, charge=item.get("charge", False), email=email,
                               banner=Audience(banner), cancel=cancel))
         return tuple(steps)

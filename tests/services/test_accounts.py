@@ -98,7 +98,7 @@ def test_an_account_with_bad_input_is_refused_and_nothing_is_created(app, field,
 
 def test_r3_1_a_new_buyer_address_is_on_later_invoices_and_not_on_earlier_ones(app):
     account_id, _ = subscribed(app, name="Acme SAS", country="FR")
-    update_buyer_address(app, account_id, actor=OPERATOR, changes={
+    update_buyer_address(app, account_id, acting_email="owner@acme.test", actor=OPERATOR, changes={
         "name": "Acme GmbH", "line1": "Hauptstraße 1", "postcode": "10115", "city": "Berlin", "country": "de",
         "vat_id": "DE123456789"})
     renew_due(app, datetime(2026, 2, 1, tzinfo=UTC))
@@ -115,5 +115,5 @@ def test_r3_1_a_bad_buyer_address_is_refused_and_the_old_one_kept(app, changes):
     account_id = customer(app, name="Acme SAS", country="FR")
     before = describe_account(app, account_id)["buyer"]
     with pytest.raises(InvalidInput):
-        update_buyer_address(app, account_id, changes=changes, actor=OPERATOR)
+        update_buyer_address(app, account_id, changes=changes, acting_email="owner@acme.test", actor=OPERATOR)
     assert describe_account(app, account_id)["buyer"] == before

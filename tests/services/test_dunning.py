@@ -20,6 +20,7 @@ from renewly.adapters.db.tables import (
 )
 from renewly.domain.calendar import local_date
 from renewly.services.accounts import add_member
+from renewly.services.collect import collect_due
 from renewly.services.dunning import run_dunning
 from renewly.services.invoices import list_invoices
 from renewly.services.preview import preview_account
@@ -128,19 +129,24 @@ def test_r7_1_a_card_added_late_to_an_account_without_one_pays_at_the_next_batch
     assert (account_row(app, account_id).status, banners(app, account_id)["admin"]) == ("active", "none")
 
 
-def test_r7_1_a_new_card_that_still_declines_is_retried_and_the_case_goes_on(app):
+def test_r7_1_a_new_card_that_still_declines_is_retried_the_owner_is_told_and_the_case_goes_on(app):
     account_id = declined_team(app)
     to_day(app, 3)
     with_card(app, account_id, DECLINES)  # another card that declines every charge
     to_day(app, 5)
     assert len(attempts(app)) == 4  # days 0 and 2, the card update on day 3, day 4
-    assert kinds(app) == ["payment_failed_1", "payment_failed_2", "payment_failed_3"]
+    assert kinds(app) == ["payment_failed_1", "payment_failed_2", "card_retry_declined", "payment_failed_3"]
+    [told] = [email for email in emails(app) if email["kind"] == "card_retry_declined"]
+    # The owner, who saved the card, alone; after the retry of the next payment batch (13:00 on day 3).
+    assert (told["recipients"], told["at"]) == (["owner@acme.test"], datetime(2026, 1, 4, 13, tzinfo=UTC))
+    assert told["subject"] == "Your new card was declined for invoice 2026-000001"
+    assert "the card was declined by the bank" in told["body"]
     assert account_row(app, account_id).status == "past_due"
 
 
 # -- R8.7: late, twice -------------------------------------------------------------------------------------
 
-def test_r8_7_a_late_batch_charges_once_and_sends_only_the_latest_step_s_e_mail(app):
+def test_r8_7_a_late_run_charges_once_then_tells_only_the_latest_step(app):
     account_id = declined_team(app)
     to_day(app, 0, hour=2)
     assert (kinds(app), len(attempts(app))) == (["payment_failed_1"], 1)
@@ -149,11 +155,11 @@ def test_r8_7_a_late_batch_charges_once_and_sends_only_the_latest_step_s_e_mail(
     assert kinds(app) == ["payment_failed_1"]
     late = app.clock.now()
     run_all(app, late)
-    assert len(attempts(app)) == 1  # the sweep asks for one charge; the next payment batch makes it
-    to_day(app, 22, hour=6)
 
-    assert len(attempts(app)) == 2
+    # One run: the sweep asks for one charge, the payment batch makes it, its decline is told.
+    assert attempts(app) == [datetime(2026, 1, 1, 1, tzinfo=UTC), late]
     assert kinds(app) == ["payment_failed_1", "suspension_warning"]
+    assert emails(app)[-1]["at"] == late
     with app.engine.connect() as conn:
         taken = conn.execute(select(dunning_steps.c.name, dunning_steps.c.taken_at, dunning_steps.c.email,
                                     dunning_steps.c.charge_requested).where(dunning_steps.c.step > 0)
@@ -162,32 +168,49 @@ def test_r8_7_a_late_batch_charges_once_and_sends_only_the_latest_step_s_e_mail(
                                              ("suspension_warning", late, "suspension_warning", 1)]
     assert banners(app, account_id) == {"owner": "everyone", "admin": "everyone", "agent": "everyone"}
 
+    # Warned on day 22, a day late: the cancellation comes eight days after the warning, on day 30.
+    assert "cancelled on Jan 31, 2026" in emails(app)[-1]["body"]
+    to_day(app, 29, hour=23)
+    assert account_row(app, account_id).status == "past_due"
     to_day(app, 31)
     assert kinds(app) == ["payment_failed_1", "suspension_warning", "account_cancelled"]
     assert len(attempts(app)) == 2
-    assert account_row(app, account_id).status == "cancelled"
+    account = account_row(app, account_id)
+    assert (account.status, account.cancelled_at) == ("cancelled", datetime(2026, 1, 31, tzinfo=UTC))
 
 
-def test_r8_7_a_batch_that_is_late_past_the_cancellation_sends_only_the_cancellation(app):
+def test_r8_a_run_late_past_the_cancellation_warns_first_and_moves_the_cancellation(app):
     account_id = declined_team(app)
     to_day(app, 3)
     to_day(app, 33, batches=False)  # down past day 29 and past the renewal of 1 February
     late = app.clock.now()
     run_all(app, late)
-    # Dunning runs first in a run: the account is cancelled before the renewal batch would
-    # invoice February for it; no "payment failed" e-mail after "account cancelled".
-    assert kinds(app) == ["payment_failed_1", "payment_failed_2", "account_cancelled"]
-    assert len(list_invoices(app, account_id)) == 1
+    # Nobody was warned: the run charges once for the missed steps and warns, naming both unpaid
+    # invoices (February's was issued, charged and declined in the same run, and joined the case).
+    assert kinds(app) == ["payment_failed_1", "payment_failed_2", "suspension_warning"]
+    warning = emails(app)[-1]
+    assert warning["at"] == late
+    assert warning["subject"] == "Acme will be cancelled on Feb 11, 2026"  # day 33 + 8
+    assert warning["invoices"] == ["2026-000001", "2026-000002"]
+    assert "Invoice 2026-000001, 2026-000002 (€" not in warning["body"]  # the account bills in USD
+    assert "Invoice 2026-000001, 2026-000002 ($136.80)" in warning["body"]
+    assert len(attempts(app)) == 4  # days 0 and 2, then January's retry and February's first charge
     with app.engine.connect() as conn:
-        cases = conn.execute(select(dunning_cases.c.day0, dunning_cases.c.last_step, dunning_cases.c.next_step_at)
-                             .order_by(dunning_cases.c.id)).all()
-    assert [tuple(case) for case in cases] == [(date(2026, 1, 1), 4, None)]
-    to_day(app, 40)
-    assert kinds(app) == ["payment_failed_1", "payment_failed_2", "account_cancelled"]
+        [case] = conn.execute(select(dunning_cases.c.day0, dunning_cases.c.last_step,
+                                     dunning_cases.c.next_step_at)).all()
+    assert tuple(case) == (date(2026, 1, 1), 3, datetime(2026, 2, 11, tzinfo=UTC))
+
+    to_day(app, 40, hour=23)
+    assert account_row(app, account_id).status == "past_due"
+    to_day(app, 42)
+    assert kinds(app) == ["payment_failed_1", "payment_failed_2", "suspension_warning", "account_cancelled"]
+    cancellation = emails(app)[-1]
+    assert cancellation["invoices"] == ["2026-000001", "2026-000002"]
     account = account_row(app, account_id)
-    assert account.status == "cancelled"
-    assert account.cancelled_at == late  # when it really happened, not the day it was due
-    assert account.deletion_due_at == account.cancelled_at + timedelta(days=90)
+    assert (account.status, account.cancelled_at) == ("cancelled", datetime(2026, 2, 11, tzinfo=UTC))
+    # R10.1: the deletion is on the 90th local day after the cancellation's, from its local midnight.
+    assert account.deletion_due_at == datetime(2026, 5, 12, tzinfo=UTC)
+    assert len(attempts(app)) == 4  # nothing is charged after the cancellation
 
 
 def test_r8_7_a_sweep_run_twice_at_the_same_instant_repeats_nothing(app):
@@ -196,7 +219,8 @@ def test_r8_7_a_sweep_run_twice_at_the_same_instant_repeats_nothing(app):
     to_day(app, 4, batches=False)
     now = app.clock.now()
     first = run_dunning(app, now)
-    assert (first.steps_taken, first.emails, first.charges_requested) == (2, 1, 1)
+    # The day-4 step asks for a charge; its notice waits for the answer.
+    assert (first.steps_taken, first.emails, first.charges_requested, first.notices_waiting) == (2, 0, 1, 1)
 
     def everything():
         with app.engine.connect() as conn:
@@ -208,6 +232,8 @@ def test_r8_7_a_sweep_run_twice_at_the_same_instant_repeats_nothing(app):
     assert (again.cases_opened, again.steps_taken, again.emails, again.charges_requested, again.cancelled) == (
         0, 0, 0, 0, 0)
     assert everything() == before
+    assert kinds(app) == ["payment_failed_1"]
+    collect_due(app, now)
     assert kinds(app) == ["payment_failed_1", "payment_failed_3"]
 
 
@@ -276,7 +302,7 @@ def test_r8_8_preview_of_an_account_with_an_open_case(app):
     assert about == "invoice 2026-000001 unpaid since 2026-01-01"
     assert [(d.day, d.date) for d in days] == [(21, date(2026, 1, 22)), (29, date(2026, 1, 30)),
                                                (119, date(2026, 4, 30))]
-    assert days[0].actions == ("charge attempt", "e-mail 'suspension_warning' to billing contacts",
+    assert days[0].actions == ("charge attempt", "e-mail 'suspension_warning' to billing contacts if it fails",
                                "banner for every member")
     assert days[1].actions == ("e-mail 'account_cancelled' to billing contacts", "banner for every member",
                                "account cancelled: nobody can use the dashboard")

@@ -155,7 +155,8 @@ def test_r2_4_a_credit_note_needs_a_reason_and_an_existing_invoice(app, number, 
 
 def test_r2_4_a_credit_note_corrects_the_invoice_as_issued_with_its_buyer_snapshot(app):
     account_id, _ = subscribed(app, name="Acme SAS", country="FR")
-    update_buyer_address(app, account_id, changes={"name": "Acme GmbH", "country": "DE"}, actor=OPERATOR)
+    update_buyer_address(app, account_id, changes={"name": "Acme GmbH", "country": "DE"},
+                         acting_email="owner@acme.test", actor=OPERATOR)
     note = show_invoice(app, issue_credit_note(app, "2026-000001", reason="refund", actor=OPERATOR))
     assert (note["buyer"]["name"], note["buyer"]["country"], note["tax_rate"], note["tax"]) == (
         "Acme SAS", "FR", "20", 1140)

@@ -92,8 +92,9 @@ def test_r9_1_every_member_of_a_cancelled_account_is_told_why_and_how_to_ask_sup
         for billing in (False, True):
             refused = refusal(app, cancelled, email, billing=billing)
             assert refused.code == "account_cancelled"
-            assert refused.message == (f"account {cancelled} was cancelled on 2026-01-30 for an unpaid invoice; the "
-                                       f"owner can ask {SUPPORT} for a temporary reactivation to pay it")
+            assert refused.message == (f"account {cancelled} was cancelled on 2026-01-30 for an unpaid invoice; its "
+                                       f"data will be deleted on 2026-04-30 unless it is paid; the owner can ask "
+                                       f"{SUPPORT} for a temporary reactivation to pay it")
     assert {seen["banner"] for seen in banners_by_role(app, cancelled).values()} == {"cancelled"}
 
 
@@ -108,15 +109,22 @@ def test_r9_1_the_command_line_refuses_a_member_of_a_cancelled_account_with_the_
                                                                                       capsys):
     refused = run_cli(app, monkeypatch, capsys, "accounts", "access", str(cancelled), "--as", AGENT)
     assert (refused.code, refused.out) == (2, "")
-    assert refused.err == (f"error: account {cancelled} was cancelled on 2026-01-30 for an unpaid invoice; the owner "
-                           f"can ask {SUPPORT} for a temporary reactivation to pay it\n")
+    assert refused.err == (f"error: account {cancelled} was cancelled on 2026-01-30 for an unpaid invoice; its data "
+                           f"will be deleted on 2026-04-30 unless it is paid; the owner can ask {SUPPORT} for a "
+                           "temporary reactivation to pay it\n")
 
 
 # -- R9.2 ----------------------------------------------------------------------------------------------
 
 def test_r9_2_a_reactivation_opens_only_the_billing_pages_and_only_to_the_owner(app, cancelled):
     ends_at = grant(app, cancelled)
-    assert ends_at == app.clock.now() + timedelta(days=7)  # the policy's window
+    # The policy's window, 7 days after today, to the end of the last one (the account is in UTC).
+    assert (app.clock.now(), ends_at) == (datetime(2026, 1, 31, 12, tzinfo=UTC), datetime(2026, 2, 8, tzinfo=UTC))
+    seen = banners_by_role(app, cancelled)
+    assert {role: banner["banner"] for role, banner in seen.items()} == {
+        "owner": "reactivated", "admin": "cancelled", "agent": "cancelled"}
+    assert seen["owner"]["text"] == ("Your account is reactivated until Feb 7, 2026 so that you can pay $68.40: update "
+                                     "the card now and the next payment batch charges it.")
     assert access(app, cancelled, OWNER, billing=True) is Role.OWNER
     assert refusal(app, cancelled, OWNER).code == "billing_only"
     for email in (ADMIN, AGENT):
@@ -166,12 +174,13 @@ def test_r9_3_an_unpaid_window_ends_cancelled_again_and_the_deletion_date_does_n
     assert attempt_count(app) == attempts_before + 1  # the next batch retried the unpaid invoice
     assert account(app, cancelled).status == "cancelled"
 
-    to(app, 38)  # the window ended on day 37 at noon
+    to(app, 38)  # the window ended with day 37
     assert [outcome for *_, outcome in reactivations(app)] == ["expired"]
     after = account(app, cancelled)
     assert (after.status, after.deletion_due_at) == ("cancelled", deletion_due)
     assert refusal(app, cancelled, OWNER, billing=True).code == "account_cancelled"
-    assert email_kinds(app) == sent  # the case stays where the cancellation left it: no e-mail
+    # The case stays where the cancellation left it; the owner alone was told the new card failed.
+    assert email_kinds(app) == [*sent, "card_retry_declined"]
 
 
 def test_r9_2_a_second_grant_while_one_runs_is_refused_and_a_later_one_keeps_the_deletion_date(app, cancelled):
@@ -236,6 +245,6 @@ def test_r9_2_support_reactivate_through_the_command_line(app, cancelled, monkey
     done = run_cli(app, monkeypatch, capsys, "support", "reactivate", str(cancelled), "--reason", "asked",
                    "--days", "3")
     assert done.code == 0
-    assert "the owner may use the billing pages until 2026-02-03 12:00 UTC" in done.out
+    assert "the owner may use the billing pages until the end of 2026-02-03 (UTC)" in done.out
     assert [(actor, reason, outcome) for actor, reason, _, outcome in reactivations(app)] == [
         (SUPPORT_AGENT, "asked", None)]

@@ -61,7 +61,7 @@ def unpaid_account(app: App) -> int:
     """A customer whose renewal is never paid: a team, a billing contact, an address, a card."""
     account_id = customer(app, name=NAME, owner=OWNER, country="FR")
     update_buyer_address(app, account_id, changes={"line1": LINE1, "postcode": "69100", "city": CITY},
-                         actor=OPERATOR)
+                         acting_email=OWNER, actor=OPERATOR)
     add_member(app, account_id, email=ADMIN, role="admin", actor=OPERATOR)
     request_contact(app, account_id, email=CONTACT, requested_by=OWNER)
     with_card(app, account_id, CHARGES_DECLINED, owner=OWNER)

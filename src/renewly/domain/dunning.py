@@ -2,14 +2,19 @@
 
 Kill Bill's split: a snapshot of one case is built by I/O, `evaluate(policy, snapshot, today)`
 decides here, and the service applies the decision in one transaction. Day 0 is the renewal
-date, counted in calendar days in the account's time zone.
+date of the case's first unpaid invoice, counted in calendar days in the account's time zone.
+
+A step's *notice* is what tells people about it: its e-mail to the billing contacts and its
+banner. A charging step attempts first and gives its notice from the attempt's answer (a
+customer is never told "the attempt failed" before the attempt): the service gives it at once
+when nothing is to be charged, and otherwise when the step's charges are settled.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from enum import StrEnum
 
 from renewly.domain.accounts import AccountStatus, Role
@@ -54,34 +59,70 @@ class EmailTemplate:
 @dataclass(frozen=True, slots=True)
 class Policy:
     version: str
-    steps: tuple[Step, ...]  # sorted by day
+    steps: tuple[Step, ...]  # sorted by day; only the last may cancel
     reactivation_days: int = 7
     deletion_days: int = 90
     invoice_retention_years: int = 10
     verification_void_delay_days: int = 3
+    # The warning (the step before the cancellation) is given at least this many days before the
+    # account is cancelled: a late run that finds both due gives the warning and moves the
+    # cancellation. 0: no such rule.
+    minimum_warning_days: int = 0
     templates: Mapping[tuple[str, str], EmailTemplate] = field(default_factory=dict)  # (name, locale)
     banners: Mapping[tuple[str, str], str] = field(default_factory=dict)  # (audience or state, locale)
 
+    @property
+    def cancel_index(self) -> int | None:
+        return len(self.steps) - 1 if self.steps and self.steps[-1].cancel else None
+
+    @property
+    def warning_index(self) -> int | None:
+        """The step whose notice must precede the cancellation by `minimum_warning_days`, if any."""
+        cancel = self.cancel_index
+        return cancel - 1 if cancel and self.minimum_warning_days > 0 else None
+
     def step_date(self, day0: date, index: int) -> date:
+        """The day a step is scheduled for (the cancellation may come later: `step_day`)."""
         return day0 + timedelta(days=self.steps[index].day)
+
+    def cancellation_date(self, day0: date, warned_on: date | None) -> date:
+        """The cancellation's day once the warning was given on `warned_on`: never earlier than
+        scheduled, never fewer than `minimum_warning_days` after the warning."""
+        scheduled = self.step_date(day0, self.cancel_index)
+        if warned_on is None or self.warning_index is None:
+            return scheduled
+        return max(scheduled, warned_on + timedelta(days=self.minimum_warning_days))
+
+    def step_day(self, day0: date, index: int, warned_on: date | None) -> date | None:
+        """The day step `index` falls due; None for a cancellation still waiting for its warning."""
+        if index != self.cancel_index or self.warning_index is None:
+            return self.step_date(day0, index)
+        return self.cancellation_date(day0, warned_on) if warned_on is not None else None
+
+    def next_charge_date(self, day0: date, after: int) -> date | None:
+        """The day of the next charging step after step `after` (what a failure e-mail promises)."""
+        return next((self.step_date(day0, i) for i in range(after + 1, len(self.steps)) if self.steps[i].charge),
+                    None)
 
 
 @dataclass(frozen=True, slots=True)
 class CaseSnapshot:
-    case_id: int
-    account_id: int
+    """What `evaluate` reads of a case: nothing else, so that cases alike share a decision."""
+
     day0: date
     last_step: int  # the highest step index already taken; -1 for none
-    last_attempt_day: date | None  # local date of the invoice's latest charge attempt
+    warned_on: date | None = None  # local date the warning's notice was given, if it was
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
     steps: tuple[int, ...] = ()  # steps to record as taken now
-    email: str | None = None  # the one e-mail that still makes sense: the latest due step's
-    email_step: int | None = None
-    request_charge: bool = False
-    banner: Audience = Audience.NONE
+    # The step whose notice still makes sense: the latest due one (never a day-2 e-mail after a
+    # day-21 warning). Given at once, or when the charges asked for below are settled.
+    notice_step: int | None = None
+    # Charge every unpaid invoice not attempted on or after this day (the latest due charging
+    # step's date): missed charging steps make one charge, none if a charge came since.
+    charge_since: date | None = None
     cancel: bool = False
     next_step: int | None = None  # the next step to come, if any
 
@@ -90,31 +131,64 @@ class Decision:
         return bool(self.steps)
 
 
-def due_steps(policy: Policy, day0: date, today: date) -> list[int]:
-    return [i for i, step in enumerate(policy.steps) if day0 + timedelta(days=step.day) <= today]
+def warned_on(policy: Policy, snapshot: CaseSnapshot) -> date | None:
+    """The warning's day, if the case has given it (a case past the warning step has)."""
+    warning = policy.warning_index
+    if warning is None or snapshot.last_step < warning:
+        return None
+    return snapshot.warned_on
 
 
 def evaluate(policy: Policy, snapshot: CaseSnapshot, today: date) -> Decision:
-    """What to do for an unpaid invoice's case today (R8, R8.7).
+    """What to do for an account's case today (R8, R8.7).
 
-    Every due step not yet taken is recorded, but a late sweep acts like the latest one only:
-    its e-mail alone is sent (never a day-2 e-mail after a day-21 warning) and the missed
-    charges become one charge, none if the invoice was already attempted since that step's day.
+    Every due step not yet taken is recorded, but a late sweep acts like the latest one only: its
+    notice alone is given, and the missed charges become one charge. A cancellation never comes
+    before the warning has been given for the policy's minimum warning: a sweep late past both
+    gives the warning now and leaves the cancellation for later. A cancelling step charges nothing.
     """
-    due = [i for i in due_steps(policy, snapshot.day0, today) if i > snapshot.last_step]
-    upcoming = [i for i in range(len(policy.steps)) if i > snapshot.last_step and i not in due]
-    next_step = upcoming[0] if upcoming else None
-    taken = max(due) if due else snapshot.last_step
-    banner = policy.steps[taken].banner if taken >= 0 else Audience.NONE
+    warned = warned_on(policy, snapshot)
+    due = []
+    for index in range(snapshot.last_step + 1, len(policy.steps)):
+        day = policy.step_day(snapshot.day0, index, warned)
+        if day is None or day > today:
+            break
+        due.append(index)
+    next_step = snapshot.last_step + len(due) + 1
+    next_step = next_step if next_step < len(policy.steps) else None
     if not due:
-        return Decision(banner=banner, next_step=next_step)
-    latest = policy.steps[taken]
+        return Decision(next_step=next_step)
+    latest = due[-1]
+    cancel = policy.steps[latest].cancel
     charging = [i for i in due if policy.steps[i].charge]
-    charge = bool(charging) and (snapshot.last_attempt_day is None
-                                 or snapshot.last_attempt_day < policy.step_date(snapshot.day0, max(charging)))
-    return Decision(steps=tuple(due), email=latest.email, email_step=taken if latest.email else None,
-                    request_charge=charge, banner=banner, cancel=any(policy.steps[i].cancel for i in due),
+    charge_since = policy.step_date(snapshot.day0, charging[-1]) if charging and not cancel else None
+    return Decision(steps=tuple(due), notice_step=latest, charge_since=charge_since, cancel=cancel,
                     next_step=next_step)
+
+
+def needs_charge(charge_since: date | None, last_attempt_day: date | None) -> bool:
+    """Whether an unpaid invoice is charged for a step: not when a charge came since its day."""
+    return charge_since is not None and (last_attempt_day is None or last_attempt_day < charge_since)
+
+
+def next_step_date(policy: Policy, day0: date, next_step: int | None, warned: date | None) -> date | None:
+    """When the case next needs the sweep; None when no step is left, or when the cancellation
+    waits for the warning, whose notice then schedules it."""
+    return policy.step_day(day0, next_step, warned) if next_step is not None else None
+
+
+def banner_after(policy: Policy, notice_step: int) -> Audience:
+    return policy.steps[notice_step].banner
+
+
+def stronger_banner(current: str, new: Audience) -> str:
+    """Merging the banners of cases told at once (a banner never softens within one slice)."""
+    return new.value if Audience(current).severity < new.severity else current
+
+
+def deletion_date(policy: Policy, cancelled_on: date) -> date:
+    """R10.1: the local day an account's personal data is deleted, from its local cancellation day."""
+    return cancelled_on + timedelta(days=policy.deletion_days)
 
 
 class Access(StrEnum):
@@ -131,14 +205,20 @@ def dashboard_access(status: str, role: Role, reactivation_running: bool) -> Acc
     return Access.NONE
 
 
-def banner_seen(account_banner: str, status: str, role: Role) -> str:
-    """Which banner a member sees now: none, owner_and_admins, everyone, or the cancelled page."""
+def banner_seen(account_banner: str, status: str, role: Role, reactivation_running: bool = False) -> str:
+    """Which banner a member sees now: none, owner_and_admins, everyone, the cancelled page, or,
+    for the owner during a temporary reactivation, what to do now and until when."""
     if status == AccountStatus.CANCELLED:
-        return "cancelled"
+        return "reactivated" if reactivation_running and role is Role.OWNER else "cancelled"
     if status == AccountStatus.DELETED:
         return "deleted"
     audience = Audience(account_banner)
     return audience.value if audience.includes(role) else Audience.NONE.value
+
+
+def banners_seen(account_banner: str, status: str, reactivation_running: bool = False) -> dict[str, str]:
+    """What each role sees: what events tell the host product."""
+    return {role.value: banner_seen(account_banner, status, role, reactivation_running) for role in Role}
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,19 +228,28 @@ class DayPreview:
     actions: tuple[str, ...]
 
 
-def preview_case(policy: Policy, day0: date, last_step: int, today: date, *, cancelled_at: date | None = None
-                 ) -> list[DayPreview]:
-    """R8.8: what the policy will do on each coming day if nothing is paid."""
+def preview_case(policy: Policy, day0: date, last_step: int, today: date, *, warned: date | None = None,
+                 cancelled_on: date | None = None) -> list[DayPreview]:
+    """R8.8: what the policy will do on each coming day if nothing is paid.
+
+    A warning not given yet is given on its day, or today if that is past; the cancellation
+    then comes as `Policy.cancellation_date` says."""
     days: list[DayPreview] = []
-    for index, step in enumerate(policy.steps):
-        when = policy.step_date(day0, index)
-        if index <= last_step or when < today:
-            continue
-        days.append(DayPreview(step.day, when, describe_step(step)))
-        if step.cancel and cancelled_at is None:
-            cancelled_at = when
-    if cancelled_at is not None:
-        deletion = cancelled_at + timedelta(days=policy.deletion_days)
+    warning = policy.warning_index
+    if warning is not None and warned is None and last_step >= warning:
+        warned = today  # taken, its notice waiting for the charge's answer: given today at the earliest
+    if cancelled_on is None:
+        for index, step in enumerate(policy.steps):
+            if index <= last_step:
+                continue
+            if index == warning and warned is None:
+                warned = max(policy.step_date(day0, index), today)
+            when = max(policy.step_day(day0, index, warned) or policy.step_date(day0, index), today)
+            days.append(DayPreview((when - day0).days, when, describe_step(step)))
+            if step.cancel:
+                cancelled_on = when
+    if cancelled_on is not None:
+        deletion = deletion_date(policy, cancelled_on)
         if deletion >= today:
             days.append(DayPreview((deletion - day0).days, deletion,
                                    ("personal data deleted; the account can never be reactivated (R10)",)))
@@ -172,14 +261,10 @@ def describe_step(step: Step) -> tuple[str, ...]:
     if step.charge:
         actions.append("charge attempt")
     if step.email:
-        actions.append(f"e-mail {step.email!r} to billing contacts")
+        actions.append(f"e-mail {step.email!r} to billing contacts" + (" if it fails" if step.charge else ""))
     if step.banner is not Audience.NONE:
         actions.append({Audience.OWNER_AND_ADMINS: "banner for owner and admins",
                         Audience.EVERYONE: "banner for every member"}[step.banner])
     if step.cancel:
         actions.append("account cancelled: nobody can use the dashboard")
     return tuple(actions)
-
-
-def deletion_due(cancelled_at: datetime, policy: Policy) -> datetime:
-    return cancelled_at + timedelta(days=policy.deletion_days)

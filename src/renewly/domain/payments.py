@@ -77,6 +77,8 @@ class LedgerCharge:
     outcome: Outcome
 
 
+# Why a charge failed, in words a customer reads; `no_card`: nothing could be charged.
+NO_CARD = "no_card"
 DECLINE_REASONS = {
     "en": {
         "generic_decline": "the card was declined by the bank",
@@ -85,7 +87,8 @@ DECLINE_REASONS = {
         "processing_error": "the bank could not process the card; try again later",
         "incorrect_number": "the card number is incorrect",
         "invalid_expiry": "the expiry date is invalid",
-        "card_declined": "the card was declined",
+        "card_declined": "the card was declined by the bank",
+        "no_card": "no card is on file",
     },
     "fr": {
         "generic_decline": "la carte a été refusée par la banque",
@@ -94,7 +97,8 @@ DECLINE_REASONS = {
         "processing_error": "la banque n'a pas pu traiter la carte ; réessayez plus tard",
         "incorrect_number": "le numéro de carte est incorrect",
         "invalid_expiry": "la date d'expiration est invalide",
-        "card_declined": "la carte a été refusée",
+        "card_declined": "la carte a été refusée par la banque",
+        "no_card": "aucune carte n'est enregistrée",
     },
 }
 

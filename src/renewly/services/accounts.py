@@ -72,8 +72,12 @@ def remove_member(app: App, account_id: int, *, email: str, actor: str) -> None:
         audit(conn, now, actor, "member.removed", "account", account_id, details={"email": email})
 
 
-def update_buyer_address(app: App, account_id: int, *, changes: dict[str, str], actor: str) -> dict[str, str]:
-    """Change the buyer address printed on invoices issued from now on (R3.1); issued ones keep theirs."""
+def update_buyer_address(app: App, account_id: int, *, changes: dict[str, str], acting_email: str,
+                         actor: str) -> dict[str, str]:
+    """The owner changes the buyer address printed on invoices issued from now on (R3.1); issued
+    ones keep theirs. Only the owner manages billing (R1.1): anyone else is told who can."""
+    from renewly.services.billing_overview import require_owner_of  # it reads accounts through this module
+    require_owner_of(app, account_id, acting_email)
     now = app.clock.now()
     with app.engine.begin() as conn:
         account = _live_account(conn, account_id)
@@ -85,7 +89,7 @@ def update_buyer_address(app: App, account_id: int, *, changes: dict[str, str], 
         conn.execute(accounts.update().where(accounts.c.id == account_id).values(
             updated_at=now, **{f"buyer_{key}": value for key, value in updated.items()}))
         audit(conn, now, actor, "buyer_address.updated", "account", account_id,
-              details={"fields": sorted(changes)})
+              details={"fields": sorted(changes), "by": validate_email(acting_email)})
     return updated
 
 

@@ -16,7 +16,7 @@ from renewly.adapters.db.tables import invoices, outbox, payment_attempts
 from renewly.bootstrap import App
 from renewly.domain.invoices import InvoiceStatus
 from renewly.domain.payments import AttemptStatus, ChargeRequest, GatewayResult, Outcome
-from renewly.services.dunning import recover_cases
+from renewly.services.dunning_outcomes import after_charges, lock_accounts
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,6 @@ class Claim:
     number: int  # the attempt's number on this invoice: 1, 2, ...
     card_id: int
     reason: str
-    retry_id: int | None
     request: ChargeRequest
     attempt_id: int = 0  # known once the pending attempt is written
 
@@ -38,8 +37,12 @@ def wall_clock() -> datetime:
 
 
 def settle_attempts(conn: Connection, app: App, answered: list[tuple[Claim, GatewayResult]], as_of: datetime) -> None:
-    """Record the gateway's answers: attempts settled, invoices paid, their dunning cases
-    recovered (R8.6, R11), events in the outbox."""
+    """Record the gateway's answers: attempts settled, invoices paid, then what that means for
+    dunning (recovery R8.6/R11, a step's notice, the owner's card-retry notice), events in the outbox."""
+    if not answered:
+        return
+    account_ids = {claim.account_id for claim, _ in answered}
+    lock_accounts(conn, account_ids)  # first, as the sweep takes them: see dunning_outcomes
     update_rows(conn, payment_attempts, [{
         "id": claim.attempt_id,
         "status": (AttemptStatus(result.outcome.value) if result.outcome != Outcome.UNKNOWN
@@ -50,10 +53,12 @@ def settle_attempts(conn: Connection, app: App, answered: list[tuple[Claim, Gate
     paid = [claim for claim, result in answered if result.outcome == Outcome.SUCCEEDED]
     update_rows(conn, invoices, [{"id": claim.invoice_id, "status": InvoiceStatus.PAID.value,
                                   "status_changed_at": as_of} for claim in paid])
-    recover_cases(conn, app, [claim.invoice_id for claim in paid], as_of)
     insert_rows(conn, outbox, [{
         "created_at": as_of, "topic": f"payment.{result.outcome.value}", "account_id": claim.account_id,
         "payload": {"invoice_id": claim.invoice_id, "attempt_id": claim.attempt_id, "amount": claim.request.amount,
                     "currency": claim.request.currency, "decline_code": result.decline_code},
         "delivered_at": None,
     } for claim, result in answered if result.outcome != Outcome.UNKNOWN])
+    after_charges(conn, app, account_ids=account_ids, paid_invoice_ids=[claim.invoice_id for claim in paid],
+                  answered_attempt_ids=[claim.attempt_id for claim, result in answered
+                                        if result.outcome != Outcome.UNKNOWN], as_of=as_of)

@@ -19,8 +19,16 @@ import structlog
 from sqlalchemy import Connection, and_, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from renewly.adapters.db.bulk import insert_rows, is_postgres, update_rows
-from renewly.adapters.db.tables import accounts, cards, gateway_customers, invoices, payment_attempts, payment_retries
+from renewly.adapters.db.bulk import among, insert_rows, is_postgres
+from renewly.adapters.db.tables import (
+    accounts,
+    cards,
+    gateway_customers,
+    invoices,
+    payment_attempts,
+    payment_retries,
+    reactivations,
+)
 from renewly.bootstrap import App
 from renewly.domain.invoices import InvoiceKind, InvoiceStatus
 from renewly.domain.payments import UNSETTLED, AttemptStatus, ChargeRequest, GatewayResult, Outcome, attempt_key
@@ -40,6 +48,10 @@ class CollectReport:
     unknown: int = 0
     settled_by_janitor: int = 0
     collected: dict[str, int] = field(default_factory=dict)  # currency -> minor units
+
+    @property
+    def did_anything(self) -> bool:
+        return bool(self.attempted or self.settled_by_janitor)
 
 
 def collect_due(app: App, as_of: datetime, *, bucket: TokenBucket | None = None, on_slice=None) -> CollectReport:
@@ -91,45 +103,62 @@ def _charge(app: App, request: ChargeRequest) -> GatewayResult:
         return GatewayResult(Outcome.UNKNOWN)
 
 
-def chargeable_invoices():
+def chargeable_invoices(as_of: datetime | None = None):
+    """Open invoices to charge now: never attempted, or asked for again (a dunning step, a card
+    update), with no attempt still unanswered. A cancelled account is charged only through a
+    temporary reactivation (R9.2): for a retry its owner asked for during the window."""
     unsettled = exists().where(payment_attempts.c.invoice_id == invoices.c.id,
                                payment_attempts.c.status.in_([s.value for s in UNSETTLED]))
     attempted = exists().where(payment_attempts.c.invoice_id == invoices.c.id)
     retry_requested = exists().where(payment_retries.c.invoice_id == invoices.c.id,
                                      payment_retries.c.attempt_id.is_(None))
+    window = [reactivations.c.account_id == invoices.c.account_id, reactivations.c.outcome.is_(None)]
+    if as_of is not None:
+        window.append(reactivations.c.ends_at > as_of)
+    asked_in_window = exists().where(
+        payment_retries.c.invoice_id == invoices.c.id, payment_retries.c.attempt_id.is_(None),
+        exists().where(*window, reactivations.c.granted_at <= payment_retries.c.requested_at))
     return and_(invoices.c.status == InvoiceStatus.OPEN.value, invoices.c.kind == InvoiceKind.INVOICE.value,
-                # A cancelled account is charged only on request: during a temporary reactivation (R9.2).
-                accounts.c.status != "deleted", ~unsettled, or_(~attempted, retry_requested))
+                ~unsettled, or_(and_(accounts.c.status.in_(("active", "past_due")), or_(~attempted, retry_requested)),
+                                and_(accounts.c.status == "cancelled", asked_in_window)))
 
 
 def claim_slice(app: App, as_of: datetime, limit: int) -> list[Claim]:
     """Commit a pending attempt for each of up to `limit` chargeable invoices; returns what to charge."""
     lease = wall_clock() + timedelta(seconds=app.settings.payments.lease_seconds)
     attempts_so_far = select(func.count()).where(payment_attempts.c.invoice_id == invoices.c.id).scalar_subquery()
-    open_retry = (select(func.min(payment_retries.c.id))
-                  .where(payment_retries.c.invoice_id == invoices.c.id, payment_retries.c.attempt_id.is_(None))
-                  .scalar_subquery())
+    retried = exists().where(payment_retries.c.invoice_id == invoices.c.id, payment_retries.c.attempt_id.is_(None))
     query = (select(invoices.c.id, invoices.c.account_id, invoices.c.currency, invoices.c.number,
-                    amount_due().label("due"), attempts_so_far.label("attempts"), open_retry.label("retry_id"),
+                    amount_due().label("due"), attempts_so_far.label("attempts"), retried.label("retried"),
                     cards.c.id.label("card_id"), cards.c.token, gateway_customers.c.customer)
              .join(accounts, accounts.c.id == invoices.c.account_id)
              .join(cards, and_(cards.c.account_id == invoices.c.account_id, cards.c.status == "active"))
              .join(gateway_customers, gateway_customers.c.account_id == invoices.c.account_id)
-             .where(chargeable_invoices(), invoices.c.issued_at <= as_of)
+             .where(chargeable_invoices(as_of), invoices.c.issued_at <= as_of)
              .order_by(invoices.c.id).limit(limit))
     with app.engine.begin() as conn:
         if is_postgres(conn):
             query = query.with_for_update(of=invoices, skip_locked=True)
         claims = [Claim(
             invoice_id=row.id, account_id=row.account_id, number=row.attempts + 1, card_id=row.card_id,
-            reason="retry" if row.retry_id else "issued", retry_id=row.retry_id,
+            reason="retry" if row.retried else "issued",
             request=ChargeRequest(customer=row.customer, card_token=row.token, amount=int(row.due),
                                   currency=row.currency, idempotency_key=attempt_key(row.id, row.attempts + 1),
                                   description=f"Invoice {row.number}"))
             for row in conn.execute(query) if row.due > 0]
         claims = _write_pending(conn, claims, as_of, lease)
-        update_rows(conn, payment_retries, [{"id": claim.retry_id, "attempt_id": claim.attempt_id}
-                                            for claim in claims if claim.retry_id])
+        # The attempt fulfils every request open on its invoice: a step's and a card update's
+        # asked at once make one charge. (A request made after this claim waits for the invoice's
+        # row lock, so it is left for the next batch, with the card it was made for.)
+        retried_ids = [claim.invoice_id for claim in claims if claim.reason == "retry"]
+        if retried_ids:
+            # The invoice's one unanswered attempt is the one just written (a unique index says so).
+            pending = (select(payment_attempts.c.id)
+                       .where(payment_attempts.c.invoice_id == payment_retries.c.invoice_id,
+                              payment_attempts.c.status == AttemptStatus.PENDING.value).scalar_subquery())
+            conn.execute(payment_retries.update().where(among(conn, payment_retries.c.invoice_id, retried_ids),
+                                                        payment_retries.c.attempt_id.is_(None))
+                         .values(attempt_id=pending))
     return claims
 
 

@@ -8,12 +8,13 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from renewly.adapters.db.tables import invoice_lines, invoices
+from renewly.adapters.db.tables import dunning_case_invoices, invoice_lines, invoices
 from renewly.bootstrap import App
 from renewly.domain.errors import InvalidInput, NotAllowed, NotFound
 from renewly.domain.invoices import InvoiceStatus, IssuedInvoice, draft_credit_note
 from renewly.services import notices
 from renewly.services.accounts import load_account
+from renewly.services.dunning_outcomes import close_settled_cases, lock_accounts
 from renewly.services.invoicing import store_documents
 from renewly.services.records import audit
 
@@ -65,8 +66,13 @@ def issue_credit_note(app: App, number: str, *, reason: str, amount: int | None 
         [credit_id] = store_documents(conn, [draft], issued_at=now, credited_invoice_ids=[row.id])
         credit_number = conn.execute(select(invoices.c.number).where(invoices.c.id == credit_id)).scalar_one()
         if row.status == InvoiceStatus.OPEN and credited + draft.subtotal == row.subtotal:
+            lock_accounts(conn, [row.account_id])
             conn.execute(invoices.update().where(invoices.c.id == row.id)
                          .values(status=InvoiceStatus.VOID.value, status_changed_at=now))
+            # Nothing left to chase on it: a case with nothing else unpaid ends here.
+            close_settled_cases(conn, app, conn.execute(
+                select(dunning_case_invoices.c.case_id).where(dunning_case_invoices.c.invoice_id == row.id)
+            ).scalars().all(), now)
         audit(conn, now, actor, "credit_note.issued", "invoice", row.number, reason=reason,
               details={"credit_note": credit_number, "subtotal": draft.subtotal, "total": draft.total})
     return credit_number

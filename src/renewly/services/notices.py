@@ -4,7 +4,8 @@ every billing contact (R4.3), written in the transaction of the change they repo
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 
@@ -15,6 +16,7 @@ from renewly.adapters.db.tables import billing_contacts, members, outbox
 from renewly.domain.dunning import Policy
 from renewly.domain.invoices import format_day
 from renewly.domain.money import Money
+from renewly.domain.payments import decline_in_words
 
 
 def billing_recipients(conn: Connection, account_ids: Iterable[int]) -> dict[int, list[str]]:
@@ -36,14 +38,36 @@ def billing_recipients(conn: Connection, account_ids: Iterable[int]) -> dict[int
     return found
 
 
-def placeholders(*, policy: Policy, locale: str, account: str, invoice: str, amount: int, currency: str,
-                 renewal_date: date, cancel_date: date | None, deletion_date: date | None,
-                 support_email: str) -> dict[str, str]:
+@dataclass(frozen=True, slots=True)
+class Unpaid:
+    """An invoice a dunning text names: its number and what is still due on it."""
+
+    number: str
+    due: int
+    currency: str
+
+
+def placeholders(*, policy: Policy, locale: str, account: str, invoices: Sequence[Unpaid], renewal_date: date | None,
+                 cancel_date: date | None = None, deletion_date: date | None = None, support_email: str = "",
+                 reason: str | None = None, next_attempt_date: date | None = None,
+                 reactivation_end_date: date | None = None) -> dict[str, str]:
+    """The values of every placeholder a policy text may use, in the reader's language; a dunning
+    text names every unpaid invoice of the case and their total."""
     def day(value: date | None) -> str:
         return format_day(value, locale) if value else ""
-    return {"account": account, "invoice": invoice, "amount": money_text(amount, currency, locale),
-            "renewal_date": day(renewal_date), "cancel_date": day(cancel_date), "deletion_date": day(deletion_date),
-            "support_email": support_email}
+    return {"account": account, "invoice": ", ".join(invoice.number for invoice in invoices),
+            "amount": amount_text(invoices, locale), "renewal_date": day(renewal_date),
+            "cancel_date": day(cancel_date), "deletion_date": day(deletion_date), "support_email": support_email,
+            "reason": decline_in_words(reason, locale) if reason else "", "next_attempt_date": day(next_attempt_date),
+            "reactivation_end_date": day(reactivation_end_date)}
+
+
+def amount_text(invoices: Iterable[Unpaid], locale: str) -> str:
+    """The total due, per currency (an account bills in one, so in practice one amount)."""
+    totals: dict[str, int] = {}
+    for invoice in invoices:
+        totals[invoice.currency] = totals.get(invoice.currency, 0) + invoice.due
+    return " + ".join(money_text(amount, currency, locale) for currency, amount in sorted(totals.items()))
 
 
 @lru_cache(maxsize=4096)

@@ -42,7 +42,7 @@ def settle_unsettled_attempts(app: App, as_of: datetime, *, bucket: TokenBucket 
     if not rows:
         return 0
     claims = [Claim(invoice_id=row.invoice_id, account_id=row.account_id, number=row.number, card_id=row.card_id,
-                    reason=row.reason, retry_id=None, attempt_id=row.id,
+                    reason=row.reason, attempt_id=row.id,
                     request=ChargeRequest(customer=row.customer or "", card_token=row.token, amount=row.amount,
                                           currency=row.currency, idempotency_key=row.idempotency_key,
                                           description=f"Invoice {row.invoice_number}"))

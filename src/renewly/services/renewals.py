@@ -36,6 +36,10 @@ class RenewalReport:
     subscriptions_renewed: int
     as_of: datetime
 
+    @property
+    def did_anything(self) -> bool:
+        return bool(self.invoices_issued)
+
 
 def renew_due(app: App, as_of: datetime, *, slice_size: int | None = None, on_slice=None,
               workers: int = WORKERS) -> RenewalReport:

@@ -31,6 +31,7 @@ from renewly.adapters.db.tables import (
     billing_contacts,
     card_verifications,
     cards,
+    dunning_case_invoices,
     dunning_cases,
     dunning_steps,
     gateway_customers,
@@ -64,6 +65,10 @@ class RetentionReport:
     invoices_purged: int = 0
     # Accounts whose gateway customer could not be deleted: left as they are for the next run.
     gateway_failures: list[int] = field(default_factory=list)
+
+    @property
+    def did_anything(self) -> bool:
+        return bool(self.accounts_deleted or self.invoices_purged)
 
 
 def purge_due(app: App, as_of: datetime, *, slice_size: int | None = None) -> RetentionReport:
@@ -155,7 +160,8 @@ def delete_personal_data(conn: Connection, account_ids: list[int], as_of: dateti
                                        .returning(reactivations.c.account_id)),
         "dunning_cases_written_off": _count(conn, dunning_cases.update()
                                             .where(of_these(dunning_cases), dunning_cases.c.status == "open")
-                                            .values(status="written_off", closed_at=as_of, next_step_at=None)
+                                            .values(status="written_off", closed_at=as_of, next_step_at=None,
+                                                    awaiting_step=None)
                                             .returning(dunning_cases.c.account_id)),
         "subscriptions_cancelled": _count(conn, subscriptions.update()
                                           .where(of_these(subscriptions), subscriptions.c.status == "active")
@@ -228,10 +234,16 @@ def purge_expired_invoices(app: App, as_of: datetime, size: int, report: Retenti
 
 def delete_invoices(conn: Connection, invoice_ids: list[int]) -> None:
     """Documents and every row pointing at them, children first."""
-    cases = select(dunning_cases.c.id).where(dunning_cases.c.invoice_id.in_(invoice_ids))
+    cases = set(conn.execute(select(dunning_case_invoices.c.case_id)
+                             .where(dunning_case_invoices.c.invoice_id.in_(invoice_ids))).scalars())
     conn.execute(payment_retries.delete().where(payment_retries.c.invoice_id.in_(invoice_ids)))
-    conn.execute(dunning_steps.delete().where(dunning_steps.c.case_id.in_(cases)))
-    conn.execute(dunning_cases.delete().where(dunning_cases.c.invoice_id.in_(invoice_ids)))
+    conn.execute(dunning_case_invoices.delete().where(dunning_case_invoices.c.invoice_id.in_(invoice_ids)))
+    # A case goes with its last invoice (its other invoices, issued later, may be kept longer).
+    emptied = select(dunning_cases.c.id).where(dunning_cases.c.id.in_(cases), ~exists().where(
+        dunning_case_invoices.c.case_id == dunning_cases.c.id))
+    emptied_ids = conn.execute(emptied).scalars().all()
+    conn.execute(dunning_steps.delete().where(dunning_steps.c.case_id.in_(emptied_ids)))
+    conn.execute(dunning_cases.delete().where(dunning_cases.c.id.in_(emptied_ids)))
     conn.execute(payment_attempts.delete().where(payment_attempts.c.invoice_id.in_(invoice_ids)))
     # Invoiced items only: with a NULL invoice_id they would be billed again.
     conn.execute(pending_items.delete().where(pending_items.c.invoice_id.in_(invoice_ids)))

@@ -1,17 +1,22 @@
-"""The batches, their intervals, and the test clock's advance that runs them on the way.
+"""The batches, their intervals, and the ticks that run them: `renewly run`, the test clock.
 
-Each batch runs on ticks aligned to its interval (every hour on the hour, like cron). On a
-test clock, `advance` walks through those ticks in time order and runs each batch that has
-work then; a batch may say when it next has work, so that idle ticks cost nothing. With
-`run_batches=False` time passes as if the service were down, and nothing runs.
+A tick runs everything due at its instant, so that one run leaves nothing due undone and the
+dates customers see do not depend on how often ticks come: the billing chain (payments, dunning,
+renewals) runs again while one of its batches made work for another at the same instant (a
+renewal's invoice to charge, a declined charge's case to open, a step's charge to make and tell),
+then the card-check voids and the retention batch. Each batch has its own interval, aligned like
+cron (every hour on the hour): on a test clock, `advance` walks through the ticks of every batch
+that has work, in time order, and runs such a tick at each; a batch says when it next has work,
+so idle ticks cost nothing. With `run_batches=False` time passes as if the service were down.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 
+import structlog
 from sqlalchemy import Connection, select
 
 from renewly.adapters.db.tables import batch_runs
@@ -19,7 +24,12 @@ from renewly.bootstrap import App
 from renewly.domain.errors import InvalidInput
 from renewly.services import collect, dunning, renewals, retention, verifications
 
+log = structlog.get_logger(__name__)
+
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+# The chain settles in three or four rounds (a recovery that lets renewals catch up is the
+# longest); the bound only keeps a bug from looping for ever.
+MAX_ROUNDS = 10
 
 
 @dataclass(frozen=True)
@@ -30,6 +40,8 @@ class Batch:
     next_work_at: Callable[[Connection], datetime | None]
     # True when next_work_at also needs the app (the policy, the settings): (conn, app) -> moment.
     needs_app: bool = False
+    # The billing chain: its batches run again while one of them made work for another.
+    chained: bool = True
 
 
 @dataclass(frozen=True)
@@ -39,10 +51,10 @@ class BatchRun:
     report: object
 
 
-# In this order on a tie. The payment batch first: it charges what was asked for since the last
-# run (a card updated during downtime pays before anything is cancelled). Then dunning, which
-# cancels what is due for cancellation before the renewal batch would invoice it again; the
-# charges dunning and renewals ask for are made by the next payment batch.
+# In this order, in each round of a tick. The payment batch first: it charges what was asked for
+# since the last tick (a card updated during downtime pays before anything is cancelled). Then
+# dunning, which cancels what is due for cancellation before the renewal batch would invoice it
+# again. The next round charges what renewals issued and dunning asked for, and tells the outcome.
 BATCHES: tuple[Batch, ...] = (
     Batch("collect", lambda app: timedelta(minutes=app.settings.payments.collect_interval_minutes),
           collect.collect_due, collect.next_collect_at),
@@ -51,16 +63,56 @@ BATCHES: tuple[Batch, ...] = (
     Batch("renew", lambda app: timedelta(minutes=app.settings.batches.renewal_interval_minutes),
           renewals.renew_due, renewals.next_renewal_at),
     Batch("void-verifications", lambda app: timedelta(minutes=app.settings.payments.void_interval_minutes),
-          verifications.void_due_verifications, verifications.next_void_at),
+          verifications.void_due_verifications, verifications.next_void_at, chained=False),
     # Last: deletes what is due once everything else has run (R10).
     Batch("retention", lambda app: timedelta(minutes=app.settings.batches.retention_interval_minutes),
-          retention.purge_due, retention.next_retention_at, needs_app=True),
+          retention.purge_due, retention.next_retention_at, needs_app=True, chained=False),
 )
 
 
+def run_tick(app: App, at: datetime, on_run: Callable[[BatchRun], None] | None = None) -> list[BatchRun]:
+    """Run everything due at `at`: the billing chain until it rests, then the other batches."""
+    runs: list[BatchRun] = []
+
+    def run(batch: Batch) -> BatchRun:
+        runs.append(_run(app, batch, at))
+        if on_run:
+            on_run(runs[-1])
+        return runs[-1]
+
+    for _ in range(MAX_ROUNDS):
+        worked = [run(batch).report.did_anything for batch in BATCHES if batch.chained]
+        if not any(worked):
+            break
+    else:
+        log.warning("the billing chain still had work after its last round; the next tick goes on", at=at)
+    for batch in BATCHES:
+        if not batch.chained:
+            run(batch)
+    return runs
+
+
 def run_all(app: App, as_of: datetime) -> list[BatchRun]:
-    """Run every batch once, in order, as of `as_of` (`renewly run`)."""
-    return [_run(app, batch, as_of) for batch in BATCHES]
+    """`renewly run`: one tick as of `as_of`; one report per batch, the rounds added up."""
+    runs = run_tick(app, as_of)
+    return [BatchRun(batch.name, as_of, merged([r.report for r in runs if r.batch == batch.name]))
+            for batch in BATCHES]
+
+
+def merged(reports: list):
+    """One report of a batch's rounds: counts added, amounts added per currency, lists joined."""
+    values = {}
+    for name in (f.name for f in fields(reports[0])):
+        parts = [getattr(report, name) for report in reports]
+        if isinstance(parts[0], bool) or not isinstance(parts[0], (int, dict, list)):
+            values[name] = parts[0]
+        elif isinstance(parts[0], dict):
+            values[name] = {key: sum(part.get(key, 0) for part in parts) for key in sorted(set().union(*parts))}
+        elif isinstance(parts[0], list):
+            values[name] = [item for part in parts for item in part]
+        else:
+            values[name] = sum(parts)
+    return type(reports[0])(**values)
 
 
 def _run(app: App, batch: Batch, at: datetime) -> BatchRun:
@@ -91,23 +143,20 @@ def advance(app: App, by: timedelta, *, run_batches: bool = True,
     if run_batches:
         reached = start
         while (due := _next_due(app, start, reached, target)) is not None:
-            at, batch = due
-            reached = at
-            clock.set(at)
-            runs.append(_run(app, batch, at))
-            if on_run:
-                on_run(runs[-1])
+            reached = due
+            clock.set(due)
+            runs.extend(run_tick(app, due, on_run))
     clock.set(target)
     return runs
 
 
-def _next_due(app: App, start: datetime, reached: datetime, target: datetime) -> tuple[datetime, Batch] | None:
-    """The earliest (tick, batch) in [reached, target] after `start` at which a batch has work; on a
-    tie, batches run in their order. Time never goes back: `reached` is the last tick run."""
+def _next_due(app: App, start: datetime, reached: datetime, target: datetime) -> datetime | None:
+    """The earliest tick in [reached, target] after `start` at which a batch has work. Time never
+    goes back: `reached` is the last tick run."""
     with app.engine.connect() as conn:
         last_runs = dict(conn.execute(select(batch_runs.c.batch, batch_runs.c.last_run_at)).all())
-        candidates = []
-        for order, batch in enumerate(BATCHES):
+        ticks = []
+        for batch in BATCHES:
             interval = batch.interval(app)
             earliest = max(start, last_runs.get(batch.name, start))
             work_at = batch.next_work_at(conn, app) if batch.needs_app else batch.next_work_at(conn)
@@ -115,8 +164,5 @@ def _next_due(app: App, start: datetime, reached: datetime, target: datetime) ->
                 continue
             tick = tick_at_or_after(max(work_at, reached, earliest + timedelta(microseconds=1)), interval)
             if tick <= target:
-                candidates.append((tick, order, batch))
-    if not candidates:
-        return None
-    tick, _, batch = min(candidates, key=lambda c: (c[0], c[1]))
-    return tick, batch
+                ticks.append(tick)
+    return min(ticks, default=None)

@@ -26,6 +26,10 @@ class VoidReport:
     settled: int = 0
     failed: int = 0  # the gateway did not answer; the next run tries again
 
+    @property
+    def did_anything(self) -> bool:
+        return bool(self.voided or self.settled)
+
 
 def void_due_verifications(app: App, as_of: datetime) -> VoidReport:
     report = VoidReport()

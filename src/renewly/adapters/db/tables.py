@@ -350,8 +350,9 @@ payment_attempts = Table(
     Index("ix_payment_attempts_invoice_id", "invoice_id"),
 )
 
-# A request to charge an open invoice again (R7.1 card update; later, dunning steps). Each is
-# fulfilled by at most one attempt.
+# A request to charge an open invoice again: a dunning step's (reason `dunning:CASE:STEP`) or a
+# card update's (R7.1, `card_updated:CARD`). The next attempt on the invoice fulfils every request
+# open when it is made.
 payment_retries = Table(
     "payment_retries", metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
@@ -366,23 +367,41 @@ payment_retries = Table(
 
 # -- dunning (R8-R11) ------------------------------------------------------------------------------
 
-# One case per unpaid renewal invoice. The sweep claims cases whose next step is due, so its
-# cost follows the due work, not the number of accounts.
+# One case per account in dunning, open while any of its invoices is unpaid: an invoice issued
+# during the case joins it (dunning_case_invoices) and follows its schedule. The sweep claims
+# cases whose next step is due, so its cost follows the due work, not the number of accounts.
 dunning_cases = Table(
     "dunning_cases", metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
-    Column("invoice_id", Id, ForeignKey("invoices.id"), nullable=False, unique=True),
-    Column("day0", Date, nullable=False),  # the renewal date, in the account's time zone
-    Column("status", String(16), nullable=False),  # open, recovered, written_off
+    Column("day0", Date, nullable=False),  # the renewal date of its first unpaid invoice, in the account's zone
+    Column("status", String(16), nullable=False),  # open, recovered, written_off; merged (migration 0007)
     Column("last_step", Integer, nullable=False, server_default="-1"),  # index in the policy's steps
-    Column("next_step_at", UTCDateTime()),  # local midnight of the next step's day; NULL: no step left
+    # Local midnight of the next step's day; NULL: no step left, or a cancellation waiting for
+    # the notice of its warning (which then sets it).
+    Column("next_step_at", UTCDateTime()),
+    # A charging step's notice (e-mail, banner) waits for the answers of its charges: the step's
+    # index until then (the payment batch that settles the last one gives the notice).
+    Column("awaiting_step", Integer),
+    Column("warned_at", UTCDateTime()),  # when the warning's notice was given (the minimum warning)
     Column("opened_at", UTCDateTime(), nullable=False),
     Column("closed_at", UTCDateTime()),
-    CheckConstraint("status IN ('open', 'recovered', 'written_off')", name="status"),
+    CheckConstraint("status IN ('open', 'recovered', 'written_off', 'merged')", name="status"),
     Index("ix_dunning_cases_due", "next_step_at", "id", sqlite_where=text("status = 'open'"),
           postgresql_where=text("status = 'open'")),
     Index("ix_dunning_cases_account_id", "account_id"),
+    # One open case per account: two sweeps at once cannot open a second one.
+    Index("uq_dunning_cases_one_open", "account_id", unique=True, sqlite_where=text("status = 'open'"),
+          postgresql_where=text("status = 'open'")),
+)
+
+# The invoices of each case; an invoice is chased by one case at most, ever.
+dunning_case_invoices = Table(
+    "dunning_case_invoices", metadata,
+    Column("invoice_id", Id, ForeignKey("invoices.id"), primary_key=True, autoincrement=False),
+    Column("case_id", Id, ForeignKey("dunning_cases.id"), nullable=False),
+    Column("added_at", UTCDateTime(), nullable=False),
+    Index("ix_dunning_case_invoices_case_id", "case_id"),
 )
 
 # Each step taken, once (the unique key makes late, repeated and concurrent sweeps harmless),

@@ -15,7 +15,21 @@ from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, Engine, Integer, MetaData, String, Table, UniqueConstraint, func, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    func,
+    inspect,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.exc import IntegrityError
 
 from renewly.adapters.clock import Clock
@@ -64,6 +78,9 @@ sim_faults = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("kind", String(32), nullable=False),
     Column("remaining", Integer, nullable=False),
+    # A decline's: its code, and the account whose charges it declines (NULL: anybody's).
+    Column("decline_code", String(32)),
+    Column("account_id", BigInteger),
 )
 
 
@@ -71,6 +88,12 @@ class Fault(StrEnum):
     TIMEOUT_AFTER = "timeout_after"  # the gateway acts, then the answer is lost
     TIMEOUT_BEFORE = "timeout_before"  # the request is lost on the way: nothing happens
     SERVER_ERROR = "server_error"  # the gateway fails before acting and says so ambiguously
+    # The next charges are declined, then the card behaves as it would (a card short of funds
+    # until pay day): `--count N` declines, then success on a good card.
+    DECLINE = "decline"
+
+
+DECLINE_CODES = ("insufficient_funds", "generic_decline", "expired_card", "processing_error", "card_declined")
 
 
 # Stripe's test card numbers and what they do here.
@@ -107,6 +130,7 @@ class SimulatedGateway:
     def __init__(self, url: str, clock: Clock, latency: float = 0.0) -> None:
         self._engine: Engine = make_engine(url)
         ledger_metadata.create_all(self._engine)
+        _add_missing_columns(self._engine)
         self._clock = clock
         self.latency = latency  # seconds added to every call, as a network would
 
@@ -125,19 +149,37 @@ class SimulatedGateway:
 
     # -- faults --------------------------------------------------------------------------------
 
-    def script(self, fault: Fault | str, count: int = 1) -> None:
+    def script(self, fault: Fault | str, count: int = 1, *, decline_code: str = "insufficient_funds",
+               account_id: int | None = None) -> None:
+        """The next `count` operations fail this way; a decline counts charges only, of one
+        account's customer if given."""
+        fault = Fault(fault)
+        if fault is Fault.DECLINE and decline_code not in DECLINE_CODES:
+            raise InvalidInput(f"unknown decline code {decline_code!r}: expected one of {', '.join(DECLINE_CODES)}",
+                               code="unknown_decline_code")
         with self._engine.begin() as conn:
-            conn.execute(sim_faults.insert().values(kind=Fault(fault).value, remaining=count))
+            conn.execute(sim_faults.insert().values(
+                kind=fault.value, remaining=count, decline_code=decline_code if fault is Fault.DECLINE else None,
+                account_id=account_id if fault is Fault.DECLINE else None))
 
-    def _take_fault(self) -> Fault | None:
+    def _take_fault(self, kind: str, customer: str, idempotency_key: str) -> tuple[Fault, str | None] | None:
+        """The first scripted fault that applies to this operation, used up by one. A decline
+        applies to a new charge only (a repeated key gets its first answer), of its account if set."""
         with self._engine.begin() as conn:
-            row = conn.execute(select(sim_faults).where(sim_faults.c.remaining > 0)
+            applies = sim_faults.c.kind != Fault.DECLINE.value
+            if kind == "charge" and conn.execute(select(sim_operations.c.id).where(
+                    sim_operations.c.idempotency_key == idempotency_key)).first() is None:
+                account_id = conn.execute(select(sim_customers.c.account_id)
+                                          .where(sim_customers.c.id == customer)).scalar()
+                # A decline has no other kind's column set: for anybody's charges, or this account's.
+                applies = or_(applies, sim_faults.c.account_id.is_(None), sim_faults.c.account_id == account_id)
+            row = conn.execute(select(sim_faults).where(sim_faults.c.remaining > 0, applies)
                                .order_by(sim_faults.c.id).limit(1)).first()
             if row is None:
                 return None
             conn.execute(sim_faults.update().where(sim_faults.c.id == row.id)
                          .values(remaining=sim_faults.c.remaining - 1))
-            return Fault(row.kind)
+            return Fault(row.kind), row.decline_code
 
     # -- the port ------------------------------------------------------------------------------
 
@@ -230,7 +272,7 @@ class SimulatedGateway:
     def _operate(self, kind: str, idempotency_key: str, customer: str, card_token: str, amount: int,
                  currency: str) -> GatewayResult:
         self._wait()
-        fault = self._take_fault()
+        fault, scripted_decline = self._take_fault(kind, customer, idempotency_key) or (None, None)
         if fault in (Fault.TIMEOUT_BEFORE, Fault.SERVER_ERROR):
             return GatewayResult(Outcome.UNKNOWN)
         try:
@@ -240,7 +282,7 @@ class SimulatedGateway:
                     return GatewayResult(Outcome.UNKNOWN) if fault is Fault.TIMEOUT_AFTER else repeated
                 card = conn.execute(select(sim_cards).where(sim_cards.c.token == card_token,
                                                             sim_cards.c.customer == customer)).first()
-                decline = self._decline_code(kind, card, self._clock.now())
+                decline = scripted_decline or self._decline_code(kind, card, self._clock.now())
                 outcome = Outcome.DECLINED if decline else Outcome.SUCCEEDED
                 reference = f"{'ch' if kind == 'charge' else 'auth'}_sim_{secrets.token_hex(10)}"
                 conn.execute(sim_operations.insert().values(
@@ -267,3 +309,13 @@ class SimulatedGateway:
         if behaviour == "charges_declined":
             return "card_declined" if kind == "charge" else None
         return behaviour
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """A ledger made by an older Renewly lacks the columns of declines: they are added (the ledger
+    is the simulator's own, with no migration history)."""
+    have = {column["name"] for column in inspect(engine).get_columns("sim_faults")}
+    with engine.begin() as conn:
+        for column in ("decline_code VARCHAR(32)", "account_id BIGINT"):
+            if column.split()[0] not in have:
+                conn.execute(text(f"ALTER TABLE sim_faults ADD COLUMN {column}"))
