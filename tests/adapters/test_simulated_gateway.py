@@ -133,3 +133,46 @@ def test_latency_delays_every_call(gateway):
     started = time.perf_counter()
     charge(gateway, customer, token)
     assert time.perf_counter() - started >= 0.2
+
+
+# -- a decline scripted N times, then the card as it is ------------------------------------------------
+
+def test_a_scripted_decline_declines_the_next_charges_then_the_card_pays(gateway):
+    customer, token = card_of(gateway, "4242424242424242")
+    gateway.script(Fault.DECLINE, 2, decline_code="insufficient_funds")
+    # A card check (an authorization) is not a charge: it does not use the script up.
+    assert gateway.authorize(customer, token, 100, "USD", "check-1").outcome == Outcome.SUCCEEDED
+    first, second, third = (charge(gateway, customer, token, key=f"key-{n}") for n in range(3))
+    assert [(r.outcome, r.decline_code) for r in (first, second, third)] == [
+        (Outcome.DECLINED, "insufficient_funds"), (Outcome.DECLINED, "insufficient_funds"), (Outcome.SUCCEEDED, None)]
+    # The same key asked again (the janitor) gets its first answer and uses nothing up.
+    assert charge(gateway, customer, token, key="key-0").outcome == Outcome.DECLINED
+    assert charge(gateway, customer, token, key="key-3").outcome == Outcome.SUCCEEDED
+
+
+def test_a_scripted_decline_for_one_account_leaves_the_others_alone(gateway):
+    customer, token = card_of(gateway, "4242424242424242")  # account 1
+    other = gateway.ensure_customer(2, "owner@globex.test", "Globex")
+    other_token = gateway.tokenize("4242424242424242", 12, 2030)
+    gateway.attach_card(other, other_token)
+    gateway.script(Fault.DECLINE, 1, decline_code="expired_card", account_id=1)
+    assert charge(gateway, other, other_token, key="globex-1").outcome == Outcome.SUCCEEDED
+    declined = charge(gateway, customer, token, key="acme-1")
+    assert (declined.outcome, declined.decline_code) == (Outcome.DECLINED, "expired_card")
+
+
+def test_a_scripted_decline_needs_a_known_code(gateway):
+    with pytest.raises(InvalidInput, match="unknown decline code 'nope'"):
+        gateway.script(Fault.DECLINE, 1, decline_code="nope")
+
+
+def test_a_ledger_from_before_scripted_declines_gets_their_columns(tmp_path):
+    from sqlalchemy import create_engine, text
+    url = f"sqlite:///{tmp_path}/old.db"
+    with create_engine(url).begin() as conn:
+        conn.execute(text("CREATE TABLE sim_faults (id INTEGER PRIMARY KEY, kind VARCHAR(32) NOT NULL, "
+                          "remaining INTEGER NOT NULL)"))
+    gateway = SimulatedGateway(url, FixedClock())
+    customer, token = card_of(gateway, "4242424242424242")
+    gateway.script(Fault.DECLINE, 1)
+    assert charge(gateway, customer, token).decline_code == "insufficient_funds"

@@ -248,3 +248,14 @@ def test_r9_2_support_reactivate_through_the_command_line(app, cancelled, monkey
     assert "the owner may use the billing pages until the end of 2026-02-03 (UTC)" in done.out
     assert [(actor, reason, outcome) for actor, reason, _, outcome in reactivations(app)] == [
         (SUPPORT_AGENT, "asked", None)]
+
+
+def test_r9_2_events_say_what_members_see_when_a_window_opens_and_when_it_ends(app, cancelled):
+    grant(app, cancelled, days=1)
+    to(app, 33)
+    with app.engine.connect() as conn:
+        told = [payload["banners"] for payload in conn.execute(
+            select(outbox.c.payload).where(outbox.c.topic == "account.dunning_state").order_by(outbox.c.id)).scalars()]
+    cancelled_page = {"owner": "cancelled", "admin": "cancelled", "agent": "cancelled"}
+    assert told[-3:] == [cancelled_page, {"owner": "reactivated", "admin": "cancelled", "agent": "cancelled"},
+                         cancelled_page]

@@ -1,0 +1,108 @@
+"""Upgrading a database that holds data: migration 0007 (one dunning case per account) on both
+engines. An account the old sweep gave two open cases keeps one, chasing both invoices; a case
+past a step whose e-mail was sent counts as warned then; the foreign keys still hold."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+
+import psycopg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+
+from renewly.adapters.db.engine import current_revision, head_revision, make_engine, upgrade
+from tests.conftest import ADMIN_URL
+
+OPENED = datetime(2026, 1, 1, 1, tzinfo=UTC)
+WARNED = datetime(2026, 1, 22, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine_at_0006(request, tmp_path):
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path}/old.db")
+        upgrade(engine, "0006")
+        yield engine
+        engine.dispose()
+        return
+    request.getfixturevalue("postgres_url")  # skipped, or failed, as the PostgreSQL half says
+    name = f"renewly_migration_{uuid.uuid4().hex[:10]}"
+    admin = psycopg.connect(make_url(ADMIN_URL).set(drivername="postgresql").render_as_string(False),
+                            autocommit=True)
+    admin.execute(f'CREATE DATABASE "{name}"')
+    engine = make_engine(make_url(ADMIN_URL).set(drivername="postgresql+psycopg", database=name)
+                         .render_as_string(False))
+    try:
+        upgrade(engine, "0006")
+        yield engine
+    finally:
+        engine.dispose()
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def stored(engine, instant: datetime):
+    # What the UTCDateTime column stores: naive UTC on SQLite, an aware instant on PostgreSQL.
+    return instant.replace(tzinfo=None) if engine.dialect.name == "sqlite" else instant
+
+
+def load_two_open_cases(engine) -> None:
+    """Account 1 with two renewal invoices and the two open cases the old sweep gave them."""
+    json = "CAST(:doc AS jsonb)" if engine.dialect.name == "postgresql" else ":doc"
+    at = stored(engine, OPENED)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO accounts (id, name, locale, timezone, currency, status, buyer_name, created_at, "
+                          "updated_at, banner) VALUES (1, 'Acme', 'en', 'UTC', 'USD', 'past_due', 'Acme', :at, :at, "
+                          "'everyone')"), {"at": at})
+        conn.execute(text("INSERT INTO plans (id, code, name, interval, unit_amount, currency, created_at) "
+                          "VALUES (1, 'team', 'Team', 'month', 1900, 'USD', :at)"), {"at": at})
+        for number in (1, 2):
+            conn.execute(text("INSERT INTO subscriptions (id, account_id, plan_id, seats, status, anchor_date, "
+                              "periods_invoiced, renews_at, created_at) VALUES (:n, 1, 1, 1, 'active', :day, 1, :at, "
+                              ":at)"), {"n": number, "day": date(2026, 1, number), "at": at})
+            conn.execute(text(f"INSERT INTO invoices (id, number, series, sequence, kind, account_id, subscription_id, "
+                              f"issue_date, period_start, period_end, currency, subtotal, tax_rate, tax, total, "
+                              f"locale, seller, buyer, status, issued_at) VALUES (:n, :number, '2026', :n, 'invoice', "
+                              f"1, :n, :day, :day, :day, 'USD', 1900, '0', 0, 1900, 'en', {json}, {json}, 'open', "
+                              f":at)"), {"n": number, "number": f"2026-00000{number}", "day": date(2026, 1, number),
+                                         "doc": '{"name": "x"}', "at": at})
+        # The first case took the day-21 warning with its e-mail; the second only its day-0 step.
+        for case, day0, last_step in ((1, date(2026, 1, 1), 3), (2, date(2026, 1, 2), 0)):
+            conn.execute(text("INSERT INTO dunning_cases (id, account_id, invoice_id, day0, status, last_step, "
+                              "next_step_at, opened_at) VALUES (:case, 1, :case, :day0, 'open', :last, :at, :at)"),
+                         {"case": case, "day0": day0, "last": last_step, "at": at})
+            conn.execute(text("INSERT INTO dunning_steps (case_id, step, name, day, policy_version, taken_at, email, "
+                              "charge_requested) VALUES (:case, :last, 'step', 0, 'v1', :taken, 'an_email', 1)"),
+                         {"case": case, "last": last_step, "taken": stored(engine, WARNED if case == 1 else OPENED)})
+
+
+def test_0007_keeps_one_open_case_per_account_with_all_its_invoices(engine_at_0006):
+    engine = engine_at_0006
+    load_two_open_cases(engine)
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    with engine.connect() as conn:
+        cases = conn.execute(text("SELECT id, status, awaiting_step, closed_at IS NOT NULL FROM dunning_cases "
+                                  "ORDER BY id")).all()
+        chased = conn.execute(text("SELECT invoice_id, case_id FROM dunning_case_invoices ORDER BY invoice_id")).all()
+        warned = conn.execute(text("SELECT warned_at FROM dunning_cases WHERE id = 1")).scalar()
+    assert [tuple(case) for case in cases] == [(1, "open", None, False), (2, "merged", None, True)]
+    assert [tuple(row) for row in chased] == [(1, 1), (2, 1)]
+    assert str(warned).startswith("2026-01-22 00:00:00")
+    with pytest.raises(IntegrityError), engine.begin() as conn:  # one open case per account, from now on
+        conn.execute(text("UPDATE dunning_cases SET status = 'open' WHERE id = 2"))
+
+
+def test_0007_on_an_empty_database_and_back(engine_at_0006):
+    engine = engine_at_0006
+    upgrade(engine)
+    from alembic import command
+
+    from renewly.adapters.db.engine import alembic_config
+    command.downgrade(alembic_config(engine), "0006")
+    assert current_revision(engine) == "0006"
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
