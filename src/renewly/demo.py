@@ -19,14 +19,13 @@ from rich.console import Console
 from rich.table import Table
 
 from renewly.bootstrap import App, bootstrap
-from renewly.domain.accounts import Role
 from renewly.domain.calendar import local_date
 from renewly.domain.money import Money
 from renewly.services.accounts import add_member, create_account
 from renewly.services.cards import CardRefused, add_card
 from renewly.services.outbox_read import list_outbox
 from renewly.services.plans import create_plan
-from renewly.services.reactivation import banners_by_role, grant_reactivation
+from renewly.services.reactivation import grant_reactivation
 from renewly.services.scheduler import advance
 from renewly.services.subscriptions import create_subscription
 from renewly.settings import load_settings
@@ -128,7 +127,6 @@ def run_demo(database: str, *, as_json: bool, console: Console) -> None:
         for action in script.get(day, []):
             action()
             timeline.collect_outbox()
-        timeline.collect_banners()
     # A timeline wants room: wider than the 80 columns Rich assumes when output is not a terminal.
     timeline.render(Console(width=max(console.width, 160)) if not as_json else console)
 
@@ -151,7 +149,6 @@ class Timeline:
         self.names: dict[int, str] = {}
         self.zones: dict[int, str] = {}  # dates are printed in each account's own calendar
         self.last_outbox_id = 0
-        self.banners: dict[int, dict] = {}
 
     def today(self, account: str = "") -> str:
         account_id = next((i for i, name in self.names.items() if name == account), None)
@@ -179,22 +176,17 @@ class Timeline:
                           at=day)
             elif row["topic"] == "payment.declined":
                 self.note(account, f"charge declined ({payload['decline_code']})", at=day)
+            elif row["topic"] == "account.dunning_state":  # what each role sees now, from the event
+                who: dict[str, list[str]] = {}
+                for role, banner in payload["banners"].items():
+                    who.setdefault(banner, []).append(role)
+                self.note(account, f"account {payload['status'].replace('_', ' ')}; what members see:", at=day,
+                          banner="; ".join(f"{', '.join(roles)}: {banner}" for banner, roles in who.items()))
             elif row["topic"] in ("reactivation.expired", "account.deleted", "dunning.recovered"):
                 self.note(account, {"reactivation.expired": "the reactivation window ended unpaid",
                                     "account.deleted": "personal data deleted, the host product is told (R10)",
                                     "dunning.recovered": "payment recovered: case closed, account active (R8.6)",
                                     }[row["topic"]], at=day)
-
-    def collect_banners(self) -> None:
-        for account_id, name in self.names.items():
-            seen = banners_by_role(self.app, account_id)
-            if seen != self.banners.get(account_id, {role.value: {"banner": "none", "text": ""} for role in Role}):
-                who = {}
-                for role, banner in seen.items():
-                    who.setdefault(banner["banner"], []).append(role)
-                described = "; ".join(f"{', '.join(roles)}: {banner}" for banner, roles in who.items())
-                self.note(name, "banners change", banner=described)
-            self.banners[account_id] = seen
 
     def render(self, console: Console) -> None:
         rows = sorted(self.rows, key=lambda r: r["date"])  # stable: same-day rows keep their order
