@@ -17,6 +17,13 @@ Run 2, no latency and no cap: charges per second of the same batch, next to the 
 bench/renewal.py (COPY of an invoice, its line and its outbox row from Python, in the same
 database). Run 3: the same batch against a gateway that answers at once with no ledger, to
 tell Renewly's own cost from the simulated gateway's.
+Runs 4 and 5, what a failure e-mail costs: every account is in dunning, its day-2 step just taken
+and its charge asked for, and every charge is declined (the simulated gateway, no latency, no
+cap, as run 2). In run 4 the step's notice was already given; in run 5 it waits for the
+charge's answer, so that the payment batch writes it (the e-mail to the billing contacts, naming
+the decline) as it settles each slice. Target: run 5's cost per attempt at most 1.2 times run
+4's (the best of --email-repeat runs each). The same pair against the instant gateway gives
+Renewly's own cost per attempt with and without the e-mail, printed without a target.
 
 Each run creates a database of its own on the server of --postgres-url and drops it at the end;
 the gateway's ledger is a SQLite file in a temporary folder. The last line is key=value pairs.
@@ -75,6 +82,8 @@ def main() -> None:
                         help="default: the payments setting slice_size; --tiny: 20")
     parser.add_argument("--bound-rows", type=int, default=None, help="rows of the renewal COPY bound "
                                                                      "(default 100,000; --tiny: 1,000)")
+    parser.add_argument("--email-repeat", type=int, default=None, help="runs 4 and 5, each timed this many times "
+                                                                       "(the best is kept; default 3, --tiny 1)")
     args = parser.parse_args()
     count = 50 if args.tiny else 1_000 if args.quick else args.invoices
     # Tiny: about 1.3 s at the cap, over three slices, so that the cap and the overlapping slices
@@ -112,6 +121,25 @@ def main() -> None:
                 concurrency=args.concurrency, slice_size=args.slice_size, instant=True)
     figures["charges_per_s_instant_gateway"] = alone["charges_per_s"]
 
+    # What the failure e-mail written as each slice settles costs: the same declines with the
+    # notice given before and waiting for them; interleaved, the best of each.
+    repeat = args.email_repeat or (1 if args.tiny else 3)
+    for gateway_kind, instant in (("simulated", False), ("instant", True)):
+        best: dict[str, float] = {}
+        for _ in range(repeat):
+            for dunning in ("told", "awaiting"):
+                rate = run(args.postgres_url, count, f"declines, {gateway_kind} gateway, notice {dunning}",
+                           latency_ms=0, bucket=TokenBucket(NO_CAP), concurrency=args.concurrency,
+                           slice_size=args.slice_size, instant=instant, dunning=dunning)["charges_per_s"]
+                best[dunning] = max(best.get(dunning, 0.0), rate)
+        prefix = "" if gateway_kind == "simulated" else "instant_"
+        figures[f"{prefix}us_per_decline_without_email"] = 1e6 / best["told"]
+        figures[f"{prefix}us_per_decline_with_email"] = 1e6 / best["awaiting"]
+        figures[f"{prefix}email_cost_ratio"] = best["told"] / best["awaiting"]
+        print(f"declines, {gateway_kind} gateway: {1e6 / best['told']:,.0f} µs per attempt without a failure e-mail, "
+              f"{1e6 / best['awaiting']:,.0f} µs with one: ratio {best['told'] / best['awaiting']:.3f}"
+              + (" (target <= 1.2)" if not instant else " (Renewly's own cost: no target)"))
+
     failures = []
     if figures["max_ops_in_any_1s_window"] > args.cap:
         failures.append(f"{figures['max_ops_in_any_1s_window']} gateway operations in one second, above the cap")
@@ -119,13 +147,19 @@ def main() -> None:
     # nor for --tiny, where they weigh more still.
     if figures["ratio"] < 0.95 and not (args.quick or args.tiny):
         failures.append(f"sustained rate {figures['ratio']:.3f} of the cap, below the 0.95 target")
+    if figures["email_cost_ratio"] > 1.2 and not (args.quick or args.tiny):
+        failures.append(f"a failure e-mail costs {figures['email_cost_ratio']:.3f} times an attempt without one, "
+                        "above the 1.2 target")
     print(" ".join(f"{key}={format_figure(value)}" for key, value in figures.items()))
     if failures:
         sys.exit("bench: " + "; ".join(failures))
 
 
 def run(admin_url: str, count: int, label: str, *, latency_ms: int, bucket: TokenBucket, concurrency: int,
-        slice_size: int | None, bound_rows: int = 0, instant: bool = False) -> dict[str, float]:
+        slice_size: int | None, bound_rows: int = 0, instant: bool = False,
+        dunning: str | None = None) -> dict[str, float]:
+    """One payment batch over `count` invoices, checked; `dunning`: each account in dunning, its
+    step's notice "told" already or "awaiting" the charge's answer, and every charge declined."""
     suffix = label.replace(",", "").replace(" ", "_")
     with own_database(admin_url, suffix) as url, tempfile.TemporaryDirectory() as folder:
         ledger_url = f"sqlite:///{Path(folder) / 'gateway.db'}"
@@ -135,10 +169,10 @@ def run(admin_url: str, count: int, label: str, *, latency_ms: int, bucket: Toke
         settings = load_settings(config_file=None, database_url=url, payments=payments)
         clock = SystemClock()
         simulated = SimulatedGateway(ledger_url, clock, latency=latency_ms / 1000)
-        gateway = CountingGateway(InstantGateway(simulated) if instant else simulated)
+        gateway = CountingGateway(InstantGateway(simulated, declining=dunning is not None) if instant else simulated)
         app = bootstrap(settings, clock=clock, gateway=gateway, upgrade=False)
         engine = app.engine
-        load(engine, make_engine(ledger_url), count, clock.now())
+        load(engine, make_engine(ledger_url), count, clock.now(), dunning=dunning)
 
         limit = "none" if bucket.rate == NO_CAP else f"{bucket.rate:.2f}/s, burst {bucket.capacity:.2f}"
         slices = []
@@ -146,7 +180,10 @@ def run(admin_url: str, count: int, label: str, *, latency_ms: int, bucket: Toke
         report = collect_due(app, clock.now(), bucket=bucket,
                              on_slice=slices.append)
         elapsed = time.monotonic() - started
-        verify(engine, gateway.inner, count, report)
+        if dunning is None:
+            verify(engine, gateway.inner, count, report)
+        else:
+            verify_declines(engine, gateway.inner, count, report, emails=count if dunning == "awaiting" else 0)
         rate_seen = count / elapsed
         print(f"{label}: charged {count:,} invoices in {elapsed:.2f} s: {rate_seen:,.1f} charges/s "
               f"({len(slices)} slices of {settings.payments.slice_size}, concurrency {concurrency}, "
@@ -204,9 +241,9 @@ class own_database:
         self.admin.close()
 
 
-def load(engine: Engine, ledger: Engine, count: int, now) -> None:
+def load(engine: Engine, ledger: Engine, count: int, now, *, dunning: str | None = None) -> None:
     """N accounts, each with an owner, a gateway customer, a saved card, a subscription and the
-    open invoice of its current month."""
+    open invoice of its current month; with `dunning`, each in dunning (see `in_dunning`)."""
     started = time.perf_counter()
     at = now - timedelta(days=1)
     seller = '{"name": "Renewly Bench SAS", "country": "FR"}'
@@ -248,6 +285,8 @@ def load(engine: Engine, ledger: Engine, count: int, now) -> None:
         "SELECT setval(pg_get_serial_sequence('subscriptions', 'id'), :n)",
         "SELECT setval(pg_get_serial_sequence('invoices', 'id'), :n)",
     ]
+    if dunning is not None:
+        statements += in_dunning(awaiting=dunning == "awaiting")
     with engine.begin() as conn:
         for statement in statements:
             conn.execute(text(statement), {"n": count, "at": at, "seller": seller})
@@ -261,29 +300,61 @@ def load(engine: Engine, ledger: Engine, count: int, now) -> None:
                                               for n in range(1, count + 1)])
         conn.execute(sim_cards.insert(), [{"token": f"pm_bench_{n}", "customer": f"cus_bench_{n}", "brand": "visa",
                                            "last4": "4242", "exp_month": 12, "exp_year": 2040,
-                                           "behaviour": "succeeds"} for n in range(1, count + 1)])
+                                           # In dunning, the card declines every charge (Stripe's 0341).
+                                           "behaviour": "charges_declined" if dunning else "succeeds"}
+                                          for n in range(1, count + 1)])
     ledger.dispose()
     print(f"loaded {count:,} accounts with a card, a subscription and an open invoice in "
           f"{time.perf_counter() - started:.1f} s")
 
 
-class InstantGateway:
-    """Charges answered at once, with no ledger to write; its ledger is the list of the charges
-    it answered, so that the run is checked like the others."""
+def in_dunning(*, awaiting: bool) -> list[str]:
+    """Each account in dunning since yesterday (day 0), its renewal's charge declined then, its
+    day-2 step taken now with a charge asked for: the step's notice given already, or awaiting
+    the charge's answer. One account in five has a billing contact besides the owner."""
+    return [
+        """UPDATE accounts SET status = 'past_due'""",
+        """INSERT INTO billing_contacts (account_id, email, status, requested_by, requested_at, decided_at)
+           SELECT g, 'finance' || g || '@example.com', 'active', 'finance' || g || '@example.com', :at, :at
+           FROM generate_series(1, :n) AS g WHERE g % 5 = 0""",
+        """INSERT INTO payment_attempts (id, invoice_id, account_id, number, idempotency_key, card_id, amount,
+                                         currency, status, decline_code, reason, created_at, settled_at,
+                                         lease_expires_at)
+           SELECT g, g, g, 1, 'bench-invoice-' || g || '-attempt-1', g, 2280 * (1 + g % 10), 'EUR', 'declined',
+                  'card_declined', 'issued', :at, :at, :at
+           FROM generate_series(1, :n) AS g""",
+        "SELECT setval(pg_get_serial_sequence('payment_attempts', 'id'), :n)",
+        f"""INSERT INTO dunning_cases (id, account_id, day0, status, last_step, next_step_at, awaiting_step, opened_at)
+            SELECT g, g, CAST(:at AS date), 'open', 1, CAST(:at AS date) + interval '4 days',
+                   {1 if awaiting else 'NULL'}, :at
+            FROM generate_series(1, :n) AS g""",
+        "SELECT setval(pg_get_serial_sequence('dunning_cases', 'id'), :n)",
+        """INSERT INTO dunning_case_invoices (invoice_id, case_id, added_at)
+           SELECT g, g, :at FROM generate_series(1, :n) AS g""",
+        """INSERT INTO payment_retries (invoice_id, reason, requested_at)
+           SELECT g, format('dunning:%s:1', g), :at FROM generate_series(1, :n) AS g""",
+    ]
 
-    def __init__(self, simulated: SimulatedGateway) -> None:
+
+class InstantGateway:
+    """Charges answered at once (succeeded, or declined), with no ledger to write; its ledger is
+    the list of the charges it answered, so that the run is checked like the others."""
+
+    def __init__(self, simulated: SimulatedGateway, *, declining: bool = False) -> None:
         self.simulated = simulated
         self.name = simulated.name
+        self.outcome = Outcome.DECLINED if declining else Outcome.SUCCEEDED
         self.charged: list[tuple[ChargeRequest, str]] = []
 
     def charge(self, request: ChargeRequest) -> GatewayResult:
         reference = f"ch_instant_{secrets.token_hex(10)}"
         self.charged.append((request, reference))
-        return GatewayResult(Outcome.SUCCEEDED, reference=reference, amount=request.amount)
+        return GatewayResult(self.outcome, reference=reference, amount=request.amount,
+                             decline_code="card_declined" if self.outcome == Outcome.DECLINED else None)
 
     def ledger(self) -> list[LedgerCharge]:
         return [LedgerCharge(reference=reference, idempotency_key=request.idempotency_key, amount=request.amount,
-                             currency=request.currency, outcome=Outcome.SUCCEEDED)
+                             currency=request.currency, outcome=self.outcome)
                 for request, reference in self.charged]
 
     def __getattr__(self, name: str):
@@ -352,6 +423,29 @@ def verify(engine: Engine, gateway: SimulatedGateway | InstantGateway, count: in
     if seen != wanted:
         sys.exit(f"bench: wrong result: (attempted, succeeded, invoices paid, attempts succeeded, ledger charges, "
                  f"distinct keys, paid total, attempted total, charged total) = {seen}, expected {wanted}")
+
+
+def verify_declines(engine: Engine, gateway: SimulatedGateway | InstantGateway, count: int, report, *,
+                    emails: int) -> None:
+    """Every invoice attempted once more and declined, its retry request fulfilled, and `emails`
+    failure e-mails: the day-2 step's, to the owner and the billing contact, naming the attempt."""
+    with engine.connect() as conn:
+        declined = conn.execute(text("SELECT count(*) FROM payment_attempts WHERE number = 2 AND status = 'declined'"
+                                     )).scalar_one()
+        open_retries = conn.execute(text("SELECT count(*) FROM payment_retries WHERE attempt_id IS NULL")).scalar_one()
+        written = conn.execute(text(
+            "SELECT count(*), count(DISTINCT account_id), count(*) FILTER (WHERE payload->>'kind' = 'payment_failed_2'"
+            " AND payload->>'reason' = 'card_declined' AND (payload->'attempts'->>0)::bigint = "
+            "(SELECT id FROM payment_attempts AS a WHERE a.account_id = outbox.account_id AND a.number = 2))"
+            " FROM outbox WHERE topic = 'email'")).one()
+        awaiting = conn.execute(text("SELECT count(*) FROM dunning_cases WHERE awaiting_step IS NOT NULL")).scalar_one()
+    seen = (report.attempted, report.declined, declined, open_retries, len(list(gateway.ledger())), tuple(written),
+            awaiting)
+    wanted = (count, count, count, 0, count, (emails, emails, emails), 0)
+    if seen != wanted:
+        sys.exit(f"bench: wrong result: (attempted, declined, attempts declined, retries open, ledger charges, "
+                 f"(e-mails, accounts, failure e-mails naming their attempt), notices awaiting) = {seen}, "
+                 f"expected {wanted}")
 
 
 def format_figure(value) -> str:

@@ -37,7 +37,10 @@ LAST_LINES = {
     },
     "collect": {
         "keys": {"invoices", "charges_per_s_capped", "cap", "max_ops_in_any_1s_window", "ratio", "charges_per_s",
-                 "renewal_bound_per_s", "charges_to_bound", "charges_per_s_instant_gateway"},
+                 "renewal_bound_per_s", "charges_to_bound", "charges_per_s_instant_gateway",
+                 "us_per_decline_without_email", "us_per_decline_with_email", "email_cost_ratio",
+                 "instant_us_per_decline_without_email", "instant_us_per_decline_with_email",
+                 "instant_email_cost_ratio"},
         "sometimes": set(),
         "tiny": {"invoices": "50", "cap": "40"},
     },

@@ -15,7 +15,7 @@ from renewly.adapters.db.bulk import insert_rows, update_rows
 from renewly.adapters.db.tables import invoices, outbox, payment_attempts
 from renewly.bootstrap import App
 from renewly.domain.invoices import InvoiceStatus
-from renewly.domain.payments import AttemptStatus, ChargeRequest, GatewayResult, Outcome
+from renewly.domain.payments import ChargeRequest, GatewayResult, Outcome
 from renewly.services.dunning_outcomes import after_charges, lock_accounts
 
 
@@ -43,12 +43,10 @@ def settle_attempts(conn: Connection, app: App, answered: list[tuple[Claim, Gate
         return
     account_ids = {claim.account_id for claim, _ in answered}
     lock_accounts(conn, account_ids)  # first, as the sweep takes them: see dunning_outcomes
+    unknown = Outcome.UNKNOWN.value  # the attempt's status is the outcome's (unknown too: not settled)
     update_rows(conn, payment_attempts, [{
-        "id": claim.attempt_id,
-        "status": (AttemptStatus(result.outcome.value) if result.outcome != Outcome.UNKNOWN
-                   else AttemptStatus.UNKNOWN).value,
-        "decline_code": result.decline_code, "charge": result.reference,
-        "settled_at": as_of if result.outcome != Outcome.UNKNOWN else None,
+        "id": claim.attempt_id, "status": result.outcome.value, "decline_code": result.decline_code,
+        "charge": result.reference, "settled_at": as_of if result.outcome.value != unknown else None,
     } for claim, result in answered])
     paid = [claim for claim, result in answered if result.outcome == Outcome.SUCCEEDED]
     update_rows(conn, invoices, [{"id": claim.invoice_id, "status": InvoiceStatus.PAID.value,

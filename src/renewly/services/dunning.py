@@ -283,7 +283,8 @@ def _apply(case: DueCase, plans: _Plans, policy: Policy, as_of: datetime, work: 
                if case.has_card and needs_charge(decision.charge_since, invoice.last_attempt_day)]
     # A charging step attempts first and tells after: with charges asked for (or still in flight),
     # its notice waits for their answers; otherwise it is given now.
-    waits = not decision.cancel and bool(retried or any(invoice.unsettled for invoice in notice.unpaid))
+    waits = not decision.cancel and bool(retried or any(invoice.unsettled or invoice.retry_asked
+                                                        for invoice in notice.unpaid))
     step = decision.notice_step
     warned = warned_on(policy, snapshot)
     warned_now = not waits and step == policy.warning_index

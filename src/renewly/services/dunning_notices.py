@@ -14,10 +14,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, exists, func, select
 
 from renewly.adapters.db.bulk import among, update_rows
-from renewly.adapters.db.tables import accounts, dunning_case_invoices, invoices, payment_attempts
+from renewly.adapters.db.tables import accounts, dunning_case_invoices, invoices, payment_attempts, payment_retries
 from renewly.bootstrap import App
 from renewly.domain.accounts import AccountStatus
 from renewly.domain.calendar import local_date, local_midnight_utc
@@ -42,6 +42,7 @@ class CaseInvoice:
     unsettled: bool  # the latest attempt still waits for the gateway's answer
     decline_code: str | None  # the latest attempt's, if it was declined
     attempt_id: int | None = None  # the latest attempt
+    retry_asked: bool = False  # a charge asked for and not made yet
 
 
 @dataclass(slots=True)
@@ -60,32 +61,45 @@ class NoticeCase:
 
 
 def case_invoices(conn: Connection, case_ids: list[int], timezone_of: dict[int, str]) -> dict[int, list[CaseInvoice]]:
-    """The unpaid invoices of each case, with what their latest charge attempt says."""
+    """The unpaid invoices of each case, with what their latest charge attempt says, and whether
+    a charge is still asked for."""
     if not case_ids:
         return {}
     latest = payment_attempts.alias("latest")
     latest_id = (select(func.max(payment_attempts.c.id)).where(payment_attempts.c.invoice_id == invoices.c.id)
                  .scalar_subquery())
+    retry_asked = exists().where(payment_retries.c.invoice_id == invoices.c.id, payment_retries.c.attempt_id.is_(None))
     found: dict[int, list[CaseInvoice]] = defaultdict(list)
-    unsettled = (AttemptStatus.PENDING, AttemptStatus.UNKNOWN)
-    for case_id, invoice_id, number, currency, due, attempt_id, attempted_at, status, decline_code in conn.execute(
-            select(dunning_case_invoices.c.case_id, invoices.c.id, invoices.c.number, invoices.c.currency,
-                   amount_due().label("due"), latest.c.id, latest.c.created_at, latest.c.status,
-                   latest.c.decline_code)
-            .select_from(dunning_case_invoices.join(invoices, invoices.c.id == dunning_case_invoices.c.invoice_id)
-                         .outerjoin(latest, latest.c.id == latest_id))
-            .where(among(conn, dunning_case_invoices.c.case_id, case_ids),
-                   invoices.c.status == InvoiceStatus.OPEN.value)
-            .order_by(invoices.c.id)):
-        found[case_id].append(CaseInvoice(
-            invoice_id, number, int(due), currency,
-            local_date(attempted_at, timezone_of[case_id]) if attempted_at else None, status in unsettled,
-            decline_code if status == AttemptStatus.DECLINED else None, attempt_id))
+    # Plain strings: an enum member looked up in the loop costs more than the rest of a row.
+    unsettled = (AttemptStatus.PENDING.value, AttemptStatus.UNKNOWN.value)
+    declined = AttemptStatus.DECLINED.value
+    days: dict[tuple, date] = {}  # the attempts of one batch share their instant: one conversion each
+    for case_id, invoice_id, number, currency, due, attempt_id, attempted_at, status, decline_code, asked in (
+            conn.execute(
+                select(dunning_case_invoices.c.case_id, invoices.c.id, invoices.c.number, invoices.c.currency,
+                       amount_due().label("due"), latest.c.id, latest.c.created_at, latest.c.status,
+                       latest.c.decline_code, retry_asked.label("retry_asked"))
+                .select_from(dunning_case_invoices.join(invoices, invoices.c.id == dunning_case_invoices.c.invoice_id)
+                             .outerjoin(latest, latest.c.id == latest_id))
+                .where(among(conn, dunning_case_invoices.c.case_id, case_ids),
+                       invoices.c.status == InvoiceStatus.OPEN.value)
+                .order_by(invoices.c.id))):
+        day = None
+        if attempted_at is not None:
+            key = (attempted_at, timezone_of[case_id])
+            day = days.get(key)
+            if day is None:
+                day = days[key] = local_date(attempted_at, key[1])
+        found[case_id].append(CaseInvoice(invoice_id, number, int(due), currency, day, status in unsettled,
+                                          decline_code if status == declined else None, attempt_id,
+                                          bool(asked)))
     return found
 
 
 def latest_decline(unpaid: list[CaseInvoice]) -> str | None:
     """The decline code of the most recent declined attempt among the invoices: why, in the notice."""
+    if len(unpaid) == 1:  # nearly every case
+        return unpaid[0].decline_code
     declined = [invoice for invoice in unpaid if invoice.decline_code]
     return max(declined, key=lambda invoice: invoice.attempt_id or 0).decline_code if declined else None
 
@@ -106,14 +120,15 @@ def give(conn: Connection, app: App, given: list[tuple[NoticeCase, int, str | No
     policy = app.policy
     recipients = notices.billing_recipients(conn, {case.account_id for case, step, _ in given
                                                    if policy.steps[step].email})
+    texts = _DateTexts(policy, as_of)
+    support_email = app.settings.seller.support_email
     past_due, cancelled = [], []
     for case, step_index, reason in given:
         step = policy.steps[step_index]
-        today = local_date(as_of, case.timezone)
         status = AccountStatus.CANCELLED.value if step.cancel else AccountStatus.PAST_DUE.value
         banner = step.banner.value
-        cancel_date = cancellation_date(policy, case.day0, step_index, today)
         if step.cancel:
+            today = texts.today(case.timezone)
             cancelled.append({"id": case.account_id, "status": status, "banner": banner, "cancelled_at": as_of,
                               "deletion_due_at": local_midnight_utc(deletion_date(policy, today), case.timezone),
                               "updated_at": as_of})
@@ -124,8 +139,8 @@ def give(conn: Connection, app: App, given: list[tuple[NoticeCase, int, str | No
             result.rows.append((as_of, "account.dunning_state", case.account_id,
                                 {"status": status, "banners": banners_seen(banner, status)}, None))
         if step.email:
-            result.rows.append(_email(app, policy, case, step_index, reason, cancel_date,
-                                      recipients[case.account_id], as_of))
+            result.rows.append(_email(policy, case, step_index, reason, texts, recipients[case.account_id],
+                                      support_email, as_of))
             result.emails += 1
     update_rows(conn, accounts, past_due)
     update_rows(conn, accounts, cancelled)
@@ -143,17 +158,47 @@ def cancellation_date(policy: Policy, day0: date, step_index: int, today: date) 
     return policy.cancellation_date(day0, today if warning is not None and step_index >= warning else None)
 
 
-def _email(app: App, policy: Policy, case: NoticeCase, step_index: int, reason: str | None,
-           cancel_date: date | None, recipients: list[str], as_of: datetime) -> tuple:
+class _DateTexts:
+    """The dates a notice names, in words of its language, computed once per slice for the cases
+    that share a renewal date, a step, a day and a language (a mass-decline day's thousands)."""
+
+    def __init__(self, policy: Policy, as_of: datetime) -> None:
+        self.policy, self.as_of = policy, as_of
+        self._today: dict[str, date] = {}
+        self._texts: dict[tuple, dict[str, str]] = {}
+
+    def today(self, timezone: str) -> date:
+        found = self._today.get(timezone)
+        if found is None:
+            found = self._today[timezone] = local_date(self.as_of, timezone)
+        return found
+
+    def of(self, day0: date, step_index: int, timezone: str, locale: str) -> dict[str, str]:
+        today = self.today(timezone)
+        key = (day0, step_index, today, locale)
+        found = self._texts.get(key)
+        if found is None:
+            policy = self.policy
+            cancel_date = cancellation_date(policy, day0, step_index, today)
+            found = self._texts[key] = notices.date_placeholders(
+                locale, renewal_date=day0, cancel_date=cancel_date,
+                deletion_date=deletion_date(policy, cancel_date) if cancel_date else None,
+                next_attempt_date=None if policy.steps[step_index].cancel else policy.next_charge_date(day0,
+                                                                                                        step_index))
+        return found
+
+
+def _email(policy: Policy, case: NoticeCase, step_index: int, reason: str | None, texts: _DateTexts,
+           recipients: list[str], support_email: str, as_of: datetime) -> tuple:
     step = policy.steps[step_index]
-    unpaid = [notices.Unpaid(invoice.number, invoice.due, invoice.currency) for invoice in case.unpaid]
-    values = notices.placeholders(
-        policy=policy, locale=case.locale, account=case.name, invoices=unpaid, renewal_date=case.day0,
-        cancel_date=cancel_date, deletion_date=deletion_date(policy, cancel_date) if cancel_date else None,
-        support_email=app.settings.seller.support_email, reason=reason,
-        next_attempt_date=None if step.cancel else policy.next_charge_date(case.day0, step_index))
-    row = notices.email_row(policy, step.email, case.locale, case.account_id, recipients, values, as_of,
-                            case_id=case.case_id, step=step.name, policy_version=policy.version, reason=reason,
-                            invoices=[invoice.number for invoice in case.unpaid],
-                            attempts=[invoice.attempt_id for invoice in case.unpaid if invoice.decline_code])
-    return (row["created_at"], row["topic"], row["account_id"], row["payload"], None)
+    unpaid = case.unpaid
+    values = {**texts.of(case.day0, step_index, case.timezone, case.locale),
+              **notices.case_placeholders(case.locale, account=case.name, support_email=support_email,
+                                          invoices=unpaid, reason=reason)}
+    template = policy.templates[(step.email, case.locale)]
+    return (as_of, "email", case.account_id, {
+        "kind": step.email, "locale": case.locale, "recipients": recipients,
+        "subject": template.subject.format(**values), "body": template.body.format(**values),
+        "case_id": case.case_id, "step": step.name, "policy_version": policy.version, "reason": reason,
+        "invoices": [invoice.number for invoice in unpaid],
+        "attempts": [invoice.attempt_id for invoice in unpaid if invoice.decline_code]}, None)

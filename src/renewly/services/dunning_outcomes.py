@@ -188,44 +188,32 @@ def _cases_with_unpaid_invoices(conn: Connection, case_ids: list[int]) -> set[in
 
 # -- R8: a step's notice after its charges ----------------------------------------------------------
 
-def _charges_outstanding():
-    """An unpaid invoice whose charge is still to come: asked for and not made, or made and not answered."""
-    return and_(invoices.c.status == InvoiceStatus.OPEN.value, or_(
-        exists().where(payment_retries.c.invoice_id == invoices.c.id, payment_retries.c.attempt_id.is_(None)),
-        exists().where(payment_attempts.c.invoice_id == invoices.c.id,
-                       payment_attempts.c.status.in_([s.value for s in UNSETTLED]))))
-
-
 def give_awaited_notices(conn: Connection, app: App, account_ids: set[int], as_of: datetime) -> set[int]:
     """The notices whose charges are all answered now; returns the accounts told."""
     if not account_ids:
         return set()
+    has_card = exists().where(cards.c.account_id == dunning_cases.c.account_id, cards.c.status == "active")
     rows = conn.execute(select(dunning_cases.c.id, dunning_cases.c.account_id, dunning_cases.c.day0,
                                dunning_cases.c.awaiting_step, accounts.c.name, accounts.c.locale,
-                               accounts.c.timezone, accounts.c.status, accounts.c.banner)
+                               accounts.c.timezone, accounts.c.status, accounts.c.banner, has_card.label("has_card"))
                         .join(accounts, accounts.c.id == dunning_cases.c.account_id)
                         .where(among(conn, dunning_cases.c.account_id, sorted(account_ids)),
                                dunning_cases.c.status == "open", dunning_cases.c.awaiting_step.is_not(None))).all()
     if not rows:
         return set()
-    outstanding = set(conn.execute(
-        select(dunning_case_invoices.c.case_id).distinct()
-        .join(invoices, invoices.c.id == dunning_case_invoices.c.invoice_id)
-        .where(among(conn, dunning_case_invoices.c.case_id, [row.id for row in rows]), _charges_outstanding())
-    ).scalars())
-    ready = [row for row in rows if row.id not in outstanding]
+    unpaid = case_invoices(conn, [row.id for row in rows], {row.id: row.timezone for row in rows})
+    # Ready: no charge of the case still to come (asked for and not made, or made and not answered).
+    ready = [row for row in rows if not any(invoice.retry_asked or invoice.unsettled
+                                            for invoice in unpaid.get(row.id, ()))]
     if not ready:
         return set()
-    unpaid = case_invoices(conn, [row.id for row in ready], {row.id: row.timezone for row in ready})
-    with_card = set(conn.execute(select(cards.c.account_id).where(
-        among(conn, cards.c.account_id, [row.account_id for row in ready]), cards.c.status == "active")).scalars())
     policy = app.policy
     # A case that cancelled meanwhile, or with nothing unpaid left, has nothing more to say.
     told = [row for row in ready if row.status in IN_DUNNING and unpaid.get(row.id)]
     given = dunning_notices.give(conn, app, [
         (NoticeCase(row.id, row.account_id, row.day0, row.name, row.locale, row.timezone, row.status, row.banner,
                     unpaid[row.id]), row.awaiting_step,
-         latest_decline(unpaid[row.id]) if row.account_id in with_card else NO_CARD) for row in told], as_of)
+         latest_decline(unpaid[row.id]) if row.has_card else NO_CARD) for row in told], as_of)
     warning, told_ids = policy.warning_index, {row.id for row in told}
     # Cases told alike move alike: one UPDATE for the others, one per cancellation moment.
     rescheduled: dict[datetime, list[int]] = defaultdict(list)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, literal, select, union_all
 
 from renewly.adapters.db.bulk import among, insert_rows
 from renewly.adapters.db.tables import billing_contacts, members, outbox
@@ -20,19 +20,16 @@ from renewly.domain.payments import decline_in_words
 
 
 def billing_recipients(conn: Connection, account_ids: Iterable[int]) -> dict[int, list[str]]:
-    """The owner, then the other billing contacts, for each account, in one query each."""
+    """The owner, then the other billing contacts, for each account, in one query."""
     ids = list(set(account_ids))
     found: dict[int, list[str]] = defaultdict(list)
     if not ids:
         return found
-    for account_id, email in conn.execute(select(members.c.account_id, members.c.email)
-                                          .where(among(conn, members.c.account_id, ids),
-                                                 members.c.role == "owner")).all():
-        found[account_id].append(email)
-    for account_id, email in conn.execute(select(billing_contacts.c.account_id, billing_contacts.c.email)
-                                          .where(among(conn, billing_contacts.c.account_id, ids),
-                                                 billing_contacts.c.status == "active")
-                                          .order_by(billing_contacts.c.id)).all():
+    owners = select(members.c.account_id, members.c.email, literal(0).label("rank"), literal(0).label("id")).where(
+        among(conn, members.c.account_id, ids), members.c.role == "owner")
+    contacts = select(billing_contacts.c.account_id, billing_contacts.c.email, literal(1), billing_contacts.c.id).where(
+        among(conn, billing_contacts.c.account_id, ids), billing_contacts.c.status == "active")
+    for account_id, email, _, _ in conn.execute(union_all(owners, contacts).order_by("account_id", "rank", "id")):
         if email not in found[account_id]:
             found[account_id].append(email)
     return found
@@ -53,17 +50,35 @@ def placeholders(*, policy: Policy, locale: str, account: str, invoices: Sequenc
                  reactivation_end_date: date | None = None) -> dict[str, str]:
     """The values of every placeholder a policy text may use, in the reader's language; a dunning
     text names every unpaid invoice of the case and their total."""
+    return {**date_placeholders(locale, renewal_date=renewal_date, cancel_date=cancel_date,
+                                deletion_date=deletion_date, next_attempt_date=next_attempt_date,
+                                reactivation_end_date=reactivation_end_date),
+            **case_placeholders(locale, account=account, support_email=support_email, invoices=invoices,
+                                reason=reason)}
+
+
+def date_placeholders(locale: str, *, renewal_date: date | None = None, cancel_date: date | None = None,
+                      deletion_date: date | None = None, next_attempt_date: date | None = None,
+                      reactivation_end_date: date | None = None) -> dict[str, str]:
     def day(value: date | None) -> str:
         return format_day(value, locale) if value else ""
+    return {"renewal_date": day(renewal_date), "cancel_date": day(cancel_date), "deletion_date": day(deletion_date),
+            "next_attempt_date": day(next_attempt_date), "reactivation_end_date": day(reactivation_end_date)}
+
+
+def case_placeholders(locale: str, *, account: str, support_email: str, invoices: Sequence, reason: str | None
+                      ) -> dict[str, str]:
+    """What differs from one account to the next: its name, its invoices and total, the reason."""
     return {"account": account, "invoice": ", ".join(invoice.number for invoice in invoices),
-            "amount": amount_text(invoices, locale), "renewal_date": day(renewal_date),
-            "cancel_date": day(cancel_date), "deletion_date": day(deletion_date), "support_email": support_email,
-            "reason": decline_in_words(reason, locale) if reason else "", "next_attempt_date": day(next_attempt_date),
-            "reactivation_end_date": day(reactivation_end_date)}
+            "amount": amount_text(invoices, locale), "support_email": support_email,
+            "reason": decline_in_words(reason, locale) if reason else ""}
 
 
-def amount_text(invoices: Iterable[Unpaid], locale: str) -> str:
-    """The total due, per currency (an account bills in one, so in practice one amount)."""
+def amount_text(invoices: Sequence, locale: str) -> str:
+    """The total due (anything with a `due` and a `currency`), per currency: an account bills in
+    one, so in practice one amount."""
+    if len(invoices) == 1:
+        return money_text(invoices[0].due, invoices[0].currency, locale)
     totals: dict[str, int] = {}
     for invoice in invoices:
         totals[invoice.currency] = totals.get(invoice.currency, 0) + invoice.due
