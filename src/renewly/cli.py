@@ -6,6 +6,7 @@ import getpass
 import json
 import os
 import sys
+import textwrap
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
@@ -165,8 +166,15 @@ def clock_advance(days: Annotated[int, typer.Option("--days", help="How many day
         print_json({"now": now, "runs": [_run_json(run) for run in runs]})
         return
     for run in runs:
-        typer.echo(f"{run.at.isoformat()}  {run.batch}: {_describe_report(run.report)}")
-    typer.echo(f"test clock: {now.isoformat()}" + ("" if batches else " (no batches ran)"))
+        if run.report.did_anything:  # a tick runs every batch; those that found nothing to do stay quiet
+            echo_wrapped(f"{run.at.isoformat()}  {run.batch}: {_describe_report(run.report)}")
+    ticks = len({run.at for run in runs})
+    typer.echo(f"test clock: {now.isoformat()}" + (f" ({ticks} tick(s) ran)" if batches else " (no batches ran)"))
+
+
+def echo_wrapped(text: str) -> None:
+    """One report, folded to 80 columns, its continuation lines indented."""
+    typer.echo(textwrap.fill(text, width=80, subsequent_indent="    ", break_on_hyphens=False))
 
 
 def _run_json(run) -> dict[str, Any]:
@@ -207,14 +215,14 @@ def run(as_of: AsOf = None, as_json: JsonFlag = False) -> None:
         print_json([_run_json(r) for r in runs])
         return
     for r in runs:
-        typer.echo(f"{r.batch}: {_describe_report(r.report)}")
+        echo_wrapped(f"{r.batch}: {_describe_report(r.report)}")
 
 
 def run_one_batch(batch, as_of: str | None, as_json: bool) -> None:
     """`renewly renew`, `collect`, `dunning`, `retention`: one batch, once, and its report."""
     application = open_app()
     report = batch(application, parse_as_of(as_of, application))
-    print_json(report.__dict__) if as_json else typer.echo(_describe_report(report))
+    print_json(report.__dict__) if as_json else echo_wrapped(_describe_report(report))
 
 
 @app.command("renew")

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from renewly.bootstrap import App, bootstrap
 from renewly.domain.calendar import local_date
@@ -128,7 +128,7 @@ def run_demo(database: str, *, as_json: bool, console: Console) -> None:
             action()
             timeline.collect_outbox()
     # A timeline wants room: wider than the 80 columns Rich assumes when output is not a terminal.
-    timeline.render(Console(width=max(console.width, 160)) if not as_json else console)
+    timeline.render(console)
 
 
 def contact_request(app: App, timeline: Timeline, account_id: int) -> None:
@@ -194,12 +194,19 @@ class Timeline:
             for row in rows:
                 sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
             return
-        table = Table(title=f"Renewly demo: {DAYS} days on a test clock from {START.date()} "
-                            f"(policy {self.app.policy.version})", show_lines=False)
-        for column in ("date", "account", "what happened", "e-mail to", "banner seen"):
-            table.add_column(column, overflow="fold")
+        # 80 columns: date and account, then what happened, folded under itself.
+        width, indent = 80, 32
+        console.print(textwrap.fill(f"Renewly demo: {DAYS} days from {START.date()} on a test clock, policy "
+                                    f"{self.app.policy.version}", width=width), markup=False, highlight=False,
+                      soft_wrap=True)
         for row in rows:
-            table.add_row(row["date"], row["account"], row["event"], row["email"], row["banner"])
-        console.print(table)
-        console.print(f"Database: {self.app.settings.database_url.removeprefix('sqlite:///')} — look around with "
-                      f"RENEWLY_DATABASE_URL={self.app.settings.database_url} RENEWLY_CLOCK=test renewly accounts list")
+            what = row["event"] + (f" → {row['email']}" if row["email"] else "") + (
+                f" {row['banner']}" if row["banner"] else "")
+            lead = f"{row['date']}  {row['account']:<{indent - 12}}"
+            console.print(textwrap.fill(what, width=width, initial_indent=lead, subsequent_indent=" " * indent,
+                                        break_on_hyphens=False), markup=False, highlight=False, soft_wrap=True)
+        url = self.app.settings.database_url
+        console.print(textwrap.fill(f"Database: {url.removeprefix('sqlite:///')}. Look around with "
+                                    f"RENEWLY_DATABASE_URL={url} RENEWLY_CLOCK=test renewly accounts list",
+                                    width=width, break_long_words=False, break_on_hyphens=False),
+                      markup=False, highlight=False, soft_wrap=True)
