@@ -88,6 +88,17 @@ INVALID = {
                                      "templates.payment_confirmed.fr: must be a table with a subject and a body"),
     "steps_that_are_not_tables": (("version = \"x\"\nsteps = [0, 2, 4]\n", 2),
                                   "steps: at least one [[steps]] table is required"),
+    "minimum_warning_longer_than_the_schedule_s_gap": (
+        broken("minimum_warning_days = 8\n", "minimum_warning_days = 9\n"),
+        "minimum_warning_days: must be at most 8, the days between the warning step 'suspension_warning' and "
+        "the cancellation, or the schedule moves"),
+    "a_cancelling_step_that_charges": (
+        broken('day = 29\ncharge = false\n', 'day = 29\ncharge = true\n', at="charge = true"),
+        "steps[4].charge: a cancelling step cannot charge: a cancelled account is charged only after a temporary "
+        "reactivation (R9)"),
+    "a_placeholder_nobody_fills": (
+        broken("{renewal_date}: {reason}.\nWe will try", "{renewal_date}: {why}.\nWe will try"),
+        "templates.payment_failed_1.en.body: unknown placeholder(s) {why}"),
 }
 
 
@@ -111,6 +122,28 @@ def test_r8_a_missing_french_template_is_refused_at_the_template_s_line(tmp_path
     with pytest.raises(PolicyError) as refused:
         load_policy(path)
     assert refused.value.message == f"{path}:{line}: templates.payment_failed_2: the 'fr' version is missing"
+
+
+@pytest.mark.parametrize("block, next_block, reason", [
+    ("[templates.card_retry_declined.en]", "[banners.en]",
+     "templates.card_retry_declined: this e-mail template is required"),
+    ('reactivated = "Votre compte', "\n", "banners.fr.reactivated: a non-empty text is required"),
+])
+def test_r7_1_r9_2_the_owner_s_card_notice_and_the_reactivation_banner_are_required(tmp_path, block, next_block,
+                                                                                    reason):
+    start = DEFAULT_TEXT.index(block)
+    text = DEFAULT_TEXT[:start] + DEFAULT_TEXT[DEFAULT_TEXT.index(next_block, start):].lstrip("\n")
+    path = tmp_path / "policy.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(PolicyError, match=reason):
+        load_policy(path)
+
+
+def test_r8_a_policy_without_a_minimum_warning_key_takes_the_schedule_s_gap(tmp_path):
+    text = DEFAULT_TEXT.replace("minimum_warning_days = 8\n", "").replace("day = 21\n", "day = 25\n")
+    path = tmp_path / "policy.toml"
+    path.write_text(text, encoding="utf-8")
+    assert load_policy(path).minimum_warning_days == 4
 
 
 def test_r8_a_policy_without_the_confirmation_e_mail_is_refused(tmp_path):
