@@ -32,7 +32,6 @@ the gateway's ledger is a SQLite file in a temporary folder. The last line is ke
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 import sys
 import tempfile
@@ -42,12 +41,10 @@ from bisect import bisect_left
 from datetime import timedelta
 from pathlib import Path
 
-import psycopg
 from sqlalchemy import Engine, func, select, text
-from sqlalchemy.engine import make_url
 
 from renewly.adapters.clock import SystemClock
-from renewly.adapters.db.engine import make_engine, upgrade
+from renewly.adapters.db.engine import make_engine
 from renewly.adapters.db.tables import invoices, payment_attempts
 from renewly.adapters.gateways.simulated import SimulatedGateway, ledger_metadata, sim_cards, sim_customers
 from renewly.bootstrap import bootstrap
@@ -57,7 +54,7 @@ from renewly.services.payment_rate import TokenBucket
 from renewly.settings import load_settings
 
 sys.path.insert(0, str(Path(__file__).parent))
-from renewal import copy_bound  # noqa: E402  (the renewal bound, measured as bench/renewal.py does)
+from renewal import bench_database, copy_bound  # noqa: E402  (a database, and the renewal bound, as bench/renewal.py)
 
 NO_CAP = 1e9  # operations per second: a token bucket that never waits
 LATENESS = 0.005  # seconds a thread may wake late for its token without losing it: the GIL's switch interval
@@ -161,7 +158,7 @@ def run(admin_url: str, count: int, label: str, *, latency_ms: int, bucket: Toke
     """One payment batch over `count` invoices, checked; `dunning`: each account in dunning, its
     step's notice "told" already or "awaiting" the charge's answer, and every charge declined."""
     suffix = label.replace(",", "").replace(" ", "_")
-    with own_database(admin_url, suffix) as url, tempfile.TemporaryDirectory() as folder:
+    with bench_database(admin_url, f"collect_{suffix}") as url, tempfile.TemporaryDirectory() as folder:
         ledger_url = f"sqlite:///{Path(folder) / 'gateway.db'}"
         payments = {"simulator_url": ledger_url, "simulator_latency_ms": latency_ms,
                     "rate_limit_per_second": bucket.rate, "concurrency": concurrency,
@@ -209,36 +206,6 @@ def limiter(cap: int) -> TokenBucket:
     """
     rate = (cap - 1) / (1 + LATENESS)
     return TokenBucket(rate, burst=1 + rate * LATENESS)
-
-
-class own_database:
-    """A database of our own on the server, with Renewly's schema, dropped at the end whatever happens."""
-
-    def __init__(self, admin_url: str, suffix: str) -> None:
-        self.admin_url = make_url(admin_url).set(drivername="postgresql")
-        self.name = f"renewly_bench_collect_{os.getpid()}_{suffix}"
-
-    def __enter__(self) -> str:
-        try:
-            self.admin = psycopg.connect(self.admin_url.render_as_string(False), autocommit=True)
-        except psycopg.OperationalError as error:
-            sys.exit(f"bench: no PostgreSQL at {self.admin_url.render_as_string()}: {str(error).strip()}")
-        self.admin.execute(f'CREATE DATABASE "{self.name}"')
-        url = self.admin_url.set(database=self.name).render_as_string(False)
-        engine = make_engine(url)
-        # `with` calls __exit__ only once __enter__ has returned: a failed migration drops it here.
-        try:
-            upgrade(engine)
-        except BaseException:
-            self.__exit__()
-            raise
-        finally:
-            engine.dispose()
-        return url
-
-    def __exit__(self, *_exc) -> None:
-        self.admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-        self.admin.close()
 
 
 def load(engine: Engine, ledger: Engine, count: int, now, *, dunning: str | None = None) -> None:

@@ -106,11 +106,12 @@ def main() -> None:
 
 
 class bench_database:
-    """A database of our own on the server, dropped at the end whatever happens."""
+    """A database of our own on the server, migrated, dropped at the end whatever happens; named
+    after the process (and `suffix`, for a bench that makes several)."""
 
-    def __init__(self, admin_url: str) -> None:
+    def __init__(self, admin_url: str, suffix: str = "") -> None:
         self.admin_url = make_url(admin_url).set(drivername="postgresql")
-        self.name = f"renewly_bench_{os.getpid()}"
+        self.name = f"renewly_bench_{os.getpid()}" + (f"_{suffix}" if suffix else "")
 
     def __enter__(self) -> str:
         try:

@@ -49,17 +49,23 @@ def sqlite_template(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
-    name = f"renewly_test_{uuid.uuid4().hex[:10]}"
+def admin_connection() -> psycopg.Connection:
+    """An autocommit connection to the test server; without one, the test is skipped with the
+    reason, or fails when RENEWLY_TEST_REQUIRE_POSTGRES=1."""
     try:
-        admin = psycopg.connect(make_url(ADMIN_URL).set(drivername="postgresql").render_as_string(False),
-                                autocommit=True, connect_timeout=3)
+        return psycopg.connect(make_url(ADMIN_URL).set(drivername="postgresql").render_as_string(False),
+                               autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as error:
         reason = f"no PostgreSQL at {ADMIN_URL}: {str(error).strip().splitlines()[0]}"
         if REQUIRE_POSTGRES:
             pytest.fail(f"{reason} (RENEWLY_TEST_REQUIRE_POSTGRES=1)")
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    name = f"renewly_test_{uuid.uuid4().hex[:10]}"
+    admin = admin_connection()
     admin.execute(f'CREATE DATABASE "{name}"')
     url = make_url(ADMIN_URL).set(drivername="postgresql+psycopg", database=name).render_as_string(False)
     engine = make_engine(url)

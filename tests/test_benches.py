@@ -15,11 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
-from tests.conftest import ADMIN_URL, REQUIRE_POSTGRES
+from tests.conftest import ADMIN_URL, admin_connection
 
 pytestmark = pytest.mark.postgres_only
 
@@ -58,14 +56,7 @@ TIMEOUT = 120  # seconds; a tiny run takes a few
 @pytest.fixture(scope="module")
 def server():
     """A connection to the server the benches create their databases on, to look for any they left."""
-    try:
-        admin = psycopg.connect(make_url(ADMIN_URL).set(drivername="postgresql").render_as_string(False),
-                                autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as error:
-        reason = f"no PostgreSQL at {ADMIN_URL}: {str(error).strip().splitlines()[0]}"
-        if REQUIRE_POSTGRES:
-            pytest.fail(f"{reason} (RENEWLY_TEST_REQUIRE_POSTGRES=1)")
-        pytest.skip(reason)
+    admin = admin_connection()
     yield admin
     admin.close()
 
@@ -82,7 +73,7 @@ def test_tiny_run_checks_its_result_and_prints_its_figures(bench, server):
     finally:
         left = leftover_databases(server, run.pid)
     assert run.returncode == 0, f"bench/{bench}.py --tiny exited with {run.returncode}:\n{out}\n{err}"
-    # Its databases are named after its process id (bench_database, own_database).
+    # Its databases are named after its process id (bench/renewal.py's bench_database).
     assert not left, f"bench/{bench}.py left {left} on the server (dropped now)"
 
     last = out.splitlines()[-1]

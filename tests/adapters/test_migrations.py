@@ -7,14 +7,14 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime
 
-import psycopg
 import pytest
+from alembic import command
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
-from renewly.adapters.db.engine import current_revision, head_revision, make_engine, upgrade
-from tests.conftest import ADMIN_URL
+from renewly.adapters.db.engine import alembic_config, current_revision, head_revision, make_engine, upgrade
+from tests.conftest import ADMIN_URL, admin_connection
 
 OPENED = datetime(2026, 1, 1, 1, tzinfo=UTC)
 WARNED = datetime(2026, 1, 22, tzinfo=UTC)
@@ -28,10 +28,8 @@ def engine_at_0006(request, tmp_path):
         yield engine
         engine.dispose()
         return
-    request.getfixturevalue("postgres_url")  # skipped, or failed, as the PostgreSQL half says
     name = f"renewly_migration_{uuid.uuid4().hex[:10]}"
-    admin = psycopg.connect(make_url(ADMIN_URL).set(drivername="postgresql").render_as_string(False),
-                            autocommit=True)
+    admin = admin_connection()  # skipped, or failed, as the PostgreSQL half says
     admin.execute(f'CREATE DATABASE "{name}"')
     engine = make_engine(make_url(ADMIN_URL).set(drivername="postgresql+psycopg", database=name)
                          .render_as_string(False))
@@ -99,9 +97,6 @@ def test_0007_keeps_one_open_case_per_account_with_all_its_invoices(engine_at_00
 def test_0007_on_an_empty_database_and_back(engine_at_0006):
     engine = engine_at_0006
     upgrade(engine)
-    from alembic import command
-
-    from renewly.adapters.db.engine import alembic_config
     command.downgrade(alembic_config(engine), "0006")
     assert current_revision(engine) == "0006"
     upgrade(engine)
