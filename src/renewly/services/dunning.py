@@ -17,7 +17,7 @@ from itertools import chain
 
 from sqlalchemy import Connection, exists, func, select, text
 
-from renewly.adapters.db.bulk import among, chunked, insert_rows, is_postgres, update_rows
+from renewly.adapters.db.bulk import among, chunked, insert_ignoring_conflicts, insert_rows, is_postgres, update_rows
 from renewly.adapters.db.tables import (
     accounts,
     cards,
@@ -126,7 +126,7 @@ def open_cases(app: App, as_of: datetime) -> tuple[int, int]:
             earliest = day0_of.get(row.account_id)
             if earliest is None or row.period_start < earliest[0]:
                 day0_of[row.account_id] = (row.period_start, row.timezone)
-        insert = _insert_ignoring_conflicts(conn)
+        insert = insert_ignoring_conflicts(conn)
         # Two sweeps at once: the unique index of open cases keeps one per account, and the other
         # sweep's invoices join it below.
         opened = conn.execute(
@@ -154,14 +154,6 @@ def open_cases(app: App, as_of: datetime) -> tuple[int, int]:
              "delivered_at": None} for case_id, ids in sorted(invoices_of.items())])
     joined = sum(len(ids) for case_id, ids in invoices_of.items() if case_id not in new_cases)
     return len(opened), joined
-
-
-def _insert_ignoring_conflicts(conn: Connection):
-    if is_postgres(conn):
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
 
 
 # -- claiming due cases -----------------------------------------------------------------------------

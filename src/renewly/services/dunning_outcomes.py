@@ -21,7 +21,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, and_, exists, or_, select
 
-from renewly.adapters.db.bulk import among, insert_rows, is_postgres, update_rows
+from renewly.adapters.db.bulk import among, insert_ignoring_conflicts, insert_rows, is_postgres, update_rows
 from renewly.adapters.db.tables import (
     accounts,
     cards,
@@ -87,11 +87,18 @@ def join_open_cases(conn: Connection, account_ids: set[int], as_of: datetime) ->
                                                   dunning_cases.c.status == "open"))
                         .where(among(conn, invoices.c.account_id, sorted(account_ids)), unpaid_renewal_invoices(),
                                invoices.c.issued_at <= as_of)).all()
-    insert_rows(conn, dunning_case_invoices, [{"invoice_id": row.id, "case_id": row.case_id, "added_at": as_of}
-                                              for row in rows])
-    insert_rows(conn, outbox, [{"created_at": as_of, "topic": "dunning.invoices_joined", "account_id": row.account_id,
-                                "payload": {"case_id": row.case_id, "invoice_ids": [row.id]}, "delivered_at": None}
-                               for row in rows])
+    if not rows:
+        return
+    # A sweep opening cases at this moment may add the same invoice: the first one in keeps it.
+    added = conn.execute(insert_ignoring_conflicts(conn)(dunning_case_invoices)
+                         .on_conflict_do_nothing(index_elements=["invoice_id"])
+                         .returning(dunning_case_invoices.c.invoice_id, dunning_case_invoices.c.case_id),
+                         [{"invoice_id": row.id, "case_id": row.case_id, "added_at": as_of} for row in rows]).all()
+    account_of = {row.case_id: row.account_id for row in rows}
+    insert_rows(conn, outbox, [{"created_at": as_of, "topic": "dunning.invoices_joined",
+                                "account_id": account_of[case_id], "payload": {"case_id": case_id,
+                                                                               "invoice_ids": [invoice_id]},
+                                "delivered_at": None} for invoice_id, case_id in added])
 
 
 # -- R8.6, R11: recovery ----------------------------------------------------------------------------

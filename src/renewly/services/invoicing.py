@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, func, select, update
 
-from renewly.adapters.db.bulk import JsonDocuments, allocate_ids, insert_rows
+from renewly.adapters.db.bulk import JsonDocuments, allocate_ids, insert_ignoring_conflicts, insert_rows
 from renewly.adapters.db.tables import invoice_lines, invoice_series, invoices, outbox
 from renewly.domain.invoices import InvoiceDraft, InvoiceKind, InvoiceStatus, credit_note_series, invoice_number
 
@@ -42,11 +42,8 @@ def take_sequences(conn: Connection, series: str, count: int) -> int:
 
 
 def _create_series(conn: Connection, series: str) -> None:
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    conn.execute(insert(invoice_series).values(series=series, next_sequence=1).on_conflict_do_nothing())
+    conn.execute(insert_ignoring_conflicts(conn)(invoice_series).values(series=series, next_sequence=1)
+                 .on_conflict_do_nothing())
 
 
 def store_documents(conn: Connection, drafts: Sequence[InvoiceDraft], issued_at: datetime,

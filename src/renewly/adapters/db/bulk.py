@@ -20,6 +20,16 @@ def is_postgres(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
+def insert_ignoring_conflicts(conn: Connection):
+    """The dialect's INSERT construct, whose `on_conflict_do_nothing` skips the rows a unique key
+    refuses (both engines speak ON CONFLICT)."""
+    if is_postgres(conn):
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
 def among(conn: Connection, column: ColumnElement, values: Sequence[int]) -> ColumnElement[bool]:
     """`column IN values`. On PostgreSQL, one array parameter: an IN list of a slice's thousands
     of parameters costs more to send and parse than the lookups themselves. And `IN (SELECT
