@@ -172,9 +172,10 @@ def clock_advance(days: Annotated[int, typer.Option("--days", help="How many day
     typer.echo(f"test clock: {now.isoformat()}" + (f" ({ticks} tick(s) ran)" if batches else " (no batches ran)"))
 
 
-def echo_wrapped(text: str) -> None:
-    """One report, folded to 80 columns, its continuation lines indented."""
-    typer.echo(textwrap.fill(text, width=80, subsequent_indent="    ", break_on_hyphens=False))
+def echo_wrapped(text: str, indent: int = 4) -> None:
+    """One line of output folded to 80 columns, its continuation lines indented."""
+    typer.echo(textwrap.fill(text, width=80, subsequent_indent=" " * indent, break_on_hyphens=False,
+                             break_long_words=False))
 
 
 def _run_json(run) -> dict[str, Any]:
@@ -588,13 +589,14 @@ def preview(account: int, as_json: JsonFlag = False) -> None:
                         {"day": d.day, "date": d.date, "actions": list(d.actions)} for d in days]}
                         for about, days in found.cases]})
         return
-    typer.echo(f"account {found.account_id} ({found.status}) under policy {found.policy_version}, today {found.today}")
+    echo_wrapped(f"account {found.account_id} ({found.status}) under policy {found.policy_version}, today "
+                 f"{found.today}")
     if not found.cases:
         typer.echo("  nothing is scheduled")
     for about, days in found.cases:
-        typer.echo(f"  {about}:")
+        echo_wrapped(f"  {about}:", indent=4)
         for day in days:
-            typer.echo(f"    day {day.day:>3} {day.date}: {'; '.join(day.actions)}")
+            echo_wrapped(f"    day {day.day:>3} {day.date}: {'; '.join(day.actions)}", indent=24)
 
 
 @billing_app.command("show")

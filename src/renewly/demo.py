@@ -206,7 +206,10 @@ class Timeline:
             console.print(textwrap.fill(what, width=width, initial_indent=lead, subsequent_indent=" " * indent,
                                         break_on_hyphens=False), markup=False, highlight=False, soft_wrap=True)
         url = self.app.settings.database_url
+        # The command as this installation has it (after `make demo`: .venv/bin/renewly, not on PATH).
+        command = Path(sys.executable).with_name("renewly")
+        command = command.relative_to(Path.cwd()) if command.is_relative_to(Path.cwd()) else command
         console.print(textwrap.fill(f"Database: {url.removeprefix('sqlite:///')}. Look around with "
-                                    f"RENEWLY_DATABASE_URL={url} RENEWLY_CLOCK=test renewly accounts list",
+                                    f"RENEWLY_DATABASE_URL={url} RENEWLY_CLOCK=test {command} accounts list",
                                     width=width, break_long_words=False, break_on_hyphens=False),
                       markup=False, highlight=False, soft_wrap=True)
