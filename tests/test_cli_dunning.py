@@ -63,3 +63,28 @@ def test_the_simulated_gateway_declines_the_next_charges_of_an_account_then_card
     refused = renewly("gateway", "fault", "decline", "--code", "bad_luck")
     assert (refused.code, refused.out) == (2, "")
     assert refused.err.startswith("error: unknown decline code 'bad_luck': expected one of insufficient_funds")
+
+
+def test_a_decline_code_or_account_on_another_fault_is_refused(app, renewly):
+    refused = renewly("gateway", "fault", "timeout_after", "--account", "1")
+    assert refused == Outcome(2, "", "error: --code and --account go with the decline fault, not timeout_after\n")
+
+
+def test_what_the_operator_reads_of_dunning_fits_80_columns(app, renewly):
+    """A cancelled Paris account, its preview, its banners, a reactivation: every line at most 80."""
+    assert renewly("clock", "set", "2026-01-01").code == 0
+    assert renewly("plans", "create", "--code", "equipe", "--name", "Équipe", "--interval", "month", "--price",
+                   "2900", "--currency", "EUR").code == 0
+    assert renewly("accounts", "create", "--name", "Boulangerie Martin et Fils", "--owner-email",
+                   "claire@martin.example", "--locale", "fr", "--timezone", "Europe/Paris", "--currency", "EUR",
+                   "--country", "FR").code == 0
+    assert renewly("subscriptions", "create", "1", "--plan", "equipe", "--seats", "3").code == 0
+    outputs = [renewly("clock", "advance", "--days", "10"), renewly("preview", "1"),
+               renewly("accounts", "show", "1"), renewly("clock", "advance", "--days", "25"),
+               renewly("accounts", "banner", "1", "--member", "claire@martin.example"),
+               renewly("support", "reactivate", "1", "--reason", "the owner called support"),
+               renewly("accounts", "banner", "1", "--member", "claire@martin.example"), renewly("run"),
+               renewly("preview", "1"), renewly("policy", "show")]
+    assert all(outcome.code == 0 for outcome in outputs), [outcome.err for outcome in outputs]
+    wide = [line for outcome in outputs for line in (outcome.out + outcome.err).splitlines() if len(line) > 80]
+    assert wide == []

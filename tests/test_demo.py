@@ -62,3 +62,14 @@ def test_r10_umbrella_never_adds_a_card_and_is_deleted_90_days_after_its_cancell
 
 def test_r4_acme_pays_fine_and_its_accountant_becomes_a_billing_contact(timeline):
     assert [kind for _, kind in told(timeline, "Acme Inc.")] == ["contact_request", "contact_added"]
+
+
+def test_the_demo_s_timeline_fits_80_columns(tmp_path, monkeypatch):
+    for name in [n for n in os.environ if n.startswith("RENEWLY_") and not n.startswith("RENEWLY_TEST_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    out = io.StringIO()
+    run_demo(str(tmp_path / "renewly-demo.db"), as_json=False, console=Console(file=out, width=80))
+    lines = out.getvalue().splitlines()
+    assert len(lines) > 100
+    assert [line for line in lines if len(line) > 80] == []

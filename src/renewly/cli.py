@@ -322,7 +322,7 @@ def accounts_show(account: int, as_json: JsonFlag = False) -> None:
         typer.echo(f"  subscription {sub['id']}: {sub['seats']} seat(s), {sub['status']}, "
                    f"period {sub['current_period_start']} to {sub['current_period_end']}")
     for role, banner in found["banners"].items():
-        typer.echo(f"  banner for {role}: {banner['banner']}" + (f" — {banner['text']}" if banner["text"] else ""))
+        echo_wrapped(f"  banner for {role}: {banner['banner']}" + (f" — {banner['text']}" if banner["text"] else ""))
 
 
 @accounts_app.command("list")
@@ -551,6 +551,9 @@ def gateway_fault(kind: Annotated[str, typer.Argument(help="timeout_after, timeo
     except ValueError:
         raise InvalidInput(f"unknown fault {kind!r}: expected one of {', '.join(f.value for f in Fault)}",
                            code="unknown_fault") from None
+    if fault is not Fault.DECLINE and (code != "insufficient_funds" or account is not None):
+        raise InvalidInput(f"--code and --account go with the decline fault, not {fault.value}",
+                           code="option_not_for_fault")
     script = getattr(application.gateway, "script", None)
     if script is None:
         raise InvalidInput("only the simulated gateway takes scripted faults", code="not_simulated")
@@ -624,7 +627,8 @@ def accounts_banner(account: int, member: Annotated[str, typer.Option(help="The 
     """Which banner this member sees now, in the account's language."""
     from renewly.services.reactivation import banner_for_member
     found = banner_for_member(open_app(), account, member)
-    print_json(found) if as_json else typer.echo(f"{found['banner']}" + (f": {found['text']}" if found["text"] else ""))
+    print_json(found) if as_json else echo_wrapped(f"{found['banner']}" + (f": {found['text']}" if found["text"]
+                                                                            else ""))
 
 
 @accounts_app.command("access")
@@ -649,9 +653,9 @@ def support_reactivate(account: int, reason: Annotated[str, typer.Option()],
     application = open_app()
     ends_at = grant_reactivation(application, account, days=days, reason=reason, actor=actor())
     zone = describe_account(application, account)["timezone"]
-    typer.echo(f"account {account}: the owner may use the billing pages until the end of "
-               f"{last_day(ends_at, zone)} ({zone}); the next payment batch retries the unpaid invoices once the "
-               "card is updated")
+    echo_wrapped(f"account {account}: the owner may use the billing pages until the end of "
+                 f"{last_day(ends_at, zone)} ({zone}); the next payment batch retries the unpaid invoices once "
+                 "the card is updated")
 
 
 @outbox_app.command("list")
@@ -693,14 +697,16 @@ def policy_show(as_json: JsonFlag = False) -> None:
                                "banner": s.banner.value, "cancel": s.cancel} for s in policy.steps],
                     "reactivation_days": policy.reactivation_days, "deletion_days": policy.deletion_days,
                     "invoice_retention_years": policy.invoice_retention_years,
-                    "verification_void_delay_days": policy.verification_void_delay_days})
+                    "verification_void_delay_days": policy.verification_void_delay_days,
+                    "minimum_warning_days": policy.minimum_warning_days})
         return
-    typer.echo(f"policy {policy.version} ({policy_path()})")
+    echo_wrapped(f"policy {policy.version} ({policy_path()})")
     for step in policy.steps:
-        typer.echo(f"  day {step.day:>3} {step.name}: {'; '.join(describe_step(step))}")
-    typer.echo(f"  reactivation window {policy.reactivation_days} days; deletion {policy.deletion_days} days after "
-               f"cancellation; invoices kept {policy.invoice_retention_years} years; card checks voided after "
-               f"{policy.verification_void_delay_days} days")
+        echo_wrapped(f"  day {step.day:>3} {step.name}: {'; '.join(describe_step(step))}", indent=10)
+    echo_wrapped(f"  reactivation window {policy.reactivation_days} days; deletion {policy.deletion_days} days after "
+                 f"cancellation; invoices kept {policy.invoice_retention_years} years; card checks voided after "
+                 f"{policy.verification_void_delay_days} days; the warning at least "
+                 f"{policy.minimum_warning_days} days before the cancellation")
 
 
 # -- demo ---------------------------------------------------------------------------------------

@@ -205,11 +205,15 @@ class Timeline:
             lead = f"{row['date']}  {row['account']:<{indent - 12}}"
             console.print(textwrap.fill(what, width=width, initial_indent=lead, subsequent_indent=" " * indent,
                                         break_on_hyphens=False), markup=False, highlight=False, soft_wrap=True)
-        url = self.app.settings.database_url
-        # The command as this installation has it (after `make demo`: .venv/bin/renewly, not on PATH).
-        command = Path(sys.executable).with_name("renewly")
-        command = command.relative_to(Path.cwd()) if command.is_relative_to(Path.cwd()) else command
-        console.print(textwrap.fill(f"Database: {url.removeprefix('sqlite:///')}. Look around with "
+        # The database and the command as seen from here (after `make demo`: .venv/bin/renewly).
+        database, command = (_from_here(Path(self.app.settings.database_url.removeprefix("sqlite:///"))),
+                             _from_here(Path(sys.executable).with_name("renewly")))
+        url = f"sqlite:///{database}"
+        console.print(textwrap.fill(f"Database: {database}. Look around with "
                                     f"RENEWLY_DATABASE_URL={url} RENEWLY_CLOCK=test {command} accounts list",
                                     width=width, break_long_words=False, break_on_hyphens=False),
                       markup=False, highlight=False, soft_wrap=True)
+
+
+def _from_here(path: Path) -> Path:
+    return path.relative_to(Path.cwd()) if path.is_absolute() and path.is_relative_to(Path.cwd()) else path

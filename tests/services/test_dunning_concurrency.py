@@ -6,15 +6,18 @@ cases take each step once and send each e-mail once.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
 from renewly.adapters.db.tables import accounts, dunning_cases, dunning_steps, outbox, payment_retries
-from renewly.services.dunning import claim_due_cases, open_cases
-from tests.builders import subscribed, team_plan
+from renewly.services.collect import claim_slice
+from renewly.services.dunning import DunningReport, apply_decisions, claim_due_cases, open_cases
+from renewly.services.scheduler import run_all
+from tests.builders import subscribed, team_plan, with_card
 from tests.processes import run_at_once
 
 pytestmark = pytest.mark.postgres_only
@@ -23,8 +26,8 @@ CASES = 40
 
 
 def run_two_sweeps_at_once(app) -> list[dict]:
-    # Opening cases needs to insert and taking steps to lock rows: both wait at the gate.
-    return run_at_once(app, ["dunning"], gate="dunning_cases", environment={"RENEWLY_BATCHES__CHUNK_SIZE": "10"})
+    # Opening cases locks the accounts, as taking steps does: both wait at the gate.
+    return run_at_once(app, ["dunning"], gate="accounts", environment={"RENEWLY_BATCHES__CHUNK_SIZE": "10"})
 
 
 def test_r8_7_two_sweeps_at_once_take_each_step_once_and_send_each_e_mail_once(pg_app):
@@ -80,3 +83,29 @@ def test_r8_7_a_sweep_leaves_alone_the_cases_of_an_account_another_worker_holds(
         other_worker.rollback()
         sweep.rollback()
     assert [case.notice.account_id for case in claimed] == [free_account]
+
+
+def test_a_sweep_holding_an_account_lets_a_payment_batch_charge_its_invoice_no_deadlock(pg_app):
+    """The sweep holds an account (and will ask a charge for its invoice); a payment batch claims
+    that invoice (a card update's retry) and writes its attempt, whose foreign key points at the
+    account. With the account held FOR UPDATE the attempt waited for the sweep, and the sweep's
+    charge request for the invoice the batch held: a deadlock. FOR NO KEY UPDATE lets it through."""
+    app = pg_app
+    account_id, _ = subscribed(app, card="4000000000000341")
+    day0 = datetime(2026, 1, 1, tzinfo=UTC)
+    run_all(app, day0 + timedelta(hours=12))  # declined on day 0: a case, its day-0 e-mail
+    app.test_clock.set(day0 + timedelta(days=2, minutes=1))
+    with_card(app, account_id, "4000000000000341")  # a card update: a retry for the next batch
+    as_of = app.clock.now()
+    with app.engine.connect() as sweep:
+        sweep.begin()
+        cases = claim_due_cases(sweep, as_of, 10)  # the day-2 step is due: the account is held
+        assert [case.notice.account_id for case in cases] == [account_id]
+        claimed: list = []
+        payment_batch = threading.Thread(target=lambda: claimed.extend(claim_slice(app, as_of, 10)))
+        payment_batch.start()
+        payment_batch.join(timeout=10)
+        assert not payment_batch.is_alive(), "the payment batch waited for the sweep's account lock"
+        assert len(claimed) == 1
+        apply_decisions(sweep, app, cases, as_of, DunningReport())  # its charge request for the same invoice
+        sweep.commit()

@@ -13,13 +13,13 @@ from sqlalchemy import select
 from renewly.adapters.db.tables import accounts, dunning_case_invoices, dunning_cases, outbox, payment_attempts
 from renewly.adapters.gateways.simulated import Fault
 from renewly.domain.calendar import local_date
-from renewly.domain.errors import NotAllowed
+from renewly.domain.errors import Conflict, NotAllowed
 from renewly.services.invoices import issue_credit_note, list_invoices
 from renewly.services.preview import preview_account
 from renewly.services.reactivation import banners_by_role, grant_reactivation, require_access
 from renewly.services.scheduler import advance, run_all
 from renewly.services.subscriptions import create_subscription
-from tests.builders import OPERATOR, customer, subscribed, team_plan, with_card
+from tests.builders import OPERATOR, customer, database_rows, subscribed, team_plan, with_card
 
 DECLINES = "4000000000000341"  # the card check passes, every charge is declined
 GOOD_CARD = "4242424242424242"
@@ -252,3 +252,61 @@ def test_r8_a_credit_note_that_leaves_nothing_unpaid_ends_the_case_without_a_con
     sent = kinds(app)
     to_day(app, 30)
     assert kinds(app) == sent  # nothing more is chased
+
+
+# -- charges in flight, and the ends of windows ------------------------------------------------------
+
+def test_r8_5_a_cancellation_waits_for_a_charge_in_flight_which_then_pays_the_account(app):
+    """The owner's new card is charged on day 28 and the answer is lost: day 29 does not cancel
+    an account that may have paid; the answer, when it comes, tells which."""
+    account_id, _ = subscribed(app, card=DECLINES)
+    to_day(app, 28)
+    with_card(app, account_id, GOOD_CARD)
+    app.gateway.script(Fault.TIMEOUT_BEFORE, 50)  # nothing reaches the gateway for two days (a try an hour)
+    to_day(app, 30)
+    assert account_status(app, account_id) == ("past_due", None)
+    assert "account_cancelled" not in kinds(app)
+    to_day(app, 31)  # the gateway answers again: the janitor sends the charge, which pays
+    assert account_status(app, account_id) == ("active", None)
+    assert kinds(app)[-1] == "payment_confirmed"
+    assert "account_cancelled" not in kinds(app)
+
+
+def test_r8_5_a_cancellation_that_waited_for_a_declined_charge_comes_with_its_answer(app):
+    account_id, _ = subscribed(app, card=DECLINES)
+    to_day(app, 28)
+    with_card(app, account_id, DECLINES)
+    app.gateway.script(Fault.TIMEOUT_BEFORE, 50)
+    to_day(app, 30)
+    assert account_status(app, account_id)[0] == "past_due"
+    to_day(app, 31)
+    status, cancelled_at = account_status(app, account_id)
+    assert status == "cancelled"
+    assert datetime(2026, 1, 31, 12, tzinfo=UTC) < cancelled_at < datetime(2026, 2, 1, tzinfo=UTC)  # the answer's
+    # The cancellation tells everyone; the owner's card notice gives way to it.
+    assert kinds(app)[-1] == "account_cancelled"
+    assert kinds(app).count("card_retry_declined") == 0
+    assert [status for _, status in attempts(app)].count("declined") == 5
+
+
+def test_r9_2_a_card_saved_in_the_last_hour_of_a_window_is_charged_after_it_ends(app):
+    account_id, _ = subscribed(app, card=DECLINES)
+    to_day(app, 30)
+    ends_at = grant_reactivation(app, account_id, days=1, reason="asked", actor="support:test")
+    advance(app, ends_at - timedelta(minutes=30) - app.clock.now())  # 23:30 on the window's last day
+    with_card(app, account_id, GOOD_CARD)  # as the banner says
+    advance(app, timedelta(hours=2))
+    assert account_status(app, account_id) == ("active", None)
+    assert attempts(app)[-1][1] == "succeeded"
+
+
+def test_r9_a_credit_note_waits_for_the_answer_of_a_charge_in_flight(app):
+    subscribed(app, card=DECLINES)
+    to_day(app, 1)
+    app.gateway.script(Fault.TIMEOUT_BEFORE, 2)  # the day-2 charge and the janitor's question: no answer
+    to_day(app, 2, hour=0)
+    before = database_rows(app)
+    with pytest.raises(Conflict, match="has a charge whose answer is not known yet") as refused:
+        issue_credit_note(app, "2026-000001", reason="goodwill", actor=OPERATOR)
+    assert refused.value.code == "payment_in_flight"
+    assert database_rows(app) == before

@@ -9,10 +9,12 @@ import threading
 import time
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import update
 
-from renewly.adapters.db.tables import payment_attempts
+from renewly.adapters.db.tables import invoices, payment_attempts
 from renewly.adapters.gateways.simulated import Fault
+from renewly.domain.errors import Conflict
 from renewly.domain.payments import attempt_key
 from renewly.services.attempts import wall_clock
 from renewly.services.collect import claim_slice, collect_due
@@ -118,7 +120,12 @@ def test_r5_3_an_unknown_attempt_on_an_invoice_voided_meanwhile_is_only_asked_ab
     [invoice] = list_invoices(app, account_id)
     app.gateway.script(Fault.TIMEOUT_BEFORE)
     collect(app)
-    issue_credit_note(app, invoice["number"], reason="cancelled before use", actor=OPERATOR)
+    # A credit note waits for the answer (refused meanwhile); an invoice voided some other way
+    # (by hand, in SQL) must still never be charged.
+    with pytest.raises(Conflict, match="has a charge whose answer is not known yet"):
+        issue_credit_note(app, invoice["number"], reason="cancelled before use", actor=OPERATOR)
+    with app.engine.begin() as conn:
+        conn.execute(update(invoices).where(invoices.c.id == invoice["id"]).values(status="void"))
     report = collect(app)
     assert (report.settled_by_janitor, report.attempted) == (1, 0)
     assert key_and_status(app) == [(attempt_key(invoice["id"], 1), "not_sent")]

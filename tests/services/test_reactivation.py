@@ -245,7 +245,7 @@ def test_r9_2_support_reactivate_through_the_command_line(app, cancelled, monkey
     done = run_cli(app, monkeypatch, capsys, "support", "reactivate", str(cancelled), "--reason", "asked",
                    "--days", "3")
     assert done.code == 0
-    assert "the owner may use the billing pages until the end of 2026-02-03 (UTC)" in done.out
+    assert "the owner may use the billing pages until the end of 2026-02-03\n    (UTC)" in done.out
     assert [(actor, reason, outcome) for actor, reason, _, outcome in reactivations(app)] == [
         (SUPPORT_AGENT, "asked", None)]
 

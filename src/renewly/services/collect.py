@@ -103,7 +103,7 @@ def _charge(app: App, request: ChargeRequest) -> GatewayResult:
         return GatewayResult(Outcome.UNKNOWN)
 
 
-def chargeable_invoices(as_of: datetime | None = None):
+def chargeable_invoices():
     """Open invoices to charge now: never attempted, or asked for again (a dunning step, a card
     update), with no attempt still unanswered. A cancelled account is charged only through a
     temporary reactivation (R9.2): for a retry its owner asked for during the window."""
@@ -112,12 +112,13 @@ def chargeable_invoices(as_of: datetime | None = None):
     attempted = exists().where(payment_attempts.c.invoice_id == invoices.c.id)
     retry_requested = exists().where(payment_retries.c.invoice_id == invoices.c.id,
                                      payment_retries.c.attempt_id.is_(None))
-    window = [reactivations.c.account_id == invoices.c.account_id, reactivations.c.outcome.is_(None)]
-    if as_of is not None:
-        window.append(reactivations.c.ends_at > as_of)
+    # Asked for while a window was open, charged even if it has ended since: the owner did in time
+    # what the banner said (the card update at 23:30 on its last day is charged by the next batch).
     asked_in_window = exists().where(
         payment_retries.c.invoice_id == invoices.c.id, payment_retries.c.attempt_id.is_(None),
-        exists().where(*window, reactivations.c.granted_at <= payment_retries.c.requested_at))
+        exists().where(reactivations.c.account_id == invoices.c.account_id,
+                       reactivations.c.granted_at <= payment_retries.c.requested_at,
+                       payment_retries.c.requested_at < reactivations.c.ends_at))
     return and_(invoices.c.status == InvoiceStatus.OPEN.value, invoices.c.kind == InvoiceKind.INVOICE.value,
                 ~unsettled, or_(and_(accounts.c.status.in_(("active", "past_due")), or_(~attempted, retry_requested)),
                                 and_(accounts.c.status == "cancelled", asked_in_window)))
@@ -134,7 +135,7 @@ def claim_slice(app: App, as_of: datetime, limit: int) -> list[Claim]:
              .join(accounts, accounts.c.id == invoices.c.account_id)
              .join(cards, and_(cards.c.account_id == invoices.c.account_id, cards.c.status == "active"))
              .join(gateway_customers, gateway_customers.c.account_id == invoices.c.account_id)
-             .where(chargeable_invoices(as_of), invoices.c.issued_at <= as_of)
+             .where(chargeable_invoices(), invoices.c.issued_at <= as_of)
              .order_by(invoices.c.id).limit(limit))
     with app.engine.begin() as conn:
         if is_postgres(conn):

@@ -10,6 +10,7 @@ by `next_step_at`, so a sweep costs what is due today, not what the database hol
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -46,7 +47,7 @@ from renewly.domain.invoices import InvoiceStatus
 from renewly.domain.payments import NO_CARD
 from renewly.services import dunning_notices
 from renewly.services.dunning_notices import OUTBOX_COLUMNS, CaseInvoice, NoticeCase, case_invoices, latest_decline
-from renewly.services.dunning_outcomes import close_settled_cases, unpaid_renewal_invoices
+from renewly.services.dunning_outcomes import close_settled_cases, lock_accounts, unpaid_renewal_invoices
 from renewly.services.slices import WORKERS, run_slices
 
 IN_DUNNING = (AccountStatus.ACTIVE.value, AccountStatus.PAST_DUE.value)
@@ -87,15 +88,32 @@ def run_dunning(app: App, as_of: datetime, *, slice_size: int | None = None,
     return report
 
 
+# A case whose account someone else holds (a payment batch settling its charges, a credit note)
+# is skipped; the sweep looks again this many times, a moment apart, before it leaves it to the
+# next tick, so that one run leaves nothing due undone when the holder is quick, as they all are.
+LOOKS_AGAIN, A_MOMENT = 20, 0.05
+
+
 def _sweep(app: App, as_of: datetime, size: int) -> DunningReport:
     """Slices until none is left; a case locked by another worker is taken later, by either."""
     report = DunningReport()
+    looks = 0
     while True:
         with app.engine.begin() as conn:
             cases = claim_due_cases(conn, as_of, size)
-            if not cases:
+            if cases:
+                apply_decisions(conn, app, cases, as_of, report)
+                continue
+            if looks == LOOKS_AGAIN or not is_postgres(conn) or not _due_left(conn, as_of):
                 return report
-            apply_decisions(conn, app, cases, as_of, report)
+        looks += 1
+        time.sleep(A_MOMENT)
+
+
+def _due_left(conn: Connection, as_of: datetime) -> bool:
+    return conn.execute(select(dunning_cases.c.id).join(accounts, accounts.c.id == dunning_cases.c.account_id)
+                        .where(dunning_cases.c.status == "open", dunning_cases.c.next_step_at <= as_of,
+                               accounts.c.status.in_(IN_DUNNING)).limit(1)).first() is not None
 
 
 # -- opening cases ----------------------------------------------------------------------------------
@@ -126,6 +144,9 @@ def open_cases(app: App, as_of: datetime) -> tuple[int, int]:
             earliest = day0_of.get(row.account_id)
             if earliest is None or row.period_start < earliest[0]:
                 day0_of[row.account_id] = (row.period_start, row.timezone)
+        # The accounts, as everyone who changes their cases takes them: a payment batch closing a
+        # case now either commits first (its case is not found open below) or waits for these.
+        lock_accounts(conn, day0_of)
         insert = insert_ignoring_conflicts(conn)
         # Two sweeps at once: the unique index of open cases keeps one per account, and the other
         # sweep's invoices join it below.
@@ -183,7 +204,10 @@ def claim_due_cases(conn: Connection, as_of: datetime, limit: int) -> list[DueCa
         # Accounts before cases (PostgreSQL locks in this order): a case whose account another worker
         # holds is skipped before its row is locked. The other way round, the case stayed locked,
         # unclaimed, and two workers freezing each other's accounts' cases waited for each other.
-        query = query.with_for_update(of=(accounts, dunning_cases), skip_locked=True)
+        # NO KEY UPDATE, as lock_accounts: it keeps out every other writer of the account but lets
+        # the foreign keys that point at it be checked (a payment batch's new attempt), which FOR
+        # UPDATE blocked: that batch held an invoice this sweep asked a charge for, a deadlock.
+        query = query.with_for_update(of=(accounts, dunning_cases), skip_locked=True, key_share=True)
     rows = conn.execute(query).all()
     if not rows:
         return []
@@ -274,9 +298,10 @@ def _apply(case: DueCase, plans: _Plans, policy: Policy, as_of: datetime, work: 
     retried = [invoice.invoice_id for invoice in notice.unpaid
                if case.has_card and needs_charge(decision.charge_since, invoice.last_attempt_day)]
     # A charging step attempts first and tells after: with charges asked for (or still in flight),
-    # its notice waits for their answers; otherwise it is given now.
-    waits = not decision.cancel and bool(retried or any(invoice.unsettled or invoice.retry_asked
-                                                        for invoice in notice.unpaid))
+    # its notice waits for their answers; otherwise it is given now. A cancellation too waits for
+    # the answer of a charge in flight (a card update's): it may pay, and nothing is charged after
+    # a cancellation.
+    waits = bool(retried or any(invoice.unsettled or invoice.retry_asked for invoice in notice.unpaid))
     step = decision.notice_step
     warned = warned_on(policy, snapshot)
     warned_now = not waits and step == policy.warning_index
@@ -362,11 +387,17 @@ class _Plans:
 
 def expire_reactivations(app: App, as_of: datetime) -> int:
     """R9.3: a window that ends unpaid leaves the account cancelled; the deletion date stays."""
+    def ended_windows(conn: Connection):
+        return conn.execute(select(reactivations.c.id, reactivations.c.account_id, accounts.c.status,
+                                   accounts.c.banner)
+                            .join(accounts, accounts.c.id == reactivations.c.account_id)
+                            .where(reactivations.c.outcome.is_(None), reactivations.c.ends_at <= as_of)).all()
+
     with app.engine.begin() as conn:
-        ended = conn.execute(select(reactivations.c.id, reactivations.c.account_id, accounts.c.status,
-                                    accounts.c.banner)
-                             .join(accounts, accounts.c.id == reactivations.c.account_id)
-                             .where(reactivations.c.outcome.is_(None), reactivations.c.ends_at <= as_of)).all()
+        # Their accounts first, then again what has ended: a payment that ended a window paid
+        # meanwhile has committed, and its window is not found here.
+        lock_accounts(conn, {row.account_id for row in ended_windows(conn)})
+        ended = ended_windows(conn)
         update_rows(conn, reactivations, [{"id": row.id, "outcome": "expired", "ended_at": as_of} for row in ended])
         insert_rows(conn, outbox, [row for ended_one in ended for row in (
             {"created_at": as_of, "topic": "reactivation.expired", "account_id": ended_one.account_id,

@@ -49,10 +49,12 @@ CARD_UPDATE = "card_updated:"  # the reason prefix of a card update's retries (s
 
 
 def lock_accounts(conn: Connection, account_ids) -> None:
-    """Row locks on the accounts, in id order (SQLite's writer holds the whole database anyway)."""
+    """Row locks on the accounts, in id order (SQLite's writer holds the whole database anyway).
+    FOR NO KEY UPDATE: exclusive among those who change accounts, while rows that point at the
+    accounts can still be written (their foreign keys checked) by others."""
     if account_ids and is_postgres(conn):
         conn.execute(select(accounts.c.id).where(among(conn, accounts.c.id, sorted(account_ids)))
-                     .order_by(accounts.c.id).with_for_update())
+                     .order_by(accounts.c.id).with_for_update(key_share=True))
 
 
 def unpaid_renewal_invoices():

@@ -8,10 +8,11 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from renewly.adapters.db.tables import dunning_case_invoices, invoice_lines, invoices
+from renewly.adapters.db.tables import dunning_case_invoices, invoice_lines, invoices, payment_attempts
 from renewly.bootstrap import App
-from renewly.domain.errors import InvalidInput, NotAllowed, NotFound
+from renewly.domain.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from renewly.domain.invoices import InvoiceStatus, IssuedInvoice, draft_credit_note
+from renewly.domain.payments import UNSETTLED
 from renewly.services import notices
 from renewly.services.accounts import load_account
 from renewly.services.dunning_outcomes import close_settled_cases, lock_accounts
@@ -55,7 +56,16 @@ def issue_credit_note(app: App, number: str, *, reason: str, amount: int | None 
     """Credit all of an invoice (or `amount` of it, before tax). An open invoice fully credited is void."""
     now = app.clock.now()
     with app.engine.begin() as conn:
+        # The account first, as a payment batch settling this invoice takes it: the status read
+        # below is then the one this credit note sees to the end (paid stays paid, never void).
+        lock_accounts(conn, [conn.execute(select(invoices.c.account_id)
+                                          .where(invoices.c.number == number)).scalar() or 0])
         row = _find(conn, number)
+        if conn.execute(select(payment_attempts.c.id).where(
+                payment_attempts.c.invoice_id == row.id,
+                payment_attempts.c.status.in_([status.value for status in UNSETTLED]))).first():
+            raise Conflict(f"invoice {number} has a charge whose answer is not known yet; credit it once the "
+                           "payment batch has settled it (renewly collect)", code="payment_in_flight")
         credited = conn.execute(select(func.coalesce(func.sum(invoices.c.subtotal), 0))
                                 .where(invoices.c.credited_invoice_id == row.id)).scalar_one()
         invoice = IssuedInvoice(
@@ -66,8 +76,8 @@ def issue_credit_note(app: App, number: str, *, reason: str, amount: int | None 
         [credit_id] = store_documents(conn, [draft], issued_at=now, credited_invoice_ids=[row.id])
         credit_number = conn.execute(select(invoices.c.number).where(invoices.c.id == credit_id)).scalar_one()
         if row.status == InvoiceStatus.OPEN and credited + draft.subtotal == row.subtotal:
-            lock_accounts(conn, [row.account_id])
-            conn.execute(invoices.update().where(invoices.c.id == row.id)
+            conn.execute(invoices.update().where(invoices.c.id == row.id,
+                                                 invoices.c.status == InvoiceStatus.OPEN.value)
                          .values(status=InvoiceStatus.VOID.value, status_changed_at=now))
             # Nothing left to chase on it: a case with nothing else unpaid ends here.
             close_settled_cases(conn, app, conn.execute(

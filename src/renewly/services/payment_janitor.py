@@ -4,7 +4,9 @@ An attempt is unsettled when its call timed out or failed ambiguously (`unknown`
 process that made it died before writing the answer (`pending` past its lease). While the
 invoice is open, the janitor sends the same request again with the same idempotency key: the
 gateway answers with what it did the first time, or does it now, exactly once either way.
-On an invoice no longer open it only asks; a key the gateway never saw is `not_sent`.
+On an invoice no longer open, or of an account cancelled since the attempt (only what was asked
+during a temporary reactivation may be charged then), it only asks; a key the gateway never saw
+is `not_sent`.
 Kill Bill issue 1015 paid an invoice twice by charging anew over an unknown attempt.
 """
 
@@ -12,10 +14,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, exists, or_, select
 
 from renewly.adapters.db.bulk import update_rows
-from renewly.adapters.db.tables import cards, gateway_customers, invoices, payment_attempts
+from renewly.adapters.db.tables import accounts, cards, gateway_customers, invoices, payment_attempts, reactivations
 from renewly.bootstrap import App
 from renewly.domain.invoices import InvoiceStatus
 from renewly.domain.payments import AttemptStatus, ChargeRequest, GatewayResult, Outcome
@@ -28,11 +30,19 @@ def settle_unsettled_attempts(app: App, as_of: datetime, *, bucket: TokenBucket 
 
     `bucket`: the rate cap to share with the batch that runs next (collect), so that the two
     together stay under it."""
+    # A cancelled account is charged only for what was asked during a temporary reactivation (R9):
+    # for any other attempt of its, the janitor only asks what became of it.
+    chargeable_account = or_(accounts.c.status.in_(("active", "past_due")), exists().where(
+        reactivations.c.account_id == payment_attempts.c.account_id,
+        reactivations.c.granted_at <= payment_attempts.c.created_at,
+        payment_attempts.c.created_at < reactivations.c.ends_at))
     with app.engine.connect() as conn:
         rows = conn.execute(
             select(payment_attempts, invoices.c.status.label("invoice_status"),
-                   invoices.c.number.label("invoice_number"), cards.c.token, gateway_customers.c.customer)
+                   invoices.c.number.label("invoice_number"), cards.c.token, gateway_customers.c.customer,
+                   chargeable_account.label("chargeable_account"))
             .join(invoices, invoices.c.id == payment_attempts.c.invoice_id)
+            .join(accounts, accounts.c.id == payment_attempts.c.account_id)
             .join(cards, cards.c.id == payment_attempts.c.card_id)
             .join(gateway_customers, gateway_customers.c.account_id == payment_attempts.c.account_id, isouter=True)
             .where(or_(payment_attempts.c.status == AttemptStatus.UNKNOWN.value,
@@ -48,12 +58,13 @@ def settle_unsettled_attempts(app: App, as_of: datetime, *, bucket: TokenBucket 
                                           description=f"Invoice {row.invoice_number}"))
               for row in rows]
     still_open = {row.id for row in rows if row.invoice_status == InvoiceStatus.OPEN and row.customer}
+    may_charge = {row.id for row in rows if row.id in still_open and row.chargeable_account}
     settings = app.settings.payments
 
     def ask(claim: Claim) -> GatewayResult | None:
-        if claim.attempt_id in still_open:
+        if claim.attempt_id in may_charge:
             return app.gateway.charge(claim.request)  # same key: the first answer, or the charge, once
-        return app.gateway.find(claim.request.idempotency_key)
+        return app.gateway.find(claim.request.idempotency_key)  # what it did, if anything; nothing now
 
     answers = call_concurrently(ask, claims, concurrency=settings.concurrency,
                                 bucket=bucket or TokenBucket(settings.rate_limit_per_second))

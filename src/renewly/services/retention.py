@@ -234,11 +234,13 @@ def purge_expired_invoices(app: App, as_of: datetime, size: int, report: Retenti
 
 def delete_invoices(conn: Connection, invoice_ids: list[int]) -> None:
     """Documents and every row pointing at them, children first."""
-    cases = set(conn.execute(select(dunning_case_invoices.c.case_id)
-                             .where(dunning_case_invoices.c.invoice_id.in_(invoice_ids))).scalars())
+    account_ids = select(invoices.c.account_id).where(invoices.c.id.in_(invoice_ids)).scalar_subquery()
+    cases = set(conn.execute(select(dunning_cases.c.id).where(dunning_cases.c.account_id.in_(account_ids)))
+                .scalars())
     conn.execute(payment_retries.delete().where(payment_retries.c.invoice_id.in_(invoice_ids)))
     conn.execute(dunning_case_invoices.delete().where(dunning_case_invoices.c.invoice_id.in_(invoice_ids)))
-    # A case goes with its last invoice (its other invoices, issued later, may be kept longer).
+    # A case goes with its account's last invoice it chased (its others, issued later, may be
+    # kept longer); a case merged by migration 0007, which chases none, with the others.
     emptied = select(dunning_cases.c.id).where(dunning_cases.c.id.in_(cases), ~exists().where(
         dunning_case_invoices.c.case_id == dunning_cases.c.id))
     emptied_ids = conn.execute(emptied).scalars().all()

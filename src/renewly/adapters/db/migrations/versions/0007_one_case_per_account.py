@@ -3,12 +3,14 @@
 - `dunning_case_invoices` lists the invoices of each case (an invoice issued while the account is
   in dunning joins its open case); `dunning_cases.invoice_id` goes.
 - A partial unique index allows one open case per account. Accounts that had several (the old
-  sweep opened one per invoice) keep the one with the earliest renewal date, which takes the
-  others' invoices; the others are closed with the status `merged`.
+  sweep opened one per invoice) keep the one that went furthest (then the earliest), which takes
+  the others' invoices; the others are closed with the status `merged` (their steps stay, as a
+  record; the retention deletes them with the account's last invoice).
 - `awaiting_step`: a charging step's notice (e-mail, banner) waits for the answers of its charges.
 - `warned_at`: when the warning before cancellation was given (the policy's minimum warning).
   Open cases take the time of the notice of the last step they took, which the old sweep sent
-  with the step.
+  with the step. A case warned late by the old sweep is cancelled the minimum warning after that
+  e-mail: later than the date it gave, never earlier.
 
 On SQLite the table is rebuilt (a column with its unique key and foreign key cannot be dropped,
 nor a check changed, in place): the migration environment turns foreign keys off around it.
@@ -73,7 +75,7 @@ def upgrade() -> None:
 def _merge_open_cases_of_each_account() -> None:
     bind = op.get_bind()
     cases = bind.execute(sa.text("SELECT id, account_id FROM dunning_cases WHERE status = 'open' "
-                                 "ORDER BY account_id, day0, id")).all()
+                                 "ORDER BY account_id, last_step DESC, day0, id")).all()
     kept: dict[int, int] = {}
     now = datetime.now(UTC)
     for case_id, account_id in cases:
