@@ -64,7 +64,7 @@ def without(block_start: str, next_block: str) -> str:
 
 INVALID = {
     "wrong_type": (broken("day = 2\n", 'day = "two"\n'),
-                   "steps[1].day: must be a whole number of days >= 0, got 'two'"),
+                   "steps[1].day: must be a whole number of days from 0 to 3650, got 'two'"),
     "days_not_increasing": (broken("day = 21\n", "day = 3\n"),
                             "steps[3].day: must come after the previous step's day (4)"),
     "unknown_banner_audience": (broken('banner = "owner_and_admins"', 'banner = "admins"'),
@@ -96,6 +96,16 @@ INVALID = {
         broken('day = 29\ncharge = false\n', 'day = 29\ncharge = true\n', at="charge = true"),
         "steps[4].charge: a cancelling step cannot charge: a cancelled account is charged only after a temporary "
         "reactivation (R9)"),
+    "a_step_on_a_day_no_calendar_holds": (broken("day = 21\n", "day = 3000000\n"),
+                                          "steps[3].day: must be a whole number of days from 0 to 3650, got 3000000"),
+    "a_placeholder_with_a_format": (broken("({amount}) is still unpaid", "({amount:d}) is still unpaid"),
+                                    "templates.suspension_warning.en.body: placeholders take no format or "
+                                    "conversion: {amount...}; write {amount}"),
+    "a_placeholder_padded_a_million_times": (
+        broken("Payment failed for invoice {invoice}", "Payment failed for invoice {invoice:>30000000}"),
+        "templates.payment_failed_1.en.subject: placeholders take no format or conversion"),
+    "a_reactivation_of_a_thousand_days": (broken("reactivation_days = 7 ", "reactivation_days = 1000 "),
+                                          "reactivation_days: must be a whole number from 1 to 365, got 1000"),
     "a_placeholder_nobody_fills": (
         broken("{renewal_date}: {reason}.\nWe will try", "{renewal_date}: {why}.\nWe will try"),
         "templates.payment_failed_1.en.body: unknown placeholder(s) {why}"),

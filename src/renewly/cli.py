@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
+import structlog
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -39,11 +40,13 @@ support_app = typer.Typer(help="What the operator's support staff do.", no_args_
 outbox_app = typer.Typer(help="E-mails and events waiting for delivery.", no_args_is_help=True)
 policy_app = typer.Typer(help="The dunning policy file.", no_args_is_help=True)
 billing_app = typer.Typer(help="What an account's owner sees of billing.", no_args_is_help=True)
+problems_app = typer.Typer(help="Rows the batches could not process, left aside with the reason.",
+                           no_args_is_help=True)
 for sub, name in ((db_app, "db"), (clock_app, "clock"), (plans_app, "plans"), (accounts_app, "accounts"),
                   (members_app, "members"), (subscriptions_app, "subscriptions"), (invoices_app, "invoices"),
                   (cards_app, "cards"), (payments_app, "payments"), (gateway_app, "gateway"),
                   (support_app, "support"), (outbox_app, "outbox"), (policy_app, "policy"),
-                  (billing_app, "billing")):
+                  (billing_app, "billing"), (problems_app, "problems")):
     app.add_typer(sub, name=name)
 app.add_typer(contacts_app, name="contacts")
 
@@ -164,12 +167,15 @@ def clock_advance(days: Annotated[int, typer.Option("--days", help="How many day
     now = application.clock.now()
     if as_json:
         print_json({"now": now, "runs": [_run_json(run) for run in runs]})
-        return
-    for run in runs:
-        if run.report.did_anything:  # a tick runs every batch; those that found nothing to do stay quiet
-            echo_wrapped(f"{run.at.isoformat()}  {run.batch}: {_describe_report(run.report)}")
-    ticks = len({run.at for run in runs})
-    typer.echo(f"test clock: {now.isoformat()}" + (f" ({ticks} tick(s) ran)" if batches else " (no batches ran)"))
+    else:
+        for run in runs:
+            # A tick runs every batch; those that found nothing to do stay quiet.
+            if run.report.did_anything or left_undone(run.report):
+                echo_wrapped(f"{run.at.isoformat()}  {run.batch}: {_describe_report(run.report)}")
+        ticks = len({run.at for run in runs})
+        typer.echo(f"test clock: {now.isoformat()}" + (f" ({ticks} tick(s) ran)" if batches else
+                                                       " (no batches ran)"))
+    exit_if_anything_was_left([run.report for run in runs], say=not as_json)
 
 
 def echo_wrapped(text: str, indent: int = 4) -> None:
@@ -184,8 +190,13 @@ def _run_json(run) -> dict[str, Any]:
 
 
 def _describe_report(report: Any) -> str:
+    from renewly.services.scheduler import BatchFailed
+    if isinstance(report, BatchFailed):
+        return f"failed: {report.reason}"
+    parked = f"; {report.parked} parked (renewly problems)" if getattr(report, "parked", 0) else ""
     if hasattr(report, "invoices_issued"):
-        return f"{report.invoices_issued} invoice(s) issued for {report.subscriptions_renewed} subscription(s)"
+        return (f"{report.invoices_issued} invoice(s) issued for {report.subscriptions_renewed} subscription(s)"
+                + parked)
     if hasattr(report, "attempted"):
         collected = ", ".join(money(amount, currency) for currency, amount in sorted(report.collected.items()))
         return (f"{report.attempted} charge(s): {report.succeeded} succeeded, {report.declined} declined, "
@@ -196,7 +207,7 @@ def _describe_report(report: Any) -> str:
                 f"{report.steps_taken} step(s) taken, {report.emails} e-mail(s), {report.charges_requested} "
                 f"charge(s) requested ({report.notices_waiting} notice(s) wait for their answers), "
                 f"{report.cancelled} account(s) cancelled, {report.reactivations_expired} reactivation(s) ended "
-                f"unpaid")
+                f"unpaid" + parked)
     if hasattr(report, "voided"):
         return f"{report.voided} card-check authorization(s) voided, {report.failed} to try again"
     if hasattr(report, "invoices_purged"):
@@ -214,9 +225,28 @@ def run(as_of: AsOf = None, as_json: JsonFlag = False) -> None:
     runs = run_all(application, parse_as_of(as_of, application))
     if as_json:
         print_json([_run_json(r) for r in runs])
-        return
-    for r in runs:
-        echo_wrapped(f"{r.batch}: {_describe_report(r.report)}")
+    else:
+        for r in runs:
+            echo_wrapped(f"{r.batch}: {_describe_report(r.report)}")
+    exit_if_anything_was_left([r.report for r in runs], say=not as_json)
+
+
+def left_undone(report: Any) -> bool:
+    from renewly.services.scheduler import BatchFailed
+    return isinstance(report, BatchFailed) or bool(getattr(report, "parked", 0))
+
+
+def exit_if_anything_was_left(reports: list, *, say: bool = True) -> None:
+    """Exit 1 (saying so, unless the output is JSON) when a batch failed or parked rows: the
+    rest was done."""
+    from renewly.services.scheduler import BatchFailed
+    failed = sum(1 for report in reports if isinstance(report, BatchFailed))
+    parked = sum(getattr(report, "parked", 0) for report in reports)
+    if failed or parked:
+        if say:
+            echo_wrapped(f"{parked} row(s) parked, {failed} batch(es) failed; everything else was done. See "
+                         "renewly problems.")
+        raise typer.Exit(1)
 
 
 def run_one_batch(batch, as_of: str | None, as_json: bool) -> None:
@@ -224,6 +254,7 @@ def run_one_batch(batch, as_of: str | None, as_json: bool) -> None:
     application = open_app()
     report = batch(application, parse_as_of(as_of, application))
     print_json(report.__dict__) if as_json else echo_wrapped(_describe_report(report))
+    exit_if_anything_was_left([report], say=not as_json)
 
 
 @app.command("renew")
@@ -709,6 +740,35 @@ def policy_show(as_json: JsonFlag = False) -> None:
                  f"{policy.minimum_warning_days} days before the cancellation")
 
 
+# -- problems -----------------------------------------------------------------------------------
+
+@problems_app.command("list")
+def problems_list(all_of_them: Annotated[bool, typer.Option("--all", help="Resolved ones too.")] = False,
+                  as_json: JsonFlag = False) -> None:
+    """What the batches left aside, with the reason: each is skipped until it is resolved."""
+    from renewly.services.parking import list_problems
+    rows = list_problems(open_app(), include_resolved=all_of_them)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        typer.echo("no problem: the batches processed every row")
+    for row in rows:
+        state = f"resolved {row['resolved_at']:%Y-%m-%d}" if row["resolved_at"] else "open"
+        echo_wrapped(f"#{row['id']} {row['batch']}: {row['subject']} {row['subject_id']} (account "
+                     f"{row['account_id']}), parked {row['parked_at']:%Y-%m-%d %H:%M} UTC, {state}: {row['reason']}")
+
+
+@problems_app.command("resolve")
+def problems_resolve(problem: int, reason: Annotated[str, typer.Option(help="What was mended.")]) -> None:
+    """Put a parked row back once mended: the next run takes it again (and parks it again if it still fails)."""
+    from renewly.services.parking import resolve
+    if not reason.strip():
+        raise InvalidInput("say what was mended with --reason", code="reason_required")
+    row = resolve(open_app(), problem, actor=actor(), note=reason.strip())
+    typer.echo(f"#{problem}: {row['subject']} {row['subject_id']} goes back to the {row['batch']} batch")
+
+
 # -- demo ---------------------------------------------------------------------------------------
 
 @app.command("demo")
@@ -720,6 +780,13 @@ def demo(database: Annotated[str, typer.Option(help="SQLite file, recreated.")] 
 
 
 def main() -> None:
+    # Logs (a parked row, a gateway that did not answer) go to stderr, plain: stdout stays the
+    # command's answer, which scripts read (--json).
+    structlog.configure(processors=[structlog.processors.add_log_level,
+                                    structlog.processors.TimeStamper(fmt="iso", utc=True),
+                                    structlog.dev.ConsoleRenderer(colors=False,
+                                                                  exception_formatter=structlog.dev.plain_traceback)],
+                        logger_factory=lambda *_: structlog.PrintLogger(sys.stderr))  # today's stderr
     try:
         exit_code = app(standalone_mode=False)
     except BillingError as error:

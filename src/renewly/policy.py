@@ -33,6 +33,13 @@ TOP_KEYS = {"version", "reactivation_days", "deletion_days", "invoice_retention_
             "verification_void_delay_days", "minimum_warning_days", "steps", "templates", "banners"}
 
 
+# Days and years a policy may name, at most: far beyond any schedule, short of dates no calendar
+# holds (a step on day 3,000,000 overflowed the date arithmetic of every sweep).
+MAX_DAY = 3650
+LIMITS = (("reactivation_days", 1, 7, 365), ("deletion_days", 0, 90, MAX_DAY),
+          ("invoice_retention_years", 1, 10, 100), ("verification_void_delay_days", 0, 3, 30))
+
+
 class PolicyError(InvalidInput):
     code = "invalid_policy"
 
@@ -106,10 +113,8 @@ class _Checker:
         version = data.get("version")
         if not isinstance(version, str) or not version.strip():
             self.fail(("version",), "a non-empty version string is required (it is recorded with every step)")
-        numbers = {name: self.whole(data, name, minimum, default)
-                   for name, minimum, default in (("reactivation_days", 1, 7), ("deletion_days", 0, 90),
-                                                  ("invoice_retention_years", 1, 10),
-                                                  ("verification_void_delay_days", 0, 3))}
+        numbers = {name: self.whole(data, name, minimum, default, maximum)
+                   for name, minimum, default, maximum in LIMITS}
         templates = self.templates(data.get("templates", {}))
         steps = self.steps(data.get("steps"), {name for name, _ in templates})
         for name in REQUIRED_TEMPLATES:
@@ -136,10 +141,10 @@ class _Checker:
             self.fail(("minimum_warning_days",), f"the warning step {warning.name!r} has no e-mail to warn with")
         return days
 
-    def whole(self, data: dict, name: str, minimum: int, default: int) -> int:
+    def whole(self, data: dict, name: str, minimum: int, default: int, maximum: int = MAX_DAY) -> int:
         value = data.get(name, default)
-        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            self.fail((name,), f"must be a whole number >= {minimum}, got {value!r}")
+        if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+            self.fail((name,), f"must be a whole number from {minimum} to {maximum}, got {value!r}")
         return value
 
     def steps(self, raw: Any, template_names: set[str]) -> tuple[Step, ...]:
@@ -157,8 +162,8 @@ class _Checker:
                 self.fail(("steps", index, "name"), f"step {name!r} is defined twice")
             names.add(name)
             day = item.get("day")
-            if not isinstance(day, int) or isinstance(day, bool) or day < 0:
-                self.fail(("steps", index, "day"), f"must be a whole number of days >= 0, got {day!r}")
+            if not isinstance(day, int) or isinstance(day, bool) or not 0 <= day <= MAX_DAY:
+                self.fail(("steps", index, "day"), f"must be a whole number of days from 0 to {MAX_DAY}, got {day!r}")
             if day <= previous_day:
                 self.fail(("steps", index, "day"), f"must come after the previous step's day ({previous_day})")
             previous_day = day
@@ -217,9 +222,16 @@ class _Checker:
         if not isinstance(text, str) or not text.strip():
             self.fail(path, "a non-empty text is required")
         try:
-            fields = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+            parsed = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(text)
+                      if name is not None]
         except ValueError as error:
             self.fail(path, f"malformed placeholder: {error}")
+        # Every value is a text already in the reader's language: a format ({amount:d}) or a
+        # conversion ({amount!r}) would fail, or pad a million spaces, in the middle of a sweep.
+        shaped = [name for name, spec, conversion in parsed if spec or conversion]
+        if shaped:
+            self.fail(path, f"placeholders take no format or conversion: {{{shaped[0]}...}}; write {{{shaped[0]}}}")
+        fields = {name for name, _, _ in parsed}
         unknown = fields - PLACEHOLDERS
         if unknown:
             self.fail(path, f"unknown placeholder(s) {', '.join('{' + u + '}' for u in sorted(unknown))}; "

@@ -18,7 +18,7 @@ from babel.dates import format_date
 
 from renewly.domain.calendar import local_midnight_utc, period_boundary
 from renewly.domain.errors import InvalidInput, NotAllowed
-from renewly.domain.money import round_minor
+from renewly.domain.money import MAX_DOCUMENT_TOTAL, round_minor
 
 
 class InvoiceKind(StrEnum):
@@ -226,6 +226,12 @@ def draft_renewal(snapshot: RenewalSnapshot, issue_date: date, taxes: TaxTable,
         subtotal = 0
     rate = taxes.rate_for(snapshot.buyer.get("country", ""))
     tax = taxes.tax_on(subtotal, rate)
+    if subtotal + tax > MAX_DOCUMENT_TOTAL:
+        # Only data written before the bounds at the door could get here: the batch parks this
+        # subscription with this reason and goes on with the others.
+        raise InvalidInput(f"the invoice of subscription {snapshot.subscription_id} would total {subtotal + tax} "
+                           f"minor units, above the {MAX_DOCUMENT_TOTAL} a document may carry",
+                           code="invoice_too_large")
     invoice = InvoiceDraft(
         kind=InvoiceKind.INVOICE, account_id=snapshot.account_id, subscription_id=snapshot.subscription_id,
         currency=snapshot.currency, locale=snapshot.locale, issue_date=issue_date,

@@ -40,6 +40,12 @@ def minor_unit_exponent(currency: str) -> int:
     return get_currency_precision(currency)
 
 
+# The largest total a document may carry, in minor units: ten periods of the largest plan and seat
+# count (domain/plans.py: 1e15 a period), far below what a BIGINT holds (9.2e18), so that sums of
+# such amounts never overflow either engine.
+MAX_DOCUMENT_TOTAL = 10**16
+
+
 @dataclass(frozen=True, slots=True)
 class Money:
     amount: int  # minor units: cents for USD and EUR, yen for JPY

@@ -10,6 +10,11 @@ from renewly.domain.errors import InvalidInput
 from renewly.domain.money import Money, validate_currency
 
 _PLAN_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+# One set of bounds for both engines, checked at the door: a seat count and a price whose
+# invoice would not fit in a BIGINT (9.2e18) were accepted, then stopped every renewal. With
+# these, a period's subscription line is at most 1e15 minor units (money.MAX_DOCUMENT_TOTAL: 1e16).
+MAX_SEATS = 1_000_000
+MAX_UNIT_AMOUNT = 1_000_000_000  # minor units per seat and period: ten million of a two-decimal currency
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,10 +32,15 @@ class Plan:
             raise InvalidInput("a plan needs a name", code="invalid_plan")
         if price < 0:
             raise InvalidInput(f"a plan's price cannot be negative (got {price})", code="negative_price")
+        if price > MAX_UNIT_AMOUNT:
+            raise InvalidInput(f"a plan's price is at most {MAX_UNIT_AMOUNT} minor units per seat (got {price})",
+                               code="price_too_large")
         return cls(code, name.strip(), validate_interval(interval), Money(price, validate_currency(currency)))
 
 
 def validate_seats(seats: int) -> int:
     if seats < 1:
         raise InvalidInput(f"a subscription needs at least one seat (got {seats})", code="invalid_seats")
+    if seats > MAX_SEATS:
+        raise InvalidInput(f"a subscription has at most {MAX_SEATS} seats (got {seats})", code="too_many_seats")
     return seats

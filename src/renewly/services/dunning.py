@@ -48,6 +48,7 @@ from renewly.domain.payments import NO_CARD
 from renewly.services import dunning_notices
 from renewly.services.dunning_notices import OUTBOX_COLUMNS, CaseInvoice, NoticeCase, case_invoices, latest_decline
 from renewly.services.dunning_outcomes import close_settled_cases, lock_accounts, unpaid_renewal_invoices
+from renewly.services.parking import Subject, is_infrastructure, not_parked, one_by_one
 from renewly.services.slices import WORKERS, run_slices
 
 IN_DUNNING = (AccountStatus.ACTIVE.value, AccountStatus.PAST_DUE.value)
@@ -57,6 +58,7 @@ IN_DUNNING = (AccountStatus.ACTIVE.value, AccountStatus.PAST_DUE.value)
 class DunningReport:
     cases_opened: int = 0
     invoices_joined: int = 0  # issued while their account was in dunning: they follow its case
+    parked: int = 0  # cases the sweep could not decide or apply: left aside, with the reason
     steps_taken: int = 0
     notices: int = 0  # notices given now (an e-mail and a banner, as the step says)
     emails: int = 0
@@ -99,21 +101,42 @@ def _sweep(app: App, as_of: datetime, size: int) -> DunningReport:
     report = DunningReport()
     looks = 0
     while True:
-        with app.engine.begin() as conn:
-            cases = claim_due_cases(conn, as_of, size)
-            if cases:
-                apply_decisions(conn, app, cases, as_of, report)
-                continue
-            if looks == LOOKS_AGAIN or not is_postgres(conn) or not _due_left(conn, as_of):
-                return report
+        try:
+            with app.engine.begin() as conn:
+                cases = claim_due_cases(conn, as_of, size)
+                if cases:
+                    apply_decisions(conn, app, cases, as_of, report)
+                    continue
+                if looks == LOOKS_AGAIN or not is_postgres(conn) or not _due_left(conn, as_of):
+                    return report
+        except Exception as error:
+            if is_infrastructure(error):
+                raise
+            _one_by_one(app, as_of, report)
+            continue
         looks += 1
         time.sleep(A_MOMENT)
 
 
+def _one_by_one(app: App, as_of: datetime, report: DunningReport) -> None:
+    """A case made the slice fail (a policy it cannot follow, data it cannot hold): the slice
+    again, one case at a time, parking the one that fails."""
+    with app.engine.connect() as conn:
+        due = conn.execute(_due_cases_query(as_of, app.settings.batches.chunk_size)).all()
+
+    def one_case(conn: Connection, case_id: int) -> int:
+        cases = claim_due_cases(conn, as_of, 1, case_id=case_id)
+        if cases:
+            apply_decisions(conn, app, cases, as_of, report)
+        return 0
+
+    _, _, parked = one_by_one(app, "dunning", "dunning_case", [Subject(row.id, row.account_id) for row in due],
+                              one_case, as_of)
+    report.parked += parked
+
+
 def _due_left(conn: Connection, as_of: datetime) -> bool:
-    return conn.execute(select(dunning_cases.c.id).join(accounts, accounts.c.id == dunning_cases.c.account_id)
-                        .where(dunning_cases.c.status == "open", dunning_cases.c.next_step_at <= as_of,
-                               accounts.c.status.in_(IN_DUNNING)).limit(1)).first() is not None
+    return conn.execute(_due_cases_query(as_of, 1)).first() is not None
 
 
 # -- opening cases ----------------------------------------------------------------------------------
@@ -187,19 +210,26 @@ class DueCase:
     has_card: bool
 
 
-def claim_due_cases(conn: Connection, as_of: datetime, limit: int) -> list[DueCase]:
+def _due_cases_query(as_of: datetime, limit: int, *columns):
+    """The due cases, along ix_dunning_cases_due, the longest due first; parked ones left aside."""
+    return (select(dunning_cases.c.id, dunning_cases.c.account_id, *columns)
+            .join(accounts, accounts.c.id == dunning_cases.c.account_id)
+            .where(dunning_cases.c.status == "open", dunning_cases.c.next_step_at <= as_of,
+                   accounts.c.status.in_(IN_DUNNING), not_parked("dunning_case", dunning_cases.c.id))
+            .order_by(dunning_cases.c.next_step_at, dunning_cases.c.id).limit(limit))
+
+
+def claim_due_cases(conn: Connection, as_of: datetime, limit: int, *, case_id: int | None = None) -> list[DueCase]:
     """Lock up to `limit` due cases and their accounts, the longest due first; read their snapshots."""
     # Separate statements, each along its indexes, so that a slice costs its own rows whatever the
     # tables hold: the due cases and their accounts, picked and locked along ix_dunning_cases_due;
     # then their unpaid invoices; then their cards. (In one statement, the planner may join every
     # open case.)
-    query = (select(dunning_cases.c.id, dunning_cases.c.account_id, dunning_cases.c.day0, dunning_cases.c.last_step,
-                    dunning_cases.c.awaiting_step, dunning_cases.c.warned_at, accounts.c.name, accounts.c.locale,
-                    accounts.c.timezone, accounts.c.status, accounts.c.banner)
-             .join(accounts, accounts.c.id == dunning_cases.c.account_id)
-             .where(dunning_cases.c.status == "open", dunning_cases.c.next_step_at <= as_of,
-                    accounts.c.status.in_(IN_DUNNING))
-             .order_by(dunning_cases.c.next_step_at, dunning_cases.c.id).limit(limit))
+    query = _due_cases_query(as_of, limit, dunning_cases.c.day0, dunning_cases.c.last_step,
+                             dunning_cases.c.awaiting_step, dunning_cases.c.warned_at, accounts.c.name,
+                             accounts.c.locale, accounts.c.timezone, accounts.c.status, accounts.c.banner)
+    if case_id is not None:
+        query = query.where(dunning_cases.c.id == case_id)
     if is_postgres(conn):
         # Accounts before cases (PostgreSQL locks in this order): a case whose account another worker
         # holds is skipped before its row is locked. The other way round, the case stayed locked,
@@ -411,7 +441,8 @@ def expire_reactivations(app: App, as_of: datetime) -> int:
 
 def next_dunning_at(conn: Connection) -> datetime | None:
     moments = [
-        conn.execute(select(func.min(dunning_cases.c.next_step_at)).where(dunning_cases.c.status == "open")).scalar(),
+        conn.execute(select(func.min(dunning_cases.c.next_step_at)).where(
+            dunning_cases.c.status == "open", not_parked("dunning_case", dunning_cases.c.id))).scalar(),
         conn.execute(select(func.min(reactivations.c.ends_at)).where(reactivations.c.outcome.is_(None))).scalar(),
         conn.execute(select(func.min(invoices.c.issued_at)).join(accounts, accounts.c.id == invoices.c.account_id)
                      .where(unpaid_renewal_invoices(), accounts.c.status.in_(IN_DUNNING))).scalar(),

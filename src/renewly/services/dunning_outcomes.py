@@ -217,8 +217,10 @@ def give_awaited_notices(conn: Connection, app: App, account_ids: set[int], as_o
     if not ready:
         return set()
     policy = app.policy
-    # A case that cancelled meanwhile, or with nothing unpaid left, has nothing more to say.
-    told = [row for row in ready if row.status in IN_DUNNING and unpaid.get(row.id)]
+    # A case that cancelled meanwhile, or with nothing unpaid left, has nothing more to say; nor a
+    # step the policy in force no longer has (the operator removed it since).
+    told = [row for row in ready if row.status in IN_DUNNING and unpaid.get(row.id)
+            and row.awaiting_step < len(policy.steps)]
     given = dunning_notices.give(conn, app, [
         (NoticeCase(row.id, row.account_id, row.day0, row.name, row.locale, row.timezone, row.status, row.banner,
                     unpaid[row.id]), row.awaiting_step,

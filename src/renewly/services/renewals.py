@@ -27,6 +27,7 @@ from renewly.domain.invoices import (
     draft_renewal,
 )
 from renewly.services.invoicing import store_documents
+from renewly.services.parking import Subject, is_infrastructure, not_parked, one_by_one
 from renewly.services.slices import WORKERS, run_slices
 
 
@@ -35,6 +36,7 @@ class RenewalReport:
     invoices_issued: int
     subscriptions_renewed: int
     as_of: datetime
+    parked: int = 0  # subscriptions whose invoice could not be issued: left aside, with the reason
 
     @property
     def did_anything(self) -> bool:
@@ -46,19 +48,34 @@ def renew_due(app: App, as_of: datetime, *, slice_size: int | None = None, on_sl
     """Issue every renewal invoice due at `as_of`, slice after slice, until nothing is claimable."""
     size = slice_size or app.settings.batches.chunk_size
     done = run_slices(app, lambda: _renew_slices(app, as_of, size, on_slice), workers)
-    return RenewalReport(invoices_issued=sum(issued for issued, _ in done),
-                         subscriptions_renewed=sum(renewed for _, renewed in done), as_of=as_of)
+    return RenewalReport(invoices_issued=sum(issued for issued, _, _ in done),
+                         subscriptions_renewed=sum(renewed for _, renewed, _ in done), as_of=as_of,
+                         parked=sum(parked for _, _, parked in done))
 
 
-def _renew_slices(app: App, as_of: datetime, size: int, on_slice) -> tuple[int, int]:
-    """One worker's loop: (invoices issued, subscriptions renewed)."""
-    issued = renewed = 0
+def _renew_slices(app: App, as_of: datetime, size: int, on_slice) -> tuple[int, int, int]:
+    """One worker's loop: (invoices issued, subscriptions renewed, subscriptions parked)."""
+    issued = renewed = parked = 0
     after: Position | None = None
     while True:
-        with app.engine.begin() as conn:
-            snapshots, last = claim_due(conn, as_of, size, after=after)
-            if snapshots:
-                renewals = issue_renewals(conn, app, snapshots, as_of)
+        try:
+            with app.engine.begin() as conn:
+                snapshots, last = claim_due(conn, as_of, size, after=after)
+                if snapshots:
+                    renewals = issue_renewals(conn, app, snapshots, as_of)
+        except Exception as error:
+            if is_infrastructure(error):
+                raise
+            # One subscription made the slice fail: the slice again, one at a time, parking it.
+            with app.engine.connect() as conn:
+                snapshots, last = claim_due(conn, as_of, size, after=after, lock=False)
+            count, worked, parked_now = one_by_one(
+                app, "renew", "subscription", [Subject(s.subscription_id, s.account_id) for s in snapshots],
+                lambda conn, subscription_id: renew_subscription_now(conn, app, subscription_id, as_of), as_of)
+            # Each that issued has had all its due periods invoiced: renewed past as_of.
+            issued, renewed, parked = issued + count, renewed + worked, parked + parked_now
+            after = last
+            continue
         if not snapshots:
             if after is None:
                 break
@@ -75,7 +92,7 @@ def _renew_slices(app: App, as_of: datetime, size: int, on_slice) -> tuple[int, 
         renewed += sum(1 for renewal in renewals if renewal.next_renewal_at > as_of)
         if on_slice:
             on_slice(len(snapshots))
-    return issued, renewed
+    return issued, renewed, parked
 
 
 def renew_subscription_now(conn: Connection, app: App, subscription_id: int, as_of: datetime) -> int:
@@ -87,14 +104,15 @@ def renew_subscription_now(conn: Connection, app: App, subscription_id: int, as_
 
 
 def due_query():
-    return (subscriptions.c.status == "active") & (accounts.c.status.in_(("active", "past_due")))
+    return ((subscriptions.c.status == "active") & (accounts.c.status.in_(("active", "past_due")))
+            & not_parked("subscription", subscriptions.c.id))
 
 
 Position = tuple[datetime, int]  # (renews_at, id) of a subscription: where a slice ends
 
 
 def claim_due(conn: Connection, as_of: datetime, limit: int, *, subscription_id: int | None = None,
-              after: Position | None = None) -> tuple[list[RenewalSnapshot], Position | None]:
+              after: Position | None = None, lock: bool = True) -> tuple[list[RenewalSnapshot], Position | None]:
     """Lock and read up to `limit` due subscriptions, earliest due first (past `after` if given).
 
     Returns their snapshots and the position of the last one.
@@ -114,7 +132,7 @@ def claim_due(conn: Connection, as_of: datetime, limit: int, *, subscription_id:
         query = query.where(subscriptions.c.id == subscription_id)
     if after is not None:
         query = query.where(tuple_(subscriptions.c.renews_at, subscriptions.c.id) > tuple_(*after))
-    if is_postgres(conn):
+    if lock and is_postgres(conn):
         query = query.with_for_update(of=subscriptions, skip_locked=True)
     rows = conn.execute(query).all()
     if not rows:

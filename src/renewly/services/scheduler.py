@@ -23,6 +23,7 @@ from renewly.adapters.db.tables import batch_runs
 from renewly.bootstrap import App
 from renewly.domain.errors import InvalidInput
 from renewly.services import collect, dunning, renewals, retention, verifications
+from renewly.services.parking import is_infrastructure, reason
 
 log = structlog.get_logger(__name__)
 
@@ -49,6 +50,15 @@ class BatchRun:
     batch: str
     at: datetime
     report: object
+
+
+@dataclass(frozen=True)
+class BatchFailed:
+    """The report of a batch that stopped on something its rows could not explain (a bug): the
+    other batches of the tick ran all the same."""
+
+    reason: str
+    did_anything: bool = False
 
 
 # In this order, in each round of a tick. The payment batch first: it charges what was asked for
@@ -100,7 +110,11 @@ def run_all(app: App, as_of: datetime) -> list[BatchRun]:
 
 
 def merged(reports: list):
-    """One report of a batch's rounds: counts added, amounts added per currency, lists joined."""
+    """One report of a batch's rounds: counts added, amounts added per currency, lists joined;
+    a failure stands for the whole."""
+    failed = next((report for report in reports if isinstance(report, BatchFailed)), None)
+    if failed is not None:
+        return failed
     values = {}
     for name in (f.name for f in fields(reports[0])):
         parts = [getattr(report, name) for report in reports]
@@ -116,7 +130,15 @@ def merged(reports: list):
 
 
 def _run(app: App, batch: Batch, at: datetime) -> BatchRun:
-    report = batch.run(app, at)
+    try:
+        report = batch.run(app, at)
+    except Exception as error:
+        if is_infrastructure(error):
+            raise  # the database itself: nothing else can run either
+        # A failing batch never prevents the other batches of the tick; rows it could pin down
+        # were parked by the batch itself, this is what it could not.
+        log.exception("batch failed", batch=batch.name, at=at)
+        return BatchRun(batch.name, at, BatchFailed(reason(error)))
     with app.engine.begin() as conn:
         updated = conn.execute(batch_runs.update().where(batch_runs.c.batch == batch.name)
                                .values(last_run_at=at)).rowcount

@@ -451,3 +451,22 @@ billing_contacts = Table(
           sqlite_where=text("status IN ('requested', 'active')"),
           postgresql_where=text("status IN ('requested', 'active')")),
 )
+
+# -- rows a batch could not process (one bad row never stops the others) ----------------------------
+
+# Left aside with the reason; claims skip them until the operator, having mended the row, puts
+# it back (`renewly problems`, `renewly problems resolve`).
+parked_rows = Table(
+    "parked_rows", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("batch", String(32), nullable=False),
+    Column("subject", String(32), nullable=False),  # subscription, dunning_case
+    Column("subject_id", Id, nullable=False),
+    Column("account_id", Id),
+    Column("reason", Text, nullable=False),
+    Column("parked_at", UTCDateTime(), nullable=False),
+    Column("resolved_at", UTCDateTime()),
+    Column("resolved_by", String(320)),
+    Index("uq_parked_rows_open", "subject", "subject_id", unique=True, sqlite_where=text("resolved_at IS NULL"),
+          postgresql_where=text("resolved_at IS NULL")),
+)
