@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.builders import Outcome, customer, database_rows, subscribed, team_plan
+from tests.builders import Outcome, customer, database_rows, subscribed, team_plan, with_card
 
 RENEWLY = Path(sys.executable).with_name("renewly")
 
@@ -58,6 +58,7 @@ def test_the_clock_and_the_batches_run_from_the_command_line(app, renewly):
     assert renewly("invoices", "show", "2026-000002", "--json").json()["period_start"] == "2026-02-01"
     assert renewly("invoices", "credit", "2026-000002", "--reason", "seat unused", "--amount", "1900") == \
         Outcome(0, "CN-2026-000001\n", "")
+    assert renewly("clock", "advance", "--days", "28", "--no-batches").code == 0  # 1 March: a day was missed
     assert renewly("renew", "--as-of", "2026-02-28", "--json").json()["invoices_issued"] == 0
     assert renewly("run", "--as-of", "2026-03-01T00:00:00+00:00").code == 0
     assert [i["number"] for i in renewly("invoices", "list", "--json").json()] == [
@@ -139,3 +140,45 @@ def test_the_installed_command_refuses_bad_input_the_same_way(app, cli_environme
     assert (refused.returncode, refused.stdout) == (2, "")
     assert refused.stderr == "error: an account has exactly one owner; support transfers ownership instead\n"
     assert database(app) == before
+
+
+def test_a_batch_never_runs_as_of_a_moment_later_than_the_clock(app, renewly):
+    """A typo (2030 for 2026) issued invoices dated years ahead: refused, one line, nothing changed."""
+    subscribed(app)
+    before = database(app)
+    for args in (["renew", "--as-of", "2030-01-01"], ["run", "--as-of", "2026-01-02T00:00:00"],
+                 ["dunning", "--as-of", "2026-01-02"]):
+        refused = renewly(*args)
+        assert (refused.code, refused.out) == (2, "")
+        assert refused.err.startswith(f"error: --as-of {args[-1]} is later than the clock (2026-01-01T00:00:00+00:00)")
+    assert database(app) == before
+    assert renewly("run", "--as-of", "2026-01-01").code == 0  # today, not over yet: now
+
+
+def test_a_start_more_than_one_period_ago_needs_backdate_and_makes_one_catch_up_invoice(app, renewly):
+    with_card(app, customer(app))
+    team_plan(app)
+    before = database(app)
+    refused = renewly("subscriptions", "create", "1", "--plan", "team", "--start", "2016-01-31")
+    assert (refused.code, refused.out) == (2, "")
+    assert refused.err == ("error: --start 2016-01-31 is more than one month ago (120 periods would be invoiced at "
+                           "once); say --backdate to bill them in one catch-up invoice\n")
+    assert database(app) == before
+    assert renewly("subscriptions", "create", "1", "--plan", "team", "--start", "2015-12-02").code == 2
+    # One month ago is fine: that period and the current one, an invoice each.
+    assert renewly("subscriptions", "create", "1", "--plan", "team", "--start", "2025-12-01").code == 0
+    assert [i["period_start"] for i in renewly("invoices", "list", "--json").json()] == ["2025-12-01", "2026-01-01"]
+    done = renewly("subscriptions", "create", "1", "--plan", "team", "--start", "2025-06-01", "--backdate")
+    assert done.code == 0
+    catch_up = renewly("invoices", "list", "--json").json()[-1]
+    assert (catch_up["period_start"], catch_up["period_end"], catch_up["total"]) == ("2025-06-01", "2026-02-01",
+                                                                                     8 * 1900 * 12 // 10)
+    lines = renewly("invoices", "show", catch_up["number"], "--json").json()["lines"]
+    assert [(line["period_start"], line["period_end"]) for line in lines][:2] == [
+        ("2025-06-01", "2025-07-01"), ("2025-07-01", "2025-08-01")]
+    assert len(lines) == 8
+    assert renewly("clock", "advance", "--days", "40").code == 0
+    invoices = renewly("invoices", "list", "--json").json()
+    assert [(i["subscription_id"], i["period_start"], i["status"]) for i in invoices[-2:]] == [
+        (1, "2026-02-01", "paid"), (2, "2026-02-01", "paid")]  # each renews on from its periods
+    assert all(i["status"] == "paid" for i in invoices)

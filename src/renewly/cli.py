@@ -73,16 +73,26 @@ def parse_date(text: str, what: str = "date") -> date:
 
 
 def parse_as_of(text: str | None, application: App) -> datetime:
+    """The moment a batch runs as of: the clock's now, or an earlier one (a batch run late). Never
+    later: a typo (2030 for 2026) would issue invoices dated years ahead."""
+    now = application.clock.now()
     if text is None:
-        return application.clock.now()
+        return now
     if len(text) == 10:
-        return end_of_day_utc(parse_date(text, "--as-of date"))
-    try:
-        instant = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(f"malformed --as-of {text!r}: expected YYYY-MM-DD or an ISO datetime",
-                           code="malformed_date") from None
-    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+        day = parse_date(text, "--as-of date")
+        # A bare date means its last instant (UTC); today's is not reached yet: now.
+        instant = min(end_of_day_utc(day), now) if day == now.astimezone(UTC).date() else end_of_day_utc(day)
+    else:
+        try:
+            instant = datetime.fromisoformat(text)
+        except ValueError:
+            raise InvalidInput(f"malformed --as-of {text!r}: expected YYYY-MM-DD or an ISO datetime",
+                               code="malformed_date") from None
+        instant = instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+    if instant > now:
+        raise InvalidInput(f"--as-of {text} is later than the clock ({now.isoformat()}): batches run as of now or "
+                           "earlier", code="as_of_in_the_future")
+    return instant
 
 
 def _json_default(value: Any) -> Any:
@@ -433,12 +443,16 @@ def subscriptions_create(account: int, plan: Annotated[str, typer.Option(help="T
                          seats: Annotated[int, typer.Option()] = 1,
                          start: Annotated[str | None, typer.Option(help="YYYY-MM-DD; default: today "
                                                                              "in the account's time zone.")] = None,
+                         backdate: Annotated[bool, typer.Option(
+                             "--backdate", help="A start more than one period ago: its periods up to today in "
+                                                "one catch-up invoice.")] = False,
                          as_json: JsonFlag = False) -> None:
     """Start a subscription; its first invoice is issued when it starts."""
     from renewly.services.subscriptions import create_subscription
     application = open_app()
     subscription_id = create_subscription(application, account, plan_code=plan, seats=seats,
-                                          start=parse_date(start, "--start") if start else None, actor=actor())
+                                          start=parse_date(start, "--start") if start else None, actor=actor(),
+                                          backdate=backdate)
     print_json({"id": subscription_id}) if as_json else typer.echo(subscription_id)
 
 

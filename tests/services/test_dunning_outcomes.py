@@ -310,3 +310,15 @@ def test_r9_a_credit_note_waits_for_the_answer_of_a_charge_in_flight(app):
         issue_credit_note(app, "2026-000001", reason="goodwill", actor=OPERATOR)
     assert refused.value.code == "payment_in_flight"
     assert database_rows(app) == before
+
+
+def test_r8_a_backdated_subscription_s_catch_up_invoice_is_chased_from_the_day_it_was_issued(app):
+    """Nobody is late for a period before their subscription existed: day 0 is the day the
+    catch-up invoice was issued, not the first period's start, seven months earlier."""
+    account_id = customer(app)
+    create_subscription(app, account_id, plan_code=team_plan(app), seats=1, start=date(2025, 6, 1), backdate=True,
+                        actor=OPERATOR)
+    to_day(app, 3)
+    assert kinds(app) == ["payment_failed_1", "payment_failed_2"]  # no card: days 0 and 2, no warning yet
+    with app.engine.connect() as conn:
+        assert conn.execute(select(dunning_cases.c.day0)).scalars().all() == [date(2026, 1, 1)]

@@ -205,14 +205,19 @@ def prorate_seat_change(unit_amount: int, old_seats: int, new_seats: int,
 
 
 def draft_renewal(snapshot: RenewalSnapshot, issue_date: date, taxes: TaxTable,
-                  seller: Mapping[str, str]) -> Renewal:
-    """The invoice for the snapshot's next period, and where the subscription goes after it."""
-    start, end = _period(snapshot.anchor_date, snapshot.interval, snapshot.period_index)
-    lines = [InvoiceLine(
-        kind=LineKind.SUBSCRIPTION,
-        description=describe_subscription_line(snapshot.plan_name, snapshot.interval, start, end, snapshot.locale),
-        quantity=snapshot.seats, unit_amount=snapshot.unit_amount,
-        amount=snapshot.seats * snapshot.unit_amount, period_start=start, period_end=end)]
+                  seller: Mapping[str, str], periods: int = 1) -> Renewal:
+    """The invoice for the snapshot's next period (or next `periods`: a backdated subscription's
+    one catch-up invoice, a line per period), and where the subscription goes after it."""
+    lines = []
+    for index in range(snapshot.period_index, snapshot.period_index + periods):
+        period_start, period_end = _period(snapshot.anchor_date, snapshot.interval, index)
+        lines.append(InvoiceLine(
+            kind=LineKind.SUBSCRIPTION,
+            description=describe_subscription_line(snapshot.plan_name, snapshot.interval, period_start, period_end,
+                                                   snapshot.locale),
+            quantity=snapshot.seats, unit_amount=snapshot.unit_amount,
+            amount=snapshot.seats * snapshot.unit_amount, period_start=period_start, period_end=period_end))
+    start, end = lines[0].period_start, lines[-1].period_end
     lines += [InvoiceLine(kind=item.kind, description=item.description, quantity=1, unit_amount=item.amount,
                           amount=item.amount, period_start=item.period_start, period_end=item.period_end)
               for item in snapshot.pending_items]
@@ -238,7 +243,7 @@ def draft_renewal(snapshot: RenewalSnapshot, issue_date: date, taxes: TaxTable,
         period_start=start, period_end=end, lines=tuple(lines), subtotal=subtotal, tax_rate=rate, tax=tax,
         total=subtotal + tax, seller=seller, buyer=snapshot.buyer,
         consumed_item_ids=tuple(item.id for item in snapshot.pending_items), credit_carried_forward=carried)
-    return Renewal(invoice=invoice, next_period_index=snapshot.period_index + 1, next_period_start=end,
+    return Renewal(invoice=invoice, next_period_index=snapshot.period_index + periods, next_period_start=end,
                    next_renewal_at=_local_midnight_utc(end, snapshot.timezone))
 
 

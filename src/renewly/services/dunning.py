@@ -29,6 +29,7 @@ from renewly.adapters.db.tables import (
     outbox,
     payment_retries,
     reactivations,
+    subscriptions,
 )
 from renewly.bootstrap import App
 from renewly.domain.accounts import AccountStatus
@@ -155,8 +156,10 @@ def open_cases(app: App, as_of: datetime) -> tuple[int, int]:
         rows = []
         for ids in chunked(new, 10_000):  # a renewal day may leave a million invoices not charged yet
             rows += conn.execute(
-                select(invoices.c.id, invoices.c.account_id, invoices.c.period_start, accounts.c.timezone)
+                select(invoices.c.id, invoices.c.account_id, invoices.c.period_start, accounts.c.timezone,
+                       subscriptions.c.created_at.label("subscribed_at"))
                 .join(accounts, accounts.c.id == invoices.c.account_id)
+                .join(subscriptions, subscriptions.c.id == invoices.c.subscription_id)
                 .where(among(conn, invoices.c.id, ids), unpaid_renewal_invoices(), invoices.c.issued_at <= as_of,
                        accounts.c.status.in_(IN_DUNNING))
                 .order_by(invoices.c.id)).all()
@@ -164,9 +167,12 @@ def open_cases(app: App, as_of: datetime) -> tuple[int, int]:
             return 0, 0
         day0_of: dict[int, tuple[date, str]] = {}
         for row in rows:
+            # Day 0 is the renewal date; never before the subscription existed (a backdated one's
+            # catch-up invoice is due from the day it was issued, not from its first period).
+            day0 = max(row.period_start, local_date(row.subscribed_at, row.timezone))
             earliest = day0_of.get(row.account_id)
-            if earliest is None or row.period_start < earliest[0]:
-                day0_of[row.account_id] = (row.period_start, row.timezone)
+            if earliest is None or day0 < earliest[0]:
+                day0_of[row.account_id] = (day0, row.timezone)
         # The accounts, as everyone who changes their cases takes them: a payment batch closing a
         # case now either commits first (its case is not found open below) or waits for these.
         lock_accounts(conn, day0_of)

@@ -95,9 +95,13 @@ def _renew_slices(app: App, as_of: datetime, size: int, on_slice) -> tuple[int, 
     return issued, renewed, parked
 
 
-def renew_subscription_now(conn: Connection, app: App, subscription_id: int, as_of: datetime) -> int:
-    """Invoice one subscription's due periods inside the caller's transaction (a new subscription)."""
+def renew_subscription_now(conn: Connection, app: App, subscription_id: int, as_of: datetime, *,
+                           catch_up: int = 0) -> int:
+    """Invoice one subscription's due periods inside the caller's transaction (a new subscription):
+    the first `catch_up` of them in one invoice (a backdated start), the others one by one."""
     total = 0
+    if catch_up > 1 and (snapshots := claim_due(conn, as_of, 1, subscription_id=subscription_id)[0]):
+        total += len(issue_renewals(conn, app, snapshots, as_of, periods=catch_up))
     while snapshots := claim_due(conn, as_of, 1, subscription_id=subscription_id)[0]:
         total += len(issue_renewals(conn, app, snapshots, as_of))
     return total
@@ -165,10 +169,10 @@ def _open_items(conn: Connection, subscription_ids: Sequence[int]) -> dict[int, 
 
 
 def issue_renewals(conn: Connection, app: App, snapshots: Sequence[RenewalSnapshot], as_of: datetime,
-                   ) -> list[Renewal]:
+                   periods: int = 1) -> list[Renewal]:
     issue_date = as_of.astimezone(app.seller_zone).date()
     taxes, seller = app.taxes, app.seller  # one seller document per slice, stored once per invoice
-    renewals = [draft_renewal(snapshot, issue_date, taxes, seller) for snapshot in snapshots]
+    renewals = [draft_renewal(snapshot, issue_date, taxes, seller, periods) for snapshot in snapshots]
     # Before the invoices: storing them takes the series lock, held to the commit (see store_documents).
     update_rows(conn, subscriptions, [{
         "id": renewal.invoice.subscription_id, "periods_invoiced": renewal.next_period_index,

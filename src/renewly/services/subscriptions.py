@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from renewly.adapters.db.tables import pending_items, plans, subscriptions
 from renewly.bootstrap import App
-from renewly.domain.calendar import local_date, local_midnight_utc
+from renewly.domain.calendar import local_date, local_midnight_utc, period_boundary
 from renewly.domain.errors import InvalidInput, NotAllowed, NotFound
 from renewly.domain.invoices import LineKind, describe_proration, prorate_seat_change
 from renewly.domain.plans import validate_seats
@@ -20,7 +20,10 @@ from renewly.services.renewals import renew_subscription_now
 
 
 def create_subscription(app: App, account_id: int, *, plan_code: str, seats: int, start: date | None = None,
-                        actor: str) -> int:
+                        actor: str, backdate: bool = False) -> int:
+    """A subscription from `start` (default: today in the account's time zone). A start more than
+    one period ago is refused unless `backdate`: a typo (2016 for 2026) would bill ten years of
+    invoices at once; backdated, the periods up to today make one catch-up invoice."""
     seats = validate_seats(seats)
     now = app.clock.now()
     with app.engine.begin() as conn:
@@ -32,7 +35,13 @@ def create_subscription(app: App, account_id: int, *, plan_code: str, seats: int
         if plan.currency != account.currency:
             raise InvalidInput(f"plan {plan.code} is priced in {plan.currency} but account {account_id} pays in "
                                f"{account.currency}", code="currency_mismatch")
-        start = start or local_date(now, account.timezone)
+        today = local_date(now, account.timezone)
+        start = start or today
+        elapsed = periods_begun(start, plan.interval, today)
+        if elapsed > 2 and not backdate:
+            raise InvalidInput(f"--start {start} is more than one {plan.interval} ago ({elapsed} periods would be "
+                               f"invoiced at once); say --backdate to bill them in one catch-up invoice",
+                               code="start_in_the_past")
         subscription_id = conn.execute(subscriptions.insert().values(
             account_id=account_id, plan_id=plan.id, seats=seats, status="active", anchor_date=start,
             periods_invoiced=0, renews_at=local_midnight_utc(start, account.timezone), created_at=now,
@@ -40,8 +49,16 @@ def create_subscription(app: App, account_id: int, *, plan_code: str, seats: int
         audit(conn, now, actor, "subscription.created", "subscription", subscription_id,
               details={"account_id": account_id, "plan": plan.code, "seats": seats, "start": start.isoformat()})
         publish(conn, now, "subscription.created", account_id, {"subscription_id": subscription_id})
-        renew_subscription_now(conn, app, subscription_id, now)
+        renew_subscription_now(conn, app, subscription_id, now, catch_up=elapsed if backdate else 0)
     return subscription_id
+
+
+def periods_begun(start: date, interval: str, today: date) -> int:
+    """How many periods of a subscription started on `start` have begun by `today`."""
+    begun = 0
+    while begun < 1200 and period_boundary(start, interval, begun) <= today:  # a century of months at most
+        begun += 1
+    return begun
 
 
 def change_seats(app: App, subscription_id: int, *, seats: int, actor: str) -> int:
