@@ -25,4 +25,4 @@ docs: $(STAMP)
 	$(VENV)/bin/python -m renewly.cli_reference > docs/cli.md
 
 clean:
-	rm -rf $(VENV) renewly-demo.db*
+	rm -rf $(VENV) renewly-demo.db* renewly-demo-gateway.db*

@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 from renewly import cli
 from renewly.adapters.db.engine import make_engine, upgrade
 from renewly.adapters.db.tables import metadata
+from renewly.adapters.gateways.simulated import LEDGER_SCHEMA
 from renewly.bootstrap import App, bootstrap
 from renewly.settings import load_settings
 from tests.builders import Outcome
@@ -79,7 +80,8 @@ def postgres_url():
 @pytest.fixture(scope="session")
 def postgres_reset(postgres_url):
     """Empty every table and restart every sequence. DELETE on these small tables is ten times
-    faster than TRUNCATE; replica mode lets it past the append-only audit log's trigger."""
+    faster than TRUNCATE; replica mode lets it past the append-only audit log's trigger. A
+    simulated gateway's ledger kept in the database (no payments.simulator_url) goes too."""
     engine = make_engine(postgres_url)
     with engine.connect() as conn:
         sequences = conn.execute(text("SELECT sequence_name FROM information_schema.sequences "
@@ -92,6 +94,7 @@ def postgres_reset(postgres_url):
                 conn.execute(table.delete())
             for sequence in sequences:
                 conn.execute(text(f"ALTER SEQUENCE {sequence} RESTART"))
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {LEDGER_SCHEMA} CASCADE"))
 
     yield reset
     engine.dispose()

@@ -1,5 +1,5 @@
 """`renewly demo`, the main job of a fresh clone: its five stories, told on the days the rules say
-(R4, R7.1, R8, R9, R10, R11), read from its JSON timeline."""
+(R4, R7.1, R8, R9, R10, R11), read from its JSON timeline; and the files it replaces: only its own."""
 
 from __future__ import annotations
 
@@ -7,11 +7,20 @@ import contextlib
 import io
 import json
 import os
+import shutil
+import sys
+from pathlib import Path
 
 import pytest
 from rich.console import Console
+from sqlalchemy import func, select
 
+from renewly import cli
+from renewly.adapters.db.engine import make_engine
+from renewly.adapters.db.tables import accounts
+from renewly.adapters.gateways.simulated import sim_operations
 from renewly.demo import run_demo
+from tests.builders import Outcome
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +82,90 @@ def test_the_demo_s_timeline_fits_80_columns(tmp_path, monkeypatch):
     lines = out.getvalue().splitlines()
     assert len(lines) > 100
     assert [line for line in lines if len(line) > 80] == []
+
+
+# -- the files it replaces: only those an earlier demo made ----------------------------------------
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch) -> Path:
+    """An operator's folder, the working directory of `renewly demo`."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def renewly_demo(monkeypatch, capsys, *args: str) -> Outcome:
+    """`renewly demo ARGS...` through the real entry point, `cli.main()`."""
+    monkeypatch.setattr(sys, "argv", ["renewly", "demo", *args])
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    captured = capsys.readouterr()
+    return Outcome(exited.value.code, captured.out, captured.err)
+
+
+def contents(folder: Path) -> dict[str, bytes | None]:
+    """Every file and folder under `folder`, with its bytes (None for a folder)."""
+    return {str(path.relative_to(folder)): None if path.is_dir() else path.read_bytes()
+            for path in sorted(folder.rglob("*"))}
+
+
+# Each puts something in the operator's folder; returns (--database, the file refused).
+
+def a_text_file(folder: Path, _template: Path) -> tuple[str, str]:
+    (folder / "notes.txt").write_text("the operator's notes\n")
+    return "notes.txt", "notes.txt"
+
+
+def a_directory(folder: Path, _template: Path) -> tuple[str, str]:
+    (folder / "exports").mkdir()
+    (folder / "exports" / "march.csv").write_text("invoice,total\n")
+    return "exports", "exports"
+
+
+def a_renewly_database(folder: Path, template: Path) -> tuple[str, str]:
+    shutil.copyfile(template, folder / "renewly.db")  # migrated, as `renewly db upgrade` leaves it
+    return "renewly.db", "renewly.db"
+
+
+def a_gateway_ledger_beside_it(folder: Path, template: Path) -> tuple[str, str]:
+    """renewly.db is not there; renewly-gateway.db, where the demo would put its ledger, is."""
+    shutil.copyfile(template, folder / "renewly-gateway.db")
+    return "renewly.db", "renewly-gateway.db"
+
+
+def a_write_ahead_log_without_its_database(folder: Path, _template: Path) -> tuple[str, str]:
+    (folder / "renewly.db-wal").write_bytes(b"\x37\x7f\x06\x82" + bytes(28))
+    return "renewly.db", "renewly.db-wal"
+
+
+@pytest.mark.parametrize("existing", [a_text_file, a_directory, a_renewly_database, a_gateway_ledger_beside_it,
+                                      a_write_ahead_log_without_its_database])
+def test_the_demo_refuses_a_database_path_holding_a_file_it_did_not_make_and_touches_nothing(
+        folder, sqlite_template, monkeypatch, capsys, existing):
+    database, refused = existing(folder, sqlite_template)
+    before = contents(folder)
+    outcome = renewly_demo(monkeypatch, capsys, "--database", database)
+    assert (outcome.code, outcome.out) == (2, "")
+    assert outcome.err.startswith(f"error: refusing to replace {refused}") and outcome.err.count("\n") == 1
+    assert contents(folder) == before
+
+
+def test_a_second_demo_replaces_the_first_demo_s_database_and_ledger(folder, monkeypatch, capsys):
+    first = renewly_demo(monkeypatch, capsys, "--database", "demo.db", "--json")
+    charged = ledger_charges(folder / "demo-gateway.db")
+    second = renewly_demo(monkeypatch, capsys, "--database", "demo.db", "--json")
+    assert (first.code, first.err, second.code, second.err) == (0, "", 0, "")
+    assert second.out == first.out and len(first.out.splitlines()) > 50
+    assert sorted(contents(folder)) == ["demo-gateway.db", "demo.db"]
+    engine = make_engine(f"sqlite:///{folder / 'demo.db'}")
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(accounts)).scalar_one() == 5  # one demo's, not two
+    engine.dispose()
+    assert ledger_charges(folder / "demo-gateway.db") == charged > 0
+
+
+def ledger_charges(ledger: Path) -> int:
+    engine = make_engine(f"sqlite:///{ledger}")
+    with engine.connect() as conn:
+        count = conn.execute(select(func.count()).select_from(sim_operations)).scalar_one()
+    engine.dispose()
+    return count

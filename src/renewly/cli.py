@@ -786,7 +786,8 @@ def problems_resolve(problem: int, reason: Annotated[str, typer.Option(help="Wha
 # -- demo ---------------------------------------------------------------------------------------
 
 @app.command("demo")
-def demo(database: Annotated[str, typer.Option(help="SQLite file, recreated.")] = "renewly-demo.db",
+def demo(database: Annotated[str, typer.Option(help="SQLite file: created, or replaced if an earlier demo "
+                                                   "made it (any other file is refused).")] = "renewly-demo.db",
          as_json: JsonFlag = False) -> None:
     """The main job: the whole dunning story, 130 days on a test clock, on a fresh SQLite database."""
     from renewly.demo import run_demo

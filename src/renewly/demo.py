@@ -1,25 +1,31 @@
 """`renewly demo`: the whole dunning story on the embedded default, on a test clock, in seconds.
 
-A fresh SQLite database, the simulated gateway and the outbox; an operator and a handful of
-accounts, each with its own story, then 130 days walked one by one: every batch (renewal,
-payments, dunning, card-check voids, retention) runs when it falls due, as in production.
+A fresh SQLite database (replacing only an earlier demo's), the simulated gateway with its
+ledger beside it, and the outbox; an operator and a handful of accounts, each with its own story,
+then 130 days walked one by one: every batch (renewal, payments, dunning, card-check voids,
+retention) runs when it falls due, as in production.
 It prints a timeline: date, account, what happened, who got which e-mail, who sees a banner.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 import sys
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NoReturn
 
 from rich.console import Console
+from sqlalchemy.engine import make_url
 
 from renewly.bootstrap import App, bootstrap
 from renewly.domain.calendar import local_date
+from renewly.domain.errors import Conflict, InvalidInput
 from renewly.domain.money import Money
 from renewly.services.accounts import add_member, create_account
 from renewly.services.cards import CardRefused, add_card
@@ -28,7 +34,7 @@ from renewly.services.plans import create_plan
 from renewly.services.reactivation import grant_reactivation
 from renewly.services.scheduler import advance
 from renewly.services.subscriptions import create_subscription
-from renewly.settings import load_settings
+from renewly.settings import gateway_ledger_beside, load_settings
 
 START = datetime(2026, 1, 31, 12, tzinfo=UTC)  # the 31st in every demo time zone
 DAYS = 130
@@ -66,12 +72,23 @@ STORIES = (
 
 def run_demo(database: str, *, as_json: bool, console: Console) -> None:
     path = Path(database)
-    gateway_ledger = Path(str(path).removesuffix(".db") + "-gateway.db")
-    for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), gateway_ledger):
-        leftover.unlink(missing_ok=True)
-    settings = load_settings().model_copy(update={"database_url": f"sqlite:///{path}", "clock": "test"})
-    settings.payments = settings.payments.model_copy(update={"simulator_url": None})
+    url = f"sqlite:///{path}"
+    if make_url(url).database != str(path):
+        raise InvalidInput(f"{path}: a name a database URL cannot hold; choose another --database",
+                           code="demo_database_name")
+    replace_demo_files(path, Path(gateway_ledger_beside(str(path))))
+    settings = load_settings().model_copy(update={"database_url": url, "clock": "test"})
+    settings.payments = settings.payments.model_copy(update={"simulator_url": None})  # beside the database
     app = bootstrap(settings)
+    try:
+        tell_the_stories(app, as_json=as_json, console=console)
+    finally:
+        app.engine.dispose()
+        if "gateway" in app.__dict__:  # connected on first use
+            app.gateway.dispose()
+
+
+def tell_the_stories(app: App, *, as_json: bool, console: Console) -> None:
     app.test_clock.set(START)
     timeline = Timeline(app, as_json=as_json)
 
@@ -129,6 +146,75 @@ def run_demo(database: str, *, as_json: bool, console: Console) -> None:
             timeline.collect_outbox()
     # A timeline wants room: wider than the 80 columns Rich assumes when output is not a terminal.
     timeline.render(console)
+
+
+# The demo replaces only files it made. It marks each of its two files, its database and the
+# simulated gateway's ledger beside it, with SQLite's application id, written into the file's
+# header as the demo creates it, before anything else. No other file carries it: a Renewly
+# database the demo did not make has none.
+DEMO_APPLICATION_ID = 0x524E5744  # "RNWD"
+SQLITE_HEADER = b"SQLite format 3\x00"
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")  # SQLite's own files beside a database
+
+
+def replace_demo_files(database: Path, ledger: Path) -> None:
+    """Create the demo's database and ledger afresh, deleting an earlier demo's. Anything else at
+    either place is refused before a file is touched."""
+    earlier = [path for path, role in ((database, ""), (ledger, f", the gateway ledger of {database}"))
+               if _made_by_the_demo(path, role)]
+    for path in earlier:
+        for file in (path, *_companions(path)):
+            file.unlink(missing_ok=True)
+    for path in (database, ledger):
+        _create_marked(path)
+
+
+def _made_by_the_demo(path: Path, role: str) -> bool:
+    """True for a file an earlier demo made, False for nothing there; anything else is refused."""
+    def refuse(why: str, where: Path = path) -> NoReturn:
+        raise Conflict(f"refusing to replace {where}{role}: {why}; the demo replaces only files it made, "
+                       "choose another --database", code="not_a_demo_file")
+
+    if not _present(path):
+        for companion in filter(_present, _companions(path)):
+            refuse(f"left there without its database {path.name}", companion)
+        return False
+    if path.is_symlink():
+        refuse("a symbolic link")
+    if not path.is_file():
+        refuse("a directory" if path.is_dir() else "not a regular file")
+    try:
+        with path.open("rb") as file:
+            header = file.read(100)
+    except OSError as error:
+        refuse(f"unreadable: {error.strerror}")
+    if len(header) < 100 or not header.startswith(SQLITE_HEADER):
+        refuse("not an SQLite database")
+    if int.from_bytes(header[68:72], "big") != DEMO_APPLICATION_ID:
+        refuse("an SQLite database the demo did not make")
+    for companion in filter(_present, _companions(path)):
+        if companion.is_symlink() or not companion.is_file():
+            refuse("not a regular file", companion)
+    return True
+
+
+def _present(path: Path) -> bool:
+    return path.exists() or path.is_symlink()
+
+
+def _companions(path: Path) -> list[Path]:
+    return [path.with_name(path.name + suffix) for suffix in SQLITE_COMPANIONS]
+
+
+def _create_marked(path: Path) -> None:
+    try:
+        path.touch(exist_ok=False)  # the demo's from its first byte, even if a file appeared meanwhile
+        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as connection:
+            connection.execute(f"PRAGMA application_id = {DEMO_APPLICATION_ID}")
+    except OSError as error:
+        raise InvalidInput(f"cannot create {path}: {error.strerror}", code="demo_file_not_created") from None
+    except sqlite3.Error as error:
+        raise InvalidInput(f"cannot create {path}: {error}", code="demo_file_not_created") from None
 
 
 def contact_request(app: App, timeline: Timeline, account_id: int) -> None:

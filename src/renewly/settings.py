@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 from renewly.domain.accounts import validate_country
 from renewly.domain.calendar import validate_timezone
@@ -70,8 +71,8 @@ class PaymentSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     gateway: Literal["simulated"] = "simulated"  # a Stripe adapter fits the same port (docs/payments.md)
-    # The simulated gateway keeps its ledger in a database of its own, as a real gateway would.
-    # Default: beside a SQLite database (renewly.db -> renewly-gateway.db), else ./renewly-gateway.db.
+    # The simulated gateway keeps its ledger apart from Renewly's tables, as a real gateway would.
+    # Default: with the database (Settings.simulator_url).
     simulator_url: str | None = None
     simulator_latency_ms: int = Field(0, ge=0)
     # R5.1: the card check authorizes this many major units of the account's currency (0: a
@@ -99,11 +100,16 @@ class Settings(BaseSettings):
     payments: PaymentSettings = PaymentSettings()
 
     def simulator_url(self) -> str:
+        """Where the simulated gateway keeps its ledger: `payments.simulator_url`, else with the
+        database, whatever the working directory: on SQLite a file beside the database's
+        (renewly.db -> renewly-gateway.db), on PostgreSQL the same database (the gateway keeps its
+        tables in a schema of their own there)."""
         if self.payments.simulator_url:
             return self.payments.simulator_url
-        if self.database_url.startswith("sqlite:///") and self.database_url.endswith(".db"):
-            return self.database_url[:-3] + "-gateway.db"
-        return "sqlite:///./renewly-gateway.db"
+        url = make_url(self.database_url)
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return self.database_url  # PostgreSQL; or an SQLite database in memory, and its ledger too
+        return url.set(database=gateway_ledger_beside(url.database)).render_as_string(hide_password=False)
 
     @field_validator("tax_rates")
     @classmethod
@@ -123,6 +129,12 @@ class Settings(BaseSettings):
                                    ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment first, then the TOML file's values (passed in as init arguments).
         return env_settings, init_settings
+
+
+def gateway_ledger_beside(database_path: str) -> str:
+    """The simulated gateway's ledger file beside an SQLite database file: renewly.db ->
+    renewly-gateway.db, renewly.sqlite -> renewly.sqlite-gateway.db."""
+    return database_path.removesuffix(".db") + "-gateway.db"
 
 
 def _as_value_error(check, value):

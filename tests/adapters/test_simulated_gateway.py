@@ -1,16 +1,20 @@
 """The simulated gateway behaves like Stripe in test mode: the card number picks the outcome, a
 repeated idempotency key gets the first answer and never a second charge, scripted faults lose
-answers the way a network does, and its ledger is its own."""
+answers the way a network does, and its ledger is its own: an SQLite file, or on PostgreSQL a
+schema of its own beside Renewly's tables."""
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import inspect, text
 
-from renewly.adapters.gateways.simulated import Fault, SimulatedGateway
+from renewly.adapters.db.engine import make_engine
+from renewly.adapters.gateways.simulated import LEDGER_SCHEMA, Fault, LedgerUnavailable, SimulatedGateway
 from renewly.domain.errors import InvalidInput
 from renewly.domain.payments import ChargeRequest, Outcome
 
@@ -25,9 +29,20 @@ class FixedClock:
         return self.instant
 
 
-@pytest.fixture
-def gateway(tmp_path) -> SimulatedGateway:
-    return SimulatedGateway(f"sqlite:///{tmp_path}/gateway.db", FixedClock())
+def ledger_url(request, tmp_path, kind: str) -> str:
+    """An empty place for a ledger: an SQLite file, or the test PostgreSQL database emptied."""
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path}/gateway.db"
+    url = request.getfixturevalue("postgres_url")
+    request.getfixturevalue("postgres_reset")()  # drops the ledger's schema as well
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def gateway(request, tmp_path) -> SimulatedGateway:
+    simulated = SimulatedGateway(ledger_url(request, tmp_path, request.param), FixedClock())
+    yield simulated
+    simulated.dispose()
 
 
 def card_of(gateway: SimulatedGateway, number: str, exp_year: int = 2030) -> tuple[str, str]:
@@ -166,13 +181,61 @@ def test_a_scripted_decline_needs_a_known_code(gateway):
         gateway.script(Fault.DECLINE, 1, decline_code="nope")
 
 
-def test_a_ledger_from_before_scripted_declines_gets_their_columns(tmp_path):
-    from sqlalchemy import create_engine, text
-    url = f"sqlite:///{tmp_path}/old.db"
-    with create_engine(url).begin() as conn:
-        conn.execute(text("CREATE TABLE sim_faults (id INTEGER PRIMARY KEY, kind VARCHAR(32) NOT NULL, "
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_ledger_from_before_scripted_declines_gets_their_columns(request, tmp_path, kind):
+    url = ledger_url(request, tmp_path, kind)
+    table, key = ("sim_faults", "INTEGER") if kind == "sqlite" else (f"{LEDGER_SCHEMA}.sim_faults", "SERIAL")
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        if kind == "postgresql":
+            conn.execute(text(f"CREATE SCHEMA {LEDGER_SCHEMA}"))
+        conn.execute(text(f"CREATE TABLE {table} (id {key} PRIMARY KEY, kind VARCHAR(32) NOT NULL, "
                           "remaining INTEGER NOT NULL)"))
+    engine.dispose()
     gateway = SimulatedGateway(url, FixedClock())
     customer, token = card_of(gateway, "4242424242424242")
     gateway.script(Fault.DECLINE, 1)
     assert charge(gateway, customer, token).decline_code == "insufficient_funds"
+    gateway.dispose()
+
+
+def test_on_postgresql_the_ledger_keeps_to_a_schema_of_its_own_beside_renewlys_tables(request, tmp_path):
+    url = ledger_url(request, tmp_path, "postgresql")
+    SimulatedGateway(url, FixedClock()).dispose()
+    engine = make_engine(url)
+    found = inspect(engine)
+    ledger, renewly = found.get_table_names(schema=LEDGER_SCHEMA), found.get_table_names()
+    engine.dispose()
+    assert sorted(ledger) == ["sim_cards", "sim_customers", "sim_faults", "sim_operations"]
+    assert "alembic_version" in renewly and not [name for name in renewly if name.startswith("sim_")]
+
+
+def test_on_postgresql_each_test_database_reset_empties_the_ledger_too(request, tmp_path):
+    """conftest's reset between tests: no test sees another's charges in the ledger."""
+    first = SimulatedGateway(ledger_url(request, tmp_path, "postgresql"), FixedClock())
+    charge(first, *card_of(first, "4242424242424242"))
+    charged = first.charge_count()
+    first.dispose()
+    second = SimulatedGateway(ledger_url(request, tmp_path, "postgresql"), FixedClock())
+    assert (charged, second.charge_count(), list(second.ledger())) == (1, 0, [])
+    second.dispose()
+
+
+def test_on_postgresql_processes_starting_at_once_prepare_the_ledger_in_turn(request, tmp_path):
+    """Eight workers meeting an empty database at once: none fails on the schema another creates."""
+    url = ledger_url(request, tmp_path, "postgresql")
+    together, failures = threading.Barrier(8), []
+
+    def start() -> None:
+        together.wait()
+        try:
+            SimulatedGateway(url, FixedClock()).dispose()
+        except LedgerUnavailable as error:
+            failures.append(error.message)
+
+    workers = [threading.Thread(target=start) for _ in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert failures == []

@@ -4,6 +4,9 @@ and records of money never taken are both found; `renewly reconcile` exits 1 whe
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+from pathlib import Path
 
 from sqlalchemy import select, update
 
@@ -16,6 +19,7 @@ from renewly.services.reconcile import reconcile
 from renewly.services.subscriptions import create_subscription
 from tests.builders import OPERATOR, team_plan
 from tests.payment_builders import CHARGES_DECLINED, paying_customer, run_cli
+from tests.processes import RENEWLY
 
 
 def found(app) -> list[tuple[str, str | None]]:
@@ -86,3 +90,28 @@ def test_reconcile_finds_money_taken_for_an_invoice_voided_while_its_charge_was_
     collect_due(app, app.clock.now())  # the janitor only asks, and records what the gateway did
     [(kind, _key)] = found(app)
     assert kind == "charge_on_unpaid_invoice"
+
+
+def test_reconcile_gives_the_same_answer_from_any_working_directory_and_leaves_no_file_there(
+        databases, db_kind, tmp_path, monkeypatch):
+    """With no payments.simulator_url the ledger goes with the configured database: on SQLite a
+    file beside the database's, on PostgreSQL the same database; never the working directory."""
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    here.mkdir(), elsewhere.mkdir()
+    monkeypatch.chdir(here)
+    app = databases.fresh_app(db_kind, payments={"simulator_url": None})
+    try:
+        two_customers_collected(app)
+    finally:
+        app.gateway.dispose()
+    environment = {**os.environ, "RENEWLY_DATABASE_URL": app.settings.database_url, "RENEWLY_CLOCK": "test"}
+    answers = [subprocess.run([str(RENEWLY), "reconcile"], cwd=folder, env=environment, capture_output=True,
+                              text=True, timeout=120) for folder in (here, elsewhere)]
+    assert [(answer.returncode, answer.stdout, answer.stderr) for answer in answers] == 2 * [
+        (0, "1 successful charge(s) at the gateway, 1 in Renewly\nno discrepancy\n", "")]
+    assert (list(here.iterdir()), list(elsewhere.iterdir())) == ([], [])
+    if db_kind == "sqlite":
+        database = Path(app.settings.database_url.removeprefix("sqlite:///"))
+        assert database.with_name(f"{database.stem}-gateway.db").is_file()
+    else:
+        assert sorted(path.name for path in tmp_path.iterdir()) == ["elsewhere", "here"]

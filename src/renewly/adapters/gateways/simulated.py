@@ -2,9 +2,9 @@
 
 It behaves like Stripe in test mode: the card number picks the outcome (Stripe's test numbers),
 every write takes an idempotency key and answers a repeated key with its first answer, and it
-keeps its own ledger in its own database, apart from Renewly's tables, so that the two can be
-reconciled. Faults can be scripted: a timeout after the charge went through, a timeout before,
-a server error, and latency.
+keeps its own ledger apart from Renewly's tables, so that the two can be reconciled: an SQLite
+file of its own, or on PostgreSQL the schema `renewly_simulator`. Faults can be scripted: a
+timeout after the charge went through, a timeout before, a server error, and latency.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from enum import StrEnum
 from sqlalchemy import (
     BigInteger,
     Column,
+    Connection,
     Engine,
     Integer,
     MetaData,
@@ -30,13 +31,19 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from renewly.adapters.clock import Clock
 from renewly.adapters.db.engine import make_engine
 from renewly.adapters.db.tables import UTCDateTime
-from renewly.domain.errors import InvalidInput
+from renewly.domain.errors import BillingError, InvalidInput
 from renewly.domain.payments import ChargeRequest, GatewayResult, LedgerCharge, Outcome, SavedCard
+
+# On PostgreSQL the ledger's tables live in a schema of their own, beside Renewly's in the same
+# database (settings.simulator_url): out of the way of Renewly's migrations, and of its tables'
+# names. The tables name no schema; each connection maps them there.
+LEDGER_SCHEMA = "renewly_simulator"
+LEDGER_LOCK = 0x52454E4C  # a transaction-level advisory lock: two processes prepare the schema in turn
 
 ledger_metadata = MetaData()
 
@@ -128,9 +135,11 @@ class SimulatedGateway:
     name = "simulated"
 
     def __init__(self, url: str, clock: Clock, latency: float = 0.0) -> None:
-        self._engine: Engine = make_engine(url)
-        ledger_metadata.create_all(self._engine)
-        _add_missing_columns(self._engine)
+        engine = make_engine(url)
+        if engine.dialect.name == "postgresql":
+            engine = engine.execution_options(schema_translate_map={None: LEDGER_SCHEMA})
+        self._engine: Engine = engine
+        _prepare_ledger(engine)
         self._clock = clock
         self.latency = latency  # seconds added to every call, as a network would
 
@@ -257,6 +266,10 @@ class SimulatedGateway:
             return conn.execute(select(func.count()).select_from(sim_operations)
                                 .where(sim_operations.c.kind == "charge")).scalar_one()
 
+    def dispose(self) -> None:
+        """Close the ledger's connections (a process's end closes them too)."""
+        self._engine.dispose()
+
     # -- inside the simulated gateway ----------------------------------------------------------
 
     def _wait(self) -> None:
@@ -311,11 +324,33 @@ class SimulatedGateway:
         return behaviour
 
 
-def _add_missing_columns(engine: Engine) -> None:
+class LedgerUnavailable(BillingError):
+    code = "gateway_ledger_unavailable"
+
+
+def _prepare_ledger(engine: Engine) -> None:
+    """Create the ledger's tables (and on PostgreSQL their schema) where missing, in one
+    transaction: SQLite's BEGIN IMMEDIATE or PostgreSQL's advisory lock makes processes starting
+    at once take turns instead of creating the same table twice."""
+    schema = LEDGER_SCHEMA if engine.dialect.name == "postgresql" else None
+    try:
+        with engine.begin() as conn:
+            if schema:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": LEDGER_LOCK})
+                conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
+            ledger_metadata.create_all(conn)
+            _add_missing_columns(conn, schema)
+    except DBAPIError as error:
+        where = engine.url.render_as_string(hide_password=True)
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        raise LedgerUnavailable(f"the simulated gateway's ledger at {where} cannot be prepared: {reason}") from None
+
+
+def _add_missing_columns(conn: Connection, schema: str | None) -> None:
     """A ledger made by an older Renewly lacks the columns of declines: they are added (the ledger
     is the simulator's own, with no migration history)."""
-    have = {column["name"] for column in inspect(engine).get_columns("sim_faults")}
-    with engine.begin() as conn:
-        for column in ("decline_code VARCHAR(32)", "account_id BIGINT"):
-            if column.split()[0] not in have:
-                conn.execute(text(f"ALTER TABLE sim_faults ADD COLUMN {column}"))
+    have = {column["name"] for column in inspect(conn).get_columns("sim_faults", schema=schema)}
+    table = f"{schema}.sim_faults" if schema else "sim_faults"
+    for column in ("decline_code VARCHAR(32)", "account_id BIGINT"):
+        if column.split()[0] not in have:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column}"))
