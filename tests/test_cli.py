@@ -182,3 +182,23 @@ def test_a_start_more_than_one_period_ago_needs_backdate_and_makes_one_catch_up_
     assert [(i["subscription_id"], i["period_start"], i["status"]) for i in invoices[-2:]] == [
         (1, "2026-02-01", "paid"), (2, "2026-02-01", "paid")]  # each renews on from its periods
     assert all(i["status"] == "paid" for i in invoices)
+
+
+@pytest.mark.parametrize("url, said", [
+    ("foo", "error: the database URL cannot be read"),
+    ("postgresql://postgres@127.0.0.1:1/renewly", "error: the database cannot be used: connection failed"),
+    ("sqlite:////nonexistent/folder/renewly.db", "error: the database cannot be used: unable to open database file"),
+    ("corrupt", "error: the database refused: file is not a database"),
+], ids=["malformed-url", "unreachable-server", "missing-folder", "corrupt-file"])
+def test_broken_infrastructure_is_one_line_on_stderr_and_exit_2(url, said, tmp_path, monkeypatch, capsys):
+    if url == "corrupt":
+        (tmp_path / "corrupt.db").write_bytes(b"not a database at all" * 100)
+        url = f"sqlite:///{tmp_path / 'corrupt.db'}"
+    monkeypatch.setenv("RENEWLY_DATABASE_URL", url)
+    monkeypatch.setattr(sys, "argv", ["renewly", "accounts", "list"])
+    with pytest.raises(SystemExit) as exited:
+        from renewly import cli
+        cli.main()
+    captured = capsys.readouterr()
+    assert (exited.value.code, captured.out) == (2, "")
+    assert captured.err.startswith(said) and captured.err.count("\n") == 1

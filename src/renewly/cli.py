@@ -15,6 +15,7 @@ import structlog
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from typer._click.exceptions import NoArgsIsHelpError
 from typer.exceptions import TyperException
 
@@ -813,7 +814,23 @@ def main() -> None:
         exit_code = 0
     except TyperException as error:  # usage errors: unknown option, not an integer, missing argument, ...
         _fail(error.format_message())
+    except (SQLAlchemyError, OSError) as error:  # the database or a file, not the request: nothing was changed
+        _fail(infrastructure_trouble(error))
     sys.exit(exit_code if isinstance(exit_code, int) else 0)
+
+
+def infrastructure_trouble(error: BaseException) -> str:
+    """One line on what the database or the file system said (each transaction was rolled back)."""
+    if isinstance(error, ArgumentError):
+        return f"the database URL cannot be read ({error}); see docs/configuration.md"
+    if isinstance(error, (OperationalError, InterfaceError)):
+        said = str(error.orig or error).strip().splitlines()[0] if getattr(error, "orig", None) else str(error)
+        return f"the database cannot be used: {said}"
+    if isinstance(error, DBAPIError):
+        return f"the database refused: {str(error.orig).strip().splitlines()[0]}"
+    if isinstance(error, OSError):
+        return f"{error.strerror or error}: {error.filename}" if error.filename else str(error)
+    return f"the database failed: {str(error).splitlines()[0]}"
 
 
 def _fail(message: str) -> None:
