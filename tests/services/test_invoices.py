@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from renewly.adapters.db.tables import audit_log, invoices
 from renewly.domain.errors import InvalidInput, NotAllowed, NotFound
@@ -15,6 +15,7 @@ from renewly.services.renewals import renew_due
 from renewly.services.scheduler import advance
 from renewly.services.subscriptions import change_seats, create_subscription
 from tests.builders import OPERATOR, customer, subscribed, team_plan
+from tests.processes import run_at_once
 
 FEB_1 = datetime(2026, 2, 1, tzinfo=UTC)
 
@@ -197,3 +198,18 @@ def test_r12_1_a_french_accounts_invoice_is_in_french_with_amounts_formatted_for
         "Team : licences 3 → 4 à partir du 16 janv. 2026, au prorata jusqu'au 31 janv. 2026"]
     total = Money(invoice["total"], invoice["currency"]).format(invoice["locale"])
     assert total.replace("\u202f", " ").replace("\xa0", " ") == "102,97 €"  # (76.00 + 19.00 × 16/31) × 1.20
+
+
+@pytest.mark.postgres_only
+def test_r2_4_three_credit_notes_at_once_never_credit_more_than_the_invoice(pg_app):
+    """Three `invoices credit` processes at once used to credit one invoice three times: each one
+    now takes its account first and reads what is left to credit under that lock."""
+    subscribed(pg_app)
+    finished = run_at_once(pg_app, ["invoices", "credit", "2026-000001", "--reason", "refund"], gate="accounts",
+                           environment={}, count=3, outcomes=True, as_json=False)
+    assert sorted(code for code, _, _ in finished) == [0, 2, 2]
+    assert all("can be credited between 1 and 0" in err for code, _, err in finished if code == 2)
+    with pg_app.engine.connect() as conn:
+        credited = conn.execute(select(func.sum(invoices.c.subtotal)).where(invoices.c.kind == "credit_note")).scalar()
+        status = conn.execute(select(invoices.c.status).where(invoices.c.number == "2026-000001")).scalar()
+    assert (credited, status) == (5700, "void")
