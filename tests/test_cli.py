@@ -22,8 +22,10 @@ def database(app) -> dict[str, list]:
 def test_the_issues_command_shapes_work(app, renewly):
     assert renewly("plans", "create", "--code", "team", "--name", "Team", "--interval", "month", "--price", "1900",
                    "--currency", "USD") == Outcome(0, "1\n", "")
-    assert renewly("accounts", "create", "--name", "Acme", "--owner-email", "boss@acme.example") == \
-        Outcome(0, "1\n", "")
+    assert renewly("accounts", "create", "--name", "Acme", "--owner-email", "boss@acme.example") == Outcome(
+        2, "", "error: an account needs its buyer's country (ISO 3166, e.g. FR): it decides the tax\n")
+    assert renewly("accounts", "create", "--name", "Acme", "--owner-email", "boss@acme.example", "--country",
+                   "US") == Outcome(0, "1\n", "")
     created = renewly("accounts", "create", "--name", "Société Dupont", "--owner-email", "pdg@dupont.example",
                       "--locale", "fr", "--timezone", "Europe/Paris", "--currency", "EUR", "--country", "FR",
                       "--json").json()
@@ -105,6 +107,25 @@ BAD_INPUTS = {
     "unknown-invoice": ["invoices", "show", "2026-000999"],
     "seats-unchanged": ["subscriptions", "change-seats", "1", "--seats", "3"],
     "unknown-command": ["subscriptions", "cancel", "1"],
+    # Hostile inputs (issue 9): the same limits on both engines, one line, nothing changed.
+    "account-without-country": ["accounts", "create", "--name", "N", "--owner-email", "n@n.example"],
+    "account-name-with-an-ansi-escape": ["accounts", "create", "--name", "Acme\x1b[2J\x1b[31m", "--owner-email",
+                                         "n@n.example", "--country", "FR"],
+    "account-name-with-a-line-break": ["accounts", "create", "--name", "Acme\nInc", "--owner-email", "n@n.example",
+                                       "--country", "FR"],
+    "account-name-longer-than-its-column": ["accounts", "create", "--name", "A" * 201, "--owner-email",
+                                            "n@n.example", "--country", "FR"],
+    "email-with-a-control-character": ["members", "add", "1", "--email", "a\x07b@acme.test", "--role", "agent"],
+    "email-longer-than-its-column": ["members", "add", "1", "--email", "a" * 320 + "@acme.test", "--role", "agent"],
+    "plan-name-with-an-escape": ["plans", "create", "--code", "pro", "--name", "Pro\x1b]0;pwned\x07", "--interval",
+                                 "month", "--price", "4900", "--currency", "USD"],
+    "city-longer-than-its-column": ["accounts", "update-address", "1", "--city", "C" * 101, "--as",
+                                    "owner@acme.test"],
+    "card-expiring-in-year-99999": ["cards", "add", "1", "--number", "4242424242424242", "--exp", "12/99999",
+                                    "--as", "owner@acme.test"],
+    "card-of-an-unknown-account": ["cards", "show", "999"],
+    "an-id-over-64-bits": ["accounts", "show", "99999999999999999999"],
+    "a-credit-reason-with-an-escape": ["invoices", "credit", "2026-000001", "--reason", "oops\x1b[0m"],
 }
 
 

@@ -816,6 +816,8 @@ def main() -> None:
         _fail(error.format_message())
     except (SQLAlchemyError, OSError) as error:  # the database or a file, not the request: nothing was changed
         _fail(infrastructure_trouble(error))
+    except OverflowError:  # a number SQLite cannot hold (PostgreSQL says so as a database error)
+        _fail("a number is larger than the database holds (at most 9223372036854775807)")
     sys.exit(exit_code if isinstance(exit_code, int) else 0)
 
 

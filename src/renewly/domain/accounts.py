@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 
@@ -33,9 +34,32 @@ class AccountStatus(StrEnum):
 
 def validate_email(email: str) -> str:
     normalized = (email or "").strip().lower()
-    if not _EMAIL.match(normalized):
+    if not _EMAIL.match(normalized) or len(normalized) > 320 or _has_control(normalized):
         raise InvalidInput(f"{email!r} is not an e-mail address", code="invalid_email")
     return normalized
+
+
+def validate_text(value: str | None, what: str, max_length: int, *, required: bool = True) -> str:
+    """A name, an address line, a reason: trimmed, printable, and no longer than its column holds
+    (the same limit on both engines: PostgreSQL refused what SQLite stored). Control characters
+    (an ANSI escape that repaints an operator's terminal, a line break in a name) are refused."""
+    text = (value or "").strip()
+    if required and not text:
+        raise InvalidInput(f"{what} cannot be empty", code="invalid_text")
+    if _has_control(text, allow_newlines=what.endswith("reason")):
+        raise InvalidInput(f"{what} holds a control character ({text!r})", code="invalid_text")
+    if len(text) > max_length:
+        raise InvalidInput(f"{what} is at most {max_length} characters (got {len(text)})", code="text_too_long")
+    return text
+
+
+def _has_control(text: str, *, allow_newlines: bool = False) -> bool:
+    return any(unicodedata.category(char).startswith("C") and not (allow_newlines and char == "\n")
+               for char in text)
+
+
+# The longest texts the columns hold (adapters/db/tables.py), checked at the door.
+NAME_LENGTH, REASON_LENGTH = 200, 2000
 
 
 def validate_locale(locale: str) -> str:
@@ -82,10 +106,16 @@ class BuyerAddress:
     vat_id: str = ""
 
     def __post_init__(self) -> None:
-        if not self.name.strip():
+        if not (self.name or "").strip():
             raise InvalidInput("the buyer's name cannot be empty", code="invalid_address")
+        for field, length in _ADDRESS_LENGTHS.items():
+            object.__setattr__(self, field, validate_text(getattr(self, field), f"the buyer's {field}", length,
+                                                          required=field == "name"))
         if self.country:
             object.__setattr__(self, "country", validate_country(self.country))
 
     def snapshot(self) -> dict[str, str]:
         return asdict(self)
+
+
+_ADDRESS_LENGTHS = {"name": 200, "line1": 200, "line2": 200, "postcode": 32, "city": 100, "country": 2, "vat_id": 32}

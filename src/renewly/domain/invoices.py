@@ -16,6 +16,7 @@ from functools import lru_cache
 
 from babel.dates import format_date
 
+from renewly.domain.accounts import REASON_LENGTH, validate_text
 from renewly.domain.calendar import local_midnight_utc, period_boundary
 from renewly.domain.errors import InvalidInput, NotAllowed
 from renewly.domain.money import MAX_DOCUMENT_TOTAL, round_minor
@@ -286,6 +287,7 @@ def draft_credit_note(invoice: IssuedInvoice, reason: str, issue_date: date, amo
         raise NotAllowed(f"{invoice.number} is a credit note; only invoices can be credited", code="not_an_invoice")
     if not (reason or "").strip():
         raise InvalidInput("a credit note needs a reason", code="reason_required")
+    reason = validate_text(reason, "a credit note's reason", REASON_LENGTH)
     creditable = invoice.subtotal - invoice.credited_subtotal
     amount = creditable if amount is None else amount
     if amount <= 0 or amount > creditable:

@@ -121,6 +121,9 @@ def parse_expiry(text: str, today: date) -> tuple[int, int]:
         raise InvalidInput(f"malformed expiry {text!r}: the month must be 01 to 12", code="invalid_expiry")
     if (year, month) < (today.year, today.month):
         raise InvalidInput(f"the card expired in {month:02d}/{year}", code="expired_card")
+    if year > today.year + 50:  # no card is issued for longer; 12/99999 is a typo
+        raise InvalidInput(f"malformed expiry {text!r}: the year must be before {today.year + 51}",
+                           code="invalid_expiry")
     return month, year
 
 

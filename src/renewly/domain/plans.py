@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from renewly.domain.accounts import NAME_LENGTH, validate_text
 from renewly.domain.calendar import validate_interval
 from renewly.domain.errors import InvalidInput
 from renewly.domain.money import Money, validate_currency
@@ -30,6 +31,7 @@ class Plan:
             raise InvalidInput(f"invalid plan code {code!r}: lowercase letters, digits, - and _", code="invalid_plan")
         if not (name or "").strip():
             raise InvalidInput("a plan needs a name", code="invalid_plan")
+        name = validate_text(name, "a plan's name", NAME_LENGTH)
         if price < 0:
             raise InvalidInput(f"a plan's price cannot be negative (got {price})", code="negative_price")
         if price > MAX_UNIT_AMOUNT:

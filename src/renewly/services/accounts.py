@@ -9,12 +9,15 @@ from sqlalchemy import Connection, select
 from renewly.adapters.db.tables import accounts, members, subscriptions
 from renewly.bootstrap import App
 from renewly.domain.accounts import (
+    NAME_LENGTH,
+    REASON_LENGTH,
     AccountStatus,
     BuyerAddress,
     Role,
     validate_email,
     validate_locale,
     validate_member_role,
+    validate_text,
 )
 from renewly.domain.calendar import validate_timezone
 from renewly.domain.errors import Conflict, InvalidInput, NotAllowed, NotFound
@@ -27,9 +30,14 @@ def create_account(app: App, *, name: str, owner_email: str, locale: str = "en",
                    ) -> int:
     if not (name or "").strip():
         raise InvalidInput("an account needs a name", code="invalid_name")
+    name = validate_text(name, "an account's name", NAME_LENGTH)
     owner_email = validate_email(owner_email)
-    buyer = BuyerAddress(**{"name": name.strip(), "country": country, **(address or {})})
-    values = dict(name=name.strip(), locale=validate_locale(locale), timezone=validate_timezone(timezone),
+    if not (country or "").strip():
+        # Its tax follows the buyer's country (R2.1): without one, invoices went out at 0 % unsaid.
+        raise InvalidInput("an account needs its buyer's country (ISO 3166, e.g. FR): it decides the tax",
+                           code="country_required")
+    buyer = BuyerAddress(**{"name": name, "country": country, **(address or {})})
+    values = dict(name=name, locale=validate_locale(locale), timezone=validate_timezone(timezone),
                   currency=validate_currency(currency), status=AccountStatus.ACTIVE.value,
                   **{f"buyer_{key}": value for key, value in buyer.snapshot().items()})
     now = app.clock.now()
@@ -149,6 +157,7 @@ def transfer_ownership(app: App, account_id: int, *, to_email: str, reason: str,
     to_email = validate_email(to_email)
     if not (reason or "").strip():
         raise InvalidInput("a transfer of ownership needs a --reason", code="reason_required")
+    reason = validate_text(reason, "a transfer's reason", REASON_LENGTH)
     now = app.clock.now()
     with app.engine.begin() as conn:
         _live_account(conn, account_id)

@@ -22,7 +22,7 @@ from renewly.domain.errors import BillingError, NotAllowed
 from renewly.domain.invoices import InvoiceKind, InvoiceStatus
 from renewly.domain.money import minor_unit_exponent
 from renewly.domain.payments import Outcome, SavedCard, decline_in_words, verification_key
-from renewly.services.accounts import _live_account
+from renewly.services.accounts import _live_account, load_account
 from renewly.services.attempts import wall_clock
 from renewly.services.reactivation import require_access
 from renewly.services.records import audit, publish
@@ -119,6 +119,7 @@ def _save_card(conn: Connection, account_id: int, saved: SavedCard, actor: str, 
 
 def current_card(app: App, account_id: int) -> dict | None:
     with app.engine.connect() as conn:
+        load_account(conn, account_id)  # an unknown account is refused as such, not shown as cardless
         row = conn.execute(select(cards).where(cards.c.account_id == account_id, cards.c.status == "active")).first()
     if row is None:
         return None

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, func, select
 
 from renewly.adapters.db.tables import dunning_case_invoices, invoice_lines, invoices, payment_attempts
 from renewly.bootstrap import App
+from renewly.domain.accounts import REASON_LENGTH, validate_text
 from renewly.domain.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from renewly.domain.invoices import InvoiceStatus, IssuedInvoice, draft_credit_note
 from renewly.domain.payments import UNSETTLED
@@ -99,6 +100,7 @@ def resend_invoices_of_month(app: App, account_id: int, *, year: int, month: int
         raise InvalidInput(f"no month {month}: expected 1 to 12", code="invalid_month")
     if not (reason or "").strip():
         raise InvalidInput("a resend needs a --reason", code="reason_required")
+    reason = validate_text(reason, "a resend's reason", REASON_LENGTH)
     now = app.clock.now()
     with app.engine.begin() as conn:
         account = load_account(conn, account_id)

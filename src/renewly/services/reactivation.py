@@ -9,7 +9,7 @@ from sqlalchemy import Connection, select
 
 from renewly.adapters.db.tables import accounts, dunning_cases, members, reactivations
 from renewly.bootstrap import App
-from renewly.domain.accounts import AccountStatus, Role, validate_email
+from renewly.domain.accounts import REASON_LENGTH, AccountStatus, Role, validate_email, validate_text
 from renewly.domain.calendar import local_date, local_midnight_utc
 from renewly.domain.dunning import Access, CaseSnapshot, banner_seen, banners_seen, dashboard_access, warned_on
 from renewly.domain.errors import InvalidInput, NotAllowed, NotFound
@@ -68,6 +68,7 @@ def grant_reactivation(app: App, account_id: int, *, days: int | None, reason: s
         raise InvalidInput(f"a reactivation lasts at least one day (got {days})", code="invalid_days")
     if not (reason or "").strip():
         raise InvalidInput("a reactivation needs a --reason", code="reason_required")
+    reason = validate_text(reason, "a reactivation's reason", REASON_LENGTH)
     now = app.clock.now()
     with app.engine.begin() as conn:
         account = load_account(conn, account_id)
