@@ -213,6 +213,9 @@ invoices = Table(
     Index("ix_invoices_open", "id", sqlite_where=text("status = 'open'"), postgresql_where=text("status = 'open'")),
 )
 
+# Triggers (migrations 0001, 0008) keep an issued document as it was issued (R2.4): its content
+# columns never change, nor its lines; lines are inserted only while the document is issued, and
+# documents and lines deleted only by the retention batch (adapters/db/guards.py).
 invoice_lines = Table(
     "invoice_lines", metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
@@ -243,7 +246,7 @@ outbox = Table(
     Index("ix_outbox_account_id", "account_id"),
 )
 
-# Append-only: triggers refuse UPDATE and DELETE.
+# Append-only: triggers refuse UPDATE, DELETE, TRUNCATE and, on SQLite, REPLACE (migrations 0001, 0008).
 audit_log = Table(
     "audit_log", metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
