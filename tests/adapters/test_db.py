@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from renewly.adapters.db.bulk import insert_ignoring_conflicts, insert_rows
+from renewly.adapters.db.bulk import allocate_ids, insert_ignoring_conflicts, insert_rows
 from renewly.adapters.db.guards import writing_documents
-from renewly.adapters.db.tables import audit_log, invoice_lines, invoices, members
+from renewly.adapters.db.tables import audit_log, invoice_lines, invoices, members, outbox
 from tests.builders import customer, subscribed
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -219,3 +219,64 @@ def test_the_audit_log_refuses_update_and_delete(app, db_kind):
     with app.engine.connect() as conn:
         assert conn.execute(select(audit_log).order_by(audit_log.c.id)).all() == entries
 
+
+def test_an_outbox_id_is_never_given_twice_even_after_the_rows_above_it_are_deleted(app):
+    """Webhook consumers may drop an event whose id they have seen (SQLite once took max(id) + 1)."""
+    customer(app)
+    customer(app, name="Globex", owner="owner@globex.test")
+    with app.engine.begin() as conn:
+        given = conn.execute(select(func.max(outbox.c.id))).scalar_one()
+        conn.execute(delete(outbox))  # as the retention batch deletes an account's rows (R10.1)
+        insert_rows(conn, outbox, [{"created_at": NOW, "topic": "account.deleted", "account_id": 1,
+                                    "payload": {"account_id": 1}, "delivered_at": None}])
+        assert conn.execute(select(outbox.c.id)).scalar_one() == given + 1
+        conn.execute(delete(outbox))
+        # Ids taken ahead (as for invoices) come after them too, and the next row after those.
+        taken = allocate_ids(conn, outbox, 2)
+        assert taken == [given + 2, given + 3]
+        insert_rows(conn, outbox, [{"id": taken[0], "created_at": NOW, "topic": "a", "account_id": None,
+                                    "payload": {}, "delivered_at": None}])
+        conn.execute(delete(outbox))
+        insert_rows(conn, outbox, [{"created_at": NOW, "topic": "b", "account_id": None, "payload": {},
+                                    "delivered_at": None}])
+        assert conn.execute(select(outbox.c.id)).scalar_one() > taken[0]
+
+
+def test_r2_1_the_database_refuses_a_second_invoice_for_the_same_subscription_period(app):
+    subscribed(app)
+    row = first_invoice(app)._asdict()
+    copy = {**row, "id": row["id"] + 100, "number": "2026-000100", "sequence": 100}
+    with pytest.raises(IntegrityError):
+        with app.engine.begin() as conn:
+            conn.execute(invoices.insert().values(**copy))
+
+
+def test_r2_1_on_postgresql_an_invoice_cannot_name_another_accounts_subscription(pg_app):
+    subscribed(pg_app)
+    other_account = customer(pg_app, name="Globex", owner="owner@globex.test")
+    row = first_invoice(pg_app)._asdict()
+    stray = {**row, "id": row["id"] + 100, "number": "2026-000100", "sequence": 100, "account_id": other_account,
+             "period_start": datetime(2027, 1, 1).date()}
+    message = refused(pg_app, invoices.insert().values(**stray))
+    assert "fk_invoices_account_id_subscriptions" in message
+
+
+def test_r2_4_on_postgresql_a_credit_note_names_the_invoice_it_corrects(pg_app):
+    subscribed(pg_app)
+    row = first_invoice(pg_app)._asdict()
+    orphan = {**row, "id": row["id"] + 100, "number": "CN-2026-000001", "series": "CN-2026", "sequence": 1,
+              "kind": "credit_note", "subscription_id": None, "credited_invoice_id": None}
+    assert "ck_invoices_parent" in refused(pg_app, invoices.insert().values(**orphan))
+
+
+def test_a_bulk_write_refused_by_the_database_raises_what_any_other_write_would(app):
+    """COPY goes through the driver's own cursor on PostgreSQL; a unique key it breaks must still
+    come out as SQLAlchemy's IntegrityError, which the batches catch (two collectors racing for one
+    invoice: the second is refused its attempt and carries on)."""
+    customer(app)
+    with app.engine.connect() as conn:
+        owner = conn.execute(select(members).where(members.c.role == "owner")).one()._asdict()
+    duplicate = {**owner, "id": owner["id"] + 100, "role": "admin"}  # same account and e-mail
+    with pytest.raises(IntegrityError):
+        with app.engine.begin() as conn:
+            insert_rows(conn, members, [duplicate])

@@ -232,7 +232,9 @@ invoice_lines = Table(
 )
 
 # Events for the host product, e-mails and webhooks, written in the transaction of the change
-# they report and delivered afterwards by a relay.
+# they report and delivered afterwards by a relay. An id is never given twice, even after the
+# retention batch deleted the rows above it: consumers may drop an id they have seen (on SQLite,
+# AUTOINCREMENT, migration 0008; PostgreSQL's sequences never go back).
 outbox = Table(
     "outbox", metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
@@ -244,6 +246,7 @@ outbox = Table(
     Index("ix_outbox_undelivered", "id", sqlite_where=text("delivered_at IS NULL"),
           postgresql_where=text("delivered_at IS NULL")),
     Index("ix_outbox_account_id", "account_id"),
+    sqlite_autoincrement=True,
 )
 
 # Append-only: triggers refuse UPDATE, DELETE, TRUNCATE and, on SQLite, REPLACE (migrations 0001, 0008).

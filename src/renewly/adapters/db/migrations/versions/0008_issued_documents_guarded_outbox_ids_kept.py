@@ -1,4 +1,4 @@
-"""issued documents cannot be rewritten by any statement
+"""issued documents cannot be rewritten by any statement; outbox ids are never given twice
 
 Migration 0001 refused an UPDATE of an issued invoice's content and of its lines. Other statements
 still rewrote one: on SQLite `INSERT OR REPLACE` (REPLACE deletes the old row without firing its
@@ -33,17 +33,27 @@ first, the foreign key wants it), which SQLite does not have. A door is a guard 
 mistyped statement, not a permission: a session can open it on purpose. What a session may do at
 all is the database role's business (docs/operations.md, "The database role").
 
+Outbox ids (SQLite): an id freed by the retention batch (which deletes an account's outbox rows,
+R10.1) was given again to the next event, since SQLite takes max(id) + 1; a webhook consumer that
+drops ids it has seen would have dropped that event. The table is rebuilt with AUTOINCREMENT,
+keeping its rows and ids; `sqlite_sequence` starts at the highest id it holds (ids above it that
+were given and deleted before this upgrade left no trace and cannot be known). PostgreSQL's
+sequences never give an id twice.
+
 Revision ID: 0008
 Revises: 0007
 """
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision = '0008'
 down_revision = '0007'
 branch_labels = None
 depends_on = None
 
+Id = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
+UNDELIVERED = sa.text('delivered_at IS NULL')
 
 # The refusals, the same words on both engines.
 INVOICE_DELETED = ("issued invoices cannot be deleted (R2.4): only the retention batch deletes them, "
@@ -115,6 +125,7 @@ def upgrade() -> None:
     for name, table, event, when, refusal in SQLITE_GUARDS:
         op.execute(f"CREATE TRIGGER {name} BEFORE {event} ON {table} FOR EACH ROW WHEN {when} "
                    f"BEGIN SELECT RAISE(ABORT, '{refusal}'); END")
+    _rebuild_outbox_on_sqlite(autoincrement=True)
 
 
 def downgrade() -> None:
@@ -123,7 +134,30 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER {name} ON {table}")
         op.execute("DROP FUNCTION renewly_refuse_unless_open()")
         return
+    _rebuild_outbox_on_sqlite(autoincrement=False)
     for name, *_ in SQLITE_GUARDS:
         op.execute(f"DROP TRIGGER {name}")
     op.drop_table('document_writes')
 
+
+def _rebuild_outbox_on_sqlite(*, autoincrement: bool) -> None:
+    """SQLite sets AUTOINCREMENT only when a table is created: a new table, the rows copied with
+    their ids (which sets `sqlite_sequence` to the highest), the old one dropped, the new one renamed
+    (the rename carries its `sqlite_sequence` row); then the indexes again. Nothing points at the outbox."""
+    op.create_table(
+        'outbox_new',
+        sa.Column('id', Id, autoincrement=True, nullable=False),
+        sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('topic', sa.String(length=64), nullable=False),
+        sa.Column('account_id', Id, nullable=True),
+        sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'),
+                  nullable=False),
+        sa.Column('delivered_at', sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox')),
+        sqlite_autoincrement=autoincrement)
+    columns = "id, created_at, topic, account_id, payload, delivered_at"
+    op.execute(f"INSERT INTO outbox_new ({columns}) SELECT {columns} FROM outbox")
+    op.drop_table('outbox')
+    op.rename_table('outbox_new', 'outbox')
+    op.create_index('ix_outbox_undelivered', 'outbox', ['id'], sqlite_where=UNDELIVERED)
+    op.create_index('ix_outbox_account_id', 'outbox', ['account_id'])
