@@ -1,8 +1,25 @@
 """The manual stays true to the code."""
 
+import re
+import uuid
+from datetime import timedelta
 from pathlib import Path
 
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+from renewly.adapters.db.engine import make_engine, upgrade
+from renewly.adapters.db.tables import invoices
+from renewly.bootstrap import bootstrap
 from renewly.cli_reference import reference
+from renewly.services.invoices import issue_credit_note
+from renewly.services.retention import purge_due
+from renewly.settings import load_settings
+from tests.builders import OPERATOR, subscribed, team_plan
+from tests.conftest import ADMIN_URL, START, admin_connection
+from tests.services.test_retention import RETENTION_ENDS, deleted_account
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -15,3 +32,95 @@ def test_the_command_line_reference_is_generated_from_the_current_commands():
 def test_the_readme_opens_with_the_two_commands():
     top = (ROOT / "README.md").read_text(encoding="utf-8").split("\n\n")[1]
     assert "make demo" in top and "make test" in top
+
+
+# -- docs/operations.md: the database role ----------------------------------------------------------
+
+def operations_sql() -> list[list[str]]:
+    """The SQL blocks of the section "The database role", each as its statements."""
+    section = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8").split("## The database role")[1]
+    section = section.split("\n## ")[0]
+    return [[statement.strip() for statement in block.split(";\n") if statement.strip().rstrip(";")]
+            for block in re.findall(r"```sql\n(.*?)```", section, flags=re.DOTALL)]
+
+
+@pytest.fixture
+def documented_roles(tmp_path):
+    """A database set up as docs/operations.md says, under names of this test's own: yields the
+    URLs of the owner and of the application."""
+    suffix = uuid.uuid4().hex[:8]
+    names = {"renewly_owner": f"renewly_owner_{suffix}", "renewly_app": f"renewly_app_{suffix}"}
+    database = f"renewly_roles_{suffix}"
+
+    def ours(statement: str) -> str:
+        for documented, name in names.items():
+            statement = statement.replace(documented, name)
+        return re.sub(r"\brenewly\b", database, statement)  # the database's name
+
+    setup, rights = operations_sql()
+    passwords = dict(re.findall(r"CREATE ROLE (\w+) LOGIN PASSWORD '([^']*)'", "\n".join(setup)))
+    admin = admin_connection()
+
+    def url(role: str) -> str:
+        return (make_url(ADMIN_URL).set(drivername="postgresql+psycopg", username=names[role],
+                                        password=passwords[role], database=database).render_as_string(False))
+
+    try:
+        for statement in setup:
+            admin.execute(ours(statement))
+        owner = make_engine(url("renewly_owner"))
+        upgrade(owner)  # the migrations, as the owner
+        with owner.begin() as conn:
+            for statement in rights:
+                conn.exec_driver_sql(ours(statement))
+        owner.dispose()
+        yield url("renewly_owner"), url("renewly_app")
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        for name in names.values():
+            admin.execute(f'DROP ROLE IF EXISTS "{name}"')
+        admin.close()
+
+
+def test_the_documented_application_role_runs_renewly_and_cannot_get_past_the_guards(documented_roles, tmp_path):
+    _, app_url = documented_roles
+    app = bootstrap(load_settings(config_file=None, database_url=app_url, clock="test",
+                                  payments={"simulator_url": f"sqlite:///{tmp_path}/gateway.db"}))
+    try:
+        app.test_clock.set(START)
+        # Renewals, payments (an invoice paid), dunning, cancellation, the deletion of R10.1...
+        subscribed(app, plan=team_plan(app, code="pro"), name="Globex", owner="owner@globex.test")
+        deleted_account(app)
+        with app.engine.connect() as conn:
+            issued = conn.execute(select(invoices.c.number, invoices.c.status).order_by(invoices.c.id)).all()
+        numbers = [number for number, _ in issued]
+        assert {"paid", "open"} <= {status for _, status in issued}
+        # ... a credit note (an open invoice fully credited turns void) and the purge of R10.2.
+        issue_credit_note(app, numbers[-1], reason="goodwill", actor=OPERATOR)
+        assert purge_due(app, RETENTION_ENDS + timedelta(days=3650)).invoices_purged == len(numbers) + 1
+
+        refused = {
+            "TRUNCATE invoices": "permission denied",
+            "ALTER TABLE invoices DISABLE TRIGGER ALL": "must be owner",
+            "SET session_replication_role = replica": "permission denied",
+            "UPDATE audit_log SET actor = 'someone else'": "permission denied",
+            "DELETE FROM audit_log": "permission denied",
+            "UPDATE invoices SET total = 0": "permission denied",
+            "UPDATE invoice_lines SET amount = 0": "permission denied",
+            "DROP TABLE invoices CASCADE": "must be owner",
+            "CREATE TABLE shadow (id int)": "permission denied",
+            "CREATE TRIGGER off BEFORE INSERT ON invoices EXECUTE FUNCTION renewly_refuse_unless_open('', '')":
+                "permission denied",
+        }
+        answers = {}
+        for statement in refused:
+            try:
+                with app.engine.begin() as conn:
+                    conn.exec_driver_sql(statement)
+                answers[statement] = "done"
+            except DBAPIError as error:
+                answers[statement] = str(error.orig).splitlines()[0]
+        assert {statement: words for statement, words in refused.items()
+                if words not in answers[statement]} == {}, answers
+    finally:
+        app.engine.dispose()

@@ -1,30 +1,37 @@
-"""Upgrading a database that holds data: migration 0007 (one dunning case per account) on both
-engines. An account the old sweep gave two open cases keeps one, chasing both invoices; a case
-past a step whose e-mail was sent counts as warned then; the foreign keys still hold."""
+"""Upgrading a database that holds data, on both engines.
+
+0007 (one dunning case per account): an account the old sweep gave two open cases keeps one,
+chasing both invoices; a case past a step whose e-mail was sent counts as warned then; the
+foreign keys still hold. 0009 (issued documents guarded, outbox ids never given twice): the rows
+and their ids stay, the guards hold on the documents already there, the retention batch still
+deletes them, and the next outbox id comes after the highest one.
+"""
 
 from __future__ import annotations
 
 import uuid
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 
 import pytest
 from alembic import command
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from renewly.adapters.db.engine import alembic_config, current_revision, head_revision, make_engine, upgrade
+from renewly.services.retention import delete_invoices
 from tests.conftest import ADMIN_URL, admin_connection
 
 OPENED = datetime(2026, 1, 1, 1, tzinfo=UTC)
 WARNED = datetime(2026, 1, 22, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine_at_0006(request, tmp_path):
-    if request.param == "sqlite":
+@contextmanager
+def database_at(kind: str, tmp_path, revision: str):
+    if kind == "sqlite":
         engine = make_engine(f"sqlite:///{tmp_path}/old.db")
-        upgrade(engine, "0006")
+        upgrade(engine, revision)
         yield engine
         engine.dispose()
         return
@@ -34,12 +41,24 @@ def engine_at_0006(request, tmp_path):
     engine = make_engine(make_url(ADMIN_URL).set(drivername="postgresql+psycopg", database=name)
                          .render_as_string(False))
     try:
-        upgrade(engine, "0006")
+        upgrade(engine, revision)
         yield engine
     finally:
         engine.dispose()
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine_at_0006(request, tmp_path):
+    with database_at(request.param, tmp_path, "0006") as engine:
+        yield engine
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine_at_0007(request, tmp_path):
+    with database_at(request.param, tmp_path, "0007") as engine:
+        yield engine
 
 
 def stored(engine, instant: datetime):
@@ -101,3 +120,108 @@ def test_0007_on_an_empty_database_and_back(engine_at_0006):
     assert current_revision(engine) == "0006"
     upgrade(engine)
     assert current_revision(engine) == head_revision()
+
+
+# -- 0009 -------------------------------------------------------------------------------------------
+
+EVENT_IDS = (1, 2, 3, 7)  # 4 to 6 deleted by the retention batch
+
+
+def load_documents_and_events(engine) -> None:
+    """Account 1 with two issued invoices and their lines, events 1, 2, 3 and 7, one audit entry."""
+    postgres = engine.dialect.name == "postgresql"
+    json = "CAST(:doc AS jsonb)" if postgres else ":doc"
+    at = stored(engine, OPENED)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO accounts (id, name, locale, timezone, currency, status, buyer_name, created_at, "
+                          "updated_at) VALUES (1, 'Acme', 'en', 'UTC', 'USD', 'active', 'Acme', :at, :at)"), {"at": at})
+        conn.execute(text("INSERT INTO plans (id, code, name, interval, unit_amount, currency, created_at) "
+                          "VALUES (1, 'team', 'Team', 'month', 1900, 'USD', :at)"), {"at": at})
+        conn.execute(text("INSERT INTO subscriptions (id, account_id, plan_id, seats, status, anchor_date, "
+                          "periods_invoiced, renews_at, created_at) VALUES (1, 1, 1, 1, 'active', :day, 2, :at, :at)"),
+                     {"day": date(2026, 1, 1), "at": at})
+        for number in (1, 2):
+            day = date(2026, number, 1)
+            conn.execute(text(f"INSERT INTO invoices (id, number, series, sequence, kind, account_id, subscription_id, "
+                              f"issue_date, period_start, period_end, currency, subtotal, tax_rate, tax, total, "
+                              f"locale, seller, buyer, status, issued_at) VALUES (:n, :number, '2026', :n, 'invoice', "
+                              f"1, 1, :day, :day, :day, 'USD', 1900, '0', 0, 1900, 'en', {json}, {json}, 'open', "
+                              f":at)"), {"n": number, "number": f"2026-00000{number}", "day": day,
+                                         "doc": '{"name": "x"}', "at": at})
+            conn.execute(text("INSERT INTO invoice_lines (invoice_id, position, kind, description, quantity, "
+                              "unit_amount, amount) VALUES (:n, 1, 'subscription', 'Team', 1, 1900, 1900)"),
+                         {"n": number})
+        for event_id in EVENT_IDS:
+            conn.execute(text(f"INSERT INTO outbox (id, created_at, topic, account_id, payload) "
+                              f"VALUES (:id, :at, 'invoice.issued', 1, {json})"),
+                         {"id": event_id, "at": at, "doc": f'{{"event": {event_id}}}'})
+        conn.execute(text(f"INSERT INTO audit_log (at, actor, action, target_type, target_id, details) "
+                          f"VALUES (:at, 'test', 'account.created', 'account', '1', {json})"), {"at": at, "doc": "{}"})
+        if postgres:  # where the sequence stood when event 7 was written
+            conn.execute(text("SELECT setval(pg_get_serial_sequence('outbox', 'id'), 7)"))
+
+
+def events(engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(text("SELECT id, topic, payload FROM outbox ORDER BY id"))]
+
+
+def new_event(engine) -> int:
+    with engine.begin() as conn:
+        payload = "CAST('{}' AS jsonb)" if engine.dialect.name == "postgresql" else "'{}'"
+        return conn.execute(text(f"INSERT INTO outbox (created_at, topic, payload) VALUES (:at, 'test', {payload}) "
+                                 f"RETURNING id"), {"at": stored(engine, OPENED)}).scalar_one()
+
+
+def refusal(engine, statement: str) -> str:
+    with pytest.raises(DBAPIError) as error, engine.begin() as conn:
+        conn.execute(text(statement))
+    return str(error.value.orig)
+
+
+def test_0009_keeps_the_events_and_guards_the_documents_already_issued(engine_at_0007):
+    engine = engine_at_0007
+    load_documents_and_events(engine)
+    before = events(engine)
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    assert events(engine) == before
+    assert "cannot be deleted" in refusal(engine, "DELETE FROM invoice_lines WHERE invoice_id = 1")
+    assert "cannot be deleted" in refusal(engine, "DELETE FROM invoices WHERE id = 2")
+    assert "cannot be inserted" in refusal(engine, "INSERT INTO invoice_lines (invoice_id, position, kind, "
+                                                   "description, quantity, unit_amount, amount) "
+                                                   "VALUES (1, 2, 'extra', 'Extra', 1, 1, 1)")
+    if engine.dialect.name == "sqlite":
+        assert "cannot be replaced" in refusal(engine, "INSERT OR REPLACE INTO invoices SELECT * FROM invoices "
+                                                       "WHERE id = 1")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'")).scalar() == 7
+    else:
+        assert "cannot be truncated" in refusal(engine, "TRUNCATE invoice_lines")
+    assert "append-only" in refusal(engine, "DELETE FROM audit_log")
+
+    with engine.connect() as conn:  # the retention batch still deletes them
+        with conn.begin():
+            delete_invoices(conn, [1, 2])
+        assert conn.execute(text("SELECT count(*) FROM invoices")).scalar() == 0
+        assert conn.execute(text("SELECT count(*) FROM invoice_lines")).scalar() == 0
+
+    with engine.begin() as conn:  # the retention batch deletes the latest events (R10.1)
+        conn.execute(text("DELETE FROM outbox WHERE id >= 3"))
+    assert new_event(engine) == 8
+
+
+def test_0009_back_and_again_with_the_events(engine_at_0007):
+    engine = engine_at_0007
+    load_documents_and_events(engine)
+    before = events(engine)
+    upgrade(engine)
+    command.downgrade(alembic_config(engine), "0007")
+    assert current_revision(engine) == "0007"
+    assert events(engine) == before
+    with engine.begin() as conn:  # 0007's rules again: lines may be deleted
+        conn.execute(text("DELETE FROM invoice_lines WHERE invoice_id = 2"))
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    assert events(engine) == before
+    assert new_event(engine) == 8

@@ -332,6 +332,18 @@ def test_r10_3_the_host_product_is_told_with_an_account_deleted_event(app):
         account_id, {"account_id": account_id}, DELETION_DUE, None)
 
 
+def test_r10_3_the_account_deleted_event_takes_an_id_never_given_before(app):
+    """The account's own events, the latest ones, go first: their ids are not given again (a
+    webhook consumer that drops ids it has seen would drop the event)."""
+    account_id = cancelled_account(app)
+    advance(app, DELETION_DUE - timedelta(minutes=1) - app.clock.now())
+    ever_given = max(row.id for row in rows(app, outbox))
+    advance(app, timedelta(minutes=1))
+    assert account(app, account_id).status == "deleted"
+    [event] = rows(app, outbox, outbox.c.topic == "account.deleted")
+    assert event.id > ever_given
+
+
 def test_r10_1_the_retention_command_deletes_and_support_is_then_refused(app, renewly):
     account_id = cancelled_account(app)
     advance(app, DELETION_DUE - app.clock.now(), run_batches=False)

@@ -54,6 +54,11 @@ def allocate_ids(conn: Connection, table: Table, count: int) -> list[int]:
                                  "FROM generate_series(1, :n)"), {"table": table.name, "n": count}).scalar_one()
     # SQLite: BEGIN IMMEDIATE holds the only write lock, so nobody else takes these ids meanwhile.
     highest = conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
+    if table.dialect_options["sqlite"]["autoincrement"]:
+        # Past every id ever given, as SQLite's AUTOINCREMENT would be (inserting them moves it on):
+        # the rows with the highest ids may have been deleted.
+        given = conn.execute(text("SELECT seq FROM sqlite_sequence WHERE name = :table"), {"table": table.name})
+        highest = max(highest, given.scalar() or 0)
     return list(range(highest + 1, highest + 1 + count))
 
 

@@ -213,6 +213,9 @@ invoices = Table(
     Index("ix_invoices_open", "id", sqlite_where=text("status = 'open'"), postgresql_where=text("status = 'open'")),
 )
 
+# Triggers (migrations 0001, 0009) keep an issued document as it was issued (R2.4): its content
+# columns never change, nor its lines; lines are inserted only while the document is issued, and
+# documents and lines deleted only by the retention batch (adapters/db/guards.py).
 invoice_lines = Table(
     "invoice_lines", metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
@@ -229,7 +232,9 @@ invoice_lines = Table(
 )
 
 # Events for the host product, e-mails and webhooks, written in the transaction of the change
-# they report and delivered afterwards by a relay.
+# they report and delivered afterwards by a relay. An id is never given twice, even after the
+# retention batch deleted the rows above it: consumers may drop an id they have seen (on SQLite,
+# AUTOINCREMENT, migration 0009; PostgreSQL's sequences never go back).
 outbox = Table(
     "outbox", metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
@@ -241,9 +246,10 @@ outbox = Table(
     Index("ix_outbox_undelivered", "id", sqlite_where=text("delivered_at IS NULL"),
           postgresql_where=text("delivered_at IS NULL")),
     Index("ix_outbox_account_id", "account_id"),
+    sqlite_autoincrement=True,
 )
 
-# Append-only: triggers refuse UPDATE and DELETE.
+# Append-only: triggers refuse UPDATE, DELETE, TRUNCATE and, on SQLite, REPLACE (migrations 0001, 0009).
 audit_log = Table(
     "audit_log", metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
