@@ -1,7 +1,8 @@
 """Batches started in separate processes at the same moment, for the concurrency tests.
 
 "At once" is made certain rather than likely: an EXCLUSIVE lock on a table every batch must write
-holds them all until each one waits for it, then all are let go together.
+(or the row locks and unique keys of a statement left uncommitted) holds them all until each one
+waits, then all are let go together.
 """
 
 from __future__ import annotations
@@ -18,20 +19,26 @@ from sqlalchemy import text
 RENEWLY = Path(sys.executable).with_name("renewly")
 
 
-def run_at_once(app, arguments: list[str], *, gate: str, environment: dict[str, str], count: int = 2,
-                cwd: Path | None = None) -> list[dict]:
+def run_at_once(app, arguments: list[str], *, gate: str, environment: dict[str, str] | None = None,
+                count: int = 2, cwd: Path | None = None, holding: str | None = None) -> list[dict]:
     """Run `renewly ARGUMENTS --json` in `count` processes let go together at the `gate` table;
-    returns their JSON reports. Each must exit 0 with nothing on stderr."""
+    returns their JSON reports. Each must exit 0 with nothing on stderr.
+
+    `holding`: a statement run instead of locking the gate, whose uncommitted rows hold the
+    batches (an INSERT of the key they all insert holds them at that insert, past their reads)."""
     variables = {**os.environ, "RENEWLY_DATABASE_URL": app.settings.database_url, "RENEWLY_CLOCK": "test",
-                 "RENEWLY_PAYMENTS__SIMULATOR_URL": app.settings.simulator_url(), **environment}
+                 "RENEWLY_PAYMENTS__SIMULATOR_URL": app.settings.simulator_url(), **(environment or {})}
     with app.engine.connect() as holder, app.engine.connect() as watcher:
-        holder.execute(text(f"LOCK TABLE {gate} IN EXCLUSIVE MODE"))
+        holder.execute(text(holding or f"LOCK TABLE {gate} IN EXCLUSIVE MODE"))
         batches = [subprocess.Popen([str(RENEWLY), *arguments, "--json"], env=variables, cwd=cwd,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(count)]
         deadline = time.monotonic() + 60
-        while watcher.execute(text("SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted "
-                                   "AND relation = CAST(:gate AS regclass)"), {"gate": gate}).scalar() < count:
-            watcher.rollback()  # a fresh snapshot of pg_locks each time
+        # Waiting for a lock, whoever holds it: a batch may queue behind another one that waits at
+        # the gate (for an account the first one locked on its way). All waiting, none can be
+        # past the gate (a cycle among them would be a deadlock, which PostgreSQL breaks).
+        while watcher.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                   "AND cardinality(pg_blocking_pids(pid)) > 0")).scalar() < count:
+            watcher.rollback()  # a fresh snapshot each time
             finished = [batch for batch in batches if batch.poll() is not None]
             assert not finished, finished[0].stderr.read()
             assert time.monotonic() < deadline, f"the {count} batches never all waited at {gate}"

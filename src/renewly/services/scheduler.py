@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from sqlalchemy import Connection, select
 
+from renewly.adapters.db.bulk import insert_ignoring_conflicts
 from renewly.adapters.db.tables import batch_runs
 from renewly.bootstrap import App
 from renewly.domain.errors import InvalidInput
@@ -118,10 +119,9 @@ def merged(reports: list):
 def _run(app: App, batch: Batch, at: datetime) -> BatchRun:
     report = batch.run(app, at)
     with app.engine.begin() as conn:
-        updated = conn.execute(batch_runs.update().where(batch_runs.c.batch == batch.name)
-                               .values(last_run_at=at)).rowcount
-        if not updated:
-            conn.execute(batch_runs.insert().values(batch=batch.name, last_run_at=at))
+        # One statement: two runs at once that both found no row would both insert it.
+        conn.execute(insert_ignoring_conflicts(conn)(batch_runs).values(batch=batch.name, last_run_at=at)
+                     .on_conflict_do_update(index_elements=["batch"], set_={"last_run_at": at}))
     return BatchRun(batch.name, at, report)
 
 
