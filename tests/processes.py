@@ -26,12 +26,9 @@ def run_at_once(app, arguments: list[str], *, gate: str, environment: dict[str, 
 
     `holding`: a statement run instead of locking the gate, whose uncommitted rows hold the
     batches (an INSERT of the key they all insert holds them at that insert, past their reads)."""
-    variables = {**os.environ, "RENEWLY_DATABASE_URL": app.settings.database_url, "RENEWLY_CLOCK": "test",
-                 "RENEWLY_PAYMENTS__SIMULATOR_URL": app.settings.simulator_url(), **(environment or {})}
     with app.engine.connect() as holder, app.engine.connect() as watcher:
         holder.execute(text(holding or f"LOCK TABLE {gate} IN EXCLUSIVE MODE"))
-        batches = [subprocess.Popen([str(RENEWLY), *arguments, "--json"], env=variables, cwd=cwd,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(count)]
+        batches = _start(app, arguments, count, environment, cwd)
         deadline = time.monotonic() + 60
         # Waiting for a lock, whoever holds it: a batch may queue behind another one that waits at
         # the gate (for an account the first one locked on its way). All waiting, none can be
@@ -44,6 +41,26 @@ def run_at_once(app, arguments: list[str], *, gate: str, environment: dict[str, 
             assert time.monotonic() < deadline, f"the {count} batches never all waited at {gate}"
             time.sleep(0.05)
         holder.rollback()  # all are waiting: let them go together
+    return _reports(batches)
+
+
+def run_together(app, arguments: list[str], *, count: int, environment: dict[str, str] | None = None,
+                 cwd: Path | None = None) -> list[dict]:
+    """As `run_at_once`, without a gate (SQLite has no lock to watch): started together, the
+    processes are at once if their startups take alike, which is likely, not certain."""
+    return _reports(_start(app, arguments, count, environment, cwd))
+
+
+def _start(app, arguments: list[str], count: int, environment: dict[str, str] | None,
+           cwd: Path | None) -> list[subprocess.Popen]:
+    variables = {**os.environ, "RENEWLY_DATABASE_URL": app.settings.database_url, "RENEWLY_CLOCK": "test",
+                 "RENEWLY_PAYMENTS__SIMULATOR_URL": app.settings.simulator_url(), **(environment or {})}
+    return [subprocess.Popen([str(RENEWLY), *arguments, "--json"], env=variables, cwd=cwd,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(count)]
+
+
+def _reports(batches: list[subprocess.Popen]) -> list[dict]:
+    """Each batch's JSON report; each must exit 0 with nothing on stderr."""
     finished = [batch.communicate(timeout=120) for batch in batches]
     failures = [err for batch, (_, err) in zip(batches, finished) if (batch.returncode, err) != (0, "")]
     assert not failures, "\n".join(failures)
