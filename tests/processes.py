@@ -19,21 +19,25 @@ from sqlalchemy import text
 RENEWLY = Path(sys.executable).with_name("renewly")
 
 
-def run_at_once(app, arguments: list[str], *, gate: str, environment: dict[str, str] | None = None,
+def run_at_once(app, arguments: list[str] | list[list[str]], *, gate: str, environment: dict[str, str] | None = None,
                 count: int = 2, cwd: Path | None = None, holding: str | None = None) -> list[dict]:
-    """Run `renewly ARGUMENTS --json` in `count` processes let go together at the `gate` table;
-    returns their JSON reports. Each must exit 0 with nothing on stderr.
+    """Run `renewly ARGUMENTS --json` in `count` processes let go together at the `gate` table
+    (or one process per list of arguments, two batches side by side); returns their JSON reports.
+    Each must exit 0 with nothing on stderr.
 
     `holding`: a statement run instead of locking the gate, whose uncommitted rows hold the
     batches (an INSERT of the key they all insert holds them at that insert, past their reads)."""
     with app.engine.connect() as holder, app.engine.connect() as watcher:
         holder.execute(text(holding or f"LOCK TABLE {gate} IN EXCLUSIVE MODE"))
         batches = _start(app, arguments, count, environment, cwd)
+        count = len(batches)
         deadline = time.monotonic() + 60
-        # Waiting for a lock, whoever holds it: a batch may queue behind another one that waits at
-        # the gate (for an account the first one locked on its way). All waiting, none can be
-        # past the gate (a cycle among them would be a deadlock, which PostgreSQL breaks).
-        while watcher.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        # Each batch waiting for a lock, whoever holds it: a batch may queue behind another one
+        # that waits at the gate (for an account the first one locked on its way). All waiting,
+        # none can be past the gate (a cycle among them would be a deadlock, which PostgreSQL
+        # breaks). A batch is known by its connections' application name (one worker is enough).
+        while watcher.execute(text("SELECT count(DISTINCT application_name) FROM pg_stat_activity "
+                                   "WHERE datname = current_database() AND application_name LIKE 'renewly-batch-%' "
                                    "AND cardinality(pg_blocking_pids(pid)) > 0")).scalar() < count:
             watcher.rollback()  # a fresh snapshot each time
             finished = [batch for batch in batches if batch.poll() is not None]
@@ -51,12 +55,14 @@ def run_together(app, arguments: list[str], *, count: int, environment: dict[str
     return _reports(_start(app, arguments, count, environment, cwd))
 
 
-def _start(app, arguments: list[str], count: int, environment: dict[str, str] | None,
+def _start(app, arguments: list[str] | list[list[str]], count: int, environment: dict[str, str] | None,
            cwd: Path | None) -> list[subprocess.Popen]:
     variables = {**os.environ, "RENEWLY_DATABASE_URL": app.settings.database_url, "RENEWLY_CLOCK": "test",
                  "RENEWLY_PAYMENTS__SIMULATOR_URL": app.settings.simulator_url(), **(environment or {})}
-    return [subprocess.Popen([str(RENEWLY), *arguments, "--json"], env=variables, cwd=cwd,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(count)]
+    commands = arguments if isinstance(arguments[0], list) else [arguments] * count
+    return [subprocess.Popen([str(RENEWLY), *command, "--json"], env={**variables, "PGAPPNAME": f"renewly-batch-{n}"},
+                             cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for n, command in enumerate(commands)]
 
 
 def _reports(batches: list[subprocess.Popen]) -> list[dict]:
