@@ -156,7 +156,8 @@ def clock_advance(days: Annotated[int, typer.Option("--days", help="How many day
                                                         help="Run the batches due on the way (default), or let "
                                                              "time pass as if Renewly were down.")] = True,
                   as_json: JsonFlag = False) -> None:
-    """Move the test clock forward, running every batch that falls due on the way, in order."""
+    """Move the test clock forward, running every batch that falls due on the way, in order.
+    Advances at once take turns, each from where the one before it left the clock."""
     from renewly.services.scheduler import advance
     if days < 0 or hours < 0:
         raise InvalidInput("the test clock only moves forward", code="clock_backwards")
