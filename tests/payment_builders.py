@@ -4,7 +4,9 @@ customers, and what the gateway's ledger and Renewly's tables say afterwards."""
 from __future__ import annotations
 
 import sys
+import threading
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -94,3 +96,53 @@ def run_cli(app: App, monkeypatch, capsys, *args: str, actor: str = "support:ali
             application.engine.dispose()
     captured = capsys.readouterr()
     return CliOutcome(exited.value.code, captured.out, captured.err)
+
+
+class HeldGateway:
+    """The simulated gateway, whose answers wait until the test lets them go: a slow network
+    under one process while another one runs."""
+
+    def __init__(self, gateway) -> None:
+        self._gateway = gateway
+        self.asked = threading.Event()
+        self._released = threading.Event()
+
+    def __getattr__(self, name: str):
+        return getattr(self._gateway, name)
+
+    def charge(self, request):
+        self._hold()
+        return self._gateway.charge(request)
+
+    def find(self, idempotency_key: str):
+        self._hold()
+        return self._gateway.find(idempotency_key)
+
+    def void(self, authorization: str, idempotency_key: str):
+        self._hold()
+        return self._gateway.void(authorization, idempotency_key)
+
+    def _hold(self) -> None:
+        self.asked.set()
+        assert self._released.wait(timeout=30), "the test never let the gateway answer"
+
+    def release(self) -> None:
+        self._released.set()
+
+
+def while_held(app, work, meanwhile) -> tuple:
+    """Run `work(held_app)` in a thread until it waits for the gateway, then `meanwhile(app)`
+    to the end, then let the gateway answer `work`; returns both results."""
+    gateway = HeldGateway(app.gateway)
+    held_app = replace(app, _gateway=gateway)
+    results: list = []
+    thread = threading.Thread(target=lambda: results.append(work(held_app)))
+    thread.start()
+    try:
+        assert gateway.asked.wait(timeout=30), "the first one never asked the gateway"
+        other = meanwhile(app)
+    finally:
+        gateway.release()
+        thread.join(timeout=30)
+    assert results, "the first one failed"
+    return results[0], other

@@ -1,7 +1,8 @@
 """Batches started in separate processes at the same moment, for the concurrency tests.
 
 "At once" is made certain rather than likely: an EXCLUSIVE lock on a table every batch must write
-holds them all until each one waits for it, then all are let go together.
+(or the row locks and unique keys of a statement left uncommitted) holds them all until each one
+waits, then all are let go together.
 """
 
 from __future__ import annotations
@@ -18,30 +19,63 @@ from sqlalchemy import text
 RENEWLY = Path(sys.executable).with_name("renewly")
 
 
-def run_at_once(app, arguments: list[str], *, gate: str, environment: dict[str, str], count: int = 2,
-                cwd: Path | None = None, outcomes: bool = False, as_json: bool = True) -> list:
-    """Run `renewly ARGUMENTS --json` in `count` processes let go together at the `gate` table;
-    returns their JSON reports, each having exited 0 with nothing on stderr; or, with `outcomes`,
-    each one's (exit code, stdout, stderr), whatever they were."""
-    variables = {**os.environ, "RENEWLY_DATABASE_URL": app.settings.database_url, "RENEWLY_CLOCK": "test",
-                 "RENEWLY_PAYMENTS__SIMULATOR_URL": app.settings.simulator_url(), **environment}
+def run_at_once(app, arguments: list[str] | list[list[str]], *, gate: str, environment: dict[str, str] | None = None,
+                count: int = 2, cwd: Path | None = None, holding: str | None = None, outcomes: bool = False,
+                as_json: bool = True) -> list:
+    """Run `renewly ARGUMENTS --json` in `count` processes let go together at the `gate` table
+    (or one process per list of arguments, two batches side by side); returns their JSON reports,
+    each having exited 0 with nothing on stderr; or, with `outcomes`, each one's (exit code,
+    stdout, stderr), whatever they were.
+
+    `holding`: a statement run instead of locking the gate, whose uncommitted rows hold the
+    batches (an INSERT of the key they all insert holds them at that insert, past their reads)."""
     with app.engine.connect() as holder, app.engine.connect() as watcher:
-        holder.execute(text(f"LOCK TABLE {gate} IN EXCLUSIVE MODE"))
-        command = [str(RENEWLY), *arguments, *(["--json"] if as_json else [])]
-        batches = [subprocess.Popen(command, env=variables, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True) for _ in range(count)]
+        holder.execute(text(holding or f"LOCK TABLE {gate} IN EXCLUSIVE MODE"))
+        batches = _start(app, arguments, count, environment, cwd, as_json)
+        count = len(batches)
         deadline = time.monotonic() + 60
-        while watcher.execute(text("SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted "
-                                   "AND relation = CAST(:gate AS regclass)"), {"gate": gate}).scalar() < count:
-            watcher.rollback()  # a fresh snapshot of pg_locks each time
+        # Each batch waiting for a lock, whoever holds it: a batch may queue behind another one
+        # that waits at the gate (for an account the first one locked on its way). All waiting,
+        # none can be past the gate (a cycle among them would be a deadlock, which PostgreSQL
+        # breaks). A batch is known by its connections' application name (one worker is enough).
+        while watcher.execute(text("SELECT count(DISTINCT application_name) FROM pg_stat_activity "
+                                   "WHERE datname = current_database() AND application_name LIKE 'renewly-batch-%' "
+                                   "AND cardinality(pg_blocking_pids(pid)) > 0")).scalar() < count:
+            watcher.rollback()  # a fresh snapshot each time
             finished = [batch for batch in batches if batch.poll() is not None]
             assert not finished, finished[0].stderr.read()
             assert time.monotonic() < deadline, f"the {count} batches never all waited at {gate}"
             time.sleep(0.05)
         holder.rollback()  # all are waiting: let them go together
+    return _outcomes(batches) if outcomes else _reports(batches)
+
+
+def run_together(app, arguments: list[str], *, count: int, environment: dict[str, str] | None = None,
+                 cwd: Path | None = None) -> list[dict]:
+    """As `run_at_once`, without a gate (SQLite has no lock to watch): started together, the
+    processes are at once if their startups take alike, which is likely, not certain."""
+    return _reports(_start(app, arguments, count, environment, cwd, True))
+
+
+def _start(app, arguments: list[str] | list[list[str]], count: int, environment: dict[str, str] | None,
+           cwd: Path | None, as_json: bool) -> list[subprocess.Popen]:
+    variables = {**os.environ, "RENEWLY_DATABASE_URL": app.settings.database_url, "RENEWLY_CLOCK": "test",
+                 "RENEWLY_PAYMENTS__SIMULATOR_URL": app.settings.simulator_url(), **(environment or {})}
+    commands = arguments if isinstance(arguments[0], list) else [arguments] * count
+    return [subprocess.Popen([str(RENEWLY), *command, *(["--json"] if as_json else [])],
+                             env={**variables, "PGAPPNAME": f"renewly-batch-{n}"}, cwd=cwd, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+            for n, command in enumerate(commands)]
+
+
+def _outcomes(batches: list[subprocess.Popen]) -> list[tuple[int, str, str]]:
     finished = [batch.communicate(timeout=120) for batch in batches]
-    if outcomes:
-        return [(batch.returncode, out, err) for batch, (out, err) in zip(batches, finished)]
+    return [(batch.returncode, out, err) for batch, (out, err) in zip(batches, finished)]
+
+
+def _reports(batches: list[subprocess.Popen]) -> list[dict]:
+    """Each batch's JSON report; each must exit 0 with nothing on stderr."""
+    finished = [batch.communicate(timeout=120) for batch in batches]
     failures = [err for batch, (_, err) in zip(batches, finished) if (batch.returncode, err) != (0, "")]
     assert not failures, "\n".join(failures)
     return [json.loads(out) for out, _ in finished]

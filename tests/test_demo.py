@@ -155,7 +155,7 @@ def test_a_second_demo_replaces_the_first_demo_s_database_and_ledger(folder, mon
     second = renewly_demo(monkeypatch, capsys, "--database", "demo.db", "--json")
     assert (first.code, first.err, second.code, second.err) == (0, "", 0, "")
     assert second.out == first.out and len(first.out.splitlines()) > 50
-    assert sorted(contents(folder)) == ["demo-gateway.db", "demo.db"]
+    assert sorted(contents(folder)) == ["demo-gateway.db", "demo.db", "demo.db-clock-lock"]  # the clock's lock
     engine = make_engine(f"sqlite:///{folder / 'demo.db'}")
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(accounts)).scalar_one() == 5  # one demo's, not two

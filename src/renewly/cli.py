@@ -154,11 +154,12 @@ def clock_set(day: Annotated[str, typer.Argument(help="YYYY-MM-DD: the new time 
     if application.test_clock is None:
         raise InvalidInput("the clock is the system clock; set RENEWLY_CLOCK=test", code="not_test_clock")
     target = datetime.combine(parse_date(day), time.min, tzinfo=UTC)
-    current = application.test_clock.peek()
-    if current is not None and target < current:
-        raise InvalidInput(f"the test clock is at {current.isoformat()}; it only moves forward",
-                           code="clock_backwards")
-    application.test_clock.set(target)
+    with application.test_clock.turn():  # not in the middle of an advance
+        current = application.test_clock.peek()
+        if current is not None and target < current:
+            raise InvalidInput(f"the test clock is at {current.isoformat()}; it only moves forward",
+                               code="clock_backwards")
+        application.test_clock.set(target)
     typer.echo(f"test clock: {target.isoformat()}")
 
 
@@ -169,13 +170,14 @@ def clock_advance(days: Annotated[int, typer.Option("--days", help="How many day
                                                         help="Run the batches due on the way (default), or let "
                                                              "time pass as if Renewly were down.")] = True,
                   as_json: JsonFlag = False) -> None:
-    """Move the test clock forward, running every batch that falls due on the way, in order."""
+    """Move the test clock forward, running every batch that falls due on the way, in order.
+    Advances at once take turns, each from where the one before it left the clock."""
     from renewly.services.scheduler import advance
     if days < 0 or hours < 0:
         raise InvalidInput("the test clock only moves forward", code="clock_backwards")
     application = open_app()
-    runs = advance(application, timedelta(days=days, hours=hours), run_batches=batches)
-    now = application.clock.now()
+    moved = advance(application, timedelta(days=days, hours=hours), run_batches=batches)
+    runs, now = moved.runs, moved.now  # this move's end: another one may have moved the clock since
     if as_json:
         print_json({"now": now, "runs": [_run_json(run) for run in runs]})
     else:

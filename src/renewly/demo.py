@@ -154,7 +154,8 @@ def tell_the_stories(app: App, *, as_json: bool, console: Console) -> None:
 # database the demo did not make has none.
 DEMO_APPLICATION_ID = 0x524E5744  # "RNWD"
 SQLITE_HEADER = b"SQLite format 3\x00"
-SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")  # SQLite's own files beside a database
+# The files kept beside a database: SQLite's own, and the test clock's lock (adapters/clock.py).
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal", "-clock-lock")
 
 
 def replace_demo_files(database: Path, ledger: Path) -> None:

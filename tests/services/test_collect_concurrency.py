@@ -5,16 +5,18 @@ index."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from renewly.services.invoices import list_invoices
 from renewly.services.reconcile import reconcile
 from renewly.services.renewals import renew_due
-from renewly.services.scheduler import advance
+from renewly.services.scheduler import advance, run_all
 from renewly.services.subscriptions import create_subscription
-from tests.builders import OPERATOR, customer, team_plan
-from tests.payment_builders import invoice_statuses, save_card, successes_per_invoice
+from tests.builders import OPERATOR, customer, subscribed, team_plan
+from tests.payment_builders import CHARGES_DECLINED, invoice_statuses, save_card, successes_per_invoice
 from tests.processes import run_at_once
+
+CASES = 30
 
 
 def test_r5_3_two_collect_processes_at_once_never_charge_an_invoice_twice(pg_app, tmp_path):
@@ -41,4 +43,31 @@ def test_r5_3_two_collect_processes_at_once_never_charge_an_invoice_twice(pg_app
     assert successes_per_invoice(app) == {invoice: 1 for invoice in due}
     assert app.gateway.charge_count() == 300
     assert set(invoice_statuses(app).values()) == {"paid"}
+    assert reconcile(app).discrepancies == []
+
+
+def test_r5_3_a_payment_batch_and_a_sweep_at_once_over_the_same_accounts_never_deadlock(pg_app, tmp_path):
+    """The payment batch holds the invoices it claims and writes their attempts, whose foreign
+    keys point at the accounts; the sweep holds the accounts it claims and asks charges for their
+    invoices. Were the sweep's account locks FOR UPDATE, each would wait for the other."""
+    app = pg_app
+    plan = team_plan(app)
+    accounts = [subscribed(app, plan=plan, card=CHARGES_DECLINED, owner=f"owner{n}@acme.test")[0]
+                for n in range(CASES)]
+    day0 = datetime(2026, 1, 1, tzinfo=UTC)
+    run_all(app, day0 + timedelta(hours=12))  # declined on day 0: a case each, its day-0 e-mail
+    app.test_clock.set(day0 + timedelta(days=2, minutes=1))  # the day-2 step is due ...
+    for n, account_id in enumerate(accounts):  # ... and a card update asks the payment batch for a retry
+        save_card(app, account_id, CHARGES_DECLINED, acting=f"owner{n}@acme.test")
+
+    # The sweep holds its accounts and waits at the gate to write its steps, then to ask its
+    # charges; meanwhile the payment batch claims those accounts' invoices and writes their attempts.
+    collected, swept = run_at_once(app, [["collect"], ["dunning"]], gate="dunning_steps", cwd=tmp_path,
+                                   environment={"RENEWLY_PAYMENTS__SLICE_SIZE": "10",
+                                                "RENEWLY_BATCHES__CHUNK_SIZE": "10", "RENEWLY_ACTOR": "test:batches"})
+
+    # Each invoice charged for the card update; again in the same batch if the sweep's request
+    # came in while it was still claiming, else by the next one.
+    assert CASES <= collected["attempted"] == collected["declined"] <= 2 * CASES
+    assert swept["steps_taken"] == CASES
     assert reconcile(app).discrepancies == []

@@ -13,11 +13,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from renewly.adapters.db.tables import accounts, dunning_cases, dunning_steps, outbox, payment_retries
+from renewly.adapters.db.tables import accounts, dunning_cases, dunning_steps, outbox, payment_retries, reactivations
 from renewly.services.collect import claim_slice
 from renewly.services.dunning import DunningReport, apply_decisions, claim_due_cases, open_cases
+from renewly.services.reactivation import grant_reactivation
 from renewly.services.scheduler import run_all
-from tests.builders import subscribed, team_plan, with_card
+from tests.builders import OPERATOR, customer, subscribed, team_plan, with_card
 from tests.processes import run_at_once
 
 pytestmark = pytest.mark.postgres_only
@@ -109,3 +110,30 @@ def test_a_sweep_holding_an_account_lets_a_payment_batch_charge_its_invoice_no_d
         assert len(claimed) == 1
         apply_decisions(sweep, app, cases, as_of, DunningReport())  # its charge request for the same invoice
         sweep.commit()
+
+
+def test_r9_3_two_sweeps_at_once_end_each_expired_reactivation_once(pg_app):
+    """Each sweep reads the windows that have ended, locks their accounts, and reads them again:
+    the second one, let in once the first has ended them, finds none left to end."""
+    app = pg_app
+    now = app.clock.now()
+    account_ids = [customer(app, name=f"Customer {n}", owner=f"owner{n}@acme.test") for n in range(CASES)]
+    with app.engine.begin() as conn:  # cancelled for an unpaid renewal, as dunning leaves them
+        conn.execute(accounts.update().where(accounts.c.id.in_(account_ids)).values(
+            status="cancelled", cancelled_at=now, deletion_due_at=now + timedelta(days=90)))
+    for account_id in account_ids:
+        grant_reactivation(app, account_id, days=1, reason="the owner called support", actor=OPERATOR)
+    expiry = now + timedelta(days=3)
+    app.test_clock.set(expiry)  # every window has ended unpaid
+
+    # Each reads the ended windows and locks their accounts, then waits at the gate to end them.
+    reports = run_at_once(app, ["dunning"], gate="reactivations")
+
+    assert sum(report["reactivations_expired"] for report in reports) == CASES
+    with app.engine.connect() as conn:
+        ended = dict(conn.execute(select(reactivations.c.id, reactivations.c.outcome)).all())
+        events = Counter((row.topic, row.account_id) for row in conn.execute(
+            select(outbox.c.topic, outbox.c.account_id).where(outbox.c.created_at == expiry)))
+    assert set(ended.values()) == {"expired"} and len(ended) == CASES
+    assert events == Counter({(topic, account_id): 1 for account_id in account_ids
+                              for topic in ("reactivation.expired", "account.dunning_state")})

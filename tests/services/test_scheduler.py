@@ -30,7 +30,7 @@ def test_advance_runs_the_batches_due_on_the_way_in_time_order_day_by_day(app):
         subscribed(app, plan=plan, start=start, name=f"Customer {n}", owner=f"owner{n}@acme.test")
     assert list_invoices(app) == []  # all three start later
 
-    runs = advance(app, timedelta(days=7))
+    runs = advance(app, timedelta(days=7)).runs
 
     renewals = [(run.at, run.report.invoices_issued) for run in runs
                 if run.batch == "renew" and run.report.invoices_issued]
@@ -51,7 +51,7 @@ def test_advance_runs_the_batches_due_on_the_way_in_time_order_day_by_day(app):
 def test_advance_without_batches_runs_nothing_and_one_later_run_invoices_each_missed_period_once(app):
     account_id, _ = subscribed(app)
 
-    assert advance(app, timedelta(days=100), run_batches=False) == []
+    assert advance(app, timedelta(days=100), run_batches=False).runs == []
 
     assert app.clock.now() == at(2026, 4, 11)
     assert len(list_invoices(app, account_id)) == 1

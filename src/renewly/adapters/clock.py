@@ -6,12 +6,17 @@ only moves when told to (`renewly clock advance`), so that months of billing run
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, time
 from typing import Protocol
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 
+from renewly.adapters.db.bulk import insert_ignoring_conflicts
 from renewly.adapters.db.tables import test_clock
+
+CLOCK_MOVES = 0x52434C4B  # PostgreSQL's advisory lock of clock moves ("RCLK")
 
 
 class Clock(Protocol):
@@ -41,13 +46,43 @@ class PersistedTestClock:
         if stored is not None:
             return stored
         start = self._start or datetime.combine(SystemClock().now().date(), time.min, tzinfo=UTC)
-        self.set(start)
-        return start
+        with self._engine.begin() as conn:
+            # Processes reading it first at once: the first one's start stands.
+            conn.execute(insert_ignoring_conflicts(conn)(test_clock).values(id=1, now=start)
+                         .on_conflict_do_nothing(index_elements=["id"]))
+        return self.peek()
 
     def set(self, instant: datetime) -> None:
         if instant.tzinfo is None:
             raise ValueError("the test clock needs an aware datetime")
         with self._engine.begin() as conn:
-            updated = conn.execute(test_clock.update().values(now=instant)).rowcount
-            if not updated:
-                conn.execute(test_clock.insert().values(id=1, now=instant))
+            conn.execute(insert_ignoring_conflicts(conn)(test_clock).values(id=1, now=instant)
+                         .on_conflict_do_update(index_elements=["id"], set_={"now": instant}))
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        """One move of the clock at a time, across processes, each from where the one before it
+        left the clock: an advance runs a tick's batches in many transactions, and one advance
+        must not read the clock while another is on its way. PostgreSQL: a session advisory lock.
+        SQLite, whose BEGIN IMMEDIATE serialises one transaction and not an advance's many: an
+        exclusive lock on a file beside the database, `<database>-clock-lock`, made on first use
+        and kept. The system releases either if the process dies."""
+        if self._engine.dialect.name == "postgresql":
+            with self._engine.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": CLOCK_MOVES})
+                conn.commit()
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": CLOCK_MOVES})
+                    conn.commit()
+            return
+        database = self._engine.url.database
+        if not database or database == ":memory:":  # a database of one connection: no other process
+            yield
+            return
+        import fcntl  # POSIX file locks, released with the file
+
+        with open(f"{database}-clock-lock", "a") as lock:  # "a": never truncates a file already there
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield

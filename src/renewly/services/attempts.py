@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
-from renewly.adapters.db.bulk import insert_rows, update_rows
+from renewly.adapters.db.bulk import among, insert_rows, is_postgres, update_rows
 from renewly.adapters.db.tables import invoices, outbox, payment_attempts
 from renewly.bootstrap import App
 from renewly.domain.invoices import InvoiceStatus
-from renewly.domain.payments import ChargeRequest, GatewayResult, Outcome
+from renewly.domain.payments import AttemptStatus, ChargeRequest, GatewayResult, Outcome
 from renewly.services.dunning_outcomes import after_charges, lock_accounts
 
 
@@ -28,6 +28,9 @@ class Claim:
     reason: str
     request: ChargeRequest
     attempt_id: int = 0  # known once the pending attempt is written
+    # The wall-clock lease the attempt was claimed with (written or taken over): the claimant's
+    # mark, checked before the answer is recorded.
+    lease: datetime | None = None
 
 
 def wall_clock() -> datetime:
@@ -36,13 +39,35 @@ def wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
-def settle_attempts(conn: Connection, app: App, answered: list[tuple[Claim, GatewayResult]], as_of: datetime) -> None:
+def still_claimed(conn: Connection, claims: list[Claim]) -> set[int]:
+    """The claims' attempts that are still pending under the lease they were claimed with, locked
+    to the end of the transaction. A lease that ran out while its process waited for the gateway
+    lets a janitor take the attempt over (a lease of its own) and settle it: the answer is then
+    the janitor's to record, once, and no longer this process's."""
+    if not claims:
+        return set()
+    query = select(payment_attempts.c.id, payment_attempts.c.lease_expires_at).where(
+        among(conn, payment_attempts.c.id, [claim.attempt_id for claim in claims]),
+        payment_attempts.c.status == AttemptStatus.PENDING.value)
+    if is_postgres(conn):
+        query = query.with_for_update(key_share=True)  # a retry's key on the attempt may still be written
+    leases = dict(conn.execute(query).all())
+    return {claim.attempt_id for claim in claims if leases.get(claim.attempt_id) == claim.lease}
+
+
+def settle_attempts(conn: Connection, app: App, answered: list[tuple[Claim, GatewayResult]],
+                    as_of: datetime) -> list[tuple[Claim, GatewayResult]]:
     """Record the gateway's answers: attempts settled, invoices paid, then what that means for
-    dunning (recovery R8.6/R11, a step's notice, the owner's card-retry notice), events in the outbox."""
+    dunning (recovery R8.6/R11, a step's notice, the owner's card-retry notice), events in the outbox.
+    Only the attempts still claimed by their caller are settled; returns them with their answers."""
     if not answered:
-        return
+        return []
+    lock_accounts(conn, {claim.account_id for claim, _ in answered})  # first, as the sweep takes them
+    ours = still_claimed(conn, [claim for claim, _ in answered])
+    answered = [(claim, result) for claim, result in answered if claim.attempt_id in ours]
+    if not answered:
+        return []
     account_ids = {claim.account_id for claim, _ in answered}
-    lock_accounts(conn, account_ids)  # first, as the sweep takes them: see dunning_outcomes
     unknown = Outcome.UNKNOWN.value  # the attempt's status is the outcome's (unknown too: not settled)
     update_rows(conn, payment_attempts, [{
         "id": claim.attempt_id, "status": result.outcome.value, "decline_code": result.decline_code,
@@ -60,3 +85,4 @@ def settle_attempts(conn: Connection, app: App, answered: list[tuple[Claim, Gate
     after_charges(conn, app, account_ids=account_ids, paid_invoice_ids=[claim.invoice_id for claim in paid],
                   answered_attempt_ids=[claim.attempt_id for claim, result in answered
                                         if result.outcome != Outcome.UNKNOWN], as_of=as_of)
+    return answered

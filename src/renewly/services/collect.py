@@ -142,7 +142,7 @@ def claim_slice(app: App, as_of: datetime, limit: int) -> list[Claim]:
             query = query.with_for_update(of=invoices, skip_locked=True)
         claims = [Claim(
             invoice_id=row.id, account_id=row.account_id, number=row.attempts + 1, card_id=row.card_id,
-            reason="retry" if row.retried else "issued",
+            reason="retry" if row.retried else "issued", lease=lease,
             request=ChargeRequest(customer=row.customer, card_token=row.token, amount=int(row.due),
                                   currency=row.currency, idempotency_key=attempt_key(row.id, row.attempts + 1),
                                   description=f"Invoice {row.number}"))

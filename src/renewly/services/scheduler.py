@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from sqlalchemy import Connection, select
 
+from renewly.adapters.db.bulk import insert_ignoring_conflicts
 from renewly.adapters.db.tables import batch_runs
 from renewly.bootstrap import App
 from renewly.domain.errors import InvalidInput
@@ -140,10 +141,9 @@ def _run(app: App, batch: Batch, at: datetime) -> BatchRun:
         log.exception("batch failed", batch=batch.name, at=at)
         return BatchRun(batch.name, at, BatchFailed(reason(error)))
     with app.engine.begin() as conn:
-        updated = conn.execute(batch_runs.update().where(batch_runs.c.batch == batch.name)
-                               .values(last_run_at=at)).rowcount
-        if not updated:
-            conn.execute(batch_runs.insert().values(batch=batch.name, last_run_at=at))
+        # One statement: two runs at once that both found no row would both insert it.
+        conn.execute(insert_ignoring_conflicts(conn)(batch_runs).values(batch=batch.name, last_run_at=at)
+                     .on_conflict_do_update(index_elements=["batch"], set_={"last_run_at": at}))
     return BatchRun(batch.name, at, report)
 
 
@@ -152,24 +152,35 @@ def tick_at_or_after(instant: datetime, interval: timedelta) -> datetime:
     return EPOCH + interval * (ticks + (1 if remainder else 0))
 
 
+@dataclass(frozen=True)
+class ClockMove:
+    """What an advance did: the ticks it ran, and where it left the clock."""
+
+    runs: list[BatchRun]
+    now: datetime
+
+
 def advance(app: App, by: timedelta, *, run_batches: bool = True,
-            on_run: Callable[[BatchRun], None] | None = None) -> list[BatchRun]:
+            on_run: Callable[[BatchRun], None] | None = None) -> ClockMove:
+    """Move the test clock `by` from wherever it is when this move gets its turn: advances at
+    once take turns (12 of one day each move it 12 days), each running the ticks on its way."""
     clock = app.test_clock
     if clock is None:
         raise InvalidInput("the clock is the system clock; set RENEWLY_CLOCK=test to move time", code="not_test_clock")
     if by <= timedelta(0):
         raise InvalidInput("the test clock only moves forward", code="clock_backwards")
-    start = clock.now()
-    target = start + by
-    runs: list[BatchRun] = []
-    if run_batches:
-        reached = start
-        while (due := _next_due(app, start, reached, target)) is not None:
-            reached = due
-            clock.set(due)
-            runs.extend(run_tick(app, due, on_run))
-    clock.set(target)
-    return runs
+    with clock.turn():
+        start = clock.now()
+        target = start + by
+        runs: list[BatchRun] = []
+        if run_batches:
+            reached = start
+            while (due := _next_due(app, start, reached, target)) is not None:
+                reached = due
+                clock.set(due)
+                runs.extend(run_tick(app, due, on_run))
+        clock.set(target)
+    return ClockMove(runs, target)
 
 
 def _next_due(app: App, start: datetime, reached: datetime, target: datetime) -> datetime | None:

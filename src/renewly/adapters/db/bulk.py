@@ -22,7 +22,7 @@ def is_postgres(conn: Connection) -> bool:
 
 def insert_ignoring_conflicts(conn: Connection):
     """The dialect's INSERT construct, whose `on_conflict_do_nothing` skips the rows a unique key
-    refuses (both engines speak ON CONFLICT)."""
+    refuses, and `on_conflict_do_update` updates them instead (both engines speak ON CONFLICT)."""
     if is_postgres(conn):
         from sqlalchemy.dialects.postgresql import insert
     else:

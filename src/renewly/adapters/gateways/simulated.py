@@ -221,21 +221,24 @@ class SimulatedGateway:
 
     def void(self, authorization: str, idempotency_key: str) -> GatewayResult:
         self._wait()
-        with self._engine.begin() as conn:
-            repeated = self._answer_for(conn, idempotency_key)
-            if repeated is not None:
-                return repeated
-            held = conn.execute(select(sim_operations).where(sim_operations.c.id == authorization,
-                                                             sim_operations.c.kind == "authorization")).first()
-            if held is None:
-                raise InvalidInput(f"no authorization {authorization}", code="unknown_authorization")
-            if held.state == "held":
-                conn.execute(sim_operations.update().where(sim_operations.c.id == authorization)
-                             .values(state="voided"))
-            conn.execute(sim_operations.insert().values(
-                id=f"void_sim_{secrets.token_hex(8)}", idempotency_key=idempotency_key, kind="void",
-                customer=held.customer, card=held.card, amount=held.amount, currency=held.currency,
-                outcome=Outcome.SUCCEEDED.value, target=authorization, at=self._clock.now()))
+        try:
+            with self._engine.begin() as conn:
+                repeated = self._answer_for(conn, idempotency_key)
+                if repeated is not None:
+                    return repeated
+                held = conn.execute(select(sim_operations).where(sim_operations.c.id == authorization,
+                                                                 sim_operations.c.kind == "authorization")).first()
+                if held is None:
+                    raise InvalidInput(f"no authorization {authorization}", code="unknown_authorization")
+                if held.state == "held":
+                    conn.execute(sim_operations.update().where(sim_operations.c.id == authorization)
+                                 .values(state="voided"))
+                conn.execute(sim_operations.insert().values(
+                    id=f"void_sim_{secrets.token_hex(8)}", idempotency_key=idempotency_key, kind="void",
+                    customer=held.customer, card=held.card, amount=held.amount, currency=held.currency,
+                    outcome=Outcome.SUCCEEDED.value, target=authorization, at=self._clock.now()))
+        except IntegrityError:  # the same key, sent at the same moment from elsewhere: its answer stands
+            return self.find(idempotency_key) or GatewayResult(Outcome.UNKNOWN)
         return GatewayResult(Outcome.SUCCEEDED, reference=authorization, amount=held.amount)
 
     def find(self, idempotency_key: str) -> GatewayResult | None:
