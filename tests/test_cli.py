@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -176,6 +177,23 @@ def test_a_batch_never_runs_as_of_a_moment_later_than_the_clock(app, renewly):
     assert renewly("run", "--as-of", "2026-01-01").code == 0  # today, not over yet: now
 
 
+def test_the_test_clock_stops_a_century_before_the_calendar_ends(app, renewly):
+    """A clock set to 9999 overflowed the dates batches compute ahead of it (a stack trace, then
+    'a number is larger than the database holds'): the clock stops at 9900, said in one line."""
+    assert renewly("clock", "set", "9899-06-01").code == 0
+    subscribed(app, plan=team_plan(app, interval="year"), card=None)  # unpaid: dunning, cancellation, retention
+    assert renewly("clock", "advance", "--days", "200").code == 0  # dates a year ahead still exist
+    assert renewly("invoices", "list", "--json").json()[-1]["period_start"] == "9899-06-01"
+    before = database(app)
+    for args in (["clock", "set", "9999-12-30"], ["clock", "advance", "--days", "30"],
+                 ["clock", "advance", "--hours", "99999999999999999999"]):
+        refused = renewly(*args)
+        assert (refused.code, refused.out) == (2, ""), args
+        assert refused.err.startswith("error: the test clock ") and "stops at 9900-01-01" in refused.err, args
+    assert database(app) == before
+    assert renewly("clock", "show").out == "test clock: 9899-12-18T00:00:00+00:00\n"
+
+
 def test_a_start_more_than_one_period_ago_needs_backdate_and_makes_one_catch_up_invoice(app, renewly):
     with_card(app, customer(app))
     team_plan(app)
@@ -223,3 +241,44 @@ def test_broken_infrastructure_is_one_line_on_stderr_and_exit_2(url, said, tmp_p
     captured = capsys.readouterr()
     assert (exited.value.code, captured.out) == (2, "")
     assert captured.err.startswith(said) and captured.err.count("\n") == 1
+
+
+def read_only(database_url: str) -> str:
+    """The same database, opened read-only: SQLite's mode=ro, PostgreSQL's read-only transactions."""
+    if database_url.startswith("sqlite"):
+        return f"sqlite:///file:{database_url.split(':///', 1)[1]}?mode=ro&uri=true"
+    joiner = "&" if "?" in database_url else "?"
+    return f"{database_url}{joiner}options=-c%20default_transaction_read_only%3Don"
+
+
+def test_a_read_only_database_is_one_line_on_stderr_and_exit_2(app, renewly, monkeypatch):
+    """`renewly run` on a read-only PostgreSQL spun for ever: its claims failed, the slice was
+    taken again one case at a time, no case failed alone, and the slice was claimed again."""
+    subscribed(app, card=None)
+    app.test_clock.set(app.clock.now() + timedelta(days=40))  # renewals and dunning steps are due
+    before = database(app)
+    monkeypatch.setenv("RENEWLY_DATABASE_URL", read_only(app.settings.database_url))
+    for args in (["run"], ["renew"], ["dunning"], ["clock", "advance", "--days", "1"],
+                 ["accounts", "create", "--name", "Beta", "--owner-email", "b@beta.example", "--country", "FR"]):
+        refused = renewly(*args)
+        assert (refused.code, refused.out) == (2, ""), args
+        assert refused.err.startswith("error: the database ") and refused.err.count("\n") == 1, (args, refused.err)
+    assert renewly("accounts", "list", "--json").code == 0  # reading still works
+    assert database(app) == before
+
+
+
+@pytest.mark.parametrize("variable", ["RENEWLY_POLICY_FILE", "RENEWLY_CONFIG_FILE"])
+@pytest.mark.parametrize("made, said", [
+    (lambda path: path.write_bytes(bytes(range(256))), "not a text file (TOML is UTF-8; byte 128 is not)"),
+    (lambda path: path.mkdir(), "(Is a directory)"),
+], ids=["binary", "directory"])
+def test_a_policy_or_configuration_file_that_is_no_text_is_one_line_and_exit_2(app, renewly, monkeypatch, tmp_path,
+                                                                               variable, made, said):
+    path = tmp_path / "given.toml"
+    made(path)
+    monkeypatch.setenv(variable, str(path))
+    refused = renewly("run")
+    assert (refused.code, refused.out) == (2, "")
+    assert refused.err.startswith(f"error: {path}: ") and refused.err.endswith(f"{said}\n")
+    assert refused.err.count("\n") == 1

@@ -32,3 +32,23 @@ def test_on_postgresql_the_gateway_ledger_is_in_the_same_database():
 def test_payments_simulator_url_says_where_the_ledger_is_whatever_the_database():
     for database in ("sqlite:////srv/billing/renewly.db", "postgresql://renewly@db.internal/renewly"):
         assert ledger_for(database, simulator_url="sqlite:////var/lib/gateway.db") == "sqlite:////var/lib/gateway.db"
+
+
+@pytest.mark.parametrize("section, key, value", [
+    ("payments", "verification_units", 99_999_999_999_999),
+    ("batches", "renewal_interval_minutes", 99_999_999_999_999),
+    ("payments", "collect_interval_minutes", 10081),
+    ("payments", "lease_seconds", 10**20),
+    ("payments", "simulator_latency_ms", 10**9),
+    ("payments", "rate_limit_per_second", float("nan")),
+    (None, "default_tax_rate", "1e30"),
+    (None, "default_tax_rate", "-5"),
+])
+def test_a_setting_out_of_its_bounds_is_refused_with_its_name(section, key, value):
+    """Unbounded, a huge verification amount overflowed the invoice bounds and a huge interval
+    overflowed the clock's arithmetic, far from the setting that caused it."""
+    from renewly.domain.errors import InvalidInput
+    name = f"{section}.{key}" if section else key
+    given = {section: {key: value}} if section else {key: value}
+    with pytest.raises(InvalidInput, match=f"^configuration: {name}: "):
+        load_settings(config_file=None, database_url="sqlite:///renewly.db", **given)

@@ -19,6 +19,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, Operationa
 from typer._click.exceptions import NoArgsIsHelpError
 from typer.exceptions import TyperException
 
+from renewly.adapters.clock import LATEST_TEST_CLOCK
 from renewly.bootstrap import App, bootstrap
 from renewly.cli_contacts import contacts_app
 from renewly.domain.calendar import end_of_day_utc
@@ -28,6 +29,8 @@ from renewly.domain.money import Money
 app = typer.Typer(help="Renewly: subscription billing, invoicing and dunning.", no_args_is_help=True,
                   pretty_exceptions_enable=False, rich_markup_mode=None, add_completion=False)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+# No advance can go further than from the earliest day the test clock starts on (1970) to its end.
+DAYS_TO_THE_CLOCKS_END = (LATEST_TEST_CLOCK - datetime(1970, 1, 1, tzinfo=UTC)).days
 clock_app = typer.Typer(help="The test clock.", no_args_is_help=True)
 plans_app = typer.Typer(help="The plan catalogue.", no_args_is_help=True)
 accounts_app = typer.Typer(help="Customer accounts.", no_args_is_help=True)
@@ -159,6 +162,8 @@ def clock_set(day: Annotated[str, typer.Argument(help="YYYY-MM-DD: the new time 
         if current is not None and target < current:
             raise InvalidInput(f"the test clock is at {current.isoformat()}; it only moves forward",
                                code="clock_backwards")
+        if target > LATEST_TEST_CLOCK:
+            raise InvalidInput(f"the test clock stops at {LATEST_TEST_CLOCK.isoformat()}", code="clock_too_far")
         application.test_clock.set(target)
     typer.echo(f"test clock: {target.isoformat()}")
 
@@ -175,6 +180,8 @@ def clock_advance(days: Annotated[int, typer.Option("--days", help="How many day
     from renewly.services.scheduler import advance
     if days < 0 or hours < 0:
         raise InvalidInput("the test clock only moves forward", code="clock_backwards")
+    if days > DAYS_TO_THE_CLOCKS_END or hours > 24 * DAYS_TO_THE_CLOCKS_END:
+        raise InvalidInput(f"the test clock stops at {LATEST_TEST_CLOCK.isoformat()}", code="clock_too_far")
     application = open_app()
     moved = advance(application, timedelta(days=days, hours=hours), run_batches=batches)
     runs, now = moved.runs, moved.now  # this move's end: another one may have moved the clock since

@@ -55,6 +55,8 @@ def load_policy(path: Path | None = None) -> Policy:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise PolicyError(f"{path}: cannot read the policy file ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        raise PolicyError(f"{path}: not a text file (TOML is UTF-8; byte {error.start} is not)") from None
     return parse_policy(text, str(path))
 
 

@@ -58,13 +58,17 @@ class SellerIdentity(BaseModel):
         return self.model_dump(exclude={"timezone", "support_email"})
 
 
+WEEK_MINUTES = 7 * 24 * 60
+
+
 class BatchSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     chunk_size: int = Field(2000, ge=1, le=20000)  # subscriptions claimed per transaction
-    renewal_interval_minutes: int = Field(60, ge=1)
-    dunning_interval_minutes: int = Field(60, ge=1)
-    retention_interval_minutes: int = Field(60, ge=1)  # R10: deletions due
+    # At most a week between two runs of a batch: the bound keeps every date it computes in range.
+    renewal_interval_minutes: int = Field(60, ge=1, le=WEEK_MINUTES)
+    dunning_interval_minutes: int = Field(60, ge=1, le=WEEK_MINUTES)
+    retention_interval_minutes: int = Field(60, ge=1, le=WEEK_MINUTES)  # R10: deletions due
 
 
 class PaymentSettings(BaseModel):
@@ -74,18 +78,19 @@ class PaymentSettings(BaseModel):
     # The simulated gateway keeps its ledger apart from Renewly's tables, as a real gateway would.
     # Default: with the database (Settings.simulator_url).
     simulator_url: str | None = None
-    simulator_latency_ms: int = Field(0, ge=0)
+    simulator_latency_ms: int = Field(0, ge=0, le=60_000)
     # R5.1: the card check authorizes this many major units of the account's currency (0: a
     # zero-amount verification); the policy file says when it is voided (R5.2).
-    verification_units: int = Field(1, ge=0)
-    collect_interval_minutes: int = Field(60, ge=1)  # R7.1: payments run in batches, hourly by default
-    void_interval_minutes: int = Field(60, ge=1)
+    # (At most 100: a check holds the amount on the customer's card for days.)
+    verification_units: int = Field(1, ge=0, le=100)
+    collect_interval_minutes: int = Field(60, ge=1, le=WEEK_MINUTES)  # R7.1: payments run hourly by default
+    void_interval_minutes: int = Field(60, ge=1, le=WEEK_MINUTES)
     concurrency: int = Field(8, ge=1, le=256)  # gateway calls in flight at once
-    rate_limit_per_second: float = Field(90.0, gt=0)  # below the gateway's cap (Stripe: 100 writes/s)
+    rate_limit_per_second: float = Field(90.0, gt=0, le=100_000)  # below the gateway's cap (Stripe: 100 writes/s)
     slice_size: int = Field(500, ge=1, le=20000)
     # How long a process may take over its slice of gateway calls before the janitor may settle
     # its pending attempts in its place.
-    lease_seconds: int = Field(900, ge=0)
+    lease_seconds: int = Field(900, ge=0, le=86_400)
 
 
 class Settings(BaseSettings):
@@ -95,7 +100,7 @@ class Settings(BaseSettings):
     clock: Literal["system", "test"] = "system"
     seller: SellerIdentity = SellerIdentity()
     tax_rates: dict[str, Decimal] = Field(default_factory=lambda: {k: Decimal(v) for k, v in DEFAULT_TAX_RATES.items()})
-    default_tax_rate: Decimal = Decimal(0)
+    default_tax_rate: Decimal = Field(Decimal(0), ge=0, lt=100)  # a percentage, as tax_rates
     batches: BatchSettings = BatchSettings()
     payments: PaymentSettings = PaymentSettings()
 
@@ -161,6 +166,12 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             values = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise InvalidInput(f"configuration file {path} does not exist", code="config_missing") from None
+        except OSError as error:
+            raise InvalidInput(f"{path}: cannot read the configuration file ({error.strerror})",
+                               code="config_unreadable") from None
+        except UnicodeDecodeError as error:
+            raise InvalidInput(f"{path}: not a text file (TOML is UTF-8; byte {error.start} is not)",
+                               code="config_invalid") from None
         except tomllib.TOMLDecodeError as error:
             raise InvalidInput(f"{path}: {error}", code="config_invalid") from None
     values.update(overrides)

@@ -161,3 +161,28 @@ def test_r8_the_run_after_a_failed_batch_catches_up(app):
     assert not any(isinstance(run.report, BatchFailed) for run in first)
     second = run_all(app, datetime(2026, 2, 1, 12, tzinfo=UTC) + timedelta(hours=1))
     assert all(not run.report.did_anything for run in second)
+
+
+@pytest.mark.parametrize("batch, claim", [("dunning", "claim_due_cases"), ("renew", "claim_due")])
+def test_r8_a_claim_that_fails_whatever_the_rows_fails_the_batch_and_never_spins(app, monkeypatch, batch, claim):
+    """A claim that failed for no row's sake (a read-only database, a missing privilege) sent the
+    slice to be taken one row at a time; no row was left to take, and the slice was claimed again,
+    for ever: now the batch fails with the claim's error, and the tick goes on."""
+    subscribed(app, card=None)
+    from renewly.services import dunning, renewals
+    module = {"dunning": dunning, "renew": renewals}[batch]
+    real = getattr(module, claim)
+
+    def refused(conn, *args, lock=True, **kwargs):
+        if lock:
+            raise RuntimeError("cannot execute SELECT FOR UPDATE here")
+        return real(conn, *args, lock=False, **kwargs)
+
+    monkeypatch.setattr(module, claim, refused if batch == "renew" else
+                        lambda conn, *args, **kwargs: refused(conn, *args))
+    runs = run_all(app, datetime(2026, 2, 10, 12, tzinfo=UTC))
+    reports = {run.batch: run.report for run in runs}
+    assert reports[batch] == BatchFailed("RuntimeError: cannot execute SELECT FOR UPDATE here")
+    # Taken alone, each row failed the same way: parked with the reason, once.
+    assert [problem["reason"] for problem in list_problems(app)] == [
+        "RuntimeError: cannot execute SELECT FOR UPDATE here"]

@@ -195,6 +195,21 @@ def test_r9_2_a_second_grant_while_one_runs_is_refused_and_a_later_one_keeps_the
     assert account(app, cancelled).deletion_due_at == deletion_due
 
 
+def test_r9_3_a_window_that_ended_while_no_batch_ran_is_said_to_have_ended_when_the_next_opens(app, cancelled):
+    """Renewly was down when the first window ended: the grant that closes it publishes its
+    reactivation.expired, as the sweep would have, before the new window's reactivation.granted."""
+    grant(app, cancelled, days=1)
+    advance(app, timedelta(days=4), run_batches=False)
+    grant(app, cancelled, days=2)
+    with app.engine.connect() as conn:
+        told = [(topic, sorted(payload)) for topic, payload in conn.execute(
+            select(outbox.c.topic, outbox.c.payload).where(outbox.c.topic.like("reactivation.%"))
+            .order_by(outbox.c.id))]
+    assert told == [("reactivation.granted", ["ends_at"]), ("reactivation.expired", ["reactivation_id"]),
+                    ("reactivation.granted", ["ends_at"])]
+    assert [outcome for *_, outcome in reactivations(app)] == ["expired", None]
+
+
 def test_r9_2_a_reactivation_is_refused_on_an_active_account(app):
     account_id, _ = subscribed(app)
     with pytest.raises(NotAllowed, match=f"account {account_id} is active, not cancelled"):

@@ -14,9 +14,13 @@ from typing import Protocol
 from sqlalchemy import Engine, select, text
 
 from renewly.adapters.db.bulk import insert_ignoring_conflicts
+from renewly.adapters.db.engine import sqlite_file
 from renewly.adapters.db.tables import test_clock
 
 CLOCK_MOVES = 0x52434C4B  # PostgreSQL's advisory lock of clock moves ("RCLK")
+# The test clock stops a century short of Python's last day (9999-12-31): batches compute dates
+# ahead of it (a yearly renewal, retention's months, a reactivation window) that must still exist.
+LATEST_TEST_CLOCK = datetime(9900, 1, 1, tzinfo=UTC)
 
 
 class Clock(Protocol):
@@ -55,6 +59,8 @@ class PersistedTestClock:
     def set(self, instant: datetime) -> None:
         if instant.tzinfo is None:
             raise ValueError("the test clock needs an aware datetime")
+        if instant > LATEST_TEST_CLOCK:
+            raise ValueError(f"the test clock stops at {LATEST_TEST_CLOCK.isoformat()}")
         with self._engine.begin() as conn:
             conn.execute(insert_ignoring_conflicts(conn)(test_clock).values(id=1, now=instant)
                          .on_conflict_do_update(index_elements=["id"], set_={"now": instant}))
@@ -77,8 +83,8 @@ class PersistedTestClock:
                     conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": CLOCK_MOVES})
                     conn.commit()
             return
-        database = self._engine.url.database
-        if not database or database == ":memory:":  # a database of one connection: no other process
+        database = sqlite_file(self._engine.url)
+        if database is None:  # a database in memory, of one connection: no other process
             yield
             return
         import fcntl  # POSIX file locks, released with the file

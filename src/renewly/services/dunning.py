@@ -113,15 +113,17 @@ def _sweep(app: App, as_of: datetime, size: int) -> DunningReport:
         except Exception as error:
             if is_infrastructure(error):
                 raise
-            _one_by_one(app, as_of, report)
+            if not _one_by_one(app, as_of, report):
+                raise  # the slice failed, yet no case does alone: not a case's fault, and trying again loops
             continue
         looks += 1
         time.sleep(A_MOMENT)
 
 
-def _one_by_one(app: App, as_of: datetime, report: DunningReport) -> None:
+def _one_by_one(app: App, as_of: datetime, report: DunningReport) -> bool:
     """A case made the slice fail (a policy it cannot follow, data it cannot hold): the slice
-    again, one case at a time, parking the one that fails."""
+    again, one case at a time, parking the one that fails. Returns whether a case was taken or
+    parked."""
     with app.engine.connect() as conn:
         due = conn.execute(_due_cases_query(as_of, app.settings.batches.chunk_size)).all()
 
@@ -129,11 +131,12 @@ def _one_by_one(app: App, as_of: datetime, report: DunningReport) -> None:
         cases = claim_due_cases(conn, as_of, 1, case_id=case_id)
         if cases:
             apply_decisions(conn, app, cases, as_of, report)
-        return 0
+        return len(cases)
 
-    _, _, parked = one_by_one(app, "dunning", "dunning_case", [Subject(row.id, row.account_id) for row in due],
-                              one_case, as_of)
+    _, taken, parked = one_by_one(app, "dunning", "dunning_case", [Subject(row.id, row.account_id) for row in due],
+                                  one_case, as_of)
     report.parked += parked
+    return bool(taken or parked)
 
 
 def _due_left(conn: Connection, as_of: datetime) -> bool:

@@ -35,11 +35,23 @@ def not_parked(subject: str, column) -> Any:
                            parked_rows.c.resolved_at.is_(None))
 
 
+# PostgreSQL's SQLSTATEs of a database that cannot do the work whatever the rows: its classes of
+# a lost connection (08), a transaction to run again (40: deadlock, serialization), resources
+# (53: disk full, out of memory), an operator's intervention (57: shutdown, statement timeout)
+# and system errors (58); and a read-only database (25006) or a role without a privilege (42501).
+INFRASTRUCTURE_CLASSES = ("08", "40", "53", "57", "58")
+INFRASTRUCTURE_STATES = ("25006", "42501")
+
+
 def is_infrastructure(error: BaseException) -> bool:
     """A failure of the database or the connection, not of the data: nothing to park."""
     if isinstance(error, (OperationalError, InterfaceError, DisconnectionError)):
         return True
-    return isinstance(error, DBAPIError) and error.connection_invalidated
+    if not isinstance(error, DBAPIError):
+        return False
+    state = getattr(error.orig, "sqlstate", None) or ""
+    return (error.connection_invalidated or state[:2] in INFRASTRUCTURE_CLASSES
+            or state in INFRASTRUCTURE_STATES)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from renewly.domain.errors import InvalidInput, NotAllowed, NotFound
 from renewly.services import notices
 from renewly.services.accounts import load_account
 from renewly.services.dunning_notices import case_invoices
+from renewly.services.dunning_outcomes import lock_accounts
 from renewly.services.records import audit, publish
 
 
@@ -71,6 +72,8 @@ def grant_reactivation(app: App, account_id: int, *, days: int | None, reason: s
     reason = validate_text(reason, "a reactivation's reason", REASON_LENGTH)
     now = app.clock.now()
     with app.engine.begin() as conn:
+        # Locked: retention deleting it, or another agent granting a window, waits for this one.
+        lock_accounts(conn, {account_id})
         account = load_account(conn, account_id)
         if account.status == AccountStatus.DELETED:
             raise NotAllowed(f"account {account_id} was deleted on {_local_day(account, account.deleted_at)}; its "
@@ -81,10 +84,12 @@ def grant_reactivation(app: App, account_id: int, *, days: int | None, reason: s
         if running_reactivation(conn, account_id, now) is not None:
             raise NotAllowed(f"account {account_id} already has a temporary reactivation running",
                              code="reactivation_running")
-        # A window that ended unnoticed (no sweep ran since) is closed before the new one opens.
-        conn.execute(reactivations.update().where(reactivations.c.account_id == account_id,
-                                                  reactivations.c.outcome.is_(None))
-                     .values(outcome="expired", ended_at=now))
+        # A window that ended unnoticed (no sweep ran since) is closed before the new one opens,
+        # and said to have ended, as the sweep would have.
+        for ended in conn.execute(reactivations.update().where(reactivations.c.account_id == account_id,
+                                                               reactivations.c.outcome.is_(None))
+                                  .values(outcome="expired", ended_at=now).returning(reactivations.c.id)).scalars():
+            publish(conn, now, "reactivation.expired", account_id, {"reactivation_id": ended})
         ends_at = local_midnight_utc(local_date(now, account.timezone) + timedelta(days=days + 1), account.timezone)
         conn.execute(reactivations.insert().values(account_id=account_id, granted_by=actor, reason=reason.strip(),
                                                    granted_at=now, ends_at=ends_at))

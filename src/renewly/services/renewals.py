@@ -69,6 +69,8 @@ def _renew_slices(app: App, as_of: datetime, size: int, on_slice) -> tuple[int, 
             # One subscription made the slice fail: the slice again, one at a time, parking it.
             with app.engine.connect() as conn:
                 snapshots, last = claim_due(conn, as_of, size, after=after, lock=False)
+            if not snapshots:
+                raise  # the claim itself failed: no subscription's fault, and trying again loops
             count, worked, parked_now = one_by_one(
                 app, "renew", "subscription", [Subject(s.subscription_id, s.account_id) for s in snapshots],
                 lambda conn, subscription_id: renew_subscription_now(conn, app, subscription_id, as_of), as_of)

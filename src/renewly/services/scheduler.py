@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from sqlalchemy import Connection, select
 
+from renewly.adapters.clock import LATEST_TEST_CLOCK
 from renewly.adapters.db.bulk import insert_ignoring_conflicts
 from renewly.adapters.db.tables import batch_runs
 from renewly.bootstrap import App
@@ -171,6 +172,9 @@ def advance(app: App, by: timedelta, *, run_batches: bool = True,
         raise InvalidInput("the test clock only moves forward", code="clock_backwards")
     with clock.turn():
         start = clock.now()
+        if by > LATEST_TEST_CLOCK - start:
+            raise InvalidInput(f"the test clock is at {start.isoformat()} and stops at "
+                               f"{LATEST_TEST_CLOCK.isoformat()}", code="clock_too_far")
         target = start + by
         runs: list[BatchRun] = []
         if run_batches:

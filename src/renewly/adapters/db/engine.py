@@ -9,7 +9,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, inspect
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from renewly.domain.errors import BillingError
 
@@ -22,6 +22,19 @@ def normalize_url(url: str) -> str:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)
+
+
+def sqlite_file(url: URL) -> str | None:
+    """The file of an SQLite database, in either form of its URL (sqlite:///path, or
+    sqlite:///file:path?mode=ro&uri=true); None for a database in memory, or not SQLite."""
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite":
+        return None
+    if url.query.get("uri") in ("true", "1") and database.startswith("file:"):
+        if url.query.get("mode") == "memory":
+            return None
+        database = database.removeprefix("file:")
+    return database if database and database != ":memory:" else None
 
 
 def make_engine(url: str) -> Engine:
