@@ -89,3 +89,11 @@ def test_r10_1_the_same_person_in_two_deleted_accounts_gets_two_unrelated_pseudo
     _, [in_7] = pseudonymise(7, KNOWN, [entry(1, owner=OWNER)])
     _, [in_8] = pseudonymise(8, KNOWN, [entry(2, owner=OWNER)])
     assert (in_7.details, in_8.details) == ({"owner": "account-7/person-1"}, {"owner": "account-8/person-1"})
+
+
+def test_r10_1_an_address_the_services_accepted_but_no_pattern_reads_whole_is_matched_as_known():
+    odd = "a(b)@dupont.test"  # one @, no space, a dot in the domain: validate_email takes it
+    done = rewritten(entry(1, odd, "card.updated", reason=f"saved by {odd}, for b@dupont.test"),
+                     known=KnownPersonalData(emails=frozenset({odd})))
+    assert (done[1].actor, done[1].reason) == ("account-7/person-1",
+                                               "saved by account-7/person-1, for account-7/person-2")

@@ -200,6 +200,9 @@ def test_r10_1_the_audit_entries_stay_with_one_pseudonym_per_person_and_staff_na
     assert deletion.details["audit_entries_pseudonymised"] == len(personal)
     [window] = rows(app, reactivations)
     assert (window.granted_by, window.reason) == (SUPPORT, f"{owner} called for [deleted]")
+    [parked] = rows(app, parked_rows)
+    contact = by_action["billing_contact.added"][0].details["email"]
+    assert (parked.resolved_by, parked.reason) == (SUPPORT, f"IntegrityError: Key (email)=({contact}) already exists")
 
 
 def test_r10_1_another_account_keeps_its_people_even_one_it_shares_with_the_deleted_one(app):

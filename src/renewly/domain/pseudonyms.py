@@ -45,9 +45,9 @@ CUSTOMER_ACTIONS = frozenset({
 CARD_DETAILS = frozenset({"last4"})
 DELETED_TEXT = "[deleted]"
 
-# An address written in a text: what the services accept (domain/accounts.validate_email) allows
-# more, and the account's own addresses are matched exactly as well.
-_EMAIL_IN_TEXT = r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+"
+# An address written in a text. What the services accept (domain/accounts.validate_email) allows
+# more: the account's own addresses that this does not read whole are matched as they are too.
+_EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+", re.IGNORECASE)
 
 
 def pseudonym(account_id: int, number: int) -> str:
@@ -80,23 +80,18 @@ class Pseudonymiser:
         self._numbers: dict[str, int] = {}
         people = {email.lower() for email in known.emails if email}
         for entry in entries:
-            if entry.action in CUSTOMER_ACTIONS and re.fullmatch(_EMAIL_IN_TEXT, entry.actor or ""):
+            if entry.action in CUSTOMER_ACTIONS and _EMAIL.fullmatch(entry.actor or ""):
                 people.add(entry.actor.lower())
             for text in (entry.reason, *_strings(entry.details)):
-                people.update(found.lower() for found in re.findall(_EMAIL_IN_TEXT, text or ""))
+                people.update(found.lower() for found in _EMAIL.findall(text or ""))
         self.people = frozenset(people)
-        texts = sorted({text.strip() for text in known.texts if text and text.strip()}, key=len, reverse=True)
-        emails = sorted(self.people, key=len, reverse=True)
-        # One pass, the longest first at each place: a pseudonym put in is never matched again,
-        # and "Dupont Plomberie" goes whole before "Dupont" could.
-        email = [rf"(?P<email>{'|'.join(map(re.escape, emails))})(?![\w-]|\.[\w-])"] if emails else []
-        text = [rf"(?<!\w)(?P<text>{'|'.join(map(re.escape, texts))})(?!\w)"] if texts else []
-        other = [rf"(?P<other>{_EMAIL_IN_TEXT})"]
-        self._in_actors = _compiled(email + text)
-        self._in_reasons = _compiled(email + text + other)
-        # Details are the services' own values (dates, numbers, codes): names and address lines
-        # are never put there, and a postcode must not eat the year of an invoice number.
-        self._in_details = _compiled(email + other)
+        self._texts = sorted({text.strip().lower() for text in known.texts if text and text.strip()},
+                             key=len, reverse=True)
+        # Addresses the services accepted but the pattern does not see whole (`a(b)@x.test`).
+        odd = sorted((email for email in people if not _EMAIL.fullmatch(email)), key=len, reverse=True)
+        self._odd = [rf"(?P<odd>{'|'.join(map(re.escape, odd))})(?![\w-]|\.[\w-])"] if odd else []
+        self._addresses = re.compile("|".join([*self._odd, _EMAIL.pattern]), re.IGNORECASE) if odd else _EMAIL
+        self._with_texts: re.Pattern | None = None  # compiled when a text first needs it: most never do
 
     def of(self, email: str) -> str:
         number = self._numbers.setdefault(email.lower(), len(self._numbers) + 1)
@@ -106,12 +101,12 @@ class Pseudonymiser:
         """A person of the account becomes their pseudonym; staff stay as they are named."""
         if actor.lower() in self.people:
             return self.of(actor)
-        return self._replace(self._in_actors, actor)
+        return self._replace(actor, names=True, only_people=True)
 
     def text(self, text: str) -> str:
         """A free text (a reason): every address in it becomes a pseudonym (one the account did not
         know was written there about it all the same), the account's names and address lines go."""
-        return self._replace(self._in_reasons, text)
+        return self._replace(text, names=True)
 
     def details(self, document: Any) -> Any:
         if isinstance(document, Mapping):
@@ -122,7 +117,9 @@ class Pseudonymiser:
         if isinstance(document, list):
             return [self.details(value) for value in document]
         if isinstance(document, str):
-            return self._replace(self._in_details, document)
+            # Details are the services' own values (dates, numbers, codes): names and address lines
+            # are never put there, and a postcode must not eat the year of an invoice number.
+            return self._replace(document, names=False)
         return document
 
     def entry(self, entry: AuditEntry) -> AuditEntry:
@@ -131,12 +128,24 @@ class Pseudonymiser:
         details = self.details(entry.details)
         return replace(entry, actor=actor, details=details, reason=self.text(entry.reason))
 
-    def _replace(self, pattern: re.Pattern | None, text: str) -> str:
-        if pattern is None or not text:
+    def _replace(self, text: str, *, names: bool, only_people: bool = False) -> str:
+        """One pass, the longest first at each place: a pseudonym put in is never matched again,
+        and "Dupont Plomberie" goes whole before "Dupont" could."""
+        if not text:
             return text
+        pattern = self._addresses
+        if names and any(known in text.lower() for known in self._texts):
+            if self._with_texts is None:
+                names_part = rf"(?<!\w)(?P<text>{'|'.join(map(re.escape, self._texts))})(?!\w)"
+                self._with_texts = re.compile("|".join([*self._odd, names_part, _EMAIL.pattern]), re.IGNORECASE)
+            pattern = self._with_texts
 
         def substitute(match: re.Match) -> str:
-            return DELETED_TEXT if match.lastgroup == "text" else self.of(match.group())
+            if match.lastgroup == "text":
+                return DELETED_TEXT
+            if only_people and match.group().lower() not in self.people:
+                return match.group()  # staff's address inside an actor's name
+            return self.of(match.group())
 
         return pattern.sub(substitute, text)
 
@@ -149,10 +158,6 @@ def pseudonymise(account_id: int, known: KnownPersonalData,
     pseudonymiser = Pseudonymiser(account_id, known, ordered)
     rewritten = [pseudonymiser.entry(entry) for entry in ordered]
     return pseudonymiser, [new for new, old in zip(rewritten, ordered) if new != old]
-
-
-def _compiled(parts: list[str]) -> re.Pattern | None:
-    return re.compile("|".join(parts), re.IGNORECASE) if parts else None
 
 
 def _strings(document: Any) -> Iterable[str]:

@@ -75,11 +75,12 @@ def pseudonymise_deleted(conn: Connection, known: dict[int, KnownPersonalData]) 
     with pseudonymising_audit(conn):
         update_rows(conn, audit_log, [{"id": entry.id, "actor": entry.actor, "reason": entry.reason,
                                        "details": entry.details} for entry in rewritten])
-    # Support's reasons for a reactivation, a batch's for a parked row: free texts about the account.
-    for table in (reactivations, parked_rows):
-        rows = conn.execute(select(table.c.id, table.c.account_id, table.c.reason)
+    # Support's reasons for a reactivation, a batch's for a parked row: free texts about the
+    # account; and who granted or resolved them, named as in the audit log.
+    for table, actor in ((reactivations, "granted_by"), (parked_rows, "resolved_by")):
+        rows = conn.execute(select(table.c.id, table.c.account_id, table.c.reason, table.c[actor])
                             .where(table.c.account_id.in_(account_ids))).all()
-        update_rows(conn, table, list(_changed_reasons(rows, pseudonymisers)))
+        update_rows(conn, table, list(_changed(rows, actor, pseudonymisers)))
     return counted
 
 
@@ -102,8 +103,10 @@ def entries_about(account_ids: list[int]):
     )
 
 
-def _changed_reasons(rows: Iterable, pseudonymisers) -> Iterable[dict]:
+def _changed(rows: Iterable, actor: str, pseudonymisers) -> Iterable[dict]:
     for row in rows:
-        reason = pseudonymisers[row.account_id].text(row.reason)
-        if reason != row.reason:
-            yield {"id": row.id, "reason": reason}
+        pseudonymiser, named = pseudonymisers[row.account_id], row._mapping[actor]
+        new = {"id": row.id, "reason": pseudonymiser.text(row.reason),
+               actor: pseudonymiser.actor(named) if named is not None else None}
+        if (new["reason"], new[actor]) != (row.reason, named):
+            yield new

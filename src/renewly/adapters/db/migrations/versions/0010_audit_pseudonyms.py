@@ -175,9 +175,10 @@ def _pseudonymise_accounts_deleted_before(postgres: bool) -> None:
     texts: dict[int, set[str]] = {}
     for account_id, buyer in conn.execute(sa.text(f"SELECT account_id, buyer FROM invoices WHERE account_id IN {_DELETED}")):
         texts.setdefault(account_id, set()).update(str(document(buyer).get(key) or "") for key in _BUYER_TEXTS)
-    reasons: dict[str, list] = {
-        table: conn.execute(sa.text(f"SELECT id, account_id, reason FROM {table} WHERE account_id IN {_DELETED}")).all()
-        for table in ("reactivations", "parked_rows")}
+    reasons: dict[tuple[str, str], list] = {
+        (table, actor): conn.execute(sa.text(f"SELECT id, account_id, reason, {actor} AS actor FROM {table} "
+                                             f"WHERE account_id IN {_DELETED}")).all()
+        for table, actor in (("reactivations", "granted_by"), ("parked_rows", "resolved_by"))}
 
     pseudonymisers, rewritten = {}, []
     for account_id in sorted(set(entries) | {row.account_id for rows in reasons.values() for row in rows}):
@@ -189,9 +190,11 @@ def _pseudonymise_accounts_deleted_before(postgres: bool) -> None:
         conn.execute(sa.text(f"UPDATE audit_log SET actor = :actor, reason = :reason, details = {details} WHERE id = :id"),
                      [{"id": e.id, "actor": e.actor, "reason": e.reason, "details": json.dumps(e.details)}
                       for e in rewritten])
-    for table, rows in reasons.items():
-        changed = [{"id": row.id, "reason": pseudonymisers[row.account_id].text(row.reason)} for row in rows]
-        changed = [change for change, row in zip(changed, rows) if change["reason"] != row.reason]
+    for (table, actor), rows in reasons.items():
+        changed = [{"id": row.id, "reason": pseudonymisers[row.account_id].text(row.reason),
+                    "actor": pseudonymisers[row.account_id].actor(row.actor) if row.actor is not None else None}
+                   for row in rows]
+        changed = [change for change, row in zip(changed, rows) if (change["reason"], change["actor"]) != row[2:]]
         if changed:
-            conn.execute(sa.text(f"UPDATE {table} SET reason = :reason WHERE id = :id"), changed)
+            conn.execute(sa.text(f"UPDATE {table} SET reason = :reason, {actor} = :actor WHERE id = :id"), changed)
     conn.execute(sa.text(f"UPDATE cards SET last4 = '' WHERE last4 <> '' AND account_id IN {_DELETED}"))
