@@ -103,7 +103,9 @@ def test_the_documented_application_role_runs_renewly_and_cannot_get_past_the_gu
             "TRUNCATE invoices": "permission denied",
             "ALTER TABLE invoices DISABLE TRIGGER ALL": "must be owner",
             "SET session_replication_role = replica": "permission denied",
-            "UPDATE audit_log SET actor = 'someone else'": "permission denied",
+            "UPDATE audit_log SET actor = 'someone else'": "append-only",  # the trigger: not the batch
+            "UPDATE audit_log SET at = now()": "permission denied",
+            "UPDATE audit_log SET action = 'x'": "permission denied",
             "DELETE FROM audit_log": "permission denied",
             "UPDATE invoices SET total = 0": "permission denied",
             "UPDATE invoice_lines SET amount = 0": "permission denied",

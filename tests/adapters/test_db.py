@@ -9,9 +9,10 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from renewly.adapters.db.bulk import allocate_ids, insert_ignoring_conflicts, insert_rows
-from renewly.adapters.db.guards import writing_documents
-from renewly.adapters.db.tables import audit_log, invoice_lines, invoices, members, outbox
-from tests.builders import customer, subscribed
+from renewly.adapters.db.guards import pseudonymising_audit, writing_documents
+from renewly.adapters.db.tables import accounts, audit_log, invoice_lines, invoices, members, outbox
+from renewly.services.invoices import issue_credit_note
+from tests.builders import OPERATOR, customer, subscribed
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -218,6 +219,54 @@ def test_the_audit_log_refuses_update_and_delete(app, db_kind):
         assert "audit_log cannot be truncated (append-only)" in refused(app, text("TRUNCATE audit_log"))
     with app.engine.connect() as conn:
         assert conn.execute(select(audit_log).order_by(audit_log.c.id)).all() == entries
+
+
+def refused_while_pseudonymising(app, statement) -> str:
+    with pytest.raises(DBAPIError) as error:
+        with app.engine.begin() as conn, pseudonymising_audit(conn):
+            conn.execute(statement)
+    return str(error.value.orig)
+
+
+def test_r10_1_only_the_retention_batch_rewrites_audit_entries_and_only_a_deleted_accounts_personal_fields(app):
+    """Migration 0010: the way past the append-only audit log is open inside `pseudonymising_audit`
+    only, for actor, reason and details only, of entries about an account already deleted only."""
+    gone, _ = subscribed(app, owner="owner@gone.test")
+    issue_credit_note(app, "2026-000001", reason="goodwill", amount=100, actor=OPERATOR)
+    live = customer(app, name="Globex", owner="owner@globex.test")
+    with app.engine.begin() as conn:
+        conn.execute(update(accounts).where(accounts.c.id == gone).values(status="deleted"))
+        entries = conn.execute(select(audit_log).order_by(audit_log.c.id)).all()
+    of_live = (audit_log.c.target_type == "account") & (audit_log.c.target_id == str(live))
+    of_gone = audit_log.c.id.in_([entry.id for entry in entries if entry.target_type != "plan"]) & ~of_live
+    assert {entry.target_type for entry in entries} == {"account", "plan", "subscription", "invoice"}
+
+    assert "append-only" in refused(app, update(audit_log).where(of_gone).values(actor="someone else"))
+    others = {"at": datetime(2030, 1, 1, tzinfo=UTC), "action": "x.y", "target_type": "plan", "target_id": "99",
+              "id": 999}
+    for column, value in others.items():
+        message = refused_while_pseudonymising(app, update(audit_log).where(of_gone).values({column: value}))
+        assert "rewrites only actor, reason and details" in message, column
+    assert "only the entries of deleted accounts" in refused_while_pseudonymising(
+        app, update(audit_log).where(of_live).values(actor="someone else"))
+    assert "only the entries of deleted accounts" in refused_while_pseudonymising(
+        app, update(audit_log).where(audit_log.c.target_type == "plan").values(actor="someone else"))
+    assert "append-only" in refused_while_pseudonymising(app, delete(audit_log).where(of_gone))
+    with app.engine.connect() as conn:
+        assert conn.execute(select(audit_log).order_by(audit_log.c.id)).all() == entries
+
+    with app.engine.begin() as conn:
+        with pseudonymising_audit(conn):
+            rewritten = conn.execute(update(audit_log).where(of_gone).values(
+                actor="account-1/person-1", reason="", details={"owner": "account-1/person-1"})).rowcount
+        with pytest.raises(DBAPIError), conn.begin_nested():  # closed again after the block
+            conn.execute(update(audit_log).where(of_gone).values(actor="someone else"))
+    assert rewritten == len(entries) - 2  # all but the plan's and the live account's
+    with app.engine.connect() as conn:
+        after = conn.execute(select(audit_log).order_by(audit_log.c.id)).all()
+    assert [(e.id, e.at, e.action, e.target_type, e.target_id) for e in after] == \
+           [(e.id, e.at, e.action, e.target_type, e.target_id) for e in entries]
+    assert {e.actor for e in after if e.target_type != "plan" and e.target_id != str(live)} == {"account-1/person-1"}
 
 
 def test_an_outbox_id_is_never_given_twice_even_after_the_rows_above_it_are_deleted(app):

@@ -4,7 +4,9 @@
 chasing both invoices; a case past a step whose e-mail was sent counts as warned then; the
 foreign keys still hold. 0009 (issued documents guarded, outbox ids never given twice): the rows
 and their ids stay, the guards hold on the documents already there, the retention batch still
-deletes them, and the next outbox id comes after the highest one.
+deletes them, and the next outbox id comes after the highest one. 0010 (audit pseudonyms): the
+people of accounts deleted before it become pseudonyms in their audit entries, staff and live
+accounts' entries stay as they were, and the log stays append-only.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import uuid
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
+from json import dumps, loads
 
 import pytest
 from alembic import command
@@ -225,3 +228,111 @@ def test_0009_back_and_again_with_the_events(engine_at_0007):
     assert current_revision(engine) == head_revision()
     assert events(engine) == before
     assert new_event(engine) == 8
+
+
+# -- 0010 -------------------------------------------------------------------------------------------
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine_at_0009(request, tmp_path):
+    with database_at(request.param, tmp_path, "0009") as engine:
+        yield engine
+
+
+OWNER, ADMIN, REQUESTER = "jeanne@dupont.test", "marc@dupont.test", "cabinet@expert.test"
+
+
+def load_an_account_deleted_before_0010(engine) -> None:
+    """Account 1 deleted by the old retention batch: its people's addresses still in its audit
+    entries and its reactivation's reason, its card's last four digits kept. Account 2 lives."""
+    postgres = engine.dialect.name == "postgresql"
+    json = "CAST(:doc AS jsonb)" if postgres else ":doc"
+    at = stored(engine, OPENED)
+    with engine.begin() as conn:
+        for account_id, name, status in ((1, "account 1 (deleted)", "deleted"), (2, "Live Co", "active")):
+            conn.execute(text("INSERT INTO accounts (id, name, locale, timezone, currency, status, buyer_name, "
+                              "created_at, updated_at) VALUES (:id, :name, 'en', 'UTC', 'EUR', :status, :name, :at, "
+                              ":at)"), {"id": account_id, "name": name, "status": status, "at": at})
+        conn.execute(text("INSERT INTO plans (id, code, name, interval, unit_amount, currency, created_at) "
+                          "VALUES (1, 'team', 'Team', 'month', 1900, 'EUR', :at)"), {"at": at})
+        conn.execute(text("INSERT INTO subscriptions (id, account_id, plan_id, seats, status, anchor_date, "
+                          "periods_invoiced, renews_at, created_at) VALUES (1, 1, 1, 1, 'cancelled', :day, 1, :at, "
+                          ":at)"), {"day": date(2026, 1, 1), "at": at})
+        conn.execute(text(f"INSERT INTO invoices (id, number, series, sequence, kind, account_id, subscription_id, "
+                          f"issue_date, period_start, period_end, currency, subtotal, tax_rate, tax, total, locale, "
+                          f"seller, buyer, status, issued_at) VALUES (1, '2026-000001', '2026', 1, 'invoice', 1, 1, "
+                          f":day, :day, :day, 'EUR', 1900, '0', 0, 1900, 'en', {json}, {json}, 'open', :at)"),
+                     {"day": date(2026, 1, 1), "at": at,
+                      "doc": '{"name": "Dupont Plomberie", "line1": "12 rue des Lilas", "country": "FR"}'})
+        conn.execute(text("INSERT INTO cards (account_id, token, brand, last4, exp_month, exp_year, status, "
+                          "added_by, added_at) VALUES (1, '', 'visa', '0341', 12, 2035, 'deleted', '', :at)"),
+                     {"at": at})
+        conn.execute(text("INSERT INTO reactivations (account_id, granted_by, reason, granted_at, ends_at, outcome, "
+                          "ended_at) VALUES (1, 'support:alice', :reason, :at, :at, 'expired', :at)"),
+                     {"reason": f"{OWNER} called", "at": at})
+        for actor, action, target_type, target_id, reason, details in (
+                ("test", "account.created", "account", "1", "", {"owner": OWNER}),
+                ("test", "member.added", "account", "1", "", {"email": ADMIN, "role": "admin"}),
+                (REQUESTER, "billing_contact.requested", "account", "1", "", {"email": "compta@dupont.test"}),
+                (OWNER, "card.updated", "account", "1", "", {"brand": "visa", "last4": "0341"}),
+                ("support:alice", "ownership.transferred", "account", "1", f"{OWNER} left Dupont Plomberie",
+                 {"from": OWNER, "to": ADMIN}),
+                ("support:alice", "subscription.seats_changed", "subscription", "1", f"asked by {ADMIN}",
+                 {"from": 1, "to": 2}),
+                ("support:alice", "credit_note.issued", "invoice", "2026-000001", f"asked by {OWNER}", {}),
+                ("test", "account.created", "account", "2", "", {"owner": "boss@live.test"})):
+            conn.execute(text(f"INSERT INTO audit_log (at, actor, action, target_type, target_id, reason, details) "
+                              f"VALUES (:at, :actor, :action, :type, :target, :reason, {json})"),
+                         {"at": at, "actor": actor, "action": action, "type": target_type, "target": target_id,
+                          "reason": reason, "doc": dumps(details)})
+
+
+def audit_entries(engine) -> list[tuple]:
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, at, actor, action, target_type, target_id, reason, details "
+                                 "FROM audit_log ORDER BY id")).all()
+    return [(*row[:7], loads(row[7]) if isinstance(row[7], str) else row[7]) for row in rows]
+
+
+def test_0010_gives_the_people_of_accounts_deleted_before_it_pseudonyms_and_guards_the_log(engine_at_0009):
+    engine = engine_at_0009
+    load_an_account_deleted_before_0010(engine)
+    before = audit_entries(engine)
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    after = audit_entries(engine)
+
+    assert [row[:2] + row[3:6] for row in after] == [row[:2] + row[3:6] for row in before]
+    assert [(actor, reason, details) for _, _, actor, _, _, _, reason, details in after] == [
+        ("test", "", {"owner": "account-1/person-1"}),
+        ("test", "", {"email": "account-1/person-2", "role": "admin"}),
+        ("account-1/person-3", "", {"email": "account-1/person-4"}),
+        ("account-1/person-1", "", {"brand": "visa", "last4": ""}),
+        ("support:alice", "account-1/person-1 left [deleted]", {"from": "account-1/person-1",
+                                                                 "to": "account-1/person-2"}),
+        ("support:alice", "asked by account-1/person-2", {"from": 1, "to": 2}),
+        ("support:alice", "asked by account-1/person-1", {}),
+        ("test", "", {"owner": "boss@live.test"}),  # a live account's, as it was
+    ]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT reason FROM reactivations")).scalar_one() == "account-1/person-1 called"
+        assert conn.execute(text("SELECT last4 FROM cards")).scalar_one() == ""
+    assert "append-only" in refusal(engine, "UPDATE audit_log SET actor = 'someone else'")
+    assert "append-only" in refusal(engine, "DELETE FROM audit_log WHERE id = 1")
+
+
+def test_0010_back_and_again(engine_at_0009):
+    engine = engine_at_0009
+    load_an_account_deleted_before_0010(engine)
+    upgrade(engine)
+    done = audit_entries(engine)
+    command.downgrade(alembic_config(engine), "0009")
+    assert current_revision(engine) == "0009"
+    assert "append-only" in refusal(engine, "UPDATE audit_log SET actor = 'someone else'")
+    if engine.dialect.name == "sqlite":  # 0009's writers still get through, and no other
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO document_writes (purpose) VALUES ('purging')"))
+            conn.execute(text("DELETE FROM document_writes"))
+        assert "CHECK" in refusal(engine, "INSERT INTO document_writes (purpose) VALUES ('pseudonymising')")
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    assert audit_entries(engine) == done  # nothing left to rewrite the second time

@@ -2,9 +2,11 @@
 
 R10.1: `deletion_due_at` days after cancellation (set once, never moved by a reactivation), an
 account loses its personal data: members, billing contacts, the buyer address, its name, the
-gateway's customer and card tokens, the outbox rows (e-mails, events) that name its people. The account row stays
-as a neutral label, status `deleted`, so invoices kept for the law still point at something, and
-it can never be reactivated. The host product is told by an `account.deleted` event (R10.3).
+gateway's customer and card tokens (and the cards' last four digits), the outbox rows (e-mails,
+events) that name its people. Its audit entries stay, its people in them becoming pseudonyms
+(services/audit_pseudonyms.py). The account row stays as a neutral label, status `deleted`, so
+invoices kept for the law still point at something, and it can never be reactivated. The host
+product is told by an `account.deleted` event (R10.3).
 
 R10.2: issued invoices and credit notes are kept until `issue_date + invoice_retention_years`,
 then deleted with everything that points at them. Both deletions are audited without personal
@@ -49,6 +51,7 @@ from renewly.adapters.db.tables import (
 from renewly.bootstrap import App
 from renewly.domain.accounts import AccountStatus
 from renewly.domain.calendar import add_months, local_date, local_midnight_utc
+from renewly.services.audit_pseudonyms import personal_data_of, pseudonymise_deleted
 from renewly.services.payment_rate import TokenBucket, call_concurrently
 
 log = structlog.get_logger(__name__)
@@ -144,6 +147,7 @@ def delete_personal_data(conn: Connection, account_ids: list[int], as_of: dateti
     def of_these(table):
         return table.c.account_id.in_(account_ids)
 
+    known = personal_data_of(conn, account_ids)  # before the rows that say it go
     counts = {
         "members": _count(conn, members.delete().where(of_these(members)).returning(members.c.account_id)),
         "billing_contacts": _count(conn, billing_contacts.delete().where(of_these(billing_contacts))
@@ -151,7 +155,7 @@ def delete_personal_data(conn: Connection, account_ids: list[int], as_of: dateti
         "gateway_customers": _count(conn, gateway_customers.delete().where(of_these(gateway_customers))
                                     .returning(gateway_customers.c.account_id)),
         "cards": _count(conn, cards.update().where(of_these(cards), cards.c.status != "deleted")
-                        .values(status="deleted", token="", added_by="").returning(cards.c.account_id)),
+                        .values(status="deleted", token="", added_by="", last4="").returning(cards.c.account_id)),
         "card_verifications": _count(conn, card_verifications.update().where(of_these(card_verifications))
                                      .values(card_token="").returning(card_verifications.c.account_id)),
         # E-mails and events name the account's people (recipients, contacts): none is kept,
@@ -175,6 +179,8 @@ def delete_personal_data(conn: Connection, account_ids: list[int], as_of: dateti
         "buyer_line1": "", "buyer_line2": "", "buyer_postcode": "", "buyer_city": "", "buyer_country": "",
         "buyer_vat_id": "", "status": AccountStatus.DELETED.value, "banner": "none", "deleted_at": as_of,
         "updated_at": as_of} for account_id in account_ids])
+    # Once the accounts are marked deleted: the triggers let only their entries be rewritten.
+    counts["audit_entries_pseudonymised"] = pseudonymise_deleted(conn, known)
     insert_rows(conn, audit_log, [{
         "at": as_of, "actor": ACTOR, "action": "account.personal_data_deleted", "target_type": "account",
         "target_id": str(account_id), "reason": "R10.1: the deletion delay after cancellation has passed",

@@ -249,7 +249,9 @@ outbox = Table(
     sqlite_autoincrement=True,
 )
 
-# Append-only: triggers refuse UPDATE, DELETE, TRUNCATE and, on SQLite, REPLACE (migrations 0001, 0009).
+# Append-only: triggers refuse UPDATE, DELETE, TRUNCATE and, on SQLite, REPLACE (migrations 0001, 0009),
+# but for the retention batch, which rewrites a deleted account's people as pseudonyms in its
+# entries' actor, reason and details, nothing else (R10.1, migration 0010, adapters/db/guards.py).
 audit_log = Table(
     "audit_log", metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
@@ -260,6 +262,7 @@ audit_log = Table(
     Column("target_id", String(64), nullable=False),
     Column("reason", Text, nullable=False, server_default=""),
     Column("details", Document, nullable=False),
+    Index("ix_audit_log_target", "target_type", "target_id"),  # an account's entries, for R10.1
 )
 
 # The persisted test clock: one row, present only when the test clock has been used.
