@@ -57,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from renewal import bench_database, copy_bound  # noqa: E402  (a database, and the renewal bound, as bench/renewal.py)
 
 NO_CAP = 1e9  # operations per second: a token bucket that never waits
+SETTINGS_MOST_RATE = 100_000  # the largest payments.rate_limit_per_second the settings accept
 LATENESS = 0.005  # seconds a thread may wake late for its token without losing it: the GIL's switch interval
 
 
@@ -161,7 +162,8 @@ def run(admin_url: str, count: int, label: str, *, latency_ms: int, bucket: Toke
     with bench_database(admin_url, f"collect_{suffix}") as url, tempfile.TemporaryDirectory() as folder:
         ledger_url = f"sqlite:///{Path(folder) / 'gateway.db'}"
         payments = {"simulator_url": ledger_url, "simulator_latency_ms": latency_ms,
-                    "rate_limit_per_second": bucket.rate, "concurrency": concurrency,
+                    # the settings' own cap (the bucket passed to the batch is what paces it)
+                    "rate_limit_per_second": min(bucket.rate, SETTINGS_MOST_RATE), "concurrency": concurrency,
                     **({"slice_size": slice_size} if slice_size else {})}
         settings = load_settings(config_file=None, database_url=url, payments=payments)
         clock = SystemClock()
