@@ -5,8 +5,12 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import signal
 import sys
 import textwrap
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
@@ -67,6 +71,41 @@ def actor() -> str:
 
 def open_app() -> App:
     return bootstrap()
+
+
+@contextmanager
+def stopping_on_ctrl_c(application: App) -> Iterator[None]:
+    """The first Ctrl-C asks the batches to stop once the slice in hand is done (its charges
+    answered and recorded); the second one stops at once (KeyboardInterrupt, see `main`)."""
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+
+    def first_ctrl_c(_signal, _frame) -> None:
+        application.stop.ask()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        # os.write: a signal handler may run while the main thread is inside sys.stderr.write.
+        os.write(2, b"stopping after the slice in hand (Ctrl-C again stops at once)\n")
+
+    previous = signal.signal(signal.SIGINT, first_ctrl_c)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def say_stopped(application: App, as_of: datetime, *, as_json: bool, where: str = "") -> None:
+    """After the first Ctrl-C: one line on what was left (on stderr under --json, which keeps
+    stdout the report), then exit 130."""
+    from renewly.services.scheduler import still_due
+    left = still_due(application, as_of)
+    line = (f"interrupted{where}: stopped after the slice in hand; "
+            + (f"still due: {', '.join(left)} (`renewly run` does the rest)" if left else "nothing was left"))
+    if as_json:
+        sys.stderr.write(line + "\n")
+    else:
+        echo_wrapped(line)
+    raise typer.Exit(130)
 
 
 def parse_date(text: str, what: str = "date") -> date:
@@ -183,10 +222,12 @@ def clock_advance(days: Annotated[int, typer.Option("--days", help="How many day
     if days > DAYS_TO_THE_CLOCKS_END or hours > 24 * DAYS_TO_THE_CLOCKS_END:
         raise InvalidInput(f"the test clock stops at {LATEST_TEST_CLOCK.isoformat()}", code="clock_too_far")
     application = open_app()
-    moved = advance(application, timedelta(days=days, hours=hours), run_batches=batches)
+    with stopping_on_ctrl_c(application):
+        moved = advance(application, timedelta(days=days, hours=hours), run_batches=batches)
     runs, now = moved.runs, moved.now  # this move's end: another one may have moved the clock since
     if as_json:
-        print_json({"now": now, "runs": [_run_json(run) for run in runs]})
+        print_json({"now": now, "target": moved.target, "stopped": moved.stopped,
+                    "runs": [_run_json(run) for run in runs]})
     else:
         for run in runs:
             # A tick runs every batch; those that found nothing to do stay quiet.
@@ -195,6 +236,10 @@ def clock_advance(days: Annotated[int, typer.Option("--days", help="How many day
         ticks = len({run.at for run in runs})
         typer.echo(f"test clock: {now.isoformat()}" + (f" ({ticks} tick(s) ran)" if batches else
                                                        " (no batches ran)"))
+    if application.stop.asked:
+        exit_if_anything_was_left([run.report for run in runs], say=not as_json, then_exit=False)
+        say_stopped(application, now, as_json=as_json,
+                    where=f" at {now.isoformat()}, short of {moved.target.isoformat()}" if moved.stopped else "")
     exit_if_anything_was_left([run.report for run in runs], say=not as_json)
 
 
@@ -242,12 +287,17 @@ def run(as_of: AsOf = None, as_json: JsonFlag = False) -> None:
     """Do everything due: renewals, their charges, dunning and what it asks, voids, deletions."""
     from renewly.services.scheduler import run_all
     application = open_app()
-    runs = run_all(application, parse_as_of(as_of, application))
+    instant = parse_as_of(as_of, application)
+    with stopping_on_ctrl_c(application):
+        runs = run_all(application, instant)
     if as_json:
         print_json([_run_json(r) for r in runs])
     else:
         for r in runs:
             echo_wrapped(f"{r.batch}: {_describe_report(r.report)}")
+    if application.stop.asked:
+        exit_if_anything_was_left([r.report for r in runs], say=not as_json, then_exit=False)
+        say_stopped(application, instant, as_json=as_json)
     exit_if_anything_was_left([r.report for r in runs], say=not as_json)
 
 
@@ -256,24 +306,31 @@ def left_undone(report: Any) -> bool:
     return isinstance(report, BatchFailed) or bool(getattr(report, "parked", 0))
 
 
-def exit_if_anything_was_left(reports: list, *, say: bool = True) -> None:
+def exit_if_anything_was_left(reports: list, *, say: bool = True, then_exit: bool = True) -> None:
     """Exit 1 (saying so, unless the output is JSON) when a batch failed or parked rows: the
-    rest was done."""
+    rest was done. `then_exit=False`: only say it (a stopped batch exits 130 after)."""
     from renewly.services.scheduler import BatchFailed
     failed = sum(1 for report in reports if isinstance(report, BatchFailed))
     parked = sum(getattr(report, "parked", 0) for report in reports)
     if failed or parked:
         if say:
-            echo_wrapped(f"{parked} row(s) parked, {failed} batch(es) failed; everything else was done. See "
-                         "renewly problems.")
-        raise typer.Exit(1)
+            echo_wrapped(f"{parked} row(s) parked, {failed} batch(es) failed"
+                         + ("; everything else was done" if then_exit else "")
+                         + ". See renewly problems.")
+        if then_exit:
+            raise typer.Exit(1)
 
 
 def run_one_batch(batch, as_of: str | None, as_json: bool) -> None:
     """`renewly renew`, `collect`, `dunning`, `retention`: one batch, once, and its report."""
     application = open_app()
-    report = batch(application, parse_as_of(as_of, application))
+    instant = parse_as_of(as_of, application)
+    with stopping_on_ctrl_c(application):
+        report = batch(application, instant)
     print_json(report.__dict__) if as_json else echo_wrapped(_describe_report(report))
+    if application.stop.asked:
+        exit_if_anything_was_left([report], say=not as_json, then_exit=False)
+        say_stopped(application, instant, as_json=as_json)
     exit_if_anything_was_left([report], say=not as_json)
 
 
@@ -827,7 +884,20 @@ def main() -> None:
         _fail(infrastructure_trouble(error))
     except OverflowError:  # a number SQLite cannot hold (PostgreSQL says so as a database error)
         _fail("a number is larger than the database holds (at most 9223372036854775807)")
+    except KeyboardInterrupt:  # Ctrl-C, or the second one during a batch
+        stopped_at_once()
     sys.exit(exit_code if isinstance(exit_code, int) else 0)
+
+
+def stopped_at_once() -> None:
+    """Exit 130 now, without waiting for the threads still at the gateway: the transaction in
+    hand was rolled back; charges asked in it stay pending until their lease ends, then the next
+    payment batch settles them (`renewly reconcile` lists them meanwhile)."""
+    sys.stdout.flush()
+    sys.stderr.write("interrupted: stopped at once; charges in flight stay pending until their\n"
+                     "lease ends, then the next payment batch settles them (renewly reconcile)\n")
+    sys.stderr.flush()
+    os._exit(130)
 
 
 def infrastructure_trouble(error: BaseException) -> str:
