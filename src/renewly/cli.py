@@ -350,20 +350,42 @@ def collect(as_of: AsOf = None, as_json: JsonFlag = False) -> None:
 
 @app.command("reconcile")
 def reconcile_command(as_json: JsonFlag = False) -> None:
-    """Compare the gateway's ledger with Renewly's; exit code 1 when anything differs."""
+    """Compare the gateway's ledger with Renewly's; exit code 1 when anything differs. Attempts
+    without an answer yet are listed apart, with when the janitor settles each: not discrepancies."""
     from renewly.services.reconcile import reconcile
     report = reconcile(open_app())
     if as_json:
         print_json({"gateway_charges": report.gateway_charges, "local_successes": report.local_successes,
-                    "discrepancies": [d.__dict__ for d in report.discrepancies]})
+                    "discrepancies": [d.__dict__ for d in report.discrepancies],
+                    "unanswered": [u.__dict__ for u in report.unanswered]})
     else:
         typer.echo(f"{report.gateway_charges} successful charge(s) at the gateway, {report.local_successes} in Renewly")
         for found in report.discrepancies:
-            typer.echo(f"  {found.kind}: {found.idempotency_key or ''} {found.detail}")
+            echo_wrapped(f"  {found.kind}: {found.idempotency_key or ''} {found.detail}")
         if not report.discrepancies:
             typer.echo("no discrepancy")
+        if report.unanswered:
+            echo_wrapped(f"{len(report.unanswered)} attempt(s) without an answer yet, not discrepancies: the "
+                         "janitor settles each with its idempotency key", indent=2)
+        for waiting in report.unanswered:
+            echo_wrapped(f"  {waiting.invoice} (account {waiting.account_id}) "
+                         f"{money(waiting.amount, waiting.currency)}, {describe_unanswered(waiting)}", indent=6)
     if report.discrepancies:
         raise typer.Exit(1)
+
+
+def describe_unanswered(waiting) -> str:
+    from renewly.services.attempts import wall_clock
+    charged = "; the gateway charged it" if waiting.charged_at_gateway else ""
+    since = f"{waiting.status} since {waiting.attempted_at:%Y-%m-%d %H:%M} UTC{charged}"
+    lease = waiting.lease_expires_at
+    if waiting.status == "pending" and lease is not None and waiting.settled_after == lease:
+        minutes = max(1, -(-int((lease - wall_clock()).total_seconds()) // 60))
+        return (f"{since}; its lease ends {lease:%Y-%m-%d %H:%M:%S} UTC (in {minutes} min): the first payment "
+                "batch after that settles it")
+    if waiting.status == "pending" and lease is not None:
+        return f"{since}; its lease ended {lease:%Y-%m-%d %H:%M:%S} UTC: the next payment batch settles it"
+    return f"{since}: the next payment batch settles it"
 
 
 # -- plans --------------------------------------------------------------------------------------
