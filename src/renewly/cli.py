@@ -73,6 +73,10 @@ def open_app() -> App:
     return bootstrap()
 
 
+# Set by the second Ctrl-C: `main` then exits at once, without waiting for threads at the gateway.
+STOPPED_AT_ONCE = threading.Event()
+
+
 @contextmanager
 def stopping_on_ctrl_c(application: App) -> Iterator[None]:
     """The first Ctrl-C asks the batches to stop once the slice in hand is done (its charges
@@ -81,9 +85,13 @@ def stopping_on_ctrl_c(application: App) -> Iterator[None]:
         yield
         return
 
+    def second_ctrl_c(_signal, _frame) -> None:
+        STOPPED_AT_ONCE.set()
+        raise KeyboardInterrupt
+
     def first_ctrl_c(_signal, _frame) -> None:
         application.stop.ask()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, second_ctrl_c)
         # os.write: a signal handler may run while the main thread is inside sys.stderr.write.
         os.write(2, b"stopping after the slice in hand (Ctrl-C again stops at once)\n")
 
@@ -239,7 +247,7 @@ def clock_advance(days: Annotated[int, typer.Option("--days", help="How many day
     if application.stop.asked:
         exit_if_anything_was_left([run.report for run in runs], say=not as_json, then_exit=False)
         say_stopped(application, now, as_json=as_json,
-                    where=f" at {now.isoformat()}, short of {moved.target.isoformat()}" if moved.stopped else "")
+                    where=f" short of {moved.target.isoformat()}" if moved.stopped else "")
     exit_if_anything_was_left([run.report for run in runs], say=not as_json)
 
 
@@ -906,7 +914,9 @@ def main() -> None:
         _fail(infrastructure_trouble(error))
     except OverflowError:  # a number SQLite cannot hold (PostgreSQL says so as a database error)
         _fail("a number is larger than the database holds (at most 9223372036854775807)")
-    except KeyboardInterrupt:  # Ctrl-C, or the second one during a batch
+    except KeyboardInterrupt:  # Ctrl-C outside a command (Typer makes it exit 130 inside one)
+        stopped_at_once()
+    if STOPPED_AT_ONCE.is_set():  # the second Ctrl-C during a batch
         stopped_at_once()
     sys.exit(exit_code if isinstance(exit_code, int) else 0)
 
