@@ -358,8 +358,10 @@ def collect(as_of: AsOf = None, as_json: JsonFlag = False) -> None:
 
 @app.command("reconcile")
 def reconcile_command(as_json: JsonFlag = False) -> None:
-    """Compare the gateway's ledger with Renewly's; exit code 1 when anything differs. Attempts
-    without an answer yet are listed apart, with when the janitor settles each: not discrepancies."""
+    """Compare the gateway's ledger with Renewly's (exit 1 on a discrepancy); list unanswered attempts.
+
+    An attempt without an answer yet is no discrepancy: it is listed apart, with when the janitor
+    settles it."""
     from renewly.services.reconcile import reconcile
     report = reconcile(open_app())
     if as_json:
