@@ -5,6 +5,7 @@ The simulated gateway's latency keeps the batch at the gateway long enough to be
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -145,3 +146,25 @@ def test_a_second_ctrl_c_stops_at_once_and_reconcile_names_what_it_left_pending(
     assert [i["status"] for i in list_invoices(app)] == 4 * ["paid"]
     assert set(successes_per_invoice(app).values()) == {1}
     assert reconcile(app).discrepancies == [] and reconcile(app).unanswered == []
+
+
+def test_ctrl_c_during_clock_advance_json_keeps_stdout_the_report_and_says_it_stopped(app):
+    plan = team_plan(app)
+    for n in range(4):
+        subscribed(app, plan=plan, start=date(2026, 1, 2), name=f"Customer {n}", owner=f"owner{n}@acme.test")
+    batch = start(app, "clock", "advance", "--days", "7", "--json")
+    once_charged(app, batch)
+    batch.send_signal(signal.SIGINT)
+    out, err = batch.communicate(timeout=60)
+
+    assert batch.returncode == 130, (out, err)
+    report = json.loads(out)
+    assert (report["now"], report["target"], report["stopped"]) == (
+        "2026-01-02T00:00:00+00:00", "2026-01-08T00:00:00+00:00", True)
+    charged = sum(run["report"]["succeeded"] for run in report["runs"] if run["batch"] == "collect")
+    assert 2 <= charged < 4
+    assert err.splitlines() == [
+        "stopping after the slice in hand (Ctrl-C again stops at once)",
+        "interrupted short of 2026-01-08T00:00:00+00:00: stopped after the slice in hand; still due: collect "
+        "(`renewly run` does the rest)"]
+    assert unanswered(app) == []
