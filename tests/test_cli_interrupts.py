@@ -165,6 +165,6 @@ def test_ctrl_c_during_clock_advance_json_keeps_stdout_the_report_and_says_it_st
     assert 2 <= charged < 4
     assert err.splitlines() == [
         "stopping after the slice in hand (Ctrl-C again stops at once)",
-        "interrupted short of 2026-01-08T00:00:00+00:00: stopped after the slice in hand; still due: collect "
-        "(`renewly run` does the rest)"]
+        "interrupted short of 2026-01-08T00:00:00+00:00: stopped after the slice in hand;",
+        "    still due: collect (`renewly run` does the rest)"]
     assert unanswered(app) == []

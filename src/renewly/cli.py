@@ -109,10 +109,7 @@ def say_stopped(application: App, as_of: datetime, *, as_json: bool, where: str 
     left = still_due(application, as_of)
     line = (f"interrupted{where}: stopped after the slice in hand; "
             + (f"still due: {', '.join(left)} (`renewly run` does the rest)" if left else "nothing was left"))
-    if as_json:
-        sys.stderr.write(line + "\n")
-    else:
-        echo_wrapped(line)
+    echo_wrapped(line, err=as_json)
     raise typer.Exit(130)
 
 
@@ -251,10 +248,10 @@ def clock_advance(days: Annotated[int, typer.Option("--days", help="How many day
     exit_if_anything_was_left([run.report for run in runs], say=not as_json)
 
 
-def echo_wrapped(text: str, indent: int = 4) -> None:
+def echo_wrapped(text: str, indent: int = 4, *, err: bool = False) -> None:
     """One line of output folded to 80 columns, its continuation lines indented."""
     typer.echo(textwrap.fill(text, width=80, subsequent_indent=" " * indent, break_on_hyphens=False,
-                             break_long_words=False))
+                             break_long_words=False), err=err)
 
 
 def _run_json(run) -> dict[str, Any]:
