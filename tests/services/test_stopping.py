@@ -101,3 +101,18 @@ def test_a_run_asked_to_stop_reports_only_the_batches_that_ran(app):
     assert "renew" in still_due(app, app.clock.now())
     with app.engine.connect() as conn:
         assert conn.execute(select(batch_runs)).all() == []
+
+
+def test_an_advance_stopped_in_its_last_tick_does_not_move_the_clock_past_it(app):
+    """The work its last tick left falls due again only at the next tick, past the target: the
+    clock must stay at the tick stopped short all the same, not jump to the target."""
+    subscribed(app, start=date(2026, 1, 2))
+
+    def stop_after_the_renewal(run) -> None:
+        if run.batch == "renew" and run.report.did_anything:
+            app.stop.ask()
+
+    moved = advance(app, timedelta(days=1, minutes=30), on_run=stop_after_the_renewal)
+
+    assert (moved.stopped, moved.now, app.clock.now()) == (True, at(2026, 1, 2), at(2026, 1, 2))
+    assert still_due(app, app.clock.now()) == ["collect"]

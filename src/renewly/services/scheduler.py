@@ -202,12 +202,16 @@ def advance(app: App, by: timedelta, *, run_batches: bool = True,
             reached = start
             while (due := _next_due(app, start, reached, target)) is not None:
                 if app.stop.asked:
-                    # Work left (maybe in the tick stopped short): the clock stays at the last
-                    # tick begun, where the batches' work is dated, and goes no further.
+                    # Ticks left: the clock stays at the last tick begun, where the batches'
+                    # work is dated, and goes no further.
                     return ClockMove(runs, reached, target, stopped=True)
                 reached = due
                 clock.set(due)
                 runs.extend(run_tick(app, due, on_run))
+                if app.stop.asked and still_due(app, due):
+                    # That tick was stopped short: what it left falls due again only at the next
+                    # tick (maybe past the target), yet the clock must not pass it.
+                    return ClockMove(runs, reached, target, stopped=True)
         clock.set(target)
     return ClockMove(runs, target, target)
 
