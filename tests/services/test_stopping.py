@@ -116,3 +116,24 @@ def test_an_advance_stopped_in_its_last_tick_does_not_move_the_clock_past_it(app
 
     assert (moved.stopped, moved.now, app.clock.now()) == (True, at(2026, 1, 2), at(2026, 1, 2))
     assert still_due(app, app.clock.now()) == ["collect"]
+
+
+def test_a_dunning_sweep_asked_to_stop_takes_no_further_slice(databases, db_kind, monkeypatch):
+    from renewly.services import dunning
+
+    app = databases.fresh_app(db_kind)
+    plan = team_plan(app)
+    for n in range(3):
+        subscribed(app, plan=plan, card=None, name=f"Customer {n}", owner=f"owner{n}@acme.test")
+    applied = dunning.apply_decisions
+
+    def apply_then_stop(*args, **named) -> None:
+        applied(*args, **named)
+        app.stop.ask()
+
+    monkeypatch.setattr(dunning, "apply_decisions", apply_then_stop)
+    report = dunning.run_dunning(app, app.clock.now(), slice_size=1, workers=1)
+    assert (report.cases_opened, report.steps_taken) == (3, 1)
+    monkeypatch.setattr(dunning, "apply_decisions", applied)
+    app.stop = StopRequest()
+    assert dunning.run_dunning(app, app.clock.now(), slice_size=1, workers=1).steps_taken == 2
