@@ -15,6 +15,7 @@ from renewly.adapters.gateways.simulated import SimulatedGateway
 from renewly.domain.dunning import Policy
 from renewly.domain.invoices import TaxTable
 from renewly.policy import load_policy
+from renewly.services.stopping import StopRequest
 from renewly.settings import Settings, load_settings
 
 
@@ -25,6 +26,8 @@ class App:
     clock: Clock
     policy: Policy
     _gateway: PaymentGateway | None = field(default=None, repr=False)
+    # Asked (the first Ctrl-C), every batch stops before its next slice.
+    stop: StopRequest = field(default_factory=StopRequest, repr=False)
 
     @cached_property
     def gateway(self) -> PaymentGateway:

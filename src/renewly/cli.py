@@ -5,8 +5,12 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import signal
 import sys
 import textwrap
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
@@ -67,6 +71,46 @@ def actor() -> str:
 
 def open_app() -> App:
     return bootstrap()
+
+
+# Set by the second Ctrl-C: `main` then exits at once, without waiting for threads at the gateway.
+STOPPED_AT_ONCE = threading.Event()
+
+
+@contextmanager
+def stopping_on_ctrl_c(application: App) -> Iterator[None]:
+    """The first Ctrl-C asks the batches to stop once the slice in hand is done (its charges
+    answered and recorded); the second one stops at once (KeyboardInterrupt, see `main`)."""
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+
+    def second_ctrl_c(_signal, _frame) -> None:
+        STOPPED_AT_ONCE.set()
+        raise KeyboardInterrupt
+
+    def first_ctrl_c(_signal, _frame) -> None:
+        application.stop.ask()
+        signal.signal(signal.SIGINT, second_ctrl_c)
+        # os.write: a signal handler may run while the main thread is inside sys.stderr.write.
+        os.write(2, b"stopping after the slice in hand (Ctrl-C again stops at once)\n")
+
+    previous = signal.signal(signal.SIGINT, first_ctrl_c)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def say_stopped(application: App, as_of: datetime, *, as_json: bool, where: str = "") -> None:
+    """After the first Ctrl-C: one line on what was left (on stderr under --json, which keeps
+    stdout the report), then exit 130."""
+    from renewly.services.scheduler import still_due
+    left = still_due(application, as_of)
+    line = (f"interrupted{where}: stopped after the slice in hand; "
+            + (f"still due: {', '.join(left)} (`renewly run` does the rest)" if left else "nothing was left"))
+    echo_wrapped(line, err=as_json)
+    raise typer.Exit(130)
 
 
 def parse_date(text: str, what: str = "date") -> date:
@@ -183,10 +227,12 @@ def clock_advance(days: Annotated[int, typer.Option("--days", help="How many day
     if days > DAYS_TO_THE_CLOCKS_END or hours > 24 * DAYS_TO_THE_CLOCKS_END:
         raise InvalidInput(f"the test clock stops at {LATEST_TEST_CLOCK.isoformat()}", code="clock_too_far")
     application = open_app()
-    moved = advance(application, timedelta(days=days, hours=hours), run_batches=batches)
+    with stopping_on_ctrl_c(application):
+        moved = advance(application, timedelta(days=days, hours=hours), run_batches=batches)
     runs, now = moved.runs, moved.now  # this move's end: another one may have moved the clock since
     if as_json:
-        print_json({"now": now, "runs": [_run_json(run) for run in runs]})
+        print_json({"now": now, "target": moved.target, "stopped": moved.stopped,
+                    "runs": [_run_json(run) for run in runs]})
     else:
         for run in runs:
             # A tick runs every batch; those that found nothing to do stay quiet.
@@ -195,13 +241,17 @@ def clock_advance(days: Annotated[int, typer.Option("--days", help="How many day
         ticks = len({run.at for run in runs})
         typer.echo(f"test clock: {now.isoformat()}" + (f" ({ticks} tick(s) ran)" if batches else
                                                        " (no batches ran)"))
+    if application.stop.asked:
+        exit_if_anything_was_left([run.report for run in runs], say=not as_json, then_exit=False)
+        say_stopped(application, now, as_json=as_json,
+                    where=f" short of {moved.target.isoformat()}" if moved.stopped else "")
     exit_if_anything_was_left([run.report for run in runs], say=not as_json)
 
 
-def echo_wrapped(text: str, indent: int = 4) -> None:
+def echo_wrapped(text: str, indent: int = 4, *, err: bool = False) -> None:
     """One line of output folded to 80 columns, its continuation lines indented."""
     typer.echo(textwrap.fill(text, width=80, subsequent_indent=" " * indent, break_on_hyphens=False,
-                             break_long_words=False))
+                             break_long_words=False), err=err)
 
 
 def _run_json(run) -> dict[str, Any]:
@@ -242,12 +292,17 @@ def run(as_of: AsOf = None, as_json: JsonFlag = False) -> None:
     """Do everything due: renewals, their charges, dunning and what it asks, voids, deletions."""
     from renewly.services.scheduler import run_all
     application = open_app()
-    runs = run_all(application, parse_as_of(as_of, application))
+    instant = parse_as_of(as_of, application)
+    with stopping_on_ctrl_c(application):
+        runs = run_all(application, instant)
     if as_json:
         print_json([_run_json(r) for r in runs])
     else:
         for r in runs:
             echo_wrapped(f"{r.batch}: {_describe_report(r.report)}")
+    if application.stop.asked:
+        exit_if_anything_was_left([r.report for r in runs], say=not as_json, then_exit=False)
+        say_stopped(application, instant, as_json=as_json)
     exit_if_anything_was_left([r.report for r in runs], say=not as_json)
 
 
@@ -256,24 +311,31 @@ def left_undone(report: Any) -> bool:
     return isinstance(report, BatchFailed) or bool(getattr(report, "parked", 0))
 
 
-def exit_if_anything_was_left(reports: list, *, say: bool = True) -> None:
+def exit_if_anything_was_left(reports: list, *, say: bool = True, then_exit: bool = True) -> None:
     """Exit 1 (saying so, unless the output is JSON) when a batch failed or parked rows: the
-    rest was done."""
+    rest was done. `then_exit=False`: only say it (a stopped batch exits 130 after)."""
     from renewly.services.scheduler import BatchFailed
     failed = sum(1 for report in reports if isinstance(report, BatchFailed))
     parked = sum(getattr(report, "parked", 0) for report in reports)
     if failed or parked:
         if say:
-            echo_wrapped(f"{parked} row(s) parked, {failed} batch(es) failed; everything else was done. See "
-                         "renewly problems.")
-        raise typer.Exit(1)
+            echo_wrapped(f"{parked} row(s) parked, {failed} batch(es) failed"
+                         + ("; everything else was done" if then_exit else "")
+                         + ". See renewly problems.")
+        if then_exit:
+            raise typer.Exit(1)
 
 
 def run_one_batch(batch, as_of: str | None, as_json: bool) -> None:
     """`renewly renew`, `collect`, `dunning`, `retention`: one batch, once, and its report."""
     application = open_app()
-    report = batch(application, parse_as_of(as_of, application))
+    instant = parse_as_of(as_of, application)
+    with stopping_on_ctrl_c(application):
+        report = batch(application, instant)
     print_json(report.__dict__) if as_json else echo_wrapped(_describe_report(report))
+    if application.stop.asked:
+        exit_if_anything_was_left([report], say=not as_json, then_exit=False)
+        say_stopped(application, instant, as_json=as_json)
     exit_if_anything_was_left([report], say=not as_json)
 
 
@@ -293,20 +355,44 @@ def collect(as_of: AsOf = None, as_json: JsonFlag = False) -> None:
 
 @app.command("reconcile")
 def reconcile_command(as_json: JsonFlag = False) -> None:
-    """Compare the gateway's ledger with Renewly's; exit code 1 when anything differs."""
+    """Compare the gateway's ledger with Renewly's (exit 1 on a discrepancy); list unanswered attempts.
+
+    An attempt without an answer yet is no discrepancy: it is listed apart, with when the janitor
+    settles it."""
     from renewly.services.reconcile import reconcile
     report = reconcile(open_app())
     if as_json:
         print_json({"gateway_charges": report.gateway_charges, "local_successes": report.local_successes,
-                    "discrepancies": [d.__dict__ for d in report.discrepancies]})
+                    "discrepancies": [d.__dict__ for d in report.discrepancies],
+                    "unanswered": [u.__dict__ for u in report.unanswered]})
     else:
         typer.echo(f"{report.gateway_charges} successful charge(s) at the gateway, {report.local_successes} in Renewly")
         for found in report.discrepancies:
-            typer.echo(f"  {found.kind}: {found.idempotency_key or ''} {found.detail}")
+            echo_wrapped(f"  {found.kind}: {found.idempotency_key or ''} {found.detail}")
         if not report.discrepancies:
             typer.echo("no discrepancy")
+        if report.unanswered:
+            echo_wrapped(f"{len(report.unanswered)} attempt(s) without an answer yet, not discrepancies: the "
+                         "janitor settles each with its idempotency key", indent=2)
+        for waiting in report.unanswered:
+            echo_wrapped(f"  {waiting.invoice} (account {waiting.account_id}) "
+                         f"{money(waiting.amount, waiting.currency)}, {describe_unanswered(waiting)}", indent=6)
     if report.discrepancies:
         raise typer.Exit(1)
+
+
+def describe_unanswered(waiting) -> str:
+    from renewly.services.attempts import wall_clock
+    charged = "; the gateway charged it" if waiting.charged_at_gateway else ""
+    since = f"{waiting.status} since {waiting.attempted_at:%Y-%m-%d %H:%M} UTC{charged}"
+    lease = waiting.lease_expires_at
+    if waiting.status == "pending" and lease is not None and waiting.settled_after == lease:
+        minutes = max(1, -(-int((lease - wall_clock()).total_seconds()) // 60))
+        return (f"{since}; its lease ends {lease:%Y-%m-%d %H:%M:%S} UTC (in {minutes} min): the first payment "
+                "batch after that settles it")
+    if waiting.status == "pending" and lease is not None:
+        return f"{since}; its lease ended {lease:%Y-%m-%d %H:%M:%S} UTC: the next payment batch settles it"
+    return f"{since}: the next payment batch settles it"
 
 
 # -- plans --------------------------------------------------------------------------------------
@@ -827,7 +913,22 @@ def main() -> None:
         _fail(infrastructure_trouble(error))
     except OverflowError:  # a number SQLite cannot hold (PostgreSQL says so as a database error)
         _fail("a number is larger than the database holds (at most 9223372036854775807)")
+    except KeyboardInterrupt:  # Ctrl-C outside a command (Typer makes it exit 130 inside one)
+        stopped_at_once()
+    if STOPPED_AT_ONCE.is_set():  # the second Ctrl-C during a batch
+        stopped_at_once()
     sys.exit(exit_code if isinstance(exit_code, int) else 0)
+
+
+def stopped_at_once() -> None:
+    """Exit 130 now, without waiting for the threads still at the gateway: the transaction in
+    hand was rolled back; charges asked in it stay pending until their lease ends, then the next
+    payment batch settles them (`renewly reconcile` lists them meanwhile)."""
+    sys.stdout.flush()
+    sys.stderr.write("interrupted: stopped at once; charges in flight stay pending until their\n"
+                     "lease ends, then the next payment batch settles them (renewly reconcile)\n")
+    sys.stderr.flush()
+    os._exit(130)
 
 
 def infrastructure_trouble(error: BaseException) -> str:

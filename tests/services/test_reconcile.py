@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -13,7 +14,8 @@ from sqlalchemy import select, update
 from renewly.adapters.db.tables import cards, gateway_customers, invoices, payment_attempts
 from renewly.adapters.gateways.simulated import Fault
 from renewly.domain.payments import ChargeRequest
-from renewly.services.collect import collect_due
+from renewly.services.attempts import wall_clock
+from renewly.services.collect import claim_slice, collect_due
 from renewly.services.invoices import list_invoices
 from renewly.services.reconcile import reconcile
 from renewly.services.subscriptions import create_subscription
@@ -115,3 +117,51 @@ def test_reconcile_gives_the_same_answer_from_any_working_directory_and_leaves_n
         assert database.with_name(f"{database.stem}-gateway.db").is_file()
     else:
         assert sorted(path.name for path in tmp_path.iterdir()) == ["elsewhere", "here"]
+
+
+def test_reconcile_names_a_charged_pending_attempt_and_its_lease_end_without_calling_it_a_discrepancy(
+        app, monkeypatch, capsys):
+    """A batch stopped at once (or dead) after the gateway charged: the attempt stays pending
+    until its lease ends; reconcile says so, and when the janitor settles it, and exits 0."""
+    account_id = paying_customer(app)
+    [claim] = claim_slice(app, app.clock.now(), 10)  # the pending attempt is committed ...
+    app.gateway.charge(claim.request)  # ... charged, and the process stops before the answer is written
+    [invoice] = list_invoices(app, account_id)
+
+    report = reconcile(app)
+    assert report.discrepancies == []
+    [waiting] = report.unanswered
+    assert (waiting.invoice, waiting.account_id, waiting.status, waiting.charged_at_gateway) == (
+        invoice["number"], account_id, "pending", True)
+    assert waiting.lease_expires_at == claim.lease == waiting.settled_after
+    outcome = run_cli(app, monkeypatch, capsys, "reconcile")
+    assert (outcome.code, outcome.err) == (0, "")
+    said = " ".join(outcome.out.split())
+    assert said.startswith("1 successful charge(s) at the gateway, 0 in Renewly no discrepancy "
+                           "1 attempt(s) without an answer yet, not discrepancies")
+    assert (f"{invoice['number']} (account {account_id}) $68.40, pending since 2026-01-01 00:00 UTC; the gateway "
+            f"charged it; its lease ends {claim.lease:%Y-%m-%d %H:%M:%S} UTC (in 15 min): the first payment batch "
+            "after that settles it") in said
+    assert max(len(line) for line in outcome.out.splitlines()) <= 80
+    as_json = json.loads(run_cli(app, monkeypatch, capsys, "reconcile", "--json").out)
+    assert [(u["invoice"], u["status"], u["charged_at_gateway"]) for u in as_json["unanswered"]] == [
+        (invoice["number"], "pending", True)]
+
+    with app.engine.begin() as conn:  # the lease runs out: the next payment batch settles it
+        conn.execute(update(payment_attempts).values(lease_expires_at=wall_clock() - timedelta(seconds=1)))
+    assert "its lease ended" in " ".join(run_cli(app, monkeypatch, capsys, "reconcile").out.split())
+    assert collect_due(app, app.clock.now()).settled_by_janitor == 1
+    after = reconcile(app)
+    assert (after.gateway_charges, after.local_successes, after.discrepancies, after.unanswered) == (1, 1, [], [])
+
+
+def test_reconcile_names_an_unknown_attempt_as_settled_by_the_next_payment_batch(app, monkeypatch, capsys):
+    paying_customer(app)
+    app.gateway.script(Fault.TIMEOUT_AFTER)  # the gateway charges, the answer is lost
+    collect_due(app, app.clock.now())
+    [waiting] = reconcile(app).unanswered
+    assert (waiting.status, waiting.charged_at_gateway) == ("unknown", True)
+    outcome = run_cli(app, monkeypatch, capsys, "reconcile")
+    assert outcome.code == 0
+    assert "unknown since 2026-01-01 00:00 UTC; the gateway charged it: the next payment batch settles it" in \
+        " ".join(outcome.out.split())

@@ -66,7 +66,8 @@ def collect_due(app: App, as_of: datetime, *, bucket: TokenBucket | None = None,
         # between slices, and at most two slices are in flight.
         in_flight = None
         while True:
-            claims = claim_slice(app, as_of, settings.slice_size)
+            # Asked to stop: no new slice; the one at the gateway is settled, its answers recorded.
+            claims = [] if app.stop.asked else claim_slice(app, as_of, settings.slice_size)
             queued = (claims, calls.submit(claims))
             if in_flight:
                 _settle(app, as_of, *in_flight, report, on_slice)

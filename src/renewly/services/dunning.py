@@ -87,7 +87,8 @@ def run_dunning(app: App, as_of: datetime, *, slice_size: int | None = None,
     size = slice_size or app.settings.batches.chunk_size
     for done in run_slices(app, lambda: _sweep(app, as_of, size), workers):
         report.add(done)
-    report.reactivations_expired = expire_reactivations(app, as_of)
+    if not app.stop.asked:
+        report.reactivations_expired = expire_reactivations(app, as_of)
     return report
 
 
@@ -101,7 +102,7 @@ def _sweep(app: App, as_of: datetime, size: int) -> DunningReport:
     """Slices until none is left; a case locked by another worker is taken later, by either."""
     report = DunningReport()
     looks = 0
-    while True:
+    while not app.stop.asked:  # asked to stop: the cases left stay due for the next sweep
         try:
             with app.engine.begin() as conn:
                 cases = claim_due_cases(conn, as_of, size)
@@ -118,6 +119,7 @@ def _sweep(app: App, as_of: datetime, size: int) -> DunningReport:
             continue
         looks += 1
         time.sleep(A_MOMENT)
+    return report
 
 
 def _one_by_one(app: App, as_of: datetime, report: DunningReport) -> bool:

@@ -71,7 +71,8 @@ class GatewayCalls:
 
     def __exit__(self, exc_type, *_exc) -> None:
         # On an error, calls not started yet are not sent: their attempts stay pending, for the janitor.
-        self._pool.shutdown(wait=True, cancel_futures=exc_type is not None)
+        # Stopped at once (a second Ctrl-C), the calls under way are not waited for either.
+        self._pool.shutdown(wait=exc_type is not KeyboardInterrupt, cancel_futures=exc_type is not None)
 
 
 def _limited(call: Callable[[Request], Answer], bucket: TokenBucket | None, request: Request) -> Answer:

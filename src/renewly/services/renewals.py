@@ -57,7 +57,7 @@ def _renew_slices(app: App, as_of: datetime, size: int, on_slice) -> tuple[int, 
     """One worker's loop: (invoices issued, subscriptions renewed, subscriptions parked)."""
     issued = renewed = parked = 0
     after: Position | None = None
-    while True:
+    while not app.stop.asked:  # asked to stop: the slices done stay done, the rest stays due
         try:
             with app.engine.begin() as conn:
                 snapshots, last = claim_due(conn, as_of, size, after=after)

@@ -79,7 +79,8 @@ def purge_due(app: App, as_of: datetime, *, slice_size: int | None = None) -> Re
     report = RetentionReport()
     size = slice_size or app.settings.batches.chunk_size
     delete_due_accounts(app, as_of, min(size, ACCOUNT_SLICE), report)
-    purge_expired_invoices(app, as_of, size, report)
+    if not app.stop.asked:
+        purge_expired_invoices(app, as_of, size, report)
     return report
 
 
@@ -87,7 +88,7 @@ def purge_due(app: App, as_of: datetime, *, slice_size: int | None = None) -> Re
 
 def delete_due_accounts(app: App, as_of: datetime, size: int, report: RetentionReport) -> None:
     after: tuple[datetime, int] | None = None  # past the accounts the gateway refused in this run
-    while True:
+    while not app.stop.asked:  # asked to stop: the accounts left stay due
         with app.engine.begin() as conn:
             claimed = claim_due_accounts(conn, as_of, size, after)
             if not claimed:
@@ -220,7 +221,7 @@ def _unreferenced():
 def purge_expired_invoices(app: App, as_of: datetime, size: int, report: RetentionReport) -> None:
     years = app.policy.invoice_retention_years
     cutoff = last_purgeable_issue_date(local_date(as_of, app.settings.seller.timezone), years)
-    while True:
+    while not app.stop.asked:
         with app.engine.begin() as conn:
             query = (select(invoices.c.id, invoices.c.number)
                      .where(invoices.c.issue_date <= cutoff, _unreferenced())

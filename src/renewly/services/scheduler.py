@@ -8,6 +8,10 @@ then the card-check voids and the retention batch. Each batch has its own interv
 cron (every hour on the hour): on a test clock, `advance` walks through the ticks of every batch
 that has work, in time order, and runs such a tick at each; a batch says when it next has work,
 so idle ticks cost nothing. With `run_batches=False` time passes as if the service were down.
+
+Asked to stop (`app.stop`, the first Ctrl-C), a tick runs no further batch once the one in hand
+has finished its slice, and an advance runs no further tick: the test clock stays at the last
+tick it began, so that it shows how far the batches really went.
 """
 
 from __future__ import annotations
@@ -86,14 +90,17 @@ def run_tick(app: App, at: datetime, on_run: Callable[[BatchRun], None] | None =
     """Run everything due at `at`: the billing chain until it rests, then the other batches."""
     runs: list[BatchRun] = []
 
-    def run(batch: Batch) -> BatchRun:
+    def run(batch: Batch) -> bool:
+        """Whether the batch did anything; False, without running it, once a stop is asked."""
+        if app.stop.asked:
+            return False
         runs.append(_run(app, batch, at))
         if on_run:
             on_run(runs[-1])
-        return runs[-1]
+        return runs[-1].report.did_anything
 
     for _ in range(MAX_ROUNDS):
-        worked = [run(batch).report.did_anything for batch in BATCHES if batch.chained]
+        worked = [run(batch) for batch in BATCHES if batch.chained]
         if not any(worked):
             break
     else:
@@ -105,10 +112,19 @@ def run_tick(app: App, at: datetime, on_run: Callable[[BatchRun], None] | None =
 
 
 def run_all(app: App, as_of: datetime) -> list[BatchRun]:
-    """`renewly run`: one tick as of `as_of`; one report per batch, the rounds added up."""
+    """`renewly run`: one tick as of `as_of`; one report per batch, the rounds added up (only
+    the batches that ran, when a stop was asked)."""
     runs = run_tick(app, as_of)
     return [BatchRun(batch.name, as_of, merged([r.report for r in runs if r.batch == batch.name]))
-            for batch in BATCHES]
+            for batch in BATCHES if any(r.batch == batch.name for r in runs)]
+
+
+def still_due(app: App, as_of: datetime) -> list[str]:
+    """The batches with work due at `as_of` (what a stopped run left): one query per batch."""
+    with app.engine.connect() as conn:
+        return [batch.name for batch in BATCHES
+                if (at := batch.next_work_at(conn, app) if batch.needs_app else batch.next_work_at(conn)) is not None
+                and at <= as_of]
 
 
 def merged(reports: list):
@@ -141,6 +157,8 @@ def _run(app: App, batch: Batch, at: datetime) -> BatchRun:
         # were parked by the batch itself, this is what it could not.
         log.exception("batch failed", batch=batch.name, at=at)
         return BatchRun(batch.name, at, BatchFailed(reason(error)))
+    if app.stop.asked:
+        return BatchRun(batch.name, at, report)  # it may have stopped short: not a run to its end
     with app.engine.begin() as conn:
         # One statement: two runs at once that both found no row would both insert it.
         conn.execute(insert_ignoring_conflicts(conn)(batch_runs).values(batch=batch.name, last_run_at=at)
@@ -155,10 +173,13 @@ def tick_at_or_after(instant: datetime, interval: timedelta) -> datetime:
 
 @dataclass(frozen=True)
 class ClockMove:
-    """What an advance did: the ticks it ran, and where it left the clock."""
+    """What an advance did: the ticks it ran, and where it left the clock; stopped when asked
+    to, short of the target it was asked to reach."""
 
     runs: list[BatchRun]
     now: datetime
+    target: datetime | None = None
+    stopped: bool = False
 
 
 def advance(app: App, by: timedelta, *, run_batches: bool = True,
@@ -180,11 +201,19 @@ def advance(app: App, by: timedelta, *, run_batches: bool = True,
         if run_batches:
             reached = start
             while (due := _next_due(app, start, reached, target)) is not None:
+                if app.stop.asked:
+                    # Ticks left: the clock stays at the last tick begun, where the batches'
+                    # work is dated, and goes no further.
+                    return ClockMove(runs, reached, target, stopped=True)
                 reached = due
                 clock.set(due)
                 runs.extend(run_tick(app, due, on_run))
+                if app.stop.asked and still_due(app, due):
+                    # That tick was stopped short: what it left falls due again only at the next
+                    # tick (maybe past the target), yet the clock must not pass it.
+                    return ClockMove(runs, reached, target, stopped=True)
         clock.set(target)
-    return ClockMove(runs, target)
+    return ClockMove(runs, target, target)
 
 
 def _next_due(app: App, start: datetime, reached: datetime, target: datetime) -> datetime | None:

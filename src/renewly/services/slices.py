@@ -23,8 +23,17 @@ def run_slices(app: App, sweep: Callable[[], Report], workers: int = WORKERS) ->
     """Run `sweep` (a loop over slices until none is left) in `workers` threads on PostgreSQL."""
     with collecting_only_new_objects():
         if workers > 1 and app.engine.dialect.name == "postgresql":
-            with ThreadPoolExecutor(workers) as pool:
-                return list(pool.map(lambda _: sweep(), range(workers)))
+            pool = ThreadPoolExecutor(workers)
+            try:
+                done = list(pool.map(lambda _: sweep(), range(workers)))
+            except KeyboardInterrupt:  # stopped at once (a second Ctrl-C): the slices under way are not waited for
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            except BaseException:
+                pool.shutdown(wait=True)
+                raise
+            pool.shutdown(wait=True)
+            return done
         return [sweep()]
 
 
