@@ -21,6 +21,7 @@ from renewly.domain.dunning import (
     evaluate,
     needs_charge,
     next_step_date,
+    place,
     preview_case,
 )
 from renewly.policy import load_policy
@@ -150,6 +151,41 @@ def test_r8_without_a_minimum_warning_a_late_sweep_cancels_at_once():
     decision = evaluate(policy, case(last_step=FAILED_3), on_day(40))
     assert (decision.steps, decision.notice_step, decision.cancel) == ((WARNING, CANCEL), CANCEL, True)
     assert decision.charge_since is None  # a cancelling decision charges nothing (R9)
+
+
+# -- a case knows its step by name: a new policy's place for it ------------------------------------
+
+def without_step(policy, name: str):
+    return replace(policy, steps=tuple(step for step in policy.steps if step.name != name))
+
+
+def test_a_case_stands_at_its_step_by_name_wherever_the_policy_moved_it():
+    added = replace(POLICY, steps=(POLICY.steps[0], replace(POLICY.steps[1], name="courtesy_call", day=1),
+                                   *POLICY.steps[1:]))
+    assert place(added, "payment_failed_2", 2) == 2  # position 1 in the default, 2 now
+    assert place(POLICY, None, None) == -1  # no step taken yet
+
+
+def test_a_case_whose_step_was_removed_goes_on_after_the_steps_of_that_day_or_earlier():
+    # Past payment_failed_3 (day 4) when it was removed: after payment_failed_2 (day 2), so the
+    # next step is the day-21 warning, and no earlier e-mail is sent late.
+    policy = without_step(POLICY, "payment_failed_3")
+    at = place(policy, "payment_failed_3", 4)
+    assert policy.steps[at].name == "payment_failed_2"
+    decision = evaluate(policy, case(last_step=at), on_day(5))
+    assert not decision.changes_anything and policy.steps[decision.next_step].name == "suspension_warning"
+
+
+def test_a_case_whose_step_was_renamed_is_past_the_new_step_of_the_same_day():
+    policy = replace(POLICY, steps=tuple(replace(step, name="second_try") if step.name == "payment_failed_2"
+                                         else step for step in POLICY.steps))
+    assert policy.steps[place(policy, "payment_failed_2", 2)].name == "second_try"
+
+
+def test_a_case_whose_only_step_so_far_was_removed_starts_at_the_first_later_one():
+    policy = without_step(POLICY, "payment_failed_1")
+    assert place(policy, "payment_failed_1", 0) == -1
+    assert evaluate(policy, case(last_step=-1), on_day(1)).steps == ()  # payment_failed_2 is on day 2
 
 
 # -- banners and access by role (R8.3-R8.5, R9.1, R9.2) -------------------------------------------------

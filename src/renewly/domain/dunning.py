@@ -71,6 +71,11 @@ class Policy:
     templates: Mapping[tuple[str, str], EmailTemplate] = field(default_factory=dict)  # (name, locale)
     banners: Mapping[tuple[str, str], str] = field(default_factory=dict)  # (audience or state, locale)
 
+    def index_of(self, name: str) -> int | None:
+        """The position of the step named `name`, if the policy has it (steps are known by name:
+        positions change when an operator adds or removes a step)."""
+        return next((index for index, step in enumerate(self.steps) if step.name == name), None)
+
     @property
     def cancel_index(self) -> int | None:
         return len(self.steps) - 1 if self.steps and self.steps[-1].cancel else None
@@ -105,12 +110,29 @@ class Policy:
                     None)
 
 
+def place(policy: Policy, last_name: str | None, last_day: int | None) -> int:
+    """Where a case stands in `policy`: the position of the last step it took, found by its name.
+
+    A case is recorded with the name and day of its last step, never a position: the policy in
+    force may have been edited since. A step it no longer has (removed, or renamed) leaves the
+    case after the last step scheduled on or before that step's day: the case goes on with the
+    steps that come later, and none of the days it has passed is given late (no day-2 e-mail
+    after a day-10 one). -1: before the first step."""
+    if last_name is None:
+        return -1
+    index = policy.index_of(last_name)
+    if index is not None:
+        return index
+    day = -1 if last_day is None else last_day
+    return max((index for index, step in enumerate(policy.steps) if step.day <= day), default=-1)
+
+
 @dataclass(frozen=True, slots=True)
 class CaseSnapshot:
     """What `evaluate` reads of a case: nothing else, so that cases alike share a decision."""
 
     day0: date
-    last_step: int  # the highest step index already taken; -1 for none
+    last_step: int  # where the case stands in the policy (`place`); -1 before the first step
     warned_on: date | None = None  # local date the warning's notice was given, if it was
 
 

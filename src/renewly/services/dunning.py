@@ -42,6 +42,7 @@ from renewly.domain.dunning import (
     evaluate,
     needs_charge,
     next_step_date,
+    place,
     warned_on,
 )
 from renewly.domain.invoices import InvoiceStatus
@@ -104,7 +105,7 @@ def _sweep(app: App, as_of: datetime, size: int) -> DunningReport:
     while True:
         try:
             with app.engine.begin() as conn:
-                cases = claim_due_cases(conn, as_of, size)
+                cases = claim_due_cases(conn, app.policy, as_of, size)
                 if cases:
                     apply_decisions(conn, app, cases, as_of, report)
                     continue
@@ -128,7 +129,7 @@ def _one_by_one(app: App, as_of: datetime, report: DunningReport) -> bool:
         due = conn.execute(_due_cases_query(as_of, app.settings.batches.chunk_size)).all()
 
     def one_case(conn: Connection, case_id: int) -> int:
-        cases = claim_due_cases(conn, as_of, 1, case_id=case_id)
+        cases = claim_due_cases(conn, app.policy, as_of, 1, case_id=case_id)
         if cases:
             apply_decisions(conn, app, cases, as_of, report)
         return len(cases)
@@ -186,8 +187,9 @@ def open_cases(app: App, as_of: datetime) -> tuple[int, int]:
             insert(dunning_cases).on_conflict_do_nothing(index_elements=["account_id"],
                                                          index_where=text("status = 'open'"))
             .returning(dunning_cases.c.id, dunning_cases.c.account_id),
-            [{"account_id": account_id, "day0": day0, "status": "open", "last_step": -1,
-              "next_step_at": local_midnight_utc(day0, zone), "awaiting_step": None, "warned_at": None,
+            [{"account_id": account_id, "day0": day0, "status": "open", "last_step_name": None,
+              "last_step_day": None, "next_step_at": local_midnight_utc(day0, zone), "awaiting_step_name": None,
+              "warned_at": None,
               "opened_at": as_of, "closed_at": None} for account_id, (day0, zone) in day0_of.items()]).all()
         case_of = dict(conn.execute(select(dunning_cases.c.account_id, dunning_cases.c.id).where(
             among(conn, dunning_cases.c.account_id, list(day0_of)), dunning_cases.c.status == "open")).all())
@@ -214,9 +216,13 @@ def open_cases(app: App, as_of: datetime) -> tuple[int, int]:
 @dataclass(slots=True)
 class DueCase:
     notice: NoticeCase  # the case, its account and its unpaid invoices, as a notice needs them
-    snapshot: CaseSnapshot
-    awaiting_step: int | None
+    snapshot: CaseSnapshot  # where the case stands in the policy in force (`place`)
+    awaiting_step: str | None  # the name of the step whose notice waits for its charges
     has_card: bool
+    # Past the warning step of the policy in force without a warning day: a policy that gained a
+    # minimum warning, or a warning step, since the case passed it. Counted warned today (and so
+    # recorded), so that its cancellation comes the minimum warning from now, never stuck.
+    warned_now: bool = False
 
 
 def _due_cases_query(as_of: datetime, limit: int, *columns):
@@ -228,15 +234,17 @@ def _due_cases_query(as_of: datetime, limit: int, *columns):
             .order_by(dunning_cases.c.next_step_at, dunning_cases.c.id).limit(limit))
 
 
-def claim_due_cases(conn: Connection, as_of: datetime, limit: int, *, case_id: int | None = None) -> list[DueCase]:
+def claim_due_cases(conn: Connection, policy: Policy, as_of: datetime, limit: int, *,
+                    case_id: int | None = None) -> list[DueCase]:
     """Lock up to `limit` due cases and their accounts, the longest due first; read their snapshots."""
     # Separate statements, each along its indexes, so that a slice costs its own rows whatever the
     # tables hold: the due cases and their accounts, picked and locked along ix_dunning_cases_due;
     # then their unpaid invoices; then their cards. (In one statement, the planner may join every
     # open case.)
-    query = _due_cases_query(as_of, limit, dunning_cases.c.day0, dunning_cases.c.last_step,
-                             dunning_cases.c.awaiting_step, dunning_cases.c.warned_at, accounts.c.name,
-                             accounts.c.locale, accounts.c.timezone, accounts.c.status, accounts.c.banner)
+    query = _due_cases_query(as_of, limit, dunning_cases.c.day0, dunning_cases.c.last_step_name,
+                             dunning_cases.c.last_step_day, dunning_cases.c.awaiting_step_name,
+                             dunning_cases.c.warned_at, accounts.c.name, accounts.c.locale, accounts.c.timezone,
+                             accounts.c.status, accounts.c.banner)
     if case_id is not None:
         query = query.where(dunning_cases.c.id == case_id)
     if is_postgres(conn):
@@ -250,18 +258,27 @@ def claim_due_cases(conn: Connection, as_of: datetime, limit: int, *, case_id: i
     rows = conn.execute(query).all()
     if not rows:
         return []
-    unpaid = case_invoices(conn, [row[0] for row in rows], {row[0]: row[8] for row in rows})
+    unpaid = case_invoices(conn, [row[0] for row in rows], {row[0]: row[9] for row in rows})
     with_card = set(conn.execute(select(cards.c.account_id).where(
         among(conn, cards.c.account_id, [row[1] for row in rows]), cards.c.status == "active")).scalars())
     no_invoices: list[CaseInvoice] = []
     cases = []
+    places: dict[tuple, int] = {}  # a mass-decline day's cases stand at a handful of steps
+    warning = policy.warning_index
     # Rows unpacked by position: a slice of a mass-decline day builds a million of these.
-    for case_id, account_id, day0, last_step, awaiting_step, warned_at, name, locale, timezone, status, banner in rows:
+    for (case_id, account_id, day0, last_name, last_day, awaiting_step, warned_at, name, locale, timezone, status,
+         banner) in rows:
+        last_step = places.get((last_name, last_day))
+        if last_step is None:
+            last_step = places[(last_name, last_day)] = place(policy, last_name, last_day)
         warned_day = local_date(warned_at, timezone) if warned_at else None
+        unwarned = (warning is not None and last_step >= warning and warned_day is None and awaiting_step is None)
+        if unwarned:
+            warned_day = local_date(as_of, timezone)
         cases.append(DueCase(
             NoticeCase(case_id, account_id, day0, name, locale, timezone, status, banner,
                        unpaid.get(case_id, no_invoices)),
-            CaseSnapshot(day0, last_step, warned_day), awaiting_step, account_id in with_card))
+            CaseSnapshot(day0, last_step, warned_day), awaiting_step, account_id in with_card, unwarned))
     return cases
 
 
@@ -275,10 +292,10 @@ RETRY_COLUMNS = ("invoice_id", "reason", "requested_at", "attempt_id")
 class _CaseMove:
     """What a case's row becomes; cases that move alike are written by one UPDATE."""
 
-    last_step: int
+    last_step: tuple[str, int] | None  # the name and day of the step taken last now; None: as it was
     next_step_at: datetime | None
-    awaiting_step: int | None
-    warned: bool = False  # its warning's notice is given now
+    awaiting_step: str | None
+    warned: bool = False  # its warning's notice is given now (or counted given: `DueCase.warned_now`)
 
     def key(self) -> tuple:
         return self.last_step, self.next_step_at, self.awaiting_step, self.warned
@@ -303,7 +320,9 @@ def apply_decisions(conn: Connection, app: App, cases: list[DueCase], as_of: dat
 
     # Cases that took the same steps on the same day move to the same state: one UPDATE for each.
     for (last_step, next_step_at, awaiting_step, warned), case_ids in work.moves.items():
-        values = {"last_step": last_step, "next_step_at": next_step_at, "awaiting_step": awaiting_step}
+        values = {"next_step_at": next_step_at, "awaiting_step_name": awaiting_step}
+        if last_step is not None:
+            values["last_step_name"], values["last_step_day"] = last_step
         if warned:
             values["warned_at"] = as_of
         conn.execute(dunning_cases.update().where(among(conn, dunning_cases.c.id, case_ids)).values(**values))
@@ -329,9 +348,9 @@ def _apply(case: DueCase, plans: _Plans, policy: Policy, as_of: datetime, work: 
     decision, plan = plans.decide(case)
     snapshot = case.snapshot
     if not decision.changes_anything:  # claimed at a moment that is not yet its next step's day
-        move = _CaseMove(snapshot.last_step, plans.moment(next_step_date(
+        move = _CaseMove(None, plans.moment(next_step_date(
             policy, snapshot.day0, decision.next_step, warned_on(policy, snapshot)), notice.timezone),
-            case.awaiting_step)
+            case.awaiting_step, case.warned_now)
         work.moves[move.key()].append(notice.case_id)
         return
     retried = [invoice.invoice_id for invoice in notice.unpaid
@@ -343,16 +362,17 @@ def _apply(case: DueCase, plans: _Plans, policy: Policy, as_of: datetime, work: 
     waits = bool(retried or any(invoice.unsettled or invoice.retry_asked for invoice in notice.unpaid))
     step = decision.notice_step
     warned = warned_on(policy, snapshot)
-    warned_now = not waits and step == policy.warning_index
+    warned_now = case.warned_now or (not waits and step == policy.warning_index)
     if warned_now:
         warned = plans.today(notice.timezone)
     waiting_for_warning = waits and step == policy.warning_index
     next_at = None if decision.cancel or waiting_for_warning else plans.moment(
         next_step_date(policy, snapshot.day0, decision.next_step, warned), notice.timezone)
-    move = _CaseMove(decision.steps[-1], next_at, step if waits else None, warned_now)
+    last = policy.steps[decision.steps[-1]]
+    move = _CaseMove((last.name, last.day), next_at, policy.steps[step].name if waits else None, warned_now)
     work.moves[move.key()].append(notice.case_id)
     work.steps.extend((notice.case_id, *row) for row in (plan.charged if retried else plan.uncharged))
-    reason = f"dunning:{notice.case_id}:{decision.steps[-1]}"
+    reason = f"dunning:{notice.case_id}:{last.name}"
     work.retries.extend((invoice_id, reason, as_of, None) for invoice_id in retried)
     report.steps_taken += len(decision.steps)
     if waits:

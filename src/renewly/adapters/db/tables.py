@@ -385,13 +385,17 @@ dunning_cases = Table(
     Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
     Column("day0", Date, nullable=False),  # the renewal date of its first unpaid invoice, in the account's zone
     Column("status", String(16), nullable=False),  # open, recovered, written_off; merged (migration 0007)
-    Column("last_step", Integer, nullable=False, server_default="-1"),  # index in the policy's steps
+    # The last step taken, by its name and day in the policy it was taken under (never a position:
+    # the policy in force may have been edited since; `domain.dunning.place` finds where the case
+    # stands in it). NULL: no step taken yet.
+    Column("last_step_name", String(64)),
+    Column("last_step_day", Integer),
     # Local midnight of the next step's day; NULL: no step left, or a cancellation waiting for
     # the notice of its warning (which then sets it).
     Column("next_step_at", UTCDateTime()),
     # A charging step's notice (e-mail, banner) waits for the answers of its charges: the step's
-    # index until then (the payment batch that settles the last one gives the notice).
-    Column("awaiting_step", Integer),
+    # name until then (the payment batch that settles the last one gives the notice).
+    Column("awaiting_step_name", String(64)),
     Column("warned_at", UTCDateTime()),  # when the warning's notice was given (the minimum warning)
     Column("opened_at", UTCDateTime(), nullable=False),
     Column("closed_at", UTCDateTime()),
@@ -426,7 +430,9 @@ dunning_steps = Table(
     Column("taken_at", UTCDateTime(), nullable=False),
     Column("email", String(64)),  # the e-mail sent for it, if any (a late sweep sends only the latest)
     Column("charge_requested", Integer, nullable=False, server_default="0"),
-    UniqueConstraint("case_id", "step", name="uq_dunning_steps_case_step"),
+    # A step is known by its name: a case takes each named step once, whatever its position in
+    # the policies in force over time (`step` is its position in the one it ran under).
+    UniqueConstraint("case_id", "name", name="uq_dunning_steps_case_name"),
 )
 
 # Temporary reactivations granted by support (R9.2): billing pages only, owner only, until ends_at.

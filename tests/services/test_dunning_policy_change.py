@@ -1,0 +1,73 @@
+"""A new policy and the cases already open (issue 9, item 5): a case knows its steps by name, a
+step removed while cases are past it stops nothing, and no notice is given twice or late."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime
+
+from sqlalchemy import select
+
+from renewly.adapters.db.tables import dunning_cases, dunning_steps
+from renewly.domain.calendar import local_date
+from renewly.services.parking import list_problems
+from tests.services.test_dunning import account_row, declined_team, kinds, to_day
+
+
+def without(policy, *names: str):
+    return replace(policy, version=f"{policy.version}-without-{'-'.join(names)}",
+                   steps=tuple(step for step in policy.steps if step.name not in names))
+
+
+def steps_taken(app) -> list[tuple[str, date, str]]:
+    with app.engine.connect() as conn:
+        rows = conn.execute(select(dunning_steps.c.name, dunning_steps.c.taken_at, dunning_steps.c.policy_version)
+                            .order_by(dunning_steps.c.id)).all()
+    return [(name, local_date(at, "UTC"), version) for name, at, version in rows]
+
+
+def test_removing_the_steps_a_case_is_past_goes_on_at_the_next_later_step_without_repeating(app):
+    default = app.policy
+    account_id = declined_team(app)
+    to_day(app, 5)  # payment_failed_3 (day 4) taken
+    assert kinds(app, account_id) == ["payment_failed_1", "payment_failed_2", "payment_failed_3"]
+
+    # The operator removes days 2 and 4: the case was past both (a position the list no longer has).
+    app.policy = without(default, "payment_failed_2", "payment_failed_3")
+    to_day(app, 30)
+
+    assert list_problems(app) == []  # nothing parked, nothing failed
+    assert kinds(app, account_id) == ["payment_failed_1", "payment_failed_2", "payment_failed_3",
+                                      "suspension_warning", "account_cancelled"]
+    assert [(name, day) for name, day, _ in steps_taken(app)][3:] == [
+        ("suspension_warning", date(2026, 1, 22)), ("account_cancelled", date(2026, 1, 30))]
+    assert {version for *_, version in steps_taken(app)[3:]} == {app.policy.version}
+    assert account_row(app, account_id).status == "cancelled"
+
+
+def test_a_renamed_step_is_not_given_again(app):
+    account_id = declined_team(app)
+    to_day(app, 3)  # payment_failed_2 (day 2) taken
+    app.policy = replace(app.policy, version="renamed", steps=tuple(
+        replace(step, name="second_try") if step.name == "payment_failed_2" else step for step in app.policy.steps))
+    to_day(app, 5)
+    assert kinds(app, account_id) == ["payment_failed_1", "payment_failed_2", "payment_failed_3"]
+    with app.engine.connect() as conn:
+        assert conn.execute(select(dunning_cases.c.last_step_name)).scalar_one() == "payment_failed_3"
+
+
+def test_a_case_past_the_warning_when_a_minimum_warning_is_added_is_cancelled_that_long_after_the_change(app):
+    default = app.policy
+    app.policy = replace(default, version="no-minimum", minimum_warning_days=0)
+    account_id = declined_team(app)
+    to_day(app, 22)  # warned on day 21, without a warning day recorded (no minimum then)
+    assert kinds(app, account_id)[-1] == "suspension_warning"
+
+    app.policy = default  # a minimum warning of 8 days: counted from the first sweep that sees the case
+    to_day(app, 36)
+    assert account_row(app, account_id).status == "past_due"  # not stuck, not cancelled early
+    to_day(app, 37)
+    account = account_row(app, account_id)
+    assert (account.status, account.cancelled_at) == ("cancelled", datetime(2026, 2, 7, tzinfo=UTC))
+    assert kinds(app, account_id).count("suspension_warning") == 1
+    assert list_problems(app) == []
