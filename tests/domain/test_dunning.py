@@ -162,15 +162,15 @@ def without_step(policy, name: str):
 def test_a_case_stands_at_its_step_by_name_wherever_the_policy_moved_it():
     added = replace(POLICY, steps=(POLICY.steps[0], replace(POLICY.steps[1], name="courtesy_call", day=1),
                                    *POLICY.steps[1:]))
-    assert place(added, "payment_failed_2", 2) == 2  # position 1 in the default, 2 now
-    assert place(POLICY, None, None) == -1  # no step taken yet
+    assert place(added, "payment_failed_2", 2, warned=False) == 2  # position 1 in the default, 2 now
+    assert place(POLICY, None, None, warned=False) == -1  # no step taken yet
 
 
 def test_a_case_whose_step_was_removed_goes_on_after_the_steps_of_that_day_or_earlier():
     # Past payment_failed_3 (day 4) when it was removed: after payment_failed_2 (day 2), so the
     # next step is the day-21 warning, and no earlier e-mail is sent late.
     policy = without_step(POLICY, "payment_failed_3")
-    at = place(policy, "payment_failed_3", 4)
+    at = place(policy, "payment_failed_3", 4, warned=False)
     assert policy.steps[at].name == "payment_failed_2"
     decision = evaluate(policy, case(last_step=at), on_day(5))
     assert not decision.changes_anything and policy.steps[decision.next_step].name == "suspension_warning"
@@ -179,12 +179,22 @@ def test_a_case_whose_step_was_removed_goes_on_after_the_steps_of_that_day_or_ea
 def test_a_case_whose_step_was_renamed_is_past_the_new_step_of_the_same_day():
     policy = replace(POLICY, steps=tuple(replace(step, name="second_try") if step.name == "payment_failed_2"
                                          else step for step in POLICY.steps))
-    assert policy.steps[place(policy, "payment_failed_2", 2)].name == "second_try"
+    assert policy.steps[place(policy, "payment_failed_2", 2, warned=False)].name == "second_try"
+
+
+def test_a_case_never_warned_is_not_placed_past_a_warning_moved_before_its_step():
+    # The warning moved from day 21 to day 3, day 4 removed: a case past day 4 was never warned,
+    # and stands before the warning (given at the next sweep); one that was warned stands past it.
+    early = replace(without_step(POLICY, "payment_failed_3"), steps=tuple(
+        replace(step, day=3) if step.name == "suspension_warning" else step
+        for step in without_step(POLICY, "payment_failed_3").steps))
+    assert early.steps[place(early, "payment_failed_3", 4, warned=False)].name == "payment_failed_2"
+    assert early.steps[place(early, "payment_failed_3", 4, warned=True)].name == "suspension_warning"
 
 
 def test_a_case_whose_only_step_so_far_was_removed_starts_at_the_first_later_one():
     policy = without_step(POLICY, "payment_failed_1")
-    assert place(policy, "payment_failed_1", 0) == -1
+    assert place(policy, "payment_failed_1", 0, warned=False) == -1
     assert evaluate(policy, case(last_step=-1), on_day(1)).steps == ()  # payment_failed_2 is on day 2
 
 

@@ -268,9 +268,10 @@ def claim_due_cases(conn: Connection, policy: Policy, as_of: datetime, limit: in
     # Rows unpacked by position: a slice of a mass-decline day builds a million of these.
     for (case_id, account_id, day0, last_name, last_day, awaiting_step, warned_at, name, locale, timezone, status,
          banner) in rows:
-        last_step = places.get((last_name, last_day))
+        key = (last_name, last_day, warned_at is not None)
+        last_step = places.get(key)
         if last_step is None:
-            last_step = places[(last_name, last_day)] = place(policy, last_name, last_day)
+            last_step = places[key] = place(policy, last_name, last_day, warned=warned_at is not None)
         warned_day = local_date(warned_at, timezone) if warned_at else None
         unwarned = (warning is not None and last_step >= warning and warned_day is None and awaiting_step is None)
         if unwarned:

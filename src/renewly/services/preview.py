@@ -60,7 +60,7 @@ def preview_account(app: App, account_id: int) -> AccountPreview:
         cases.append((about, preview_case(policy, case.day0 if case else cancelled_on, len(policy.steps), today,
                                           cancelled_on=cancelled_on)))
     elif case is not None:
-        last_step = place(policy, case.last_step_name, case.last_step_day)
+        last_step = place(policy, case.last_step_name, case.last_step_day, warned=case.warned_at is not None)
         warned = case.warned_at and warned_on(policy, CaseSnapshot(
             case.day0, last_step, local_date(case.warned_at, account.timezone)))
         about = f"{_invoices(chased + [row.number for row in unchased])} unpaid since {case.day0}"

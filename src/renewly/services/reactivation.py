@@ -150,7 +150,8 @@ def _banner_context(conn: Connection, app: App, account) -> _BannerContext:
     unpaid = case_invoices(conn, [case.id], {case.id: account.timezone}).get(case.id, [])
     return _BannerContext(running.ends_at if running else None, case.day0,
                           local_date(case.warned_at, account.timezone) if case.warned_at else None,
-                          place(app.policy, case.last_step_name, case.last_step_day),
+                          place(app.policy, case.last_step_name, case.last_step_day,
+                                warned=case.warned_at is not None),
                           [notices.Unpaid(invoice.number, invoice.due, invoice.currency) for invoice in unpaid])
 
 
