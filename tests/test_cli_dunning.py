@@ -8,6 +8,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import select
 
+from renewly.adapters.db.engine import current_revision, head_revision, make_engine, upgrade
 from renewly.adapters.db.tables import outbox, payment_attempts
 from renewly.policy import DEFAULT_POLICY
 from renewly.services.accounts import add_member
@@ -168,3 +169,16 @@ def test_policy_check_against_a_missing_sqlite_database_creates_none(renewly, tm
     assert refused.err == f"error: no database at {missing}: --against reads the configured database " \
                           "(RENEWLY_DATABASE_URL) and creates none\n"
     assert not missing.exists()
+
+
+def test_policy_check_against_an_older_schema_upgrades_nothing(renewly, tmp_path, monkeypatch):
+    older = tmp_path / "older.db"
+    engine = make_engine(f"sqlite:///{older}")
+    upgrade(engine, "0010")
+    monkeypatch.setenv("RENEWLY_DATABASE_URL", f"sqlite:///{older}")
+    refused = renewly("policy", "check", str(DEFAULT_POLICY), "--against")
+    assert (refused.code, refused.out) == (2, "")
+    assert refused.err == f"error: the database schema is at 0010, this Renewly needs {head_revision()}: run " \
+                          "`renewly db upgrade` first\n"
+    assert current_revision(engine) == "0010"
+    engine.dispose()

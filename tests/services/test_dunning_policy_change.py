@@ -63,11 +63,32 @@ def test_a_case_past_the_warning_when_a_minimum_warning_is_added_is_cancelled_th
     to_day(app, 22)  # warned on day 21, without a warning day recorded (no minimum then)
     assert kinds(app, account_id)[-1] == "suspension_warning"
 
-    app.policy = default  # a minimum warning of 8 days: counted from the first sweep that sees the case
-    to_day(app, 36)
-    assert account_row(app, account_id).status == "past_due"  # not stuck, not cancelled early
-    to_day(app, 37)
+    # A minimum warning of 8 days: counted from the sweep that sees the new policy (day 22), not
+    # from the warning e-mail of day 21, whose day was not recorded.
+    app.policy = default
+    to_day(app, 29)
+    assert account_row(app, account_id).status == "past_due"  # not cancelled early (day 29 as scheduled)
+    to_day(app, 31)
     account = account_row(app, account_id)
-    assert (account.status, account.cancelled_at) == ("cancelled", datetime(2026, 2, 7, tzinfo=UTC))
+    assert (account.status, account.cancelled_at) == ("cancelled", datetime(2026, 1, 31, tzinfo=UTC))
     assert kinds(app, account_id).count("suspension_warning") == 1
     assert list_problems(app) == []
+
+
+def test_a_warning_moved_before_the_step_a_case_is_past_is_still_given_before_the_cancellation(app):
+    default = app.policy
+    account_id = declined_team(app)
+    to_day(app, 5)  # payment_failed_3 (day 4) taken; not warned
+    early = without(default, "payment_failed_3")
+    app.policy = replace(early, steps=tuple(replace(step, day=3) if step.name == "suspension_warning" else step
+                                            for step in early.steps))
+    to_day(app, 6)  # the warning at the next sweep, 6 January: the cancellation 8 days later at the earliest
+    assert kinds(app, account_id)[-1] == "suspension_warning"
+    with app.engine.connect() as conn:
+        case = conn.execute(select(dunning_cases.c.last_step_name, dunning_cases.c.warned_at,
+                                   dunning_cases.c.next_step_at)).one()
+    assert case.last_step_name == "suspension_warning" and case.warned_at is not None
+    assert case.next_step_at == datetime(2026, 1, 30, tzinfo=UTC)  # day 29, more than 8 days after
+    to_day(app, 30)
+    assert kinds(app, account_id)[-2:] == ["suspension_warning", "account_cancelled"]
+    assert account_row(app, account_id).status == "cancelled"

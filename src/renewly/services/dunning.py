@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from itertools import chain
 
 from sqlalchemy import Connection, exists, func, select, text
@@ -24,6 +24,7 @@ from renewly.adapters.db.tables import (
     cards,
     dunning_case_invoices,
     dunning_cases,
+    dunning_schedule,
     dunning_steps,
     invoices,
     outbox,
@@ -68,6 +69,7 @@ class DunningReport:
     notices_waiting: int = 0  # notices left to the answers of the charges requested
     cancelled: int = 0
     reactivations_expired: int = 0
+    rescheduled: int = 0  # open cases made due at once by a policy other than the one they were scheduled under
 
     def add(self, other: DunningReport) -> None:
         for name, value in vars(other).items():
@@ -84,6 +86,7 @@ class DunningReport:
 def run_dunning(app: App, as_of: datetime, *, slice_size: int | None = None,
                 workers: int = WORKERS) -> DunningReport:
     report = DunningReport()
+    report.rescheduled = reschedule_under(app, as_of)
     report.cases_opened, report.invoices_joined = open_cases(app, as_of)
     size = slice_size or app.settings.batches.chunk_size
     for done in run_slices(app, lambda: _sweep(app, as_of, size), workers):
@@ -142,6 +145,36 @@ def _one_by_one(app: App, as_of: datetime, report: DunningReport) -> bool:
 
 def _due_left(conn: Connection, as_of: datetime) -> bool:
     return conn.execute(_due_cases_query(as_of, 1)).first() is not None
+
+
+# -- a new policy -----------------------------------------------------------------------------------
+
+def reschedule_under(app: App, as_of: datetime) -> int:
+    """A policy in force other than the one the open cases were scheduled under: every case
+    scheduled later is due now, once, so that this sweep places it in the new policy (by the name
+    of its last step) and schedules its next step: a step the new policy moved earlier comes on
+    its new day, not on the day the old one gave. One sweep records the change; another at once
+    finds it recorded. Returns the cases made due."""
+    version = app.policy.version
+    with app.engine.begin() as conn:
+        stored = conn.execute(select(dunning_schedule.c.policy_version).where(dunning_schedule.c.id == 1)).scalar()
+        if stored == version:
+            return 0
+        if stored is None:
+            changed = conn.execute(insert_ignoring_conflicts(conn)(dunning_schedule)
+                                   .values(id=1, policy_version=version, changed_at=as_of)
+                                   .on_conflict_do_nothing(index_elements=["id"])).rowcount
+        else:
+            changed = conn.execute(dunning_schedule.update().where(dunning_schedule.c.id == 1,
+                                                                   dunning_schedule.c.policy_version == stored)
+                                   .values(policy_version=version, changed_at=as_of)).rowcount
+        if not changed:
+            return 0
+        # Not the cases without a next step (none left, or a cancellation waiting for the notice
+        # of its warning, which schedules it under the policy then in force).
+        return conn.execute(dunning_cases.update().where(dunning_cases.c.status == "open",
+                                                         dunning_cases.c.next_step_at > as_of)
+                            .values(next_step_at=as_of)).rowcount
 
 
 # -- opening cases ----------------------------------------------------------------------------------
@@ -469,7 +502,15 @@ def expire_reactivations(app: App, as_of: datetime) -> int:
     return len(ended)
 
 
-def next_dunning_at(conn: Connection) -> datetime | None:
+# A policy the open cases were not scheduled under: work due as soon as the sweep can run.
+AT_ONCE = datetime.min.replace(tzinfo=UTC)
+
+
+def next_dunning_at(conn: Connection, app: App) -> datetime | None:
+    if conn.execute(select(dunning_schedule.c.policy_version)).scalar() != app.policy.version and conn.execute(
+            select(dunning_cases.c.id).where(dunning_cases.c.status == "open",
+                                             dunning_cases.c.next_step_at.is_not(None)).limit(1)).first():
+        return AT_ONCE
     moments = [
         conn.execute(select(func.min(dunning_cases.c.next_step_at)).where(
             dunning_cases.c.status == "open", not_parked("dunning_case", dunning_cases.c.id))).scalar(),

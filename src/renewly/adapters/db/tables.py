@@ -408,6 +408,17 @@ dunning_cases = Table(
           postgresql_where=text("status = 'open'")),
 )
 
+# The policy version the open cases' next steps were scheduled under: a sweep under another one
+# makes every case scheduled later due at once, so that each is placed in the new policy and
+# rescheduled (a step moved earlier comes on its new day, not on the day the old policy gave).
+dunning_schedule = Table(
+    "dunning_schedule", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("policy_version", String(64), nullable=False),
+    Column("changed_at", UTCDateTime(), nullable=False),
+    CheckConstraint("id = 1", name="single_row"),
+)
+
 # The invoices of each case; an invoice is chased by one case at most, ever.
 dunning_case_invoices = Table(
     "dunning_case_invoices", metadata,

@@ -19,6 +19,10 @@ worse, the wrong step. Now:
   steps of one case recorded with the same name (a policy that reused a name at another
   position) keep their history: the later ones are renamed `NAME@POSITION`.
 
+- `dunning_schedule`: the policy version the open cases' next steps were scheduled under. Empty
+  after the upgrade: the first sweep makes every open case scheduled later due at once, once,
+  and records the version in force (the cases were scheduled under a policy nobody recorded).
+
 Downgrading gives each case back the position of its named step in the steps it recorded (else
 in the default policy; else -1, before the first step); it fails if two steps of one case
 recorded the same position (a policy edited since this migration).
@@ -59,6 +63,13 @@ def _recorded(column: str, position: str) -> str:
 
 
 def upgrade() -> None:
+    op.create_table(
+        'dunning_schedule',
+        sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column('policy_version', sa.String(length=64), nullable=False),
+        sa.Column('changed_at', sa.DateTime(timezone=True), nullable=False),
+        sa.CheckConstraint('id = 1', name=op.f('ck_dunning_schedule_single_row')),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_dunning_schedule')))
     # Names made unique per case first (the later of two same-named steps keeps its position).
     op.execute("UPDATE dunning_steps SET name = substr(name, 1, 50) || '@' || step WHERE EXISTS ("
                "SELECT 1 FROM dunning_steps AS earlier WHERE earlier.case_id = dunning_steps.case_id "
@@ -86,6 +97,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table('dunning_schedule')
     op.execute("ALTER TABLE dunning_cases ADD COLUMN last_step INTEGER NOT NULL DEFAULT -1")
     op.execute("ALTER TABLE dunning_cases ADD COLUMN awaiting_step INTEGER")
     for position, name in (("last_step", "last_step_name"), ("awaiting_step", "awaiting_step_name")):
