@@ -388,6 +388,8 @@ def test_0011_cases_keep_the_names_of_the_steps_they_took_and_take_each_name_onc
         names = conn.execute(text("SELECT case_id, step, name FROM dunning_steps ORDER BY id")).all()
     assert [tuple(row) for row in names] == [(1, 0, "first"), (1, 1, "second"), (1, 2, "third"), (4, 0, "again"),
                                              (4, 1, "again@1")]
+    with engine.connect() as conn:  # the first sweep reschedules every open case once
+        assert conn.execute(text("SELECT count(*) FROM dunning_schedule")).scalar_one() == 0
     with pytest.raises(IntegrityError), engine.begin() as conn:  # a named step, once per case
         conn.execute(text("INSERT INTO dunning_steps (case_id, step, name, day, policy_version, taken_at, "
                           "charge_requested) VALUES (1, 7, 'second', 3, 'v2', :at, 0)"), {"at": stored(engine, WARNED)})
