@@ -92,3 +92,19 @@ def test_a_warning_moved_before_the_step_a_case_is_past_is_still_given_before_th
     to_day(app, 30)
     assert kinds(app, account_id)[-2:] == ["suspension_warning", "account_cancelled"]
     assert account_row(app, account_id).status == "cancelled"
+
+
+def test_a_step_taken_already_that_a_new_policy_moves_later_parks_the_case_with_its_reason(app):
+    default = app.policy
+    parked_one = declined_team(app)
+    to_day(app, 5)  # payment_failed_2 (day 2) and payment_failed_3 (day 4) taken
+    # payment_failed_3 gone, payment_failed_2 moved to day 10: after payment_failed_1, the case
+    # would take payment_failed_2 a second time.
+    moved = without(default, "payment_failed_3")
+    app.policy = replace(moved, steps=tuple(replace(step, day=10) if step.name == "payment_failed_2" else step
+                                            for step in moved.steps))
+    to_day(app, 12)
+    [problem] = list_problems(app)
+    assert (problem["batch"], problem["subject"]) == ("dunning", "dunning_case")
+    assert "uq_dunning_steps_case_name" in problem["reason"] or "UNIQUE" in problem["reason"]
+    assert kinds(app, parked_one) == ["payment_failed_1", "payment_failed_2", "payment_failed_3"]
