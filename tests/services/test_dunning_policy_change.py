@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import select
 
-from renewly.adapters.db.tables import dunning_cases, dunning_steps
+from renewly.adapters.db.tables import dunning_cases, dunning_steps, payment_retries
 from renewly.domain.calendar import local_date
 from renewly.services.parking import list_problems
 from tests.services.test_dunning import account_row, declined_team, kinds, to_day
@@ -108,3 +108,15 @@ def test_a_step_taken_already_that_a_new_policy_moves_later_parks_the_case_with_
     assert (problem["batch"], problem["subject"]) == ("dunning", "dunning_case")
     assert "uq_dunning_steps_case_name" in problem["reason"] or "UNIQUE" in problem["reason"]
     assert kinds(app, parked_one) == ["payment_failed_1", "payment_failed_2", "payment_failed_3"]
+
+
+def test_a_step_name_of_the_longest_length_is_taken_and_charged_on_both_engines(app):
+    longest = "a" * 64
+    app.policy = replace(app.policy, version="long-names", steps=tuple(
+        replace(step, name=longest) if step.name == "payment_failed_2" else step for step in app.policy.steps))
+    declined_team(app)
+    to_day(app, 3)
+    assert [name for name, *_ in steps_taken(app)] == ["payment_failed_1", longest]
+    with app.engine.connect() as conn:
+        reasons = conn.execute(select(payment_retries.c.reason)).scalars().all()
+    assert reasons == [f"dunning:1:{longest}"]

@@ -359,14 +359,14 @@ payment_attempts = Table(
     Index("ix_payment_attempts_invoice_id", "invoice_id"),
 )
 
-# A request to charge an open invoice again: a dunning step's (reason `dunning:CASE:STEP`) or a
-# card update's (R7.1, `card_updated:CARD`). The next attempt on the invoice fulfils every request
-# open when it is made.
+# A request to charge an open invoice again: a dunning step's (reason `dunning:CASE:STEP`, the
+# step's name: 92 characters at most) or a card update's (R7.1, `card_updated:CARD`). The next
+# attempt on the invoice fulfils every request open when it is made.
 payment_retries = Table(
     "payment_retries", metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("invoice_id", Id, ForeignKey("invoices.id"), nullable=False),
-    Column("reason", String(64), nullable=False),
+    Column("reason", String(100), nullable=False),
     Column("requested_at", UTCDateTime(), nullable=False),
     Column("attempt_id", Id, ForeignKey("payment_attempts.id")),
     UniqueConstraint("invoice_id", "reason", name="uq_payment_retries_invoice_reason"),

@@ -19,6 +19,9 @@ worse, the wrong step. Now:
   steps of one case recorded with the same name (a policy that reused a name at another
   position) keep their history: the later ones are renamed `NAME@POSITION`.
 
+- `payment_retries.reason` of a dunning step names the step (`dunning:CASE:NAME`, was
+  `dunning:CASE:POSITION`): 100 characters (a name has at most 64, the policy file says so).
+  SQLite does not hold a text to its declared length: nothing to change there.
 - `dunning_schedule`: the policy version the open cases' next steps were scheduled under. Empty
   after the upgrade: the first sweep makes every open case scheduled later due at once, once,
   and records the version in force (the cases were scheduled under a policy nobody recorded).
@@ -78,6 +81,8 @@ def upgrade() -> None:
         batch.drop_constraint('uq_dunning_steps_case_step', type_='unique')
         batch.create_unique_constraint('uq_dunning_steps_case_name', ['case_id', 'name'])
 
+    if op.get_bind().dialect.name == 'postgresql':
+        op.alter_column('payment_retries', 'reason', type_=sa.String(length=100), existing_nullable=False)
     op.add_column('dunning_cases', sa.Column('last_step_name', sa.String(length=64), nullable=True))
     op.add_column('dunning_cases', sa.Column('last_step_day', sa.Integer(), nullable=True))
     op.add_column('dunning_cases', sa.Column('awaiting_step_name', sa.String(length=64), nullable=True))
@@ -98,6 +103,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('dunning_schedule')
+    if op.get_bind().dialect.name == 'postgresql':  # fails if a longer reason was written since
+        op.alter_column('payment_retries', 'reason', type_=sa.String(length=64), existing_nullable=False)
     op.execute("ALTER TABLE dunning_cases ADD COLUMN last_step INTEGER NOT NULL DEFAULT -1")
     op.execute("ALTER TABLE dunning_cases ADD COLUMN awaiting_step INTEGER")
     for position, name in (("last_step", "last_step_name"), ("awaiting_step", "awaiting_step_name")):
