@@ -244,12 +244,12 @@ def load(app: App, layout: Layout, ids: str) -> None:
                    (CAST(:emails AS text[]))[s.i + 1], CASE WHEN s.i = 0 THEN 0 ELSE 1 END
             FROM {source} JOIN dunning_cases AS c ON c.id = source.g, generate_series(0, {last_step}) AS s(i)""",
         # Scheduled under the policy in force: the sweep measured reschedules nothing.
-        """INSERT INTO dunning_schedule (id, policy_version, changed_at) VALUES (1, :version, :created)
-           ON CONFLICT DO NOTHING""",
+        """INSERT INTO dunning_schedule (id, schedule_key, policy_version, changed_at)
+           VALUES (1, :schedule, :version, :created) ON CONFLICT DO NOTHING""",
     ]
     params = {"created": datetime(2025, 6, 1, tzinfo=UTC), "seller": json.dumps(app.settings.seller.snapshot()),
               "names": [s.name for s in steps], "days": [s.day for s in steps], "emails": [s.email for s in steps],
-              "version": policy.version}
+              "version": policy.version, "schedule": policy.schedule_key}
     with app.engine.begin() as conn:
         conn.execute(text("INSERT INTO plans (id, code, name, interval, unit_amount, currency, created_at) "
                           "VALUES (1, 'team', 'Team', 'month', 1900, 'EUR', :created) ON CONFLICT DO NOTHING"), params)

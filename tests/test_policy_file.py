@@ -113,6 +113,9 @@ INVALID = {
     "a_step_name_longer_than_cases_record": (
         broken('name = "payment_failed_2"', f'name = "{"x" * 65}"'),
         "steps[1].name: a name of at most 64 lowercase letters, digits and _ is required"),
+    "a_version_longer_than_steps_record": (
+        broken('version = "r8-default-2026-11"', f'version = "{"v" * 65}"'),
+        "version: a version of 1 to 64 characters is required"),
     "a_step_name_used_twice": (broken('name = "payment_failed_2"\nday = 2', 'name = "payment_failed_1"\nday = 2'),
                                "steps[1].name: step 'payment_failed_1' is defined twice"),
 }

@@ -114,8 +114,9 @@ class _Checker:
             if key not in TOP_KEYS:
                 self.fail((key,), f"unknown key (expected one of {', '.join(sorted(TOP_KEYS))})")
         version = data.get("version")
-        if not isinstance(version, str) or not version.strip():
-            self.fail(("version",), "a non-empty version string is required (it is recorded with every step)")
+        # Recorded with every step, in a column of 64 characters on both engines.
+        if not isinstance(version, str) or not version.strip() or len(version.strip()) > 64:
+            self.fail(("version",), "a version of 1 to 64 characters is required (it is recorded with every step)")
         numbers = {name: self.whole(data, name, minimum, default, maximum)
                    for name, minimum, default, maximum in LIMITS}
         templates = self.templates(data.get("templates", {}))

@@ -212,6 +212,12 @@ def test_a_new_policy_moves_a_case_whose_steps_to_come_change_or_whose_step_is_g
     assert gone.was == gone.now  # the same days ahead: listed all the same, its step is gone
 
 
+def test_the_open_cases_are_rescheduled_for_a_new_schedule_not_a_new_version_or_text():
+    assert replace(POLICY, version="v2", templates={}).schedule_key == POLICY.schedule_key
+    assert without_step(POLICY, "payment_failed_3").schedule_key != POLICY.schedule_key
+    assert replace(POLICY, minimum_warning_days=3).schedule_key != POLICY.schedule_key
+
+
 def test_a_waiting_notice_whose_step_is_gone_is_reported_dropped():
     move = move_under(POLICY, without_step(POLICY, "payment_failed_3"),
                       open_case("payment_failed_3", 4, awaiting="payment_failed_3"), on_day(5))

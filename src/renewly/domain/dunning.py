@@ -12,6 +12,7 @@ when nothing is to be charged, and otherwise when the step's charges are settled
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -70,6 +71,13 @@ class Policy:
     minimum_warning_days: int = 0
     templates: Mapping[tuple[str, str], EmailTemplate] = field(default_factory=dict)  # (name, locale)
     banners: Mapping[tuple[str, str], str] = field(default_factory=dict)  # (audience or state, locale)
+
+    @property
+    def schedule_key(self) -> str:
+        """What the open cases' next steps depend on (the steps' names, days and kinds, the minimum
+        warning), as 64 hexadecimal digits: another key, and every open case is rescheduled."""
+        schedule = repr((tuple((s.name, s.day, s.charge, s.cancel) for s in self.steps), self.minimum_warning_days))
+        return hashlib.sha256(schedule.encode()).hexdigest()
 
     def index_of(self, name: str) -> int | None:
         """The position of the step named `name`, if the policy has it (steps are known by name:

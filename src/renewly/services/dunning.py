@@ -69,7 +69,7 @@ class DunningReport:
     notices_waiting: int = 0  # notices left to the answers of the charges requested
     cancelled: int = 0
     reactivations_expired: int = 0
-    rescheduled: int = 0  # open cases made due at once by a policy other than the one they were scheduled under
+    rescheduled: int = 0  # open cases made due at once by a schedule other than the one they were given under
 
     def add(self, other: DunningReport) -> None:
         for name, value in vars(other).items():
@@ -150,24 +150,25 @@ def _due_left(conn: Connection, as_of: datetime) -> bool:
 # -- a new policy -----------------------------------------------------------------------------------
 
 def reschedule_under(app: App, as_of: datetime) -> int:
-    """A policy in force other than the one the open cases were scheduled under: every case
-    scheduled later is due now, once, so that this sweep places it in the new policy (by the name
-    of its last step) and schedules its next step: a step the new policy moved earlier comes on
-    its new day, not on the day the old one gave. One sweep records the change; another at once
-    finds it recorded. Returns the cases made due."""
-    version = app.policy.version
+    """A schedule in force (steps, days, minimum warning) other than the one the open cases were
+    scheduled under: every case scheduled later is due now, once, so that this sweep places it in
+    the new policy (by the name of its last step) and schedules its next step: a step the new
+    policy moved earlier comes on its new day, not on the day the old one gave. One sweep records
+    the change; another at once finds it recorded. Returns the cases made due."""
+    policy = app.policy
+    key = policy.schedule_key
+    values = {"schedule_key": key, "policy_version": policy.version, "changed_at": as_of}
     with app.engine.begin() as conn:
-        stored = conn.execute(select(dunning_schedule.c.policy_version).where(dunning_schedule.c.id == 1)).scalar()
-        if stored == version:
+        stored = conn.execute(select(dunning_schedule.c.schedule_key).where(dunning_schedule.c.id == 1)).scalar()
+        if stored == key:
             return 0
         if stored is None:
-            changed = conn.execute(insert_ignoring_conflicts(conn)(dunning_schedule)
-                                   .values(id=1, policy_version=version, changed_at=as_of)
+            changed = conn.execute(insert_ignoring_conflicts(conn)(dunning_schedule).values(id=1, **values)
                                    .on_conflict_do_nothing(index_elements=["id"])).rowcount
         else:
             changed = conn.execute(dunning_schedule.update().where(dunning_schedule.c.id == 1,
-                                                                   dunning_schedule.c.policy_version == stored)
-                                   .values(policy_version=version, changed_at=as_of)).rowcount
+                                                                   dunning_schedule.c.schedule_key == stored)
+                                   .values(**values)).rowcount
         if not changed:
             return 0
         # Not the cases without a next step (none left, or a cancellation waiting for the notice
@@ -502,12 +503,12 @@ def expire_reactivations(app: App, as_of: datetime) -> int:
     return len(ended)
 
 
-# A policy the open cases were not scheduled under: work due as soon as the sweep can run.
+# A schedule the open cases were not scheduled under: work due as soon as the sweep can run.
 AT_ONCE = datetime.min.replace(tzinfo=UTC)
 
 
 def next_dunning_at(conn: Connection, app: App) -> datetime | None:
-    if conn.execute(select(dunning_schedule.c.policy_version)).scalar() != app.policy.version and conn.execute(
+    if conn.execute(select(dunning_schedule.c.schedule_key)).scalar() != app.policy.schedule_key and conn.execute(
             select(dunning_cases.c.id).where(dunning_cases.c.status == "open",
                                              dunning_cases.c.next_step_at.is_not(None)).limit(1)).first():
         return AT_ONCE

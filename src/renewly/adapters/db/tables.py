@@ -408,13 +408,14 @@ dunning_cases = Table(
           postgresql_where=text("status = 'open'")),
 )
 
-# The policy version the open cases' next steps were scheduled under: a sweep under another one
-# makes every case scheduled later due at once, so that each is placed in the new policy and
-# rescheduled (a step moved earlier comes on its new day, not on the day the old policy gave).
+# The schedule the open cases' next steps were computed under (`Policy.schedule_key`): a sweep
+# under another one makes every case scheduled later due at once, so that each is placed in the
+# new policy and rescheduled (a step moved earlier comes on its new day, not the old one's).
 dunning_schedule = Table(
     "dunning_schedule", metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
-    Column("policy_version", String(64), nullable=False),
+    Column("schedule_key", String(64), nullable=False),
+    Column("policy_version", String(64), nullable=False),  # for people: the version that had it
     Column("changed_at", UTCDateTime(), nullable=False),
     CheckConstraint("id = 1", name="single_row"),
 )

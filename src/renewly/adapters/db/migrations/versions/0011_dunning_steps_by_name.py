@@ -22,9 +22,10 @@ worse, the wrong step. Now:
 - `payment_retries.reason` of a dunning step names the step (`dunning:CASE:NAME`, was
   `dunning:CASE:POSITION`): 100 characters (a name has at most 64, the policy file says so).
   SQLite does not hold a text to its declared length: nothing to change there.
-- `dunning_schedule`: the policy version the open cases' next steps were scheduled under. Empty
-  after the upgrade: the first sweep makes every open case scheduled later due at once, once,
-  and records the version in force (the cases were scheduled under a policy nobody recorded).
+- `dunning_schedule`: the schedule the open cases' next steps were computed under (a digest of
+  the policy's steps and minimum warning, with the version that had it). Empty after the
+  upgrade: the first sweep makes every open case scheduled later due at once, once, and records
+  the schedule in force (the cases were scheduled under a policy nobody recorded).
 
 Downgrading gives each case back the position of its named step in the steps it recorded (else
 in the default policy; else -1, before the first step); it fails if two steps of one case
@@ -69,6 +70,7 @@ def upgrade() -> None:
     op.create_table(
         'dunning_schedule',
         sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column('schedule_key', sa.String(length=64), nullable=False),
         sa.Column('policy_version', sa.String(length=64), nullable=False),
         sa.Column('changed_at', sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint('id = 1', name=op.f('ck_dunning_schedule_single_row')),
