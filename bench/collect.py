@@ -293,9 +293,10 @@ def in_dunning(*, awaiting: bool) -> list[str]:
                   'card_declined', 'issued', :at, :at, :at
            FROM generate_series(1, :n) AS g""",
         "SELECT setval(pg_get_serial_sequence('payment_attempts', 'id'), :n)",
-        f"""INSERT INTO dunning_cases (id, account_id, day0, status, last_step, next_step_at, awaiting_step, opened_at)
-            SELECT g, g, CAST(:at AS date), 'open', 1, CAST(:at AS date) + interval '4 days',
-                   {1 if awaiting else 'NULL'}, :at
+        f"""INSERT INTO dunning_cases (id, account_id, day0, status, last_step_name, last_step_day, next_step_at,
+                                       awaiting_step_name, opened_at)
+            SELECT g, g, CAST(:at AS date), 'open', 'payment_failed_2', 2, CAST(:at AS date) + interval '4 days',
+                   {"'payment_failed_2'" if awaiting else 'NULL'}, :at
             FROM generate_series(1, :n) AS g""",
         "SELECT setval(pg_get_serial_sequence('dunning_cases', 'id'), :n)",
         """INSERT INTO dunning_case_invoices (invoice_id, case_id, added_at)
@@ -407,7 +408,8 @@ def verify_declines(engine: Engine, gateway: SimulatedGateway | InstantGateway, 
             " AND payload->>'reason' = 'card_declined' AND (payload->'attempts'->>0)::bigint = "
             "(SELECT id FROM payment_attempts AS a WHERE a.account_id = outbox.account_id AND a.number = 2))"
             " FROM outbox WHERE topic = 'email'")).one()
-        awaiting = conn.execute(text("SELECT count(*) FROM dunning_cases WHERE awaiting_step IS NOT NULL")).scalar_one()
+        awaiting = conn.execute(text("SELECT count(*) FROM dunning_cases WHERE awaiting_step_name IS NOT NULL")
+                                ).scalar_one()
     seen = (report.attempted, report.declined, declined, open_retries, len(list(gateway.ledger())), tuple(written),
             awaiting)
     wanted = (count, count, count, 0, count, (emails, emails, emails), 0)

@@ -59,6 +59,7 @@ DAY0 = date(2026, 2, 1)  # the renewal date of every due case
 # Noon UTC on day 2: past local midnight in every zone, Tokyo to New York, and before day 3's.
 AS_OF = datetime(2026, 2, 3, 12, tzinfo=UTC)
 DUE_STEP = 1  # day 2 of the default policy: a charge attempt, then the e-mail payment_failed_2; next, day 4
+DEFAULT_POLICY_STEPS = ("payment_failed_1", "payment_failed_2")  # the names of its first two steps
 TOTAL_PER_SEAT = 2280  # 19.00 EUR and 20 % VAT
 
 
@@ -228,8 +229,10 @@ def load(app: App, layout: Layout, ids: str) -> None:
                    CASE WHEN {part} = 'healthy' THEN NULL ELSE 'card_declined' END, 'issued',
                    {issued} + interval '1 hour', {issued} + interval '1 hour', {issued} + interval '1 hour'
             FROM {source}""",
-        f"""INSERT INTO dunning_cases (id, account_id, day0, status, last_step, next_step_at, opened_at)
-            SELECT g, g, {day0}, 'open', {last_step}, ({next_step_day})::timestamp AT TIME ZONE {zone},
+        f"""INSERT INTO dunning_cases (id, account_id, day0, status, last_step_name, last_step_day, next_step_at,
+                                       opened_at)
+            SELECT g, g, {day0}, 'open', (CAST(:names AS text[]))[{last_step} + 1],
+                   (CAST(:days AS int[]))[{last_step} + 1], ({next_step_day})::timestamp AT TIME ZONE {zone},
                    {issued} + interval '1 hour'
             FROM {source} WHERE {part} <> 'healthy'""",
         f"""INSERT INTO dunning_case_invoices (invoice_id, case_id, added_at)
@@ -239,11 +242,14 @@ def load(app: App, layout: Layout, ids: str) -> None:
             SELECT c.id, s.i, (CAST(:names AS text[]))[s.i + 1], (CAST(:days AS int[]))[s.i + 1], :version,
                    c.opened_at + make_interval(days => (CAST(:days AS int[]))[s.i + 1]),
                    (CAST(:emails AS text[]))[s.i + 1], CASE WHEN s.i = 0 THEN 0 ELSE 1 END
-            FROM {source} JOIN dunning_cases AS c ON c.id = source.g, generate_series(0, c.last_step) AS s(i)""",
+            FROM {source} JOIN dunning_cases AS c ON c.id = source.g, generate_series(0, {last_step}) AS s(i)""",
+        # Scheduled under the policy in force: the sweep measured reschedules nothing.
+        """INSERT INTO dunning_schedule (id, schedule_key, policy_version, changed_at)
+           VALUES (1, :schedule, :version, :created) ON CONFLICT DO NOTHING""",
     ]
     params = {"created": datetime(2025, 6, 1, tzinfo=UTC), "seller": json.dumps(app.settings.seller.snapshot()),
               "names": [s.name for s in steps], "days": [s.day for s in steps], "emails": [s.email for s in steps],
-              "version": policy.version}
+              "version": policy.version, "schedule": policy.schedule_key}
     with app.engine.begin() as conn:
         conn.execute(text("INSERT INTO plans (id, code, name, interval, unit_amount, currency, created_at) "
                           "VALUES (1, 'team', 'Team', 'month', 1900, 'EUR', :created) ON CONFLICT DO NOTHING"), params)
@@ -297,7 +303,7 @@ def verify(engine: Engine, layout: Layout, report: DunningReport) -> None:
     """Each due case took step 1 once: one step row, one charge request, its e-mail waiting for the
     charge's answer (none written yet); nothing happened to the others."""
     due = layout.due
-    params = {"at": AS_OF, "step": DUE_STEP}
+    params = {"at": AS_OF, "step": DUE_STEP, "name": DEFAULT_POLICY_STEPS[DUE_STEP]}
     with engine.connect() as conn:
         steps = conn.execute(text(
             f"SELECT count(*), count(DISTINCT case_id), count(*) FILTER (WHERE {layout.is_due('case_id')} AND"
@@ -313,8 +319,8 @@ def verify(engine: Engine, layout: Layout, report: DunningReport) -> None:
             f" FROM outbox WHERE topic = 'email' AND created_at = :at"), params).one()
         # Each due case now awaits its charge's answer, then day 4 (local midnight in its account's zone).
         cases = conn.execute(text(
-            f"SELECT count(*) FILTER (WHERE {layout.is_due('c.id')} AND c.last_step = :step AND c.awaiting_step ="
-            f" :step AND c.next_step_at = (c.day0 + 4)::timestamp AT TIME ZONE a.timezone),"
+            f"SELECT count(*) FILTER (WHERE {layout.is_due('c.id')} AND c.last_step_name = :name AND"
+            f" c.awaiting_step_name = :name AND c.next_step_at = (c.day0 + 4)::timestamp AT TIME ZONE a.timezone),"
             f" count(*) FILTER (WHERE c.next_step_at <= :at)"
             f" FROM dunning_cases AS c JOIN accounts AS a ON a.id = c.account_id"), params).one()
     seen = (tuple(steps), tuple(retries), tuple(emails), tuple(cases),
@@ -332,9 +338,10 @@ def undo_sweep(engine: Engine, layout: Layout) -> None:
         for table, column in (("dunning_steps", "taken_at"), ("payment_retries", "requested_at"),
                               ("outbox", "created_at")):
             conn.execute(text(f"DELETE FROM {table} WHERE {column} = :at"), {"at": AS_OF})
-        conn.execute(text(f"UPDATE dunning_cases SET last_step = 0, awaiting_step = NULL, next_step_at = "
-                          f"(day0 + 2)::timestamp AT TIME ZONE a.timezone FROM accounts AS a "
-                          f"WHERE a.id = dunning_cases.account_id AND {layout.is_due('dunning_cases.id')}"))
+        conn.execute(text(f"UPDATE dunning_cases SET last_step_name = :first, last_step_day = 0, "
+                          f"awaiting_step_name = NULL, next_step_at = (day0 + 2)::timestamp AT TIME ZONE a.timezone "
+                          f"FROM accounts AS a WHERE a.id = dunning_cases.account_id AND "
+                          f"{layout.is_due('dunning_cases.id')}"), {"first": DEFAULT_POLICY_STEPS[0]})
         conn.execute(text(f"UPDATE accounts SET status = 'past_due', banner = 'none' WHERE {layout.is_due()}"))
     vacuum(engine)
 

@@ -4,11 +4,18 @@ simulated gateway declines a number of charges on request (docs/payments.md)."""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 from sqlalchemy import select
 
+from renewly.adapters.db.engine import current_revision, head_revision, make_engine, upgrade
 from renewly.adapters.db.tables import outbox, payment_attempts
+from renewly.policy import DEFAULT_POLICY
 from renewly.services.accounts import add_member
-from tests.builders import OPERATOR, Outcome, customer, database_rows
+from renewly.services.scheduler import advance
+from tests.builders import OPERATOR, Outcome, customer, database_rows, subscribed, team_plan
+
+DECLINES = "4000000000000341"  # the card check passes, every charge is declined
 
 
 def test_r8_a_daily_cron_tells_each_failure_on_the_day_of_its_attempt(app, renewly):
@@ -88,3 +95,90 @@ def test_what_the_operator_reads_of_dunning_fits_80_columns(app, renewly):
     assert all(outcome.code == 0 for outcome in outputs), [outcome.err for outcome in outputs]
     wide = [line for outcome in outputs for line in (outcome.out + outcome.err).splitlines() if len(line) > 80]
     assert wide == []
+
+
+# -- issue 9, item 5: what a new policy does to the open cases ---------------------------------------
+
+def a_policy_without_payment_failed_3_and_an_early_warning(tmp_path) -> str:
+    """The default, with day 4 removed and the warning on day 3 (instead of 21)."""
+    text = DEFAULT_POLICY.read_text(encoding="utf-8")
+    start = text.index('[[steps]]\nname = "payment_failed_3"')
+    text = text[:start] + text[text.index("[[steps]]", start + 1):]
+    text = text.replace('name = "suspension_warning"\nday = 21', 'name = "suspension_warning"\nday = 3')
+    text = text.replace('version = "r8-default-2026-11"', 'version = "early-warning"')
+    path = tmp_path / "early-warning.toml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_policy_check_against_the_database_lists_the_cases_that_would_move_and_changes_nothing(app, renewly,
+                                                                                               tmp_path):
+    plan = team_plan(app)
+    at_day_4, _ = subscribed(app, plan=plan, card=DECLINES, owner="a@acme.test")  # day 0: 1 January
+    later, _ = subscribed(app, plan=plan, card=DECLINES, owner="b@acme.test", start=date(2026, 1, 5))
+    advance(app, timedelta(days=5, hours=12))  # 6 January: the first case took day 4, the other day 0
+    path = a_policy_without_payment_failed_3_and_an_early_warning(tmp_path)
+    before = database_rows(app)
+
+    checked = renewly("policy", "check", path, "--against")
+    assert (checked.code, checked.err) == (0, "")
+    lines = checked.out.splitlines()
+    # 80 columns, but for a file's path or the database's URL, which are the operator's own.
+    assert all(len(line) <= 80 for line in lines if path not in line and "sqlite:" not in line)
+    assert lines[-1 - lines[::-1].index("    (policy in force: r8-default-2026-11):") + 1:] == [
+        f"  case 1, account {at_day_4}: after payment_failed_3; that step is gone: now after",
+        "        payment_failed_2",
+        "      new: suspension_warning at the next sweep, account_cancelled on 2026-01-30",
+        "      was: suspension_warning on 2026-01-22, account_cancelled on 2026-01-30",
+        f"  case 2, account {later}: after payment_failed_1",
+        "      new: payment_failed_2 on 2026-01-07, suspension_warning on 2026-01-08,",
+        "        account_cancelled on 2026-02-03",
+        "      was: payment_failed_2 on 2026-01-07, payment_failed_3 on 2026-01-09,",
+        "        suspension_warning on 2026-01-26, account_cancelled on 2026-02-03",
+        "2 open case(s); 2 would move: 1 whose last step is gone, 1 with a step due at",
+        "    the next sweep, 0 whose cancellation moves (0 cancelled at the next sweep),",
+        "    0 waiting notice(s) no longer given"]
+
+    as_json = renewly("policy", "check", path, "--against", "--json").json()
+    assert as_json["counts"] == {"open_cases": 2, "would_move": 2, "last_step_gone": 1, "steps_due_at_once": 1,
+                                 "cancellation_moved": 0, "cancelled_at_once": 0, "notices_dropped": 0}
+    first = as_json["cases"][0]
+    assert (first["last_step"], first["last_step_gone"], first["after"], first["due_at_once"]) == (
+        "payment_failed_3", True, "payment_failed_2", ["suspension_warning"])
+    assert as_json["policy_in_force"] == "r8-default-2026-11" and as_json["version"] == "early-warning"
+
+    same = renewly("policy", "check", str(DEFAULT_POLICY), "--against", "--json").json()
+    assert (same["counts"]["open_cases"], same["counts"]["would_move"], same["cases"]) == (2, 0, [])
+    assert database_rows(app) == before  # read only
+
+
+def test_policy_check_refuses_an_invalid_file_in_one_line_before_reading_any_database(app, renewly, tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text(DEFAULT_POLICY.read_text(encoding="utf-8").replace("day = 21", "day = 3000000"),
+                    encoding="utf-8")
+    refused = renewly("policy", "check", str(path), "--against")
+    assert (refused.code, refused.out) == (2, "")
+    assert refused.err.startswith(f"error: {path}:") and refused.err.count("\n") == 1
+
+
+def test_policy_check_against_a_missing_sqlite_database_creates_none(renewly, tmp_path, monkeypatch):
+    missing = tmp_path / "nowhere.db"
+    monkeypatch.setenv("RENEWLY_DATABASE_URL", f"sqlite:///{missing}")
+    refused = renewly("policy", "check", str(DEFAULT_POLICY), "--against")
+    assert (refused.code, refused.out) == (2, "")
+    assert refused.err == f"error: no database at {missing}: --against reads the configured database " \
+                          "(RENEWLY_DATABASE_URL) and creates none\n"
+    assert not missing.exists()
+
+
+def test_policy_check_against_an_older_schema_upgrades_nothing(renewly, tmp_path, monkeypatch):
+    older = tmp_path / "older.db"
+    engine = make_engine(f"sqlite:///{older}")
+    upgrade(engine, "0010")
+    monkeypatch.setenv("RENEWLY_DATABASE_URL", f"sqlite:///{older}")
+    refused = renewly("policy", "check", str(DEFAULT_POLICY), "--against")
+    assert (refused.code, refused.out) == (2, "")
+    assert refused.err == f"error: the database schema is at 0010, this Renewly needs {head_revision()}: run " \
+                          "`renewly db upgrade` first\n"
+    assert current_revision(engine) == "0010"
+    engine.dispose()

@@ -109,6 +109,15 @@ INVALID = {
     "a_placeholder_nobody_fills": (
         broken("{renewal_date}: {reason}.\nWe will try", "{renewal_date}: {why}.\nWe will try"),
         "templates.payment_failed_1.en.body: unknown placeholder(s) {why}"),
+    # A case records its step by name, in a column of 64 characters on both engines.
+    "a_step_name_longer_than_cases_record": (
+        broken('name = "payment_failed_2"', f'name = "{"x" * 65}"'),
+        "steps[1].name: a name of at most 64 lowercase letters, digits and _ is required"),
+    "a_version_longer_than_steps_record": (
+        broken('version = "r8-default-2026-11"', f'version = "{"v" * 65}"'),
+        "version: a version of 1 to 64 characters is required"),
+    "a_step_name_used_twice": (broken('name = "payment_failed_2"\nday = 2', 'name = "payment_failed_1"\nday = 2'),
+                               "steps[1].name: step 'payment_failed_1' is defined twice"),
 }
 
 
@@ -192,7 +201,9 @@ def test_r8_policy_check_refuses_a_bad_file_with_one_line_and_exit_2(bad_policy,
 def test_r8_policy_check_accepts_the_default(monkeypatch, capsys):
     code, out, err = renewly(monkeypatch, capsys, "policy", "check", str(DEFAULT_POLICY))
     assert (code, err) == (0, "")
-    assert "policy r8-default-2026-11 is valid: day 0 payment_failed_1, day 2 payment_failed_2" in out
+    # Folded to 80 columns (the path aside).
+    assert "policy r8-default-2026-11 is valid: day 0 payment_failed_1, day 2 payment_failed_2" in " ".join(out.split())
+    assert all(len(line) <= 80 for line in out.splitlines()[1:])
 
 
 def test_r8_8_policy_show_prints_the_policy_in_force(monkeypatch, capsys):

@@ -36,6 +36,7 @@ TOP_KEYS = {"version", "reactivation_days", "deletion_days", "invoice_retention_
 # Days and years a policy may name, at most: far beyond any schedule, short of dates no calendar
 # holds (a step on day 3,000,000 overflowed the date arithmetic of every sweep).
 MAX_DAY = 3650
+STEP_NAME_LENGTH = 64
 LIMITS = (("reactivation_days", 1, 7, 365), ("deletion_days", 0, 90, MAX_DAY),
           ("invoice_retention_years", 1, 10, 100), ("verification_void_delay_days", 0, 3, 30))
 
@@ -113,8 +114,9 @@ class _Checker:
             if key not in TOP_KEYS:
                 self.fail((key,), f"unknown key (expected one of {', '.join(sorted(TOP_KEYS))})")
         version = data.get("version")
-        if not isinstance(version, str) or not version.strip():
-            self.fail(("version",), "a non-empty version string is required (it is recorded with every step)")
+        # Recorded with every step, in a column of 64 characters on both engines.
+        if not isinstance(version, str) or not version.strip() or len(version.strip()) > 64:
+            self.fail(("version",), "a version of 1 to 64 characters is required (it is recorded with every step)")
         numbers = {name: self.whole(data, name, minimum, default, maximum)
                    for name, minimum, default, maximum in LIMITS}
         templates = self.templates(data.get("templates", {}))
@@ -158,8 +160,11 @@ class _Checker:
                 if key not in STEP_KEYS:
                     self.fail(("steps", index, key), f"unknown key (expected one of {', '.join(sorted(STEP_KEYS))})")
             name = item.get("name")
-            if not isinstance(name, str) or not re.match(r"^[a-z0-9_]+$", name):
-                self.fail(("steps", index, "name"), "a name of lowercase letters, digits and _ is required")
+            # The name is how a case knows its step (the position changes when steps are added or
+            # removed), stored in a column of STEP_NAME_LENGTH characters on both engines.
+            if not isinstance(name, str) or not re.fullmatch(rf"[a-z0-9_]{{1,{STEP_NAME_LENGTH}}}", name):
+                self.fail(("steps", index, "name"), f"a name of at most {STEP_NAME_LENGTH} lowercase letters, "
+                                                    "digits and _ is required")
             if name in names:
                 self.fail(("steps", index, "name"), f"step {name!r} is defined twice")
             names.add(name)

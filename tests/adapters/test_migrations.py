@@ -6,7 +6,9 @@ foreign keys still hold. 0009 (issued documents guarded, outbox ids never given 
 and their ids stay, the guards hold on the documents already there, the retention batch still
 deletes them, and the next outbox id comes after the highest one. 0010 (audit pseudonyms): the
 people of accounts deleted before it become pseudonyms in their audit entries, staff and live
-accounts' entries stay as they were, and the log stays append-only.
+accounts' entries stay as they were, and the log stays append-only. 0011 (dunning steps by name):
+each open case keeps the name and day of the step it took last, and of the one whose notice
+waits, as it recorded them; a case takes each named step once.
 """
 
 from __future__ import annotations
@@ -102,8 +104,7 @@ def load_two_open_cases(engine) -> None:
 def test_0007_keeps_one_open_case_per_account_with_all_its_invoices(engine_at_0006):
     engine = engine_at_0006
     load_two_open_cases(engine)
-    upgrade(engine)
-    assert current_revision(engine) == head_revision()
+    upgrade(engine, "0007")
     with engine.connect() as conn:
         cases = conn.execute(text("SELECT id, status, awaiting_step, closed_at IS NOT NULL FROM dunning_cases "
                                   "ORDER BY id")).all()
@@ -336,3 +337,78 @@ def test_0010_back_and_again(engine_at_0009):
     upgrade(engine)
     assert current_revision(engine) == head_revision()
     assert audit_entries(engine) == done  # nothing left to rewrite the second time
+
+
+# -- 0011 -------------------------------------------------------------------------------------------
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine_at_0010(request, tmp_path):
+    with database_at(request.param, tmp_path, "0010") as engine:
+        yield engine
+
+
+def load_cases_by_position(engine) -> None:
+    """Four accounts' open cases as 0010 kept them: by position in the policy's steps.
+
+    1: three steps taken under a policy of other names, the third's notice waiting; 2: at position
+    3 with no step recorded (the default policy's suspension_warning, day 21); 3: no step yet;
+    4: a policy that gave two positions one name."""
+    at = stored(engine, OPENED)
+    with engine.begin() as conn:
+        for account in (1, 2, 3, 4):
+            conn.execute(text("INSERT INTO accounts (id, name, locale, timezone, currency, status, buyer_name, "
+                              "created_at, updated_at, banner) VALUES (:id, 'Acme', 'en', 'UTC', 'USD', 'past_due', "
+                              "'Acme', :at, :at, 'none')"), {"id": account, "at": at})
+        for case, last_step, awaiting in ((1, 2, 2), (2, 3, None), (3, -1, None), (4, 1, None)):
+            conn.execute(text("INSERT INTO dunning_cases (id, account_id, day0, status, last_step, next_step_at, "
+                              "awaiting_step, opened_at) VALUES (:case, :case, :day0, 'open', :last, :at, "
+                              ":awaiting, :at)"),
+                         {"case": case, "day0": date(2026, 1, 1), "last": last_step, "awaiting": awaiting, "at": at})
+        for case, step, name, day in ((1, 0, "first", 0), (1, 1, "second", 3), (1, 2, "third", 10),
+                                      (4, 0, "again", 0), (4, 1, "again", 5)):
+            conn.execute(text("INSERT INTO dunning_steps (case_id, step, name, day, policy_version, taken_at, "
+                              "charge_requested) VALUES (:case, :step, :name, :day, 'v1', :at, 0)"),
+                         {"case": case, "step": step, "name": name, "day": day, "at": at})
+
+
+def cases_by_name(engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(text(
+            "SELECT id, last_step_name, last_step_day, awaiting_step_name FROM dunning_cases ORDER BY id"))]
+
+
+def test_0011_cases_keep_the_names_of_the_steps_they_took_and_take_each_name_once(engine_at_0010):
+    engine = engine_at_0010
+    load_cases_by_position(engine)
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    assert cases_by_name(engine) == [(1, "third", 10, "third"), (2, "suspension_warning", 21, None),
+                                     (3, None, None, None), (4, "again@1", 5, None)]
+    with engine.connect() as conn:
+        names = conn.execute(text("SELECT case_id, step, name FROM dunning_steps ORDER BY id")).all()
+    assert [tuple(row) for row in names] == [(1, 0, "first"), (1, 1, "second"), (1, 2, "third"), (4, 0, "again"),
+                                             (4, 1, "again@1")]
+    with engine.connect() as conn:  # the first sweep reschedules every open case once
+        assert conn.execute(text("SELECT count(*) FROM dunning_schedule")).scalar_one() == 0
+    with pytest.raises(IntegrityError), engine.begin() as conn:  # a named step, once per case
+        conn.execute(text("INSERT INTO dunning_steps (case_id, step, name, day, policy_version, taken_at, "
+                          "charge_requested) VALUES (1, 7, 'second', 3, 'v2', :at, 0)"), {"at": stored(engine, WARNED)})
+    with engine.begin() as conn:  # a position another policy gave to another step
+        conn.execute(text("INSERT INTO dunning_steps (case_id, step, name, day, policy_version, taken_at, "
+                          "charge_requested) VALUES (1, 1, 'fourth', 12, 'v2', :at, 0)"),
+                     {"at": stored(engine, WARNED)})
+
+
+def test_0011_back_and_again(engine_at_0010):
+    engine = engine_at_0010
+    load_cases_by_position(engine)
+    upgrade(engine)
+    named = cases_by_name(engine)
+    command.downgrade(alembic_config(engine), "0010")
+    assert current_revision(engine) == "0010"
+    with engine.connect() as conn:
+        positions = conn.execute(text("SELECT id, last_step, awaiting_step FROM dunning_cases ORDER BY id")).all()
+    assert [tuple(row) for row in positions] == [(1, 2, 2), (2, 3, None), (3, -1, None), (4, 1, None)]
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    assert cases_by_name(engine) == named

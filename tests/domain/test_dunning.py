@@ -14,13 +14,16 @@ from renewly.domain.dunning import (
     Access,
     Audience,
     CaseSnapshot,
+    OpenCase,
     banner_seen,
     banners_seen,
     dashboard_access,
     deletion_date,
     evaluate,
+    move_under,
     needs_charge,
     next_step_date,
+    place,
     preview_case,
 )
 from renewly.policy import load_policy
@@ -150,6 +153,83 @@ def test_r8_without_a_minimum_warning_a_late_sweep_cancels_at_once():
     decision = evaluate(policy, case(last_step=FAILED_3), on_day(40))
     assert (decision.steps, decision.notice_step, decision.cancel) == ((WARNING, CANCEL), CANCEL, True)
     assert decision.charge_since is None  # a cancelling decision charges nothing (R9)
+
+
+# -- a case knows its step by name: a new policy's place for it ------------------------------------
+
+def without_step(policy, name: str):
+    return replace(policy, steps=tuple(step for step in policy.steps if step.name != name))
+
+
+def test_a_case_stands_at_its_step_by_name_wherever_the_policy_moved_it():
+    added = replace(POLICY, steps=(POLICY.steps[0], replace(POLICY.steps[1], name="courtesy_call", day=1),
+                                   *POLICY.steps[1:]))
+    assert place(added, "payment_failed_2", 2, warned=False) == 2  # position 1 in the default, 2 now
+    assert place(POLICY, None, None, warned=False) == -1  # no step taken yet
+
+
+def test_a_case_whose_step_was_removed_goes_on_after_the_steps_of_that_day_or_earlier():
+    # Past payment_failed_3 (day 4) when it was removed: after payment_failed_2 (day 2), so the
+    # next step is the day-21 warning, and no earlier e-mail is sent late.
+    policy = without_step(POLICY, "payment_failed_3")
+    at = place(policy, "payment_failed_3", 4, warned=False)
+    assert policy.steps[at].name == "payment_failed_2"
+    decision = evaluate(policy, case(last_step=at), on_day(5))
+    assert not decision.changes_anything and policy.steps[decision.next_step].name == "suspension_warning"
+
+
+def test_a_case_whose_step_was_renamed_is_past_the_new_step_of_the_same_day():
+    policy = replace(POLICY, steps=tuple(replace(step, name="second_try") if step.name == "payment_failed_2"
+                                         else step for step in POLICY.steps))
+    assert policy.steps[place(policy, "payment_failed_2", 2, warned=False)].name == "second_try"
+
+
+def test_a_case_never_warned_is_not_placed_past_a_warning_moved_before_its_step():
+    # The warning moved from day 21 to day 3, day 4 removed: a case past day 4 was never warned,
+    # and stands before the warning (given at the next sweep); one that was warned stands past it.
+    early = replace(without_step(POLICY, "payment_failed_3"), steps=tuple(
+        replace(step, day=3) if step.name == "suspension_warning" else step
+        for step in without_step(POLICY, "payment_failed_3").steps))
+    assert early.steps[place(early, "payment_failed_3", 4, warned=False)].name == "payment_failed_2"
+    assert early.steps[place(early, "payment_failed_3", 4, warned=True)].name == "suspension_warning"
+
+
+def test_a_case_whose_only_step_so_far_was_removed_starts_at_the_first_later_one():
+    policy = without_step(POLICY, "payment_failed_1")
+    assert place(policy, "payment_failed_1", 0, warned=False) == -1
+    assert evaluate(policy, case(last_step=-1), on_day(1)).steps == ()  # payment_failed_2 is on day 2
+
+
+def open_case(last_step: str | None, last_day: int | None, awaiting: str | None = None) -> OpenCase:
+    return OpenCase(day0=DAY0, last_step=last_step, last_step_day=last_day, warned_on=None, awaiting_step=awaiting)
+
+
+def test_a_new_policy_moves_a_case_whose_steps_to_come_change_or_whose_step_is_gone():
+    same = move_under(POLICY, replace(POLICY, version="v2"), open_case("payment_failed_2", 2), on_day(3))
+    assert not same.moves  # another version, the same steps by name and date: nothing moves
+    gone = move_under(POLICY, without_step(POLICY, "payment_failed_2"), open_case("payment_failed_2", 2), on_day(3))
+    assert (gone.moves, gone.last_step_gone, gone.after) == (True, True, "payment_failed_1")
+    assert gone.was == gone.now  # the same days ahead: listed all the same, its step is gone
+
+
+def test_the_open_cases_are_rescheduled_for_a_new_schedule_not_a_new_version_or_text():
+    assert replace(POLICY, version="v2", templates={}).schedule_key == POLICY.schedule_key
+    assert without_step(POLICY, "payment_failed_3").schedule_key != POLICY.schedule_key
+    assert replace(POLICY, minimum_warning_days=3).schedule_key != POLICY.schedule_key
+
+
+def test_a_waiting_notice_whose_step_is_gone_is_reported_dropped():
+    move = move_under(POLICY, without_step(POLICY, "payment_failed_3"),
+                      open_case("payment_failed_3", 4, awaiting="payment_failed_3"), on_day(5))
+    assert move.notice_dropped and move.moves
+
+
+def test_a_step_moved_before_today_is_due_at_once():
+    earlier = replace(POLICY, steps=tuple(replace(step, day=3) if step.name == "payment_failed_3" else step
+                                          for step in POLICY.steps))
+    move = move_under(POLICY, earlier, open_case("payment_failed_2", 2), on_day(3))
+    assert move.due_at_once == ("payment_failed_3",)
+    assert move.now[0] == ("payment_failed_3", on_day(3)) and move.was[0] == ("payment_failed_3", on_day(4))
 
 
 # -- banners and access by role (R8.3-R8.5, R9.1, R9.2) -------------------------------------------------

@@ -196,9 +196,9 @@ def test_r8_a_run_late_past_the_cancellation_warns_first_and_moves_the_cancellat
     assert "Invoice 2026-000001, 2026-000002 ($136.80)" in warning["body"]
     assert len(attempts(app)) == 4  # days 0 and 2, then January's retry and February's first charge
     with app.engine.connect() as conn:
-        [case] = conn.execute(select(dunning_cases.c.day0, dunning_cases.c.last_step,
-                                     dunning_cases.c.next_step_at)).all()
-    assert tuple(case) == (date(2026, 1, 1), 3, datetime(2026, 2, 11, tzinfo=UTC))
+        [case] = conn.execute(select(dunning_cases.c.day0, dunning_cases.c.last_step_name,
+                                     dunning_cases.c.last_step_day, dunning_cases.c.next_step_at)).all()
+    assert tuple(case) == (date(2026, 1, 1), "suspension_warning", 21, datetime(2026, 2, 11, tzinfo=UTC))
 
     to_day(app, 40, hour=23)
     assert account_row(app, account_id).status == "past_due"

@@ -77,7 +77,7 @@ def test_r8_7_a_sweep_leaves_alone_the_cases_of_an_account_another_worker_holds(
 
     with app.engine.connect() as other_worker, app.engine.connect() as sweep, app.engine.connect() as probe:
         other_worker.execute(select(accounts.c.id).where(accounts.c.id == held_account).with_for_update())
-        claimed = claim_due_cases(sweep, as_of, 10)
+        claimed = claim_due_cases(sweep, app.policy, as_of, 10)
         # The held account's case is still free for whoever holds its account.
         probe.execute(select(dunning_cases.c.id).where(dunning_cases.c.account_id == held_account)
                       .with_for_update(nowait=True)).all()
@@ -100,7 +100,7 @@ def test_a_sweep_holding_an_account_lets_a_payment_batch_charge_its_invoice_no_d
     as_of = app.clock.now()
     with app.engine.connect() as sweep:
         sweep.begin()
-        cases = claim_due_cases(sweep, as_of, 10)  # the day-2 step is due: the account is held
+        cases = claim_due_cases(sweep, app.policy, as_of, 10)  # the day-2 step is due: the account is held
         assert [case.notice.account_id for case in cases] == [account_id]
         claimed: list = []
         payment_batch = threading.Thread(target=lambda: claimed.extend(claim_slice(app, as_of, 10)))

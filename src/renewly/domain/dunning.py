@@ -12,6 +12,7 @@ when nothing is to be charged, and otherwise when the step's charges are settled
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -72,6 +73,18 @@ class Policy:
     banners: Mapping[tuple[str, str], str] = field(default_factory=dict)  # (audience or state, locale)
 
     @property
+    def schedule_key(self) -> str:
+        """What the open cases' next steps depend on (the steps' names, days and kinds, the minimum
+        warning), as 64 hexadecimal digits: another key, and every open case is rescheduled."""
+        schedule = repr((tuple((s.name, s.day, s.charge, s.cancel) for s in self.steps), self.minimum_warning_days))
+        return hashlib.sha256(schedule.encode()).hexdigest()
+
+    def index_of(self, name: str) -> int | None:
+        """The position of the step named `name`, if the policy has it (steps are known by name:
+        positions change when an operator adds or removes a step)."""
+        return next((index for index, step in enumerate(self.steps) if step.name == name), None)
+
+    @property
     def cancel_index(self) -> int | None:
         return len(self.steps) - 1 if self.steps and self.steps[-1].cancel else None
 
@@ -105,12 +118,33 @@ class Policy:
                     None)
 
 
+def place(policy: Policy, last_name: str | None, last_day: int | None, *, warned: bool) -> int:
+    """Where a case stands in `policy`: the position of the last step it took, found by its name.
+
+    A case is recorded with the name and day of its last step, never a position: the policy in
+    force may have been edited since. A step it no longer has (removed, or renamed) leaves the
+    case after the last step scheduled on or before that step's day: the case goes on with the
+    steps that come later, and none of the days it has passed is given late (no day-2 e-mail
+    after a day-10 one). Except the warning before the cancellation: a case that was never warned
+    (`warned`: its warning day is recorded) stands before it, and is warned at the next sweep.
+    -1: before the first step."""
+    if last_name is None:
+        return -1
+    index = policy.index_of(last_name)
+    if index is not None:
+        return index
+    day = -1 if last_day is None else last_day
+    index = max((index for index, step in enumerate(policy.steps) if step.day <= day), default=-1)
+    warning = policy.warning_index
+    return warning - 1 if warning is not None and index >= warning and not warned else index
+
+
 @dataclass(frozen=True, slots=True)
 class CaseSnapshot:
     """What `evaluate` reads of a case: nothing else, so that cases alike share a decision."""
 
     day0: date
-    last_step: int  # the highest step index already taken; -1 for none
+    last_step: int  # where the case stands in the policy (`place`); -1 before the first step
     warned_on: date | None = None  # local date the warning's notice was given, if it was
 
 
@@ -226,6 +260,7 @@ class DayPreview:
     day: int
     date: date
     actions: tuple[str, ...]
+    step: str | None = None  # the step's name; None for the deletion
 
 
 def preview_case(policy: Policy, day0: date, last_step: int, today: date, *, warned: date | None = None,
@@ -245,7 +280,7 @@ def preview_case(policy: Policy, day0: date, last_step: int, today: date, *, war
             if index == warning and warned is None:
                 warned = max(policy.step_date(day0, index), today)
             when = max(policy.step_day(day0, index, warned) or policy.step_date(day0, index), today)
-            days.append(DayPreview((when - day0).days, when, describe_step(step)))
+            days.append(DayPreview((when - day0).days, when, describe_step(step), step.name))
             if step.cancel:
                 cancelled_on = when
     if cancelled_on is not None:
@@ -268,3 +303,63 @@ def describe_step(step: Step) -> tuple[str, ...]:
     if step.cancel:
         actions.append("account cancelled: nobody can use the dashboard")
     return tuple(actions)
+
+
+# -- a new policy and the cases already open ---------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class OpenCase:
+    """What a policy reads of an open case (local dates of its account)."""
+
+    day0: date
+    last_step: str | None  # the name of the last step taken, as recorded; None: none yet
+    last_step_day: int | None  # its day in the policy it was taken under
+    warned_on: date | None
+    awaiting_step: str | None  # the step whose notice waits for its charges
+
+
+@dataclass(frozen=True, slots=True)
+class CaseMove:
+    """What a new policy changes for an open case, if nothing is paid: the steps to come, by
+    name and date (a date of today: due at the next sweep), under the policy in force and under
+    the new one."""
+
+    after: str | None  # the new policy's step the case stands after (None: before its first)
+    last_step_gone: bool  # the new policy has no step of that name (removed or renamed)
+    notice_dropped: bool  # the notice waiting for its charges names a step the new policy lacks
+    was: tuple[tuple[str, date], ...]
+    now: tuple[tuple[str, date], ...]
+    today: date
+
+    @property
+    def moves(self) -> bool:
+        return self.last_step_gone or self.notice_dropped or self.was != self.now
+
+    @property
+    def due_at_once(self) -> tuple[str, ...]:
+        """The new schedule's steps due at the next sweep that were not due then under the old."""
+        was_due = {name for name, day in self.was if day <= self.today}
+        return tuple(name for name, day in self.now if day <= self.today and name not in was_due)
+
+    @staticmethod
+    def cancellation(steps: tuple[tuple[str, date], ...], policy: Policy) -> date | None:
+        cancel = policy.cancel_index
+        name = policy.steps[cancel].name if cancel is not None else None
+        return next((day for step, day in steps if step == name), None)
+
+
+def steps_to_come(policy: Policy, case: OpenCase, today: date) -> tuple[tuple[str, date], ...]:
+    """The steps `policy` will take for the case from today, as the sweep would (`place`)."""
+    last = place(policy, case.last_step, case.last_step_day, warned=case.warned_on is not None)
+    warned = warned_on(policy, CaseSnapshot(case.day0, last, case.warned_on))
+    return tuple((day.step, day.date) for day in preview_case(policy, case.day0, last, today, warned=warned)
+                 if day.step is not None)
+
+
+def move_under(current: Policy, new: Policy, case: OpenCase, today: date) -> CaseMove:
+    """What changes for `case` if `new` replaces `current` today."""
+    after = place(new, case.last_step, case.last_step_day, warned=case.warned_on is not None)
+    return CaseMove(after=new.steps[after].name if after >= 0 else None,
+                    last_step_gone=case.last_step is not None and new.index_of(case.last_step) is None,
+                    notice_dropped=case.awaiting_step is not None and new.index_of(case.awaiting_step) is None,
+                    was=steps_to_come(current, case, today), now=steps_to_come(new, case, today), today=today)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from itertools import chain
 
 from sqlalchemy import Connection, exists, func, select, text
@@ -24,6 +24,7 @@ from renewly.adapters.db.tables import (
     cards,
     dunning_case_invoices,
     dunning_cases,
+    dunning_schedule,
     dunning_steps,
     invoices,
     outbox,
@@ -42,6 +43,7 @@ from renewly.domain.dunning import (
     evaluate,
     needs_charge,
     next_step_date,
+    place,
     warned_on,
 )
 from renewly.domain.invoices import InvoiceStatus
@@ -67,6 +69,7 @@ class DunningReport:
     notices_waiting: int = 0  # notices left to the answers of the charges requested
     cancelled: int = 0
     reactivations_expired: int = 0
+    rescheduled: int = 0  # open cases made due at once by a schedule other than the one they were given under
 
     def add(self, other: DunningReport) -> None:
         for name, value in vars(other).items():
@@ -83,6 +86,7 @@ class DunningReport:
 def run_dunning(app: App, as_of: datetime, *, slice_size: int | None = None,
                 workers: int = WORKERS) -> DunningReport:
     report = DunningReport()
+    report.rescheduled = reschedule_under(app, as_of)
     report.cases_opened, report.invoices_joined = open_cases(app, as_of)
     size = slice_size or app.settings.batches.chunk_size
     for done in run_slices(app, lambda: _sweep(app, as_of, size), workers):
@@ -105,7 +109,7 @@ def _sweep(app: App, as_of: datetime, size: int) -> DunningReport:
     while not app.stop.asked:  # asked to stop: the cases left stay due for the next sweep
         try:
             with app.engine.begin() as conn:
-                cases = claim_due_cases(conn, as_of, size)
+                cases = claim_due_cases(conn, app.policy, as_of, size)
                 if cases:
                     apply_decisions(conn, app, cases, as_of, report)
                     continue
@@ -130,7 +134,7 @@ def _one_by_one(app: App, as_of: datetime, report: DunningReport) -> bool:
         due = conn.execute(_due_cases_query(as_of, app.settings.batches.chunk_size)).all()
 
     def one_case(conn: Connection, case_id: int) -> int:
-        cases = claim_due_cases(conn, as_of, 1, case_id=case_id)
+        cases = claim_due_cases(conn, app.policy, as_of, 1, case_id=case_id)
         if cases:
             apply_decisions(conn, app, cases, as_of, report)
         return len(cases)
@@ -143,6 +147,37 @@ def _one_by_one(app: App, as_of: datetime, report: DunningReport) -> bool:
 
 def _due_left(conn: Connection, as_of: datetime) -> bool:
     return conn.execute(_due_cases_query(as_of, 1)).first() is not None
+
+
+# -- a new policy -----------------------------------------------------------------------------------
+
+def reschedule_under(app: App, as_of: datetime) -> int:
+    """A schedule in force (steps, days, minimum warning) other than the one the open cases were
+    scheduled under: every case scheduled later is due now, once, so that this sweep places it in
+    the new policy (by the name of its last step) and schedules its next step: a step the new
+    policy moved earlier comes on its new day, not on the day the old one gave. One sweep records
+    the change; another at once finds it recorded. Returns the cases made due."""
+    policy = app.policy
+    key = policy.schedule_key
+    values = {"schedule_key": key, "policy_version": policy.version, "changed_at": as_of}
+    with app.engine.begin() as conn:
+        stored = conn.execute(select(dunning_schedule.c.schedule_key).where(dunning_schedule.c.id == 1)).scalar()
+        if stored == key:
+            return 0
+        if stored is None:
+            changed = conn.execute(insert_ignoring_conflicts(conn)(dunning_schedule).values(id=1, **values)
+                                   .on_conflict_do_nothing(index_elements=["id"])).rowcount
+        else:
+            changed = conn.execute(dunning_schedule.update().where(dunning_schedule.c.id == 1,
+                                                                   dunning_schedule.c.schedule_key == stored)
+                                   .values(**values)).rowcount
+        if not changed:
+            return 0
+        # Not the cases without a next step (none left, or a cancellation waiting for the notice
+        # of its warning, which schedules it under the policy then in force).
+        return conn.execute(dunning_cases.update().where(dunning_cases.c.status == "open",
+                                                         dunning_cases.c.next_step_at > as_of)
+                            .values(next_step_at=as_of)).rowcount
 
 
 # -- opening cases ----------------------------------------------------------------------------------
@@ -188,8 +223,9 @@ def open_cases(app: App, as_of: datetime) -> tuple[int, int]:
             insert(dunning_cases).on_conflict_do_nothing(index_elements=["account_id"],
                                                          index_where=text("status = 'open'"))
             .returning(dunning_cases.c.id, dunning_cases.c.account_id),
-            [{"account_id": account_id, "day0": day0, "status": "open", "last_step": -1,
-              "next_step_at": local_midnight_utc(day0, zone), "awaiting_step": None, "warned_at": None,
+            [{"account_id": account_id, "day0": day0, "status": "open", "last_step_name": None,
+              "last_step_day": None, "next_step_at": local_midnight_utc(day0, zone), "awaiting_step_name": None,
+              "warned_at": None,
               "opened_at": as_of, "closed_at": None} for account_id, (day0, zone) in day0_of.items()]).all()
         case_of = dict(conn.execute(select(dunning_cases.c.account_id, dunning_cases.c.id).where(
             among(conn, dunning_cases.c.account_id, list(day0_of)), dunning_cases.c.status == "open")).all())
@@ -216,9 +252,13 @@ def open_cases(app: App, as_of: datetime) -> tuple[int, int]:
 @dataclass(slots=True)
 class DueCase:
     notice: NoticeCase  # the case, its account and its unpaid invoices, as a notice needs them
-    snapshot: CaseSnapshot
-    awaiting_step: int | None
+    snapshot: CaseSnapshot  # where the case stands in the policy in force (`place`)
+    awaiting_step: str | None  # the name of the step whose notice waits for its charges
     has_card: bool
+    # Past the warning step of the policy in force without a warning day: a policy that gained a
+    # minimum warning, or a warning step, since the case passed it. Counted warned today (and so
+    # recorded), so that its cancellation comes the minimum warning from now, never stuck.
+    warned_now: bool = False
 
 
 def _due_cases_query(as_of: datetime, limit: int, *columns):
@@ -230,15 +270,17 @@ def _due_cases_query(as_of: datetime, limit: int, *columns):
             .order_by(dunning_cases.c.next_step_at, dunning_cases.c.id).limit(limit))
 
 
-def claim_due_cases(conn: Connection, as_of: datetime, limit: int, *, case_id: int | None = None) -> list[DueCase]:
+def claim_due_cases(conn: Connection, policy: Policy, as_of: datetime, limit: int, *,
+                    case_id: int | None = None) -> list[DueCase]:
     """Lock up to `limit` due cases and their accounts, the longest due first; read their snapshots."""
     # Separate statements, each along its indexes, so that a slice costs its own rows whatever the
     # tables hold: the due cases and their accounts, picked and locked along ix_dunning_cases_due;
     # then their unpaid invoices; then their cards. (In one statement, the planner may join every
     # open case.)
-    query = _due_cases_query(as_of, limit, dunning_cases.c.day0, dunning_cases.c.last_step,
-                             dunning_cases.c.awaiting_step, dunning_cases.c.warned_at, accounts.c.name,
-                             accounts.c.locale, accounts.c.timezone, accounts.c.status, accounts.c.banner)
+    query = _due_cases_query(as_of, limit, dunning_cases.c.day0, dunning_cases.c.last_step_name,
+                             dunning_cases.c.last_step_day, dunning_cases.c.awaiting_step_name,
+                             dunning_cases.c.warned_at, accounts.c.name, accounts.c.locale, accounts.c.timezone,
+                             accounts.c.status, accounts.c.banner)
     if case_id is not None:
         query = query.where(dunning_cases.c.id == case_id)
     if is_postgres(conn):
@@ -252,18 +294,28 @@ def claim_due_cases(conn: Connection, as_of: datetime, limit: int, *, case_id: i
     rows = conn.execute(query).all()
     if not rows:
         return []
-    unpaid = case_invoices(conn, [row[0] for row in rows], {row[0]: row[8] for row in rows})
+    unpaid = case_invoices(conn, [row[0] for row in rows], {row[0]: row[9] for row in rows})
     with_card = set(conn.execute(select(cards.c.account_id).where(
         among(conn, cards.c.account_id, [row[1] for row in rows]), cards.c.status == "active")).scalars())
     no_invoices: list[CaseInvoice] = []
     cases = []
+    places: dict[tuple, int] = {}  # a mass-decline day's cases stand at a handful of steps
+    warning = policy.warning_index
     # Rows unpacked by position: a slice of a mass-decline day builds a million of these.
-    for case_id, account_id, day0, last_step, awaiting_step, warned_at, name, locale, timezone, status, banner in rows:
+    for (case_id, account_id, day0, last_name, last_day, awaiting_step, warned_at, name, locale, timezone, status,
+         banner) in rows:
+        key = (last_name, last_day, warned_at is not None)
+        last_step = places.get(key)
+        if last_step is None:
+            last_step = places[key] = place(policy, last_name, last_day, warned=warned_at is not None)
         warned_day = local_date(warned_at, timezone) if warned_at else None
+        unwarned = (warning is not None and last_step >= warning and warned_day is None and awaiting_step is None)
+        if unwarned:
+            warned_day = local_date(as_of, timezone)
         cases.append(DueCase(
             NoticeCase(case_id, account_id, day0, name, locale, timezone, status, banner,
                        unpaid.get(case_id, no_invoices)),
-            CaseSnapshot(day0, last_step, warned_day), awaiting_step, account_id in with_card))
+            CaseSnapshot(day0, last_step, warned_day), awaiting_step, account_id in with_card, unwarned))
     return cases
 
 
@@ -277,10 +329,10 @@ RETRY_COLUMNS = ("invoice_id", "reason", "requested_at", "attempt_id")
 class _CaseMove:
     """What a case's row becomes; cases that move alike are written by one UPDATE."""
 
-    last_step: int
+    last_step: tuple[str, int] | None  # the name and day of the step taken last now; None: as it was
     next_step_at: datetime | None
-    awaiting_step: int | None
-    warned: bool = False  # its warning's notice is given now
+    awaiting_step: str | None
+    warned: bool = False  # its warning's notice is given now (or counted given: `DueCase.warned_now`)
 
     def key(self) -> tuple:
         return self.last_step, self.next_step_at, self.awaiting_step, self.warned
@@ -305,7 +357,9 @@ def apply_decisions(conn: Connection, app: App, cases: list[DueCase], as_of: dat
 
     # Cases that took the same steps on the same day move to the same state: one UPDATE for each.
     for (last_step, next_step_at, awaiting_step, warned), case_ids in work.moves.items():
-        values = {"last_step": last_step, "next_step_at": next_step_at, "awaiting_step": awaiting_step}
+        values = {"next_step_at": next_step_at, "awaiting_step_name": awaiting_step}
+        if last_step is not None:
+            values["last_step_name"], values["last_step_day"] = last_step
         if warned:
             values["warned_at"] = as_of
         conn.execute(dunning_cases.update().where(among(conn, dunning_cases.c.id, case_ids)).values(**values))
@@ -331,9 +385,9 @@ def _apply(case: DueCase, plans: _Plans, policy: Policy, as_of: datetime, work: 
     decision, plan = plans.decide(case)
     snapshot = case.snapshot
     if not decision.changes_anything:  # claimed at a moment that is not yet its next step's day
-        move = _CaseMove(snapshot.last_step, plans.moment(next_step_date(
+        move = _CaseMove(None, plans.moment(next_step_date(
             policy, snapshot.day0, decision.next_step, warned_on(policy, snapshot)), notice.timezone),
-            case.awaiting_step)
+            case.awaiting_step, case.warned_now)
         work.moves[move.key()].append(notice.case_id)
         return
     retried = [invoice.invoice_id for invoice in notice.unpaid
@@ -345,16 +399,17 @@ def _apply(case: DueCase, plans: _Plans, policy: Policy, as_of: datetime, work: 
     waits = bool(retried or any(invoice.unsettled or invoice.retry_asked for invoice in notice.unpaid))
     step = decision.notice_step
     warned = warned_on(policy, snapshot)
-    warned_now = not waits and step == policy.warning_index
+    warned_now = case.warned_now or (not waits and step == policy.warning_index)
     if warned_now:
         warned = plans.today(notice.timezone)
     waiting_for_warning = waits and step == policy.warning_index
     next_at = None if decision.cancel or waiting_for_warning else plans.moment(
         next_step_date(policy, snapshot.day0, decision.next_step, warned), notice.timezone)
-    move = _CaseMove(decision.steps[-1], next_at, step if waits else None, warned_now)
+    last = policy.steps[decision.steps[-1]]
+    move = _CaseMove((last.name, last.day), next_at, policy.steps[step].name if waits else None, warned_now)
     work.moves[move.key()].append(notice.case_id)
     work.steps.extend((notice.case_id, *row) for row in (plan.charged if retried else plan.uncharged))
-    reason = f"dunning:{notice.case_id}:{decision.steps[-1]}"
+    reason = f"dunning:{notice.case_id}:{last.name}"
     work.retries.extend((invoice_id, reason, as_of, None) for invoice_id in retried)
     report.steps_taken += len(decision.steps)
     if waits:
@@ -450,7 +505,15 @@ def expire_reactivations(app: App, as_of: datetime) -> int:
     return len(ended)
 
 
-def next_dunning_at(conn: Connection) -> datetime | None:
+# A schedule the open cases were not scheduled under: work due as soon as the sweep can run.
+AT_ONCE = datetime.min.replace(tzinfo=UTC)
+
+
+def next_dunning_at(conn: Connection, app: App) -> datetime | None:
+    if conn.execute(select(dunning_schedule.c.schedule_key)).scalar() != app.policy.schedule_key and conn.execute(
+            select(dunning_cases.c.id).where(dunning_cases.c.status == "open",
+                                             dunning_cases.c.next_step_at.is_not(None)).limit(1)).first():
+        return AT_ONCE
     moments = [
         conn.execute(select(func.min(dunning_cases.c.next_step_at)).where(
             dunning_cases.c.status == "open", not_parked("dunning_case", dunning_cases.c.id))).scalar(),

@@ -162,7 +162,7 @@ def close_settled_cases(conn: Connection, app: App, case_ids: list[int], as_of: 
     written_off = [row.id for row in settled if row.status == AccountStatus.CANCELLED]
     if written_off:
         conn.execute(dunning_cases.update().where(among(conn, dunning_cases.c.id, written_off))
-                     .values(status="written_off", closed_at=as_of, next_step_at=None, awaiting_step=None))
+                     .values(status="written_off", closed_at=as_of, next_step_at=None, awaiting_step_name=None))
     insert_rows(conn, outbox, events)
 
 
@@ -172,7 +172,7 @@ def _close(conn: Connection, rows, status: str, as_of: datetime, events: list[di
     if not rows:
         return
     conn.execute(dunning_cases.update().where(among(conn, dunning_cases.c.id, [row.id for row in rows]))
-                 .values(status=status, closed_at=as_of, next_step_at=None, awaiting_step=None))
+                 .values(status=status, closed_at=as_of, next_step_at=None, awaiting_step_name=None))
     account_ids = sorted({row.account_id for row in rows})
     update_rows(conn, accounts, [{"id": account_id, "status": AccountStatus.ACTIVE.value, "banner": "none",
                                   "cancelled_at": None, "deletion_due_at": None, "updated_at": as_of}
@@ -203,11 +203,11 @@ def give_awaited_notices(conn: Connection, app: App, account_ids: set[int], as_o
         return set()
     has_card = exists().where(cards.c.account_id == dunning_cases.c.account_id, cards.c.status == "active")
     rows = conn.execute(select(dunning_cases.c.id, dunning_cases.c.account_id, dunning_cases.c.day0,
-                               dunning_cases.c.awaiting_step, accounts.c.name, accounts.c.locale,
+                               dunning_cases.c.awaiting_step_name, accounts.c.name, accounts.c.locale,
                                accounts.c.timezone, accounts.c.status, accounts.c.banner, has_card.label("has_card"))
                         .join(accounts, accounts.c.id == dunning_cases.c.account_id)
                         .where(among(conn, dunning_cases.c.account_id, sorted(account_ids)),
-                               dunning_cases.c.status == "open", dunning_cases.c.awaiting_step.is_not(None))).all()
+                               dunning_cases.c.status == "open", dunning_cases.c.awaiting_step_name.is_not(None))).all()
     if not rows:
         return set()
     unpaid = case_invoices(conn, [row.id for row in rows], {row.id: row.timezone for row in rows})
@@ -217,28 +217,31 @@ def give_awaited_notices(conn: Connection, app: App, account_ids: set[int], as_o
     if not ready:
         return set()
     policy = app.policy
+    # Steps are known by name: the position of the awaited one in the policy in force.
+    awaited = {name: policy.index_of(name) for name in {row.awaiting_step_name for row in ready}}
     # A case that cancelled meanwhile, or with nothing unpaid left, has nothing more to say; nor a
-    # step the policy in force no longer has (the operator removed it since).
+    # step the policy in force no longer has (the operator removed or renamed it since).
     told = [row for row in ready if row.status in IN_DUNNING and unpaid.get(row.id)
-            and row.awaiting_step < len(policy.steps)]
+            and awaited[row.awaiting_step_name] is not None]
     given = dunning_notices.give(conn, app, [
         (NoticeCase(row.id, row.account_id, row.day0, row.name, row.locale, row.timezone, row.status, row.banner,
-                    unpaid[row.id]), row.awaiting_step,
+                    unpaid[row.id]), awaited[row.awaiting_step_name],
          latest_decline(unpaid[row.id]) if row.has_card else NO_CARD) for row in told], as_of)
     warning, told_ids = policy.warning_index, {row.id for row in told}
     # Cases told alike move alike: one UPDATE for the others, one per cancellation moment.
     rescheduled: dict[datetime, list[int]] = defaultdict(list)
     for row in told:
-        if row.awaiting_step == warning:
+        if awaited[row.awaiting_step_name] == warning:
             # The warning is given now: the cancellation comes the policy's minimum warning later.
             rescheduled[local_midnight_utc(policy.cancellation_date(row.day0, local_date(as_of, row.timezone)),
                                            row.timezone)].append(row.id)
-    plain = [row.id for row in ready if not (row.id in told_ids and row.awaiting_step == warning)]
+    plain = [row.id for row in ready if not (row.id in told_ids and awaited[row.awaiting_step_name] == warning)]
     if plain:
-        conn.execute(dunning_cases.update().where(among(conn, dunning_cases.c.id, plain)).values(awaiting_step=None))
+        conn.execute(dunning_cases.update().where(among(conn, dunning_cases.c.id, plain))
+                     .values(awaiting_step_name=None))
     for next_step_at, case_ids in rescheduled.items():
         conn.execute(dunning_cases.update().where(among(conn, dunning_cases.c.id, case_ids))
-                     .values(awaiting_step=None, warned_at=as_of, next_step_at=next_step_at))
+                     .values(awaiting_step_name=None, warned_at=as_of, next_step_at=next_step_at))
     insert_rows(conn, outbox, given.rows, OUTBOX_COLUMNS, binary=True)
     return {row.account_id for row in told}
 

@@ -16,7 +16,7 @@ from sqlalchemy import exists, select
 from renewly.adapters.db.tables import dunning_case_invoices, dunning_cases, invoices, subscriptions
 from renewly.bootstrap import App
 from renewly.domain.calendar import local_date
-from renewly.domain.dunning import CaseSnapshot, DayPreview, preview_case, warned_on
+from renewly.domain.dunning import CaseSnapshot, DayPreview, place, preview_case, warned_on
 from renewly.domain.invoices import InvoiceKind, InvoiceStatus
 from renewly.services.accounts import load_account
 
@@ -36,8 +36,9 @@ def preview_account(app: App, account_id: int) -> AccountPreview:
     with app.engine.connect() as conn:
         account = load_account(conn, account_id)
         today = local_date(now, account.timezone)
-        case = conn.execute(select(dunning_cases.c.id, dunning_cases.c.day0, dunning_cases.c.last_step,
-                                   dunning_cases.c.warned_at, dunning_cases.c.awaiting_step)
+        case = conn.execute(select(dunning_cases.c.id, dunning_cases.c.day0, dunning_cases.c.last_step_name,
+                                   dunning_cases.c.last_step_day, dunning_cases.c.warned_at,
+                                   dunning_cases.c.awaiting_step_name)
                             .where(dunning_cases.c.account_id == account_id, dunning_cases.c.status == "open")).first()
         chased = conn.execute(select(invoices.c.number).join(dunning_case_invoices)
                               .where(dunning_case_invoices.c.case_id == case.id,
@@ -59,12 +60,13 @@ def preview_account(app: App, account_id: int) -> AccountPreview:
         cases.append((about, preview_case(policy, case.day0 if case else cancelled_on, len(policy.steps), today,
                                           cancelled_on=cancelled_on)))
     elif case is not None:
+        last_step = place(policy, case.last_step_name, case.last_step_day, warned=case.warned_at is not None)
         warned = case.warned_at and warned_on(policy, CaseSnapshot(
-            case.day0, case.last_step, local_date(case.warned_at, account.timezone)))
+            case.day0, last_step, local_date(case.warned_at, account.timezone)))
         about = f"{_invoices(chased + [row.number for row in unchased])} unpaid since {case.day0}"
-        if case.awaiting_step is not None:
-            about += f"; the notice of {policy.steps[case.awaiting_step].name} waits for its charge's answer"
-        cases.append((about, preview_case(policy, case.day0, case.last_step, today, warned=warned or None)))
+        if case.awaiting_step_name is not None:
+            about += f"; the notice of {case.awaiting_step_name} waits for its charge's answer"
+        cases.append((about, preview_case(policy, case.day0, last_step, today, warned=warned or None)))
     elif unchased and account.status in ("active", "past_due"):
         day0 = min(row.period_start for row in unchased)
         cases.append((f"if the payment of {_invoices([row.number for row in unchased])} fails",

@@ -11,7 +11,15 @@ from renewly.adapters.db.tables import accounts, dunning_cases, members, reactiv
 from renewly.bootstrap import App
 from renewly.domain.accounts import REASON_LENGTH, AccountStatus, Role, validate_email, validate_text
 from renewly.domain.calendar import local_date, local_midnight_utc
-from renewly.domain.dunning import Access, CaseSnapshot, banner_seen, banners_seen, dashboard_access, warned_on
+from renewly.domain.dunning import (
+    Access,
+    CaseSnapshot,
+    banner_seen,
+    banners_seen,
+    dashboard_access,
+    place,
+    warned_on,
+)
 from renewly.domain.errors import InvalidInput, NotAllowed, NotFound
 from renewly.services import notices
 from renewly.services.accounts import load_account
@@ -135,13 +143,15 @@ def _banner_context(conn: Connection, app: App, account) -> _BannerContext:
     now = app.clock.now()
     running = running_reactivation(conn, account.id, now)
     case = conn.execute(select(dunning_cases.c.id, dunning_cases.c.day0, dunning_cases.c.warned_at,
-                               dunning_cases.c.last_step)
+                               dunning_cases.c.last_step_name, dunning_cases.c.last_step_day)
                         .where(dunning_cases.c.account_id == account.id, dunning_cases.c.status == "open")).first()
     if case is None:
         return _BannerContext(running.ends_at if running else None, None, None, -1, [])
     unpaid = case_invoices(conn, [case.id], {case.id: account.timezone}).get(case.id, [])
     return _BannerContext(running.ends_at if running else None, case.day0,
-                          local_date(case.warned_at, account.timezone) if case.warned_at else None, case.last_step,
+                          local_date(case.warned_at, account.timezone) if case.warned_at else None,
+                          place(app.policy, case.last_step_name, case.last_step_day,
+                                warned=case.warned_at is not None),
                           [notices.Unpaid(invoice.number, invoice.due, invoice.currency) for invoice in unpaid])
 
 

@@ -169,7 +169,7 @@ def delete_personal_data(conn: Connection, account_ids: list[int], as_of: dateti
         "dunning_cases_written_off": _count(conn, dunning_cases.update()
                                             .where(of_these(dunning_cases), dunning_cases.c.status == "open")
                                             .values(status="written_off", closed_at=as_of, next_step_at=None,
-                                                    awaiting_step=None)
+                                                    awaiting_step_name=None)
                                             .returning(dunning_cases.c.account_id)),
         "subscriptions_cancelled": _count(conn, subscriptions.update()
                                           .where(of_these(subscriptions), subscriptions.c.status == "active")

@@ -75,7 +75,7 @@ BATCHES: tuple[Batch, ...] = (
     Batch("collect", lambda app: timedelta(minutes=app.settings.payments.collect_interval_minutes),
           collect.collect_due, collect.next_collect_at),
     Batch("dunning", lambda app: timedelta(minutes=app.settings.batches.dunning_interval_minutes),
-          dunning.run_dunning, dunning.next_dunning_at),
+          dunning.run_dunning, dunning.next_dunning_at, needs_app=True),
     Batch("renew", lambda app: timedelta(minutes=app.settings.batches.renewal_interval_minutes),
           renewals.renew_due, renewals.next_renewal_at),
     Batch("void-verifications", lambda app: timedelta(minutes=app.settings.payments.void_interval_minutes),

@@ -359,14 +359,14 @@ payment_attempts = Table(
     Index("ix_payment_attempts_invoice_id", "invoice_id"),
 )
 
-# A request to charge an open invoice again: a dunning step's (reason `dunning:CASE:STEP`) or a
-# card update's (R7.1, `card_updated:CARD`). The next attempt on the invoice fulfils every request
-# open when it is made.
+# A request to charge an open invoice again: a dunning step's (reason `dunning:CASE:STEP`, the
+# step's name: 92 characters at most) or a card update's (R7.1, `card_updated:CARD`). The next
+# attempt on the invoice fulfils every request open when it is made.
 payment_retries = Table(
     "payment_retries", metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("invoice_id", Id, ForeignKey("invoices.id"), nullable=False),
-    Column("reason", String(64), nullable=False),
+    Column("reason", String(100), nullable=False),
     Column("requested_at", UTCDateTime(), nullable=False),
     Column("attempt_id", Id, ForeignKey("payment_attempts.id")),
     UniqueConstraint("invoice_id", "reason", name="uq_payment_retries_invoice_reason"),
@@ -385,13 +385,17 @@ dunning_cases = Table(
     Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
     Column("day0", Date, nullable=False),  # the renewal date of its first unpaid invoice, in the account's zone
     Column("status", String(16), nullable=False),  # open, recovered, written_off; merged (migration 0007)
-    Column("last_step", Integer, nullable=False, server_default="-1"),  # index in the policy's steps
+    # The last step taken, by its name and day in the policy it was taken under (never a position:
+    # the policy in force may have been edited since; `domain.dunning.place` finds where the case
+    # stands in it). NULL: no step taken yet.
+    Column("last_step_name", String(64)),
+    Column("last_step_day", Integer),
     # Local midnight of the next step's day; NULL: no step left, or a cancellation waiting for
     # the notice of its warning (which then sets it).
     Column("next_step_at", UTCDateTime()),
     # A charging step's notice (e-mail, banner) waits for the answers of its charges: the step's
-    # index until then (the payment batch that settles the last one gives the notice).
-    Column("awaiting_step", Integer),
+    # name until then (the payment batch that settles the last one gives the notice).
+    Column("awaiting_step_name", String(64)),
     Column("warned_at", UTCDateTime()),  # when the warning's notice was given (the minimum warning)
     Column("opened_at", UTCDateTime(), nullable=False),
     Column("closed_at", UTCDateTime()),
@@ -402,6 +406,18 @@ dunning_cases = Table(
     # One open case per account: two sweeps at once cannot open a second one.
     Index("uq_dunning_cases_one_open", "account_id", unique=True, sqlite_where=text("status = 'open'"),
           postgresql_where=text("status = 'open'")),
+)
+
+# The schedule the open cases' next steps were computed under (`Policy.schedule_key`): a sweep
+# under another one makes every case scheduled later due at once, so that each is placed in the
+# new policy and rescheduled (a step moved earlier comes on its new day, not the old one's).
+dunning_schedule = Table(
+    "dunning_schedule", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("schedule_key", String(64), nullable=False),
+    Column("policy_version", String(64), nullable=False),  # for people: the version that had it
+    Column("changed_at", UTCDateTime(), nullable=False),
+    CheckConstraint("id = 1", name="single_row"),
 )
 
 # The invoices of each case; an invoice is chased by one case at most, ever.
@@ -426,7 +442,9 @@ dunning_steps = Table(
     Column("taken_at", UTCDateTime(), nullable=False),
     Column("email", String(64)),  # the e-mail sent for it, if any (a late sweep sends only the latest)
     Column("charge_requested", Integer, nullable=False, server_default="0"),
-    UniqueConstraint("case_id", "step", name="uq_dunning_steps_case_step"),
+    # A step is known by its name: a case takes each named step once, whatever its position in
+    # the policies in force over time (`step` is its position in the one it ran under).
+    UniqueConstraint("case_id", "name", name="uq_dunning_steps_case_name"),
 )
 
 # Temporary reactivations granted by support (R9.2): billing pages only, owner only, until ends_at.
