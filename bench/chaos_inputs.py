@@ -87,7 +87,7 @@ VALID = {
 LENGTHS = {"name": 200, "owner_email": 320, "email": 320, "acting": 320, "to": 320, "by": 320, "member": 320,
            "code": 63, "plan": 63, "line1": 200, "line2": 200, "postcode": 32, "city": 100, "country": 2,
            "vat_id": 32, "currency": 3, "locale": 8, "timezone_name": 64, "interval": 8, "role": 8, "number": 32,
-           "topic": 64, "kind": 32, "gateway fault code": 64, "token": 255}
+           "topic": 64, "kind": 32, "gateway fault code": 64, "token": 255, "reason": 2000}
 EMAILS = {"owner_email", "email", "acting", "to", "by", "member"}
 DATES = {"day", "start", "as_of"}
 EMPTY_ALLOWED = {"line2", "vat_id"}  # an address may have no second line, a buyer no VAT number
