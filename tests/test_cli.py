@@ -136,6 +136,11 @@ BAD_INPUTS = {
     "resend-of-year-0": ["invoices", "resend", "1", "--month", "0000-01", "--reason", "asked"],
     "retention-as-of-year-1": ["retention", "--as-of", "0001-01-01"],
     "run-as-of-1969": ["run", "--as-of", "1969-12-31T23:59:59+00:00"],
+    "start-empty": ["subscriptions", "create", "1", "--plan", "team", "--start", ""],
+    "start-in-9999": ["subscriptions", "create", "1", "--plan", "team", "--start", "9999-12-31"],
+    "start-on-the-clocks-end": ["subscriptions", "create", "1", "--plan", "team", "--start", "9900-01-01"],
+    "backdated-to-year-1": ["subscriptions", "create", "1", "--plan", "team", "--start", "0001-01-01", "--backdate"],
+    "backdated-a-century": ["subscriptions", "create", "1", "--plan", "team", "--start", "1926-01-01", "--backdate"],
 }
 
 

@@ -468,9 +468,9 @@ def subscriptions_create(account: int, plan: Annotated[str, typer.Option(help="T
     """Start a subscription; its first invoice is issued when it starts."""
     from renewly.services.subscriptions import create_subscription
     application = open_app()
-    subscription_id = create_subscription(application, account, plan_code=plan, seats=seats,
-                                          start=parse_date(start, "--start") if start else None, actor=actor(),
-                                          backdate=backdate)
+    starts = parse_date(start, "--start") if start is not None else None  # --start "" is no date
+    subscription_id = create_subscription(application, account, plan_code=plan, seats=seats, start=starts,
+                                          actor=actor(), backdate=backdate)
     print_json({"id": subscription_id}) if as_json else typer.echo(subscription_id)
 
 
