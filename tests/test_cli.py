@@ -140,6 +140,7 @@ BAD_INPUTS = {
     "start-in-9999": ["subscriptions", "create", "1", "--plan", "team", "--start", "9999-12-31"],
     "start-on-the-clocks-end": ["subscriptions", "create", "1", "--plan", "team", "--start", "9900-01-01"],
     "backdated-to-year-1": ["subscriptions", "create", "1", "--plan", "team", "--start", "0001-01-01", "--backdate"],
+    "outbox-topic-with-an-escape": ["outbox", "list", "--topic", "email\x1b[2J"],
     "backdated-a-century": ["subscriptions", "create", "1", "--plan", "team", "--start", "1926-01-01", "--backdate"],
 }
 
