@@ -32,7 +32,7 @@ LAST_LINES = {
                  "other_exits", "hangs", "subprocesses", "runner_disagreements", "engine_disagreements", "engines",
                  "cases", "commands", "per_param", "seed", "seconds"},
         "sometimes": set(),
-        "tiny": {"per_param": "2", "engines": "2", "subprocesses": "4"},
+        "tiny": {"per_param": "1", "engines": "2", "subprocesses": "4"},
     },
     "renewal": {
         "keys": {"accounts", "invoices_per_s", "bound_per_s", "ratio", "sqlite_invoices_per_s", "peak_rss_mb",
