@@ -383,15 +383,7 @@ class Database:
     def checksum(self) -> str:
         """Every row of every table, and of the simulated gateway's ledger. A server short of
         memory for a moment (other runs share it) is asked again, not counted."""
-        for attempt in range(5):
-            try:
-                return self._checksum()
-            except OperationalError:
-                if attempt == 4:
-                    raise
-                self.close()
-                time.sleep(2)
-        raise AssertionError("unreachable")
+        return patiently(self._checksum, self.close)
 
     def _checksum(self) -> str:
         digest = hashlib.sha256()
@@ -445,6 +437,19 @@ def is_control(character: str) -> bool:
     return unicodedata.category(character).startswith("C")
 
 
+def patiently(act, after_failure=lambda: None, tries: int = 10):
+    """`act()`, asked again while the server says no for a moment (too many clients, short of
+    memory: other runs share it); such a moment is no finding."""
+    for attempt in range(tries):
+        try:
+            return act()
+        except (OperationalError, psycopg.OperationalError):
+            if attempt == tries - 1:
+                raise
+            after_failure()
+            time.sleep(3)
+
+
 class SqliteDatabase(Database):
     engine_name = "sqlite"
 
@@ -479,24 +484,34 @@ class PostgresDatabase(Database):
 
     def __init__(self, base_url: str, admin_url: str) -> None:
         self.base_url = make_url(base_url)
-        self.admin = psycopg.connect(make_url(admin_url).set(drivername="postgresql").render_as_string(False),
-                                     autocommit=True)
+        self.admin_url = make_url(admin_url).set(drivername="postgresql").render_as_string(False)
+        self.admin = None
         self.work_name = f"{self.base_url.database}_work"
         self.url = self.base_url.set(database=self.work_name).render_as_string(False)
         seed_baseline(base_url)
         self.restore()
 
+    def administer(self, *statements: str) -> None:
+        """Statements on a connection of our own to the server, made again if it was lost."""
+        def run() -> None:
+            if self.admin is None or self.admin.closed:
+                self.admin = psycopg.connect(self.admin_url, autocommit=True)
+            for statement in statements:
+                self.admin.execute(statement)
+
+        patiently(run, lambda: setattr(self, "admin", None))
+
     def restore(self) -> None:
         super().close()
-        self.admin.execute(f'DROP DATABASE IF EXISTS "{self.work_name}" WITH (FORCE)')
-        self.admin.execute(f'CREATE DATABASE "{self.work_name}" TEMPLATE "{self.base_url.database}"')
+        self.administer(f'DROP DATABASE IF EXISTS "{self.work_name}" WITH (FORCE)',
+                        f'CREATE DATABASE "{self.work_name}" TEMPLATE "{self.base_url.database}"')
 
     def read_only_url(self) -> str:
         return f"{self.url}?options=-c%20default_transaction_read_only%3Don"
 
     def close(self) -> None:
         super().close()
-        self.admin.execute(f'DROP DATABASE IF EXISTS "{self.work_name}" WITH (FORCE)')
+        self.administer(f'DROP DATABASE IF EXISTS "{self.work_name}" WITH (FORCE)')
         self.admin.close()
 
 
