@@ -549,14 +549,13 @@ def cards_add(account: int,
               as_json: JsonFlag = False) -> None:
     """Save a card after a verification authorization (R5.1); retries unpaid invoices next batch (R7.1)."""
     from renewly.domain.payments import parse_expiry
-    from renewly.services.billing_overview import require_owner_of
-    from renewly.services.cards import add_card
+    from renewly.services.cards import add_card, may_change_card
     application = open_app()
     if token is None:
         if number is None or exp is None:
             raise InvalidInput("give --number and --exp (simulated gateway), or --token", code="card_required")
         # The owner first: a refused card must not have left a token at the gateway.
-        require_owner_of(application, account, acting)
+        may_change_card(application, account, acting)
         tokenize = getattr(application.gateway, "tokenize", None)
         if tokenize is None:
             raise InvalidInput(f"the {application.gateway.name} gateway takes a --token from its card form, never "
