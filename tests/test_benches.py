@@ -27,6 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 # CPU of the PostgreSQL backends is read in /proc, where the server runs on this machine), and
 # the figures --tiny fixes, which show that the run was a tiny one.
 LAST_LINES = {
+    "chaos_inputs": {
+        "keys": {"tried", "held", "tracebacks", "silently_accepted", "multiline_errors", "changed_on_refusal",
+                 "other_exits", "hangs", "subprocesses", "runner_disagreements", "engine_disagreements", "engines",
+                 "cases", "commands", "per_param", "seed", "seconds"},
+        "sometimes": set(),
+        "tiny": {"per_param": "1", "engines": "2", "subprocesses": "4"},
+    },
     "renewal": {
         "keys": {"accounts", "invoices_per_s", "bound_per_s", "ratio", "sqlite_invoices_per_s", "peak_rss_mb",
                  "rss_growth_mb", "seconds", "slice", "sqlite_accounts"},

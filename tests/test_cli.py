@@ -10,7 +10,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import inspect, select
 
+from renewly.adapters.db.engine import make_engine
+from renewly.adapters.gateways.simulated import ledger_metadata
 from tests.builders import Outcome, customer, database_rows, subscribed, team_plan, with_card
 
 RENEWLY = Path(sys.executable).with_name("renewly")
@@ -127,6 +130,18 @@ BAD_INPUTS = {
     "card-of-an-unknown-account": ["cards", "show", "999"],
     "an-id-over-64-bits": ["accounts", "show", "99999999999999999999"],
     "a-credit-reason-with-an-escape": ["invoices", "credit", "2026-000001", "--reason", "oops\x1b[0m"],
+    # Found by bench/chaos_inputs.py.
+    "address-country-emptied": ["accounts", "update-address", "1", "--country", " ", "--as", "owner@acme.test"],
+    "resend-of-december-9999": ["invoices", "resend", "1", "--month", "9999-12", "--reason", "asked"],
+    "resend-of-year-0": ["invoices", "resend", "1", "--month", "0000-01", "--reason", "asked"],
+    "retention-as-of-year-1": ["retention", "--as-of", "0001-01-01"],
+    "run-as-of-1969": ["run", "--as-of", "1969-12-31T23:59:59+00:00"],
+    "start-empty": ["subscriptions", "create", "1", "--plan", "team", "--start", ""],
+    "start-in-9999": ["subscriptions", "create", "1", "--plan", "team", "--start", "9999-12-31"],
+    "start-on-the-clocks-end": ["subscriptions", "create", "1", "--plan", "team", "--start", "9900-01-01"],
+    "backdated-to-year-1": ["subscriptions", "create", "1", "--plan", "team", "--start", "0001-01-01", "--backdate"],
+    "outbox-topic-with-an-escape": ["outbox", "list", "--topic", "email\x1b[2J"],
+    "backdated-a-century": ["subscriptions", "create", "1", "--plan", "team", "--start", "1926-01-01", "--backdate"],
 }
 
 
@@ -139,6 +154,28 @@ def test_bad_input_is_refused_with_one_line_on_stderr_exit_2_and_nothing_changed
     assert outcome.out == ""
     assert outcome.err.startswith("error: ") and outcome.err.endswith("\n") and outcome.err.count("\n") == 1
     assert database(app) == before
+
+
+def test_a_card_refused_for_who_adds_it_leaves_nothing_at_the_gateway(app, renewly):
+    """The owner is checked before the card is tokenized: a refusal left a card in the simulated
+    gateway's ledger (bench/chaos_inputs.py: changed on refusal)."""
+    subscribed(app, seats=3, card=None)
+    ledger = make_engine(app.settings.simulator_url())
+    try:
+        before = ledger_rows(ledger), database(app)
+        for acting in ("agent@acme.test", "", "a" * 320 + "@acme.test"):
+            refused = renewly("cards", "add", "1", "--number", "4242424242424242", "--exp", "12/2030", "--as", acting)
+            assert (refused.code, refused.out, refused.err.count("\n")) == (2, "", 1), (acting, refused)
+        assert (ledger_rows(ledger), database(app)) == before
+    finally:
+        ledger.dispose()
+
+
+def ledger_rows(engine) -> dict[str, list]:
+    present = set(inspect(engine).get_table_names())
+    with engine.connect() as conn:
+        return {table.name: conn.execute(select(table)).all() for table in ledger_metadata.sorted_tables
+                if table.name in present}
 
 
 def test_the_refusal_names_what_was_wrong(app, renewly):

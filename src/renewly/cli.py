@@ -120,6 +120,10 @@ def parse_date(text: str, what: str = "date") -> date:
         raise InvalidInput(f"malformed {what} {text!r}: expected YYYY-MM-DD", code="malformed_date") from None
 
 
+# The earliest moment a batch may run as of: the earliest day the test clock starts on.
+EARLIEST_AS_OF = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def parse_as_of(text: str | None, application: App) -> datetime:
     """The moment a batch runs as of: the clock's now, or an earlier one (a batch run late). Never
     later: a typo (2030 for 2026) would issue invoices dated years ahead."""
@@ -140,6 +144,10 @@ def parse_as_of(text: str | None, application: App) -> datetime:
     if instant > now:
         raise InvalidInput(f"--as-of {text} is later than the clock ({now.isoformat()}): batches run as of now or "
                            "earlier", code="as_of_in_the_future")
+    if instant < EARLIEST_AS_OF:
+        # Retention counts years back from it: year 1 left the calendar (a traceback).
+        raise InvalidInput(f"--as-of {text} is before {EARLIEST_AS_OF.date()}: no batch runs that late",
+                           code="as_of_too_early")
     return instant
 
 
@@ -546,9 +554,9 @@ def subscriptions_create(account: int, plan: Annotated[str, typer.Option(help="T
     """Start a subscription; its first invoice is issued when it starts."""
     from renewly.services.subscriptions import create_subscription
     application = open_app()
-    subscription_id = create_subscription(application, account, plan_code=plan, seats=seats,
-                                          start=parse_date(start, "--start") if start else None, actor=actor(),
-                                          backdate=backdate)
+    starts = parse_date(start, "--start") if start is not None else None  # --start "" is no date
+    subscription_id = create_subscription(application, account, plan_code=plan, seats=seats, start=starts,
+                                          actor=actor(), backdate=backdate)
     print_json({"id": subscription_id}) if as_json else typer.echo(subscription_id)
 
 
@@ -627,11 +635,13 @@ def cards_add(account: int,
               as_json: JsonFlag = False) -> None:
     """Save a card after a verification authorization (R5.1); retries unpaid invoices next batch (R7.1)."""
     from renewly.domain.payments import parse_expiry
-    from renewly.services.cards import add_card
+    from renewly.services.cards import add_card, may_change_card
     application = open_app()
     if token is None:
         if number is None or exp is None:
             raise InvalidInput("give --number and --exp (simulated gateway), or --token", code="card_required")
+        # The owner first: a refused card must not have left a token at the gateway.
+        may_change_card(application, account, acting)
         tokenize = getattr(application.gateway, "tokenize", None)
         if tokenize is None:
             raise InvalidInput(f"the {application.gateway.name} gateway takes a --token from its card form, never "

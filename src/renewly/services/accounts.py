@@ -86,6 +86,10 @@ def update_buyer_address(app: App, account_id: int, *, changes: dict[str, str], 
     ones keep theirs. Only the owner manages billing (R1.1): anyone else is told who can."""
     from renewly.services.billing_overview import require_owner_of  # it reads accounts through this module
     require_owner_of(app, account_id, acting_email)
+    if "country" in changes and not (changes["country"] or "").strip():
+        # As at creation: without a country, invoices went out at 0 % unsaid.
+        raise InvalidInput("an account needs its buyer's country (ISO 3166, e.g. FR): it decides the tax",
+                           code="country_required")
     now = app.clock.now()
     with app.engine.begin() as conn:
         account = _live_account(conn, account_id)

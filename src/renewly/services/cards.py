@@ -50,14 +50,24 @@ def require_owner(conn: Connection, account_id: int, acting_email: str) -> None:
         raise NotAllowed(f"only the account owner ({owner}) can change the payment method", code="owner_required")
 
 
+def may_change_card(app: App, account_id: int, acting_email: str):
+    """Refuse anyone but the owner, of a live account whose billing pages they may use; the
+    account row otherwise. Asked before a card form tokenizes anything (cli `cards add`)."""
+    actor = validate_email(acting_email)
+    with app.engine.connect() as conn:
+        account = _live_account(conn, account_id)
+        require_owner(conn, account_id, acting_email)
+        require_access(conn, account_id, actor, app.clock.now(), support_email=app.settings.seller.support_email,
+                       billing=True)
+    return account
+
+
 def add_card(app: App, account_id: int, *, card_token: str, acting_email: str) -> CardSaved:
     now = app.clock.now()
     actor = validate_email(acting_email)
     payments = app.settings.payments
+    account = may_change_card(app, account_id, acting_email)
     with app.engine.connect() as conn:
-        account = _live_account(conn, account_id)
-        require_owner(conn, account_id, acting_email)
-        require_access(conn, account_id, actor, now, support_email=app.settings.seller.support_email, billing=True)
         customer = conn.execute(select(gateway_customers.c.customer)
                                 .where(gateway_customers.c.account_id == account_id)).scalar()
     if customer is None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import MAXYEAR, MINYEAR, date
 from decimal import Decimal
 from typing import Any
 
@@ -98,6 +98,8 @@ def resend_invoices_of_month(app: App, account_id: int, *, year: int, month: int
     invoice's content). Returns the numbers sent."""
     if not 1 <= month <= 12:
         raise InvalidInput(f"no month {month}: expected 1 to 12", code="invalid_month")
+    if not MINYEAR <= year < MAXYEAR:  # the month after December 9999 is in no calendar
+        raise InvalidInput(f"no year {year}: expected {MINYEAR} to {MAXYEAR - 1}", code="invalid_month")
     if not (reason or "").strip():
         raise InvalidInput("a resend needs a --reason", code="reason_required")
     reason = validate_text(reason, "a resend's reason", REASON_LENGTH)

@@ -8,6 +8,9 @@ from sqlalchemy import select
 
 from renewly.adapters.db.tables import outbox
 from renewly.bootstrap import App
+from renewly.domain.accounts import validate_text
+
+TOPIC_LENGTH = 64  # outbox.topic (adapters/db/tables.py)
 
 
 def list_outbox(app: App, *, account_id: int | None = None, topic: str | None = None) -> list[dict[str, Any]]:
@@ -15,6 +18,7 @@ def list_outbox(app: App, *, account_id: int | None = None, topic: str | None = 
     if account_id is not None:
         query = query.where(outbox.c.account_id == account_id)
     if topic is not None:
-        query = query.where(outbox.c.topic == topic)
+        # Checked as stored topics are: PostgreSQL refused a NUL byte that SQLite compared.
+        query = query.where(outbox.c.topic == validate_text(topic, "a topic", TOPIC_LENGTH, required=False))
     with app.engine.connect() as conn:
         return [dict(row._mapping) for row in conn.execute(query)]

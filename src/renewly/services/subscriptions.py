@@ -3,10 +3,11 @@ and change its seats (the difference is prorated onto the next invoice)."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy import select
 
+from renewly.adapters.clock import LATEST_TEST_CLOCK
 from renewly.adapters.db.tables import pending_items, plans, subscriptions
 from renewly.bootstrap import App
 from renewly.domain.calendar import local_date, local_midnight_utc, period_boundary
@@ -37,7 +38,17 @@ def create_subscription(app: App, account_id: int, *, plan_code: str, seats: int
                                f"{account.currency}", code="currency_mismatch")
         today = local_date(now, account.timezone)
         start = start or today
+        if start >= LATEST_TEST_CLOCK.date():
+            # No clock reaches it: a typo (9999 for 2026) would never be invoiced, and its periods
+            # leave the calendar.
+            raise InvalidInput(f"--start {start} is past the last day Renewly bills "
+                               f"({LATEST_TEST_CLOCK.date() - timedelta(days=1)})", code="start_too_far")
         elapsed = periods_begun(start, plan.interval, today)
+        if elapsed >= MAX_CATCH_UP_PERIODS:
+            # Counted no further: a start in year 1 made a catch-up of a century, then a monthly
+            # invoice for each of the 1,900 years left (minutes, tens of thousands of invoices).
+            raise InvalidInput(f"--start {start} is {MAX_CATCH_UP_PERIODS} periods ago or more: no catch-up "
+                               "goes that far back", code="start_in_the_past")
         if elapsed > 2 and not backdate:
             raise InvalidInput(f"--start {start} is more than one {plan.interval} ago ({elapsed} periods would be "
                                f"invoiced at once); say --backdate to bill them in one catch-up invoice",
@@ -53,10 +64,15 @@ def create_subscription(app: App, account_id: int, *, plan_code: str, seats: int
     return subscription_id
 
 
+# A century of months: the most a backdated start may catch up.
+MAX_CATCH_UP_PERIODS = 1200
+
+
 def periods_begun(start: date, interval: str, today: date) -> int:
-    """How many periods of a subscription started on `start` have begun by `today`."""
+    """How many periods of a subscription started on `start` have begun by `today` (counted up to
+    MAX_CATCH_UP_PERIODS)."""
     begun = 0
-    while begun < 1200 and period_boundary(start, interval, begun) <= today:  # a century of months at most
+    while begun < MAX_CATCH_UP_PERIODS and period_boundary(start, interval, begun) <= today:
         begun += 1
     return begun
 
