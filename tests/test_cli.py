@@ -231,6 +231,18 @@ def test_the_test_clock_stops_a_century_before_the_calendar_ends(app, renewly):
     assert renewly("clock", "show").out == "test clock: 9899-12-18T00:00:00+00:00\n"
 
 
+def test_an_advance_longer_than_ten_years_is_a_typo_refused_in_one_line(app, renewly):
+    """`clock advance --days 1000000` ran for most of an hour (a simulated year a second)."""
+    before = database(app)
+    for args in (["--days", "3661"], ["--days", "1000000"], ["--hours", str(3660 * 24 + 1)],
+                 ["--days", "3661", "--no-batches"]):
+        refused = renewly("clock", "advance", *args)
+        assert (refused.code, refused.out) == (2, ""), args
+        assert refused.err == "error: an advance moves at most 3660 days (ten years); advance again for more\n"
+    assert database(app) == before
+    assert renewly("clock", "advance", "--days", "3660", "--no-batches").code == 0
+
+
 def test_a_start_more_than_one_period_ago_needs_backdate_and_makes_one_catch_up_invoice(app, renewly):
     with_card(app, customer(app))
     team_plan(app)

@@ -35,6 +35,9 @@ app = typer.Typer(help="Renewly: subscription billing, invoicing and dunning.", 
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 # No advance can go further than from the earliest day the test clock starts on (1970) to its end.
 DAYS_TO_THE_CLOCKS_END = (LATEST_TEST_CLOCK - datetime(1970, 1, 1, tzinfo=UTC)).days
+# One advance runs about a simulated year a second: a longer one is a typo (`--days 1000000` would
+# run for an hour); ten years at once is more than any story a test clock tells.
+MOST_DAYS_PER_ADVANCE = 3660
 clock_app = typer.Typer(help="The test clock.", no_args_is_help=True)
 plans_app = typer.Typer(help="The plan catalogue.", no_args_is_help=True)
 accounts_app = typer.Typer(help="Customer accounts.", no_args_is_help=True)
@@ -234,6 +237,9 @@ def clock_advance(days: Annotated[int, typer.Option("--days", help="How many day
         raise InvalidInput("the test clock only moves forward", code="clock_backwards")
     if days > DAYS_TO_THE_CLOCKS_END or hours > 24 * DAYS_TO_THE_CLOCKS_END:
         raise InvalidInput(f"the test clock stops at {LATEST_TEST_CLOCK.isoformat()}", code="clock_too_far")
+    if timedelta(days=days, hours=hours) > timedelta(days=MOST_DAYS_PER_ADVANCE):
+        raise InvalidInput(f"an advance moves at most {MOST_DAYS_PER_ADVANCE} days (ten years); advance again "
+                           "for more", code="advance_too_long")
     application = open_app()
     with stopping_on_ctrl_c(application):
         moved = advance(application, timedelta(days=days, hours=hours), run_batches=batches)
