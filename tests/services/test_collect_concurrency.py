@@ -62,7 +62,8 @@ def test_r5_3_a_payment_batch_and_a_sweep_at_once_over_the_same_accounts_never_d
 
     # The sweep holds its accounts and waits at the gate to write its steps, then to ask its
     # charges; meanwhile the payment batch claims those accounts' invoices and writes their attempts.
-    collected, swept = run_at_once(app, [["collect"], ["dunning"]], gate="dunning_steps", cwd=tmp_path,
+    swept, collected = run_at_once(app, [["dunning"], ["collect"]], gate="dunning_steps", cwd=tmp_path,
+                                   one_after_another=True,
                                    environment={"RENEWLY_PAYMENTS__SLICE_SIZE": "10",
                                                 "RENEWLY_BATCHES__CHUNK_SIZE": "10", "RENEWLY_ACTOR": "test:batches"})
 
