@@ -79,8 +79,8 @@ def _start(app, arguments: list[str] | list[list[str]], count: int, environment:
                  "RENEWLY_PAYMENTS__SIMULATOR_URL": app.settings.simulator_url(), **(environment or {})}
     commands = arguments if isinstance(arguments[0], list) else [arguments] * count
     return [subprocess.Popen([str(RENEWLY), *command, *(["--json"] if as_json else [])],
-                             env={**variables, "PGAPPNAME": f"renewly-batch-{first + n}"}, cwd=cwd, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+                             env={**variables, "PGAPPNAME": f"renewly-batch-{first + n}"}, cwd=cwd,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for n, command in enumerate(commands)]
 
 
