@@ -136,6 +136,7 @@ def main() -> None:
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
                         help="a server where the suite may create and drop databases")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # each part's counts as it ends, even into a file
     parts, engines = args.part or list(PARTS), args.engine or ["pg", "sqlite"]
     started = time.monotonic()
     console = Console(width=80, highlight=False)
@@ -309,8 +310,11 @@ class Processes:
             self.result.notes.append(("traceback: " + err.strip().splitlines()[-1])[:78])
         elif not killed and process.returncode not in expected:
             self.result.failures += 1
-            self.result.notes.append(f"exit {process.returncode}: {' '.join(process.args[1:3])}: "
-                                     f"{err.strip()[:50]}"[:78])
+            last = err.strip().splitlines()[-1] if err.strip() else ""
+            self.result.notes.append(f"exit {process.returncode}: {' '.join(process.args[1:3])}: {last}"[:78])
+        if "Traceback" in err or (not killed and process.returncode not in expected):
+            # The whole of it on the suite's stderr, for whoever looks into it.
+            sys.stderr.write(f"--- renewly {' '.join(process.args[1:])}: exit {process.returncode}\n{err}\n")
         return err
 
     def run(self, arguments: list[str], expected=(0,)) -> None:
@@ -323,7 +327,7 @@ def concurrency(fresh, size: Size, rng: random.Random, result: Result, tick) -> 
     populate(app, size.accounts, rng)
     with tempfile.TemporaryDirectory() as folder:
         processes = Processes(url, Path(folder), result)
-        days_asked = 0
+        days_asked = days_done = 0  # by all advances; by those that finished
         start = app.test_clock.now()
         for _ in range(size.rounds):
             commands = []
@@ -347,13 +351,17 @@ def concurrency(fresh, size: Size, rng: random.Random, result: Result, tick) -> 
             started = [(processes.start(arguments), expected) for arguments, expected in commands]
             for process, expected in started:
                 processes.wait(process, expected=expected)
+                if process.args[1:3] == ["clock", "advance"] and process.returncode == 0:
+                    days_done += int(process.args[-1])
             result.tried += 1
             result.held += verify(app, result, settled=False)
             tick()
+        # Advances take turns: each moves the clock by its days, none lost (issue 9, item 10);
+        # one that failed half-way (exit 2) may have moved it part of its way.
         moved = (app.test_clock.now() - start).days
-        if moved != days_asked:
-            result.worst["gaps"] = result.worst.get("gaps", 0) + abs(moved - days_asked)
-            result.notes.append(f"the clock moved {moved} days, {days_asked} asked")
+        if not days_done <= moved <= days_asked:
+            result.worst["gaps"] = result.worst.get("gaps", 0) + 1
+            result.notes.append(f"the clock moved {moved} days: {days_done} done, {days_asked} asked")
         finish(app, result, partial(processes.run, ["run"]), tick)
     app.engine.dispose()
 
