@@ -112,6 +112,7 @@ class Result:
     counts: Counts = field(default_factory=Counts)  # the last check's
     worst: dict[str, int] = field(default_factory=dict)  # the largest count of each break seen
     notes: list[str] = field(default_factory=list)
+    commands: dict[str, tuple[int, int]] = field(default_factory=dict)  # command -> (exit 0, started)
     paid_void: int = 0  # invoices voided by a credit note after they were charged: reconcile names them
 
     def record(self, counts: Counts) -> bool:
@@ -161,6 +162,9 @@ def main() -> None:
             console.print(f"  tried {result.tried}, held {result.held}"
                           + (f", {result.processes} processes" if result.processes else "")
                           + f", {time.monotonic() - began:.0f} s")
+            if result.commands:
+                result.notes.insert(0, ("exit 0/run: " + ", ".join(
+                    f"{command} {done}/{all_}" for command, (done, all_) in sorted(result.commands.items())))[:78])
             if result.paid_void:
                 result.notes.append(f"{result.paid_void} invoices credited while charged (reconcile names them)")
             for note in result.notes:
@@ -309,6 +313,10 @@ class Processes:
 
     def wait(self, process: subprocess.Popen, *, expected=(0,), killed: bool = False) -> str:
         _, err = process.communicate(timeout=600)
+        command = process.args[1] if process.args[1] not in ("clock", "cards", "invoices", "support") \
+            else process.args[2]
+        done, all_ = self.result.commands.get(command, (0, 0))
+        self.result.commands[command] = (done + (process.returncode == 0), all_ + 1)
         if "Traceback" in err:
             self.result.tracebacks += 1
             self.result.notes.append(("traceback: " + err.strip().splitlines()[-1])[:78])
@@ -333,8 +341,9 @@ def concurrency(fresh, size: Size, rng: random.Random, result: Result, tick) -> 
         processes = Processes(url, Path(folder), result)
         days_asked = days_done = 0  # by all advances; by those that finished
         start = app.test_clock.now()
-        for _ in range(size.rounds):
+        for round_number in range(size.rounds):
             commands = []
+            credited = open_invoice(app, rng)  # one per round: credit notes at once on one invoice
             for n in range(size.processes):
                 roll = rng.random()
                 if n == 0 or roll < 0.4:
@@ -345,15 +354,19 @@ def concurrency(fresh, size: Size, rng: random.Random, result: Result, tick) -> 
                     commands.append((["run"], (0,)))
                 elif roll < 0.85:  # one batch alone, beside the others' whole ticks
                     commands.append(([rng.choice(("collect", "dunning", "renew"))], (0,)))
-                elif roll < 0.93:
+                elif roll < 0.9:
                     # The owner of an account in dunning saves a card that pays (R7.1: retries).
                     account = rng.randrange(1, size.accounts + 1)
                     commands.append((["cards", "add", str(account), "--number", GOOD_CARD, "--exp", "12/2035",
                                       "--as", f"owner{account - 1}@chaos.test"], (0, 2)))
-                else:
-                    number = open_invoice(app, rng)
-                    if number:
-                        commands.append((["invoices", "credit", number, "--reason", "chaos"], (0, 2)))
+                elif roll < 0.95:
+                    # Support reactivates an account (refused unless it is cancelled: exit 2).
+                    account = rng.randrange(1, size.accounts + 1)
+                    commands.append((["support", "reactivate", str(account), "--reason", "chaos"], (0, 2)))
+                elif credited:
+                    commands.append((["invoices", "credit", credited, "--reason", "chaos"], (0, 2)))
+            if round_number % 4 == 3 and credited:  # two full credit notes at once, one must be refused
+                commands += [(["invoices", "credit", credited, "--reason", "chaos"], (0, 2))] * 2
             started = [(processes.start(arguments), expected) for arguments, expected in commands]
             for process, expected in started:
                 processes.wait(process, expected=expected)
