@@ -201,7 +201,7 @@ def report(console: Console, results: list[Result]) -> None:
     console.print("without a record; lost: e-mails or events missing or invented; tb: tracebacks.")
     for result in results:
         others = {name: value for name, value in result.worst.items()
-                  if name in ("over_credited", "pending_attempts", "parked")}
+                  if name in ("over_credited", "pending_attempts", "parked", "held_authorizations")}
         if others or result.failures or result.held < result.tried:
             console.print(f"{result.part} on {ENGINES[result.engine]}: held {result.held} of {result.tried}; "
                           + ", ".join(f"{name} {value}" for name, value in {**others,
@@ -268,7 +268,9 @@ def simulated(app: App) -> SimulatedGateway:
 
 
 def verify(app: App, result: Result, *, settled: bool) -> bool:
-    return result.record(check(app.engine, simulated(app).ledger(), settled=settled))
+    gateway = simulated(app)
+    return result.record(check(app.engine, gateway.ledger(), settled=settled, held=gateway.held_authorizations(),
+                               now=app.clock.now()))
 
 
 def finish(app: App, result: Result, run, tick, *, after_lease: bool = False) -> None:

@@ -21,7 +21,9 @@ returns counts of what broke, each of which must be 0 (`Counts.breaks`):
   attempt, a case opened, an invoice issued, a reactivation expired);
 - pending_attempts: attempts still pending or unknown (after the janitor's lease: call it after
   a last run, once the lease has passed);
-- parked: rows the batches parked and nobody resolved (a clean run parks none).
+- parked: rows the batches parked and nobody resolved (a clean run parks none);
+- held_authorizations: card-check authorizations the gateway still holds past their void
+  delay (R5.2), or that no card check of Renewly's names (after a last run).
 
 An account deleted by the retention batch loses its outbox rows (R10.1): its events are not checked.
 """
@@ -30,11 +32,13 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
+from datetime import datetime
 
 from sqlalchemy import Engine, func, select
 
 from renewly.adapters.db.tables import (
     accounts,
+    card_verifications,
     dunning_cases,
     dunning_steps,
     invoice_series,
@@ -46,7 +50,7 @@ from renewly.adapters.db.tables import (
 
 # The counts that must be 0; the others are told, not failed on.
 BREAKS = ("duplicate_invoices", "gaps", "double_charges", "unrecorded_charges", "overpaid", "over_credited",
-          "lost_emails", "phantom_emails", "duplicate_events", "pending_attempts", "parked")
+          "lost_emails", "phantom_emails", "duplicate_events", "pending_attempts", "parked", "held_authorizations")
 CHECKED_TOPICS = ("email", "invoice.issued", "payment.succeeded", "payment.declined", "dunning.case_opened",
                   "dunning.recovered", "reactivation.expired")
 
@@ -67,6 +71,7 @@ class Counts:
     duplicate_events: int = 0
     pending_attempts: int = 0
     parked: int = 0
+    held_authorizations: int = 0
 
     @property
     def breaks(self) -> int:
@@ -79,10 +84,12 @@ class Counts:
         return asdict(self)
 
 
-def check(engine: Engine, ledger, *, settled: bool = True) -> Counts:
-    """Counts of what broke. `ledger`: the gateway's charges (`SimulatedGateway.ledger()`).
-    `settled=False` after a crash, before the next run: unsettled attempts and notices waiting
-    for them are work left, not breaks."""
+def check(engine: Engine, ledger, *, settled: bool = True, held: list[str] = (), now: datetime | None = None,
+          ) -> Counts:
+    """Counts of what broke. `ledger`: the gateway's charges (`SimulatedGateway.ledger()`);
+    `held`: the authorizations it still holds (`held_authorizations()`), as of `now`.
+    `settled=False` after a crash, before the next run: unsettled attempts, notices waiting
+    for them and voids due are work left, not breaks."""
     counts = Counts()
     with engine.connect() as conn:
         _documents(conn, counts)
@@ -98,6 +105,10 @@ def check(engine: Engine, ledger, *, settled: bool = True) -> Counts:
         counts.parked = conn.execute(select(func.count()).select_from(parked_rows)
                                      .where(parked_rows.c.resolved_at.is_(None))).scalar_one()
         _events(conn, counts, attempts, status_of, settled)
+        if settled and held:
+            due = dict(conn.execute(select(card_verifications.c.authorization_ref, card_verifications.c.void_due_at)
+                                    .where(card_verifications.c.authorization_ref.in_(list(held)))).all())
+            counts.held_authorizations = sum(1 for ref in held if ref not in due or due[ref] <= now)
     return counts
 
 

@@ -69,3 +69,17 @@ def test_the_chaos_checks_count_each_damage_they_are_about(app):
     with app.engine.begin() as conn:  # day 0's e-mail lost
         conn.execute(delete(outbox).where(outbox.c.topic == "email"))
     assert broken(app)["lost_emails"] == 2
+
+
+def test_the_chaos_checks_count_card_checks_held_past_their_void_delay(app):
+    plan = team_plan(app)
+    subscribed(app, plan=plan, owner="one@acme.test")
+    subscribed(app, plan=plan, owner="two@acme.test")
+    held = app.gateway.held_authorizations()
+    assert len(held) == 2  # each card check holds a unit until its void (R5.2)
+
+    def held_past_due(now):
+        return check(app.engine, app.gateway.ledger(), held=held, now=now).held_authorizations
+
+    assert held_past_due(app.clock.now()) == 0
+    assert held_past_due(app.clock.now() + timedelta(days=4)) == 2  # the void delay is 3 days
