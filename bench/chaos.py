@@ -162,6 +162,12 @@ def main() -> None:
             console.print(f"  tried {result.tried}, held {result.held}"
                           + (f", {result.processes} processes" if result.processes else "")
                           + f", {time.monotonic() - began:.0f} s")
+            seen = result.counts
+            # What the last database went through (the last seed's, in the kill part).
+            result.notes[:0] = [f"{seen.invoices} invoices, {seen.credit_notes} credit notes, {seen.charges} charges, "
+                                f"{seen.declines} declines;",
+                                f"{seen.cases} dunning cases, {seen.recoveries} recovered, {seen.cancellations} "
+                                f"cancelled, {seen.step_emails} step e-mails"]
             if result.commands:
                 result.notes.insert(0, ("exit 0/run: " + ", ".join(
                     f"{command} {done}/{all_}" for command, (done, all_) in sorted(result.commands.items())))[:78])

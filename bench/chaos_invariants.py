@@ -57,8 +57,15 @@ CHECKED_TOPICS = ("email", "invoice.issued", "payment.succeeded", "payment.decli
 
 @dataclass
 class Counts:
+    # What happened, to tell what was tried: documents, money, dunning.
     invoices: int = 0
+    credit_notes: int = 0
     charges: int = 0  # successful charges in the gateway's ledger
+    declines: int = 0  # declined attempts
+    cases: int = 0  # dunning cases opened
+    recoveries: int = 0
+    step_emails: int = 0
+    cancellations: int = 0  # cases that reached a cancelling step (accounts cancelled)
     duplicate_invoices: int = 0
     gaps: int = 0
     double_charges: int = 0
@@ -117,6 +124,7 @@ def _documents(conn, counts: Counts) -> None:
                                invoices.c.period_start, invoices.c.credited_invoice_id, invoices.c.total,
                                invoices.c.id)).all()
     counts.invoices = sum(1 for row in rows if row.kind == "invoice")
+    counts.credit_notes = len(rows) - counts.invoices
     periods = Counter((row.subscription_id, row.period_start) for row in rows if row.kind == "invoice")
     counts.duplicate_invoices = sum(n - 1 for n in periods.values() if n > 1)
     # Invoices purged by retention (R10.2) leave the series' first numbers missing: a gap is a
@@ -150,6 +158,7 @@ def _money(counts: Counts, attempts, totals: dict, status_of: dict, ledger) -> N
         if attempt.status not in ("succeeded", "pending", "unknown"):
             counts.unrecorded_charges += 1  # settled as declined or not sent, while the money was taken
         charged[attempt.invoice_id].append(charge.amount)
+    counts.declines = sum(1 for row in attempts if row.status == "declined")
     succeeded = Counter(row.invoice_id for row in attempts if row.status == "succeeded")
     counts.double_charges = sum(1 for invoice_id in set(charged) | set(succeeded)
                                 if len(charged.get(invoice_id, ())) > 1 or succeeded[invoice_id] > 1)
@@ -181,6 +190,8 @@ def _events(conn, counts: Counts, attempts, status_of: dict, settled: bool) -> N
         elif row.topic == "reactivation.expired":
             seen[("expired", payload["reactivation_id"])] += 1
     counts.duplicate_events = sum(n - 1 for n in seen.values() if n > 1)
+    counts.recoveries = sum(1 for key in seen if key[0] == "recovered")
+    counts.step_emails = sum(1 for key in seen if key[0] == "step_email")
 
     lost = phantom = 0
     # Every invoice has its event (credit notes have theirs under another topic).
@@ -204,6 +215,7 @@ def _events(conn, counts: Counts, attempts, status_of: dict, settled: bool) -> N
                          .join(accounts, accounts.c.id == dunning_cases.c.account_id)
                          .where(dunning_cases.c.status != "merged")).all()
     case_of = {case.id: case for case in cases if case.account_id not in deleted}
+    counts.cases = len(cases)
     lost += sum(1 for case_id in case_of if not seen[("opened", case_id)])
     # A recovery tells the billing contacts; a confirmation tells a recovery that happened.
     lost += sum(1 for case_id in case_of if seen[("recovered", case_id)] and not seen[("confirmation", case_id)])
@@ -211,6 +223,7 @@ def _events(conn, counts: Counts, attempts, status_of: dict, settled: bool) -> N
     steps = conn.execute(select(dunning_steps.c.case_id, dunning_steps.c.step, dunning_steps.c.name,
                                 dunning_steps.c.email, dunning_steps.c.charge_requested)).all()
     taken = {(row.case_id, row.name) for row in steps}
+    counts.cancellations = len({row.case_id for row in steps if row.name == "account_cancelled"})
     for row in steps:
         case = case_of.get(row.case_id)
         if case is None or row.email is None or seen[("step_email", row.case_id, row.name)]:
