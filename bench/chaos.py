@@ -33,6 +33,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import select, text
 
-from renewly.adapters.db.tables import invoices
+from renewly.adapters.db.tables import accounts, invoices
 from renewly.adapters.gateways.simulated import Fault, SimulatedGateway, sim_faults
 from renewly.bootstrap import App, bootstrap
 from renewly.domain.payments import ChargeRequest, GatewayResult, Outcome
@@ -169,8 +170,8 @@ def main() -> None:
                                 f"{seen.cases} dunning cases, {seen.recoveries} recovered, {seen.cancellations} "
                                 f"cancelled, {seen.step_emails} step e-mails"]
             if result.commands:
-                result.notes.insert(0, ("exit 0/run: " + ", ".join(
-                    f"{command} {done}/{all_}" for command, (done, all_) in sorted(result.commands.items())))[:78])
+                result.notes[:0] = textwrap.wrap("exit 0 of all: " + ", ".join(
+                    f"{command} {done}/{all_}" for command, (done, all_) in sorted(result.commands.items())), 76)
             if result.paid_void:
                 result.notes.append(f"{result.paid_void} invoices credited while charged (reconcile names them)")
             for note in result.notes:
@@ -367,7 +368,7 @@ def concurrency(fresh, size: Size, rng: random.Random, result: Result, tick) -> 
                     commands.append(([rng.choice(("collect", "dunning", "renew"))], (0,)))
                 elif roll < 0.9:
                     # The owner of an account in dunning saves a card that pays (R7.1: retries).
-                    account = rng.randrange(1, size.accounts + 1)
+                    account = account_in(app, rng, ("past_due", "active"), size.accounts)
                     commands.append((["cards", "add", str(account), "--number", GOOD_CARD, "--exp", "12/2035",
                                       "--as", f"owner{account - 1}@chaos.test"], (0, 2)))
                 elif roll < 0.92:
@@ -376,8 +377,8 @@ def concurrency(fresh, size: Size, rng: random.Random, result: Result, tick) -> 
                                                                        "server_error")),
                                       "--count", str(rng.randint(1, 4))], (0,)))
                 elif roll < 0.96:
-                    # Support reactivates an account (refused unless it is cancelled: exit 2).
-                    account = rng.randrange(1, size.accounts + 1)
+                    # Support reactivates a cancelled account (refused if it is not, by then: exit 2).
+                    account = account_in(app, rng, ("cancelled",), size.accounts)
                     commands.append((["support", "reactivate", str(account), "--reason", "chaos"], (0, 2)))
                 elif credited:
                     commands.append((["invoices", "credit", credited, "--reason", "chaos"], (0, 2)))
@@ -402,6 +403,17 @@ def concurrency(fresh, size: Size, rng: random.Random, result: Result, tick) -> 
             result.notes.append(f"the clock moved {moved} days: {days_done} done, {days_asked} asked")
         finish(app, result, partial(processes.run, ["run"]), tick)
     app.engine.dispose()
+
+
+def account_in(app: App, rng: random.Random, statuses: tuple[str, ...], count: int) -> int:
+    """An account with the first of `statuses` any account has, else any account."""
+    with app.engine.connect() as conn:
+        rows = conn.execute(select(accounts.c.id, accounts.c.status)).all()
+    for status in statuses:
+        ids = [account_id for account_id, its_status in rows if its_status == status]
+        if ids:
+            return rng.choice(ids)
+    return rng.randrange(1, count + 1)
 
 
 def open_invoice(app: App, rng: random.Random) -> str | None:
