@@ -9,7 +9,7 @@ at the end) and on SQLite (a temporary folder), smaller there:
 
 - concurrency: N processes at once, `renewly clock advance` and `renewly run`, with now and then
   a card update or a credit note among them, over A accounts, round after round;
-- kill: a `renewly clock advance` (and a `renewly run` beside it) killed with SIGKILL at a
+- kill: a `renewly clock advance` of 5 to 20 days (and a `renewly run` beside it) killed with SIGKILL at a
   random moment, again and again; on PostgreSQL every other time its connection is dropped
   instead (pg_terminate_backend); then a last run after the payment lease, to completion;
 - faults: the batches in this process, through a gateway that fails on purpose: an exception
@@ -81,7 +81,7 @@ class Size:
     processes: int = 0
     rounds: int = 0  # concurrency: rounds; kill: kills per seed; faults: ticks
     seeds: int = 1
-    wait: tuple[float, float] = (0.8, 3.0)  # kill: seconds before the kill (an interpreter starts in ~0.5 s)
+    wait: tuple[float, float] = (1.0, 4.0)  # kill: seconds before the kill (an interpreter starts in 1 s)
 
     def describe(self, part: str) -> str:
         if part == "concurrency":
@@ -432,7 +432,7 @@ def kill(fresh, size: Size, rng: random.Random, result: Result, tick) -> None:
         with tempfile.TemporaryDirectory() as folder:
             processes = Processes(url, Path(folder), result)
             for n in range(size.rounds):
-                victims = [processes.start(["clock", "advance", "--days", str(rng.choice((3, 5, 8)))])]
+                victims = [processes.start(["clock", "advance", "--days", str(rng.choice((5, 10, 20)))])]
                 if rng.random() < 0.5:
                     victims.append(processes.start(["run"]))
                 time.sleep(rng.uniform(*size.wait))
