@@ -8,10 +8,11 @@ Three parts, each on PostgreSQL (a database of its own on the server of --postgr
 at the end) and on SQLite (a temporary folder), smaller there:
 
 - concurrency: N processes at once, `renewly clock advance` and `renewly run`, with now and then
-  a card update or a credit note among them, over A accounts, round after round;
-- kill: a `renewly clock advance` of 5 to 20 days (and a `renewly run` beside it) killed with SIGKILL at a
-  random moment, again and again; on PostgreSQL every other time its connection is dropped
-  instead (pg_terminate_backend); then a last run after the payment lease, to completion;
+  a single batch, a card update, a reactivation, a gateway fault or a credit note among them
+  (two at once on one invoice every fourth round), over A accounts, round after round;
+- kill: a `renewly clock advance` of 5 to 20 days (and a `renewly run` beside it) killed with
+  SIGKILL at a random moment, again and again; on PostgreSQL every other time its connections
+  are dropped instead (pg_terminate_backend); then a last run after the payment lease;
 - faults: the batches in this process, through a gateway that fails on purpose: an exception
   before the call, a timeout after the charge was made, an answer lost, slow answers, requests
   sent twice; and the simulated gateway's own scripted faults (`renewly gateway fault`).
