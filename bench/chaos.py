@@ -359,25 +359,25 @@ def concurrency(fresh, size: Size, rng: random.Random, result: Result, tick) -> 
             credited = open_invoice(app, rng)  # one per round: credit notes at once on one invoice
             for n in range(size.processes):
                 roll = rng.random()
-                if n == 0 or roll < 0.4:
+                if n == 0 or roll < 0.35:
                     days = rng.choice((1, 2, 3))
                     days_asked += days
                     commands.append((["clock", "advance", "--days", str(days)], (0,)))
-                elif roll < 0.7:
+                elif roll < 0.6:
                     commands.append((["run"], (0,)))
-                elif roll < 0.85:  # one batch alone, beside the others' whole ticks
+                elif roll < 0.75:  # one batch alone, beside the others' whole ticks
                     commands.append(([rng.choice(("collect", "dunning", "renew"))], (0,)))
-                elif roll < 0.9:
+                elif roll < 0.82:
                     # The owner of an account in dunning saves a card that pays (R7.1: retries).
                     account = account_in(app, rng, ("past_due", "active"), size.accounts)
                     commands.append((["cards", "add", str(account), "--number", GOOD_CARD, "--exp", "12/2035",
                                       "--as", f"owner{account - 1}@chaos.test"], (0, 2)))
-                elif roll < 0.92:
+                elif roll < 0.88:
                     # The gateway's next calls fail, whoever makes them (the simulator's ledger is shared).
                     commands.append((["gateway", "fault", rng.choice(("timeout_after", "timeout_before",
                                                                        "server_error")),
                                       "--count", str(rng.randint(1, 4))], (0,)))
-                elif roll < 0.96:
+                elif roll < 0.94:
                     # Support reactivates a cancelled account (refused if it is not, by then: exit 2).
                     account = account_in(app, rng, ("cancelled",), size.accounts)
                     commands.append((["support", "reactivate", str(account), "--reason", "chaos"], (0, 2)))
