@@ -83,6 +83,9 @@ class Size:
     rounds: int = 0  # concurrency: rounds; kill: kills per seed; faults: ticks
     seeds: int = 1
     wait: tuple[float, float] = (1.0, 4.0)  # kill: seconds before the kill (an interpreter starts in 1 s)
+    # The last run in this process (`run_all`, what `renewly run` runs) rather than in one of its
+    # own: --tiny saves the start of an interpreter per part.
+    last_run_here: bool = False
 
     def describe(self, part: str) -> str:
         if part == "concurrency":
@@ -94,9 +97,10 @@ class Size:
 
 SIZES = {
     # part: {engine: (tiny, full)}; full: about 5 minutes in all on 2 cores
-    "concurrency": {"pg": (Size(30, 2, 2), Size(150, 4, 12)), "sqlite": (Size(15, 2, 1), Size(60, 3, 6))},
-    "kill": {"pg": (Size(20, rounds=2, wait=(0.5, 1.2)), Size(80, rounds=4, seeds=3)),
-             "sqlite": (Size(10, rounds=1, wait=(0.5, 1.2)), Size(40, rounds=3, seeds=2))},
+    "concurrency": {"pg": (Size(30, 2, 2, last_run_here=True), Size(150, 4, 12)),
+                    "sqlite": (Size(15, 2, 1, last_run_here=True), Size(60, 3, 6))},
+    "kill": {"pg": (Size(20, rounds=2, wait=(0.5, 1.2), last_run_here=True), Size(80, rounds=4, seeds=3)),
+             "sqlite": (Size(10, rounds=1, wait=(0.5, 1.2), last_run_here=True), Size(40, rounds=3, seeds=2))},
     "faults": {"pg": (Size(20, rounds=3), Size(150, rounds=30)), "sqlite": (Size(10, rounds=2), Size(60, rounds=15))},
 }
 
@@ -301,6 +305,12 @@ def finish(app: App, result: Result, run, tick, *, after_lease: bool = False) ->
     tick()
 
 
+def last_run(app: App, size: Size, processes: Processes):
+    if size.last_run_here:
+        return lambda: run_all(app, app.clock.now())
+    return partial(processes.run, ["run"])
+
+
 # -- processes ---------------------------------------------------------------------------------------
 
 def environment(url: str) -> dict[str, str]:
@@ -402,7 +412,7 @@ def concurrency(fresh, size: Size, rng: random.Random, result: Result, tick) -> 
         if not days_done <= moved <= days_asked:
             result.worst["gaps"] = result.worst.get("gaps", 0) + 1
             result.notes.append(f"the clock moved {moved} days: {days_done} done, {days_asked} asked")
-        finish(app, result, partial(processes.run, ["run"]), tick)
+        finish(app, result, last_run(app, size, processes), tick)
     app.engine.dispose()
 
 
@@ -452,7 +462,7 @@ def kill(fresh, size: Size, rng: random.Random, result: Result, tick) -> None:
                 result.tried += 1
                 result.held += verify(app, result, settled=False)
                 tick()
-            finish(app, result, partial(processes.run, ["run"]), tick, after_lease=True)
+            finish(app, result, last_run(app, size, processes), tick, after_lease=True)
         app.engine.dispose()
 
 
