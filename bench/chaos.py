@@ -10,8 +10,8 @@ at the end) and on SQLite (a temporary folder), smaller there:
 - concurrency: N processes at once, `renewly clock advance` and `renewly run`, with now and then
   a single batch, a card update, a reactivation, a gateway fault or a credit note among them
   (two at once on one invoice every fourth round), over A accounts, round after round;
-- kill: a `renewly clock advance` of 5 to 20 days (and a `renewly run` beside it) killed with
-  SIGKILL at a random moment, again and again; on PostgreSQL every other time its connections
+- kill: a `renewly clock advance` of 5 to 20 days (and a `renewly run`, a `cards add` beside
+  it) killed with SIGKILL at a random moment, again and again; on PostgreSQL every other time its connections
   are dropped instead (pg_terminate_backend); then a last run after the payment lease;
 - faults: the batches in this process, through a gateway that fails on purpose: an exception
   before the call, a timeout after the charge was made, an answer lost, slow answers, requests
@@ -446,6 +446,13 @@ def kill(fresh, size: Size, rng: random.Random, result: Result, tick) -> None:
                 victims = [processes.start(["clock", "advance", "--days", str(rng.choice((5, 10, 20)))])]
                 if rng.random() < 0.5:
                     victims.append(processes.start(["run"]))
+                if rng.random() < 0.5:
+                    # A card check caught in the kill: the gateway 1 to 4 s away, so that the
+                    # kill comes before, during or after the authorization it holds (R5.2).
+                    account = rng.randrange(1, size.accounts + 1)
+                    victims.append(processes.start(["cards", "add", str(account), "--number", GOOD_CARD, "--exp",
+                                                    "12/2035", "--as", f"owner{account - 1}@chaos.test"],
+                                                   latency_ms=rng.choice((1000, 2000, 4000))))
                 time.sleep(rng.uniform(*size.wait))
                 dropped = postgres and n % 2 == 1
                 if dropped:
