@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench docs clean
+.PHONY: demo test bench chaos docs clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Renewly needs Python 3.11 or newer")'
@@ -20,6 +20,12 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python bench/renewal.py --quick
+
+# The reliability suite (docs/reliability.md): races, kill -9 and a faulty gateway on both
+# engines, a few minutes on 2 cores; then hostile command-line inputs, where that part exists.
+chaos: $(STAMP)
+	$(VENV)/bin/python bench/chaos.py
+	$(VENV)/bin/python bench/chaos_inputs.py
 
 docs: $(STAMP)
 	$(VENV)/bin/python -m renewly.cli_reference > docs/cli.md

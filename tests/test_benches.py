@@ -40,6 +40,13 @@ LAST_LINES = {
         "sometimes": {"cpu_us_per_invoice", "bound_cpu_us_per_invoice", "cpu_ratio"},
         "tiny": {"accounts": "200", "sqlite_accounts": "100", "slice": "64"},
     },
+    "chaos": {
+        "keys": {"seed", "breaks", "seconds"} | {
+            f"{part}_{engine}_{count}" for part in ("concurrency", "kill", "faults") for engine in ("pg", "sqlite")
+            for count in ("tried", "held", "duplicates", "double_charges", "gaps", "lost_emails", "tracebacks")},
+        "sometimes": set(),
+        "tiny": {"breaks": "0", "concurrency_pg_tried": "3", "kill_pg_tried": "3", "faults_pg_tried": "4"},
+    },
     "collect": {
         "keys": {"invoices", "charges_per_s_capped", "cap", "max_ops_in_any_1s_window", "ratio", "charges_per_s",
                  "renewal_bound_per_s", "charges_to_bound", "charges_per_s_instant_gateway",

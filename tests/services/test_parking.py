@@ -186,3 +186,36 @@ def test_r8_a_claim_that_fails_whatever_the_rows_fails_the_batch_and_never_spins
     # Taken alone, each row failed the same way: parked with the reason, once.
     assert [problem["reason"] for problem in list_problems(app)] == [
         "RuntimeError: cannot execute SELECT FOR UPDATE here"]
+
+
+def test_r8_a_case_another_worker_parked_first_is_left_aside_without_failing_the_sweep(app, monkeypatch):
+    """Both workers of a sweep (PostgreSQL) fail on the same case at once: the first parks it, and
+    the second, taking its slice one case at a time, finds nothing left to take or park. It failed
+    the whole batch; the case being parked, it now goes on."""
+    plan = team_plan(app)
+    english, _ = subscribed(app, plan=plan, card=None, owner="owner@en.test")
+    french, _ = subscribed(app, plan=plan, card=None, owner="owner@fr.test", locale="fr")
+    broken = EmailTemplate(subject="Payment failed", body="{amount:d}")
+    app.policy = replace(app.policy, templates={**app.policy.templates, ("payment_failed_1", "en"): broken})
+    from renewly.services import dunning
+    from renewly.services.parking import Subject, park
+
+    real = dunning.one_by_one
+
+    def the_other_worker_parks_it_first(app, batch, subject, rows, process, as_of):
+        rows = list(rows)
+        with app.engine.connect() as conn:
+            case_id = conn.execute(select(dunning.dunning_cases.c.id)
+                                   .where(dunning.dunning_cases.c.account_id == english)).scalar_one()
+        park(app, batch, subject, Subject(case_id, english), "ValueError: by the other worker", as_of)
+        return real(app, batch, subject, [row for row in rows if row.id != case_id], process, as_of)
+
+    monkeypatch.setattr(dunning, "one_by_one", the_other_worker_parks_it_first)
+    runs = run_all(app, datetime(2026, 1, 1, 12, tzinfo=UTC))
+
+    [report] = [run.report for run in runs if run.batch == "dunning"]
+    assert not isinstance(report, BatchFailed), report
+    assert [(p["subject"], p["account_id"]) for p in list_problems(app)] == [("dunning_case", english)]
+    with app.engine.connect() as conn:
+        told = conn.execute(select(outbox.c.account_id).where(outbox.c.topic == "email")).scalars().all()
+    assert told == [french]

@@ -158,3 +158,65 @@ def test_r5_3_latency_a_slow_call_in_flight_is_not_taken_over_by_a_concurrent_ba
     slow.join()
     assert [a["status"] for a in attempts(app)] == ["succeeded"]
     assert len(successful_charges(app)) == 1
+
+
+class NetworkDown:
+    """The gateway behind a network that fails: `charge` and `find` raise, the rest goes through."""
+
+    def __init__(self, gateway) -> None:
+        self.inner, self.name, self.down = gateway, gateway.name, True
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def charge(self, request):
+        if self.down:
+            raise ConnectionError("connection reset by peer")
+        return self.inner.charge(request)
+
+    def find(self, idempotency_key):
+        if self.down:
+            raise ConnectionError("connection reset by peer")
+        return self.inner.find(idempotency_key)
+
+
+def test_r5_3_a_gateway_that_raises_leaves_the_attempt_unknown_and_the_janitor_asks_again_without_failing(
+        app, capsys):
+    """bench/chaos.py: an exception from the gateway in the janitor stopped the whole payment batch
+    (one attempt's question failing every tick), and each failed charge logged a traceback."""
+    account_id = paying_customer(app)
+    [invoice] = list_invoices(app, account_id)
+    network = NetworkDown(app.gateway)
+    app.__dict__["gateway"] = network  # the App's cached gateway, behind a network that fails
+    network.down = False
+    app.gateway.script(Fault.TIMEOUT_AFTER)  # charged, answer lost
+    assert collect(app).unknown == 1
+    network.down = True
+
+    for _ in range(2):  # the janitor's question raises: no answer, no failure, never "not sent"
+        report = collect(app)
+        assert (report.settled_by_janitor, report.attempted) == (0, 0)
+        assert key_and_status(app) == [(attempt_key(invoice["id"], 1), "unknown")]
+    logged = capsys.readouterr()
+    logs = logged.out + logged.err  # structlog's default: stdout; the command line's: stderr
+    assert "Traceback" not in logs and logs.count("gateway call failed without an answer") == 2, logs
+
+    network.down = False
+    assert collect(app).settled_by_janitor == 1
+    assert key_and_status(app) == [(attempt_key(invoice["id"], 1), "succeeded")]
+    assert successes_per_invoice(app) == {invoice["id"]: 1} and reconcile(app).discrepancies == []
+
+
+def test_r5_3_a_charge_that_raises_is_unknown_logged_on_one_line(app, capsys):
+    account_id = paying_customer(app)
+    [invoice] = list_invoices(app, account_id)
+    app.__dict__["gateway"] = NetworkDown(app.gateway)
+
+    assert collect(app).unknown == 1
+
+    assert key_and_status(app) == [(attempt_key(invoice["id"], 1), "unknown")]
+    logged = capsys.readouterr()
+    lines = (logged.out + logged.err).splitlines()
+    assert not [line for line in lines if "Traceback" in line]
+    assert [line for line in lines if "without an answer" in line] == [
+        line for line in lines if "ConnectionError: connection reset by peer" in line]

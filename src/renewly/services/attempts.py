@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import structlog
 from sqlalchemy import Connection, select
 
 from renewly.adapters.db.bulk import among, insert_rows, is_postgres, update_rows
@@ -17,6 +18,8 @@ from renewly.bootstrap import App
 from renewly.domain.invoices import InvoiceStatus
 from renewly.domain.payments import AttemptStatus, ChargeRequest, GatewayResult, Outcome
 from renewly.services.dunning_outcomes import after_charges, lock_accounts
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,20 @@ def wall_clock() -> datetime:
     # Leases are about live processes, not billing time: they follow the wall clock even when
     # billing runs on a test clock.
     return datetime.now(UTC)
+
+
+def ask_safely(call, idempotency_key: str) -> GatewayResult:
+    """The gateway's answer; an exception (an adapter bug, a network error, the simulator's ledger
+    down) is no answer: the charge may have happened, so the attempt is unknown, for the janitor.
+    Logged on one line: a network that is down fails every call of a slice alike, and a traceback
+    each would bury the one line that says what happened (bench/chaos.py counted them)."""
+    try:
+        return call()
+    except Exception as error:
+        said = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        log.error("gateway call failed without an answer", idempotency_key=idempotency_key,
+                  error=f"{type(error).__name__}: {said}"[:300])
+        return GatewayResult(Outcome.UNKNOWN)
 
 
 def still_claimed(conn: Connection, claims: list[Claim]) -> set[int]:

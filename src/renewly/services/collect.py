@@ -32,7 +32,7 @@ from renewly.adapters.db.tables import (
 from renewly.bootstrap import App
 from renewly.domain.invoices import InvoiceKind, InvoiceStatus
 from renewly.domain.payments import UNSETTLED, AttemptStatus, ChargeRequest, GatewayResult, Outcome, attempt_key
-from renewly.services.attempts import Claim, settle_attempts, wall_clock
+from renewly.services.attempts import Claim, ask_safely, settle_attempts, wall_clock
 from renewly.services.invoicing import amount_due
 from renewly.services.payment_janitor import settle_unsettled_attempts
 from renewly.services.payment_rate import GatewayCalls, TokenBucket
@@ -97,11 +97,7 @@ def _settle(app: App, as_of: datetime, claims: list[Claim], calls: list[Future[G
 
 
 def _charge(app: App, request: ChargeRequest) -> GatewayResult:
-    try:
-        return app.gateway.charge(request)
-    except Exception:  # an adapter bug or a network error: the charge may have happened
-        log.exception("gateway charge failed without an answer", idempotency_key=request.idempotency_key)
-        return GatewayResult(Outcome.UNKNOWN)
+    return ask_safely(lambda: app.gateway.charge(request), request.idempotency_key)
 
 
 def chargeable_invoices():

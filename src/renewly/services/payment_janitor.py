@@ -26,9 +26,11 @@ from renewly.adapters.db.tables import accounts, cards, gateway_customers, invoi
 from renewly.bootstrap import App
 from renewly.domain.invoices import InvoiceStatus
 from renewly.domain.payments import AttemptStatus, ChargeRequest, GatewayResult, Outcome
-from renewly.services.attempts import Claim, settle_attempts, still_claimed, wall_clock
+from renewly.services.attempts import Claim, ask_safely, settle_attempts, still_claimed, wall_clock
 from renewly.services.dunning_outcomes import lock_accounts
 from renewly.services.payment_rate import TokenBucket, call_concurrently
+
+NEVER_SENT = GatewayResult(Outcome.UNKNOWN)  # find's None, told apart from a failed question
 
 
 def settle_unsettled_attempts(app: App, as_of: datetime, *, bucket: TokenBucket | None = None) -> int:
@@ -51,9 +53,13 @@ def settle_unsettled_attempts(app: App, as_of: datetime, *, bucket: TokenBucket 
     settings = app.settings.payments
 
     def ask(claim: Claim) -> GatewayResult | None:
+        # An exception is no answer (unknown, asked again next time), never "not sent": the one
+        # attempt that failed so must not stop the batch, nor let a new charge be made.
+        key = claim.request.idempotency_key
         if claim.attempt_id in may_charge:
-            return app.gateway.charge(claim.request)  # same key: the first answer, or the charge, once
-        return app.gateway.find(claim.request.idempotency_key)  # what it did, if anything; nothing now
+            return ask_safely(lambda: app.gateway.charge(claim.request), key)  # same key: once at most
+        found = ask_safely(lambda: app.gateway.find(key) or NEVER_SENT, key)  # what it did, if anything
+        return None if found is NEVER_SENT else found
 
     answers = call_concurrently(ask, claims, concurrency=settings.concurrency,
                                 bucket=bucket or TokenBucket(settings.rate_limit_per_second))
