@@ -211,7 +211,7 @@ def _events(conn, counts: Counts, attempts, status_of: dict, settled: bool) -> N
         for outcome in ("succeeded", "declined"):
             phantom += bool(seen[(f"payment.{outcome}", row.id)]) and row.status != outcome
     cases = conn.execute(select(dunning_cases.c.id, dunning_cases.c.account_id, dunning_cases.c.status,
-                                dunning_cases.c.awaiting_step, accounts.c.status.label("account_status"))
+                                dunning_cases.c.awaiting_step_name, accounts.c.status.label("account_status"))
                          .join(accounts, accounts.c.id == dunning_cases.c.account_id)
                          .where(dunning_cases.c.status != "merged")).all()
     case_of = {case.id: case for case in cases if case.account_id not in deleted}
@@ -231,7 +231,7 @@ def _events(conn, counts: Counts, attempts, status_of: dict, settled: bool) -> N
         if not row.charge_requested:
             lost += 1  # given by the sweep in the transaction that took the step
         elif (case.status == "open" and case.account_status in ("active", "past_due")
-              and (settled or case.awaiting_step != row.step)):
+              and (settled or case.awaiting_step_name != row.name)):
             # A charging step's notice waits for its charge (after a full run, no longer); it is
             # not given when the charge recovered the case, or the account was cancelled meanwhile.
             lost += 1
