@@ -22,7 +22,7 @@ from tests.builders import subscribed, team_plan
 from tests.payment_builders import attempts, paying_customer, successes_per_invoice
 from tests.processes import RENEWLY
 
-SLOW = {"RENEWLY_PAYMENTS__SIMULATOR_LATENCY_MS": "400", "RENEWLY_PAYMENTS__SLICE_SIZE": "1",
+SLOW = {"RENEWLY_PAYMENTS__SIMULATOR_LATENCY_MS": "1000", "RENEWLY_PAYMENTS__SLICE_SIZE": "1",
         "RENEWLY_PAYMENTS__CONCURRENCY": "1"}
 
 
