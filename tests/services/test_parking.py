@@ -7,9 +7,11 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import structlog
 from sqlalchemy import select, update
 
 from renewly.adapters.db.tables import outbox, parked_rows, plans
+from renewly.adapters.gateways.simulated import LedgerUnavailable
 from renewly.domain.dunning import EmailTemplate
 from renewly.domain.errors import InvalidInput
 from renewly.services.invoices import list_invoices
@@ -152,6 +154,27 @@ def test_r8_a_batch_that_fails_for_everyone_never_stops_the_other_batches_of_the
     assert reports["renew"].invoices_issued == 1  # renewals ran all the same
     assert reports["collect"].succeeded == 2  # and the charges: January's, then February's
     assert len(list_invoices(app, account_id)) == 2
+
+
+@pytest.mark.parametrize("failure, traceback", [
+    (LedgerUnavailable("the simulated gateway's ledger at x cannot be prepared: terminating connection"), False),
+    (RuntimeError("a bug in the dunning sweep"), True)])
+def test_a_failed_batch_is_said_in_one_line_when_renewly_describes_it_and_with_its_traceback_when_not(
+        app, monkeypatch, failure, traceback):
+    """bench/chaos.py counted a traceback on stderr for a gateway ledger dropped with its
+    database: a failure Renewly describes needs no traceback; a bug does."""
+    def broken(app, as_of):
+        raise failure
+
+    from renewly.services import scheduler
+    monkeypatch.setattr(scheduler, "BATCHES", tuple(
+        replace(batch, run=broken) if batch.name == "dunning" else batch for batch in scheduler.BATCHES))
+    with structlog.testing.capture_logs() as logs:
+        run_all(app, datetime(2026, 2, 1, 12, tzinfo=UTC))
+    [said] = [entry for entry in logs if entry["event"] == "batch failed"]
+    assert said["batch"] == "dunning" and said["log_level"] == "error"
+    assert bool(said.get("exc_info")) is traceback
+    assert ("reason" in said) is not traceback
 
 
 def test_r8_the_run_after_a_failed_batch_catches_up(app):

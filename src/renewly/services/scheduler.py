@@ -27,7 +27,7 @@ from renewly.adapters.clock import LATEST_TEST_CLOCK
 from renewly.adapters.db.bulk import insert_ignoring_conflicts
 from renewly.adapters.db.tables import batch_runs
 from renewly.bootstrap import App
-from renewly.domain.errors import InvalidInput
+from renewly.domain.errors import BillingError, InvalidInput
 from renewly.services import collect, dunning, renewals, retention, verifications
 from renewly.services.parking import is_infrastructure, reason
 
@@ -154,8 +154,13 @@ def _run(app: App, batch: Batch, at: datetime) -> BatchRun:
         if is_infrastructure(error):
             raise  # the database itself: nothing else can run either
         # A failing batch never prevents the other batches of the tick; rows it could pin down
-        # were parked by the batch itself, this is what it could not.
-        log.exception("batch failed", batch=batch.name, at=at)
+        # were parked by the batch itself, this is what it could not. A failure Renewly describes
+        # (the gateway's ledger unreachable, ...) is said in its words, on one line; an unforeseen
+        # one keeps its traceback, which whoever fixes it needs.
+        if isinstance(error, BillingError):
+            log.error("batch failed", batch=batch.name, at=at, reason=reason(error))
+        else:
+            log.exception("batch failed", batch=batch.name, at=at)
         return BatchRun(batch.name, at, BatchFailed(reason(error)))
     if app.stop.asked:
         return BatchRun(batch.name, at, report)  # it may have stopped short: not a run to its end
