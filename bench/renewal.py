@@ -28,6 +28,7 @@ from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -146,15 +147,18 @@ def bench_settings(**values: Any) -> Settings:
 
     For the program the environment comes first (settings.py), so an operator's shell that names
     its own database (RENEWLY_DATABASE_URL) made the bench run on that database instead of the one
-    it had just created, and crash there. The RENEWLY_* variables of the keys given (nested ones
-    too) are set aside while the settings are read."""
-    names = {f"RENEWLY_{key.upper()}" for key in values}
-    hidden = {name: os.environ.pop(name) for name in list(os.environ)
-              if name.upper() in names or name.upper().split("__")[0] in names}
-    try:
-        return load_settings(config_file=None, **values)
-    finally:
-        os.environ.update(hidden)
+    it had just created, and crash there."""
+    return BenchSettings(**values)
+
+
+class BenchSettings(Settings):
+    """Settings whose given values come before the environment's RENEWLY_* (no file is read)."""
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, **_others: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings
 
 
 def load_postgres(engine: Engine, count: int) -> None:
