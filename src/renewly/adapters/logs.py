@@ -44,5 +44,12 @@ def configured_format() -> str:
 
 def renderer(log_format: str) -> Any:
     if log_format == "json":
-        return structlog.processors.JSONRenderer(sort_keys=False)
+        # A traceback as one string field: the line stays one line of JSON.
+        as_text, as_json = structlog.processors.format_exc_info, structlog.processors.JSONRenderer(default=_as_text)
+        return lambda logger, method, event: as_json(logger, method, as_text(logger, method, event))
     return structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
+
+
+def _as_text(value: Any) -> str:
+    """A value JSON has no type for: an instant (`at=`) in ISO 8601, anything else as Python shows it."""
+    return value.isoformat() if hasattr(value, "isoformat") else repr(value)
