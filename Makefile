@@ -3,13 +3,14 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench chaos docs clean
+.PHONY: demo test bench chaos docs constraints clean
 
-$(STAMP): pyproject.toml
+# The versions of constraints.txt: those the test suite passed with.
+$(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Renewly needs Python 3.11 or newer")'
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e '.[test]'
+	$(VENV)/bin/python -m pip install --quiet -e '.[test]' -c constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -29,6 +30,12 @@ chaos: $(STAMP)
 
 docs: $(STAMP)
 	$(VENV)/bin/python -m renewly.cli_reference > docs/cli.md
+
+# After upgrading .venv (pip install -U ...) and passing the whole suite with it: pin what passed.
+constraints: $(STAMP)
+	sed -n '/^#/p' constraints.txt > constraints.txt.new
+	$(VENV)/bin/python -m pip freeze --exclude-editable >> constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 clean:
 	rm -rf $(VENV) renewly-demo.db* renewly-demo-gateway.db*

@@ -58,11 +58,10 @@ from renewly.services.plans import create_plan
 from renewly.services.reconcile import reconcile
 from renewly.services.scheduler import BatchFailed, advance, run_all
 from renewly.services.subscriptions import create_subscription
-from renewly.settings import load_settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 from chaos_invariants import Counts, check  # noqa: E402
-from renewal import bench_database  # noqa: E402  (a database of our own, as bench/renewal.py)
+from renewal import bench_database, bench_settings  # noqa: E402  (a database of our own, as bench/renewal.py)
 
 RENEWLY = Path(sys.executable).with_name("renewly")
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -245,8 +244,8 @@ def storage(engine: str, admin_url: str, part: str):
 
 
 def make_app(url: str, gateway=None) -> App:
-    settings = load_settings(config_file=None, database_url=url, clock="test",
-                             payments={"lease_seconds": LEASE_SECONDS})
+    settings = bench_settings(database_url=url, clock="test",
+                              payments={"lease_seconds": LEASE_SECONDS})
     app = bootstrap(settings, gateway=gateway)
     return app
 

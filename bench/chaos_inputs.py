@@ -57,10 +57,9 @@ from renewly.services.cards import add_card
 from renewly.services.contacts import approve_contact, request_contact
 from renewly.services.plans import create_plan
 from renewly.services.subscriptions import create_subscription
-from renewly.settings import load_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from renewal import bench_database  # noqa: E402  (a database of our own, as bench/renewal.py)
+from renewal import bench_database, bench_settings  # noqa: E402  (a database of our own, as bench/renewal.py)
 
 RENEWLY = Path(sys.executable).with_name("renewly")
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -463,7 +462,7 @@ class SqliteDatabase(Database):
         self.restore()
 
     def ledger_url(self) -> str:
-        return load_settings(config_file=None, database_url=self.url).simulator_url()
+        return bench_settings(database_url=self.url).simulator_url()
 
     def restore(self) -> None:
         self.close()
@@ -538,7 +537,7 @@ def seed_baseline(url: str) -> None:
     engine = make_engine(url)
     upgrade(engine)
     engine.dispose()
-    app = bootstrap(load_settings(config_file=None, database_url=url, clock="test"))
+    app = bootstrap(bench_settings(database_url=url, clock="test"))
     try:
         app.test_clock.set(START)
         actor = "bench:chaos-inputs"

@@ -51,10 +51,9 @@ from renewly.bootstrap import bootstrap
 from renewly.domain.payments import ChargeRequest, GatewayResult, LedgerCharge, Outcome
 from renewly.services.collect import collect_due
 from renewly.services.payment_rate import TokenBucket
-from renewly.settings import load_settings
 
 sys.path.insert(0, str(Path(__file__).parent))
-from renewal import bench_database, copy_bound  # noqa: E402  (a database, and the renewal bound, as bench/renewal.py)
+from renewal import bench_database, bench_settings, copy_bound  # noqa: E402  (a database, and the renewal bound, as bench/renewal.py)
 
 NO_CAP = 1e9  # operations per second: a token bucket that never waits
 SETTINGS_MOST_RATE = 100_000  # the largest payments.rate_limit_per_second the settings accept
@@ -165,7 +164,7 @@ def run(admin_url: str, count: int, label: str, *, latency_ms: int, bucket: Toke
                     # the settings' own cap (the bucket passed to the batch is what paces it)
                     "rate_limit_per_second": min(bucket.rate, SETTINGS_MOST_RATE), "concurrency": concurrency,
                     **({"slice_size": slice_size} if slice_size else {})}
-        settings = load_settings(config_file=None, database_url=url, payments=payments)
+        settings = bench_settings(database_url=url, payments=payments)
         clock = SystemClock()
         simulated = SimulatedGateway(ledger_url, clock, latency=latency_ms / 1000)
         gateway = CountingGateway(InstantGateway(simulated, declining=dunning is not None) if instant else simulated)

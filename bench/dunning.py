@@ -49,6 +49,7 @@ from renewal import (  # noqa: E402  (the database, CPU and RSS helpers of bench
     ZONES,
     CpuClock,
     bench_database,
+    bench_settings,
     checkpoint,
     current_rss_mb,
     format_figure,
@@ -153,8 +154,8 @@ class Layout:
 
 def make_app(url: str, slice_size: int, folder: str) -> tuple[App, CpuClock]:
     """The App the sweep runs with (test clock at AS_OF), and a CPU clock that knows all its backends."""
-    settings = load_settings(config_file=None, database_url=url, clock="test", batches={"chunk_size": slice_size},
-                             payments={"simulator_url": f"sqlite:///{Path(folder) / 'gateway.db'}"})
+    settings = bench_settings(database_url=url, clock="test", batches={"chunk_size": slice_size},
+                              payments={"simulator_url": f"sqlite:///{Path(folder) / 'gateway.db'}"})
     app = bootstrap(settings, upgrade=False)  # bench_database has migrated it
     cpu = CpuClock(app.engine)  # before the first connection
     app.test_clock.set(AS_OF)

@@ -24,9 +24,11 @@ import tempfile
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -36,7 +38,7 @@ from renewly.adapters.db.engine import make_engine, upgrade
 from renewly.adapters.db.tables import accounts, plans, subscriptions
 from renewly.bootstrap import App, bootstrap
 from renewly.services.renewals import renew_due
-from renewly.settings import load_settings
+from renewly.settings import Settings, load_settings
 
 ANCHOR = date(2026, 1, 1)
 ANCHOR_INSTANT = datetime(2026, 1, 1, tzinfo=UTC)
@@ -136,8 +138,27 @@ class bench_database:
 
 
 def make_app(url: str, slice_size: int) -> App:
-    settings = load_settings(config_file=None, database_url=url, batches={"chunk_size": slice_size})
+    settings = bench_settings(database_url=url, batches={"chunk_size": slice_size})
     return bootstrap(settings, clock=SystemClock(), upgrade=False)  # the bench migrates by itself
+
+
+def bench_settings(**values: Any) -> Settings:
+    """The settings of a bench's App: the values the bench gives win over the environment.
+
+    For the program the environment comes first (settings.py), so an operator's shell that names
+    its own database (RENEWLY_DATABASE_URL) made the bench run on that database instead of the one
+    it had just created, and crash there."""
+    return BenchSettings(**values)
+
+
+class BenchSettings(Settings):
+    """Settings whose given values come before the environment's RENEWLY_* (no file is read)."""
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, **_others: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings
 
 
 def load_postgres(engine: Engine, count: int) -> None:
@@ -206,10 +227,16 @@ class CpuClock:
 
     def __init__(self, engine: Engine) -> None:
         self.backends: set[int] = set()
-        event.listen(engine, "connect", lambda dbapi_connection, _record:
-                     self.backends.add(dbapi_connection.info.backend_pid))
+        # Only PostgreSQL has backends (an SQLite connection has no `info`): on another engine
+        # the server's CPU is unknown, as where the server runs elsewhere.
+        self.on_postgres = engine.dialect.name == "postgresql"
+        if self.on_postgres:
+            event.listen(engine, "connect", lambda dbapi_connection, _record:
+                         self.backends.add(dbapi_connection.info.backend_pid))
 
     def read(self) -> tuple[float, float | None]:
+        if not self.on_postgres:
+            return time.process_time(), None
         server = 0.0
         for pid in self.backends:
             try:

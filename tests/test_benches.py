@@ -11,6 +11,7 @@ RENEWLY_TEST_REQUIRE_POSTGRES=1, as in conftest.py.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -77,8 +78,34 @@ def server():
 
 @pytest.mark.parametrize("bench", sorted(LAST_LINES))
 def test_tiny_run_checks_its_result_and_prints_its_figures(bench, server):
+    out = run_tiny(bench, server)
+
+    last = out.splitlines()[-1]
+    assert all("=" in pair for pair in last.split()), last
+    pairs = dict(pair.split("=", 1) for pair in last.split())
+    for value in pairs.values():
+        float(value)  # a number ("nan" too: the backends' CPU where the server runs elsewhere)
+    expected = LAST_LINES[bench]
+    assert expected["keys"] <= pairs.keys() <= expected["keys"] | expected["sometimes"], last
+    assert {key: pairs[key] for key in expected["tiny"]} == expected["tiny"], last
+
+
+@pytest.mark.parametrize("bench", ["renewal", "dunning", "collect"])
+def test_a_bench_runs_on_its_own_database_whatever_the_environment_names(bench, server, tmp_path):
+    # An operator's shell often names its database; the bench crashed on it (bench/renewal.py's
+    # CPU clock asked an SQLite connection for PostgreSQL's backend), or would have run there.
+    operators = tmp_path / "operators.db"
+    out = run_tiny(bench, server, {"RENEWLY_DATABASE_URL": f"sqlite:///{operators}"})
+
+    assert all("=" in pair for pair in out.splitlines()[-1].split()), out
+    assert not operators.exists(), "the bench wrote into the database of the environment"
+
+
+def run_tiny(bench: str, server, environment: dict[str, str] | None = None) -> str:
+    """Run `bench --tiny` as an operator would; its stdout, once it has exited 0 and left no database."""
     command = [sys.executable, str(ROOT / "bench" / f"{bench}.py"), "--tiny", "--postgres-url", ADMIN_URL]
-    run = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env={**os.environ, **(environment or {})})
     try:
         out, err = run.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -89,15 +116,7 @@ def test_tiny_run_checks_its_result_and_prints_its_figures(bench, server):
     assert run.returncode == 0, f"bench/{bench}.py --tiny exited with {run.returncode}:\n{out}\n{err}"
     # Its databases are named after its process id (bench/renewal.py's bench_database).
     assert not left, f"bench/{bench}.py left {left} on the server (dropped now)"
-
-    last = out.splitlines()[-1]
-    assert all("=" in pair for pair in last.split()), last
-    pairs = dict(pair.split("=", 1) for pair in last.split())
-    for value in pairs.values():
-        float(value)  # a number ("nan" too: the backends' CPU where the server runs elsewhere)
-    expected = LAST_LINES[bench]
-    assert expected["keys"] <= pairs.keys() <= expected["keys"] | expected["sometimes"], last
-    assert {key: pairs[key] for key in expected["tiny"]} == expected["tiny"], last
+    return out
 
 
 def leftover_databases(server, pid: int) -> list[str]:

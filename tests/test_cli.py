@@ -3,6 +3,7 @@ stderr, exit code 2, and nothing changed in the database."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -331,3 +332,25 @@ def test_a_policy_or_configuration_file_that_is_no_text_is_one_line_and_exit_2(a
     assert (refused.code, refused.out) == (2, "")
     assert refused.err.startswith(f"error: {path}: ") and refused.err.endswith(f"{said}\n")
     assert refused.err.count("\n") == 1
+
+
+def test_a_run_logs_one_json_line_per_batch_run_only_when_asked(app, renewly, monkeypatch):
+    subscribed(app)
+    assert renewly("clock", "advance", "--days", "31", "--no-batches").code == 0
+    quiet = renewly("run")
+    assert (quiet.code, quiet.err) == (0, "")  # by default: nothing on stderr
+
+    assert renewly("clock", "advance", "--days", "28", "--no-batches").code == 0
+    monkeypatch.setenv("RENEWLY_LOG_BATCH_RUNS", "1")
+    monkeypatch.setenv("RENEWLY_LOG_FORMAT", "json")
+    lines = [json.loads(line) for line in renewly("run").err.splitlines()]
+
+    # One line per run of a batch: the billing chain runs in rounds until it rests (scheduler.py).
+    chain, others = lines[:-2], lines[-2:]
+    assert [line["batch"] for line in chain] == ["collect", "dunning", "renew"] * (len(chain) // 3)
+    assert [line["batch"] for line in others] == ["void-verifications", "retention"]
+    assert {(line["event"], line["level"], line["at"]) for line in lines} == {
+        ("batch run", "info", "2026-03-01T00:00:00+00:00")}
+    assert sum(line["invoices_issued"] for line in chain if line["batch"] == "renew") == 1
+    assert sum(line["succeeded"] for line in chain if line["batch"] == "collect") == 1
+    assert all(line["seconds"] >= 0 for line in lines)

@@ -15,7 +15,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
-import structlog
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -24,6 +23,7 @@ from typer._click.exceptions import NoArgsIsHelpError
 from typer.exceptions import TyperException
 
 from renewly.adapters.clock import LATEST_TEST_CLOCK
+from renewly.adapters.logs import configure_command_line_logs
 from renewly.bootstrap import App, bootstrap
 from renewly.cli_contacts import contacts_app
 from renewly.domain.calendar import end_of_day_utc
@@ -970,13 +970,7 @@ def demo(database: Annotated[str, typer.Option(help="SQLite file: created, or re
 
 
 def main() -> None:
-    # Logs (a parked row, a gateway that did not answer) go to stderr, plain: stdout stays the
-    # command's answer, which scripts read (--json).
-    structlog.configure(processors=[structlog.processors.add_log_level,
-                                    structlog.processors.TimeStamper(fmt="iso", utc=True),
-                                    structlog.dev.ConsoleRenderer(colors=False,
-                                                                  exception_formatter=structlog.dev.plain_traceback)],
-                        logger_factory=lambda *_: structlog.PrintLogger(sys.stderr))  # today's stderr
+    configure_command_line_logs()  # stderr, plain or JSON as the settings say
     try:
         exit_code = app(standalone_mode=False)
     except BillingError as error:

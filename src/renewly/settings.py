@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     default_tax_rate: Decimal = Field(Decimal(0), ge=0, lt=100)  # a percentage, as tax_rates
     batches: BatchSettings = BatchSettings()
     payments: PaymentSettings = PaymentSettings()
+    # The command line's log lines on stderr (a parked row, a gateway that did not answer):
+    # plain for an operator, one JSON object a line for a log collector.
+    log_format: Literal["plain", "json"] = "plain"
+    # One log line per batch run (its name, instant, counts, seconds): off by default, so that a
+    # command's stderr stays its one line of trouble, or nothing.
+    log_batch_runs: bool = False
 
     def simulator_url(self) -> str:
         """Where the simulated gateway keeps its ledger: `payments.simulator_url`, else with the

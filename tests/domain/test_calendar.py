@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import zoneinfo
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 
 from renewly.domain.calendar import (
     add_months,
     end_of_day_utc,
+    is_known_timezone,
     local_date,
     local_midnight_utc,
     period_boundary,
@@ -86,6 +89,20 @@ def test_time_zones_are_iana_names():
         with pytest.raises(InvalidInput) as refused:
             validate_timezone(name)
         assert refused.value.code == "unknown_timezone"
+
+
+def test_a_time_zone_is_known_exactly_when_python_lists_it_without_reading_the_list():
+    # is_known_timezone loads the one zone instead of walking the folder (every start checks the
+    # seller's zone): the same answer for every listed name, every file of the folder (its
+    # right/ and posix/ copies, posixrules, zone.tab, its sub-folders), and odd names.
+    listed = zoneinfo.available_timezones()
+    names = set(listed) | {"", "Europe", "europe/paris", "Europe/Nowhere", "UTC", "localtime", "posixrules",
+                           "right/UTC", "posix/Europe/Paris", "Europe/../Europe/Paris", "/etc/localtime",
+                           "../../etc/passwd", "zone.tab", "Etc/GMT+1", "Etc/GMT-14", " UTC"}
+    for folder in zoneinfo.TZPATH:
+        for path in Path(folder).rglob("*"):
+            names.add(str(path.relative_to(folder)))
+    assert {name for name in names if is_known_timezone(name)} == listed & names
 
 
 def test_intervals_are_month_or_year():

@@ -151,3 +151,19 @@ def test_renewals_fall_due_at_local_midnight_across_the_autumn_change(databases,
         (los_angeles, date(2026, 11, 1)): at(2026, 11, 1, 7),  # midnight, still UTC-7
         (los_angeles, date(2026, 11, 2)): at(2026, 11, 2, 8),  # midnight, now UTC-8
     }
+
+
+def test_a_batch_runs_log_line_says_its_batch_instant_seconds_and_counts():
+    from renewly.services.collect import CollectReport
+    from renewly.services.retention import RetentionReport
+    from renewly.services.scheduler import BatchFailed, batch_run_fields
+
+    collect = CollectReport(attempted=3, succeeded=2, declined=1, collected={"EUR": 3800})
+    assert batch_run_fields("collect", at(2026, 2, 1), collect, 0.01234) == {
+        "batch": "collect", "at": "2026-02-01T00:00:00+00:00", "seconds": 0.012, "attempted": 3, "succeeded": 2,
+        "declined": 1, "unknown": 0, "settled_by_janitor": 0, "collected": {"EUR": 3800}}
+    retention = batch_run_fields("retention", at(2026, 2, 1), RetentionReport(gateway_failures=[4, 7]), 0.0)
+    assert retention["gateway_failures"] == 2  # a list by its length
+    failed = batch_run_fields("renew", at(2026, 2, 1), BatchFailed("a bug"), 1.0)
+    assert failed == {"batch": "renew", "at": "2026-02-01T00:00:00+00:00", "seconds": 1.0, "reason": "a bug",
+                      "did_anything": False}

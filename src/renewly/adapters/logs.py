@@ -1,0 +1,55 @@
+"""The command line's log lines (structlog), on stderr: stdout stays the command's answer, which
+scripts read (--json).
+
+Their format is the setting `log_format`, read at the first line logged rather than at start:
+most commands log nothing, and a configuration file that cannot be read is the command's to
+refuse, with its one line, not the logs'."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import structlog
+
+from renewly.domain.errors import BillingError
+
+
+def configure_command_line_logs() -> None:
+    structlog.configure(processors=[structlog.processors.add_log_level,
+                                    structlog.processors.TimeStamper(fmt="iso", utc=True),
+                                    RenderAsConfigured()],
+                        logger_factory=lambda *_: structlog.PrintLogger(sys.stderr))  # today's stderr
+
+
+class RenderAsConfigured:
+    """The last processor: JSON or plain text, as the settings say."""
+
+    def __init__(self) -> None:
+        self.renderer: Any = None
+
+    def __call__(self, logger: Any, method: str, event: dict[str, Any]) -> str:
+        if self.renderer is None:
+            self.renderer = renderer(configured_format())
+        return self.renderer(logger, method, event)
+
+
+def configured_format() -> str:
+    from renewly.settings import load_settings
+    try:
+        return load_settings().log_format
+    except BillingError:
+        return "plain"
+
+
+def renderer(log_format: str) -> Any:
+    if log_format == "json":
+        # A traceback as one string field: the line stays one line of JSON.
+        as_text, as_json = structlog.processors.format_exc_info, structlog.processors.JSONRenderer(default=_as_text)
+        return lambda logger, method, event: as_json(logger, method, as_text(logger, method, event))
+    return structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
+
+
+def _as_text(value: Any) -> str:
+    """A value JSON has no type for: an instant (`at=`) in ISO 8601, anything else as Python shows it."""
+    return value.isoformat() if hasattr(value, "isoformat") else repr(value)
