@@ -29,6 +29,7 @@ from renewly.cli_contacts import contacts_app
 from renewly.domain.calendar import end_of_day_utc
 from renewly.domain.errors import BillingError, InvalidInput
 from renewly.domain.money import Money
+from renewly.settings import load_settings
 
 app = typer.Typer(help="Renewly: subscription billing, invoicing and dunning.", no_args_is_help=True,
                   pretty_exceptions_enable=False, rich_markup_mode=None, add_completion=False)
@@ -62,6 +63,19 @@ for sub, name in ((db_app, "db"), (clock_app, "clock"), (plans_app, "plans"), (a
 app.add_typer(contacts_app, name="contacts")
 
 console = Console()
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+        typer.echo(f"renewly {version('renewly')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                   help="Print Renewly's version and exit.")] = False) -> None:
+    """Renewly: subscription billing, invoicing and dunning."""
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 AsOf = Annotated[str | None, typer.Option("--as-of", help="An ISO date (its last instant, UTC) or datetime; "
                                                           "default: the clock's now.")]
@@ -72,8 +86,13 @@ def actor() -> str:
     return os.environ.get("RENEWLY_ACTOR") or f"cli:{getpass.getuser()}"
 
 
-def open_app() -> App:
-    return bootstrap()
+def open_app(*, issues_invoices: bool = False) -> App:
+    """The application, for one command. A command that issues invoices is refused before the
+    database is opened while the seller is still the demo's on the system clock."""
+    settings = load_settings()
+    if issues_invoices:
+        settings.refuse_the_demo_seller_on_the_system_clock()
+    return bootstrap(settings)
 
 
 # Set by the second Ctrl-C: `main` then exits at once, without waiting for threads at the gateway.
@@ -305,7 +324,7 @@ def _describe_report(report: Any) -> str:
 def run(as_of: AsOf = None, as_json: JsonFlag = False) -> None:
     """Do everything due: renewals, their charges, dunning and what it asks, voids, deletions."""
     from renewly.services.scheduler import run_all
-    application = open_app()
+    application = open_app(issues_invoices=True)  # renewals
     instant = parse_as_of(as_of, application)
     with stopping_on_ctrl_c(application):
         runs = run_all(application, instant)
@@ -340,9 +359,9 @@ def exit_if_anything_was_left(reports: list, *, say: bool = True, then_exit: boo
             raise typer.Exit(1)
 
 
-def run_one_batch(batch, as_of: str | None, as_json: bool) -> None:
+def run_one_batch(batch, as_of: str | None, as_json: bool, *, issues_invoices: bool = False) -> None:
     """`renewly renew`, `collect`, `dunning`, `retention`: one batch, once, and its report."""
-    application = open_app()
+    application = open_app(issues_invoices=issues_invoices)
     instant = parse_as_of(as_of, application)
     with stopping_on_ctrl_c(application):
         report = batch(application, instant)
@@ -357,7 +376,7 @@ def run_one_batch(batch, as_of: str | None, as_json: bool) -> None:
 def renew(as_of: AsOf = None, as_json: JsonFlag = False) -> None:
     """The renewal batch: invoice every subscription whose period has ended, once."""
     from renewly.services.renewals import renew_due
-    run_one_batch(renew_due, as_of, as_json)
+    run_one_batch(renew_due, as_of, as_json, issues_invoices=True)
 
 
 @app.command("collect")
@@ -559,7 +578,7 @@ def subscriptions_create(account: int, plan: Annotated[str, typer.Option(help="T
                          as_json: JsonFlag = False) -> None:
     """Start a subscription; its first invoice is issued when it starts."""
     from renewly.services.subscriptions import create_subscription
-    application = open_app()
+    application = open_app(issues_invoices=True)  # the first invoice
     starts = parse_date(start, "--start") if start is not None else None  # --start "" is no date
     subscription_id = create_subscription(application, account, plan_code=plan, seats=seats, start=starts,
                                           actor=actor(), backdate=backdate)
