@@ -9,10 +9,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+from typer.main import get_command
 
 from renewly.adapters.db.engine import make_engine, upgrade
 from renewly.adapters.db.tables import invoices
 from renewly.bootstrap import bootstrap
+from renewly.cli import app
 from renewly.cli_reference import reference
 from renewly.services.invoices import issue_credit_note
 from renewly.services.retention import purge_due
@@ -27,6 +29,17 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_the_command_line_reference_is_generated_from_the_current_commands():
     committed = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
     assert committed == reference(), "docs/cli.md is stale: run python -m renewly.cli_reference > docs/cli.md"
+
+
+def test_every_option_and_argument_of_every_command_says_what_it_is():
+    def without_help(command, path: list[str]) -> list[str]:
+        subcommands = getattr(command, "commands", None)
+        if subcommands:
+            return [found for name in sorted(subcommands) for found in without_help(subcommands[name], [*path, name])]
+        return [f"{' '.join(path)} {param.name}" for param in command.params
+                if param.name != "help" and not (getattr(param, "help", None) or "").strip()]
+
+    assert without_help(get_command(app), ["renewly"]) == []
 
 
 def test_the_readme_opens_with_the_two_commands():
