@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench chaos docs clean
+.PHONY: demo test bench chaos docs shell clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Renewly needs Python 3.11 or newer")'
@@ -26,6 +26,11 @@ bench: $(STAMP)
 chaos: $(STAMP)
 	$(VENV)/bin/python bench/chaos.py
 	$(VENV)/bin/python bench/chaos_inputs.py
+
+# A shell with .venv/bin first on the PATH, to type `renewly` as README.md does (`exit` leaves it).
+shell: $(STAMP)
+	@echo "renewly is on the PATH of this shell; exit to leave it"
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)" $${SHELL:-/bin/sh}
 
 docs: $(STAMP)
 	$(VENV)/bin/python -m renewly.cli_reference > docs/cli.md
