@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench chaos docs constraints clean
+.PHONY: demo test bench chaos docs shell constraints clean
 
 # The versions of constraints.txt: those the test suite passed with.
 $(STAMP): pyproject.toml constraints.txt
@@ -27,6 +27,11 @@ bench: $(STAMP)
 chaos: $(STAMP)
 	$(VENV)/bin/python bench/chaos.py
 	$(VENV)/bin/python bench/chaos_inputs.py
+
+# A shell with .venv/bin first on the PATH, to type `renewly` as README.md does (`exit` leaves it).
+shell: $(STAMP)
+	@echo "renewly is on the PATH of this shell; exit to leave it"
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)" $${SHELL:-/bin/sh}
 
 docs: $(STAMP)
 	$(VENV)/bin/python -m renewly.cli_reference > docs/cli.md

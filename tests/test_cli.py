@@ -354,3 +354,36 @@ def test_a_run_logs_one_json_line_per_batch_run_only_when_asked(app, renewly, mo
     assert sum(line["invoices_issued"] for line in chain if line["batch"] == "renew") == 1
     assert sum(line["succeeded"] for line in chain if line["batch"] == "collect") == 1
     assert all(line["seconds"] >= 0 for line in lines)
+
+
+def test_the_version_is_the_installed_package_s(renewly):
+    from importlib.metadata import version
+    shown = renewly("--version")
+    assert (shown.code, shown.out, shown.err) == (0, f"renewly {version('renewly')}\n", "")
+
+
+@pytest.mark.parametrize("args", [["run"], ["renew"], ["subscriptions", "create", "1", "--plan", "team"]],
+                         ids=["run", "renew", "subscriptions-create"])
+def test_the_demo_seller_is_refused_on_the_system_clock_before_anything_is_issued(app, renewly, monkeypatch,
+                                                                                 args):
+    """Real invoices must not say "Renewly Demo SAS": one line, exit 2, nothing changed, until the
+    operator sets the seller; the test clock keeps the demo's seller."""
+    customer(app)
+    team_plan(app)
+    before = database(app)
+    monkeypatch.setenv("RENEWLY_CLOCK", "system")
+    refused = renewly(*args)
+    assert (refused.code, refused.out) == (2, "")
+    assert refused.err == "error: invoices would name the demo seller; set [seller] (docs/configuration.md)\n"
+    assert len(refused.err.rstrip("\n")) <= 80
+    assert database(app) == before
+    for key, value in {"NAME": "Acme Billing SARL", "VAT_ID": "FR40123456824", "REGISTRATION": "RCS Lyon 1"}.items():
+        monkeypatch.setenv(f"RENEWLY_SELLER__{key}", value)
+    assert renewly(*args).code == 0, args
+
+
+def test_the_test_clock_keeps_the_demo_seller(app, renewly):
+    customer(app)
+    team_plan(app)
+    assert renewly("subscriptions", "create", "1", "--plan", "team").code == 0
+    assert renewly("run").code == 0

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def test_r4_acme_pays_fine_and_its_accountant_becomes_a_billing_contact(timeline
     assert [kind for _, kind in told(timeline, "Acme Inc.")] == ["contact_request", "contact_added"]
 
 
-def test_the_demo_s_timeline_fits_80_columns(tmp_path, monkeypatch):
+def test_the_demo_s_timeline_fits_80_columns_and_its_closing_hint_runs_as_printed(tmp_path, monkeypatch):
     for name in [n for n in os.environ if n.startswith("RENEWLY_") and not n.startswith("RENEWLY_TEST_")]:
         monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
@@ -82,6 +83,12 @@ def test_the_demo_s_timeline_fits_80_columns(tmp_path, monkeypatch):
     lines = out.getvalue().splitlines()
     assert len(lines) > 100
     assert [line for line in lines if len(line) > 80] == []
+    # The lines after "Look around with:", pasted into a shell as they are, list the demo's accounts.
+    hint = lines[[i for i, line in enumerate(lines) if line.endswith("Look around with:")][-1] + 1:]
+    shell = subprocess.run(["bash", "-ec", "\n".join(hint)], cwd=tmp_path, capture_output=True, text=True,
+                           env={n: v for n, v in os.environ.items() if not n.startswith("RENEWLY_")}, timeout=120)
+    assert shell.returncode == 0, shell.stderr
+    assert "Acme Inc." in shell.stdout and "Globex GmbH" in shell.stdout
 
 
 # -- the files it replaces: only those an earlier demo made ----------------------------------------

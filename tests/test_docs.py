@@ -1,6 +1,9 @@
 """The manual stays true to the code."""
 
+import os
 import re
+import subprocess
+import sys
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -9,10 +12,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+from typer.main import get_command
 
 from renewly.adapters.db.engine import make_engine, upgrade
 from renewly.adapters.db.tables import invoices
 from renewly.bootstrap import bootstrap
+from renewly.cli import app
 from renewly.cli_reference import reference
 from renewly.services.invoices import issue_credit_note
 from renewly.services.retention import purge_due
@@ -29,9 +34,40 @@ def test_the_command_line_reference_is_generated_from_the_current_commands():
     assert committed == reference(), "docs/cli.md is stale: run python -m renewly.cli_reference > docs/cli.md"
 
 
+def test_every_option_and_argument_of_every_command_says_what_it_is():
+    def without_help(command, path: list[str]) -> list[str]:
+        subcommands = getattr(command, "commands", None)
+        if subcommands:
+            return [found for name in sorted(subcommands) for found in without_help(subcommands[name], [*path, name])]
+        return [f"{' '.join(path)} {param.name}" for param in command.params
+                if param.name != "help" and not (getattr(param, "help", None) or "").strip()]
+
+    assert without_help(get_command(app), ["renewly"]) == []
+
+
 def test_the_readme_opens_with_the_two_commands():
     top = (ROOT / "README.md").read_text(encoding="utf-8").split("\n\n")[1]
     assert "make demo" in top and "make test" in top
+
+
+def readme_shell_blocks(section: str) -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8").split(f"## {section}\n")[1].split("\n## ")[0]
+    return re.findall(r"```sh\n(.*?)```", text, flags=re.DOTALL)
+
+
+def test_the_readme_walk_through_runs_as_written_on_a_fresh_database(tmp_path):
+    """The "Using it" walk-through, pasted into a shell in an empty folder with the installed
+    `renewly` on the PATH: every command succeeds, the cancelled account is reactivated, pays,
+    and the gateway agrees with Renewly."""
+    walk_through = readme_shell_blocks("Using it")[-1]
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("RENEWLY_")}
+    environment["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{environment.get('PATH', '')}"
+    shell = subprocess.run(["bash", "-e", "-c", walk_through], cwd=tmp_path, env=environment, capture_output=True,
+                           text=True, timeout=600)
+    assert (shell.returncode, shell.stderr) == (0, "")
+    assert "account 1: the owner may use the billing pages until" in shell.stdout
+    assert "collect: 2 charge(s): 2 succeeded" in shell.stdout
+    assert shell.stdout.rstrip().endswith("no discrepancy")
 
 
 # -- docs/operations.md: the database role ----------------------------------------------------------

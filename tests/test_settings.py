@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from renewly.settings import load_settings
+from renewly.domain.errors import InvalidInput
+from renewly.settings import SellerIdentity, load_settings
 
 
 def ledger_for(database_url: str, **payments: str) -> str:
@@ -52,3 +53,19 @@ def test_a_setting_out_of_its_bounds_is_refused_with_its_name(section, key, valu
     given = {section: {key: value}} if section else {key: value}
     with pytest.raises(InvalidInput, match=f"^configuration: {name}: "):
         load_settings(config_file=None, database_url="sqlite:///renewly.db", **given)
+
+
+@pytest.mark.parametrize("kept", ["name", "vat_id", "registration"])
+def test_a_seller_that_keeps_any_of_the_demo_s_name_vat_id_or_registration_is_the_demo_s(kept):
+    own = {"name": "Acme Billing SARL", "vat_id": "FR40123456824", "registration": "RCS Lyon 1"}
+    assert not SellerIdentity(**own).is_the_demo_s()
+    assert SellerIdentity(**{**own, kept: getattr(SellerIdentity(), kept)}).is_the_demo_s()
+
+
+def test_the_demo_seller_is_refused_on_the_system_clock_only():
+    load_settings(config_file=None, clock="test").refuse_the_demo_seller_on_the_system_clock()
+    with pytest.raises(InvalidInput, match="invoices would name the demo seller"):
+        load_settings(config_file=None, clock="system").refuse_the_demo_seller_on_the_system_clock()
+    load_settings(config_file=None, clock="system", seller={
+        "name": "Acme Billing SARL", "vat_id": "FR40123456824", "registration": "RCS Lyon 1",
+    }).refuse_the_demo_seller_on_the_system_clock()

@@ -25,10 +25,11 @@ from typer.exceptions import TyperException
 from renewly.adapters.clock import LATEST_TEST_CLOCK
 from renewly.adapters.logs import configure_command_line_logs
 from renewly.bootstrap import App, bootstrap
-from renewly.cli_contacts import contacts_app
+from renewly.cli_contacts import AccountId, contacts_app
 from renewly.domain.calendar import end_of_day_utc
 from renewly.domain.errors import BillingError, InvalidInput
 from renewly.domain.money import Money
+from renewly.settings import load_settings
 
 app = typer.Typer(help="Renewly: subscription billing, invoicing and dunning.", no_args_is_help=True,
                   pretty_exceptions_enable=False, rich_markup_mode=None, add_completion=False)
@@ -62,7 +63,22 @@ for sub, name in ((db_app, "db"), (clock_app, "clock"), (plans_app, "plans"), (a
 app.add_typer(contacts_app, name="contacts")
 
 console = Console()
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+        typer.echo(f"renewly {version('renewly')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                   help="Print Renewly's version and exit.")] = False) -> None:
+    """Renewly: subscription billing, invoicing and dunning."""
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+InvoiceNumber = Annotated[str, typer.Argument(help="An invoice's or credit note's number, e.g. 2026-000001.")]
+AccountFilter = Annotated[int | None, typer.Option("--account", help="Only this account's (its id).")]
 AsOf = Annotated[str | None, typer.Option("--as-of", help="An ISO date (its last instant, UTC) or datetime; "
                                                           "default: the clock's now.")]
 
@@ -72,8 +88,13 @@ def actor() -> str:
     return os.environ.get("RENEWLY_ACTOR") or f"cli:{getpass.getuser()}"
 
 
-def open_app() -> App:
-    return bootstrap()
+def open_app(*, issues_invoices: bool = False) -> App:
+    """The application, for one command. A command that issues invoices is refused before the
+    database is opened while the seller is still the demo's on the system clock."""
+    settings = load_settings()
+    if issues_invoices:
+        settings.refuse_the_demo_seller_on_the_system_clock()
+    return bootstrap(settings)
 
 
 # Set by the second Ctrl-C: `main` then exits at once, without waiting for threads at the gateway.
@@ -225,7 +246,7 @@ def clock_set(day: Annotated[str, typer.Argument(help="YYYY-MM-DD: the new time 
 
 @clock_app.command("advance")
 def clock_advance(days: Annotated[int, typer.Option("--days", help="How many days to move forward.")] = 0,
-                  hours: Annotated[int, typer.Option("--hours")] = 0,
+                  hours: Annotated[int, typer.Option("--hours", help="And this many hours.")] = 0,
                   batches: Annotated[bool, typer.Option("--batches/--no-batches",
                                                         help="Run the batches due on the way (default), or let "
                                                              "time pass as if Renewly were down.")] = True,
@@ -305,7 +326,7 @@ def _describe_report(report: Any) -> str:
 def run(as_of: AsOf = None, as_json: JsonFlag = False) -> None:
     """Do everything due: renewals, their charges, dunning and what it asks, voids, deletions."""
     from renewly.services.scheduler import run_all
-    application = open_app()
+    application = open_app(issues_invoices=True)  # renewals
     instant = parse_as_of(as_of, application)
     with stopping_on_ctrl_c(application):
         runs = run_all(application, instant)
@@ -340,9 +361,9 @@ def exit_if_anything_was_left(reports: list, *, say: bool = True, then_exit: boo
             raise typer.Exit(1)
 
 
-def run_one_batch(batch, as_of: str | None, as_json: bool) -> None:
+def run_one_batch(batch, as_of: str | None, as_json: bool, *, issues_invoices: bool = False) -> None:
     """`renewly renew`, `collect`, `dunning`, `retention`: one batch, once, and its report."""
-    application = open_app()
+    application = open_app(issues_invoices=issues_invoices)
     instant = parse_as_of(as_of, application)
     with stopping_on_ctrl_c(application):
         report = batch(application, instant)
@@ -357,7 +378,7 @@ def run_one_batch(batch, as_of: str | None, as_json: bool) -> None:
 def renew(as_of: AsOf = None, as_json: JsonFlag = False) -> None:
     """The renewal batch: invoice every subscription whose period has ended, once."""
     from renewly.services.renewals import renew_due
-    run_one_batch(renew_due, as_of, as_json)
+    run_one_batch(renew_due, as_of, as_json, issues_invoices=True)
 
 
 @app.command("collect")
@@ -412,10 +433,12 @@ def describe_unanswered(waiting) -> str:
 # -- plans --------------------------------------------------------------------------------------
 
 @plans_app.command("create")
-def plans_create(code: Annotated[str, typer.Option()], name: Annotated[str, typer.Option()],
+def plans_create(code: Annotated[str, typer.Option(help="The plan's code, unique: what subscriptions name.")],
+                 name: Annotated[str, typer.Option(help="The name shown on invoices.")],
                  interval: Annotated[str, typer.Option(help="month or year")],
                  price: Annotated[int, typer.Option(help="Price per seat, in minor units (1900 = 19.00).")],
-                 currency: Annotated[str, typer.Option()], as_json: JsonFlag = False) -> None:
+                 currency: Annotated[str, typer.Option(help="ISO 4217 code, e.g. USD, EUR.")],
+                 as_json: JsonFlag = False) -> None:
     """Add a plan to the catalogue."""
     from renewly.services.plans import create_plan
     plan_id = create_plan(open_app(), code=code, name=name, interval=interval, price=price, currency=currency,
@@ -438,10 +461,13 @@ def plans_list(as_json: JsonFlag = False) -> None:
 # -- accounts and members -------------------------------------------------------------------------
 
 @accounts_app.command("create")
-def accounts_create(name: Annotated[str, typer.Option()], owner_email: Annotated[str, typer.Option()],
+def accounts_create(name: Annotated[str, typer.Option(help="The customer's name, printed on invoices.")],
+                    owner_email: Annotated[str, typer.Option(help="The owner's e-mail: the one member who "
+                                                                  "changes the card and the address.")],
                     locale: Annotated[str, typer.Option(help="en or fr")] = "en",
-                    timezone_name: Annotated[str, typer.Option("--timezone")] = "UTC",
-                    currency: Annotated[str, typer.Option()] = "USD",
+                    timezone_name: Annotated[str, typer.Option("--timezone", help="IANA zone, e.g. Europe/Paris: the "
+                                                                                "account's renewal days.")] = "UTC",
+                    currency: Annotated[str, typer.Option(help="ISO 4217: what it is billed in.")] = "USD",
                     country: Annotated[str, typer.Option(help="The buyer's country, ISO 3166.")] = "",
                     as_json: JsonFlag = False) -> None:
     """Create an account with its owner; prints the id."""
@@ -453,7 +479,7 @@ def accounts_create(name: Annotated[str, typer.Option()], owner_email: Annotated
 
 
 @accounts_app.command("show")
-def accounts_show(account: int, as_json: JsonFlag = False) -> None:
+def accounts_show(account: AccountId, as_json: JsonFlag = False) -> None:
     """Show an account: members, buyer address, subscriptions, and the banner each role sees."""
     from renewly.services.accounts import describe_account
     from renewly.services.reactivation import banners_by_role
@@ -489,15 +515,15 @@ def accounts_list(as_json: JsonFlag = False) -> None:
 
 
 @accounts_app.command("update-address")
-def accounts_update_address(account: int,
+def accounts_update_address(account: AccountId,
                             acting: Annotated[str, typer.Option("--as", help="Who is doing it: only the owner may.")],
-                            name: Annotated[str | None, typer.Option()] = None,
-                            line1: Annotated[str | None, typer.Option()] = None,
-                            line2: Annotated[str | None, typer.Option()] = None,
-                            postcode: Annotated[str | None, typer.Option()] = None,
-                            city: Annotated[str | None, typer.Option()] = None,
-                            country: Annotated[str | None, typer.Option()] = None,
-                            vat_id: Annotated[str | None, typer.Option("--vat-id")] = None,
+                            name: Annotated[str | None, typer.Option(help="The buyer's name.")] = None,
+                            line1: Annotated[str | None, typer.Option(help="Street address.")] = None,
+                            line2: Annotated[str | None, typer.Option(help="More of the address.")] = None,
+                            postcode: Annotated[str | None, typer.Option(help="Postal code.")] = None,
+                            city: Annotated[str | None, typer.Option(help="City.")] = None,
+                            country: Annotated[str | None, typer.Option(help="ISO 3166 country code.")] = None,
+                            vat_id: Annotated[str | None, typer.Option("--vat-id", help="The buyer's VAT id.")] = None,
                             as_json: JsonFlag = False) -> None:
     """The owner changes the buyer address printed on future invoices (issued ones keep theirs, R3.1)."""
     from renewly.services.accounts import update_buyer_address
@@ -511,8 +537,8 @@ def accounts_update_address(account: int,
 
 
 @accounts_app.command("transfer-ownership")
-def accounts_transfer_ownership(account: int, to: Annotated[str, typer.Option("--to", help="A member's e-mail.")],
-                                reason: Annotated[str, typer.Option()]) -> None:
+def accounts_transfer_ownership(account: AccountId, to: Annotated[str, typer.Option("--to", help="A member's e-mail.")],
+                                reason: Annotated[str, typer.Option(help="Why, for the audit log.")]) -> None:
     """Support: make another member the owner (R6.1), audited; the previous owner becomes an admin."""
     from renewly.services.accounts import transfer_ownership
     previous = transfer_ownership(open_app(), account, to_email=to, reason=reason, actor=actor())
@@ -520,7 +546,7 @@ def accounts_transfer_ownership(account: int, to: Annotated[str, typer.Option("-
 
 
 @members_app.command("add")
-def members_add(account: int, email: Annotated[str, typer.Option()],
+def members_add(account: AccountId, email: Annotated[str, typer.Option(help="The new member's e-mail.")],
                 role: Annotated[str, typer.Option(help="admin or agent")]) -> None:
     """Add a member with a role."""
     from renewly.services.accounts import add_member
@@ -528,7 +554,8 @@ def members_add(account: int, email: Annotated[str, typer.Option()],
 
 
 @members_app.command("remove")
-def members_remove(account: int, email: Annotated[str, typer.Option()]) -> None:
+def members_remove(account: AccountId,
+                   email: Annotated[str, typer.Option(help="The member's e-mail.")]) -> None:
     """Remove a member (never the owner)."""
     from renewly.services.accounts import remove_member
     remove_member(open_app(), account, email=email, actor=actor())
@@ -536,7 +563,7 @@ def members_remove(account: int, email: Annotated[str, typer.Option()]) -> None:
 
 
 @members_app.command("list")
-def members_list(account: int, as_json: JsonFlag = False) -> None:
+def members_list(account: AccountId, as_json: JsonFlag = False) -> None:
     """List an account's members."""
     from renewly.services.accounts import describe_account
     rows = describe_account(open_app(), account)["members"]
@@ -549,8 +576,8 @@ def members_list(account: int, as_json: JsonFlag = False) -> None:
 # -- subscriptions ------------------------------------------------------------------------------
 
 @subscriptions_app.command("create")
-def subscriptions_create(account: int, plan: Annotated[str, typer.Option(help="The plan's code.")],
-                         seats: Annotated[int, typer.Option()] = 1,
+def subscriptions_create(account: AccountId, plan: Annotated[str, typer.Option(help="The plan's code.")],
+                         seats: Annotated[int, typer.Option(help="How many seats are billed.")] = 1,
                          start: Annotated[str | None, typer.Option(help="YYYY-MM-DD; default: today "
                                                                              "in the account's time zone.")] = None,
                          backdate: Annotated[bool, typer.Option(
@@ -559,7 +586,7 @@ def subscriptions_create(account: int, plan: Annotated[str, typer.Option(help="T
                          as_json: JsonFlag = False) -> None:
     """Start a subscription; its first invoice is issued when it starts."""
     from renewly.services.subscriptions import create_subscription
-    application = open_app()
+    application = open_app(issues_invoices=True)  # the first invoice
     starts = parse_date(start, "--start") if start is not None else None  # --start "" is no date
     subscription_id = create_subscription(application, account, plan_code=plan, seats=seats, start=starts,
                                           actor=actor(), backdate=backdate)
@@ -567,7 +594,8 @@ def subscriptions_create(account: int, plan: Annotated[str, typer.Option(help="T
 
 
 @subscriptions_app.command("change-seats")
-def subscriptions_change_seats(subscription: int, seats: Annotated[int, typer.Option()]) -> None:
+def subscriptions_change_seats(subscription: Annotated[int, typer.Argument(help="The subscription's id.")],
+                               seats: Annotated[int, typer.Option(help="The new seat count.")]) -> None:
     """Change the seat count from today; the prorated difference goes on the next invoice."""
     from renewly.services.subscriptions import change_seats
     prorated = change_seats(open_app(), subscription, seats=seats, actor=actor())
@@ -577,7 +605,7 @@ def subscriptions_change_seats(subscription: int, seats: Annotated[int, typer.Op
 # -- invoices -----------------------------------------------------------------------------------
 
 @invoices_app.command("list")
-def invoices_list(account: Annotated[int | None, typer.Option()] = None, as_json: JsonFlag = False) -> None:
+def invoices_list(account: AccountFilter = None, as_json: JsonFlag = False) -> None:
     """List invoices and credit notes."""
     from renewly.services.invoices import list_invoices
     rows = list_invoices(open_app(), account)
@@ -591,7 +619,7 @@ def invoices_list(account: Annotated[int | None, typer.Option()] = None, as_json
 
 
 @invoices_app.command("show")
-def invoices_show(number: str, as_json: JsonFlag = False) -> None:
+def invoices_show(number: InvoiceNumber, as_json: JsonFlag = False) -> None:
     """Show one invoice with its lines, as issued."""
     from renewly.services.invoices import show_invoice
     found = show_invoice(open_app(), number)
@@ -608,8 +636,9 @@ def invoices_show(number: str, as_json: JsonFlag = False) -> None:
 
 
 @invoices_app.command("resend")
-def invoices_resend(account: int, month: Annotated[str, typer.Option(help="YYYY-MM: the invoices issued then.")],
-                    reason: Annotated[str, typer.Option()]) -> None:
+def invoices_resend(account: AccountId, month: Annotated[str, typer.Option(help="YYYY-MM: the invoices issued then.")],
+                    reason: Annotated[str, typer.Option(help="Why they are sent again, for the audit "
+                                                             "log.")]) -> None:
     """Support: send the invoices of a month and year again to the billing contacts (R2.3)."""
     from renewly.services.invoices import resend_invoices_of_month
     try:
@@ -621,7 +650,8 @@ def invoices_resend(account: int, month: Annotated[str, typer.Option(help="YYYY-
 
 
 @invoices_app.command("credit")
-def invoices_credit(number: str, reason: Annotated[str, typer.Option()],
+def invoices_credit(number: InvoiceNumber,
+                    reason: Annotated[str, typer.Option(help="Why: the credit note's line says it.")],
                     amount: Annotated[int | None, typer.Option(help="Before tax, minor units; default: "
                                                                          "all not yet credited.")] = None) -> None:
     """Correct an invoice with a credit note (an issued invoice is never edited)."""
@@ -632,7 +662,7 @@ def invoices_credit(number: str, reason: Annotated[str, typer.Option()],
 # -- cards and payments -------------------------------------------------------------------------
 
 @cards_app.command("add")
-def cards_add(account: int,
+def cards_add(account: AccountId,
               number: Annotated[str | None, typer.Option(
                   help="Simulated gateway only: the number its tokenizer takes, as a hosted card form would.")] = None,
               exp: Annotated[str | None, typer.Option(help="MM/YYYY")] = None,
@@ -666,7 +696,7 @@ def cards_add(account: int,
 
 
 @cards_app.command("show")
-def cards_show(account: int, as_json: JsonFlag = False) -> None:
+def cards_show(account: AccountId, as_json: JsonFlag = False) -> None:
     """The account's card, as Renewly keeps it: brand, last 4 digits, expiry (R5.4)."""
     from renewly.services.cards import current_card
     card = current_card(open_app(), account)
@@ -680,7 +710,7 @@ def cards_show(account: int, as_json: JsonFlag = False) -> None:
 
 
 @payments_app.command("list")
-def payments_list(account: Annotated[int | None, typer.Option()] = None, as_json: JsonFlag = False) -> None:
+def payments_list(account: AccountFilter = None, as_json: JsonFlag = False) -> None:
     """List payment attempts."""
     from renewly.services.payments_read import list_attempts
     rows = list_attempts(open_app(), account)
@@ -695,7 +725,7 @@ def payments_list(account: Annotated[int | None, typer.Option()] = None, as_json
 @gateway_app.command("fault")
 def gateway_fault(kind: Annotated[str, typer.Argument(help="timeout_after, timeout_before, server_error or "
                                                             "decline")],
-                  count: Annotated[int, typer.Option(min=1)] = 1,
+                  count: Annotated[int, typer.Option(min=1, help="How many operations.")] = 1,
                   code: Annotated[str, typer.Option(help="decline: the decline code.")] = "insufficient_funds",
                   account: Annotated[int | None, typer.Option(help="decline: only this account's charges.")] = None,
                   ) -> None:
@@ -739,7 +769,7 @@ def retention_command(as_of: AsOf = None, as_json: JsonFlag = False) -> None:
 
 
 @app.command("preview")
-def preview(account: int, as_json: JsonFlag = False) -> None:
+def preview(account: AccountId, as_json: JsonFlag = False) -> None:
     """What the policy in force will do to this account on each coming day (R8.8)."""
     from renewly.services.preview import preview_account
     found = preview_account(open_app(), account)
@@ -760,7 +790,7 @@ def preview(account: int, as_json: JsonFlag = False) -> None:
 
 
 @billing_app.command("show")
-def billing_show(account: int, acting: Annotated[str, typer.Option("--as", help="Who asks: only the owner may.")],
+def billing_show(account: AccountId, acting: Annotated[str, typer.Option("--as", help="Who asks: only the owner may.")],
                  as_json: JsonFlag = False) -> None:
     """The owner's billing pages: subscription, invoices, card, buyer address, contacts (R1.1)."""
     from renewly.services.billing_overview import billing_overview
@@ -779,7 +809,7 @@ def billing_show(account: int, acting: Annotated[str, typer.Option("--as", help=
 
 
 @accounts_app.command("banner")
-def accounts_banner(account: int, member: Annotated[str, typer.Option(help="The member's e-mail.")],
+def accounts_banner(account: AccountId, member: Annotated[str, typer.Option(help="The member's e-mail.")],
                     as_json: JsonFlag = False) -> None:
     """Which banner this member sees now, in the account's language."""
     from renewly.services.reactivation import banner_for_member
@@ -789,7 +819,7 @@ def accounts_banner(account: int, member: Annotated[str, typer.Option(help="The 
 
 
 @accounts_app.command("access")
-def accounts_access(account: int, acting: Annotated[str, typer.Option("--as", help="The member's e-mail.")],
+def accounts_access(account: AccountId, acting: Annotated[str, typer.Option("--as", help="The member's e-mail.")],
                     billing: Annotated[bool, typer.Option("--billing", help="The billing pages.")] = False) -> None:
     """May this member use the dashboard (or the billing pages) now? Exit 2 with the reason if not."""
     from renewly.services.reactivation import require_access
@@ -801,7 +831,7 @@ def accounts_access(account: int, acting: Annotated[str, typer.Option("--as", he
 
 
 @support_app.command("reactivate")
-def support_reactivate(account: int, reason: Annotated[str, typer.Option()],
+def support_reactivate(account: AccountId, reason: Annotated[str, typer.Option(help="Why, for the audit log.")],
                        days: Annotated[int | None, typer.Option(help="Default: the policy's window.")] = None,
                        ) -> None:
     """Grant a cancelled account a temporary reactivation: owner only, billing pages only (R9.2)."""
@@ -816,7 +846,7 @@ def support_reactivate(account: int, reason: Annotated[str, typer.Option()],
 
 
 @outbox_app.command("list")
-def outbox_list(account: Annotated[int | None, typer.Option()] = None,
+def outbox_list(account: AccountFilter = None,
                 topic: Annotated[str | None, typer.Option(help="e.g. email")] = None, as_json: JsonFlag = False,
                 ) -> None:
     """E-mails and events written by Renewly, oldest first."""
@@ -949,7 +979,8 @@ def problems_list(all_of_them: Annotated[bool, typer.Option("--all", help="Resol
 
 
 @problems_app.command("resolve")
-def problems_resolve(problem: int, reason: Annotated[str, typer.Option(help="What was mended.")]) -> None:
+def problems_resolve(problem: Annotated[int, typer.Argument(help="The problem's id.")],
+                     reason: Annotated[str, typer.Option(help="What was mended.")]) -> None:
     """Put a parked row back once mended: the next run takes it again (and parks it again if it still fails)."""
     from renewly.services.parking import resolve
     if not reason.strip():

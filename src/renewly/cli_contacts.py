@@ -11,13 +11,14 @@ import typer
 
 contacts_app = typer.Typer(help="Billing contacts: added only with the owner's consent (R4).", no_args_is_help=True)
 
+AccountId = Annotated[int, typer.Argument(help="The account's id.")]
 Email = Annotated[str, typer.Option("--email", help="The billing contact's e-mail address.")]
 Acting = Annotated[str, typer.Option("--as", help="Who is doing it (an e-mail address).")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 @contacts_app.command("request")
-def contacts_request(account: int, email: Email,
+def contacts_request(account: AccountId, email: Email,
                      by: Annotated[str, typer.Option("--by", help="Who asks (an e-mail address).")]) -> None:
     """Ask for an address to receive billing e-mails; the owner is e-mailed for consent (R4.1)."""
     from renewly.cli import open_app
@@ -29,7 +30,7 @@ def contacts_request(account: int, email: Email,
 
 
 @contacts_app.command("approve")
-def contacts_approve(account: int, email: Email, acting: Acting) -> None:
+def contacts_approve(account: AccountId, email: Email, acting: Acting) -> None:
     """The owner consents: the address receives billing e-mails from now on (R4.1)."""
     from renewly.cli import open_app
     from renewly.services.contacts import approve_contact
@@ -38,7 +39,7 @@ def contacts_approve(account: int, email: Email, acting: Acting) -> None:
 
 
 @contacts_app.command("refuse")
-def contacts_refuse(account: int, email: Email, acting: Acting) -> None:
+def contacts_refuse(account: AccountId, email: Email, acting: Acting) -> None:
     """The owner refuses a request (R4.1)."""
     from renewly.cli import open_app
     from renewly.services.contacts import refuse_contact
@@ -47,7 +48,7 @@ def contacts_refuse(account: int, email: Email, acting: Acting) -> None:
 
 
 @contacts_app.command("remove")
-def contacts_remove(account: int, email: Email, acting: Acting) -> None:
+def contacts_remove(account: AccountId, email: Email, acting: Acting) -> None:
     """Remove a contact: oneself, or anyone by the owner; never the owner (R4.2)."""
     from renewly.cli import open_app
     from renewly.services.contacts import remove_contact
@@ -56,7 +57,7 @@ def contacts_remove(account: int, email: Email, acting: Acting) -> None:
 
 
 @contacts_app.command("list")
-def contacts_list(account: int, as_json: JsonFlag = False) -> None:
+def contacts_list(account: AccountId, as_json: JsonFlag = False) -> None:
     """The owner first, then active contacts, then requests waiting for the owner."""
     from renewly.cli import open_app, print_json, print_table
     from renewly.services.contacts import list_contacts

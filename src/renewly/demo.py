@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shlex
 import sqlite3
 import sys
 import textwrap
@@ -296,11 +297,11 @@ class Timeline:
         database, command = (_from_here(Path(self.app.settings.database_url.removeprefix("sqlite:///"))),
                              _from_here(Path(sys.executable).with_name("renewly")))
         url = f"sqlite:///{database}"
-        console.print(textwrap.fill(f"Database: {database}. Look around with "
-                                    f"RENEWLY_DATABASE_URL={url} RENEWLY_CLOCK=test {command} accounts list",
-                                    width=width, break_long_words=False, break_on_hyphens=False),
+        # Lines to paste as they are: the settings exported, then a command, never folded in between.
+        console.print(f"Database: {database}. Look around with:\n"
+                      f"  export RENEWLY_DATABASE_URL={shlex.quote(url)} RENEWLY_CLOCK=test\n"
+                      f"  {shlex.quote(str(command))} accounts list",
                       markup=False, highlight=False, soft_wrap=True)
-
 
 def _from_here(path: Path) -> Path:
     return path.relative_to(Path.cwd()) if path.is_absolute() and path.is_relative_to(Path.cwd()) else path

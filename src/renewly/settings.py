@@ -57,6 +57,12 @@ class SellerIdentity(BaseModel):
     def snapshot(self) -> dict[str, str]:
         return self.model_dump(exclude={"timezone", "support_email"})
 
+    def is_the_demo_s(self) -> bool:
+        """Whether an invoice would still name the demo's seller: its name, VAT id or registration
+        left as shipped. The test clock and `renewly demo` keep it; the system clock refuses it."""
+        return any(getattr(self, key) == SellerIdentity.model_fields[key].default
+                   for key in ("name", "vat_id", "registration"))
+
 
 WEEK_MINUTES = 7 * 24 * 60
 
@@ -109,6 +115,13 @@ class Settings(BaseSettings):
     # One log line per batch run (its name, instant, counts, seconds): off by default, so that a
     # command's stderr stays its one line of trouble, or nothing.
     log_batch_runs: bool = False
+
+    def refuse_the_demo_seller_on_the_system_clock(self) -> None:
+        """Real invoices must not silently say "Renewly Demo SAS": on the system clock, issuing
+        one is refused until the operator sets the seller (docs/configuration.md)."""
+        if self.clock == "system" and self.seller.is_the_demo_s():
+            raise InvalidInput("invoices would name the demo seller; set [seller] (docs/configuration.md)",
+                               code="demo_seller")
 
     def simulator_url(self) -> str:
         """Where the simulated gateway keeps its ledger: `payments.simulator_url`, else with the
