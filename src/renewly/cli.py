@@ -820,14 +820,20 @@ def accounts_banner(account: AccountId, member: Annotated[str, typer.Option(help
 
 @accounts_app.command("access")
 def accounts_access(account: AccountId, acting: Annotated[str, typer.Option("--as", help="The member's e-mail.")],
-                    billing: Annotated[bool, typer.Option("--billing", help="The billing pages.")] = False) -> None:
+                    billing: Annotated[bool, typer.Option("--billing", help="The billing pages.")] = False,
+                    as_json: JsonFlag = False) -> None:
     """May this member use the dashboard (or the billing pages) now? Exit 2 with the reason if not."""
     from renewly.services.reactivation import require_access
     application = open_app()
     with application.engine.connect() as conn:
         role = require_access(conn, account, acting, application.clock.now(),
                               support_email=application.settings.seller.support_email, billing=billing)
-    typer.echo(f"{acting.lower()} ({role.value}) may use the {'billing pages' if billing else 'dashboard'}")
+    pages = "billing pages" if billing else "dashboard"
+    if as_json:
+        print_json({"account": account, "member": acting.lower(), "role": role.value, "pages": pages,
+                    "allowed": True})
+    else:
+        typer.echo(f"{acting.lower()} ({role.value}) may use the {pages}")
 
 
 @support_app.command("reactivate")

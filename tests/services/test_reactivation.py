@@ -3,6 +3,7 @@ input through the command line: one line, exit code 2, nothing changed."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -112,6 +113,19 @@ def test_r9_1_the_command_line_refuses_a_member_of_a_cancelled_account_with_the_
     assert refused.err == (f"error: account {cancelled} was cancelled on 2026-01-30 for an unpaid invoice; its data "
                            f"will be deleted on 2026-04-30 unless it is paid; the owner can ask {SUPPORT} for a "
                            "temporary reactivation to pay it\n")
+
+
+def test_r9_2_the_command_line_says_in_json_that_a_reactivated_owner_may_use_the_billing_pages(app, cancelled,
+                                                                                                 monkeypatch, capsys):
+    grant(app, cancelled)
+    allowed = run_cli(app, monkeypatch, capsys, "accounts", "access", str(cancelled), "--as", OWNER.upper(),
+                      "--billing", "--json")
+    assert (allowed.code, allowed.err) == (0, "")
+    assert json.loads(allowed.out) == {"account": cancelled, "member": OWNER, "role": "owner",
+                                       "pages": "billing pages", "allowed": True}
+    refused = run_cli(app, monkeypatch, capsys, "accounts", "access", str(cancelled), "--as", OWNER, "--json")
+    assert (refused.code, refused.out) == (2, "")  # the dashboard stays closed: the reason, on stderr
+    assert refused.err.startswith("error: ") and refused.err.count("\n") == 1
 
 
 # -- R9.2 ----------------------------------------------------------------------------------------------
