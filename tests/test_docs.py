@@ -45,6 +45,22 @@ def test_every_option_and_argument_of_every_command_says_what_it_is():
     assert without_help(get_command(app), ["renewly"]) == []
 
 
+# What a command that only reads is called: its answer is data a script may want whole.
+READS = {"show", "list", "access", "banner", "check", "preview", "reconcile"}
+
+
+def test_every_read_takes_json_as_the_readme_says():
+    def reads_without_json(command, path: list[str]) -> list[str]:
+        subcommands = getattr(command, "commands", None)
+        if subcommands:
+            return [found for name in sorted(subcommands)
+                    for found in reads_without_json(subcommands[name], [*path, name])]
+        options = {option for param in command.params for option in getattr(param, "opts", [])}
+        return [" ".join(path)] if path[-1] in READS and "--json" not in options else []
+
+    assert reads_without_json(get_command(app), ["renewly"]) == []
+
+
 def test_the_readme_opens_with_the_two_commands():
     top = (ROOT / "README.md").read_text(encoding="utf-8").split("\n\n")[1]
     assert "make demo" in top and "make test" in top
