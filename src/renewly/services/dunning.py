@@ -128,7 +128,7 @@ def _sweep(app: App, as_of: datetime, size: int) -> DunningReport:
             # meanwhile (it takes or parks them in a moment: the case a flaky test caught), or the
             # slice fails whatever its cases, not a case's fault, and trying again would loop.
             stuck += 1
-            if stuck > LOOKS_AGAIN or not is_postgres_engine(app):
+            if stuck > LOOKS_AGAIN or not is_postgres(app.engine):  # SQLite: one writer, no other worker
                 raise
             time.sleep(A_MOMENT)
             continue
@@ -154,10 +154,6 @@ def _one_by_one(app: App, as_of: datetime, report: DunningReport) -> bool:
                                   one_case, as_of)
     report.parked += parked
     return bool(taken or parked)
-
-
-def is_postgres_engine(app: App) -> bool:
-    return app.engine.dialect.name == "postgresql"  # SQLite: one writer, no other worker holds a case
 
 
 def _parked_meanwhile(app: App, case_ids: list[int]) -> bool:
