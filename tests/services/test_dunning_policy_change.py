@@ -26,7 +26,7 @@ def steps_taken(app) -> list[tuple[str, date, str]]:
     return [(name, local_date(at, "UTC"), version) for name, at, version in rows]
 
 
-def test_removing_the_steps_a_case_is_past_goes_on_at_the_next_later_step_without_repeating(app):
+def test_r8_removing_the_steps_a_case_is_past_goes_on_at_the_next_later_step_without_repeating(app):
     default = app.policy
     account_id = declined_team(app)
     to_day(app, 5)  # payment_failed_3 (day 4) taken
@@ -45,7 +45,7 @@ def test_removing_the_steps_a_case_is_past_goes_on_at_the_next_later_step_withou
     assert account_row(app, account_id).status == "cancelled"
 
 
-def test_a_renamed_step_is_not_given_again(app):
+def test_r8_a_renamed_step_is_not_given_again(app):
     account_id = declined_team(app)
     to_day(app, 3)  # payment_failed_2 (day 2) taken
     app.policy = replace(app.policy, version="renamed", steps=tuple(
@@ -56,7 +56,7 @@ def test_a_renamed_step_is_not_given_again(app):
         assert conn.execute(select(dunning_cases.c.last_step_name)).scalar_one() == "payment_failed_3"
 
 
-def test_a_case_past_the_warning_when_a_minimum_warning_is_added_is_cancelled_that_long_after_the_change(app):
+def test_r8_a_case_past_the_warning_when_a_minimum_warning_is_added_is_cancelled_that_long_after_the_change(app):
     default = app.policy
     app.policy = replace(default, version="no-minimum", minimum_warning_days=0)
     account_id = declined_team(app)
@@ -75,7 +75,7 @@ def test_a_case_past_the_warning_when_a_minimum_warning_is_added_is_cancelled_th
     assert list_problems(app) == []
 
 
-def test_a_warning_moved_before_the_step_a_case_is_past_is_still_given_before_the_cancellation(app):
+def test_r8_a_warning_moved_before_the_step_a_case_is_past_is_still_given_before_the_cancellation(app):
     default = app.policy
     account_id = declined_team(app)
     to_day(app, 5)  # payment_failed_3 (day 4) taken; not warned
@@ -94,7 +94,7 @@ def test_a_warning_moved_before_the_step_a_case_is_past_is_still_given_before_th
     assert account_row(app, account_id).status == "cancelled"
 
 
-def test_a_step_taken_already_that_a_new_policy_moves_later_parks_the_case_with_its_reason(app):
+def test_r8_a_step_taken_already_that_a_new_policy_moves_later_parks_the_case_with_its_reason(app):
     default = app.policy
     parked_one = declined_team(app)
     to_day(app, 5)  # payment_failed_2 (day 2) and payment_failed_3 (day 4) taken
