@@ -48,16 +48,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy import select, text
 
+from renewly.accounts.accounts import create_account
 from renewly.adapters.db.tables import accounts, invoices
 from renewly.adapters.gateways.simulated import Fault, SimulatedGateway, sim_faults
+from renewly.batches.scheduler import BatchFailed, advance, run_all
+from renewly.billing.plans import create_plan
+from renewly.billing.subscriptions import create_subscription
 from renewly.bootstrap import App, bootstrap
-from renewly.domain.payments import ChargeRequest, GatewayResult, Outcome
-from renewly.services.accounts import create_account
-from renewly.services.cards import add_card
-from renewly.services.plans import create_plan
-from renewly.services.reconcile import reconcile
-from renewly.services.scheduler import BatchFailed, advance, run_all
-from renewly.services.subscriptions import create_subscription
+from renewly.payments.cards import add_card
+from renewly.payments.reconcile import reconcile
+from renewly.payments.rules.charges import ChargeRequest, GatewayResult, Outcome
 
 sys.path.insert(0, str(Path(__file__).parent))
 from chaos_invariants import Counts, check  # noqa: E402

@@ -47,16 +47,16 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from renewly import cli
+from renewly.accounts.accounts import add_member, create_account
+from renewly.accounts.contacts import approve_contact, request_contact
 from renewly.adapters.db.engine import make_engine, upgrade
 from renewly.adapters.db.tables import metadata
 from renewly.adapters.gateways.simulated import LEDGER_SCHEMA, ledger_metadata
+from renewly.billing.plans import create_plan
+from renewly.billing.subscriptions import create_subscription
 from renewly.bootstrap import bootstrap
-from renewly.policy import DEFAULT_POLICY
-from renewly.services.accounts import add_member, create_account
-from renewly.services.cards import add_card
-from renewly.services.contacts import approve_contact, request_contact
-from renewly.services.plans import create_plan
-from renewly.services.subscriptions import create_subscription
+from renewly.config.policy import DEFAULT_POLICY
+from renewly.payments.cards import add_card
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from renewal import bench_database, bench_settings  # noqa: E402  (a database of our own, as bench/renewal.py)

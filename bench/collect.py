@@ -48,9 +48,9 @@ from renewly.adapters.db.engine import make_engine
 from renewly.adapters.db.tables import invoices, payment_attempts
 from renewly.adapters.gateways.simulated import SimulatedGateway, ledger_metadata, sim_cards, sim_customers
 from renewly.bootstrap import bootstrap
-from renewly.domain.payments import ChargeRequest, GatewayResult, LedgerCharge, Outcome
-from renewly.services.collect import collect_due
-from renewly.services.payment_rate import TokenBucket
+from renewly.payments.collect import collect_due
+from renewly.payments.rate_limit import TokenBucket
+from renewly.payments.rules.charges import ChargeRequest, GatewayResult, LedgerCharge, Outcome
 
 sys.path.insert(0, str(Path(__file__).parent))
 from renewal import bench_database, bench_settings, copy_bound  # noqa: E402  (a database, and the renewal bound, as bench/renewal.py)

@@ -40,8 +40,8 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 from renewly.bootstrap import App, bootstrap
-from renewly.services.dunning import WORKERS, DunningReport, run_dunning
-from renewly.settings import load_settings
+from renewly.config.settings import load_settings
+from renewly.dunning.sweep import WORKERS, DunningReport, run_dunning
 
 sys.path.insert(0, str(Path(__file__).parent))
 from renewal import (  # noqa: E402  (the database, CPU and RSS helpers of bench/renewal.py)

@@ -36,9 +36,9 @@ from sqlalchemy.exc import DBAPIError
 from renewly.adapters.clock import SystemClock
 from renewly.adapters.db.engine import make_engine, upgrade
 from renewly.adapters.db.tables import accounts, plans, subscriptions
+from renewly.billing.renewals import renew_due
 from renewly.bootstrap import App, bootstrap
-from renewly.services.renewals import renew_due
-from renewly.settings import Settings, load_settings
+from renewly.config.settings import Settings, load_settings
 
 ANCHOR = date(2026, 1, 1)
 ANCHOR_INSTANT = datetime(2026, 1, 1, tzinfo=UTC)
@@ -191,7 +191,7 @@ def load_postgres(engine: Engine, count: int) -> None:
 
 
 def load_sqlite(engine: Engine, count: int) -> None:
-    from renewly.domain.calendar import local_midnight_utc
+    from renewly.shared.calendar import local_midnight_utc
 
     due = {zone: local_midnight_utc(RENEWAL_DAY, zone) for zone in ZONES}
     with engine.begin() as conn:

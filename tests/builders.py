@@ -8,12 +8,12 @@ from datetime import date
 
 from sqlalchemy import select
 
+from renewly.accounts.accounts import create_account
 from renewly.adapters.db.tables import metadata
+from renewly.billing.plans import create_plan
+from renewly.billing.subscriptions import create_subscription
 from renewly.bootstrap import App
-from renewly.services.accounts import create_account
-from renewly.services.cards import add_card
-from renewly.services.plans import create_plan
-from renewly.services.subscriptions import create_subscription
+from renewly.payments.cards import add_card
 
 OPERATOR = "test:operator"
 

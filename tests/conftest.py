@@ -25,7 +25,7 @@ from renewly.adapters.db.engine import make_engine, upgrade
 from renewly.adapters.db.tables import metadata
 from renewly.adapters.gateways.simulated import LEDGER_SCHEMA
 from renewly.bootstrap import App, bootstrap
-from renewly.settings import load_settings
+from renewly.config.settings import load_settings
 from tests.builders import Outcome
 
 START = datetime(2026, 1, 1, tzinfo=UTC)

@@ -15,9 +15,9 @@ from sqlalchemy import select
 from renewly import cli
 from renewly.adapters.db.tables import invoices, metadata, payment_attempts
 from renewly.bootstrap import App, bootstrap
-from renewly.domain.payments import LedgerCharge, Outcome
-from renewly.services.cards import CardSaved, add_card
-from renewly.services.payments_read import list_attempts
+from renewly.payments.cards import CardSaved, add_card
+from renewly.payments.history import list_attempts
+from renewly.payments.rules.charges import LedgerCharge, Outcome
 from tests.builders import Outcome as CliOutcome
 from tests.builders import database_rows, subscribed
 

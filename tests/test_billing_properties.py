@@ -31,14 +31,14 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import select
 
+from renewly.accounts.accounts import create_account, describe_account, update_buyer_address
 from renewly.adapters.db.tables import accounts, invoice_lines, invoice_series, invoices, plans, subscriptions
-from renewly.domain.errors import InvalidInput, NotAllowed
-from renewly.services.accounts import create_account, describe_account, update_buyer_address
-from renewly.services.invoices import issue_credit_note
-from renewly.services.plans import create_plan
-from renewly.services.renewals import renew_due
-from renewly.services.scheduler import advance
-from renewly.services.subscriptions import change_seats, create_subscription
+from renewly.batches.scheduler import advance
+from renewly.billing.invoices import issue_credit_note
+from renewly.billing.plans import create_plan
+from renewly.billing.renewals import renew_due
+from renewly.billing.subscriptions import change_seats, create_subscription
+from renewly.shared.errors import InvalidInput, NotAllowed
 from tests.builders import GOOD_CARD, OPERATOR, with_card
 
 UTC = UTC

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from renewly.accounts.accounts import add_member
 from renewly.adapters.db.tables import accounts, outbox
-from renewly.services.accounts import add_member
 from tests.builders import OPERATOR, Outcome, customer, database_rows
 
 OWNER = "owner@acme.test"

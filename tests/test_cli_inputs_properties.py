@@ -17,11 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import String
 
+from renewly.accounts.accounts import create_account, update_buyer_address
 from renewly.adapters.db.tables import metadata
-from renewly.domain.errors import BillingError
-from renewly.services.accounts import create_account, update_buyer_address
-from renewly.services.plans import create_plan
-from renewly.services.subscriptions import change_seats, create_subscription
+from renewly.billing.plans import create_plan
+from renewly.billing.subscriptions import change_seats, create_subscription
+from renewly.shared.errors import BillingError
 from tests.builders import OPERATOR, database_rows, subscribed
 
 QUICK = settings(max_examples=25, deadline=None,

@@ -15,9 +15,9 @@ from datetime import date, timedelta
 from sqlalchemy import func, select, update
 
 from renewly.adapters.db.tables import payment_attempts
-from renewly.services.attempts import wall_clock
-from renewly.services.invoices import list_invoices
-from renewly.services.reconcile import reconcile
+from renewly.billing.invoices import list_invoices
+from renewly.payments.attempts import wall_clock
+from renewly.payments.reconcile import reconcile
 from tests.builders import subscribed, team_plan
 from tests.payment_builders import attempts, paying_customer, successes_per_invoice
 from tests.processes import RENEWLY

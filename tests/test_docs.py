@@ -16,15 +16,15 @@ from typer.main import get_command
 
 from renewly.adapters.db.engine import make_engine, upgrade
 from renewly.adapters.db.tables import invoices
+from renewly.billing.invoices import issue_credit_note
 from renewly.bootstrap import bootstrap
 from renewly.cli import app
 from renewly.cli_reference import reference
-from renewly.services.invoices import issue_credit_note
-from renewly.services.retention import purge_due
-from renewly.settings import load_settings
+from renewly.config.settings import load_settings
+from renewly.retention.deletion import purge_due
 from tests.builders import OPERATOR, subscribed, team_plan
 from tests.conftest import ADMIN_URL, START, admin_connection
-from tests.services.test_retention import RETENTION_ENDS, deleted_account
+from tests.retention.test_deletion import RETENTION_ENDS, deleted_account
 
 ROOT = Path(__file__).resolve().parents[1]
 

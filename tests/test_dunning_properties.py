@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from renewly.adapters.db.tables import accounts, invoices, outbox, reactivations
-from renewly.domain.errors import NotAllowed
-from renewly.services.reactivation import grant_reactivation
-from renewly.services.scheduler import advance
+from renewly.batches.scheduler import advance
+from renewly.dunning.reactivation import grant_reactivation
+from renewly.shared.errors import NotAllowed
 from tests.builders import subscribed, team_plan, with_card
 
 DECLINES = "4000000000000341"

@@ -20,12 +20,12 @@ from sqlalchemy import delete, select
 from renewly.adapters.db.engine import make_engine
 from renewly.adapters.db.tables import invoices, payment_attempts
 from renewly.adapters.gateways.simulated import Fault, sim_faults
-from renewly.domain.payments import UNSETTLED
-from renewly.services.cards import CardRefused
-from renewly.services.collect import amount_due, claim_slice, collect_due
-from renewly.services.invoices import issue_credit_note
-from renewly.services.reconcile import reconcile
-from renewly.services.subscriptions import create_subscription
+from renewly.billing.invoices import issue_credit_note
+from renewly.billing.subscriptions import create_subscription
+from renewly.payments.cards import CardRefused
+from renewly.payments.collect import amount_due, claim_slice, collect_due
+from renewly.payments.reconcile import reconcile
+from renewly.payments.rules.charges import UNSETTLED
 from tests.builders import OPERATOR, customer, team_plan
 from tests.payment_builders import CHARGES_DECLINED, GOOD_CARD, save_card, successes_per_invoice, successful_charges
 

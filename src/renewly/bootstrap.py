@@ -12,11 +12,11 @@ from renewly.adapters.clock import Clock, PersistedTestClock, SystemClock
 from renewly.adapters.db.engine import ensure_schema, make_engine
 from renewly.adapters.gateways.port import PaymentGateway
 from renewly.adapters.gateways.simulated import SimulatedGateway
-from renewly.domain.dunning import Policy
-from renewly.domain.invoices import TaxTable
-from renewly.policy import load_policy
-from renewly.services.stopping import StopRequest
-from renewly.settings import Settings, load_settings
+from renewly.batches.stopping import StopRequest
+from renewly.billing.rules.invoices import TaxTable
+from renewly.config.policy import load_policy
+from renewly.config.settings import Settings, load_settings
+from renewly.dunning.rules.schedule import Policy
 
 
 @dataclass

@@ -26,10 +26,10 @@ from renewly.adapters.clock import LATEST_TEST_CLOCK
 from renewly.adapters.logs import configure_command_line_logs
 from renewly.bootstrap import App, bootstrap
 from renewly.cli_contacts import AccountId, contacts_app
-from renewly.domain.calendar import end_of_day_utc
-from renewly.domain.errors import BillingError, InvalidInput
-from renewly.domain.money import Money
-from renewly.settings import load_settings
+from renewly.config.settings import load_settings
+from renewly.shared.calendar import end_of_day_utc
+from renewly.shared.errors import BillingError, InvalidInput
+from renewly.shared.money import Money
 
 app = typer.Typer(help="Renewly: subscription billing, invoicing and dunning.", no_args_is_help=True,
                   pretty_exceptions_enable=False, rich_markup_mode=None, add_completion=False)
@@ -129,7 +129,7 @@ def stopping_on_ctrl_c(application: App) -> Iterator[None]:
 def say_stopped(application: App, as_of: datetime, *, as_json: bool, where: str = "") -> None:
     """After the first Ctrl-C: one line on what was left (on stderr under --json, which keeps
     stdout the report), then exit 130."""
-    from renewly.services.scheduler import still_due
+    from renewly.batches.scheduler import still_due
     left = still_due(application, as_of)
     line = (f"interrupted{where}: stopped after the slice in hand; "
             + (f"still due: {', '.join(left)} (`renewly run` does the rest)" if left else "nothing was left"))
@@ -253,7 +253,7 @@ def clock_advance(days: Annotated[int, typer.Option("--days", help="How many day
                   as_json: JsonFlag = False) -> None:
     """Move the test clock forward, running every batch that falls due on the way, in order.
     Advances at once take turns, each from where the one before it left the clock."""
-    from renewly.services.scheduler import advance
+    from renewly.batches.scheduler import advance
     if days < 0 or hours < 0:
         raise InvalidInput("the test clock only moves forward", code="clock_backwards")
     if days > DAYS_TO_THE_CLOCKS_END or hours > 24 * DAYS_TO_THE_CLOCKS_END:
@@ -295,7 +295,7 @@ def _run_json(run) -> dict[str, Any]:
 
 
 def _describe_report(report: Any) -> str:
-    from renewly.services.scheduler import BatchFailed
+    from renewly.batches.scheduler import BatchFailed
     if isinstance(report, BatchFailed):
         return f"failed: {report.reason}"
     parked = f"; {report.parked} parked (renewly problems)" if getattr(report, "parked", 0) else ""
@@ -325,7 +325,7 @@ def _describe_report(report: Any) -> str:
 @app.command("run")
 def run(as_of: AsOf = None, as_json: JsonFlag = False) -> None:
     """Do everything due: renewals, their charges, dunning and what it asks, voids, deletions."""
-    from renewly.services.scheduler import run_all
+    from renewly.batches.scheduler import run_all
     application = open_app(issues_invoices=True)  # renewals
     instant = parse_as_of(as_of, application)
     with stopping_on_ctrl_c(application):
@@ -342,14 +342,14 @@ def run(as_of: AsOf = None, as_json: JsonFlag = False) -> None:
 
 
 def left_undone(report: Any) -> bool:
-    from renewly.services.scheduler import BatchFailed
+    from renewly.batches.scheduler import BatchFailed
     return isinstance(report, BatchFailed) or bool(getattr(report, "parked", 0))
 
 
 def exit_if_anything_was_left(reports: list, *, say: bool = True, then_exit: bool = True) -> None:
     """Exit 1 (saying so, unless the output is JSON) when a batch failed or parked rows: the
     rest was done. `then_exit=False`: only say it (a stopped batch exits 130 after)."""
-    from renewly.services.scheduler import BatchFailed
+    from renewly.batches.scheduler import BatchFailed
     failed = sum(1 for report in reports if isinstance(report, BatchFailed))
     parked = sum(getattr(report, "parked", 0) for report in reports)
     if failed or parked:
@@ -377,14 +377,14 @@ def run_one_batch(batch, as_of: str | None, as_json: bool, *, issues_invoices: b
 @app.command("renew")
 def renew(as_of: AsOf = None, as_json: JsonFlag = False) -> None:
     """The renewal batch: invoice every subscription whose period has ended, once."""
-    from renewly.services.renewals import renew_due
+    from renewly.billing.renewals import renew_due
     run_one_batch(renew_due, as_of, as_json, issues_invoices=True)
 
 
 @app.command("collect")
 def collect(as_of: AsOf = None, as_json: JsonFlag = False) -> None:
     """The payment batch: settle unanswered attempts, then charge open invoices (R5.3, R7.1)."""
-    from renewly.services.collect import collect_due
+    from renewly.payments.collect import collect_due
     run_one_batch(collect_due, as_of, as_json)
 
 
@@ -394,7 +394,7 @@ def reconcile_command(as_json: JsonFlag = False) -> None:
 
     An attempt without an answer yet is no discrepancy: it is listed apart, with when the janitor
     settles it."""
-    from renewly.services.reconcile import reconcile
+    from renewly.payments.reconcile import reconcile
     report = reconcile(open_app())
     if as_json:
         print_json({"gateway_charges": report.gateway_charges, "local_successes": report.local_successes,
@@ -417,7 +417,7 @@ def reconcile_command(as_json: JsonFlag = False) -> None:
 
 
 def describe_unanswered(waiting) -> str:
-    from renewly.services.attempts import wall_clock
+    from renewly.payments.attempts import wall_clock
     charged = "; the gateway charged it" if waiting.charged_at_gateway else ""
     since = f"{waiting.status} since {waiting.attempted_at:%Y-%m-%d %H:%M} UTC{charged}"
     lease = waiting.lease_expires_at
@@ -440,7 +440,7 @@ def plans_create(code: Annotated[str, typer.Option(help="The plan's code, unique
                  currency: Annotated[str, typer.Option(help="ISO 4217 code, e.g. USD, EUR.")],
                  as_json: JsonFlag = False) -> None:
     """Add a plan to the catalogue."""
-    from renewly.services.plans import create_plan
+    from renewly.billing.plans import create_plan
     plan_id = create_plan(open_app(), code=code, name=name, interval=interval, price=price, currency=currency,
                           actor=actor())
     print_json({"id": plan_id, "code": code}) if as_json else typer.echo(plan_id)
@@ -449,7 +449,7 @@ def plans_create(code: Annotated[str, typer.Option(help="The plan's code, unique
 @plans_app.command("list")
 def plans_list(as_json: JsonFlag = False) -> None:
     """List the plans."""
-    from renewly.services.plans import list_plans
+    from renewly.billing.plans import list_plans
     rows = list_plans(open_app())
     if as_json:
         print_json(rows)
@@ -471,7 +471,7 @@ def accounts_create(name: Annotated[str, typer.Option(help="The customer's name,
                     country: Annotated[str, typer.Option(help="The buyer's country, ISO 3166.")] = "",
                     as_json: JsonFlag = False) -> None:
     """Create an account with its owner; prints the id."""
-    from renewly.services.accounts import create_account, describe_account
+    from renewly.accounts.accounts import create_account, describe_account
     application = open_app()
     account_id = create_account(application, name=name, owner_email=owner_email, locale=locale,
                                 timezone=timezone_name, currency=currency, country=country, actor=actor())
@@ -481,8 +481,8 @@ def accounts_create(name: Annotated[str, typer.Option(help="The customer's name,
 @accounts_app.command("show")
 def accounts_show(account: AccountId, as_json: JsonFlag = False) -> None:
     """Show an account: members, buyer address, subscriptions, and the banner each role sees."""
-    from renewly.services.accounts import describe_account
-    from renewly.services.reactivation import banners_by_role
+    from renewly.accounts.accounts import describe_account
+    from renewly.dunning.reactivation import banners_by_role
     application = open_app()
     found = describe_account(application, account)
     found["banners"] = banners_by_role(application, account)
@@ -505,7 +505,7 @@ def accounts_show(account: AccountId, as_json: JsonFlag = False) -> None:
 @accounts_app.command("list")
 def accounts_list(as_json: JsonFlag = False) -> None:
     """List the accounts."""
-    from renewly.services.accounts import list_accounts
+    from renewly.accounts.accounts import list_accounts
     rows = list_accounts(open_app())
     if as_json:
         print_json(rows)
@@ -526,7 +526,7 @@ def accounts_update_address(account: AccountId,
                             vat_id: Annotated[str | None, typer.Option("--vat-id", help="The buyer's VAT id.")] = None,
                             as_json: JsonFlag = False) -> None:
     """The owner changes the buyer address printed on future invoices (issued ones keep theirs, R3.1)."""
-    from renewly.services.accounts import update_buyer_address
+    from renewly.accounts.accounts import update_buyer_address
     changes = {key: value for key, value in dict(name=name, line1=line1, line2=line2, postcode=postcode, city=city,
                                                  country=country, vat_id=vat_id).items() if value is not None}
     if not changes:
@@ -540,7 +540,7 @@ def accounts_update_address(account: AccountId,
 def accounts_transfer_ownership(account: AccountId, to: Annotated[str, typer.Option("--to", help="A member's e-mail.")],
                                 reason: Annotated[str, typer.Option(help="Why, for the audit log.")]) -> None:
     """Support: make another member the owner (R6.1), audited; the previous owner becomes an admin."""
-    from renewly.services.accounts import transfer_ownership
+    from renewly.accounts.accounts import transfer_ownership
     previous = transfer_ownership(open_app(), account, to_email=to, reason=reason, actor=actor())
     typer.echo(f"account {account}: owner is now {to.lower()} (was {previous})")
 
@@ -549,7 +549,7 @@ def accounts_transfer_ownership(account: AccountId, to: Annotated[str, typer.Opt
 def members_add(account: AccountId, email: Annotated[str, typer.Option(help="The new member's e-mail.")],
                 role: Annotated[str, typer.Option(help="admin or agent")]) -> None:
     """Add a member with a role."""
-    from renewly.services.accounts import add_member
+    from renewly.accounts.accounts import add_member
     typer.echo(add_member(open_app(), account, email=email, role=role, actor=actor()))
 
 
@@ -557,7 +557,7 @@ def members_add(account: AccountId, email: Annotated[str, typer.Option(help="The
 def members_remove(account: AccountId,
                    email: Annotated[str, typer.Option(help="The member's e-mail.")]) -> None:
     """Remove a member (never the owner)."""
-    from renewly.services.accounts import remove_member
+    from renewly.accounts.accounts import remove_member
     remove_member(open_app(), account, email=email, actor=actor())
     typer.echo(f"removed {email}")
 
@@ -565,7 +565,7 @@ def members_remove(account: AccountId,
 @members_app.command("list")
 def members_list(account: AccountId, as_json: JsonFlag = False) -> None:
     """List an account's members."""
-    from renewly.services.accounts import describe_account
+    from renewly.accounts.accounts import describe_account
     rows = describe_account(open_app(), account)["members"]
     if as_json:
         print_json(rows)
@@ -585,7 +585,7 @@ def subscriptions_create(account: AccountId, plan: Annotated[str, typer.Option(h
                                                 "one catch-up invoice.")] = False,
                          as_json: JsonFlag = False) -> None:
     """Start a subscription; its first invoice is issued when it starts."""
-    from renewly.services.subscriptions import create_subscription
+    from renewly.billing.subscriptions import create_subscription
     application = open_app(issues_invoices=True)  # the first invoice
     starts = parse_date(start, "--start") if start is not None else None  # --start "" is no date
     subscription_id = create_subscription(application, account, plan_code=plan, seats=seats, start=starts,
@@ -597,7 +597,7 @@ def subscriptions_create(account: AccountId, plan: Annotated[str, typer.Option(h
 def subscriptions_change_seats(subscription: Annotated[int, typer.Argument(help="The subscription's id.")],
                                seats: Annotated[int, typer.Option(help="The new seat count.")]) -> None:
     """Change the seat count from today; the prorated difference goes on the next invoice."""
-    from renewly.services.subscriptions import change_seats
+    from renewly.billing.subscriptions import change_seats
     prorated = change_seats(open_app(), subscription, seats=seats, actor=actor())
     typer.echo(f"subscription {subscription}: {seats} seat(s); prorated on the next invoice: {prorated}")
 
@@ -607,7 +607,7 @@ def subscriptions_change_seats(subscription: Annotated[int, typer.Argument(help=
 @invoices_app.command("list")
 def invoices_list(account: AccountFilter = None, as_json: JsonFlag = False) -> None:
     """List invoices and credit notes."""
-    from renewly.services.invoices import list_invoices
+    from renewly.billing.invoices import list_invoices
     rows = list_invoices(open_app(), account)
     if as_json:
         print_json(rows)
@@ -621,7 +621,7 @@ def invoices_list(account: AccountFilter = None, as_json: JsonFlag = False) -> N
 @invoices_app.command("show")
 def invoices_show(number: InvoiceNumber, as_json: JsonFlag = False) -> None:
     """Show one invoice with its lines, as issued."""
-    from renewly.services.invoices import show_invoice
+    from renewly.billing.invoices import show_invoice
     found = show_invoice(open_app(), number)
     if as_json:
         print_json(found)
@@ -640,7 +640,7 @@ def invoices_resend(account: AccountId, month: Annotated[str, typer.Option(help=
                     reason: Annotated[str, typer.Option(help="Why they are sent again, for the audit "
                                                              "log.")]) -> None:
     """Support: send the invoices of a month and year again to the billing contacts (R2.3)."""
-    from renewly.services.invoices import resend_invoices_of_month
+    from renewly.billing.invoices import resend_invoices_of_month
     try:
         year, number = (int(part) for part in month.split("-"))
     except ValueError:
@@ -655,7 +655,7 @@ def invoices_credit(number: InvoiceNumber,
                     amount: Annotated[int | None, typer.Option(help="Before tax, minor units; default: "
                                                                          "all not yet credited.")] = None) -> None:
     """Correct an invoice with a credit note (an issued invoice is never edited)."""
-    from renewly.services.invoices import issue_credit_note
+    from renewly.billing.invoices import issue_credit_note
     typer.echo(issue_credit_note(open_app(), number, reason=reason, amount=amount, actor=actor()))
 
 
@@ -670,8 +670,8 @@ def cards_add(account: AccountId,
               acting: Annotated[str, typer.Option("--as", help="Who is doing it: only the owner may.")] = ...,
               as_json: JsonFlag = False) -> None:
     """Save a card after a verification authorization (R5.1); retries unpaid invoices next batch (R7.1)."""
-    from renewly.domain.payments import parse_expiry
-    from renewly.services.cards import add_card, may_change_card
+    from renewly.payments.cards import add_card, may_change_card
+    from renewly.payments.rules.charges import parse_expiry
     application = open_app()
     if token is None:
         if number is None or exp is None:
@@ -698,7 +698,7 @@ def cards_add(account: AccountId,
 @cards_app.command("show")
 def cards_show(account: AccountId, as_json: JsonFlag = False) -> None:
     """The account's card, as Renewly keeps it: brand, last 4 digits, expiry (R5.4)."""
-    from renewly.services.cards import current_card
+    from renewly.payments.cards import current_card
     card = current_card(open_app(), account)
     if as_json:
         print_json(card)
@@ -712,7 +712,7 @@ def cards_show(account: AccountId, as_json: JsonFlag = False) -> None:
 @payments_app.command("list")
 def payments_list(account: AccountFilter = None, as_json: JsonFlag = False) -> None:
     """List payment attempts."""
-    from renewly.services.payments_read import list_attempts
+    from renewly.payments.history import list_attempts
     rows = list_attempts(open_app(), account)
     if as_json:
         print_json(rows)
@@ -757,21 +757,21 @@ def gateway_fault(kind: Annotated[str, typer.Argument(help="timeout_after, timeo
 @app.command("dunning")
 def dunning_command(as_of: AsOf = None, as_json: JsonFlag = False) -> None:
     """The dunning sweep: open cases for failed payments and take each step due, once (R8)."""
-    from renewly.services.dunning import run_dunning
+    from renewly.dunning.sweep import run_dunning
     run_one_batch(run_dunning, as_of, as_json)
 
 
 @app.command("retention")
 def retention_command(as_of: AsOf = None, as_json: JsonFlag = False) -> None:
     """The retention batch: delete accounts' personal data and invoices whose time is up (R10)."""
-    from renewly.services.retention import purge_due
+    from renewly.retention.deletion import purge_due
     run_one_batch(purge_due, as_of, as_json)
 
 
 @app.command("preview")
 def preview(account: AccountId, as_json: JsonFlag = False) -> None:
     """What the policy in force will do to this account on each coming day (R8.8)."""
-    from renewly.services.preview import preview_account
+    from renewly.dunning.preview import preview_account
     found = preview_account(open_app(), account)
     if as_json:
         print_json({"account_id": found.account_id, "policy_version": found.policy_version, "today": found.today,
@@ -793,7 +793,7 @@ def preview(account: AccountId, as_json: JsonFlag = False) -> None:
 def billing_show(account: AccountId, acting: Annotated[str, typer.Option("--as", help="Who asks: only the owner may.")],
                  as_json: JsonFlag = False) -> None:
     """The owner's billing pages: subscription, invoices, card, buyer address, contacts (R1.1)."""
-    from renewly.services.billing_overview import billing_overview
+    from renewly.billing.overview import billing_overview
     found = billing_overview(open_app(), account, acting_email=acting)
     if as_json:
         print_json(found)
@@ -812,7 +812,7 @@ def billing_show(account: AccountId, acting: Annotated[str, typer.Option("--as",
 def accounts_banner(account: AccountId, member: Annotated[str, typer.Option(help="The member's e-mail.")],
                     as_json: JsonFlag = False) -> None:
     """Which banner this member sees now, in the account's language."""
-    from renewly.services.reactivation import banner_for_member
+    from renewly.dunning.reactivation import banner_for_member
     found = banner_for_member(open_app(), account, member)
     print_json(found) if as_json else echo_wrapped(f"{found['banner']}" + (f": {found['text']}" if found["text"]
                                                                             else ""))
@@ -823,7 +823,7 @@ def accounts_access(account: AccountId, acting: Annotated[str, typer.Option("--a
                     billing: Annotated[bool, typer.Option("--billing", help="The billing pages.")] = False,
                     as_json: JsonFlag = False) -> None:
     """May this member use the dashboard (or the billing pages) now? Exit 2 with the reason if not."""
-    from renewly.services.reactivation import require_access
+    from renewly.dunning.reactivation import require_access
     application = open_app()
     with application.engine.connect() as conn:
         role = require_access(conn, account, acting, application.clock.now(),
@@ -841,8 +841,8 @@ def support_reactivate(account: AccountId, reason: Annotated[str, typer.Option(h
                        days: Annotated[int | None, typer.Option(help="Default: the policy's window.")] = None,
                        ) -> None:
     """Grant a cancelled account a temporary reactivation: owner only, billing pages only (R9.2)."""
-    from renewly.services.accounts import describe_account
-    from renewly.services.reactivation import grant_reactivation, last_day
+    from renewly.accounts.accounts import describe_account
+    from renewly.dunning.reactivation import grant_reactivation, last_day
     application = open_app()
     ends_at = grant_reactivation(application, account, days=days, reason=reason, actor=actor())
     zone = describe_account(application, account)["timezone"]
@@ -856,7 +856,7 @@ def outbox_list(account: AccountFilter = None,
                 topic: Annotated[str | None, typer.Option(help="e.g. email")] = None, as_json: JsonFlag = False,
                 ) -> None:
     """E-mails and events written by Renewly, oldest first."""
-    from renewly.services.outbox_read import list_outbox
+    from renewly.outbox.reading import list_outbox
     rows = list_outbox(open_app(), account_id=account, topic=topic)
     if as_json:
         print_json(rows)
@@ -877,7 +877,7 @@ def policy_check(path: Annotated[str, typer.Argument(help="A policy TOML file.")
     """Validate a dunning policy file without running anything (exit 0: valid)."""
     from pathlib import Path
 
-    from renewly.policy import load_policy
+    from renewly.config.policy import load_policy
     policy = load_policy(Path(path))
     steps = [{"name": s.name, "day": s.day} for s in policy.steps]
     if not against:
@@ -887,7 +887,7 @@ def policy_check(path: Annotated[str, typer.Argument(help="A policy TOML file.")
         echo_wrapped(f"{path}: policy {policy.version} is valid: " +
                      ", ".join(f"day {s.day} {s.name}" for s in policy.steps))
         return
-    from renewly.services.policy_impact import policy_impact
+    from renewly.dunning.policy_impact import policy_impact
     impact = policy_impact(bootstrap(upgrade=False), policy)
     if as_json:
         print_json({"file": path, "version": policy.version, "valid": True, "steps": steps,
@@ -944,8 +944,8 @@ def _case_impact_json(impact, found) -> dict[str, Any]:
 @policy_app.command("show")
 def policy_show(as_json: JsonFlag = False) -> None:
     """The policy in force: its version and steps."""
-    from renewly.domain.dunning import describe_step
-    from renewly.policy import load_policy, policy_path
+    from renewly.config.policy import load_policy, policy_path
+    from renewly.dunning.rules.schedule import describe_step
     policy = load_policy()
     if as_json:
         print_json({"file": str(policy_path()), "version": policy.version,
@@ -971,7 +971,7 @@ def policy_show(as_json: JsonFlag = False) -> None:
 def problems_list(all_of_them: Annotated[bool, typer.Option("--all", help="Resolved ones too.")] = False,
                   as_json: JsonFlag = False) -> None:
     """What the batches left aside, with the reason: each is skipped until it is resolved."""
-    from renewly.services.parking import list_problems
+    from renewly.batches.parking import list_problems
     rows = list_problems(open_app(), include_resolved=all_of_them)
     if as_json:
         print_json(rows)
@@ -988,7 +988,7 @@ def problems_list(all_of_them: Annotated[bool, typer.Option("--all", help="Resol
 def problems_resolve(problem: Annotated[int, typer.Argument(help="The problem's id.")],
                      reason: Annotated[str, typer.Option(help="What was mended.")]) -> None:
     """Put a parked row back once mended: the next run takes it again (and parks it again if it still fails)."""
-    from renewly.services.parking import resolve
+    from renewly.batches.parking import resolve
     if not reason.strip():
         raise InvalidInput("say what was mended with --reason", code="reason_required")
     row = resolve(open_app(), problem, actor=actor(), note=reason.strip())

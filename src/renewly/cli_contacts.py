@@ -21,8 +21,8 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a 
 def contacts_request(account: AccountId, email: Email,
                      by: Annotated[str, typer.Option("--by", help="Who asks (an e-mail address).")]) -> None:
     """Ask for an address to receive billing e-mails; the owner is e-mailed for consent (R4.1)."""
+    from renewly.accounts.contacts import request_contact
     from renewly.cli import open_app
-    from renewly.services.contacts import request_contact
     status = request_contact(open_app(), account, email=email, requested_by=by)
     typer.echo(f"account {account}: {email.strip().lower()} added as a billing contact by the owner"
                if status == "active" else
@@ -32,8 +32,8 @@ def contacts_request(account: AccountId, email: Email,
 @contacts_app.command("approve")
 def contacts_approve(account: AccountId, email: Email, acting: Acting) -> None:
     """The owner consents: the address receives billing e-mails from now on (R4.1)."""
+    from renewly.accounts.contacts import approve_contact
     from renewly.cli import open_app
-    from renewly.services.contacts import approve_contact
     approve_contact(open_app(), account, email=email, acting_email=acting)
     typer.echo(f"account {account}: {email.strip().lower()} is now a billing contact")
 
@@ -41,8 +41,8 @@ def contacts_approve(account: AccountId, email: Email, acting: Acting) -> None:
 @contacts_app.command("refuse")
 def contacts_refuse(account: AccountId, email: Email, acting: Acting) -> None:
     """The owner refuses a request (R4.1)."""
+    from renewly.accounts.contacts import refuse_contact
     from renewly.cli import open_app
-    from renewly.services.contacts import refuse_contact
     refuse_contact(open_app(), account, email=email, acting_email=acting)
     typer.echo(f"account {account}: the request for {email.strip().lower()} was refused")
 
@@ -50,8 +50,8 @@ def contacts_refuse(account: AccountId, email: Email, acting: Acting) -> None:
 @contacts_app.command("remove")
 def contacts_remove(account: AccountId, email: Email, acting: Acting) -> None:
     """Remove a contact: oneself, or anyone by the owner; never the owner (R4.2)."""
+    from renewly.accounts.contacts import remove_contact
     from renewly.cli import open_app
-    from renewly.services.contacts import remove_contact
     remove_contact(open_app(), account, email=email, acting_email=acting)
     typer.echo(f"account {account}: {email.strip().lower()} is no longer a billing contact")
 
@@ -59,8 +59,8 @@ def contacts_remove(account: AccountId, email: Email, acting: Acting) -> None:
 @contacts_app.command("list")
 def contacts_list(account: AccountId, as_json: JsonFlag = False) -> None:
     """The owner first, then active contacts, then requests waiting for the owner."""
+    from renewly.accounts.contacts import list_contacts
     from renewly.cli import open_app, print_json, print_table
-    from renewly.services.contacts import list_contacts
     rows = list_contacts(open_app(), account)
     if as_json:
         print_json(rows)

@@ -24,18 +24,18 @@ from typing import NoReturn
 from rich.console import Console
 from sqlalchemy.engine import make_url
 
+from renewly.accounts.accounts import add_member, create_account
+from renewly.batches.scheduler import advance
+from renewly.billing.plans import create_plan
+from renewly.billing.subscriptions import create_subscription
 from renewly.bootstrap import App, bootstrap
-from renewly.domain.calendar import local_date
-from renewly.domain.errors import Conflict, InvalidInput
-from renewly.domain.money import Money
-from renewly.services.accounts import add_member, create_account
-from renewly.services.cards import CardRefused, add_card
-from renewly.services.outbox_read import list_outbox
-from renewly.services.plans import create_plan
-from renewly.services.reactivation import grant_reactivation
-from renewly.services.scheduler import advance
-from renewly.services.subscriptions import create_subscription
-from renewly.settings import gateway_ledger_beside, load_settings
+from renewly.config.settings import gateway_ledger_beside, load_settings
+from renewly.dunning.reactivation import grant_reactivation
+from renewly.outbox.reading import list_outbox
+from renewly.payments.cards import CardRefused, add_card
+from renewly.shared.calendar import local_date
+from renewly.shared.errors import Conflict, InvalidInput
+from renewly.shared.money import Money
 
 START = datetime(2026, 1, 31, 12, tzinfo=UTC)  # the 31st in every demo time zone
 DAYS = 130
@@ -221,7 +221,7 @@ def _create_marked(path: Path) -> None:
 
 def contact_request(app: App, timeline: Timeline, account_id: int) -> None:
     """R4: the accountant asks to receive the invoices; the owner consents."""
-    from renewly.services import contacts
+    from renewly.accounts import contacts
     contacts.request_contact(app, account_id, email="accounting@acme.example", requested_by="admin@acme.example")
     timeline.collect_outbox()
     contacts.approve_contact(app, account_id, email="accounting@acme.example", acting_email="ops@acme.example")

@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from renewly.adapters.db.bulk import allocate_ids, insert_ignoring_conflicts, insert_rows
 from renewly.adapters.db.guards import pseudonymising_audit, writing_documents
 from renewly.adapters.db.tables import accounts, audit_log, invoice_lines, invoices, members, outbox
-from renewly.services.invoices import issue_credit_note
+from renewly.billing.invoices import issue_credit_note
 from tests.builders import OPERATOR, customer, subscribed
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

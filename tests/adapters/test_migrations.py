@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from renewly.adapters.db.engine import alembic_config, current_revision, head_revision, make_engine, upgrade
-from renewly.services.retention import delete_invoices
+from renewly.retention.deletion import delete_invoices
 from tests.conftest import ADMIN_URL, admin_connection
 
 OPENED = datetime(2026, 1, 1, 1, tzinfo=UTC)

@@ -15,8 +15,8 @@ from sqlalchemy import inspect, text
 
 from renewly.adapters.db.engine import make_engine
 from renewly.adapters.gateways.simulated import LEDGER_SCHEMA, Fault, LedgerUnavailable, SimulatedGateway
-from renewly.domain.errors import InvalidInput
-from renewly.domain.payments import ChargeRequest, Outcome
+from renewly.payments.rules.charges import ChargeRequest, Outcome
+from renewly.shared.errors import InvalidInput
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

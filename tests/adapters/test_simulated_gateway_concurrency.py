@@ -13,7 +13,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
 from renewly.adapters.gateways.simulated import SimulatedGateway, sim_operations
-from renewly.domain.payments import Outcome
+from renewly.payments.rules.charges import Outcome
 from tests.adapters.test_simulated_gateway import FixedClock, card_of
 from tests.conftest import ADMIN_URL, admin_connection
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 
-from renewly.domain.errors import BillingError
+from renewly.shared.errors import BillingError
 
 
 def configure_command_line_logs() -> None:
@@ -35,7 +35,7 @@ class RenderAsConfigured:
 
 
 def configured_format() -> str:
-    from renewly.settings import load_settings
+    from renewly.config.settings import load_settings
     try:
         return load_settings().log_format
     except BillingError:

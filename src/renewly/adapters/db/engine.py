@@ -11,7 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import URL, make_url
 
-from renewly.domain.errors import BillingError
+from renewly.shared.errors import BillingError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 

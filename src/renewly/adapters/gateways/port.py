@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from renewly.domain.payments import ChargeRequest, GatewayResult, LedgerCharge, SavedCard
+from renewly.payments.rules.charges import ChargeRequest, GatewayResult, LedgerCharge, SavedCard
 
 
 class PaymentGateway(Protocol):

@@ -36,8 +36,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from renewly.adapters.clock import Clock
 from renewly.adapters.db.engine import make_engine
 from renewly.adapters.db.tables import UTCDateTime
-from renewly.domain.errors import BillingError, InvalidInput
-from renewly.domain.payments import ChargeRequest, GatewayResult, LedgerCharge, Outcome, SavedCard
+from renewly.payments.rules.charges import ChargeRequest, GatewayResult, LedgerCharge, Outcome, SavedCard
+from renewly.shared.errors import BillingError, InvalidInput
 
 # On PostgreSQL the ledger's tables live in a schema of their own, beside Renewly's in the same
 # database (settings.simulator_url): out of the way of Renewly's migrations, and of its tables'

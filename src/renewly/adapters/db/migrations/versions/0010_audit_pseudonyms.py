@@ -34,7 +34,7 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
-from renewly.domain.pseudonyms import AuditEntry, KnownPersonalData, pseudonymise
+from renewly.retention.rules.pseudonyms import AuditEntry, KnownPersonalData, pseudonymise
 
 revision = '0010'
 down_revision = '0009'

@@ -8,7 +8,7 @@ worse, the wrong step. Now:
 - `dunning_cases.last_step_name` and `last_step_day`: the name of the last step taken and its
   day in the policy it was taken under (NULL: none yet); `awaiting_step_name` replaces
   `awaiting_step`. `last_step` and `awaiting_step` go. Where a case stands in the policy in force
-  is decided at each sweep (`renewly.domain.dunning.place`).
+  is decided at each sweep (`renewly.dunning.rules.schedule.place`).
 - They are filled from the step each case recorded when it took it (`dunning_steps`: the name
   and day of the policy in force then, the exact record). A position with no recorded step (none
   should exist: the sweep writes both in one transaction) takes the name and day of that

@@ -1,0 +1,182 @@
+"""Accounts, members and the buyer address."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from renewly.accounts.rules.members import (
+    NAME_LENGTH,
+    REASON_LENGTH,
+    AccountStatus,
+    BuyerAddress,
+    Role,
+    validate_email,
+    validate_locale,
+    validate_member_role,
+    validate_text,
+)
+from renewly.adapters.db.tables import accounts, members, subscriptions
+from renewly.bootstrap import App
+from renewly.outbox.records import audit, publish
+from renewly.shared.calendar import validate_timezone
+from renewly.shared.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from renewly.shared.money import validate_currency
+
+
+def create_account(app: App, *, name: str, owner_email: str, locale: str = "en", timezone: str = "UTC",
+                   currency: str = "USD", country: str = "", actor: str, address: dict[str, str] | None = None,
+                   ) -> int:
+    if not (name or "").strip():
+        raise InvalidInput("an account needs a name", code="invalid_name")
+    name = validate_text(name, "an account's name", NAME_LENGTH)
+    owner_email = validate_email(owner_email)
+    if not (country or "").strip():
+        # Its tax follows the buyer's country (R2.1): without one, invoices went out at 0 % unsaid.
+        raise InvalidInput("an account needs its buyer's country (ISO 3166, e.g. FR): it decides the tax",
+                           code="country_required")
+    buyer = BuyerAddress(**{"name": name, "country": country, **(address or {})})
+    values = dict(name=name, locale=validate_locale(locale), timezone=validate_timezone(timezone),
+                  currency=validate_currency(currency), status=AccountStatus.ACTIVE.value,
+                  **{f"buyer_{key}": value for key, value in buyer.snapshot().items()})
+    now = app.clock.now()
+    with app.engine.begin() as conn:
+        account_id = conn.execute(accounts.insert().values(**values, created_at=now, updated_at=now)
+                                  .returning(accounts.c.id)).scalar_one()
+        conn.execute(members.insert().values(account_id=account_id, email=owner_email, role=Role.OWNER.value,
+                                             created_at=now))
+        audit(conn, now, actor, "account.created", "account", account_id, details={"owner": owner_email})
+        publish(conn, now, "account.created", account_id, {"account_id": account_id})
+    return account_id
+
+
+def add_member(app: App, account_id: int, *, email: str, role: str, actor: str) -> int:
+    email, parsed_role = validate_email(email), validate_member_role(role)
+    now = app.clock.now()
+    with app.engine.begin() as conn:
+        _live_account(conn, account_id)
+        if conn.execute(select(members.c.id).where(members.c.account_id == account_id,
+                                                   members.c.email == email)).first():
+            raise Conflict(f"{email} is already a member of account {account_id}", code="member_exists")
+        member_id = conn.execute(members.insert().values(account_id=account_id, email=email, role=parsed_role.value,
+                                                         created_at=now).returning(members.c.id)).scalar_one()
+        audit(conn, now, actor, "member.added", "account", account_id, details={"email": email, "role": parsed_role})
+    return member_id
+
+
+def remove_member(app: App, account_id: int, *, email: str, actor: str) -> None:
+    email = validate_email(email)
+    now = app.clock.now()
+    with app.engine.begin() as conn:
+        _live_account(conn, account_id)
+        member = conn.execute(select(members).where(members.c.account_id == account_id,
+                                                    members.c.email == email)).first()
+        if member is None:
+            raise NotFound(f"{email} is not a member of account {account_id}", code="unknown_member")
+        if member.role == Role.OWNER:
+            raise NotAllowed("the owner cannot be removed; support transfers ownership first", code="owner_required")
+        conn.execute(members.delete().where(members.c.id == member.id))
+        audit(conn, now, actor, "member.removed", "account", account_id, details={"email": email})
+
+
+def update_buyer_address(app: App, account_id: int, *, changes: dict[str, str], acting_email: str,
+                         actor: str) -> dict[str, str]:
+    """The owner changes the buyer address printed on invoices issued from now on (R3.1); issued
+    ones keep theirs. Only the owner manages billing (R1.1): anyone else is told who can."""
+    from renewly.billing.overview import require_owner_of  # it reads accounts through this module
+    require_owner_of(app, account_id, acting_email)
+    if "country" in changes and not (changes["country"] or "").strip():
+        # As at creation: without a country, invoices went out at 0 % unsaid.
+        raise InvalidInput("an account needs its buyer's country (ISO 3166, e.g. FR): it decides the tax",
+                           code="country_required")
+    now = app.clock.now()
+    with app.engine.begin() as conn:
+        account = _live_account(conn, account_id)
+        current = buyer_of(account)
+        unknown = set(changes) - set(current)
+        if unknown:
+            raise InvalidInput(f"unknown address field(s): {', '.join(sorted(unknown))}", code="invalid_address")
+        updated = BuyerAddress(**{**current, **changes}).snapshot()
+        conn.execute(accounts.update().where(accounts.c.id == account_id).values(
+            updated_at=now, **{f"buyer_{key}": value for key, value in updated.items()}))
+        audit(conn, now, actor, "buyer_address.updated", "account", account_id,
+              details={"fields": sorted(changes), "by": validate_email(acting_email)})
+    return updated
+
+
+def buyer_of(account_row) -> dict[str, str]:
+    return {key: getattr(account_row, f"buyer_{key}")
+            for key in ("name", "line1", "line2", "postcode", "city", "country", "vat_id")}
+
+
+def _live_account(conn: Connection, account_id: int):
+    account = load_account(conn, account_id)
+    if account.status == AccountStatus.DELETED:
+        raise NotAllowed(f"account {account_id} was deleted; it cannot change any more", code="account_deleted")
+    return account
+
+
+def load_account(conn: Connection, account_id: int):
+    account = conn.execute(select(accounts).where(accounts.c.id == account_id)).first()
+    if account is None:
+        raise NotFound(f"no account {account_id}", code="unknown_account")
+    return account
+
+
+def describe_account(app: App, account_id: int) -> dict[str, Any]:
+    """The account as support and scripts see it: members, buyer address, subscriptions."""
+    with app.engine.connect() as conn:
+        account = load_account(conn, account_id)
+        member_rows = conn.execute(select(members.c.email, members.c.role).where(members.c.account_id == account_id)
+                                   .order_by(members.c.role != "owner", members.c.email)).all()
+        subscription_rows = conn.execute(select(subscriptions).where(subscriptions.c.account_id == account_id)
+                                         .order_by(subscriptions.c.id)).all()
+    return {
+        "id": account.id, "name": account.name, "status": account.status, "locale": account.locale,
+        "timezone": account.timezone, "currency": account.currency, "buyer": buyer_of(account),
+        "members": [{"email": row.email, "role": row.role} for row in member_rows],
+        "subscriptions": [{
+            "id": row.id, "plan_id": row.plan_id, "seats": row.seats, "status": row.status,
+            "current_period_start": row.current_period_start, "current_period_end": row.current_period_end,
+            "renews_at": row.renews_at} for row in subscription_rows],
+        "created_at": account.created_at,
+    }
+
+
+def list_accounts(app: App) -> list[dict[str, Any]]:
+    with app.engine.connect() as conn:
+        owner = select(members.c.email).where(members.c.account_id == accounts.c.id,
+                                              members.c.role == "owner").scalar_subquery()
+        rows = conn.execute(select(accounts.c.id, accounts.c.name, accounts.c.status, accounts.c.currency,
+                                   owner.label("owner")).order_by(accounts.c.id)).all()
+    return [dict(row._mapping) for row in rows]
+
+
+
+
+def transfer_ownership(app: App, account_id: int, *, to_email: str, reason: str, actor: str) -> str:
+    """R6.1: when the owner is gone, support makes another member the owner; the old owner becomes
+    an admin. Audited with the reason. Returns the previous owner's e-mail."""
+    to_email = validate_email(to_email)
+    if not (reason or "").strip():
+        raise InvalidInput("a transfer of ownership needs a --reason", code="reason_required")
+    reason = validate_text(reason, "a transfer's reason", REASON_LENGTH)
+    now = app.clock.now()
+    with app.engine.begin() as conn:
+        _live_account(conn, account_id)
+        account_members = {row.email: row for row in conn.execute(
+            select(members).where(members.c.account_id == account_id))}
+        if to_email not in account_members:
+            raise NotFound(f"{to_email} is not a member of account {account_id}; add them first",
+                           code="unknown_member")
+        previous = next(email for email, row in account_members.items() if row.role == Role.OWNER)
+        if previous == to_email:
+            raise InvalidInput(f"{to_email} already owns account {account_id}", code="already_owner")
+        # Demote first: the partial unique index allows one owner at a time.
+        conn.execute(members.update().where(members.c.id == account_members[previous].id).values(role=Role.ADMIN))
+        conn.execute(members.update().where(members.c.id == account_members[to_email].id).values(role=Role.OWNER))
+        audit(conn, now, actor, "ownership.transferred", "account", account_id, reason=reason.strip(),
+              details={"from": previous, "to": to_email})
+        publish(conn, now, "account.owner_changed", account_id, {"account_id": account_id})
+    return previous

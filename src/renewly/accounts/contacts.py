@@ -1,0 +1,145 @@
+"""Billing contacts (R4): requests that wait for the owner's consent, approval, refusal, removal.
+
+The owner is always a billing contact without a row (`notices.billing_recipients` puts the owner
+first); other addresses receive billing e-mails (R4.3) once their row is `active`. Each change is
+audited and reported in the outbox of its own transaction: the consent e-mail to the owner, the
+welcome e-mail to an approved contact, `billing_contact.*` events for the host product.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, case, select
+from sqlalchemy.exc import IntegrityError
+
+from renewly.accounts.accounts import _live_account
+from renewly.accounts.rules.contacts import CURRENT, ContactStatus, check_decision, check_removal, check_request
+from renewly.accounts.rules.members import validate_email
+from renewly.adapters.db.tables import billing_contacts
+from renewly.bootstrap import App
+from renewly.config.contact_texts import CONTACT_TEMPLATES
+from renewly.outbox.records import audit, publish
+from renewly.payments.cards import owner_of
+from renewly.shared.errors import Conflict
+
+
+def request_contact(app: App, account_id: int, *, email: str, requested_by: str) -> ContactStatus:
+    """R4.1: ask for `email` to receive the account's billing e-mails. It waits for the owner's
+    consent, who is e-mailed; a request made by the owner is that consent, so it is added at once."""
+    email, requested_by = validate_email(email), validate_email(requested_by)
+    now = app.clock.now()
+    try:
+        with app.engine.begin() as conn:
+            account = _live_account(conn, account_id)
+            owner = owner_of(conn, account_id)
+            check_request(email, owner=owner, current=_current_status(conn, account_id, email), account_id=account_id)
+            by_owner = requested_by == owner
+            status = ContactStatus.ACTIVE if by_owner else ContactStatus.REQUESTED
+            conn.execute(billing_contacts.insert().values(
+                account_id=account_id, email=email, status=status.value, requested_by=requested_by,
+                requested_at=now, decided_at=now if by_owner else None))
+            if by_owner:
+                _added(conn, app, account, owner, email, now, actor=requested_by)
+            else:
+                audit(conn, now, requested_by, "billing_contact.requested", "account", account_id,
+                      details={"email": email})
+                _email(conn, app, account, "contact_request", [owner], now, contact=email, requested_by=requested_by,
+                       owner=owner)
+    except IntegrityError:  # the same request, committed by someone else meanwhile
+        raise Conflict(f"{email} was already requested as a billing contact of account {account_id}",
+                       code="contact_already_requested") from None
+    return status
+
+
+def approve_contact(app: App, account_id: int, *, email: str, acting_email: str) -> None:
+    """R4.1: the owner consents; the address receives billing e-mails from now on."""
+    email, acting = validate_email(email), validate_email(acting_email)
+    now = app.clock.now()
+    with app.engine.begin() as conn:
+        account = _live_account(conn, account_id)
+        owner = owner_of(conn, account_id)
+        check_decision(email, acting=acting, owner=owner, current=_current_status(conn, account_id, email),
+                       account_id=account_id)
+        _decide(conn, account_id, email, ContactStatus.REQUESTED, ContactStatus.ACTIVE, decided_at=now)
+        _added(conn, app, account, owner, email, now, actor=acting)
+
+
+def refuse_contact(app: App, account_id: int, *, email: str, acting_email: str) -> None:
+    """R4.1: the owner says no; the address never receives anything."""
+    email, acting = validate_email(email), validate_email(acting_email)
+    now = app.clock.now()
+    with app.engine.begin() as conn:
+        _live_account(conn, account_id)
+        owner = owner_of(conn, account_id)
+        check_decision(email, acting=acting, owner=owner, current=_current_status(conn, account_id, email),
+                       account_id=account_id)
+        _decide(conn, account_id, email, ContactStatus.REQUESTED, ContactStatus.REFUSED, decided_at=now)
+        audit(conn, now, acting, "billing_contact.refused", "account", account_id, details={"email": email})
+
+
+def remove_contact(app: App, account_id: int, *, email: str, acting_email: str) -> None:
+    """R4.2: a contact takes themselves off the list (or withdraws a request), or the owner takes
+    anyone off it. The owner cannot be removed."""
+    email, acting = validate_email(email), validate_email(acting_email)
+    now = app.clock.now()
+    with app.engine.begin() as conn:
+        _live_account(conn, account_id)
+        current = _current_status(conn, account_id, email)
+        check_removal(email, acting=acting, owner=owner_of(conn, account_id), current=current,
+                      account_id=account_id)
+        _decide(conn, account_id, email, current, ContactStatus.REMOVED, removed_at=now)
+        audit(conn, now, acting, "billing_contact.removed", "account", account_id,
+              details={"email": email, "was": current.value})
+        if current is ContactStatus.ACTIVE:
+            publish(conn, now, "billing_contact.removed", account_id, {"account_id": account_id, "email": email})
+
+
+def list_contacts(app: App, account_id: int) -> list[dict[str, Any]]:
+    """The owner first, then active contacts, then requests waiting for the owner."""
+    with app.engine.connect() as conn:
+        account = _live_account(conn, account_id)
+        owner = owner_of(conn, account_id)
+        rows = conn.execute(
+            select(billing_contacts).where(billing_contacts.c.account_id == account_id,
+                                           billing_contacts.c.status.in_([s.value for s in CURRENT]))
+            .order_by(case((billing_contacts.c.status == ContactStatus.ACTIVE.value, 0), else_=1),
+                      billing_contacts.c.id)).all()
+    return [{"email": owner, "status": ContactStatus.ACTIVE.value, "owner": True, "requested_by": None,
+             "requested_at": None, "decided_at": account.created_at},
+            *({"email": row.email, "status": row.status, "owner": False, "requested_by": row.requested_by,
+               "requested_at": row.requested_at, "decided_at": row.decided_at} for row in rows)]
+
+
+def _current_status(conn: Connection, account_id: int, email: str) -> ContactStatus | None:
+    status = conn.execute(select(billing_contacts.c.status).where(
+        billing_contacts.c.account_id == account_id, billing_contacts.c.email == email,
+        billing_contacts.c.status.in_([s.value for s in CURRENT]))).scalar()
+    return ContactStatus(status) if status else None
+
+
+def _decide(conn: Connection, account_id: int, email: str, current: ContactStatus, new: ContactStatus,
+            **values) -> None:
+    changed = conn.execute(billing_contacts.update().where(
+        billing_contacts.c.account_id == account_id, billing_contacts.c.email == email,
+        billing_contacts.c.status == current.value).values(status=new.value, **values)).rowcount
+    if changed != 1:  # a concurrent decision won; this transaction rolls back
+        raise Conflict(f"the billing contact {email} of account {account_id} changed meanwhile; try again",
+                       code="contact_changed")
+
+
+def _added(conn: Connection, app: App, account, owner: str, email: str, at: datetime, *, actor: str) -> None:
+    audit(conn, at, actor, "billing_contact.added", "account", account.id, details={"email": email})
+    publish(conn, at, "billing_contact.added", account.id, {"account_id": account.id, "email": email})
+    _email(conn, app, account, "contact_added", [email], at, contact=email, requested_by="", owner=owner)
+
+
+def _email(conn: Connection, app: App, account, kind: str, recipients: list[str], at: datetime,
+           **values: str) -> None:
+    """An outbox e-mail in the account's language, shaped like `notices.email_row`'s."""
+    template = CONTACT_TEMPLATES[(kind, account.locale)]
+    values = {"account": account.name, "support_email": app.settings.seller.support_email, **values}
+    publish(conn, at, "email", account.id, {"kind": kind, "locale": account.locale, "recipients": recipients,
+                                            "subject": template.subject.format(**values),
+                                            "body": template.body.format(**values), "contact": values["contact"]})

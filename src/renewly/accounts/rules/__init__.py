@@ -1,0 +1,1 @@
+"""What accounts decide, pure: roles, identities, contact requests."""

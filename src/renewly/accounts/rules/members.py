@@ -1,0 +1,121 @@
+"""Accounts, their members and roles, and the buyer address printed on invoices."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+
+from babel import Locale
+
+from renewly.shared.errors import InvalidInput
+
+SUPPORTED_LOCALES = ("en", "fr")
+
+# Deliberately simple: one @, no spaces, a dot in the domain. Deliverability is the mailer's problem.
+# CLDR also names regions that are not countries a buyer can live in.
+_NOT_COUNTRIES = frozenset({"ZZ", "EU", "EZ", "UN", "QO", "XA", "XB"})
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class Role(StrEnum):
+    OWNER = "owner"
+    ADMIN = "admin"
+    AGENT = "agent"
+
+
+class AccountStatus(StrEnum):
+    ACTIVE = "active"
+    PAST_DUE = "past_due"
+    CANCELLED = "cancelled"
+    DELETED = "deleted"
+
+
+def validate_email(email: str) -> str:
+    normalized = (email or "").strip().lower()
+    if not _EMAIL.match(normalized) or len(normalized) > 320 or _has_control(normalized):
+        raise InvalidInput(f"{email!r} is not an e-mail address", code="invalid_email")
+    return normalized
+
+
+def validate_text(value: str | None, what: str, max_length: int, *, required: bool = True) -> str:
+    """A name, an address line, a reason: trimmed, printable, and no longer than its column holds
+    (the same limit on both engines: PostgreSQL refused what SQLite stored). Control characters
+    (an ANSI escape that repaints an operator's terminal, a line break in a name) are refused."""
+    text = (value or "").strip()
+    if required and not text:
+        raise InvalidInput(f"{what} cannot be empty", code="invalid_text")
+    if _has_control(text, allow_newlines=what.endswith("reason")):
+        raise InvalidInput(f"{what} holds a control character ({text!r})", code="invalid_text")
+    if len(text) > max_length:
+        raise InvalidInput(f"{what} is at most {max_length} characters (got {len(text)})", code="text_too_long")
+    return text
+
+
+def _has_control(text: str, *, allow_newlines: bool = False) -> bool:
+    return any(unicodedata.category(char).startswith("C") and not (allow_newlines and char == "\n")
+               for char in text)
+
+
+# The longest texts the columns hold (adapters/db/tables.py), checked at the door.
+NAME_LENGTH, REASON_LENGTH = 200, 2000
+
+
+def validate_locale(locale: str) -> str:
+    if locale not in SUPPORTED_LOCALES:
+        raise InvalidInput(f"unsupported locale {locale!r}: expected one of {', '.join(SUPPORTED_LOCALES)}",
+                           code="unsupported_locale")
+    return locale
+
+
+def validate_country(country: str) -> str:
+    code = (country or "").strip().upper()
+    if len(code) != 2 or not code.isalpha() or code in _NOT_COUNTRIES or code not in Locale("en").territories:
+        raise InvalidInput(f"unknown country {country!r}: expected an ISO 3166 code such as FR or US",
+                           code="unknown_country")
+    return code
+
+
+def validate_role(role: str) -> Role:
+    try:
+        return Role(role)
+    except ValueError:
+        raise InvalidInput(f"unknown role {role!r}: expected owner, admin or agent", code="unknown_role") from None
+
+
+def validate_member_role(role: str) -> Role:
+    """Roles that can be given to an added member: the owner is set at creation or by a transfer."""
+    parsed = validate_role(role)
+    if parsed is Role.OWNER:
+        raise InvalidInput("an account has exactly one owner; support transfers ownership instead",
+                           code="second_owner")
+    return parsed
+
+
+@dataclass(frozen=True, slots=True)
+class BuyerAddress:
+    """The organisation billed, as printed on invoices (R3). Snapshotted into each invoice at issue."""
+
+    name: str
+    line1: str = ""
+    line2: str = ""
+    postcode: str = ""
+    city: str = ""
+    country: str = ""
+    vat_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not (self.name or "").strip():
+            raise InvalidInput("the buyer's name cannot be empty", code="invalid_address")
+        for field, length in _ADDRESS_LENGTHS.items():
+            object.__setattr__(self, field, validate_text(getattr(self, field), f"the buyer's {field}", length,
+                                                          required=field == "name"))
+        if self.country:
+            object.__setattr__(self, "country", validate_country(self.country))
+
+    def snapshot(self) -> dict[str, str]:
+        return asdict(self)
+
+
+_ADDRESS_LENGTHS = {"name": 200, "line1": 200, "line2": 200, "postcode": 32, "city": 100, "country": 2, "vat_id": 32}

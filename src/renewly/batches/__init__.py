@@ -1,0 +1,1 @@
+"""Running batches: the scheduler, slices, parking rows, stopping on Ctrl-C."""

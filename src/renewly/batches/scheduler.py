@@ -1,0 +1,266 @@
+"""The batches, their intervals, and the ticks that run them: `renewly run`, the test clock.
+
+A tick runs everything due at its instant, so that one run leaves nothing due undone and the
+dates customers see do not depend on how often ticks come: the billing chain (payments, dunning,
+renewals) runs again while one of its batches made work for another at the same instant (a
+renewal's invoice to charge, a declined charge's case to open, a step's charge to make and tell),
+then the card-check voids and the retention batch. Each batch has its own interval, aligned like
+cron (every hour on the hour): on a test clock, `advance` walks through the ticks of every batch
+that has work, in time order, and runs such a tick at each; a batch says when it next has work,
+so idle ticks cost nothing. With `run_batches=False` time passes as if the service were down.
+
+Asked to stop (`app.stop`, the first Ctrl-C), a tick runs no further batch once the one in hand
+has finished its slice, and an advance runs no further tick: the test clock stays at the last
+tick it began, so that it shows how far the batches really went.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from sqlalchemy import Connection, select
+
+from renewly.adapters.clock import LATEST_TEST_CLOCK
+from renewly.adapters.db.bulk import insert_ignoring_conflicts
+from renewly.adapters.db.tables import batch_runs
+from renewly.batches.parking import is_infrastructure, reason
+from renewly.billing import renewals
+from renewly.bootstrap import App
+from renewly.dunning import sweep as dunning
+from renewly.payments import collect, verifications
+from renewly.retention import deletion as retention
+from renewly.shared.errors import BillingError, InvalidInput
+
+log = structlog.get_logger(__name__)
+
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+# The chain settles in three or four rounds (a recovery that lets renewals catch up is the
+# longest); the bound only keeps a bug from looping for ever.
+MAX_ROUNDS = 10
+
+
+@dataclass(frozen=True)
+class Batch:
+    name: str
+    interval: Callable[[App], timedelta]
+    run: Callable[[App, datetime], object]
+    next_work_at: Callable[[Connection], datetime | None]
+    # True when next_work_at also needs the app (the policy, the settings): (conn, app) -> moment.
+    needs_app: bool = False
+    # The billing chain: its batches run again while one of them made work for another.
+    chained: bool = True
+
+
+@dataclass(frozen=True)
+class BatchRun:
+    batch: str
+    at: datetime
+    report: object
+
+
+@dataclass(frozen=True)
+class BatchFailed:
+    """The report of a batch that stopped on something its rows could not explain (a bug): the
+    other batches of the tick ran all the same."""
+
+    reason: str
+    did_anything: bool = False
+
+
+# In this order, in each round of a tick. The payment batch first: it charges what was asked for
+# since the last tick (a card updated during downtime pays before anything is cancelled). Then
+# dunning, which cancels what is due for cancellation before the renewal batch would invoice it
+# again. The next round charges what renewals issued and dunning asked for, and tells the outcome.
+BATCHES: tuple[Batch, ...] = (
+    Batch("collect", lambda app: timedelta(minutes=app.settings.payments.collect_interval_minutes),
+          collect.collect_due, collect.next_collect_at),
+    Batch("dunning", lambda app: timedelta(minutes=app.settings.batches.dunning_interval_minutes),
+          dunning.run_dunning, dunning.next_dunning_at, needs_app=True),
+    Batch("renew", lambda app: timedelta(minutes=app.settings.batches.renewal_interval_minutes),
+          renewals.renew_due, renewals.next_renewal_at),
+    Batch("void-verifications", lambda app: timedelta(minutes=app.settings.payments.void_interval_minutes),
+          verifications.void_due_verifications, verifications.next_void_at, chained=False),
+    # Last: deletes what is due once everything else has run (R10).
+    Batch("retention", lambda app: timedelta(minutes=app.settings.batches.retention_interval_minutes),
+          retention.purge_due, retention.next_retention_at, needs_app=True, chained=False),
+)
+
+
+def run_tick(app: App, at: datetime, on_run: Callable[[BatchRun], None] | None = None) -> list[BatchRun]:
+    """Run everything due at `at`: the billing chain until it rests, then the other batches."""
+    runs: list[BatchRun] = []
+
+    def run(batch: Batch) -> bool:
+        """Whether the batch did anything; False, without running it, once a stop is asked."""
+        if app.stop.asked:
+            return False
+        runs.append(_run(app, batch, at))
+        if on_run:
+            on_run(runs[-1])
+        return runs[-1].report.did_anything
+
+    for _ in range(MAX_ROUNDS):
+        worked = [run(batch) for batch in BATCHES if batch.chained]
+        if not any(worked):
+            break
+    else:
+        log.warning("the billing chain still had work after its last round; the next tick goes on", at=at)
+    for batch in BATCHES:
+        if not batch.chained:
+            run(batch)
+    return runs
+
+
+def run_all(app: App, as_of: datetime) -> list[BatchRun]:
+    """`renewly run`: one tick as of `as_of`; one report per batch, the rounds added up (only
+    the batches that ran, when a stop was asked)."""
+    runs = run_tick(app, as_of)
+    return [BatchRun(batch.name, as_of, merged([r.report for r in runs if r.batch == batch.name]))
+            for batch in BATCHES if any(r.batch == batch.name for r in runs)]
+
+
+def still_due(app: App, as_of: datetime) -> list[str]:
+    """The batches with work due at `as_of` (what a stopped run left): one query per batch."""
+    with app.engine.connect() as conn:
+        return [batch.name for batch in BATCHES
+                if (at := batch.next_work_at(conn, app) if batch.needs_app else batch.next_work_at(conn)) is not None
+                and at <= as_of]
+
+
+def merged(reports: list):
+    """One report of a batch's rounds: counts added, amounts added per currency, lists joined;
+    a failure stands for the whole."""
+    failed = next((report for report in reports if isinstance(report, BatchFailed)), None)
+    if failed is not None:
+        return failed
+    values = {}
+    for name in (f.name for f in fields(reports[0])):
+        parts = [getattr(report, name) for report in reports]
+        if isinstance(parts[0], bool) or not isinstance(parts[0], (int, dict, list)):
+            values[name] = parts[0]
+        elif isinstance(parts[0], dict):
+            values[name] = {key: sum(part.get(key, 0) for part in parts) for key in sorted(set().union(*parts))}
+        elif isinstance(parts[0], list):
+            values[name] = [item for part in parts for item in part]
+        else:
+            values[name] = sum(parts)
+    return type(reports[0])(**values)
+
+
+def _run(app: App, batch: Batch, at: datetime) -> BatchRun:
+    started = time.perf_counter()  # a duration, not a date: not the clock's to give
+    try:
+        report = batch.run(app, at)
+    except Exception as error:
+        if is_infrastructure(error):
+            raise  # the database itself: nothing else can run either
+        # A failing batch never prevents the other batches of the tick; rows it could pin down
+        # were parked by the batch itself, this is what it could not. A failure Renewly describes
+        # (the gateway's ledger unreachable, ...) is said in its words, on one line; an unforeseen
+        # one keeps its traceback, which whoever fixes it needs.
+        if isinstance(error, BillingError):
+            log.error("batch failed", batch=batch.name, at=at, reason=reason(error))
+        else:
+            log.exception("batch failed", batch=batch.name, at=at)
+        report = BatchFailed(reason(error))
+        _log_run(app, batch, at, report, started)
+        return BatchRun(batch.name, at, report)
+    _log_run(app, batch, at, report, started)
+    if app.stop.asked:
+        return BatchRun(batch.name, at, report)  # it may have stopped short: not a run to its end
+    with app.engine.begin() as conn:
+        # One statement: two runs at once that both found no row would both insert it.
+        conn.execute(insert_ignoring_conflicts(conn)(batch_runs).values(batch=batch.name, last_run_at=at)
+                     .on_conflict_do_update(index_elements=["batch"], set_={"last_run_at": at}))
+    return BatchRun(batch.name, at, report)
+
+
+def _log_run(app: App, batch: Batch, at: datetime, report: object, started: float) -> None:
+    if app.settings.log_batch_runs:
+        log.info("batch run", **batch_run_fields(batch.name, at, report, time.perf_counter() - started))
+
+
+def batch_run_fields(batch: str, at: datetime, report: object, seconds: float) -> dict[str, object]:
+    """What the log line of a batch run says (setting `log_batch_runs`): the batch, its instant,
+    its seconds, and its report's counts: numbers as they are, amounts per currency in minor
+    units, a list by its length; a failed batch by its reason."""
+    values: dict[str, object] = {"batch": batch, "at": at.isoformat(), "seconds": round(seconds, 3)}
+    for item in fields(report):  # every report is a dataclass
+        value = getattr(report, item.name)
+        if isinstance(value, bool | str | int | dict):
+            values[item.name] = value
+        elif isinstance(value, list):
+            values[item.name] = len(value)
+    return values
+
+
+def tick_at_or_after(instant: datetime, interval: timedelta) -> datetime:
+    ticks, remainder = divmod(instant - EPOCH, interval)
+    return EPOCH + interval * (ticks + (1 if remainder else 0))
+
+
+@dataclass(frozen=True)
+class ClockMove:
+    """What an advance did: the ticks it ran, and where it left the clock; stopped when asked
+    to, short of the target it was asked to reach."""
+
+    runs: list[BatchRun]
+    now: datetime
+    target: datetime | None = None
+    stopped: bool = False
+
+
+def advance(app: App, by: timedelta, *, run_batches: bool = True,
+            on_run: Callable[[BatchRun], None] | None = None) -> ClockMove:
+    """Move the test clock `by` from wherever it is when this move gets its turn: advances at
+    once take turns (12 of one day each move it 12 days), each running the ticks on its way."""
+    clock = app.test_clock
+    if clock is None:
+        raise InvalidInput("the clock is the system clock; set RENEWLY_CLOCK=test to move time", code="not_test_clock")
+    if by <= timedelta(0):
+        raise InvalidInput("the test clock only moves forward", code="clock_backwards")
+    with clock.turn():
+        start = clock.now()
+        if by > LATEST_TEST_CLOCK - start:
+            raise InvalidInput(f"the test clock is at {start.isoformat()} and stops at "
+                               f"{LATEST_TEST_CLOCK.isoformat()}", code="clock_too_far")
+        target = start + by
+        runs: list[BatchRun] = []
+        if run_batches:
+            reached = start
+            while (due := _next_due(app, start, reached, target)) is not None:
+                if app.stop.asked:
+                    # Ticks left: the clock stays at the last tick begun, where the batches'
+                    # work is dated, and goes no further.
+                    return ClockMove(runs, reached, target, stopped=True)
+                reached = due
+                clock.set(due)
+                runs.extend(run_tick(app, due, on_run))
+                if app.stop.asked and still_due(app, due):
+                    # That tick was stopped short: what it left falls due again only at the next
+                    # tick (maybe past the target), yet the clock must not pass it.
+                    return ClockMove(runs, reached, target, stopped=True)
+        clock.set(target)
+    return ClockMove(runs, target, target)
+
+
+def _next_due(app: App, start: datetime, reached: datetime, target: datetime) -> datetime | None:
+    """The earliest tick in [reached, target] after `start` at which a batch has work. Time never
+    goes back: `reached` is the last tick run."""
+    with app.engine.connect() as conn:
+        last_runs = dict(conn.execute(select(batch_runs.c.batch, batch_runs.c.last_run_at)).all())
+        ticks = []
+        for batch in BATCHES:
+            interval = batch.interval(app)
+            earliest = max(start, last_runs.get(batch.name, start))
+            work_at = batch.next_work_at(conn, app) if batch.needs_app else batch.next_work_at(conn)
+            if work_at is None:
+                continue
+            tick = tick_at_or_after(max(work_at, reached, earliest + timedelta(microseconds=1)), interval)
+            if tick <= target:
+                ticks.append(tick)
+    return min(ticks, default=None)

@@ -1,0 +1,121 @@
+"""Reading invoices, and correcting them with credit notes (never by editing them, R2.4)."""
+
+from __future__ import annotations
+
+from datetime import MAXYEAR, MINYEAR, date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from renewly.accounts.accounts import load_account
+from renewly.accounts.rules.members import REASON_LENGTH, validate_text
+from renewly.adapters.db.tables import dunning_case_invoices, invoice_lines, invoices, payment_attempts
+from renewly.billing.issuing import store_documents
+from renewly.billing.rules.invoices import InvoiceStatus, IssuedInvoice, draft_credit_note
+from renewly.bootstrap import App
+from renewly.dunning.recovery import close_settled_cases, lock_accounts
+from renewly.outbox import emails as notices
+from renewly.outbox.records import audit
+from renewly.payments.rules.charges import UNSETTLED
+from renewly.shared.errors import Conflict, InvalidInput, NotAllowed, NotFound
+
+
+def list_invoices(app: App, account_id: int | None = None) -> list[dict[str, Any]]:
+    query = select(invoices).order_by(invoices.c.id)
+    if account_id is not None:
+        query = query.where(invoices.c.account_id == account_id)
+    with app.engine.connect() as conn:
+        return [_summary(row) for row in conn.execute(query)]
+
+
+def show_invoice(app: App, number: str) -> dict[str, Any]:
+    with app.engine.connect() as conn:
+        row = _find(conn, number)
+        lines = conn.execute(select(invoice_lines).where(invoice_lines.c.invoice_id == row.id)
+                             .order_by(invoice_lines.c.position)).all()
+    return {**_summary(row), "seller": row.seller, "buyer": row.buyer, "tax_rate": row.tax_rate,
+            "lines": [{key: getattr(line, key) for key in ("position", "kind", "description", "quantity",
+                                                            "unit_amount", "amount", "period_start", "period_end")}
+                      for line in lines]}
+
+
+def _summary(row) -> dict[str, Any]:
+    return {key: getattr(row, key) for key in (
+        "id", "number", "kind", "status", "account_id", "subscription_id", "credited_invoice_id", "issue_date",
+        "period_start", "period_end", "currency", "subtotal", "tax", "total", "locale")}
+
+
+def _find(conn: Connection, number: str):
+    row = conn.execute(select(invoices).where(invoices.c.number == number)).first()
+    if row is None:
+        raise NotFound(f"no invoice numbered {number!r}", code="unknown_invoice")
+    return row
+
+
+def issue_credit_note(app: App, number: str, *, reason: str, amount: int | None = None, actor: str) -> str:
+    """Credit all of an invoice (or `amount` of it, before tax). An open invoice fully credited is void."""
+    now = app.clock.now()
+    with app.engine.begin() as conn:
+        # The account first, as a payment batch settling this invoice takes it: the status read
+        # below is then the one this credit note sees to the end (paid stays paid, never void).
+        lock_accounts(conn, [conn.execute(select(invoices.c.account_id)
+                                          .where(invoices.c.number == number)).scalar() or 0])
+        row = _find(conn, number)
+        if conn.execute(select(payment_attempts.c.id).where(
+                payment_attempts.c.invoice_id == row.id,
+                payment_attempts.c.status.in_([status.value for status in UNSETTLED]))).first():
+            raise Conflict(f"invoice {number} has a charge whose answer is not known yet; credit it once the "
+                           "payment batch has settled it (renewly collect)", code="payment_in_flight")
+        credited = conn.execute(select(func.coalesce(func.sum(invoices.c.subtotal), 0))
+                                .where(invoices.c.credited_invoice_id == row.id)).scalar_one()
+        invoice = IssuedInvoice(
+            id=row.id, number=row.number, kind=row.kind, status=row.status, account_id=row.account_id,
+            currency=row.currency, locale=row.locale, subtotal=row.subtotal, tax_rate=Decimal(row.tax_rate),
+            tax=row.tax, total=row.total, seller=row.seller, buyer=row.buyer, credited_subtotal=int(credited))
+        draft = draft_credit_note(invoice, reason, now.astimezone(app.seller_zone).date(), amount)
+        [credit_id] = store_documents(conn, [draft], issued_at=now, credited_invoice_ids=[row.id])
+        credit_number = conn.execute(select(invoices.c.number).where(invoices.c.id == credit_id)).scalar_one()
+        if row.status == InvoiceStatus.OPEN and credited + draft.subtotal == row.subtotal:
+            conn.execute(invoices.update().where(invoices.c.id == row.id,
+                                                 invoices.c.status == InvoiceStatus.OPEN.value)
+                         .values(status=InvoiceStatus.VOID.value, status_changed_at=now))
+            # Nothing left to chase on it: a case with nothing else unpaid ends here.
+            close_settled_cases(conn, app, conn.execute(
+                select(dunning_case_invoices.c.case_id).where(dunning_case_invoices.c.invoice_id == row.id)
+            ).scalars().all(), now)
+        audit(conn, now, actor, "credit_note.issued", "invoice", row.number, reason=reason,
+              details={"credit_note": credit_number, "subtotal": draft.subtotal, "total": draft.total})
+    return credit_number
+
+
+
+
+def resend_invoices_of_month(app: App, account_id: int, *, year: int, month: int, reason: str, actor: str,
+                             ) -> list[str]:
+    """R2.3: support resends the invoices issued in a given month and year to the account's
+    billing contacts (the PDF is attached once documents exist; today the e-mail carries the
+    invoice's content). Returns the numbers sent."""
+    if not 1 <= month <= 12:
+        raise InvalidInput(f"no month {month}: expected 1 to 12", code="invalid_month")
+    if not MINYEAR <= year < MAXYEAR:  # the month after December 9999 is in no calendar
+        raise InvalidInput(f"no year {year}: expected {MINYEAR} to {MAXYEAR - 1}", code="invalid_month")
+    if not (reason or "").strip():
+        raise InvalidInput("a resend needs a --reason", code="reason_required")
+    reason = validate_text(reason, "a resend's reason", REASON_LENGTH)
+    now = app.clock.now()
+    with app.engine.begin() as conn:
+        account = load_account(conn, account_id)
+        if account.status == "deleted":
+            raise NotAllowed(f"account {account_id} was deleted; nobody is left to send to", code="account_deleted")
+        first = date(year, month, 1)
+        after = date(year + (month == 12), month % 12 + 1, 1)
+        rows = conn.execute(select(invoices).where(invoices.c.account_id == account_id, invoices.c.issue_date >= first,
+                                                   invoices.c.issue_date < after).order_by(invoices.c.id)).all()
+        if not rows:
+            raise NotFound(f"account {account_id} has no invoice issued in {year}-{month:02d}", code="no_invoice")
+        recipients = notices.billing_recipients(conn, [account_id])[account_id]
+        notices.write(conn, [notices.invoice_email(row, recipients, now, reason=reason.strip()) for row in rows])
+        audit(conn, now, actor, "invoices.resent", "account", account_id, reason=reason.strip(),
+              details={"numbers": [row.number for row in rows], "recipients": len(recipients)})
+    return [row.number for row in rows]

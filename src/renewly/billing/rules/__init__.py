@@ -1,0 +1,1 @@
+"""What billing decides, pure: plans, invoice drafts, numbering, proration, credit notes."""

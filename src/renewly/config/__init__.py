@@ -1,0 +1,1 @@
+"""Settings, the dunning policy file and user-facing texts."""

@@ -1,0 +1,203 @@
+"""Configuration: environment variables (RENEWLY_*) over an optional TOML file over defaults.
+
+The TOML file is `$RENEWLY_CONFIG_FILE`, or `./renewly.toml` when it exists. See
+docs/configuration.md for every key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+from renewly.accounts.rules.members import validate_country
+from renewly.shared.calendar import validate_timezone
+from renewly.shared.errors import BillingError, InvalidInput
+
+# EU standard VAT rates (2026) and a few others; operators replace this table in their file.
+DEFAULT_TAX_RATES = {
+    "AT": "20", "BE": "21", "BG": "20", "CY": "19", "CZ": "21", "DE": "19", "DK": "25", "EE": "24",
+    "ES": "21", "FI": "25.5", "FR": "20", "GR": "24", "HR": "25", "HU": "27", "IE": "23", "IT": "22",
+    "LT": "21", "LU": "17", "LV": "21", "MT": "18", "NL": "21", "PL": "23", "PT": "23", "RO": "21",
+    "SE": "25", "SI": "22", "SK": "23", "GB": "20", "CH": "8.1", "NO": "25",
+}
+
+
+class SellerIdentity(BaseModel):
+    """The operator as it appears on every invoice it issues."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not a silent default
+    name: str = "Renewly Demo SAS"
+    line1: str = "1 rue de la Paix"
+    line2: str = ""
+    postcode: str = "75002"
+    city: str = "Paris"
+    country: str = "FR"
+    vat_id: str = "FR00123456789"
+    registration: str = "RCS Paris 123 456 789"
+    support_email: str = "support@renewly.example"  # where cancelled accounts ask for a reactivation
+    timezone: str = "Europe/Paris"  # issue dates and invoice series follow the seller's calendar
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, value: str) -> str:
+        return _as_value_error(validate_country, value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        return _as_value_error(validate_timezone, value)
+
+    def snapshot(self) -> dict[str, str]:
+        return self.model_dump(exclude={"timezone", "support_email"})
+
+    def is_the_demo_s(self) -> bool:
+        """Whether an invoice would still name the demo's seller: its name, VAT id or registration
+        left as shipped. The test clock and `renewly demo` keep it; the system clock refuses it."""
+        return any(getattr(self, key) == SellerIdentity.model_fields[key].default
+                   for key in ("name", "vat_id", "registration"))
+
+
+WEEK_MINUTES = 7 * 24 * 60
+
+
+class BatchSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    chunk_size: int = Field(2000, ge=1, le=20000)  # subscriptions claimed per transaction
+    # At most a week between two runs of a batch: the bound keeps every date it computes in range.
+    renewal_interval_minutes: int = Field(60, ge=1, le=WEEK_MINUTES)
+    dunning_interval_minutes: int = Field(60, ge=1, le=WEEK_MINUTES)
+    retention_interval_minutes: int = Field(60, ge=1, le=WEEK_MINUTES)  # R10: deletions due
+
+
+class PaymentSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    gateway: Literal["simulated"] = "simulated"  # a Stripe adapter fits the same port (docs/payments.md)
+    # The simulated gateway keeps its ledger apart from Renewly's tables, as a real gateway would.
+    # Default: with the database (Settings.simulator_url).
+    simulator_url: str | None = None
+    simulator_latency_ms: int = Field(0, ge=0, le=60_000)
+    # R5.1: the card check authorizes this many major units of the account's currency (0: a
+    # zero-amount verification); the policy file says when it is voided (R5.2).
+    # (At most 100: a check holds the amount on the customer's card for days.)
+    verification_units: int = Field(1, ge=0, le=100)
+    collect_interval_minutes: int = Field(60, ge=1, le=WEEK_MINUTES)  # R7.1: payments run hourly by default
+    void_interval_minutes: int = Field(60, ge=1, le=WEEK_MINUTES)
+    concurrency: int = Field(8, ge=1, le=256)  # gateway calls in flight at once
+    rate_limit_per_second: float = Field(90.0, gt=0, le=100_000)  # below the gateway's cap (Stripe: 100 writes/s)
+    slice_size: int = Field(500, ge=1, le=20000)
+    # How long a process may take over its slice of gateway calls before the janitor may settle
+    # its pending attempts in its place.
+    lease_seconds: int = Field(900, ge=0, le=86_400)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RENEWLY_", env_nested_delimiter="__", extra="forbid")
+
+    database_url: str = "sqlite:///./renewly.db"
+    clock: Literal["system", "test"] = "system"
+    seller: SellerIdentity = SellerIdentity()
+    tax_rates: dict[str, Decimal] = Field(default_factory=lambda: {k: Decimal(v) for k, v in DEFAULT_TAX_RATES.items()})
+    default_tax_rate: Decimal = Field(Decimal(0), ge=0, lt=100)  # a percentage, as tax_rates
+    batches: BatchSettings = BatchSettings()
+    payments: PaymentSettings = PaymentSettings()
+    # The command line's log lines on stderr (a parked row, a gateway that did not answer):
+    # plain for an operator, one JSON object a line for a log collector.
+    log_format: Literal["plain", "json"] = "plain"
+    # One log line per batch run (its name, instant, counts, seconds): off by default, so that a
+    # command's stderr stays its one line of trouble, or nothing.
+    log_batch_runs: bool = False
+
+    def refuse_the_demo_seller_on_the_system_clock(self) -> None:
+        """Real invoices must not silently say "Renewly Demo SAS": on the system clock, issuing
+        one is refused until the operator sets the seller (docs/configuration.md)."""
+        if self.clock == "system" and self.seller.is_the_demo_s():
+            raise InvalidInput("invoices would name the demo seller; set [seller] (docs/configuration.md)",
+                               code="demo_seller")
+
+    def simulator_url(self) -> str:
+        """Where the simulated gateway keeps its ledger: `payments.simulator_url`, else with the
+        database, whatever the working directory: on SQLite a file beside the database's
+        (renewly.db -> renewly-gateway.db), on PostgreSQL the same database (the gateway keeps its
+        tables in a schema of their own there)."""
+        if self.payments.simulator_url:
+            return self.payments.simulator_url
+        url = make_url(self.database_url)
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return self.database_url  # PostgreSQL; or an SQLite database in memory, and its ledger too
+        return url.set(database=gateway_ledger_beside(url.database)).render_as_string(hide_password=False)
+
+    @field_validator("tax_rates")
+    @classmethod
+    def _rates(cls, rates: dict[str, Decimal]) -> dict[str, Decimal]:
+        checked = {}
+        for country, rate in rates.items():
+            if not Decimal(0) <= rate < Decimal(100):
+                raise ValueError(f"tax rate for {country} must be a percentage from 0 to 100, got {rate}")
+            checked[_as_value_error(validate_country, country)] = rate
+        return checked
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment first, then the TOML file's values (passed in as init arguments).
+        return env_settings, init_settings
+
+
+def gateway_ledger_beside(database_path: str) -> str:
+    """The simulated gateway's ledger file beside an SQLite database file: renewly.db ->
+    renewly-gateway.db, renewly.sqlite -> renewly.sqlite-gateway.db."""
+    return database_path.removesuffix(".db") + "-gateway.db"
+
+
+def _as_value_error(check, value):
+    try:
+        return check(value)
+    except BillingError as error:
+        raise ValueError(error.message) from None
+
+
+def config_file_path() -> Path | None:
+    named = os.environ.get("RENEWLY_CONFIG_FILE")
+    if named:
+        return Path(named)
+    default = Path("renewly.toml")
+    return default if default.exists() else None
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read and validate the configuration; a bad file is refused with its name and the reason."""
+    path = config_file or config_file_path()
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InvalidInput(f"configuration file {path} does not exist", code="config_missing") from None
+        except OSError as error:
+            raise InvalidInput(f"{path}: cannot read the configuration file ({error.strerror})",
+                               code="config_unreadable") from None
+        except UnicodeDecodeError as error:
+            raise InvalidInput(f"{path}: not a text file (TOML is UTF-8; byte {error.start} is not)",
+                               code="config_invalid") from None
+        except tomllib.TOMLDecodeError as error:
+            raise InvalidInput(f"{path}: {error}", code="config_invalid") from None
+    values.update(overrides)
+    try:
+        return Settings(**values)
+    except ValidationError as error:
+        where = str(path) if path else "configuration"
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise InvalidInput(f"{where}: {field}: {first['msg']}", code="config_invalid") from None

@@ -1,1 +1,0 @@
-"""Pure billing rules: no I/O, no clock reads. Every function here decides; none acts."""

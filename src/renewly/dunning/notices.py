@@ -1,0 +1,204 @@
+"""A dunning step's notice: what tells people a step was taken, given once its outcome is known.
+
+The notice of a step is its e-mail to every billing contact (R4.3), naming every unpaid invoice
+of the case, their total and why the last charge failed, in the account's language (R12); the
+banner members see (R8.3, R8.4); the account's status (past due, or cancelled: R8.5, with the
+deletion date of R10.1); and an `account.dunning_state` event saying what each role now sees.
+The sweep gives it when the step needs no charge; the payment batch gives it when the step's
+charges are answered (`dunning_outcomes`). Both read a case the same way (`case_invoices`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import Connection, exists, func, select
+
+from renewly.accounts.rules.members import AccountStatus
+from renewly.adapters.db.bulk import among, update_rows
+from renewly.adapters.db.tables import accounts, dunning_case_invoices, invoices, payment_attempts, payment_retries
+from renewly.billing.issuing import amount_due
+from renewly.billing.rules.invoices import InvoiceStatus
+from renewly.bootstrap import App
+from renewly.dunning.rules.schedule import Policy, banners_seen, deletion_date
+from renewly.outbox import emails as notices
+from renewly.payments.rules.charges import AttemptStatus
+from renewly.shared.calendar import local_date, local_midnight_utc
+
+OUTBOX_COLUMNS = ("created_at", "topic", "account_id", "payload", "delivered_at")
+
+
+@dataclass(slots=True)
+class CaseInvoice:
+    """An unpaid invoice of a case, and what its latest charge attempt says."""
+
+    invoice_id: int
+    number: str
+    due: int
+    currency: str
+    last_attempt_day: date | None  # local date of the latest attempt
+    unsettled: bool  # the latest attempt still waits for the gateway's answer
+    decline_code: str | None  # the latest attempt's, if it was declined
+    attempt_id: int | None = None  # the latest attempt
+    retry_asked: bool = False  # a charge asked for and not made yet
+
+
+@dataclass(slots=True)
+class NoticeCase:
+    """A case as its notice needs it: the case, its account now, its unpaid invoices."""
+
+    case_id: int
+    account_id: int
+    day0: date
+    name: str
+    locale: str
+    timezone: str
+    status: str
+    banner: str
+    unpaid: list[CaseInvoice]
+
+
+def case_invoices(conn: Connection, case_ids: list[int], timezone_of: dict[int, str]) -> dict[int, list[CaseInvoice]]:
+    """The unpaid invoices of each case, with what their latest charge attempt says, and whether
+    a charge is still asked for."""
+    if not case_ids:
+        return {}
+    latest = payment_attempts.alias("latest")
+    latest_id = (select(func.max(payment_attempts.c.id)).where(payment_attempts.c.invoice_id == invoices.c.id)
+                 .scalar_subquery())
+    retry_asked = exists().where(payment_retries.c.invoice_id == invoices.c.id, payment_retries.c.attempt_id.is_(None))
+    found: dict[int, list[CaseInvoice]] = defaultdict(list)
+    # Plain strings: an enum member looked up in the loop costs more than the rest of a row.
+    unsettled = (AttemptStatus.PENDING.value, AttemptStatus.UNKNOWN.value)
+    declined = AttemptStatus.DECLINED.value
+    days: dict[tuple, date] = {}  # the attempts of one batch share their instant: one conversion each
+    for case_id, invoice_id, number, currency, due, attempt_id, attempted_at, status, decline_code, asked in (
+            conn.execute(
+                select(dunning_case_invoices.c.case_id, invoices.c.id, invoices.c.number, invoices.c.currency,
+                       amount_due().label("due"), latest.c.id, latest.c.created_at, latest.c.status,
+                       latest.c.decline_code, retry_asked.label("retry_asked"))
+                .select_from(dunning_case_invoices.join(invoices, invoices.c.id == dunning_case_invoices.c.invoice_id)
+                             .outerjoin(latest, latest.c.id == latest_id))
+                .where(among(conn, dunning_case_invoices.c.case_id, case_ids),
+                       invoices.c.status == InvoiceStatus.OPEN.value)
+                .order_by(invoices.c.id))):
+        day = None
+        if attempted_at is not None:
+            key = (attempted_at, timezone_of[case_id])
+            day = days.get(key)
+            if day is None:
+                day = days[key] = local_date(attempted_at, key[1])
+        found[case_id].append(CaseInvoice(invoice_id, number, int(due), currency, day, status in unsettled,
+                                          decline_code if status == declined else None, attempt_id,
+                                          bool(asked)))
+    return found
+
+
+def latest_decline(unpaid: list[CaseInvoice]) -> str | None:
+    """The decline code of the most recent declined attempt among the invoices: why, in the notice."""
+    if len(unpaid) == 1:  # nearly every case
+        return unpaid[0].decline_code
+    declined = [invoice for invoice in unpaid if invoice.decline_code]
+    return max(declined, key=lambda invoice: invoice.attempt_id or 0).decline_code if declined else None
+
+
+@dataclass
+class Given:
+    rows: list[tuple] = field(default_factory=list)  # outbox rows: e-mails and events
+    emails: int = 0
+    cancelled: int = 0
+
+
+def give(conn: Connection, app: App, given: list[tuple[NoticeCase, int, str | None]], as_of: datetime) -> Given:
+    """Give each (case, step, reason)'s notice now: the account's status and banner are written
+    here; the e-mails and events are returned as outbox rows for the caller's bulk insert."""
+    result = Given()
+    if not given:
+        return result
+    policy = app.policy
+    recipients = notices.billing_recipients(conn, {case.account_id for case, step, _ in given
+                                                   if policy.steps[step].email})
+    texts = _DateTexts(policy, as_of)
+    support_email = app.settings.seller.support_email
+    past_due, cancelled = [], []
+    for case, step_index, reason in given:
+        step = policy.steps[step_index]
+        status = AccountStatus.CANCELLED.value if step.cancel else AccountStatus.PAST_DUE.value
+        banner = step.banner.value
+        if step.cancel:
+            today = texts.today(case.timezone)
+            cancelled.append({"id": case.account_id, "status": status, "banner": banner, "cancelled_at": as_of,
+                              "deletion_due_at": local_midnight_utc(deletion_date(policy, today), case.timezone),
+                              "updated_at": as_of})
+            result.cancelled += 1
+        elif (status, banner) != (case.status, case.banner):
+            past_due.append({"id": case.account_id, "status": status, "banner": banner, "updated_at": as_of})
+        if (status, banner) != (case.status, case.banner):
+            result.rows.append((as_of, "account.dunning_state", case.account_id,
+                                {"status": status, "banners": banners_seen(banner, status)}, None))
+        if step.email:
+            result.rows.append(_email(policy, case, step_index, reason, texts, recipients[case.account_id],
+                                      support_email, as_of))
+            result.emails += 1
+    update_rows(conn, accounts, past_due)
+    update_rows(conn, accounts, cancelled)
+    return result
+
+
+def cancellation_date(policy: Policy, day0: date, step_index: int, today: date) -> date | None:
+    """The cancellation day a notice of step `step_index` given today announces (the warning's
+    own notice moves it when it comes late)."""
+    if policy.cancel_index is None:
+        return None
+    if step_index == policy.cancel_index:
+        return today
+    warning = policy.warning_index
+    return policy.cancellation_date(day0, today if warning is not None and step_index >= warning else None)
+
+
+class _DateTexts:
+    """The dates a notice names, in words of its language, computed once per slice for the cases
+    that share a renewal date, a step, a day and a language (a mass-decline day's thousands)."""
+
+    def __init__(self, policy: Policy, as_of: datetime) -> None:
+        self.policy, self.as_of = policy, as_of
+        self._today: dict[str, date] = {}
+        self._texts: dict[tuple, dict[str, str]] = {}
+
+    def today(self, timezone: str) -> date:
+        found = self._today.get(timezone)
+        if found is None:
+            found = self._today[timezone] = local_date(self.as_of, timezone)
+        return found
+
+    def of(self, day0: date, step_index: int, timezone: str, locale: str) -> dict[str, str]:
+        today = self.today(timezone)
+        key = (day0, step_index, today, locale)
+        found = self._texts.get(key)
+        if found is None:
+            policy = self.policy
+            cancel_date = cancellation_date(policy, day0, step_index, today)
+            found = self._texts[key] = notices.date_placeholders(
+                locale, renewal_date=day0, cancel_date=cancel_date,
+                deletion_date=deletion_date(policy, cancel_date) if cancel_date else None,
+                next_attempt_date=None if policy.steps[step_index].cancel else policy.next_charge_date(day0,
+                                                                                                        step_index))
+        return found
+
+
+def _email(policy: Policy, case: NoticeCase, step_index: int, reason: str | None, texts: _DateTexts,
+           recipients: list[str], support_email: str, as_of: datetime) -> tuple:
+    step = policy.steps[step_index]
+    unpaid = case.unpaid
+    values = {**texts.of(case.day0, step_index, case.timezone, case.locale),
+              **notices.case_placeholders(case.locale, account=case.name, support_email=support_email,
+                                          invoices=unpaid, reason=reason)}
+    template = policy.templates[(step.email, case.locale)]
+    return (as_of, "email", case.account_id, {
+        "kind": step.email, "locale": case.locale, "recipients": recipients,
+        "subject": template.subject.format(**values), "body": template.body.format(**values),
+        "case_id": case.case_id, "step": step.name, "policy_version": policy.version, "reason": reason,
+        "invoices": [invoice.number for invoice in unpaid],
+        "attempts": [invoice.attempt_id for invoice in unpaid if invoice.decline_code]}, None)

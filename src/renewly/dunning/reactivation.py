@@ -1,0 +1,176 @@
+"""Cancelled accounts (R9): who may still sign in, and support's temporary reactivation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import Connection, select
+
+from renewly.accounts.accounts import load_account
+from renewly.accounts.rules.members import REASON_LENGTH, AccountStatus, Role, validate_email, validate_text
+from renewly.adapters.db.tables import accounts, dunning_cases, members, reactivations
+from renewly.bootstrap import App
+from renewly.dunning.notices import case_invoices
+from renewly.dunning.recovery import lock_accounts
+from renewly.dunning.rules.schedule import (
+    Access,
+    CaseSnapshot,
+    banner_seen,
+    banners_seen,
+    dashboard_access,
+    place,
+    warned_on,
+)
+from renewly.outbox import emails as notices
+from renewly.outbox.records import audit, publish
+from renewly.shared.calendar import local_date, local_midnight_utc
+from renewly.shared.errors import InvalidInput, NotAllowed, NotFound
+
+
+def running_reactivation(conn: Connection, account_id: int, now: datetime):
+    return conn.execute(select(reactivations).where(reactivations.c.account_id == account_id,
+                                                    reactivations.c.outcome.is_(None),
+                                                    reactivations.c.ends_at > now)).first()
+
+
+def require_access(conn: Connection, account_id: int, email: str, now: datetime, *, support_email: str,
+                   billing: bool = False) -> Role:
+    """Refuse a member the dashboard of a cancelled account (R9.1), saying why and how to ask
+    support; during a temporary reactivation, only the owner, and only the billing pages (R9.2).
+    Dates are the account's own local dates, as its e-mails give them."""
+    account = load_account(conn, account_id)
+    role = conn.execute(select(members.c.role).where(members.c.account_id == account_id,
+                                                     members.c.email == validate_email(email))).scalar()
+    if role is None:
+        raise NotFound(f"{email} is not a member of account {account_id}", code="unknown_member")
+    reactivation = running_reactivation(conn, account_id, now)
+    access = dashboard_access(account.status, Role(role), reactivation is not None)
+    if account.status == AccountStatus.DELETED:
+        raise NotAllowed(f"account {account_id} was deleted; it can never be used again", code="account_deleted")
+    if access is Access.NONE:
+        raise NotAllowed(f"account {account_id} was cancelled on {_local_day(account, account.cancelled_at)} for an "
+                         f"unpaid invoice; its data will be deleted on {_local_day(account, account.deletion_due_at)}"
+                         f" unless it is paid; the owner can ask {support_email} for a temporary reactivation to "
+                         f"pay it", code="account_cancelled")
+    if access is Access.BILLING_ONLY and not billing:
+        raise NotAllowed(f"account {account_id} is cancelled; until {last_day(reactivation.ends_at, account.timezone)}"
+                         f" only the owner may use the billing pages, to update the card", code="billing_only")
+    return Role(role)
+
+
+def _local_day(account, instant: datetime | None) -> str:
+    return local_date(instant, account.timezone).isoformat() if instant else "?"
+
+
+def last_day(ends_at: datetime, timezone: str) -> date:
+    """The last local day of a window that ends at `ends_at` (a local midnight)."""
+    return local_date(ends_at - timedelta(microseconds=1), timezone)
+
+
+def grant_reactivation(app: App, account_id: int, *, days: int | None, reason: str, actor: str) -> datetime:
+    """R9.2: support opens the billing pages of a cancelled account to its owner for a few days:
+    today and the `days` after it, to the end of the last one in the account's time zone, so that
+    the date the owner reads is the whole last day. The deletion date (R10) does not move."""
+    days = app.policy.reactivation_days if days is None else days
+    if days < 1:
+        raise InvalidInput(f"a reactivation lasts at least one day (got {days})", code="invalid_days")
+    if not (reason or "").strip():
+        raise InvalidInput("a reactivation needs a --reason", code="reason_required")
+    reason = validate_text(reason, "a reactivation's reason", REASON_LENGTH)
+    now = app.clock.now()
+    with app.engine.begin() as conn:
+        # Locked: retention deleting it, or another agent granting a window, waits for this one.
+        lock_accounts(conn, {account_id})
+        account = load_account(conn, account_id)
+        if account.status == AccountStatus.DELETED:
+            raise NotAllowed(f"account {account_id} was deleted on {_local_day(account, account.deleted_at)}; its "
+                             f"data is gone and it can never be reactivated (R10.1)", code="account_deleted")
+        if account.status != AccountStatus.CANCELLED:
+            raise NotAllowed(f"account {account_id} is {account.status}, not cancelled: nothing to reactivate",
+                             code="not_cancelled")
+        if running_reactivation(conn, account_id, now) is not None:
+            raise NotAllowed(f"account {account_id} already has a temporary reactivation running",
+                             code="reactivation_running")
+        # A window that ended unnoticed (no sweep ran since) is closed before the new one opens,
+        # and said to have ended, as the sweep would have.
+        for ended in conn.execute(reactivations.update().where(reactivations.c.account_id == account_id,
+                                                               reactivations.c.outcome.is_(None))
+                                  .values(outcome="expired", ended_at=now).returning(reactivations.c.id)).scalars():
+            publish(conn, now, "reactivation.expired", account_id, {"reactivation_id": ended})
+        ends_at = local_midnight_utc(local_date(now, account.timezone) + timedelta(days=days + 1), account.timezone)
+        conn.execute(reactivations.insert().values(account_id=account_id, granted_by=actor, reason=reason.strip(),
+                                                   granted_at=now, ends_at=ends_at))
+        audit(conn, now, actor, "reactivation.granted", "account", account_id, reason=reason.strip(),
+              details={"days": days, "ends_at": ends_at.isoformat()})
+        publish(conn, now, "reactivation.granted", account_id, {"ends_at": ends_at.isoformat()})
+        publish(conn, now, "account.dunning_state", account_id,
+                {"status": account.status, "banners": banners_seen(account.banner, account.status, True)})
+    return ends_at
+
+
+def banners_by_role(app: App, account_id: int) -> dict[str, dict[str, str]]:
+    """The banner each role sees now, with its text in the account's language."""
+    with app.engine.connect() as conn:
+        account = load_account(conn, account_id)
+        context = _banner_context(conn, app, account)
+    return {role.value: banner_text(app, account, role, context) for role in Role}
+
+
+def banner_for_member(app: App, account_id: int, email: str) -> dict[str, str]:
+    """"Which banner does member M see now", with its text in the account's language."""
+    with app.engine.connect() as conn:
+        row = conn.execute(select(accounts, members.c.role).join(members, members.c.account_id == accounts.c.id)
+                           .where(accounts.c.id == account_id, members.c.email == validate_email(email))).first()
+        if row is None:
+            load_account(conn, account_id)  # an unknown account is refused as such
+            raise NotFound(f"{email} is not a member of account {account_id}", code="unknown_member")
+        context = _banner_context(conn, app, row)
+    return banner_text(app, row, Role(row.role), context)
+
+
+@dataclass(frozen=True)
+class _BannerContext:
+    reactivation_ends: datetime | None
+    day0: date | None  # of the open case
+    warned_on: date | None
+    last_step: int
+    unpaid: list
+
+
+def _banner_context(conn: Connection, app: App, account) -> _BannerContext:
+    """What a banner's text names: the open case's dates, its unpaid invoices, a running window."""
+    now = app.clock.now()
+    running = running_reactivation(conn, account.id, now)
+    case = conn.execute(select(dunning_cases.c.id, dunning_cases.c.day0, dunning_cases.c.warned_at,
+                               dunning_cases.c.last_step_name, dunning_cases.c.last_step_day)
+                        .where(dunning_cases.c.account_id == account.id, dunning_cases.c.status == "open")).first()
+    if case is None:
+        return _BannerContext(running.ends_at if running else None, None, None, -1, [])
+    unpaid = case_invoices(conn, [case.id], {case.id: account.timezone}).get(case.id, [])
+    return _BannerContext(running.ends_at if running else None, case.day0,
+                          local_date(case.warned_at, account.timezone) if case.warned_at else None,
+                          place(app.policy, case.last_step_name, case.last_step_day,
+                                warned=case.warned_at is not None),
+                          [notices.Unpaid(invoice.number, invoice.due, invoice.currency) for invoice in unpaid])
+
+
+def banner_text(app: App, account, role: Role, context: _BannerContext) -> dict[str, str]:
+    seen = banner_seen(account.banner, account.status, role, context.reactivation_ends is not None)
+    if seen in ("none", "deleted"):
+        return {"banner": seen, "text": ""}
+    policy, timezone = app.policy, account.timezone
+    if account.cancelled_at:
+        cancel_date = local_date(account.cancelled_at, timezone)
+    elif context.day0 is not None and policy.cancel_index is not None:
+        cancel_date = policy.cancellation_date(context.day0, warned_on(
+            policy, CaseSnapshot(context.day0, context.last_step, context.warned_on)))
+    else:
+        cancel_date = None
+    values = notices.placeholders(
+        policy=policy, locale=account.locale, account=account.name, invoices=context.unpaid,
+        renewal_date=context.day0, cancel_date=cancel_date,
+        deletion_date=local_date(account.deletion_due_at, timezone) if account.deletion_due_at else None,
+        support_email=app.settings.seller.support_email,
+        reactivation_end_date=last_day(context.reactivation_ends, timezone) if context.reactivation_ends else None)
+    return {"banner": seen, "text": app.policy.banners[(seen, account.locale)].format(**values)}

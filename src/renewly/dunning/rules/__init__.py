@@ -1,0 +1,1 @@
+"""What dunning decides, pure: the schedule, banners, access, the preview."""

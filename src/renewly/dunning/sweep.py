@@ -1,0 +1,548 @@
+"""The dunning sweep (R8): one case per account in dunning, each step taken once.
+
+Kill Bill's three steps, per claimed slice of cases: snapshots (three queries), `evaluate`
+decides (pure, once per distinct snapshot), and every decision is applied in the slice's
+transaction: the steps recorded (a unique key per case and step), the charges asked of the
+payment batch, the notice (e-mail, banner, account status) given now or left to wait for the
+answers of those charges (`dunning_outcomes` gives it), the next step's time. Cases are claimed
+by `next_step_at`, so a sweep costs what is due today, not what the database holds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from itertools import chain
+
+from sqlalchemy import Connection, exists, func, select, text
+
+from renewly.accounts.rules.members import AccountStatus
+from renewly.adapters.db.bulk import among, chunked, insert_ignoring_conflicts, insert_rows, is_postgres, update_rows
+from renewly.adapters.db.tables import (
+    accounts,
+    cards,
+    dunning_case_invoices,
+    dunning_cases,
+    dunning_schedule,
+    dunning_steps,
+    invoices,
+    outbox,
+    parked_rows,
+    payment_retries,
+    reactivations,
+    subscriptions,
+)
+from renewly.batches.parking import Subject, is_infrastructure, not_parked, one_by_one
+from renewly.batches.slices import WORKERS, run_slices
+from renewly.billing.rules.invoices import InvoiceStatus
+from renewly.bootstrap import App
+from renewly.dunning import notices as dunning_notices
+from renewly.dunning.notices import OUTBOX_COLUMNS, CaseInvoice, NoticeCase, case_invoices, latest_decline
+from renewly.dunning.recovery import close_settled_cases, lock_accounts, unpaid_renewal_invoices
+from renewly.dunning.rules.schedule import (
+    CaseSnapshot,
+    Decision,
+    Policy,
+    banners_seen,
+    evaluate,
+    needs_charge,
+    next_step_date,
+    place,
+    warned_on,
+)
+from renewly.payments.rules.charges import NO_CARD
+from renewly.shared.calendar import local_date, local_midnight_utc
+
+IN_DUNNING = (AccountStatus.ACTIVE.value, AccountStatus.PAST_DUE.value)
+
+
+@dataclass
+class DunningReport:
+    cases_opened: int = 0
+    invoices_joined: int = 0  # issued while their account was in dunning: they follow its case
+    parked: int = 0  # cases the sweep could not decide or apply: left aside, with the reason
+    steps_taken: int = 0
+    notices: int = 0  # notices given now (an e-mail and a banner, as the step says)
+    emails: int = 0
+    charges_requested: int = 0
+    notices_waiting: int = 0  # notices left to the answers of the charges requested
+    cancelled: int = 0
+    reactivations_expired: int = 0
+    rescheduled: int = 0  # open cases made due at once by a schedule other than the one they were given under
+
+    def add(self, other: DunningReport) -> None:
+        for name, value in vars(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
+    @property
+    def did_anything(self) -> bool:
+        return bool(self.cases_opened or self.invoices_joined or self.steps_taken or self.reactivations_expired)
+
+
+# Slices taken at once on PostgreSQL: one worker's Python decides and renders while the server
+# writes the other's slice. A claim locks the cases' accounts too (SKIP LOCKED), so that no two
+# workers, or sweeps, ever update one account at once.
+def run_dunning(app: App, as_of: datetime, *, slice_size: int | None = None,
+                workers: int = WORKERS) -> DunningReport:
+    report = DunningReport()
+    report.rescheduled = reschedule_under(app, as_of)
+    report.cases_opened, report.invoices_joined = open_cases(app, as_of)
+    size = slice_size or app.settings.batches.chunk_size
+    for done in run_slices(app, lambda: _sweep(app, as_of, size), workers):
+        report.add(done)
+    if not app.stop.asked:
+        report.reactivations_expired = expire_reactivations(app, as_of)
+    return report
+
+
+# A case whose account someone else holds (a payment batch settling its charges, a credit note)
+# is skipped; the sweep looks again this many times, a moment apart, before it leaves it to the
+# next tick, so that one run leaves nothing due undone when the holder is quick, as they all are.
+LOOKS_AGAIN, A_MOMENT = 20, 0.05
+
+
+def _sweep(app: App, as_of: datetime, size: int) -> DunningReport:
+    """Slices until none is left; a case locked by another worker is taken later, by either."""
+    report = DunningReport()
+    looks = stuck = 0
+    while not app.stop.asked:  # asked to stop: the cases left stay due for the next sweep
+        claimed: list[int] = []
+        try:
+            with app.engine.begin() as conn:
+                cases = claim_due_cases(conn, app.policy, as_of, size)
+                claimed = [case.notice.case_id for case in cases]
+                if cases:
+                    apply_decisions(conn, app, cases, as_of, report)
+                    continue
+                if looks == LOOKS_AGAIN or not is_postgres(conn) or not _due_left(conn, as_of):
+                    return report
+        except Exception as error:
+            if is_infrastructure(error):
+                raise
+            if _one_by_one(app, as_of, report) or _parked_meanwhile(app, claimed):
+                stuck = 0
+                continue
+            # No case of the slice taken or parked alone: the other worker claimed them again
+            # meanwhile (it takes or parks them in a moment: the case a flaky test caught), or the
+            # slice fails whatever its cases, not a case's fault, and trying again would loop.
+            stuck += 1
+            if stuck > LOOKS_AGAIN or not is_postgres(app.engine):  # SQLite: one writer, no other worker
+                raise
+            time.sleep(A_MOMENT)
+            continue
+        looks += 1
+        time.sleep(A_MOMENT)
+    return report
+
+
+def _one_by_one(app: App, as_of: datetime, report: DunningReport) -> bool:
+    """A case made the slice fail (a policy it cannot follow, data it cannot hold): the slice
+    again, one case at a time, parking the one that fails. Returns whether a case was taken or
+    parked."""
+    with app.engine.connect() as conn:
+        due = conn.execute(_due_cases_query(as_of, app.settings.batches.chunk_size)).all()
+
+    def one_case(conn: Connection, case_id: int) -> int:
+        cases = claim_due_cases(conn, app.policy, as_of, 1, case_id=case_id)
+        if cases:
+            apply_decisions(conn, app, cases, as_of, report)
+        return len(cases)
+
+    _, taken, parked = one_by_one(app, "dunning", "dunning_case", [Subject(row.id, row.account_id) for row in due],
+                                  one_case, as_of)
+    report.parked += parked
+    return bool(taken or parked)
+
+
+def _parked_meanwhile(app: App, case_ids: list[int]) -> bool:
+    """Whether a case of a failed slice is parked now: the other worker (or sweep) failed on the
+    same case at the same moment and parked it first, so that this one's pass one at a time
+    found nothing left to take or park. The next claim skips it."""
+    if not case_ids:
+        return False
+    with app.engine.connect() as conn:
+        return conn.execute(select(parked_rows.c.id).where(
+            parked_rows.c.subject == "dunning_case", among(conn, parked_rows.c.subject_id, case_ids),
+            parked_rows.c.resolved_at.is_(None)).limit(1)).first() is not None
+
+
+def _due_left(conn: Connection, as_of: datetime) -> bool:
+    return conn.execute(_due_cases_query(as_of, 1)).first() is not None
+
+
+# -- a new policy -----------------------------------------------------------------------------------
+
+def reschedule_under(app: App, as_of: datetime) -> int:
+    """A schedule in force (steps, days, minimum warning) other than the one the open cases were
+    scheduled under: every case scheduled later is due now, once, so that this sweep places it in
+    the new policy (by the name of its last step) and schedules its next step: a step the new
+    policy moved earlier comes on its new day, not on the day the old one gave. One sweep records
+    the change; another at once finds it recorded. Returns the cases made due."""
+    policy = app.policy
+    key = policy.schedule_key
+    values = {"schedule_key": key, "policy_version": policy.version, "changed_at": as_of}
+    with app.engine.begin() as conn:
+        stored = conn.execute(select(dunning_schedule.c.schedule_key).where(dunning_schedule.c.id == 1)).scalar()
+        if stored == key:
+            return 0
+        if stored is None:
+            changed = conn.execute(insert_ignoring_conflicts(conn)(dunning_schedule).values(id=1, **values)
+                                   .on_conflict_do_nothing(index_elements=["id"])).rowcount
+        else:
+            changed = conn.execute(dunning_schedule.update().where(dunning_schedule.c.id == 1,
+                                                                   dunning_schedule.c.schedule_key == stored)
+                                   .values(**values)).rowcount
+        if not changed:
+            return 0
+        # Not the cases without a next step (none left, or a cancellation waiting for the notice
+        # of its warning, which schedules it under the policy then in force).
+        return conn.execute(dunning_cases.update().where(dunning_cases.c.status == "open",
+                                                         dunning_cases.c.next_step_at > as_of)
+                            .values(next_step_at=as_of)).rowcount
+
+
+# -- opening cases ----------------------------------------------------------------------------------
+
+def open_cases(app: App, as_of: datetime) -> tuple[int, int]:
+    """A case for each account with an unpaid renewal invoice and no open case (day 0: the
+    earliest renewal date among them); an invoice of an account already in dunning joins its
+    case. Returns (cases opened, invoices joined to a case already open)."""
+    with app.engine.begin() as conn:
+        # The open invoices without a case first, along two indexes (ix_invoices_open and the case
+        # invoices' primary key): what is unpaid and new, not the whole table. Then their payments.
+        new = conn.execute(select(invoices.c.id).where(
+            invoices.c.status == InvoiceStatus.OPEN.value,
+            ~exists().where(dunning_case_invoices.c.invoice_id == invoices.c.id)).order_by(invoices.c.id)
+        ).scalars().all()
+        rows = []
+        for ids in chunked(new, 10_000):  # a renewal day may leave a million invoices not charged yet
+            rows += conn.execute(
+                select(invoices.c.id, invoices.c.account_id, invoices.c.period_start, accounts.c.timezone,
+                       subscriptions.c.created_at.label("subscribed_at"))
+                .join(accounts, accounts.c.id == invoices.c.account_id)
+                .join(subscriptions, subscriptions.c.id == invoices.c.subscription_id)
+                .where(among(conn, invoices.c.id, ids), unpaid_renewal_invoices(), invoices.c.issued_at <= as_of,
+                       accounts.c.status.in_(IN_DUNNING))
+                .order_by(invoices.c.id)).all()
+        if not rows:
+            return 0, 0
+        day0_of: dict[int, tuple[date, str]] = {}
+        for row in rows:
+            # Day 0 is the renewal date; never before the subscription existed (a backdated one's
+            # catch-up invoice is due from the day it was issued, not from its first period).
+            day0 = max(row.period_start, local_date(row.subscribed_at, row.timezone))
+            earliest = day0_of.get(row.account_id)
+            if earliest is None or day0 < earliest[0]:
+                day0_of[row.account_id] = (day0, row.timezone)
+        # The accounts, as everyone who changes their cases takes them: a payment batch closing a
+        # case now either commits first (its case is not found open below) or waits for these.
+        lock_accounts(conn, day0_of)
+        insert = insert_ignoring_conflicts(conn)
+        # Two sweeps at once: the unique index of open cases keeps one per account, and the other
+        # sweep's invoices join it below.
+        opened = conn.execute(
+            insert(dunning_cases).on_conflict_do_nothing(index_elements=["account_id"],
+                                                         index_where=text("status = 'open'"))
+            .returning(dunning_cases.c.id, dunning_cases.c.account_id),
+            [{"account_id": account_id, "day0": day0, "status": "open", "last_step_name": None,
+              "last_step_day": None, "next_step_at": local_midnight_utc(day0, zone), "awaiting_step_name": None,
+              "warned_at": None,
+              "opened_at": as_of, "closed_at": None} for account_id, (day0, zone) in day0_of.items()]).all()
+        case_of = dict(conn.execute(select(dunning_cases.c.account_id, dunning_cases.c.id).where(
+            among(conn, dunning_cases.c.account_id, list(day0_of)), dunning_cases.c.status == "open")).all())
+        added = conn.execute(
+            insert(dunning_case_invoices).on_conflict_do_nothing(index_elements=["invoice_id"])
+            .returning(dunning_case_invoices.c.invoice_id, dunning_case_invoices.c.case_id),
+            [{"invoice_id": row.id, "case_id": case_of[row.account_id], "added_at": as_of} for row in rows]).all()
+        new_cases = {case_id for case_id, _ in opened}
+        account_of = {case_id: account_id for account_id, case_id in case_of.items()}
+        invoices_of: dict[int, list[int]] = defaultdict(list)
+        for invoice_id, case_id in added:
+            invoices_of[case_id].append(invoice_id)
+        # Only what this sweep did: another sweep at once announces its own.
+        insert_rows(conn, outbox, [
+            {"created_at": as_of, "topic": "dunning.case_opened" if case_id in new_cases else "dunning.invoices_joined",
+             "account_id": account_of[case_id], "payload": {"case_id": case_id, "invoice_ids": sorted(ids)},
+             "delivered_at": None} for case_id, ids in sorted(invoices_of.items())])
+    joined = sum(len(ids) for case_id, ids in invoices_of.items() if case_id not in new_cases)
+    return len(opened), joined
+
+
+# -- claiming due cases -----------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class DueCase:
+    notice: NoticeCase  # the case, its account and its unpaid invoices, as a notice needs them
+    snapshot: CaseSnapshot  # where the case stands in the policy in force (`place`)
+    awaiting_step: str | None  # the name of the step whose notice waits for its charges
+    has_card: bool
+    # Past the warning step of the policy in force without a warning day: a policy that gained a
+    # minimum warning, or a warning step, since the case passed it. Counted warned today (and so
+    # recorded), so that its cancellation comes the minimum warning from now, never stuck.
+    warned_now: bool = False
+
+
+def _due_cases_query(as_of: datetime, limit: int, *columns):
+    """The due cases, along ix_dunning_cases_due, the longest due first; parked ones left aside."""
+    return (select(dunning_cases.c.id, dunning_cases.c.account_id, *columns)
+            .join(accounts, accounts.c.id == dunning_cases.c.account_id)
+            .where(dunning_cases.c.status == "open", dunning_cases.c.next_step_at <= as_of,
+                   accounts.c.status.in_(IN_DUNNING), not_parked("dunning_case", dunning_cases.c.id))
+            .order_by(dunning_cases.c.next_step_at, dunning_cases.c.id).limit(limit))
+
+
+def claim_due_cases(conn: Connection, policy: Policy, as_of: datetime, limit: int, *,
+                    case_id: int | None = None) -> list[DueCase]:
+    """Lock up to `limit` due cases and their accounts, the longest due first; read their snapshots."""
+    # Separate statements, each along its indexes, so that a slice costs its own rows whatever the
+    # tables hold: the due cases and their accounts, picked and locked along ix_dunning_cases_due;
+    # then their unpaid invoices; then their cards. (In one statement, the planner may join every
+    # open case.)
+    query = _due_cases_query(as_of, limit, dunning_cases.c.day0, dunning_cases.c.last_step_name,
+                             dunning_cases.c.last_step_day, dunning_cases.c.awaiting_step_name,
+                             dunning_cases.c.warned_at, accounts.c.name, accounts.c.locale, accounts.c.timezone,
+                             accounts.c.status, accounts.c.banner)
+    if case_id is not None:
+        query = query.where(dunning_cases.c.id == case_id)
+    if is_postgres(conn):
+        # Accounts before cases (PostgreSQL locks in this order): a case whose account another worker
+        # holds is skipped before its row is locked. The other way round, the case stayed locked,
+        # unclaimed, and two workers freezing each other's accounts' cases waited for each other.
+        # NO KEY UPDATE, as lock_accounts: it keeps out every other writer of the account but lets
+        # the foreign keys that point at it be checked (a payment batch's new attempt), which FOR
+        # UPDATE blocked: that batch held an invoice this sweep asked a charge for, a deadlock.
+        query = query.with_for_update(of=(accounts, dunning_cases), skip_locked=True, key_share=True)
+    rows = conn.execute(query).all()
+    if not rows:
+        return []
+    unpaid = case_invoices(conn, [row[0] for row in rows], {row[0]: row[9] for row in rows})
+    with_card = set(conn.execute(select(cards.c.account_id).where(
+        among(conn, cards.c.account_id, [row[1] for row in rows]), cards.c.status == "active")).scalars())
+    no_invoices: list[CaseInvoice] = []
+    cases = []
+    places: dict[tuple, int] = {}  # a mass-decline day's cases stand at a handful of steps
+    warning = policy.warning_index
+    # Rows unpacked by position: a slice of a mass-decline day builds a million of these.
+    for (case_id, account_id, day0, last_name, last_day, awaiting_step, warned_at, name, locale, timezone, status,
+         banner) in rows:
+        key = (last_name, last_day, warned_at is not None)
+        last_step = places.get(key)
+        if last_step is None:
+            last_step = places[key] = place(policy, last_name, last_day, warned=warned_at is not None)
+        warned_day = local_date(warned_at, timezone) if warned_at else None
+        unwarned = (warning is not None and last_step >= warning and warned_day is None and awaiting_step is None)
+        if unwarned:
+            warned_day = local_date(as_of, timezone)
+        cases.append(DueCase(
+            NoticeCase(case_id, account_id, day0, name, locale, timezone, status, banner,
+                       unpaid.get(case_id, no_invoices)),
+            CaseSnapshot(day0, last_step, warned_day), awaiting_step, account_id in with_card, unwarned))
+    return cases
+
+
+# -- applying decisions -----------------------------------------------------------------------------
+
+STEP_COLUMNS = ("case_id", "step", "name", "day", "policy_version", "taken_at", "email", "charge_requested")
+RETRY_COLUMNS = ("invoice_id", "reason", "requested_at", "attempt_id")
+
+
+@dataclass(slots=True)
+class _CaseMove:
+    """What a case's row becomes; cases that move alike are written by one UPDATE."""
+
+    last_step: tuple[str, int] | None  # the name and day of the step taken last now; None: as it was
+    next_step_at: datetime | None
+    awaiting_step: str | None
+    warned: bool = False  # its warning's notice is given now (or counted given: `DueCase.warned_now`)
+
+    def key(self) -> tuple:
+        return self.last_step, self.next_step_at, self.awaiting_step, self.warned
+
+
+@dataclass
+class _Slice:
+    moves: dict[tuple, list[int]] = field(default_factory=lambda: defaultdict(list))
+    steps: list[tuple] = field(default_factory=list)
+    retries: list[tuple] = field(default_factory=list)
+    notices: list[tuple[NoticeCase, int, str | None]] = field(default_factory=list)  # (case, step, reason)
+    events: list[tuple] = field(default_factory=list)
+    settled: list[int] = field(default_factory=list)  # cases with nothing left unpaid
+
+
+def apply_decisions(conn: Connection, app: App, cases: list[DueCase], as_of: datetime, report: DunningReport) -> None:
+    policy = app.policy
+    plans = _Plans(policy, as_of)
+    work = _Slice()
+    for case in cases:
+        _apply(case, plans, policy, as_of, work, report)
+
+    # Cases that took the same steps on the same day move to the same state: one UPDATE for each.
+    for (last_step, next_step_at, awaiting_step, warned), case_ids in work.moves.items():
+        values = {"next_step_at": next_step_at, "awaiting_step_name": awaiting_step}
+        if last_step is not None:
+            values["last_step_name"], values["last_step_day"] = last_step
+        if warned:
+            values["warned_at"] = as_of
+        conn.execute(dunning_cases.update().where(among(conn, dunning_cases.c.id, case_ids)).values(**values))
+    # Binary COPY: every value below has its column's Python type.
+    insert_rows(conn, dunning_steps, work.steps, STEP_COLUMNS, binary=True)
+    insert_rows(conn, payment_retries, work.retries, RETRY_COLUMNS, binary=True)
+    report.charges_requested += len(work.retries)
+    given = dunning_notices.give(conn, app, work.notices, as_of)
+    report.notices += len(work.notices)
+    report.emails += given.emails
+    report.cancelled += given.cancelled
+    insert_rows(conn, outbox, chain(given.rows, work.events), OUTBOX_COLUMNS, binary=True)
+    close_settled_cases(conn, app, work.settled, as_of)
+
+
+def _apply(case: DueCase, plans: _Plans, policy: Policy, as_of: datetime, work: _Slice,
+           report: DunningReport) -> None:
+    notice = case.notice
+    if not notice.unpaid:
+        # Paid or credited since the sweep last looked, without closing the case: close it now.
+        work.settled.append(notice.case_id)
+        return
+    decision, plan = plans.decide(case)
+    snapshot = case.snapshot
+    if not decision.changes_anything:  # claimed at a moment that is not yet its next step's day
+        move = _CaseMove(None, plans.moment(next_step_date(
+            policy, snapshot.day0, decision.next_step, warned_on(policy, snapshot)), notice.timezone),
+            case.awaiting_step, case.warned_now)
+        work.moves[move.key()].append(notice.case_id)
+        return
+    retried = [invoice.invoice_id for invoice in notice.unpaid
+               if case.has_card and needs_charge(decision.charge_since, invoice.last_attempt_day)]
+    # A charging step attempts first and tells after: with charges asked for (or still in flight),
+    # its notice waits for their answers; otherwise it is given now. A cancellation too waits for
+    # the answer of a charge in flight (a card update's): it may pay, and nothing is charged after
+    # a cancellation.
+    waits = bool(retried or any(invoice.unsettled or invoice.retry_asked for invoice in notice.unpaid))
+    step = decision.notice_step
+    warned = warned_on(policy, snapshot)
+    warned_now = case.warned_now or (not waits and step == policy.warning_index)
+    if warned_now:
+        warned = plans.today(notice.timezone)
+    waiting_for_warning = waits and step == policy.warning_index
+    next_at = None if decision.cancel or waiting_for_warning else plans.moment(
+        next_step_date(policy, snapshot.day0, decision.next_step, warned), notice.timezone)
+    last = policy.steps[decision.steps[-1]]
+    move = _CaseMove((last.name, last.day), next_at, policy.steps[step].name if waits else None, warned_now)
+    work.moves[move.key()].append(notice.case_id)
+    work.steps.extend((notice.case_id, *row) for row in (plan.charged if retried else plan.uncharged))
+    reason = f"dunning:{notice.case_id}:{last.name}"
+    work.retries.extend((invoice_id, reason, as_of, None) for invoice_id in retried)
+    report.steps_taken += len(decision.steps)
+    if waits:
+        report.notices_waiting += 1
+    else:
+        work.notices.append((notice, step, NO_CARD if not case.has_card else latest_decline(notice.unpaid)))
+    work.events.append((as_of, "dunning.steps_taken", notice.account_id,
+                        {"case_id": notice.case_id, "steps": plan.step_names, "policy_version": policy.version,
+                         "charges_requested": len(retried), "notice": "awaiting_charges" if waits else "given"},
+                        None))
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """The step rows a decision writes (without their case_id), with and without a charge."""
+
+    charged: tuple[tuple, ...]
+    uncharged: tuple[tuple, ...]
+    step_names: list[str]
+
+
+class _Plans:
+    """Decisions and local midnights of one slice, each computed once.
+
+    `evaluate` is pure and reads only a snapshot's dates and last step, so cases that share them
+    share a decision: on a mass-decline day, a slice of thousands holds a handful of them.
+    """
+
+    def __init__(self, policy: Policy, as_of: datetime) -> None:
+        self.policy, self.as_of = policy, as_of
+        self._today: dict[str, date] = {}
+        self._decided: dict[tuple, tuple[Decision, _Plan]] = {}
+        self._midnights: dict[tuple, datetime | None] = {}
+
+    def today(self, timezone: str) -> date:
+        today = self._today.get(timezone)
+        if today is None:
+            today = self._today[timezone] = local_date(self.as_of, timezone)
+        return today
+
+    def decide(self, case: DueCase) -> tuple[Decision, _Plan]:
+        snapshot = case.snapshot
+        today = self.today(case.notice.timezone)
+        key = (snapshot, today)
+        found = self._decided.get(key)
+        if found is None:
+            decision = evaluate(self.policy, snapshot, today)
+            found = self._decided[key] = (decision, self._plan(decision))
+        return found
+
+    def _plan(self, decision: Decision) -> _Plan:
+        policy = self.policy
+        last = decision.steps[-1] if decision.steps else -1
+
+        def rows(charged: bool) -> tuple[tuple, ...]:
+            return tuple((index, policy.steps[index].name, policy.steps[index].day, policy.version, self.as_of,
+                          policy.steps[index].email if index == decision.notice_step else None,
+                          int(charged and index == last)) for index in decision.steps)
+        return _Plan(rows(True), rows(False), [policy.steps[i].name for i in decision.steps])
+
+    def moment(self, day: date | None, timezone: str) -> datetime | None:
+        if day is None:
+            return None
+        key = (day, timezone)
+        if key not in self._midnights:
+            self._midnights[key] = local_midnight_utc(day, timezone)
+        return self._midnights[key]
+
+
+# -- reactivations, and when there is work ----------------------------------------------------------
+
+def expire_reactivations(app: App, as_of: datetime) -> int:
+    """R9.3: a window that ends unpaid leaves the account cancelled; the deletion date stays."""
+    def ended_windows(conn: Connection):
+        return conn.execute(select(reactivations.c.id, reactivations.c.account_id, accounts.c.status,
+                                   accounts.c.banner)
+                            .join(accounts, accounts.c.id == reactivations.c.account_id)
+                            .where(reactivations.c.outcome.is_(None), reactivations.c.ends_at <= as_of)).all()
+
+    with app.engine.begin() as conn:
+        # Their accounts first, then again what has ended: a payment that ended a window paid
+        # meanwhile has committed, and its window is not found here.
+        lock_accounts(conn, {row.account_id for row in ended_windows(conn)})
+        ended = ended_windows(conn)
+        update_rows(conn, reactivations, [{"id": row.id, "outcome": "expired", "ended_at": as_of} for row in ended])
+        insert_rows(conn, outbox, [row for ended_one in ended for row in (
+            {"created_at": as_of, "topic": "reactivation.expired", "account_id": ended_one.account_id,
+             "payload": {"reactivation_id": ended_one.id}, "delivered_at": None},
+            # The owner's banner goes back to the cancelled page.
+            {"created_at": as_of, "topic": "account.dunning_state", "account_id": ended_one.account_id,
+             "payload": {"status": ended_one.status, "banners": banners_seen(ended_one.banner, ended_one.status)},
+             "delivered_at": None})])
+    return len(ended)
+
+
+# A schedule the open cases were not scheduled under: work due as soon as the sweep can run.
+AT_ONCE = datetime.min.replace(tzinfo=UTC)
+
+
+def next_dunning_at(conn: Connection, app: App) -> datetime | None:
+    if conn.execute(select(dunning_schedule.c.schedule_key)).scalar() != app.policy.schedule_key and conn.execute(
+            select(dunning_cases.c.id).where(dunning_cases.c.status == "open",
+                                             dunning_cases.c.next_step_at.is_not(None)).limit(1)).first():
+        return AT_ONCE
+    moments = [
+        conn.execute(select(func.min(dunning_cases.c.next_step_at)).where(
+            dunning_cases.c.status == "open", not_parked("dunning_case", dunning_cases.c.id))).scalar(),
+        conn.execute(select(func.min(reactivations.c.ends_at)).where(reactivations.c.outcome.is_(None))).scalar(),
+        conn.execute(select(func.min(invoices.c.issued_at)).join(accounts, accounts.c.id == invoices.c.account_id)
+                     .where(unpaid_renewal_invoices(), accounts.c.status.in_(IN_DUNNING))).scalar(),
+    ]
+    moments = [m for m in moments if m is not None]
+    return min(moments) if moments else None

@@ -1,0 +1,1 @@
+"""Events and e-mails, written in the transaction that causes them, read by delivery."""

@@ -1,0 +1,202 @@
+"""The payment batch (R5.3, R7.1): charge open invoices, crash-safe and exactly once.
+
+For each slice: claim chargeable invoices and commit one `pending` attempt per invoice, with
+its own idempotency key, before any gateway call; call the gateway concurrently under the rate
+cap; then settle the attempts, the invoices paid, and the outbox, in one transaction.
+An invoice is chargeable when it is open, its account has a card, no attempt on it is
+unsettled, and either it was never attempted or a retry was requested since (R7.1: a card
+update asks for one). A partial unique index refuses a second unsettled attempt on an invoice,
+so two collectors at once never charge it twice.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy import Connection, and_, exists, func, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from renewly.adapters.db.bulk import among, insert_rows, is_postgres
+from renewly.adapters.db.tables import (
+    accounts,
+    cards,
+    gateway_customers,
+    invoices,
+    payment_attempts,
+    payment_retries,
+    reactivations,
+)
+from renewly.billing.issuing import amount_due
+from renewly.billing.rules.invoices import InvoiceKind, InvoiceStatus
+from renewly.bootstrap import App
+from renewly.payments.attempts import Claim, ask_safely, settle_attempts, wall_clock
+from renewly.payments.janitor import settle_unsettled_attempts
+from renewly.payments.rate_limit import GatewayCalls, TokenBucket
+from renewly.payments.rules.charges import UNSETTLED, AttemptStatus, ChargeRequest, GatewayResult, Outcome, attempt_key
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class CollectReport:
+    attempted: int = 0
+    succeeded: int = 0
+    declined: int = 0
+    unknown: int = 0
+    settled_by_janitor: int = 0
+    collected: dict[str, int] = field(default_factory=dict)  # currency -> minor units
+
+    @property
+    def did_anything(self) -> bool:
+        return bool(self.attempted or self.settled_by_janitor)
+
+
+def collect_due(app: App, as_of: datetime, *, bucket: TokenBucket | None = None, on_slice=None) -> CollectReport:
+    settings = app.settings.payments
+    report = CollectReport()
+    bucket = bucket or TokenBucket(settings.rate_limit_per_second)
+    report.settled_by_janitor = settle_unsettled_attempts(app, as_of, bucket=bucket)
+    with GatewayCalls(lambda claim: _charge(app, claim.request), concurrency=settings.concurrency,
+                      bucket=bucket) as calls:
+        # The next slice is claimed (its pending attempts committed) and queued while the previous
+        # one is still at the gateway, then the previous one is settled: the gateway is never idle
+        # between slices, and at most two slices are in flight.
+        in_flight = None
+        while True:
+            # Asked to stop: no new slice; the one at the gateway is settled, its answers recorded.
+            claims = [] if app.stop.asked else claim_slice(app, as_of, settings.slice_size)
+            queued = (claims, calls.submit(claims))
+            if in_flight:
+                _settle(app, as_of, *in_flight, report, on_slice)
+            if not claims:
+                break
+            in_flight = queued
+    return report
+
+
+def _settle(app: App, as_of: datetime, claims: list[Claim], calls: list[Future[GatewayResult]],
+            report: CollectReport, on_slice) -> None:
+    results = [call.result() for call in calls]
+    with app.engine.begin() as conn:
+        settle_attempts(conn, app, list(zip(claims, results)), as_of)
+    for claim, result in zip(claims, results):
+        report.attempted += 1
+        if result.outcome == Outcome.SUCCEEDED:
+            report.succeeded += 1
+            currency = claim.request.currency
+            report.collected[currency] = report.collected.get(currency, 0) + claim.request.amount
+        elif result.outcome == Outcome.DECLINED:
+            report.declined += 1
+        else:
+            report.unknown += 1
+    if on_slice:
+        on_slice(len(claims))
+
+
+def _charge(app: App, request: ChargeRequest) -> GatewayResult:
+    return ask_safely(lambda: app.gateway.charge(request), request.idempotency_key)
+
+
+def chargeable_invoices():
+    """Open invoices to charge now: never attempted, or asked for again (a dunning step, a card
+    update), with no attempt still unanswered. A cancelled account is charged only through a
+    temporary reactivation (R9.2): for a retry its owner asked for during the window."""
+    unsettled = exists().where(payment_attempts.c.invoice_id == invoices.c.id,
+                               payment_attempts.c.status.in_([s.value for s in UNSETTLED]))
+    attempted = exists().where(payment_attempts.c.invoice_id == invoices.c.id)
+    retry_requested = exists().where(payment_retries.c.invoice_id == invoices.c.id,
+                                     payment_retries.c.attempt_id.is_(None))
+    # Asked for while a window was open, charged even if it has ended since: the owner did in time
+    # what the banner said (the card update at 23:30 on its last day is charged by the next batch).
+    asked_in_window = exists().where(
+        payment_retries.c.invoice_id == invoices.c.id, payment_retries.c.attempt_id.is_(None),
+        exists().where(reactivations.c.account_id == invoices.c.account_id,
+                       reactivations.c.granted_at <= payment_retries.c.requested_at,
+                       payment_retries.c.requested_at < reactivations.c.ends_at))
+    return and_(invoices.c.status == InvoiceStatus.OPEN.value, invoices.c.kind == InvoiceKind.INVOICE.value,
+                ~unsettled, or_(and_(accounts.c.status.in_(("active", "past_due")), or_(~attempted, retry_requested)),
+                                and_(accounts.c.status == "cancelled", asked_in_window)))
+
+
+def claim_slice(app: App, as_of: datetime, limit: int) -> list[Claim]:
+    """Commit a pending attempt for each of up to `limit` chargeable invoices; returns what to charge."""
+    lease = wall_clock() + timedelta(seconds=app.settings.payments.lease_seconds)
+    attempts_so_far = select(func.count()).where(payment_attempts.c.invoice_id == invoices.c.id).scalar_subquery()
+    retried = exists().where(payment_retries.c.invoice_id == invoices.c.id, payment_retries.c.attempt_id.is_(None))
+    query = (select(invoices.c.id, invoices.c.account_id, invoices.c.currency, invoices.c.number,
+                    amount_due().label("due"), attempts_so_far.label("attempts"), retried.label("retried"),
+                    cards.c.id.label("card_id"), cards.c.token, gateway_customers.c.customer)
+             .join(accounts, accounts.c.id == invoices.c.account_id)
+             .join(cards, and_(cards.c.account_id == invoices.c.account_id, cards.c.status == "active"))
+             .join(gateway_customers, gateway_customers.c.account_id == invoices.c.account_id)
+             .where(chargeable_invoices(), invoices.c.issued_at <= as_of)
+             .order_by(invoices.c.id).limit(limit))
+    with app.engine.begin() as conn:
+        if is_postgres(conn):
+            query = query.with_for_update(of=invoices, skip_locked=True)
+        claims = [Claim(
+            invoice_id=row.id, account_id=row.account_id, number=row.attempts + 1, card_id=row.card_id,
+            reason="retry" if row.retried else "issued", lease=lease,
+            request=ChargeRequest(customer=row.customer, card_token=row.token, amount=int(row.due),
+                                  currency=row.currency, idempotency_key=attempt_key(row.id, row.attempts + 1),
+                                  description=f"Invoice {row.number}"))
+            for row in conn.execute(query) if row.due > 0]
+        claims = _write_pending(conn, claims, as_of, lease)
+        # The attempt fulfils every request open on its invoice: a step's and a card update's
+        # asked at once make one charge. (A request made after this claim waits for the invoice's
+        # row lock, so it is left for the next batch, with the card it was made for.)
+        retried_ids = [claim.invoice_id for claim in claims if claim.reason == "retry"]
+        if retried_ids:
+            # The invoice's one unanswered attempt is the one just written (a unique index says so).
+            pending = (select(payment_attempts.c.id)
+                       .where(payment_attempts.c.invoice_id == payment_retries.c.invoice_id,
+                              payment_attempts.c.status == AttemptStatus.PENDING.value).scalar_subquery())
+            conn.execute(payment_retries.update().where(among(conn, payment_retries.c.invoice_id, retried_ids),
+                                                        payment_retries.c.attempt_id.is_(None))
+                         .values(attempt_id=pending))
+    return claims
+
+
+def _write_pending(conn: Connection, claims: list[Claim], as_of: datetime, lease: datetime) -> list[Claim]:
+    """Insert the pending attempts; returns the claims that got in, with their attempt ids."""
+    rows = [{"invoice_id": c.invoice_id, "account_id": c.account_id, "number": c.number,
+             "idempotency_key": c.request.idempotency_key, "card_id": c.card_id, "amount": c.request.amount,
+             "currency": c.request.currency, "status": AttemptStatus.PENDING.value, "reason": c.reason,
+             "created_at": as_of, "lease_expires_at": lease} for c in claims]
+    if not rows:
+        return []
+    try:
+        with conn.begin_nested():
+            insert_rows(conn, payment_attempts, rows)
+    except IntegrityError:
+        # Another collector took some of these invoices between our read and our write (READ
+        # COMMITTED allows it): the unique indexes refused them; keep the others, one by one.
+        for row in rows:
+            try:
+                with conn.begin_nested():
+                    conn.execute(payment_attempts.insert().values(**row))
+            except IntegrityError:
+                continue
+    ours = dict(conn.execute(select(payment_attempts.c.idempotency_key, payment_attempts.c.id).where(
+        payment_attempts.c.idempotency_key.in_([row["idempotency_key"] for row in rows]),
+        payment_attempts.c.status == AttemptStatus.PENDING.value,
+        payment_attempts.c.lease_expires_at == lease)).all())
+    return [replace(c, attempt_id=ours[c.request.idempotency_key]) for c in claims
+            if c.request.idempotency_key in ours]
+
+
+def next_collect_at(conn: Connection) -> datetime | None:
+    """When the payment batch next has work: the earliest chargeable invoice or unsettled attempt."""
+    query = (select(func.min(invoices.c.issued_at)).select_from(invoices)
+             .join(accounts, accounts.c.id == invoices.c.account_id)
+             .where(chargeable_invoices(),
+                    exists().where(cards.c.account_id == invoices.c.account_id, cards.c.status == "active")))
+    first_invoice = conn.execute(query).scalar()
+    first_unsettled = conn.execute(select(func.min(payment_attempts.c.created_at))
+                                   .where(payment_attempts.c.status.in_([s.value for s in UNSETTLED]))).scalar()
+    moments = [m for m in (first_invoice, first_unsettled) if m is not None]
+    return min(moments) if moments else None
+

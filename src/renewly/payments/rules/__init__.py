@@ -1,0 +1,1 @@
+"""What payments decide, pure: outcomes, attempt keys, card expiry, declines in words."""

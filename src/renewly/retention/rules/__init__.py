@@ -1,0 +1,1 @@
+"""What retention decides, pure: pseudonyms for the audit log."""

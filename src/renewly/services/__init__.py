@@ -1,1 +1,0 @@
-"""Use cases, one function each: load a snapshot, decide with the domain, apply in one transaction."""

@@ -1,0 +1,1 @@
+"""The kernel every concept shares, pure: money, calendar, errors."""

@@ -1,0 +1,315 @@
+"""R4 billing contacts: added only with the owner's consent, removable by themselves or the owner,
+and then on every billing e-mail."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from renewly.accounts.accounts import add_member
+from renewly.accounts.contacts import approve_contact, list_contacts, refuse_contact, remove_contact, request_contact
+from renewly.adapters.db.tables import accounts, audit_log, billing_contacts, metadata, outbox
+from renewly.batches.scheduler import advance
+from renewly.outbox.emails import billing_recipients
+from renewly.shared.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from tests.builders import OPERATOR, customer, subscribed, with_card
+
+OWNER = "owner@acme.test"
+ADMIN = "admin@acme.test"
+ACCOUNTANT = "books@accountants.test"
+
+
+def emails(app, kind: str | None = None) -> list[dict]:
+    with app.engine.connect() as conn:
+        payloads = conn.execute(select(outbox.c.payload).where(outbox.c.topic == "email").order_by(outbox.c.id))
+        return [p for p in payloads.scalars() if kind is None or p["kind"] == kind]
+
+
+def events(app, topic: str) -> list[dict]:
+    with app.engine.connect() as conn:
+        return list(conn.execute(select(outbox.c.payload).where(outbox.c.topic == topic)
+                                 .order_by(outbox.c.id)).scalars())
+
+
+def recipients(app, account_id: int) -> list[str]:
+    with app.engine.connect() as conn:
+        return billing_recipients(conn, [account_id])[account_id]
+
+
+def listed(app, account_id: int) -> list[tuple[str, str]]:
+    return [(row["email"], "owner" if row["owner"] else row["status"]) for row in list_contacts(app, account_id)]
+
+
+def everything(app) -> dict[str, list]:
+    with app.engine.connect() as conn:
+        return {table.name: conn.execute(select(table).order_by(*table.primary_key.columns)).all()
+                for table in metadata.sorted_tables}
+
+
+def acme_with_admin(app, locale: str = "en") -> int:
+    account_id = customer(app, locale=locale)
+    add_member(app, account_id, email=ADMIN, role="admin", actor=OPERATOR)
+    return account_id
+
+
+# -- R4.1 a request waits for the owner's consent ------------------------------------------------------
+
+def test_r4_1_a_request_adds_nothing_and_asks_the_owner_for_consent(app):
+    account_id = acme_with_admin(app)
+    assert request_contact(app, account_id, email="Books@Accountants.test", requested_by=ADMIN) == "requested"
+    assert recipients(app, account_id) == [OWNER]
+    assert listed(app, account_id) == [(OWNER, "owner"), (ACCOUNTANT, "requested")]
+    [consent] = emails(app)
+    assert (consent["kind"], consent["locale"], consent["recipients"]) == ("contact_request", "en", [OWNER])
+    assert ADMIN in consent["subject"] and ACCOUNTANT in consent["subject"]
+    assert ADMIN in consent["body"] and ACCOUNTANT in consent["body"] and "consent" in consent["body"]
+    assert events(app, "billing_contact.added") == []
+
+
+def test_r4_1_the_consent_email_is_in_the_accounts_language(app):
+    account_id = acme_with_admin(app, locale="fr")
+    request_contact(app, account_id, email=ACCOUNTANT, requested_by=ADMIN)
+    [consent] = emails(app, "contact_request")
+    assert consent["locale"] == "fr"
+    assert consent["subject"] == f"{ADMIN} demande d'ajouter {ACCOUNTANT} aux contacts de facturation de Acme"
+    assert "Rien ne change sans votre accord" in consent["body"]
+
+
+def test_r4_1_a_stranger_may_ask_for_their_own_address(app):
+    account_id = customer(app)
+    request_contact(app, account_id, email=ACCOUNTANT, requested_by=ACCOUNTANT)
+    [consent] = emails(app, "contact_request")
+    assert consent["recipients"] == [OWNER] and ACCOUNTANT in consent["subject"]
+    assert recipients(app, account_id) == [OWNER]
+
+
+def test_r4_1_the_owners_approval_adds_the_contact_audited_announced_and_welcomed(app):
+    account_id = acme_with_admin(app)
+    request_contact(app, account_id, email=ACCOUNTANT, requested_by=ADMIN)
+    approve_contact(app, account_id, email=ACCOUNTANT, acting_email="Owner@Acme.test")
+    assert recipients(app, account_id) == [OWNER, ACCOUNTANT]
+    assert listed(app, account_id) == [(OWNER, "owner"), (ACCOUNTANT, "active")]
+    assert events(app, "billing_contact.added") == [{"account_id": account_id, "email": ACCOUNTANT}]
+    [welcome] = emails(app, "contact_added")
+    assert (welcome["recipients"], welcome["locale"]) == ([ACCOUNTANT], "en")
+    assert welcome["subject"] == "You are now a billing contact of Acme" and OWNER in welcome["body"]
+    with app.engine.connect() as conn:
+        trail = conn.execute(select(audit_log.c.actor, audit_log.c.action, audit_log.c.details)
+                             .where(audit_log.c.action.like("billing_contact.%")).order_by(audit_log.c.id)).all()
+    assert [tuple(row) for row in trail] == [(ADMIN, "billing_contact.requested", {"email": ACCOUNTANT}),
+                                             (OWNER, "billing_contact.added", {"email": ACCOUNTANT})]
+
+
+def test_r4_1_only_the_owner_may_approve_and_the_refusal_names_the_owner(app):
+    account_id = acme_with_admin(app)
+    request_contact(app, account_id, email=ACCOUNTANT, requested_by=ADMIN)
+    before = everything(app)
+    for someone in (ADMIN, ACCOUNTANT, "owner@other.test"):
+        with pytest.raises(NotAllowed) as refused:
+            approve_contact(app, account_id, email=ACCOUNTANT, acting_email=someone)
+        assert refused.value.code == "owner_required" and OWNER in refused.value.message
+    assert everything(app) == before
+    assert recipients(app, account_id) == [OWNER]
+
+
+def test_r4_1_the_owner_may_refuse_and_the_address_gets_nothing(app):
+    account_id = acme_with_admin(app)
+    request_contact(app, account_id, email=ACCOUNTANT, requested_by=ADMIN)
+    with pytest.raises(NotAllowed):
+        refuse_contact(app, account_id, email=ACCOUNTANT, acting_email=ADMIN)
+    refuse_contact(app, account_id, email=ACCOUNTANT, acting_email=OWNER)
+    assert recipients(app, account_id) == [OWNER]
+    assert listed(app, account_id) == [(OWNER, "owner")]
+    assert emails(app, "contact_added") == []
+    with pytest.raises(NotFound):  # a refused request cannot be approved afterwards
+        approve_contact(app, account_id, email=ACCOUNTANT, acting_email=OWNER)
+    # Asking again is a new request, which waits for the owner again.
+    assert request_contact(app, account_id, email=ACCOUNTANT, requested_by=ACCOUNTANT) == "requested"
+    assert len(emails(app, "contact_request")) == 2
+
+
+def test_r4_1_the_owners_own_request_is_consent_and_adds_at_once(app):
+    account_id = customer(app)
+    assert request_contact(app, account_id, email=ACCOUNTANT, requested_by=OWNER) == "active"
+    assert recipients(app, account_id) == [OWNER, ACCOUNTANT]
+    assert emails(app, "contact_request") == []
+    assert [e["recipients"] for e in emails(app, "contact_added")] == [[ACCOUNTANT]]
+
+
+def test_r4_1_approving_an_unknown_request_is_refused(app):
+    account_id = customer(app)
+    before = everything(app)
+    with pytest.raises(NotFound) as refused:
+        approve_contact(app, account_id, email=ACCOUNTANT, acting_email=OWNER)
+    assert refused.value.code == "unknown_contact_request" and ACCOUNTANT in refused.value.message
+    assert everything(app) == before
+
+
+@pytest.mark.parametrize("address", ["not-an-email", "", "two@@acme.test", "me@localhost"])
+def test_r4_1_an_address_that_is_not_an_email_is_refused(app, address):
+    account_id = customer(app)
+    before = everything(app)
+    with pytest.raises(InvalidInput) as refused:
+        request_contact(app, account_id, email=address, requested_by=ADMIN)
+    assert refused.value.code == "invalid_email"
+    assert everything(app) == before
+
+
+def test_r4_1_a_duplicate_request_or_an_existing_contact_or_the_owner_is_refused(app):
+    account_id = acme_with_admin(app)
+    request_contact(app, account_id, email=ACCOUNTANT, requested_by=ADMIN)
+    before = everything(app)
+    with pytest.raises(Conflict) as refused:
+        request_contact(app, account_id, email=ACCOUNTANT.upper(), requested_by=ACCOUNTANT)
+    assert refused.value.code == "contact_already_requested"
+    with pytest.raises(Conflict) as refused:
+        request_contact(app, account_id, email=OWNER, requested_by=ADMIN)
+    assert refused.value.code == "contact_is_owner"
+    assert everything(app) == before
+    approve_contact(app, account_id, email=ACCOUNTANT, acting_email=OWNER)
+    with pytest.raises(Conflict) as refused:
+        request_contact(app, account_id, email=ACCOUNTANT, requested_by=ADMIN)
+    assert refused.value.code == "contact_exists"
+
+
+def test_r4_1_a_request_on_an_unknown_account_is_refused(app):
+    with pytest.raises(NotFound) as refused:
+        request_contact(app, 404, email=ACCOUNTANT, requested_by=ADMIN)
+    assert refused.value.code == "unknown_account"
+
+
+def test_r4_1_a_deleted_account_refuses_every_contact_change(app):
+    account_id = acme_with_admin(app)
+    request_contact(app, account_id, email=ACCOUNTANT, requested_by=ADMIN)
+    request_contact(app, account_id, email="cfo@acme.test", requested_by=OWNER)
+    with app.engine.begin() as conn:  # as the deletion batch (R10) leaves it
+        conn.execute(accounts.update().where(accounts.c.id == account_id).values(status="deleted"))
+    before = everything(app)
+    attempts = [
+        lambda: request_contact(app, account_id, email="new@acme.test", requested_by=ADMIN),
+        lambda: approve_contact(app, account_id, email=ACCOUNTANT, acting_email=OWNER),
+        lambda: refuse_contact(app, account_id, email=ACCOUNTANT, acting_email=OWNER),
+        lambda: remove_contact(app, account_id, email="cfo@acme.test", acting_email=OWNER),
+        lambda: list_contacts(app, account_id),
+    ]
+    for attempt in attempts:
+        with pytest.raises(NotAllowed) as refused:
+            attempt()
+        assert refused.value.code == "account_deleted"
+    assert everything(app) == before
+
+
+# -- R4.2 removal: oneself, or anyone by the owner; never the owner ----------------------------------------
+
+def approved(app, account_id: int, *addresses: str) -> None:
+    for address in addresses:
+        request_contact(app, account_id, email=address, requested_by=ADMIN)
+        approve_contact(app, account_id, email=address, acting_email=OWNER)
+
+
+def test_r4_2_a_contact_removes_themselves(app):
+    account_id = acme_with_admin(app)
+    approved(app, account_id, ACCOUNTANT, "cfo@acme.test")
+    remove_contact(app, account_id, email=ACCOUNTANT, acting_email="Books@Accountants.test")
+    assert recipients(app, account_id) == [OWNER, "cfo@acme.test"]
+    assert events(app, "billing_contact.removed") == [{"account_id": account_id, "email": ACCOUNTANT}]
+    with pytest.raises(NotFound) as refused:  # already off the list
+        remove_contact(app, account_id, email=ACCOUNTANT, acting_email=ACCOUNTANT)
+    assert refused.value.code == "unknown_contact"
+
+
+def test_r4_2_the_owner_removes_anyone(app):
+    account_id = acme_with_admin(app)
+    approved(app, account_id, ACCOUNTANT, "cfo@acme.test")
+    remove_contact(app, account_id, email="cfo@acme.test", acting_email=OWNER)
+    assert listed(app, account_id) == [(OWNER, "owner"), (ACCOUNTANT, "active")]
+    assert recipients(app, account_id) == [OWNER, ACCOUNTANT]
+
+
+def test_r4_2_no_one_else_removes_a_contact(app):
+    account_id = acme_with_admin(app)
+    approved(app, account_id, ACCOUNTANT, "cfo@acme.test")
+    before = everything(app)
+    for someone in (ADMIN, "cfo@acme.test"):
+        with pytest.raises(NotAllowed) as refused:
+            remove_contact(app, account_id, email=ACCOUNTANT, acting_email=someone)
+        assert refused.value.code == "owner_required" and OWNER in refused.value.message
+    assert everything(app) == before
+
+
+def test_r4_2_the_owner_cannot_be_removed_by_anyone(app):
+    account_id = acme_with_admin(app)
+    approved(app, account_id, ACCOUNTANT)
+    before = everything(app)
+    for someone in (OWNER, ADMIN, ACCOUNTANT):
+        with pytest.raises(NotAllowed) as refused:
+            remove_contact(app, account_id, email=OWNER, acting_email=someone)
+        assert refused.value.code == "owner_is_contact"
+    assert everything(app) == before
+    assert recipients(app, account_id) == [OWNER, ACCOUNTANT]
+
+
+def test_r4_2_a_requested_address_withdraws_its_request_and_can_ask_again(app):
+    account_id = acme_with_admin(app)
+    request_contact(app, account_id, email=ACCOUNTANT, requested_by=ADMIN)
+    remove_contact(app, account_id, email=ACCOUNTANT, acting_email=ACCOUNTANT)
+    assert listed(app, account_id) == [(OWNER, "owner")]
+    with pytest.raises(NotFound):
+        approve_contact(app, account_id, email=ACCOUNTANT, acting_email=OWNER)
+    request_contact(app, account_id, email=ACCOUNTANT, requested_by=ACCOUNTANT)
+    approve_contact(app, account_id, email=ACCOUNTANT, acting_email=OWNER)
+    assert recipients(app, account_id) == [OWNER, ACCOUNTANT]
+    with app.engine.connect() as conn:
+        history = conn.execute(select(billing_contacts.c.status).order_by(billing_contacts.c.id)).scalars().all()
+    assert history == ["removed", "active"]
+
+
+def test_r4_2_the_list_shows_the_owner_first_then_active_then_requested(app):
+    account_id = acme_with_admin(app)
+    request_contact(app, account_id, email="later@acme.test", requested_by=ADMIN)
+    approved(app, account_id, ACCOUNTANT)
+    request_contact(app, account_id, email="refused@acme.test", requested_by=ADMIN)
+    refuse_contact(app, account_id, email="refused@acme.test", acting_email=OWNER)
+    rows = list_contacts(app, account_id)
+    assert [(r["email"], r["status"], r["owner"], r["requested_by"]) for r in rows] == [
+        (OWNER, "active", True, None), (ACCOUNTANT, "active", False, ADMIN),
+        ("later@acme.test", "requested", False, ADMIN)]
+
+
+# -- R4.3 billing e-mails go to the owner and every active contact ------------------------------------------
+
+def test_r4_3_billing_recipients_are_the_owner_and_the_active_contacts_only(app):
+    account_id = acme_with_admin(app)
+    other_id = customer(app, name="Other", owner="boss@other.test")
+    approved(app, account_id, ACCOUNTANT, "cfo@acme.test")
+    request_contact(app, account_id, email="waiting@acme.test", requested_by=ADMIN)
+    request_contact(app, account_id, email="refused@acme.test", requested_by=ADMIN)
+    refuse_contact(app, account_id, email="refused@acme.test", acting_email=OWNER)
+    remove_contact(app, account_id, email="cfo@acme.test", acting_email="cfo@acme.test")
+    with app.engine.connect() as conn:
+        found = billing_recipients(conn, [account_id, other_id])
+    assert found == {account_id: [OWNER, ACCOUNTANT], other_id: ["boss@other.test"]}
+
+
+def test_r4_3_a_payment_failure_email_goes_to_the_owner_and_every_approved_contact(app):
+    account_id, _ = subscribed(app, card="4000000000000341")  # saved, but every charge is declined
+    add_member(app, account_id, email=ADMIN, role="admin", actor=OPERATOR)
+    approved(app, account_id, ACCOUNTANT)
+    request_contact(app, account_id, email="waiting@acme.test", requested_by=ADMIN)
+    advance(app, timedelta(hours=2))  # the payment batch is declined, dunning takes day 0
+    [failure] = emails(app, "payment_failed_1")
+    assert failure["recipients"] == [OWNER, ACCOUNTANT]
+
+
+def test_r4_3_the_payment_confirmation_goes_to_every_contact_too(app):
+    account_id, _ = subscribed(app, card="4000000000000341")
+    approved(app, account_id, ACCOUNTANT)
+    advance(app, timedelta(hours=2))
+    remove_contact(app, account_id, email=ACCOUNTANT, acting_email=ACCOUNTANT)
+    approved(app, account_id, "cfo@acme.test")
+    with_card(app, account_id)  # a good card: the next payment batch retries and succeeds (R7.1)
+    advance(app, timedelta(hours=2))
+    [confirmation] = emails(app, "payment_confirmed")
+    assert confirmation["recipients"] == [OWNER, "cfo@acme.test"]

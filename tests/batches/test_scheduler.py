@@ -1,0 +1,169 @@
+"""The scheduler: `advance` moves the test clock and runs each batch due on the way, in time order;
+renewals fall due at local midnight of the renewal date, in the account's time zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from renewly.adapters.db.tables import batch_runs, invoices
+from renewly.batches.scheduler import advance, run_all
+from renewly.billing.invoices import list_invoices
+from renewly.billing.subscriptions import create_subscription
+from renewly.bootstrap import bootstrap
+from renewly.config.settings import load_settings
+from renewly.shared.errors import InvalidInput
+from tests.builders import OPERATOR, customer, subscribed, team_plan, with_card
+
+HOUR = timedelta(hours=1)
+
+
+def at(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)
+
+
+def test_advance_runs_the_batches_due_on_the_way_in_time_order_day_by_day(app):
+    plan = team_plan(app)
+    for n, start in enumerate((date(2026, 1, 2), date(2026, 1, 3), date(2026, 1, 5))):
+        subscribed(app, plan=plan, start=start, name=f"Customer {n}", owner=f"owner{n}@acme.test")
+    assert list_invoices(app) == []  # all three start later
+
+    runs = advance(app, timedelta(days=7)).runs
+
+    renewals = [(run.at, run.report.invoices_issued) for run in runs
+                if run.batch == "renew" and run.report.invoices_issued]
+    assert renewals == [(at(2026, 1, 2), 1), (at(2026, 1, 3), 1), (at(2026, 1, 5), 1)]
+    assert [run.at for run in runs] == sorted(run.at for run in runs)  # time never goes back
+    # One tick does everything due at its instant: the billing chain runs again while one of its
+    # batches made work for another (the renewal's charge is made in the tick that issues it).
+    assert [(run.batch, run.report.did_anything) for run in runs if run.at == at(2026, 1, 2)][:6] == [
+        ("collect", False), ("dunning", False), ("renew", True), ("collect", True), ("dunning", False),
+        ("renew", False)]
+    assert [run.batch for run in runs if run.at == at(2026, 1, 2)][-2:] == ["void-verifications", "retention"]
+    assert all(run.at.minute == run.at.second == 0 for run in runs)  # on the hourly ticks
+    assert [(i["issue_date"], i["status"]) for i in list_invoices(app)] == [
+        (date(2026, 1, 2), "paid"), (date(2026, 1, 3), "paid"), (date(2026, 1, 5), "paid")]  # collected at once
+    assert app.clock.now() == at(2026, 1, 8)
+
+
+def test_advance_without_batches_runs_nothing_and_one_later_run_invoices_each_missed_period_once(app):
+    account_id, _ = subscribed(app)
+
+    assert advance(app, timedelta(days=100), run_batches=False).runs == []
+
+    assert app.clock.now() == at(2026, 4, 11)
+    assert len(list_invoices(app, account_id)) == 1
+    with app.engine.connect() as conn:
+        assert conn.execute(select(batch_runs)).all() == []
+    [renewal] = [run for run in run_all(app, app.clock.now()) if run.batch == "renew"]
+    assert renewal.report.invoices_issued == 3
+    [again] = [run for run in run_all(app, app.clock.now()) if run.batch == "renew"]
+    assert again.report.invoices_issued == 0
+    periods = [(i["number"], i["period_start"], i["period_end"]) for i in list_invoices(app, account_id)]
+    assert periods == [("2026-000001", date(2026, 1, 1), date(2026, 2, 1)),
+                       ("2026-000002", date(2026, 2, 1), date(2026, 3, 1)),
+                       ("2026-000003", date(2026, 3, 1), date(2026, 4, 1)),
+                       ("2026-000004", date(2026, 4, 1), date(2026, 5, 1))]
+
+
+@pytest.mark.parametrize("by", [timedelta(0), -HOUR])
+def test_advance_refuses_to_go_backwards_or_stand_still(app, by):
+    with pytest.raises(InvalidInput) as refused:
+        advance(app, by)
+    assert refused.value.code == "clock_backwards"
+    assert app.clock.now() == at(2026, 1, 1)
+
+
+def test_advance_refuses_to_move_a_system_clock(databases, db_kind, tmp_path):
+    settings = load_settings(config_file=None, database_url=databases.fresh_url(db_kind), clock="system",
+                             payments={"simulator_url": f"sqlite:///{tmp_path}/gateway.db"})
+    system = bootstrap(settings)
+    try:
+        with pytest.raises(InvalidInput) as refused:
+            advance(system, timedelta(days=1))
+        assert refused.value.code == "not_test_clock"
+    finally:
+        system.engine.dispose()
+
+
+def renewals_in_hourly_steps(app, until: datetime) -> dict[tuple[str, date], datetime]:
+    """Walk the test clock to `until` an hour at a time; which periods were invoiced on the way, and when."""
+    query = select(invoices.c.id, invoices.c.account_id, invoices.c.period_start, invoices.c.issued_at)
+    with app.engine.connect() as conn:
+        before = {row.id for row in conn.execute(query)}
+    while app.clock.now() < until:
+        advance(app, HOUR)
+    with app.engine.connect() as conn:
+        rows = conn.execute(query.where(invoices.c.kind == "invoice")).all()
+    return {(row.account_id, row.period_start): row.issued_at for row in rows if row.id not in before}
+
+
+def monthly_customers(app, anchors: list[date]) -> dict[str, int]:
+    """A Paris and a Los Angeles account, each with a monthly subscription on each anchor."""
+    plan = team_plan(app)
+    found = {}
+    for zone in ("Europe/Paris", "America/Los_Angeles"):
+        owner = f"owner@{zone.split('/')[1].lower()}.test"
+        found[zone] = account_id = customer(app, name=zone, owner=owner, timezone=zone)
+        with_card(app, account_id, owner=owner)
+        for anchor in anchors:
+            create_subscription(app, account_id, plan_code=plan, seats=1, start=anchor, actor=OPERATOR)
+    return found
+
+
+def test_renewals_fall_due_at_local_midnight_across_the_spring_change(databases, db_kind):
+    # Paris moves to summer time on Sunday 29 March 2026 at 01:00 UTC, Los Angeles on 8 March.
+    app = databases.fresh_app(db_kind, start=at(2026, 3, 1))
+    customers = monthly_customers(app, [date(2026, 1, 29), date(2026, 1, 30), date(2026, 1, 31)])
+    advance(app, at(2026, 3, 28, 12) - app.clock.now())
+    paris, los_angeles = customers["Europe/Paris"], customers["America/Los_Angeles"]
+
+    renewed = renewals_in_hourly_steps(app, until=at(2026, 3, 31, 12))
+
+    assert renewed == {
+        (paris, date(2026, 3, 29)): at(2026, 3, 28, 23),  # midnight, still UTC+1
+        (paris, date(2026, 3, 30)): at(2026, 3, 29, 22),  # midnight, now UTC+2
+        (paris, date(2026, 3, 31)): at(2026, 3, 30, 22),
+        (los_angeles, date(2026, 3, 29)): at(2026, 3, 29, 7),  # UTC-7 all along
+        (los_angeles, date(2026, 3, 30)): at(2026, 3, 30, 7),
+        (los_angeles, date(2026, 3, 31)): at(2026, 3, 31, 7),
+    }
+
+
+def test_renewals_fall_due_at_local_midnight_across_the_autumn_change(databases, db_kind):
+    # Paris goes back to winter time on Sunday 25 October 2026, Los Angeles on Sunday 1 November.
+    app = databases.fresh_app(db_kind, start=at(2026, 10, 20))
+    customers = monthly_customers(app, [date(2026, 9, 25), date(2026, 9, 26), date(2026, 10, 1), date(2026, 10, 2)])
+    advance(app, at(2026, 10, 24, 12) - app.clock.now())
+    paris, los_angeles = customers["Europe/Paris"], customers["America/Los_Angeles"]
+
+    renewed = renewals_in_hourly_steps(app, until=at(2026, 11, 2, 12))
+
+    assert renewed == {
+        (paris, date(2026, 10, 25)): at(2026, 10, 24, 22),  # midnight, still UTC+2
+        (paris, date(2026, 10, 26)): at(2026, 10, 25, 23),  # midnight, now UTC+1
+        (paris, date(2026, 11, 1)): at(2026, 10, 31, 23),
+        (paris, date(2026, 11, 2)): at(2026, 11, 1, 23),
+        (los_angeles, date(2026, 10, 25)): at(2026, 10, 25, 7),
+        (los_angeles, date(2026, 10, 26)): at(2026, 10, 26, 7),
+        (los_angeles, date(2026, 11, 1)): at(2026, 11, 1, 7),  # midnight, still UTC-7
+        (los_angeles, date(2026, 11, 2)): at(2026, 11, 2, 8),  # midnight, now UTC-8
+    }
+
+
+def test_a_batch_runs_log_line_says_its_batch_instant_seconds_and_counts():
+    from renewly.batches.scheduler import BatchFailed, batch_run_fields
+    from renewly.payments.collect import CollectReport
+    from renewly.retention.deletion import RetentionReport
+
+    collect = CollectReport(attempted=3, succeeded=2, declined=1, collected={"EUR": 3800})
+    assert batch_run_fields("collect", at(2026, 2, 1), collect, 0.01234) == {
+        "batch": "collect", "at": "2026-02-01T00:00:00+00:00", "seconds": 0.012, "attempted": 3, "succeeded": 2,
+        "declined": 1, "unknown": 0, "settled_by_janitor": 0, "collected": {"EUR": 3800}}
+    retention = batch_run_fields("retention", at(2026, 2, 1), RetentionReport(gateway_failures=[4, 7]), 0.0)
+    assert retention["gateway_failures"] == 2  # a list by its length
+    failed = batch_run_fields("renew", at(2026, 2, 1), BatchFailed("a bug"), 1.0)
+    assert failed == {"batch": "renew", "at": "2026-02-01T00:00:00+00:00", "seconds": 1.0, "reason": "a bug",
+                      "did_anything": False}
