@@ -28,6 +28,7 @@ from renewly.adapters.clock import LATEST_TEST_CLOCK
 from renewly.adapters.db.bulk import insert_ignoring_conflicts
 from renewly.adapters.db.tables import batch_runs
 from renewly.batches.parking import is_infrastructure, reason
+from renewly.batches.reports import BatchFailed, BatchReport
 from renewly.billing import renewals
 from renewly.bootstrap import App
 from renewly.dunning import sweep as dunning
@@ -59,16 +60,7 @@ class Batch:
 class BatchRun:
     batch: str
     at: datetime
-    report: object
-
-
-@dataclass(frozen=True)
-class BatchFailed:
-    """The report of a batch that stopped on something its rows could not explain (a bug): the
-    other batches of the tick ran all the same."""
-
-    reason: str
-    did_anything: bool = False
+    report: BatchReport
 
 
 # In this order, in each round of a tick. The payment batch first: it charges what was asked for

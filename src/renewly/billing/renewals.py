@@ -18,6 +18,7 @@ from sqlalchemy import Connection, func, select, tuple_
 from renewly.adapters.db.bulk import among, insert_rows, is_postgres, update_rows
 from renewly.adapters.db.tables import accounts, pending_items, plans, subscriptions
 from renewly.batches.parking import Subject, is_infrastructure, not_parked, one_by_one
+from renewly.batches.reports import Reported, parked_note
 from renewly.batches.slices import WORKERS, run_slices
 from renewly.billing.issuing import store_documents
 from renewly.billing.rules.invoices import (
@@ -32,7 +33,7 @@ from renewly.bootstrap import App
 
 
 @dataclass(frozen=True)
-class RenewalReport:
+class RenewalReport(Reported):
     invoices_issued: int
     subscriptions_renewed: int
     as_of: datetime
@@ -41,6 +42,10 @@ class RenewalReport:
     @property
     def did_anything(self) -> bool:
         return bool(self.invoices_issued)
+
+    def describe(self) -> str:
+        return (f"{self.invoices_issued} invoice(s) issued for {self.subscriptions_renewed} subscription(s)"
+                + parked_note(self))
 
 
 def renew_due(app: App, as_of: datetime, *, slice_size: int | None = None, on_slice=None,

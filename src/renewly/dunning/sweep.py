@@ -35,6 +35,7 @@ from renewly.adapters.db.tables import (
     subscriptions,
 )
 from renewly.batches.parking import Subject, is_infrastructure, not_parked, one_by_one
+from renewly.batches.reports import Reported, parked_note
 from renewly.batches.slices import WORKERS, run_slices
 from renewly.billing.rules.invoices import InvoiceStatus
 from renewly.bootstrap import App
@@ -59,7 +60,7 @@ IN_DUNNING = (AccountStatus.ACTIVE.value, AccountStatus.PAST_DUE.value)
 
 
 @dataclass
-class DunningReport:
+class DunningReport(Reported):
     cases_opened: int = 0
     invoices_joined: int = 0  # issued while their account was in dunning: they follow its case
     parked: int = 0  # cases the sweep could not decide or apply: left aside, with the reason
@@ -79,6 +80,13 @@ class DunningReport:
     @property
     def did_anything(self) -> bool:
         return bool(self.cases_opened or self.invoices_joined or self.steps_taken or self.reactivations_expired)
+
+    def describe(self) -> str:
+        return (f"{self.cases_opened} case(s) opened, {self.invoices_joined} invoice(s) joined an open case, "
+                f"{self.steps_taken} step(s) taken, {self.emails} e-mail(s), {self.charges_requested} "
+                f"charge(s) requested ({self.notices_waiting} notice(s) wait for their answers), "
+                f"{self.cancelled} account(s) cancelled, {self.reactivations_expired} reactivation(s) ended "
+                f"unpaid" + parked_note(self))
 
 
 # Slices taken at once on PostgreSQL: one worker's Python decides and renders while the server

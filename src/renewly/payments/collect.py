@@ -29,6 +29,7 @@ from renewly.adapters.db.tables import (
     payment_retries,
     reactivations,
 )
+from renewly.batches.reports import Reported
 from renewly.billing.issuing import amount_due
 from renewly.billing.rules.invoices import InvoiceKind, InvoiceStatus
 from renewly.bootstrap import App
@@ -36,12 +37,13 @@ from renewly.payments.attempts import Claim, ask_safely, settle_attempts, wall_c
 from renewly.payments.janitor import settle_unsettled_attempts
 from renewly.payments.rate_limit import GatewayCalls, TokenBucket
 from renewly.payments.rules.charges import UNSETTLED, AttemptStatus, ChargeRequest, GatewayResult, Outcome, attempt_key
+from renewly.shared.money import Money
 
 log = structlog.get_logger(__name__)
 
 
 @dataclass
-class CollectReport:
+class CollectReport(Reported):
     attempted: int = 0
     succeeded: int = 0
     declined: int = 0
@@ -52,6 +54,13 @@ class CollectReport:
     @property
     def did_anything(self) -> bool:
         return bool(self.attempted or self.settled_by_janitor)
+
+    def describe(self) -> str:
+        collected = ", ".join(Money(amount, currency).format("en")
+                              for currency, amount in sorted(self.collected.items()))
+        return (f"{self.attempted} charge(s): {self.succeeded} succeeded, {self.declined} declined, "
+                f"{self.unknown} without answer; {self.settled_by_janitor} earlier attempt(s) settled"
+                + (f"; collected {collected}" if collected else ""))
 
 
 def collect_due(app: App, as_of: datetime, *, bucket: TokenBucket | None = None, on_slice=None) -> CollectReport:

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, and_, func, or_, select
 
 from renewly.adapters.db.bulk import among, is_postgres, update_rows
 from renewly.adapters.db.tables import card_verifications
+from renewly.batches.reports import Reported
 from renewly.bootstrap import App
 from renewly.payments.attempts import wall_clock
 from renewly.payments.rate_limit import TokenBucket, call_concurrently
@@ -25,7 +26,7 @@ from renewly.payments.rules.charges import Outcome, verification_key
 
 
 @dataclass
-class VoidReport:
+class VoidReport(Reported):
     voided: int = 0
     settled: int = 0
     failed: int = 0  # the gateway did not answer; the next run tries again
@@ -33,6 +34,9 @@ class VoidReport:
     @property
     def did_anything(self) -> bool:
         return bool(self.voided or self.settled)
+
+    def describe(self) -> str:
+        return f"{self.voided} card-check authorization(s) voided, {self.failed} to try again"
 
 
 def void_due_verifications(app: App, as_of: datetime) -> VoidReport:

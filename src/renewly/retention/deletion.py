@@ -49,6 +49,7 @@ from renewly.adapters.db.tables import (
     reactivations,
     subscriptions,
 )
+from renewly.batches.reports import Reported
 from renewly.bootstrap import App
 from renewly.payments.rate_limit import TokenBucket, call_concurrently
 from renewly.retention.pseudonyms import personal_data_of, pseudonymise_deleted
@@ -64,7 +65,7 @@ DELETED_BUYER_NAME = "deleted account"
 
 
 @dataclass
-class RetentionReport:
+class RetentionReport(Reported):
     accounts_deleted: int = 0
     invoices_purged: int = 0
     # Accounts whose gateway customer could not be deleted: left as they are for the next run.
@@ -73,6 +74,11 @@ class RetentionReport:
     @property
     def did_anything(self) -> bool:
         return bool(self.accounts_deleted or self.invoices_purged)
+
+    def describe(self) -> str:
+        return (f"{self.accounts_deleted} account(s) deleted, {self.invoices_purged} invoice(s) purged"
+                + (f"; gateway refused account(s) {', '.join(map(str, self.gateway_failures))}, tried again "
+                   f"next run" if self.gateway_failures else ""))
 
 
 def purge_due(app: App, as_of: datetime, *, slice_size: int | None = None) -> RetentionReport:
