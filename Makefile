@@ -34,7 +34,7 @@ shell: $(STAMP)
 	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)" $${SHELL:-/bin/sh}
 
 docs: $(STAMP)
-	$(VENV)/bin/python -m renewly.cli_reference > docs/cli.md
+	$(VENV)/bin/python -m renewly.cli.reference > docs/cli.md
 
 # After upgrading .venv (pip install -U ...) and passing the whole suite with it: pin what passed.
 constraints: $(STAMP)

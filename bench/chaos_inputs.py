@@ -55,6 +55,7 @@ from renewly.adapters.gateways.simulated import LEDGER_SCHEMA, ledger_metadata
 from renewly.billing.plans import create_plan
 from renewly.billing.subscriptions import create_subscription
 from renewly.bootstrap import bootstrap
+from renewly.cli import common as cli_common
 from renewly.config.policy import DEFAULT_POLICY
 from renewly.payments.cards import add_card
 
@@ -575,7 +576,7 @@ def run_in_process(argv_: list[str], environment: dict[str, str], cwd: Path) -> 
     """`renewly ARGV` through cli.main(), as the console script runs it; each engine it opens is
     closed afterwards, as a process's would be."""
     opened = []
-    real_bootstrap = cli.bootstrap
+    real_bootstrap = cli_common.bootstrap
 
     def tracked(*args, **kwargs):
         opened.append(real_bootstrap(*args, **kwargs))
@@ -585,7 +586,7 @@ def run_in_process(argv_: list[str], environment: dict[str, str], cwd: Path) -> 
     saved_environ, saved_argv, saved_cwd = dict(os.environ), sys.argv, os.getcwd()
     os.environ.update(environment)
     sys.argv = ["renewly", *argv_]
-    cli.bootstrap = tracked
+    cli_common.bootstrap = tracked
     previous = signal.signal(signal.SIGALRM, _alarm)
     signal.alarm(CASE_SECONDS)
     os.chdir(cwd)
@@ -603,7 +604,7 @@ def run_in_process(argv_: list[str], environment: dict[str, str], cwd: Path) -> 
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
         os.chdir(saved_cwd)
-        cli.bootstrap = real_bootstrap
+        cli_common.bootstrap = real_bootstrap
         sys.argv = saved_argv
         os.environ.clear()
         os.environ.update(saved_environ)

@@ -177,7 +177,7 @@ def renewly(cli_environment, monkeypatch, capsys):
         return opened[-1]
 
     # Each command opens its own engine, as a process would; close them after the test.
-    monkeypatch.setattr(cli, "bootstrap", tracked_bootstrap)
+    monkeypatch.setattr("renewly.cli.common.bootstrap", tracked_bootstrap)
 
     def run(*args: str) -> Outcome:
         monkeypatch.setattr(sys, "argv", ["renewly", *args])

@@ -86,7 +86,7 @@ def run_cli(app: App, monkeypatch, capsys, *args: str, actor: str = "support:ali
         opened.append(bootstrap(*given, **named))
         return opened[-1]
 
-    monkeypatch.setattr(cli, "bootstrap", tracked_bootstrap)
+    monkeypatch.setattr("renewly.cli.common.bootstrap", tracked_bootstrap)
     monkeypatch.setattr(sys, "argv", ["renewly", *args])
     try:
         with pytest.raises(SystemExit) as exited:

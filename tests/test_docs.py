@@ -19,7 +19,7 @@ from renewly.adapters.db.tables import invoices
 from renewly.billing.invoices import issue_credit_note
 from renewly.bootstrap import bootstrap
 from renewly.cli import app
-from renewly.cli_reference import reference
+from renewly.cli.reference import reference
 from renewly.config.settings import load_settings
 from renewly.retention.deletion import purge_due
 from tests.builders import OPERATOR, subscribed, team_plan
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_the_command_line_reference_is_generated_from_the_current_commands():
     committed = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
-    assert committed == reference(), "docs/cli.md is stale: run python -m renewly.cli_reference > docs/cli.md"
+    assert committed == reference(), "docs/cli.md is stale: run python -m renewly.cli.reference > docs/cli.md"
 
 
 def test_every_option_and_argument_of_every_command_says_what_it_is():

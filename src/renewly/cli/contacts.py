@@ -1,7 +1,4 @@
-"""`renewly contacts ...`: billing contacts (R4). Refusals are one line on stderr, exit 2 (cli.main).
-
-`renewly.cli` imports this module while it loads, so commands import its helpers when they run.
-"""
+"""`renewly contacts ...`: billing contacts (R4). Refusals are one line on stderr, exit 2 (cli.main)."""
 
 from __future__ import annotations
 
@@ -9,58 +6,53 @@ from typing import Annotated
 
 import typer
 
-contacts_app = typer.Typer(help="Billing contacts: added only with the owner's consent (R4).", no_args_is_help=True)
+from renewly.cli.common import AccountId, JsonFlag, group, open_app, print_json, print_table
 
-AccountId = Annotated[int, typer.Argument(help="The account's id.")]
+app = group("Billing contacts: added only with the owner's consent (R4).")
+
 Email = Annotated[str, typer.Option("--email", help="The billing contact's e-mail address.")]
 Acting = Annotated[str, typer.Option("--as", help="Who is doing it (an e-mail address).")]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-@contacts_app.command("request")
+@app.command("request")
 def contacts_request(account: AccountId, email: Email,
                      by: Annotated[str, typer.Option("--by", help="Who asks (an e-mail address).")]) -> None:
     """Ask for an address to receive billing e-mails; the owner is e-mailed for consent (R4.1)."""
     from renewly.accounts.contacts import request_contact
-    from renewly.cli import open_app
     status = request_contact(open_app(), account, email=email, requested_by=by)
     typer.echo(f"account {account}: {email.strip().lower()} added as a billing contact by the owner"
                if status == "active" else
                f"account {account}: {email.strip().lower()} requested; waiting for the owner's consent")
 
 
-@contacts_app.command("approve")
+@app.command("approve")
 def contacts_approve(account: AccountId, email: Email, acting: Acting) -> None:
     """The owner consents: the address receives billing e-mails from now on (R4.1)."""
     from renewly.accounts.contacts import approve_contact
-    from renewly.cli import open_app
     approve_contact(open_app(), account, email=email, acting_email=acting)
     typer.echo(f"account {account}: {email.strip().lower()} is now a billing contact")
 
 
-@contacts_app.command("refuse")
+@app.command("refuse")
 def contacts_refuse(account: AccountId, email: Email, acting: Acting) -> None:
     """The owner refuses a request (R4.1)."""
     from renewly.accounts.contacts import refuse_contact
-    from renewly.cli import open_app
     refuse_contact(open_app(), account, email=email, acting_email=acting)
     typer.echo(f"account {account}: the request for {email.strip().lower()} was refused")
 
 
-@contacts_app.command("remove")
+@app.command("remove")
 def contacts_remove(account: AccountId, email: Email, acting: Acting) -> None:
     """Remove a contact: oneself, or anyone by the owner; never the owner (R4.2)."""
     from renewly.accounts.contacts import remove_contact
-    from renewly.cli import open_app
     remove_contact(open_app(), account, email=email, acting_email=acting)
     typer.echo(f"account {account}: {email.strip().lower()} is no longer a billing contact")
 
 
-@contacts_app.command("list")
+@app.command("list")
 def contacts_list(account: AccountId, as_json: JsonFlag = False) -> None:
     """The owner first, then active contacts, then requests waiting for the owner."""
     from renewly.accounts.contacts import list_contacts
-    from renewly.cli import open_app, print_json, print_table
     rows = list_contacts(open_app(), account)
     if as_json:
         print_json(rows)

@@ -1,0 +1,172 @@
+"""What every command group shares: opening the application, the actor, Ctrl-C, dates, printing.
+
+Light at import time on purpose (Typer and the standard library only): `renewly --help` loads
+every command module, so the database, the settings and Rich are imported when a command runs.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import signal
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from renewly.bootstrap import App
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+AccountId = Annotated[int, typer.Argument(help="The account's id.")]
+InvoiceNumber = Annotated[str, typer.Argument(help="An invoice's or credit note's number, e.g. 2026-000001.")]
+AccountFilter = Annotated[int | None, typer.Option("--account", help="Only this account's (its id).")]
+AsOf = Annotated[str | None, typer.Option("--as-of", help="An ISO date (its last instant, UTC) or datetime; "
+                                                          "default: the clock's now.")]
+
+
+def group(help: str) -> typer.Typer:
+    """A command group: `renewly GROUP` alone prints its help."""
+    return typer.Typer(help=help, no_args_is_help=True)
+
+
+def bootstrap(*args: Any, **kwargs: Any) -> App:
+    """The composition root, imported when a command opens the application (tests wrap it to
+    close the engines each command opens)."""
+    from renewly.bootstrap import bootstrap as composition_root
+    return composition_root(*args, **kwargs)
+
+
+def actor() -> str:
+    """Who the audit log names: $RENEWLY_ACTOR, or the operating-system user at the command line."""
+    return os.environ.get("RENEWLY_ACTOR") or f"cli:{getpass.getuser()}"
+
+
+def open_app(*, issues_invoices: bool = False) -> App:
+    """The application, for one command. A command that issues invoices is refused before the
+    database is opened while the seller is still the demo's on the system clock."""
+    from renewly.config.settings import load_settings
+    settings = load_settings()
+    if issues_invoices:
+        settings.refuse_the_demo_seller_on_the_system_clock()
+    return bootstrap(settings)
+
+
+# Set by the second Ctrl-C: `main` then exits at once, without waiting for threads at the gateway.
+STOPPED_AT_ONCE = threading.Event()
+
+
+@contextmanager
+def stopping_on_ctrl_c(application: App) -> Iterator[None]:
+    """The first Ctrl-C asks the batches to stop once the slice in hand is done (its charges
+    answered and recorded); the second one stops at once (KeyboardInterrupt, see `main`)."""
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+
+    def second_ctrl_c(_signal, _frame) -> None:
+        STOPPED_AT_ONCE.set()
+        raise KeyboardInterrupt
+
+    def first_ctrl_c(_signal, _frame) -> None:
+        application.stop.ask()
+        signal.signal(signal.SIGINT, second_ctrl_c)
+        # os.write: a signal handler may run while the main thread is inside sys.stderr.write.
+        os.write(2, b"stopping after the slice in hand (Ctrl-C again stops at once)\n")
+
+    previous = signal.signal(signal.SIGINT, first_ctrl_c)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def parse_date(text: str, what: str = "date") -> date:
+    from renewly.shared.errors import InvalidInput
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"malformed {what} {text!r}: expected YYYY-MM-DD", code="malformed_date") from None
+
+
+# The earliest moment a batch may run as of: the earliest day the test clock starts on.
+EARLIEST_AS_OF = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_as_of(text: str | None, application: App) -> datetime:
+    """The moment a batch runs as of: the clock's now, or an earlier one (a batch run late). Never
+    later: a typo (2030 for 2026) would issue invoices dated years ahead."""
+    from renewly.shared.calendar import end_of_day_utc
+    from renewly.shared.errors import InvalidInput
+    now = application.clock.now()
+    if text is None:
+        return now
+    if len(text) == 10:
+        day = parse_date(text, "--as-of date")
+        # A bare date means its last instant (UTC); today's is not reached yet: now.
+        instant = min(end_of_day_utc(day), now) if day == now.astimezone(UTC).date() else end_of_day_utc(day)
+    else:
+        try:
+            instant = datetime.fromisoformat(text)
+        except ValueError:
+            raise InvalidInput(f"malformed --as-of {text!r}: expected YYYY-MM-DD or an ISO datetime",
+                               code="malformed_date") from None
+        instant = instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+    if instant > now:
+        raise InvalidInput(f"--as-of {text} is later than the clock ({now.isoformat()}): batches run as of now or "
+                           "earlier", code="as_of_in_the_future")
+    if instant < EARLIEST_AS_OF:
+        # Retention counts years back from it: year 1 left the calendar (a traceback).
+        raise InvalidInput(f"--as-of {text} is before {EARLIEST_AS_OF.date()}: no batch runs that late",
+                           code="as_of_too_early")
+    return instant
+
+
+def json_default(value: Any) -> Any:
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot print {type(value).__name__} as JSON")
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, default=json_default, ensure_ascii=False, indent=2) + "\n")
+
+
+@cache
+def console() -> Console:
+    """Rich's console, made when a command first prints a table (Rich is slow to import)."""
+    from rich.console import Console
+    return Console()
+
+
+def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    from rich.table import Table
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*["" if cell is None else str(cell) for cell in row])
+    console().print(table)
+
+
+def money(amount: int, currency: str, locale: str = "en") -> str:
+    from renewly.shared.money import Money
+    return Money(amount, currency).format(locale)
+
+
+def echo_wrapped(text: str, indent: int = 4, *, err: bool = False) -> None:
+    """One line of output folded to 80 columns, its continuation lines indented."""
+    typer.echo(textwrap.fill(text, width=80, subsequent_indent=" " * indent, break_on_hyphens=False,
+                             break_long_words=False), err=err)
