@@ -412,3 +412,24 @@ def test_0011_back_and_again(engine_at_0010):
     upgrade(engine)
     assert current_revision(engine) == head_revision()
     assert cases_by_name(engine) == named
+
+
+def test_the_head_revision_read_from_the_migration_files_is_alembic_s():
+    # Every command compares the database with it, without importing Alembic (a tenth of a second).
+    from renewly.adapters.db.engine import alembic_head_revision
+    assert head_revision() == alembic_head_revision()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_the_revision_read_without_alembic_is_alembic_s(kind, tmp_path):
+    from alembic.runtime.migration import MigrationContext
+    with database_at(kind, tmp_path, "0004") as engine:
+        with engine.connect() as connection:
+            alembic_says = MigrationContext.configure(connection).get_current_revision()
+        assert current_revision(engine) == alembic_says == "0004"
+
+
+def test_an_empty_database_has_no_revision(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path}/empty.db")
+    assert current_revision(engine) is None
+    engine.dispose()

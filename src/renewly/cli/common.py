@@ -52,14 +52,17 @@ def actor() -> str:
     return os.environ.get("RENEWLY_ACTOR") or f"cli:{getpass.getuser()}"
 
 
-def open_app(*, issues_invoices: bool = False) -> App:
+def open_app(*, issues_invoices: bool = False, upgrade: bool = True) -> App:
     """The application, for one command. A command that issues invoices is refused before the
-    database is opened while the seller is still the demo's on the system clock."""
+    database is opened while the seller is still the demo's on the system clock. `upgrade=False`:
+    the schema is left as it is (`db upgrade` does it itself; `policy check --against` only reads)."""
+    from renewly.adapters.logs import configure_command_line_logs
     from renewly.config.settings import load_settings
+    configure_command_line_logs()  # stderr, plain or JSON as the settings say: what a command logs
     settings = load_settings()
     if issues_invoices:
         settings.refuse_the_demo_seller_on_the_system_clock()
-    return bootstrap(settings)
+    return bootstrap(settings, upgrade=upgrade)
 
 
 # Set by the second Ctrl-C: `main` then exits at once, without waiting for threads at the gateway.

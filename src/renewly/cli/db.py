@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from renewly.cli import common
-from renewly.cli.common import group
+from renewly.cli.common import group, open_app
 
 app = group("The database schema.")
 
@@ -14,6 +13,6 @@ app = group("The database schema.")
 def db_upgrade() -> None:
     """Bring the database schema to the latest revision."""
     from renewly.adapters.db.engine import current_revision, upgrade
-    application = common.bootstrap(upgrade=False)
+    application = open_app(upgrade=False)
     upgrade(application.engine)
     typer.echo(f"database at revision {current_revision(application.engine)}")

@@ -16,5 +16,7 @@ def demo(database: Annotated[str, typer.Option(help="SQLite file: created, or re
                                                    "made it (any other file is refused).")] = "renewly-demo.db",
          as_json: JsonFlag = False) -> None:
     """The main job: the whole dunning story, 130 days on a test clock, on a fresh SQLite database."""
+    from renewly.adapters.logs import configure_command_line_logs
     from renewly.demo import run_demo
+    configure_command_line_logs()
     run_demo(database, as_json=as_json, console=console())

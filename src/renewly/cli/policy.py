@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import typer
 
-from renewly.cli import common
 from renewly.cli.common import (
     AccountId,
     JsonFlag,
@@ -42,7 +41,7 @@ def policy_check(path: Annotated[str, typer.Argument(help="A policy TOML file.")
                      ", ".join(f"day {s.day} {s.name}" for s in policy.steps))
         return
     from renewly.dunning.policy_impact import policy_impact
-    impact = policy_impact(common.bootstrap(upgrade=False), policy)
+    impact = policy_impact(open_app(upgrade=False), policy)
     if as_json:
         print_json({"file": path, "version": policy.version, "valid": True, "steps": steps,
                     "database": impact.database, "policy_in_force": impact.current.version,

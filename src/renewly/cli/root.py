@@ -62,8 +62,6 @@ def _options(version: Annotated[bool, typer.Option("--version", callback=_print_
 
 
 def main() -> None:
-    from renewly.adapters.logs import configure_command_line_logs
-    configure_command_line_logs()  # stderr, plain or JSON as the settings say
     try:
         exit_code = app(standalone_mode=False)
     except typer.Abort:

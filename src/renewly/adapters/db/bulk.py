@@ -10,8 +10,6 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import psycopg
-from psycopg.types.json import Jsonb
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -136,17 +134,22 @@ class JsonDocuments:
 
     def __init__(self, conn: Connection, *, binary: bool = True) -> None:
         self.postgres, self.binary = is_postgres(conn), binary
+        if self.postgres:  # PostgreSQL's driver, imported where it is used: SQLite commands never load it
+            from psycopg.types.json import Jsonb
+            self._jsonb: type = Jsonb
         # id() of a value -> (the value, what COPY sends). Holding the value keeps its id from being reused.
         self._dumped: dict[int, tuple[Any, Any]] = {}
 
     def __call__(self, value: Any) -> Any:
-        if value is None or not self.postgres or isinstance(value, (Jsonb, _DumpedText)):
+        if value is None or not self.postgres:
+            return value
+        if isinstance(value, (self._jsonb, _DumpedText)):
             return value
         known = self._dumped.get(id(value))
         if known is None:
             text_value = json.dumps(value)
             # Text COPY: the server parses the text. Binary: the same text, as jsonb.
-            sent = Jsonb(text_value, dumps=str) if self.binary else _DumpedText(text_value)
+            sent = self._jsonb(text_value, dumps=str) if self.binary else _DumpedText(text_value)
             known = self._dumped[id(value)] = (value, sent)
         return known[1]
 
@@ -158,6 +161,8 @@ class _DumpedText(str):
 def _copy(conn: Connection, table: Table, target: str, columns: Sequence[str], rows: Iterable[Sequence[Any]],
           binary: bool) -> None:
     """COPY rows of `table`'s columns into `target` (the table or a scratch copy of it)."""
+    import psycopg  # PostgreSQL's driver (COPY is PostgreSQL's): an SQLite command never loads it
+
     json_positions = [position for position, name in enumerate(columns) if isinstance(table.c[name].type, JSON)]
     documents = JsonDocuments(conn, binary=binary)
     cursor = conn.connection.driver_connection.cursor()

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import re
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 
 from renewly.shared.errors import BillingError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -66,7 +68,8 @@ def _sqlite_behaves(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
 
 
-def alembic_config(engine: Engine) -> Config:
+def alembic_config(engine: Engine | None) -> Config:
+    from alembic.config import Config  # Alembic is slow to import: only an upgrade needs it
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
@@ -74,16 +77,48 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    from alembic import command
     command.upgrade(alembic_config(engine), revision)
 
 
+# What every migration file says of itself (Alembic's template): `revision = '0011'`,
+# `down_revision = '0010'` (None for the first one).
+_REVISION_LINE = re.compile(r"""^(down_revision|revision)\s*(?::[^=]*)?=\s*(?:None|['"]([^'"]+)['"])\s*$""",
+                            re.MULTILINE)
+
+
+@cache
 def head_revision() -> str:
+    """The revision this Renewly's schema is at: the one revision no other follows. Read from the
+    migration files' `revision` lines at every command's start (importing them through Alembic
+    costs a tenth of a second); Alembic decides whenever the history is not one plain line."""
+    revisions, followed = set(), set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        said = dict(match.group(1, 2) for match in _REVISION_LINE.finditer(path.read_text(encoding="utf-8")))
+        if "revision" not in said or said["revision"] is None or "down_revision" not in said:
+            return alembic_head_revision()
+        revisions.add(said["revision"])
+        followed.add(said["down_revision"])
+    heads = revisions - followed
+    return heads.pop() if len(heads) == 1 else alembic_head_revision()
+
+
+def alembic_head_revision() -> str:
+    from alembic.script import ScriptDirectory
     return ScriptDirectory.from_config(alembic_config(None)).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The revision the database's schema is at (Alembic's `alembic_version` row), None if none."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        found = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    if len(found) > 1:  # branches: Alembic says which
+        from alembic.runtime.migration import MigrationContext
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    return found[0] if found else None
 
 
 class SchemaOutOfDate(BillingError):
