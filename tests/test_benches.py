@@ -28,6 +28,12 @@ ROOT = Path(__file__).resolve().parents[1]
 # CPU of the PostgreSQL backends is read in /proc, where the server runs on this machine), and
 # the figures --tiny fixes, which show that the run was a tiny one.
 LAST_LINES = {
+    "cli": {
+        "keys": {f"{name}_{figure}" for name in ("help", "read", "plans") for figure in ("s", "cpu_s", "ratio")}
+        | {"python_s", "python_cpu_s", "target_s", "runs"},
+        "sometimes": set(),
+        "tiny": {"runs": "2", "target_s": "0.3"},
+    },
     "chaos_inputs": {
         "keys": {"tried", "held", "tracebacks", "silently_accepted", "multiline_errors", "changed_on_refusal",
                  "other_exits", "hangs", "subprocesses", "runner_disagreements", "engine_disagreements", "engines",
