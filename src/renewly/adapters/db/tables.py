@@ -85,7 +85,10 @@ accounts = Table(
     Column("cancelled_at", UTCDateTime()),  # the suspension date of R10.1
     Column("deletion_due_at", UTCDateTime()),  # set once at cancellation; a reactivation never moves it
     Column("deleted_at", UTCDateTime()),
+    # The operator's own key for an imported account (`renewly import`, migration 0012); NULL otherwise.
+    Column("external_key", String(100)),
     CheckConstraint("status IN ('active', 'past_due', 'cancelled', 'deleted')", name="status"),
+    Index("uq_accounts_external_key", "external_key", unique=True),
     Index("ix_accounts_deletion_due", "deletion_due_at", sqlite_where=text("status = 'cancelled'"),
           postgresql_where=text("status = 'cancelled'")),
 )

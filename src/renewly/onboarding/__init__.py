@@ -1,0 +1,1 @@
+"""Onboarding: customers arriving from another system, in bulk (`renewly import`)."""

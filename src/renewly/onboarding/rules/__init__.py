@@ -1,0 +1,1 @@
+"""What an import decides, pure: its records read and checked whole."""
