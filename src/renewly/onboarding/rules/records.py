@@ -20,7 +20,7 @@ from typing import Any
 
 from renewly.accounts.rules.members import (
     NAME_LENGTH,
-    BuyerAddress,
+    validate_address_field,
     validate_email,
     validate_locale,
     validate_member_role,
@@ -333,17 +333,17 @@ def _check_address(row: _Row, address: Any, buyer_name: str | None) -> dict[str,
         # As at `accounts create`: its tax follows the buyer's country (R2.1).
         row.fail("address.country", "an account needs its buyer's country (ISO 3166, e.g. FR): it decides the tax")
     if buyer_name is not None:  # else the account's name, refused already
-        buyer_name = row.check("buyer_name", _required_text, buyer_name, "the buyer's name", NAME_LENGTH)
+        buyer_name = row.check("buyer_name", _text_then(lambda text: validate_address_field("name", text)),
+                               buyer_name)
     checked = {}
     for name in ADDRESS_FIELDS:
         value = address.get(name, "")
-        # Each field alone through the address's own rules, so that each problem names its field.
-        one = row.check(f"address.{name}", _text_then(lambda text, n=name: BuyerAddress(name="-", **{n: text})),
-                        value)
-        checked[name] = getattr(one, name) if one is not None else None
+        # Each field alone by the address's own rules, so that each problem names its field.
+        checked[name] = row.check(f"address.{name}", _text_then(lambda text, n=name: validate_address_field(n, text)),
+                                  value)
     if buyer_name is None or None in checked.values():
         return None
-    return BuyerAddress(name=buyer_name, **checked).snapshot()
+    return {"name": buyer_name, **checked}  # as BuyerAddress(...).snapshot(), each field checked above
 
 
 def _check_members(row: _Row, members: Any, owner: str | None) -> tuple[Member, ...]:
@@ -512,7 +512,7 @@ _CARD_NUMBER = re.compile(r"^[0-9 -]+$")
 
 def looks_like_card_number(value: str) -> bool:
     """13 to 19 digits (spaces and dashes aside) that pass the Luhn check."""
-    if not _CARD_NUMBER.match(value):
+    if len(value) < 13 or not value[0].isdigit() or not _CARD_NUMBER.match(value):
         return False
     digits = [int(char) for char in value if char.isdigit()]
     if not 13 <= len(digits) <= 19:
@@ -522,12 +522,19 @@ def looks_like_card_number(value: str) -> bool:
     return total % 10 == 0
 
 
-def _card_numbers(record: dict, path: str = "") -> Iterator[str]:
+def _card_numbers(record: dict | list, path: str = "") -> Iterator[str]:
     """The paths of every value of the record that looks like a card number, wherever it is."""
     items = record.items() if isinstance(record, dict) else enumerate(record)
     for name, value in items:
-        where = f"{path}[{name}]" if isinstance(name, int) else (f"{path}.{name}" if path else str(name))
         if isinstance(value, (dict, list)):
-            yield from _card_numbers(value, where)
-        elif isinstance(value, (str, int)) and not isinstance(value, bool) and looks_like_card_number(str(value)):
-            yield where
+            yield from _card_numbers(value, _path(path, name))
+        elif isinstance(value, str):
+            if len(value) >= 13 and looks_like_card_number(value):
+                yield _path(path, name)
+        elif isinstance(value, int) and not isinstance(value, bool) and value >= 10 ** 12:
+            if looks_like_card_number(str(value)):
+                yield _path(path, name)
+
+
+def _path(path: str, name: str | int) -> str:
+    return f"{path}[{name}]" if isinstance(name, int) else (f"{path}.{name}" if path else name)
