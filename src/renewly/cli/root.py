@@ -23,6 +23,7 @@ from renewly.cli import (
     db,
     demo,
     gateway,
+    importing,
     invoices,
     outbox,
     payments,
@@ -37,7 +38,7 @@ from renewly.cli.common import STOPPED_AT_ONCE
 app = typer.Typer(help="Renewly: subscription billing, invoicing and dunning.", no_args_is_help=True,
                   pretty_exceptions_enable=False, rich_markup_mode=None, add_completion=False)
 # Commands of the root first (`renewly run`, ...), then the groups, in the order `--help` lists them.
-for commands in (batches.app, policy.preview_app, demo.app):
+for commands in (batches.app, policy.preview_app, importing.app, demo.app):
     app.add_typer(commands)
 for group, name in ((db.app, "db"), (clock.app, "clock"), (plans.app, "plans"), (accounts.app, "accounts"),
                     (accounts.members_app, "members"), (subscriptions.app, "subscriptions"),

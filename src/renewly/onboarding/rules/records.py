@@ -387,7 +387,7 @@ def _check_subscriptions(row: _Row, subscriptions: Any, context: Context, zone: 
                                      f"{currency}")
         seats = row.check(f"{path}.seats", _seats, subscription.get("seats", 1))
         renewal = row.check(f"{path}.next_renewal", _date, subscription.get("next_renewal"))
-        if renewal is not None and zone is not None and plan is not None:
+        if renewal is not None and zone is not None:
             renewal = row.check(f"{path}.next_renewal", _next_renewal, renewal, plan, zone, context)
         if None not in (plan, seats, renewal):
             found.append(Subscription(plan, seats, renewal))
@@ -407,7 +407,7 @@ def _check_card(row: _Row, card: Any, context: Context) -> Card | None:
     token = row.check("card.token", _required_text, card.get("token"), "the card's token", TOKEN_LENGTH)
     brand = row.check("card.brand", _required_text, card.get("brand"), "the card's brand", BRAND_LENGTH)
     last4 = row.check("card.last4", _last4, card.get("last4"))
-    expiry = row.check("card.exp", _text_then(lambda text: parse_expiry(text, context.now.date())), card.get("exp"))
+    expiry = row.check("card.exp", _expiry, card.get("exp"), context.now.date())
     if None in (customer, token, brand, last4, expiry):
         return None
     return Card(customer, token, brand.lower(), last4, *expiry)
@@ -483,7 +483,7 @@ def _date(value: Any) -> date:
         raise InvalidInput(f"malformed date {value!r}: expected YYYY-MM-DD") from None
 
 
-def _next_renewal(day: date, plan: PlanTerms, zone: str, context: Context) -> date:
+def _next_renewal(day: date, plan: PlanTerms | None, zone: str, context: Context) -> date:
     """Today or later in the account's zone (no invoice is issued for the past), before the last
     day Renewly bills, and within one period: later, the customer would have free periods (a
     typo such as 2036 for 2026)."""
@@ -492,17 +492,25 @@ def _next_renewal(day: date, plan: PlanTerms, zone: str, context: Context) -> da
         raise InvalidInput(f"{day} is before today ({today} in {zone}): the next renewal is today or later")
     if day >= context.last_day:
         raise InvalidInput(f"{day} is past the last day Renewly bills ({context.last_day})")
-    latest = period_boundary(today, plan.interval, 1)
-    if day > latest:
+    latest = period_boundary(today, plan.interval, 1) if plan else None
+    if latest and day > latest:
         raise InvalidInput(f"{day} is more than one {plan.interval} ahead (after {latest})")
     return day
+
+
+def _expiry(value: Any, today: date) -> tuple[int, int]:
+    if value is None or value == "":
+        raise InvalidInput("the card's expiry (MM/YYYY) is required")
+    return parse_expiry(_expect_text(value), today)
 
 
 _LAST4 = re.compile(r"^[0-9]{4}$")
 
 
 def _last4(value: Any) -> str:
-    if not _LAST4.match(_expect_text(value or "")):
+    if value is None or value == "":
+        raise InvalidInput("the card's last 4 digits are required")
+    if not _LAST4.match(_expect_text(value)):
         raise InvalidInput("expected the card's last 4 digits")
     return value
 
