@@ -63,6 +63,13 @@ LAST_LINES = {
         "sometimes": set(),
         "tiny": {"invoices": "50", "cap": "40"},
     },
+    "import_accounts": {
+        "keys": {f"{engine}{figure}" for engine in ("", "sqlite_") for figure in (
+            "seconds", "accounts_per_s", "check_seconds", "bound_seconds", "ratio", "rerun_seconds")}
+        | {"accounts", "sqlite_accounts"},
+        "sometimes": set(),
+        "tiny": {"accounts": "200", "sqlite_accounts": "100"},
+    },
     "dunning": {
         "keys": {"due", "accounts", "not_due", "t_small_s", "t_large_s", "ratio", "small_cpu_us", "large_cpu_us",
                  "mass_cases", "mass_s", "mass_cases_per_s", "mass_python_us", "mass_postgres_us", "slice",
@@ -96,7 +103,7 @@ def test_tiny_run_checks_its_result_and_prints_its_figures(bench, server):
     assert {key: pairs[key] for key in expected["tiny"]} == expected["tiny"], last
 
 
-@pytest.mark.parametrize("bench", ["renewal", "dunning", "collect"])
+@pytest.mark.parametrize("bench", ["renewal", "dunning", "collect", "import_accounts"])
 def test_a_bench_runs_on_its_own_database_whatever_the_environment_names(bench, server, tmp_path):
     # An operator's shell often names its database; the bench crashed on it (bench/renewal.py's
     # CPU clock asked an SQLite connection for PostgreSQL's backend), or would have run there.

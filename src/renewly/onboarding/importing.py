@@ -88,7 +88,7 @@ class ImportReport:
 def import_file(app: App, path: str | Path, *, fmt: str | None = None, dry_run: bool = False, actor: str,
                 on_slice: Callable[[int, int], None] | None = None) -> ImportReport:
     """Check the whole file, then (not a dry run, no problem) write it. `on_slice(done, total)`
-    after each slice written. An unreadable file raises BadFile (or OSError)."""
+    before the first slice and after each one written. An unreadable file raises BadFile (or OSError)."""
     path = Path(path)
     chosen = format_of(path.name, fmt)
     text = decode(path.name, path.read_bytes())
@@ -116,6 +116,8 @@ def import_text(app: App, text: str, *, name: str, fmt: str, dry_run: bool = Fal
         return report
     gateway = app.gateway.name if report.cards else ""
     done = 0
+    if on_slice:
+        on_slice(0, len(fresh))  # checked: the writing begins
     for part in chunked(fresh, app.settings.batches.chunk_size):
         try:
             with app.engine.begin() as conn:

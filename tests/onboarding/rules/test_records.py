@@ -184,7 +184,7 @@ def test_a_csv_row_longer_than_its_header_is_refused():
 
 @pytest.mark.parametrize(("name", "content", "fmt", "message"), [
     ("a.txt", b"", None, "cannot tell the format of a.txt from its name: give --format csv or jsonl"),
-    ("a.csv", b"\xff\xfe", None, "a.csv is not UTF-8 text (byte 1 is not): save it as UTF-8"),
+    ("a.csv", b"\xff\xfe", None, "a.csv is not UTF-8 text (line 1, byte 1): save it as UTF-8"),
     ("a.csv", b"", None, "a.csv is empty: expected a header line, then one account per line"),
     ("a.csv", b"key,name,owner_email,country,colour\n", None,
      "a.csv: unknown column(s) 'colour' (docs/import.md lists the columns)"),

@@ -136,7 +136,8 @@ def decode(name: str, content: bytes) -> str:
     try:
         return content.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise BadFile(f"{name} is not UTF-8 text (byte {error.start + 1} is not): save it as UTF-8") from None
+        line = content.count(b"\n", 0, error.start) + 1
+        raise BadFile(f"{name} is not UTF-8 text (line {line}, byte {error.start + 1}): save it as UTF-8") from None
 
 
 def read_records(name: str, text: str, fmt: str) -> Iterator[tuple[int, Any]]:
