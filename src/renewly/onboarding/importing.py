@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Text, any_, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from renewly.accounts.rules.members import AccountStatus, Role
 from renewly.adapters.clock import LATEST_TEST_CLOCK
-from renewly.adapters.db.bulk import allocate_ids, chunked, insert_rows
+from renewly.adapters.db.bulk import allocate_ids, chunked, insert_rows, is_postgres
 from renewly.adapters.db.tables import (
     accounts,
     audit_log,
@@ -173,8 +173,16 @@ def _lookup(conn: Connection, query, column, values: list[str], *, pairs: bool =
     """The rows of `query` whose `column` is among `values`, a few thousand values a statement;
     as (value, other) pairs, or (value, (the others...))."""
     for part in chunked(sorted(set(values)), LOOKUP_SIZE):
-        for row in conn.execute(query.where(column.in_(part))):
+        for row in conn.execute(query.where(_among_texts(conn, column, part))):
             yield (row[0], row[1]) if pairs else (row[0], tuple(row[1:]))
+
+
+def _among_texts(conn: Connection, column, values: list[str]):
+    """`column IN values`; on PostgreSQL one array parameter, not thousands (as bulk.among for ids)."""
+    if is_postgres(conn):
+        from sqlalchemy.dialects.postgresql import ARRAY
+        return column == any_(bindparam(None, values, type_=ARRAY(Text)))
+    return column.in_(values)
 
 
 def write_accounts(conn: Connection, part: Sequence[Account], *, now: datetime, actor: str, gateway: str) -> None:
