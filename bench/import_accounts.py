@@ -81,8 +81,13 @@ def main() -> None:
             figures.update(run("SQLite", f"sqlite:///{Path(folder) / 'import.db'}",
                                f"sqlite:///{Path(folder) / 'bound.db'}", sqlite_count, Path(folder),
                                prefix="sqlite_"))
-    print(" ".join(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}"
-                   for key, value in figures.items()))
+    print(" ".join(f"{key}={format_figure(value)}" for key, value in figures.items()))
+
+
+def format_figure(value: float | int) -> str:
+    if isinstance(value, int) or value >= 100:
+        return f"{value:.0f}"
+    return f"{value:.3g}"
 
 
 def upgrade_engine(url: str) -> None:
