@@ -48,7 +48,8 @@ def record(key: str = "k1", owner: str = "boss@acme.test", **fields) -> dict:
 def state(app) -> dict[str, list]:
     """What an operator or the host product sees of the accounts, the same whichever way they
     came: the card's gateway token and customer and who saved it aside (a card saved by the owner
-    through `cards add` has the simulated gateway's fresh ones), the import's key aside."""
+    through `cards add` has the simulated gateway's fresh ones), the import's key and the audit
+    entries' actor and reason aside."""
     def rows(query):
         with app.engine.connect() as conn:
             return [tuple(row) for row in conn.execute(query)]
@@ -64,10 +65,8 @@ def state(app) -> dict[str, list]:
                                   .order_by(gateway_customers.c.account_id)),
         "outbox": rows(select(outbox.c.topic, outbox.c.account_id, outbox.c.payload, outbox.c.created_at)
                        .order_by(outbox.c.id)),
-        "audit": [(action, target_type, target_id, {k: v for k, v in details.items() if k != "import_key"}, at)
-                  for action, target_type, target_id, details, at in rows(
-                      select(audit_log.c.action, audit_log.c.target_type, audit_log.c.target_id, audit_log.c.details,
-                             audit_log.c.at).where(audit_log.c.action != "plan.created").order_by(audit_log.c.id))],
+        "audit": rows(select(audit_log.c.action, audit_log.c.target_type, audit_log.c.target_id, audit_log.c.details,
+                             audit_log.c.at).where(audit_log.c.action != "plan.created").order_by(audit_log.c.id)),
         "invoices": rows(select(invoices.c.id)),
     }
 
@@ -113,15 +112,15 @@ def test_the_csv_and_json_lines_examples_write_the_same(databases, db_kind):
     assert written[0] == written[1]
 
 
-def test_the_imports_audit_entries_name_the_operator_the_reason_and_the_key(app):
+def test_the_imports_audit_entries_name_the_operator_and_the_reason_and_each_account_its_key(app):
     the_examples_plans(app)
     import_file(app, EXAMPLE_JSONL, actor="cli:ops")
     with app.engine.connect() as conn:
-        created = conn.execute(select(audit_log).where(audit_log.c.action == "account.created")
-                               .order_by(audit_log.c.id)).all()
+        entries = conn.execute(select(audit_log.c.actor, audit_log.c.reason)
+                               .where(audit_log.c.action != "plan.created")).all()
         keys = conn.execute(select(accounts.c.external_key).order_by(accounts.c.id)).scalars().all()
-    assert {(row.actor, row.reason) for row in created} == {("cli:ops", "bulk import")}
-    assert [row.details["import_key"] for row in created] == keys == ["crm-0001", "crm-0002", "crm-0003"]
+    assert len(entries) == 12 and {tuple(row) for row in entries} == {("cli:ops", "bulk import")}
+    assert keys == ["crm-0001", "crm-0002", "crm-0003"]
 
 
 def test_an_imported_subscription_is_first_invoiced_on_its_next_renewal_date_never_for_the_past(app):
@@ -232,3 +231,19 @@ def test_an_unreadable_file_is_refused_before_anything_is_read_from_the_database
     path.write_bytes(bad)
     with pytest.raises(BadFile):
         import_file(app, path, actor=OPERATOR)
+
+
+def test_r10_1_an_imported_accounts_key_is_deleted_with_its_personal_data(app):
+    from renewly.batches.scheduler import advance
+    from tests.retention.test_deletion import DELETION_DUE, cancelled_account
+    account_id = cancelled_account(app)
+    with app.engine.begin() as conn:  # as if imported: the key may name the customer (an e-mail, a name)
+        conn.execute(accounts.update().where(accounts.c.id == account_id)
+                     .values(external_key="jeanne@dupont-plomberie.test"))
+
+    advance(app, DELETION_DUE - app.clock.now())
+
+    with app.engine.connect() as conn:
+        found = conn.execute(select(accounts.c.status, accounts.c.external_key)
+                             .where(accounts.c.id == account_id)).one()
+    assert tuple(found) == ("deleted", None)

@@ -201,7 +201,7 @@ def write_accounts(conn: Connection, part: Sequence[Account], *, now: datetime, 
     for account_id, a in zip(account_ids, part):
         # In each account's order as the single commands make them: created, members, card, subscriptions.
         audit_rows.append(_audit(now, actor, "account.created", "account", account_id,
-                                 {"owner": a.owner_email, "import_key": a.key}))
+                                 {"owner": a.owner_email}))
         events.append(_event(now, "account.created", account_id, {"account_id": account_id}))
         audit_rows += [_audit(now, actor, "member.added", "account", account_id, {"email": m.email, "role": m.role})
                        for m in a.members]

@@ -185,7 +185,8 @@ def delete_personal_data(conn: Connection, account_ids: list[int], as_of: dateti
         "id": account_id, "name": f"account {account_id} (deleted)", "buyer_name": DELETED_BUYER_NAME,
         "buyer_line1": "", "buyer_line2": "", "buyer_postcode": "", "buyer_city": "", "buyer_country": "",
         "buyer_vat_id": "", "status": AccountStatus.DELETED.value, "banner": "none", "deleted_at": as_of,
-        "updated_at": as_of} for account_id in account_ids])
+        # The operator's key for it (`renewly import`) may name the customer (an e-mail, a name).
+        "external_key": None, "updated_at": as_of} for account_id in account_ids])
     # Once the accounts are marked deleted: the triggers let only their entries be rewritten.
     counts["audit_entries_pseudonymised"] = pseudonymise_deleted(conn, known)
     insert_rows(conn, audit_log, [{
