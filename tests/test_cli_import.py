@@ -96,3 +96,11 @@ def test_the_progress_bar_shows_on_a_terminal_within_80_columns_and_nowhere_else
 
     with importing.import_progress(Console(file=io.StringIO(), force_terminal=False)) as on_slice:
         assert on_slice is None
+
+
+def test_docs_import_md_shows_the_example_file_the_tests_import():
+    documented = (EXAMPLES.parents[1] / "docs" / "import.md").read_text(encoding="utf-8")
+    [csv_block] = re.findall(r"```csv\n(.*?)```", documented, flags=re.DOTALL)
+    assert csv_block == (EXAMPLES / "accounts.csv").read_text(encoding="utf-8")
+    [json_line] = re.findall(r"```json\n(.*?)```", documented, flags=re.DOTALL)
+    assert json_line in (EXAMPLES / "accounts.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)

@@ -8,7 +8,8 @@ deletes them, and the next outbox id comes after the highest one. 0010 (audit ps
 people of accounts deleted before it become pseudonyms in their audit entries, staff and live
 accounts' entries stay as they were, and the log stays append-only. 0011 (dunning steps by name):
 each open case keeps the name and day of the step it took last, and of the one whose notice
-waits, as it recorded them; a case takes each named step once.
+waits, as it recorded them; a case takes each named step once. 0012 (accounts' import key):
+the accounts stay, without a key; a key names one account at most.
 """
 
 from __future__ import annotations
@@ -433,3 +434,34 @@ def test_an_empty_database_has_no_revision(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path}/empty.db")
     assert current_revision(engine) is None
     engine.dispose()
+
+
+# -- 0012 -------------------------------------------------------------------------------------------
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine_at_0011(request, tmp_path):
+    with database_at(request.param, tmp_path, "0011") as engine:
+        yield engine
+
+
+def test_0012_accounts_keep_their_rows_and_take_one_account_per_import_key(engine_at_0011):
+    engine = engine_at_0011
+    account = ("INSERT INTO accounts (name, locale, timezone, currency, status, buyer_name, created_at, updated_at"
+               "{column}) VALUES ('Acme', 'en', 'UTC', 'USD', 'active', 'Acme', :at, :at{value})")
+    with engine.begin() as conn:
+        conn.execute(text(account.format(column="", value="")), {"at": stored(engine, OPENED)})
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    keyed = text(account.format(column=", external_key", value=", :key"))
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT external_key FROM accounts")).scalars().all() == [None]
+        conn.execute(keyed, {"at": stored(engine, OPENED), "key": None})  # accounts created one by one: no key
+        conn.execute(keyed, {"at": stored(engine, OPENED), "key": "crm-1"})
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(keyed, {"at": stored(engine, OPENED), "key": "crm-1"})
+
+    command.downgrade(alembic_config(engine), "0011")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM accounts")).scalar_one() == 3
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
