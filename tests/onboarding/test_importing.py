@@ -247,3 +247,23 @@ def test_r10_1_an_imported_accounts_key_is_deleted_with_its_personal_data(app):
         found = conn.execute(select(accounts.c.status, accounts.c.external_key)
                              .where(accounts.c.id == account_id)).one()
     assert tuple(found) == ("deleted", None)
+
+
+def test_two_imports_of_one_account_at_once_write_it_once_and_the_second_says_run_it_again(app):
+    from renewly.shared.errors import Conflict
+
+    def another_import_meanwhile(done: int, _total: int) -> None:
+        if done == 0:  # checked, not yet written: the other import writes k2 now
+            import_text(app, jsonl(record("k2", owner="two@x.test")), name="other.jsonl", fmt="jsonl",
+                        actor=OPERATOR)
+
+    with pytest.raises(Conflict) as refused:
+        import_text(app, jsonl(record("k1"), record("k2", owner="two@x.test")), name="f.jsonl", fmt="jsonl",
+                    actor=OPERATOR, on_slice=another_import_meanwhile)
+    assert refused.value.code == "import_raced"
+    with app.engine.connect() as conn:
+        assert conn.execute(select(accounts.c.external_key)).scalars().all() == ["k2"]
+
+    again = import_text(app, jsonl(record("k1"), record("k2", owner="two@x.test")), name="f.jsonl", fmt="jsonl",
+                        actor=OPERATOR)
+    assert (again.accounts, again.skipped) == (1, 1)
