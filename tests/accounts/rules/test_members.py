@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from renewly.accounts.rules.members import (
+    NAME_LENGTH,
     BuyerAddress,
     Role,
     validate_country,
@@ -10,6 +11,7 @@ from renewly.accounts.rules.members import (
     validate_locale,
     validate_member_role,
     validate_role,
+    validate_text,
 )
 from renewly.shared.errors import InvalidInput
 
@@ -66,3 +68,16 @@ def test_r3_1_a_buyer_address_needs_a_name_and_a_real_country():
     assert refusal_code(BuyerAddress, "  ") == "invalid_address"
     with pytest.raises(InvalidInput):
         BuyerAddress(name="Acme", country="XX")
+
+
+@pytest.mark.parametrize("space", ["\u00a0", "\u1680", "\u2009", "\u202f", "\u3000"])
+def test_a_name_keeps_its_words_apart_with_an_ordinary_space(space):
+    """A no-break or Ogham space prints differently from terminal to terminal: stored as a space."""
+    name = validate_text(f"ACME{space}SAS", "the name", NAME_LENGTH)
+    assert name == "ACME SAS" and name.isprintable()
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85"])
+def test_a_line_or_paragraph_separator_in_a_name_is_refused(separator):
+    with pytest.raises(InvalidInput, match="control character"):
+        validate_text(f"ACME{separator}SAS", "the name", NAME_LENGTH)

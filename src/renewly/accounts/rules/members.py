@@ -44,7 +44,7 @@ def validate_text(value: str | None, what: str, max_length: int, *, required: bo
     """A name, an address line, a reason: trimmed, printable, and no longer than its column holds
     (the same limit on both engines: PostgreSQL refused what SQLite stored). Control characters
     (an ANSI escape that repaints an operator's terminal, a line break in a name) are refused."""
-    text = (value or "").strip()
+    text = _plain_spaces((value or "").strip())
     if required and not text:
         raise InvalidInput(f"{what} cannot be empty", code="invalid_text")
     if _has_control(text, allow_newlines=what.endswith("reason")):
@@ -57,8 +57,21 @@ def validate_text(value: str | None, what: str, max_length: int, *, required: bo
 def _has_control(text: str, *, allow_newlines: bool = False) -> bool:
     if text.isprintable():  # no control character (the common case, in C: an import checks millions)
         return False
-    return any(unicodedata.category(char).startswith("C") and not (allow_newlines and char == "\n")
+    return any(unicodedata.category(char) in _LINE_BREAKING_OR_CONTROL and not (allow_newlines and char == "\n")
                for char in text)
+
+
+# Unicode's controls, formats, surrogates, private use, unassigned (C*), and the line and paragraph
+# separators (Zl, Zp): each would break a line of an invoice or repaint a terminal.
+_LINE_BREAKING_OR_CONTROL = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def _plain_spaces(text: str) -> str:
+    """Every space separator (no-break, thin, Ogham…) as the ordinary space: what prints the same
+    on an invoice and in a terminal, and what a search for the name finds."""
+    if text.isprintable():
+        return text
+    return "".join(" " if unicodedata.category(char) == "Zs" else char for char in text)
 
 
 # The longest texts the columns hold (adapters/db/tables.py), checked at the door.
