@@ -116,6 +116,21 @@ INVALID = {
     "a_version_longer_than_steps_record": (
         broken('version = "r8-default-2026-11"', f'version = "{"v" * 65}"'),
         "version: a version of 1 to 64 characters is required"),
+    "an_unknown_key_in_a_step": (broken('name = "payment_failed_2"\n', 'name = "payment_failed_2"\ndelay = 1\n'),
+                                 "steps[1].delay: unknown key (expected one of banner, cancel, charge, day, email, "
+                                 "name)"),
+    "an_unknown_key_at_the_top": (broken("deletion_days = 90 ", "deletion_dayz = 90 "),
+                                  "deletion_dayz: unknown key (expected one of banners, deletion_days"),
+    # A key that is missing: its table's header.
+    "a_step_without_its_day": (broken('[[steps]]\nname = "payment_failed_3"\nday = 4\n',
+                                      '[[steps]]\nname = "payment_failed_3"\n', at="[[steps]]"),
+                               "steps[2].day: must be a whole number of days from 0 to 3650, got None"),
+    "a_template_in_an_unsupported_language": (
+        broken("[templates.payment_confirmed.en]\n", '[templates.payment_confirmed.de]\nsubject = "Zahlung"\n'
+               'body = "Danke"\n\n[templates.payment_confirmed.en]\n', at="[templates.payment_confirmed.de]"),
+        "templates.payment_confirmed.de: unsupported locale 'de'"),
+    "a_flag_that_is_not_true_or_false": (broken("charge = false\n", "charge = 0\n"),
+                                         "steps[4].charge: must be true or false"),
     "a_step_name_used_twice": (broken('name = "payment_failed_2"\nday = 2', 'name = "payment_failed_1"\nday = 2'),
                                "steps[1].name: step 'payment_failed_1' is defined twice"),
 }

@@ -1,8 +1,13 @@
 """Loading and validating the dunning policy file (TOML): refused at start with file, line, reason.
 
 The shipped default is `policies/default.toml` (the R8 table); `$RENEWLY_POLICY_FILE` names
-another. The file is parsed with tomllib; its meaning is checked here, and each refusal names
-the line of the offending key.
+another. The file is parsed with tomllib and its shape checked by the pydantic models below (a
+whole number in range, a known audience, a text with known placeholders); what spans several
+keys (days that increase, a template a step names, the warning before the cancellation) by the
+file model's own check. tomllib keeps no line numbers, so each refusal's path (`steps[3].day`,
+pydantic's error `loc`) is found again in the text: the key's line, else its table's header.
+The file's texts (dunning e-mails and banners) stay in it, where operators edit them; every
+other user-facing text is in `renewly.config.texts`.
 """
 
 from __future__ import annotations
@@ -12,7 +17,10 @@ import re
 import string
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic_core import PydanticCustomError
 
 from renewly.accounts.rules.members import SUPPORTED_LOCALES
 from renewly.dunning.rules.schedule import Audience, EmailTemplate, Policy, Step
@@ -25,13 +33,6 @@ PLACEHOLDERS = frozenset({"account", "invoice", "amount", "renewal_date", "cance
 # E-mails Renewly sends outside the schedule; the file must provide them too: the confirmation of
 # a recovery (R11), and the owner's notice that the retry of a new card was declined (R7.1).
 REQUIRED_TEMPLATES = ("payment_confirmed", "card_retry_declined")
-# Banners by what a member sees: past due (two audiences), cancelled, and the owner's during a
-# temporary reactivation (R9.2).
-BANNER_KEYS = ("owner_and_admins", "everyone", "cancelled", "reactivated")
-STEP_KEYS = {"name", "day", "charge", "email", "banner", "cancel"}
-TOP_KEYS = {"version", "reactivation_days", "deletion_days", "invoice_retention_years",
-            "verification_void_delay_days", "minimum_warning_days", "steps", "templates", "banners"}
-
 
 # Days and years a policy may name, at most: far beyond any schedule, short of dates no calendar
 # holds (a step on day 3,000,000 overflowed the date arithmetic of every sweep).
@@ -69,177 +70,271 @@ def parse_policy(text: str, source: str = "policy") -> Policy:
         found = re.search(r"\(at line (\d+), column \d+\)$", str(error))
         line = found.group(1) if found else max(len(text.splitlines()), 1)
         raise PolicyError(f"{source}:{line}: not valid TOML: {error}") from None
-    checker = _Checker(text, source)
-    return checker.policy(data)
+    try:
+        return PolicyFile.model_validate(data).policy()
+    except ValidationError as error:
+        path, reason = refusal(error)
+    except _Refused as refused:
+        path, reason = refused.path, refused.reason
+    raise PolicyError(f"{source}:{line_of(text.splitlines(), path)}: {where(path)}: {reason}")
 
 
-class _Checker:
-    def __init__(self, text: str, source: str) -> None:
-        self.lines = text.splitlines()
-        self.source = source
+# -- the file's shape ------------------------------------------------------------------------------------
 
-    def fail(self, path: tuple, reason: str):
-        where = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in path).replace(".[", "[")
-        raise PolicyError(f"{self.source}:{self.line_of(path)}: {where}: {reason}")
+class _Refused(Exception):
+    """A rule that spans several keys is broken: the key to blame, and why (not a ValueError, so
+    that pydantic lets it through with its path intact)."""
 
-    def line_of(self, path: tuple) -> int:
-        """The line that defines `path` (best effort: the key's line, else its table's header)."""
-        header_line, index_seen, want_table, want_index, key = 0, -1, None, None, path[-1]
-        if path[0] == "steps" and len(path) >= 2 and isinstance(path[1], int):
-            want_table, want_index = "[[steps]]", path[1]
-        elif path[0] in ("templates", "banners") and len(path) >= 2:
-            want_table = "[" + ".".join(str(p) for p in path[:-1 if len(path) > 2 else None]) + "]"
-        in_wanted = want_table is None
-        for number, raw in enumerate(self.lines, start=1):
-            line = raw.strip()
-            if line.startswith("["):
-                if want_table == "[[steps]]" and line == "[[steps]]":
-                    index_seen += 1
-                    in_wanted = index_seen == want_index
-                    header_line = number if in_wanted else header_line
-                elif want_table is not None and line == want_table:
-                    in_wanted, header_line = True, number
-                else:
-                    in_wanted = False
-                continue
-            if in_wanted and isinstance(key, str) and re.match(rf"^{re.escape(key)}\s*=", line):
-                return number
-        # Else the table named by the path itself, or its first sub-table ([templates.x.en] for templates.x).
-        table = "[" + ".".join(str(p) for p in path)
-        return header_line or next((number for number, raw in enumerate(self.lines, start=1)
-                                    if raw.strip() == table + "]" or raw.strip().startswith(table + ".")), 1)
+    def __init__(self, path: tuple, reason: str) -> None:
+        super().__init__(reason)
+        self.path, self.reason = path, reason
 
-    def policy(self, data: dict[str, Any]) -> Policy:
-        for key in data:
-            if key not in TOP_KEYS:
-                self.fail((key,), f"unknown key (expected one of {', '.join(sorted(TOP_KEYS))})")
-        version = data.get("version")
-        # Recorded with every step, in a column of 64 characters on both engines.
-        if not isinstance(version, str) or not version.strip() or len(version.strip()) > 64:
-            self.fail(("version",), "a version of 1 to 64 characters is required (it is recorded with every step)")
-        numbers = {name: self.whole(data, name, minimum, default, maximum)
-                   for name, minimum, default, maximum in LIMITS}
-        templates = self.templates(data.get("templates", {}))
-        steps = self.steps(data.get("steps"), {name for name, _ in templates})
+
+def _placeholders(text: str) -> str:
+    if not text.strip():
+        raise PydanticCustomError("policy_text", "{reason}", {"reason": "a non-empty text is required"})
+    try:
+        parsed = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(text)
+                  if name is not None]
+    except ValueError as error:
+        raise PydanticCustomError("policy_text", "{reason}", {"reason": f"malformed placeholder: {error}"}) from None
+    # Every value is a text already in the reader's language: a format ({amount:d}) or a
+    # conversion ({amount!r}) would fail, or pad a million spaces, in the middle of a sweep.
+    shaped = [name for name, spec, conversion in parsed if spec or conversion]
+    if shaped:
+        reason = f"placeholders take no format or conversion: {{{shaped[0]}...}}; write {{{shaped[0]}}}"
+        raise PydanticCustomError("policy_text", "{reason}", {"reason": reason})
+    unknown = {name for name, _, _ in parsed} - PLACEHOLDERS
+    if unknown:
+        reason = (f"unknown placeholder(s) {', '.join('{' + u + '}' for u in sorted(unknown))}; "
+                  f"known: {', '.join('{' + p + '}' for p in sorted(PLACEHOLDERS))}")
+        raise PydanticCustomError("policy_text", "{reason}", {"reason": reason})
+    return text
+
+
+def _version(version: str) -> str:
+    # Recorded with every step, in a column of 64 characters on both engines.
+    if not 1 <= len(version.strip()) <= 64:
+        raise ValueError("1 to 64 characters")
+    return version
+
+
+# A text of the file: non-empty, naming only known placeholders, with no format or conversion.
+PolicyText = Annotated[str, AfterValidator(_placeholders)]
+_STRICT = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class StepEntry(BaseModel):
+    """One [[steps]] table."""
+
+    model_config = _STRICT
+    # The name is how a case knows its step (the position changes when steps are added or removed),
+    # stored in a column of STEP_NAME_LENGTH characters on both engines.
+    name: str = Field(pattern=rf"^[a-z0-9_]{{1,{STEP_NAME_LENGTH}}}$")
+    day: int = Field(ge=0, le=MAX_DAY)
+    charge: bool = False
+    email: str | None = None  # a template name
+    banner: Audience = Field(Audience.NONE, strict=False)  # its value, as written in the file
+    cancel: bool = False
+
+
+class EmailText(BaseModel):
+    """[templates.NAME.LOCALE]: an e-mail in one language."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+    subject: PolicyText
+    body: PolicyText
+
+
+class BannerTexts(BaseModel):
+    """[banners.LOCALE]: the banners in one language."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+    # By what a member sees: past due (two audiences), cancelled, and the owner's during a
+    # temporary reactivation (R9.2).
+    owner_and_admins: PolicyText
+    everyone: PolicyText
+    cancelled: PolicyText
+    reactivated: PolicyText
+
+
+BANNER_KEYS = tuple(BannerTexts.model_fields)
+# One field per supported language: a template or a banner set lacking one is refused.
+EmailVersions = create_model("EmailVersions", __config__=_STRICT,
+                             **{locale: (EmailText, ...) for locale in SUPPORTED_LOCALES})
+BannerVersions = create_model("BannerVersions", __config__=ConfigDict(strict=True, extra="ignore", frozen=True),
+                              **{locale: (BannerTexts, ...) for locale in SUPPORTED_LOCALES})
+
+
+class PolicyFile(BaseModel):
+    """The policy file as written; `policy()` turns it into the `Policy` the engine reads."""
+
+    model_config = _STRICT
+    version: Annotated[str, AfterValidator(_version)]
+    reactivation_days: int = Field(7, ge=1, le=365)  # R9.2: a temporary reactivation granted by support
+    deletion_days: int = Field(90, ge=0, le=MAX_DAY)  # R10.1
+    invoice_retention_years: int = Field(10, ge=1, le=100)  # R10.2
+    verification_void_delay_days: int = Field(3, ge=0, le=30)  # R5.2
+    minimum_warning_days: int | None = Field(None, ge=0, le=MAX_DAY)  # default: the schedule's gap
+    # Before the steps, which name them.
+    templates: dict[str, EmailVersions] = Field(default_factory=dict, validate_default=True)  # type: ignore[valid-type]
+    steps: list[StepEntry] = Field(min_length=1)
+    banners: BannerVersions = Field(default_factory=dict, validate_default=True)  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _across_keys(self) -> PolicyFile:
+        names: set[str] = set()
+        previous_day, last = -1, len(self.steps) - 1
+        for index, step in enumerate(self.steps):
+            if step.name in names:
+                raise _Refused(("steps", index, "name"), f"step {step.name!r} is defined twice")
+            names.add(step.name)
+            if step.day <= previous_day:
+                raise _Refused(("steps", index, "day"), f"must come after the previous step's day ({previous_day})")
+            previous_day = step.day
+            if step.email is not None and step.email not in self.templates:
+                raise _Refused(("steps", index, "email"), f"no template named {step.email!r} in [templates]")
+            if step.cancel and index != last:
+                raise _Refused(("steps", index, "cancel"), "only the last step may cancel the account")
+            if step.cancel and step.charge:
+                raise _Refused(("steps", index, "charge"), "a cancelling step cannot charge: a cancelled account "
+                                                           "is charged only after a temporary reactivation (R9)")
         for name in REQUIRED_TEMPLATES:
-            if (name, "en") not in templates:
-                self.fail(("templates", name), "this e-mail template is required")
-        return Policy(version=version.strip(), steps=steps, templates=templates,
-                      banners=self.banners(data.get("banners", {})),
-                      minimum_warning_days=self.minimum_warning(data, steps), **numbers)
+            if name not in self.templates:
+                raise _Refused(("templates", name), "this e-mail template is required")
+        self._minimum_warning()
+        return self
 
-    def minimum_warning(self, data: dict, steps: tuple[Step, ...]) -> int:
+    def _minimum_warning(self) -> int:
         """Days the warning (the step before the cancelling one) must precede the cancellation;
         by default the schedule's own gap, so that a late run cannot shorten it."""
-        if not steps[-1].cancel or len(steps) < 2:
-            if self.whole(data, "minimum_warning_days", 0, 0):
-                self.fail(("minimum_warning_days",), "needs a warning step before a cancelling last step")
+        days = self.minimum_warning_days
+        if not self.steps[-1].cancel or len(self.steps) < 2:
+            if days:
+                raise _Refused(("minimum_warning_days",), "needs a warning step before a cancelling last step")
             return 0
-        warning, cancel = steps[-2], steps[-1]
+        warning, cancel = self.steps[-2], self.steps[-1]
         gap = cancel.day - warning.day
-        days = self.whole(data, "minimum_warning_days", 0, gap)
+        days = gap if days is None else days
         if days > gap:
-            self.fail(("minimum_warning_days",), f"must be at most {gap}, the days between the warning step "
-                                                 f"{warning.name!r} and the cancellation, or the schedule moves")
+            raise _Refused(("minimum_warning_days",), f"must be at most {gap}, the days between the warning step "
+                                                      f"{warning.name!r} and the cancellation, or the schedule moves")
         if days and warning.email is None:
-            self.fail(("minimum_warning_days",), f"the warning step {warning.name!r} has no e-mail to warn with")
+            raise _Refused(("minimum_warning_days",),
+                           f"the warning step {warning.name!r} has no e-mail to warn with")
         return days
 
-    def whole(self, data: dict, name: str, minimum: int, default: int, maximum: int = MAX_DAY) -> int:
-        value = data.get(name, default)
-        if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
-            self.fail((name,), f"must be a whole number from {minimum} to {maximum}, got {value!r}")
-        return value
+    def policy(self) -> Policy:
+        return Policy(
+            version=self.version.strip(),
+            steps=tuple(Step(name=s.name, day=s.day, charge=s.charge, email=s.email, banner=s.banner,
+                             cancel=s.cancel) for s in self.steps),
+            templates={(name, locale): EmailTemplate(subject=text.subject, body=text.body)
+                       for name, versions in self.templates.items() for locale, text in versions},
+            banners={(key, locale): text for locale, texts in self.banners for key, text in texts},
+            reactivation_days=self.reactivation_days, deletion_days=self.deletion_days,
+            invoice_retention_years=self.invoice_retention_years,
+            verification_void_delay_days=self.verification_void_delay_days,
+            minimum_warning_days=self._minimum_warning())
 
-    def steps(self, raw: Any, template_names: set[str]) -> tuple[Step, ...]:
-        if not isinstance(raw, list) or not raw or not all(isinstance(item, dict) for item in raw):
-            self.fail(("steps",), "at least one [[steps]] table is required (and nothing else)")
-        steps, names, previous_day = [], set(), -1
-        for index, item in enumerate(raw):
-            for key in item:
-                if key not in STEP_KEYS:
-                    self.fail(("steps", index, key), f"unknown key (expected one of {', '.join(sorted(STEP_KEYS))})")
-            name = item.get("name")
-            # The name is how a case knows its step (the position changes when steps are added or
-            # removed), stored in a column of STEP_NAME_LENGTH characters on both engines.
-            if not isinstance(name, str) or not re.fullmatch(rf"[a-z0-9_]{{1,{STEP_NAME_LENGTH}}}", name):
-                self.fail(("steps", index, "name"), f"a name of at most {STEP_NAME_LENGTH} lowercase letters, "
-                                                    "digits and _ is required")
-            if name in names:
-                self.fail(("steps", index, "name"), f"step {name!r} is defined twice")
-            names.add(name)
-            day = item.get("day")
-            if not isinstance(day, int) or isinstance(day, bool) or not 0 <= day <= MAX_DAY:
-                self.fail(("steps", index, "day"), f"must be a whole number of days from 0 to {MAX_DAY}, got {day!r}")
-            if day <= previous_day:
-                self.fail(("steps", index, "day"), f"must come after the previous step's day ({previous_day})")
-            previous_day = day
-            for flag in ("charge", "cancel"):
-                if not isinstance(item.get(flag, False), bool):
-                    self.fail(("steps", index, flag), "must be true or false")
-            email = item.get("email")
-            if email is not None and email not in template_names:
-                self.fail(("steps", index, "email"), f"no template named {email!r} in [templates]")
-            banner = item.get("banner", "none")
-            if banner not in {a.value for a in Audience}:
-                self.fail(("steps", index, "banner"),
-                          f"unknown audience {banner!r}: expected none, owner_and_admins or everyone")
-            cancel = item.get("cancel", False)
-            if cancel and index != len(raw) - 1:
-                self.fail(("steps", index, "cancel"), "only the last step may cancel the account")
-            if cancel and item.get("charge", False):
-                self.fail(("steps", index, "charge"), "a cancelling step cannot charge: a cancelled account "
-                                                      "is charged only after a temporary reactivation (R9)")
-            steps.append(Step(name=name, day=day, charge=item.get("charge", False), email=email,
-                              banner=Audience(banner), cancel=cancel))
-        return tuple(steps)
 
-    def templates(self, raw: Any) -> dict[tuple[str, str], EmailTemplate]:
-        found = {}
-        if not isinstance(raw, dict):
-            self.fail(("templates",), "must be a table of templates")
-        for name, by_locale in raw.items():
-            if not isinstance(by_locale, dict):
-                self.fail(("templates", name), "must be a table of the en and fr versions")
-            for locale in SUPPORTED_LOCALES:
-                if locale not in by_locale:
-                    self.fail(("templates", name), f"the {locale!r} version is missing")
-            for locale, template in by_locale.items():
-                if locale not in SUPPORTED_LOCALES:
-                    self.fail(("templates", name, locale), f"unsupported locale {locale!r}")
-                if not isinstance(template, dict):
-                    self.fail(("templates", name, locale), "must be a table with a subject and a body")
-                for part in ("subject", "body"):
-                    self.placeholders(template.get(part), ("templates", name, locale, part))
-                found[(name, locale)] = EmailTemplate(subject=template["subject"], body=template["body"])
-        return found
+# -- pydantic's errors in the file's words ---------------------------------------------------------------
 
-    def banners(self, raw: Any) -> dict[tuple[str, str], str]:
-        found = {}
-        for locale in SUPPORTED_LOCALES:
-            texts = raw.get(locale) if isinstance(raw, dict) else None
-            if not isinstance(texts, dict):
-                self.fail(("banners", locale), "the banner texts for this locale are missing")
-            for key in BANNER_KEYS:
-                self.placeholders(texts.get(key), ("banners", locale, key))
-                found[(key, locale)] = texts[key]
-        return found
+def _whole(minimum: int, maximum: int, unit: str = "") -> str:
+    return f"must be a whole number {unit}from {minimum} to {maximum}, got {{input!r}}"
 
-    def placeholders(self, text: Any, path: tuple) -> None:
-        if not isinstance(text, str) or not text.strip():
-            self.fail(path, "a non-empty text is required")
-        try:
-            parsed = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(text)
-                      if name is not None]
-        except ValueError as error:
-            self.fail(path, f"malformed placeholder: {error}")
-        # Every value is a text already in the reader's language: a format ({amount:d}) or a
-        # conversion ({amount!r}) would fail, or pad a million spaces, in the middle of a sweep.
-        shaped = [name for name, spec, conversion in parsed if spec or conversion]
-        if shaped:
-            self.fail(path, f"placeholders take no format or conversion: {{{shaped[0]}...}}; write {{{shaped[0]}}}")
-        fields = {name for name, _, _ in parsed}
-        unknown = fields - PLACEHOLDERS
-        if unknown:
-            self.fail(path, f"unknown placeholder(s) {', '.join('{' + u + '}' for u in sorted(unknown))}; "
-                            f"known: {', '.join('{' + p + '}' for p in sorted(PLACEHOLDERS))}")
+
+# Why a key is refused, by its path (`*`: any step, template or locale), whatever pydantic found
+# wrong with it; `{input!r}` is the value as written (None when missing).
+REFUSALS: dict[tuple, str] = {
+    ("version",): "a version of 1 to 64 characters is required (it is recorded with every step)",
+    **{(name,): _whole(minimum, maximum) for name, minimum, _, maximum in LIMITS},
+    ("minimum_warning_days",): _whole(0, MAX_DAY),
+    ("steps",): "at least one [[steps]] table is required (and nothing else)",
+    ("steps", "*"): "at least one [[steps]] table is required (and nothing else)",
+    ("steps", "*", "name"): f"a name of at most {STEP_NAME_LENGTH} lowercase letters, digits and _ is required",
+    ("steps", "*", "day"): _whole(0, MAX_DAY, "of days "),
+    ("steps", "*", "charge"): "must be true or false",
+    ("steps", "*", "cancel"): "must be true or false",
+    ("steps", "*", "email"): "no template named {input!r} in [templates]",
+    ("steps", "*", "banner"): "unknown audience {input!r}: expected none, owner_and_admins or everyone",
+    ("templates",): "must be a table of templates",
+    ("templates", "*"): "must be a table of the en and fr versions",
+    ("templates", "*", "*"): "must be a table with a subject and a body",
+    ("templates", "*", "*", "*"): "a non-empty text is required",
+    ("banners",): "the banner texts for this locale are missing",
+    ("banners", "*"): "the banner texts for this locale are missing",
+    ("banners", "*", "*"): "a non-empty text is required",
+}
+
+
+def refusal(error: ValidationError) -> tuple[tuple, str]:
+    """The path and the reason of the one refusal to show, in the order a reader checks the file:
+    an unknown key at the top first (a misspelt key explains the missing one); then key by key
+    (templates, then steps), within a template its missing language, within a step or a template
+    its unknown key, then the first thing wrong in it."""
+    errors = error.errors()
+    groups: dict[tuple, int] = {}
+    for found in errors:
+        groups.setdefault(tuple(found["loc"][:2]), len(groups))
+
+    def rank(numbered: tuple[int, Any]) -> tuple[int, int, int, int]:
+        number, found = numbered
+        path, kind = found["loc"], found["type"]
+        top_unknown = kind == "extra_forbidden" and len(path) == 1
+        within = 0 if kind == "missing" and path[0] == "templates" and len(path) == 3 else (
+            1 if kind == "extra_forbidden" else 2)
+        return (not top_unknown, groups[tuple(path[:2])], within, number)
+
+    _, first = min(enumerate(errors), key=rank)
+    path, kind = tuple(first["loc"]), first["type"]
+    if kind == "extra_forbidden":
+        if path[0] == "templates":
+            return path, f"unsupported locale {path[-1]!r}"
+        expected = StepEntry.model_fields if path[0] == "steps" else PolicyFile.model_fields
+        return path, f"unknown key (expected one of {', '.join(sorted(expected))})"
+    if kind == "missing" and path[0] == "templates" and len(path) == 3:
+        return path[:2], f"the {path[-1]!r} version is missing"
+    if kind == "policy_text":
+        return path, first["ctx"]["reason"]
+    if path[0] == "banners" and len(path) == 1:  # no [banners] at all: the first language's
+        path = ("banners", SUPPORTED_LOCALES[0])
+    if path[0] == "steps" and len(path) == 2:  # an item that is not a table: the whole list is wrong
+        path = ("steps",)
+    pattern = (path[0], *("*" for _ in path[1:]))
+    if path[0] == "steps" and len(path) == 3:
+        pattern = ("steps", "*", path[2])
+    value = None if kind == "missing" else first["input"]
+    return path, REFUSALS[pattern].format(input=value)
+
+
+def where(path: tuple) -> str:
+    return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in path).replace(".[", "[")
+
+
+def line_of(lines: list[str], path: tuple) -> int:
+    """The line that defines `path` (best effort: the key's line, else its table's header)."""
+    header_line, index_seen, want_table, want_index, key = 0, -1, None, None, path[-1]
+    if path[0] == "steps" and len(path) >= 2 and isinstance(path[1], int):
+        want_table, want_index = "[[steps]]", path[1]
+    elif path[0] in ("templates", "banners") and len(path) >= 2:
+        want_table = "[" + ".".join(str(p) for p in path[:-1 if len(path) > 2 else None]) + "]"
+    in_wanted = want_table is None
+    for number, raw in enumerate(lines, start=1):
+        line = raw.strip()
+        if line.startswith("["):
+            if want_table == "[[steps]]" and line == "[[steps]]":
+                index_seen += 1
+                in_wanted = index_seen == want_index
+                header_line = number if in_wanted else header_line
+            elif want_table is not None and line == want_table:
+                in_wanted, header_line = True, number
+            else:
+                in_wanted = False
+            continue
+        if in_wanted and isinstance(key, str) and re.match(rf"^{re.escape(key)}\s*=", line):
+            return number
+    # Else the table named by the path itself, or its first sub-table ([templates.x.en] for templates.x).
+    table = "[" + ".".join(str(p) for p in path)
+    return header_line or next((number for number, raw in enumerate(lines, start=1)
+                                if raw.strip() == table + "]" or raw.strip().startswith(table + ".")), 1)
