@@ -19,7 +19,7 @@ from renewly.accounts.rules.contacts import CURRENT, ContactStatus, check_decisi
 from renewly.accounts.rules.members import validate_email
 from renewly.adapters.db.tables import billing_contacts
 from renewly.bootstrap import App
-from renewly.config.contact_texts import CONTACT_TEMPLATES
+from renewly.config.texts import text
 from renewly.outbox.records import audit, publish
 from renewly.payments.cards import owner_of
 from renewly.shared.errors import Conflict
@@ -138,8 +138,8 @@ def _added(conn: Connection, app: App, account, owner: str, email: str, at: date
 def _email(conn: Connection, app: App, account, kind: str, recipients: list[str], at: datetime,
            **values: str) -> None:
     """An outbox e-mail in the account's language, shaped like `notices.email_row`'s."""
-    template = CONTACT_TEMPLATES[(kind, account.locale)]
     values = {"account": account.name, "support_email": app.settings.seller.support_email, **values}
     publish(conn, at, "email", account.id, {"kind": kind, "locale": account.locale, "recipients": recipients,
-                                            "subject": template.subject.format(**values),
-                                            "body": template.body.format(**values), "contact": values["contact"]})
+                                            "subject": text(f"{kind}.subject", account.locale, **values),
+                                            "body": text(f"{kind}.body", account.locale, **values),
+                                            "contact": values["contact"]})

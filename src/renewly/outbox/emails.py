@@ -14,6 +14,7 @@ from sqlalchemy import Connection, literal, select, union_all
 from renewly.adapters.db.bulk import among, insert_rows
 from renewly.adapters.db.tables import billing_contacts, members, outbox
 from renewly.billing.rules.invoices import format_day
+from renewly.config.texts import text
 from renewly.dunning.rules.schedule import Policy
 from renewly.payments.rules.charges import decline_in_words
 from renewly.shared.money import Money
@@ -103,23 +104,14 @@ def write(conn: Connection, rows: list[dict]) -> None:
     insert_rows(conn, outbox, rows)
 
 
-_INVOICE_TEXT = {
-    "en": ("Invoice {number} from {seller}", "Please find invoice {number} of {issue_date} for {buyer}: {total}.\n"
-                                             "{why}"),
-    "fr": ("Facture {number} de {seller}", "Veuillez trouver la facture {number} du {issue_date} pour {buyer} : "
-                                           "{total}.\n{why}"),
-}
-_RESENT = {"en": "Sent again at your request ({reason}).", "fr": "Envoyée de nouveau à votre demande ({reason})."}
-
-
 def invoice_email(invoice, recipients: list[str], at: datetime, *, reason: str) -> dict:
     """An invoice e-mail, from the invoice as issued (its frozen seller, buyer and lines)."""
     locale = invoice.locale
-    subject, body = _INVOICE_TEXT[locale]
     values = {"number": invoice.number, "seller": invoice.seller["name"], "buyer": invoice.buyer["name"],
               "issue_date": format_day(invoice.issue_date, locale),
               "total": Money(invoice.total, invoice.currency).format(locale),
-              "why": _RESENT[locale].format(reason=reason)}
+              "why": text("invoice_email.resent", locale, reason=reason)}
     return {"created_at": at, "topic": "email", "account_id": invoice.account_id, "delivered_at": None,
             "payload": {"kind": "invoice", "locale": locale, "recipients": recipients, "invoice": invoice.number,
-                        "subject": subject.format(**values), "body": body.format(**values)}}
+                        "subject": text("invoice_email.subject", locale, **values),
+                        "body": text("invoice_email.body", locale, **values)}}

@@ -17,6 +17,7 @@ from functools import lru_cache
 from babel.dates import format_date
 
 from renewly.accounts.rules.members import REASON_LENGTH, validate_text
+from renewly.config.texts import text
 from renewly.shared.calendar import local_midnight_utc, period_boundary
 from renewly.shared.errors import InvalidInput, NotAllowed
 from renewly.shared.money import MAX_DOCUMENT_TOTAL, round_minor
@@ -145,28 +146,6 @@ class Renewal:
     next_renewal_at: datetime  # local midnight of next_period_start, in UTC
 
 
-_INTERVAL_WORDS = {
-    "en": {"month": "monthly", "year": "yearly"},
-    "fr": {"month": "mensuel", "year": "annuel"},
-}
-_TEXT = {
-    "en": {
-        "period": "{start} – {end}",
-        "proration": "{plan}: seats {old} → {new} from {day}, prorated to {end}",
-        "carried": "Credit carried forward to the next invoice",
-        "brought": "Credit brought forward from the previous invoice",
-        "credit": "Credit for invoice {number}: {reason}",
-    },
-    "fr": {
-        "period": "du {start} au {end}",
-        "proration": "{plan} : licences {old} → {new} à partir du {day}, au prorata jusqu'au {end}",
-        "carried": "Avoir reporté sur la prochaine facture",
-        "brought": "Avoir reporté de la facture précédente",
-        "credit": "Avoir sur la facture {number} : {reason}",
-    },
-}
-
-
 @lru_cache(maxsize=4096)
 def format_day(day: date, locale: str) -> str:
     # Cached: a renewal batch formats the same few dates thousands of times.
@@ -174,22 +153,23 @@ def format_day(day: date, locale: str) -> str:
 
 
 def describe_period(start: date, end_exclusive: date, locale: str) -> str:
-    return _TEXT[locale]["period"].format(start=format_day(start, locale),
-                                          end=format_day(end_exclusive - timedelta(days=1), locale))
+    return text("invoice.period", locale, start=format_day(start, locale),
+                end=format_day(end_exclusive - timedelta(days=1), locale))
 
 
 @lru_cache(maxsize=4096)
 def describe_subscription_line(plan_name: str, interval: str, start: date, end: date, locale: str) -> str:
-    return f"{plan_name} ({_INTERVAL_WORDS[locale][interval]}), {describe_period(start, end, locale)}"
+    return text("invoice.subscription_line", locale, plan=plan_name,
+                interval=text(f"invoice.interval.{interval}", locale), period=describe_period(start, end, locale))
 
 
 def describe_proration(plan_name: str, old: int, new: int, day: date, end: date, locale: str) -> str:
-    return _TEXT[locale]["proration"].format(plan=plan_name, old=old, new=new, day=format_day(day, locale),
-                                             end=format_day(end - timedelta(days=1), locale))
+    return text("invoice.proration", locale, plan=plan_name, old=old, new=new, day=format_day(day, locale),
+                end=format_day(end - timedelta(days=1), locale))
 
 
 def describe_credit_brought_forward(locale: str) -> str:
-    return _TEXT[locale]["brought"]
+    return text("invoice.credit_brought_forward", locale)
 
 
 def prorate_seat_change(unit_amount: int, old_seats: int, new_seats: int,
@@ -227,7 +207,8 @@ def draft_renewal(snapshot: RenewalSnapshot, issue_date: date, taxes: TaxTable,
     if subtotal < 0:
         # Invoices never go below zero: the excess credit waits for the next invoice.
         carried = -subtotal
-        lines.append(InvoiceLine(kind=LineKind.CREDIT_CARRIED, description=_TEXT[snapshot.locale]["carried"],
+        lines.append(InvoiceLine(kind=LineKind.CREDIT_CARRIED,
+                                 description=text("invoice.credit_carried_forward", snapshot.locale),
                                  quantity=1, unit_amount=carried, amount=carried))
         subtotal = 0
     rate = taxes.rate_for(snapshot.buyer.get("country", ""))
@@ -293,8 +274,8 @@ def draft_credit_note(invoice: IssuedInvoice, reason: str, issue_date: date, amo
     if amount <= 0 or amount > creditable:
         raise InvalidInput(f"{invoice.number} can be credited between 1 and {creditable} minor units "
                            f"(asked {amount})", code="invalid_credit_amount")
-    text = _TEXT[invoice.locale]["credit"].format(number=invoice.number, reason=reason.strip())
-    line = InvoiceLine(kind=LineKind.CREDIT, description=text, quantity=1, unit_amount=amount, amount=amount)
+    description = text("invoice.credit", invoice.locale, number=invoice.number, reason=reason.strip())
+    line = InvoiceLine(kind=LineKind.CREDIT, description=description, quantity=1, unit_amount=amount, amount=amount)
     tax = TaxTable({}).tax_on(amount, invoice.tax_rate)
     return InvoiceDraft(
         kind=InvoiceKind.CREDIT_NOTE, account_id=invoice.account_id, subscription_id=None,

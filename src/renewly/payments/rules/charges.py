@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
+from renewly.config.texts import LANGUAGES, has_text, text
 from renewly.shared.errors import InvalidInput
 
 
@@ -77,35 +78,14 @@ class LedgerCharge:
     outcome: Outcome
 
 
-# Why a charge failed, in words a customer reads; `no_card`: nothing could be charged.
+# Why a charge failed, in words a customer reads (the catalogue's `decline.CODE`, by the gateway's
+# code; an unknown one reads as a decline); `no_card`: nothing could be charged.
 NO_CARD = "no_card"
-DECLINE_REASONS = {
-    "en": {
-        "generic_decline": "the card was declined by the bank",
-        "insufficient_funds": "the card has insufficient funds",
-        "expired_card": "the card has expired",
-        "processing_error": "the bank could not process the card; try again later",
-        "incorrect_number": "the card number is incorrect",
-        "invalid_expiry": "the expiry date is invalid",
-        "card_declined": "the card was declined by the bank",
-        "no_card": "no card is on file",
-    },
-    "fr": {
-        "generic_decline": "la carte a été refusée par la banque",
-        "insufficient_funds": "le solde de la carte est insuffisant",
-        "expired_card": "la carte a expiré",
-        "processing_error": "la banque n'a pas pu traiter la carte ; réessayez plus tard",
-        "incorrect_number": "le numéro de carte est incorrect",
-        "invalid_expiry": "la date d'expiration est invalide",
-        "card_declined": "la carte a été refusée par la banque",
-        "no_card": "aucune carte n'est enregistrée",
-    },
-}
 
 
 def decline_in_words(code: str | None, locale: str = "en") -> str:
-    reasons = DECLINE_REASONS.get(locale, DECLINE_REASONS["en"])
-    return reasons.get(code or "", reasons["card_declined"])
+    message = f"decline.{code}" if code and has_text(f"decline.{code}") else "decline.card_declined"
+    return text(message, locale if locale in LANGUAGES else "en")
 
 
 def parse_expiry(text: str, today: date) -> tuple[int, int]:
