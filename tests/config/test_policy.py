@@ -19,7 +19,7 @@ from renewly.adapters.db.tables import accounts, dunning_steps, outbox, payment_
 from renewly.batches.scheduler import advance
 from renewly.config.policy import DEFAULT_POLICY, PolicyError, load_policy
 from renewly.dunning.preview import preview_account
-from renewly.dunning.rules.schedule import Audience
+from renewly.dunning.rules.banners import Audience
 from renewly.shared.calendar import local_date
 from tests.builders import subscribed
 

@@ -35,7 +35,7 @@ from renewly.billing.subscriptions import create_subscription
 from renewly.bootstrap import App
 from renewly.dunning.reactivation import grant_reactivation
 from renewly.payments.rules.charges import Outcome
-from renewly.retention.deletion import last_purgeable_issue_date, purge_due, retention_ends
+from renewly.retention.deletion import purge_due
 from renewly.shared.errors import NotAllowed
 from tests.builders import OPERATOR, customer, subscribed, team_plan, with_card
 from tests.builders import Outcome as CliOutcome
@@ -314,14 +314,6 @@ def test_r10_2_an_invoice_goes_with_its_later_credit_note(app):
     assert rows(app, invoices) == []
     purged = sorted(row.details["first"] for row in rows(app, audit_log, audit_log.c.action == "invoices.purged"))
     assert credit_note in purged and account(app, account_id).status == "active"
-
-
-def test_r10_2_retention_counts_calendar_years_from_the_issue_date():
-    assert retention_ends(date(2026, 1, 1), 10) == date(2036, 1, 1)
-    assert retention_ends(date(2016, 2, 29), 10) == date(2026, 2, 28)
-    assert last_purgeable_issue_date(date(2026, 2, 28), 10) == date(2016, 2, 29)
-    assert last_purgeable_issue_date(date(2026, 3, 1), 10) == date(2016, 3, 1)
-    assert last_purgeable_issue_date(date(2036, 1, 1), 10) == date(2026, 1, 1)
 
 
 def test_r10_3_the_host_product_is_told_with_an_account_deleted_event(app):

@@ -98,7 +98,7 @@ def _case_impact_json(impact, found) -> dict[str, Any]:
 def policy_show(as_json: JsonFlag = False) -> None:
     """The policy in force: its version and steps."""
     from renewly.config.policy import load_policy, policy_path
-    from renewly.dunning.rules.schedule import describe_step
+    from renewly.dunning.rules.preview import describe_step
     policy = load_policy()
     if as_json:
         print_json({"file": str(policy_path()), "version": policy.version,

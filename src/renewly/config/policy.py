@@ -23,7 +23,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic_core import PydanticCustomError
 
 from renewly.accounts.rules.members import SUPPORTED_LOCALES
-from renewly.dunning.rules.schedule import Audience, EmailTemplate, Policy, Step
+from renewly.dunning.rules.banners import Audience
+from renewly.dunning.rules.schedule import EmailTemplate, Policy, Step
 from renewly.shared.errors import InvalidInput
 
 DEFAULT_POLICY = Path(__file__).with_name("policies") / "default.toml"

@@ -22,9 +22,11 @@ from renewly.adapters.db.tables import accounts, dunning_case_invoices, invoices
 from renewly.billing.issuing import amount_due
 from renewly.billing.rules.invoices import InvoiceStatus
 from renewly.bootstrap import App
-from renewly.dunning.rules.schedule import Policy, banners_seen, deletion_date
+from renewly.dunning.rules.banners import banners_seen
+from renewly.dunning.rules.schedule import Policy
 from renewly.outbox import emails as notices
 from renewly.payments.rules.charges import AttemptStatus
+from renewly.retention.rules.deadlines import deletion_date
 from renewly.shared.calendar import local_date, local_midnight_utc
 
 OUTBOX_COLUMNS = ("created_at", "topic", "account_id", "payload", "delivered_at")
@@ -130,7 +132,8 @@ def give(conn: Connection, app: App, given: list[tuple[NoticeCase, int, str | No
         if step.cancel:
             today = texts.today(case.timezone)
             cancelled.append({"id": case.account_id, "status": status, "banner": banner, "cancelled_at": as_of,
-                              "deletion_due_at": local_midnight_utc(deletion_date(policy, today), case.timezone),
+                              "deletion_due_at": local_midnight_utc(deletion_date(today, policy.deletion_days),
+                                                                    case.timezone),
                               "updated_at": as_of})
             result.cancelled += 1
         elif (status, banner) != (case.status, case.banner):
@@ -182,7 +185,7 @@ class _DateTexts:
             cancel_date = cancellation_date(policy, day0, step_index, today)
             found = self._texts[key] = notices.date_placeholders(
                 locale, renewal_date=day0, cancel_date=cancel_date,
-                deletion_date=deletion_date(policy, cancel_date) if cancel_date else None,
+                deletion_date=deletion_date(cancel_date, policy.deletion_days) if cancel_date else None,
                 next_attempt_date=None if policy.steps[step_index].cancel else policy.next_charge_date(day0,
                                                                                                         step_index))
         return found

@@ -17,8 +17,8 @@ from renewly.adapters.clock import SystemClock
 from renewly.adapters.db.engine import SchemaOutOfDate, current_revision, head_revision, sqlite_file
 from renewly.adapters.db.tables import accounts, dunning_cases
 from renewly.bootstrap import App
-from renewly.dunning.rules.schedule import CaseMove, OpenCase, Policy, move_under
-from renewly.dunning.sweep import IN_DUNNING
+from renewly.dunning.rules.policy_change import CaseMove, OpenCase, move_under
+from renewly.dunning.rules.schedule import IN_DUNNING, Policy
 from renewly.shared.calendar import local_date
 from renewly.shared.errors import InvalidInput
 

@@ -17,7 +17,8 @@ from renewly.accounts.accounts import load_account
 from renewly.adapters.db.tables import dunning_case_invoices, dunning_cases, invoices, subscriptions
 from renewly.billing.rules.invoices import InvoiceKind, InvoiceStatus
 from renewly.bootstrap import App
-from renewly.dunning.rules.schedule import CaseSnapshot, DayPreview, place, preview_case, warned_on
+from renewly.dunning.rules.preview import DayPreview, preview_case
+from renewly.dunning.rules.schedule import CaseSnapshot, place, warned_on
 from renewly.shared.calendar import local_date
 
 

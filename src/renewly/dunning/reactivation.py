@@ -13,15 +13,9 @@ from renewly.adapters.db.tables import accounts, dunning_cases, members, reactiv
 from renewly.bootstrap import App
 from renewly.dunning.notices import case_invoices
 from renewly.dunning.recovery import lock_accounts
-from renewly.dunning.rules.schedule import (
-    Access,
-    CaseSnapshot,
-    banner_seen,
-    banners_seen,
-    dashboard_access,
-    place,
-    warned_on,
-)
+from renewly.dunning.rules.access import Access, dashboard_access
+from renewly.dunning.rules.banners import banner_seen, banners_seen
+from renewly.dunning.rules.schedule import CaseSnapshot, place, warned_on
 from renewly.outbox import emails as notices
 from renewly.outbox.records import audit, publish
 from renewly.shared.calendar import local_date, local_midnight_utc

@@ -40,12 +40,12 @@ from renewly.billing.rules.invoices import InvoiceKind, InvoiceStatus
 from renewly.bootstrap import App
 from renewly.dunning import notices as dunning_notices
 from renewly.dunning.notices import OUTBOX_COLUMNS, NoticeCase, case_invoices, latest_decline
-from renewly.dunning.rules.schedule import banners_seen
+from renewly.dunning.rules.banners import banners_seen
+from renewly.dunning.rules.schedule import IN_DUNNING
 from renewly.outbox import emails as notices
 from renewly.payments.rules.charges import NO_CARD, UNSETTLED, AttemptStatus
 from renewly.shared.calendar import local_date, local_midnight_utc
 
-IN_DUNNING = (AccountStatus.ACTIVE.value, AccountStatus.PAST_DUE.value)
 CARD_UPDATE = "card_updated:"  # the reason prefix of a card update's retries (services/cards.py)
 
 

@@ -18,7 +18,6 @@ from itertools import chain
 
 from sqlalchemy import Connection, exists, func, select, text
 
-from renewly.accounts.rules.members import AccountStatus
 from renewly.adapters.db.bulk import among, chunked, insert_ignoring_conflicts, insert_rows, is_postgres, update_rows
 from renewly.adapters.db.tables import (
     accounts,
@@ -42,11 +41,12 @@ from renewly.bootstrap import App
 from renewly.dunning import notices as dunning_notices
 from renewly.dunning.notices import OUTBOX_COLUMNS, CaseInvoice, NoticeCase, case_invoices, latest_decline
 from renewly.dunning.recovery import close_settled_cases, lock_accounts, unpaid_renewal_invoices
+from renewly.dunning.rules.banners import banners_seen
 from renewly.dunning.rules.schedule import (
+    IN_DUNNING,
     CaseSnapshot,
     Decision,
     Policy,
-    banners_seen,
     evaluate,
     needs_charge,
     next_step_date,
@@ -55,8 +55,6 @@ from renewly.dunning.rules.schedule import (
 )
 from renewly.payments.rules.charges import NO_CARD
 from renewly.shared.calendar import local_date, local_midnight_utc
-
-IN_DUNNING = (AccountStatus.ACTIVE.value, AccountStatus.PAST_DUE.value)
 
 
 @dataclass

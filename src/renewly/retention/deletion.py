@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime
 
 import structlog
 from sqlalchemy import Connection, and_, exists, func, or_, select
@@ -53,7 +53,8 @@ from renewly.batches.reports import Reported
 from renewly.bootstrap import App
 from renewly.payments.rate_limit import TokenBucket, call_concurrently
 from renewly.retention.pseudonyms import personal_data_of, pseudonymise_deleted
-from renewly.shared.calendar import add_months, local_date, local_midnight_utc
+from renewly.retention.rules.deadlines import last_purgeable_issue_date, retention_ends
+from renewly.shared.calendar import local_date, local_midnight_utc
 
 log = structlog.get_logger(__name__)
 
@@ -204,20 +205,6 @@ def _count(conn: Connection, statement) -> Counter:
 
 
 # -- R10.2 invoices ---------------------------------------------------------------------------------
-
-def retention_ends(issue_date: date, years: int) -> date:
-    """The first day an issued document may be deleted."""
-    return add_months(issue_date, 12 * years)
-
-
-def last_purgeable_issue_date(today: date, years: int) -> date:
-    """The latest issue date whose retention has ended by `today` (month ends make it inexact to
-    count back: a document of 29 February is kept until 28 February)."""
-    day = add_months(today, -12 * years)
-    while retention_ends(day + timedelta(days=1), years) <= today:
-        day += timedelta(days=1)
-    return day
-
 
 def _unreferenced():
     """Documents no credit note still points at: a credit note goes first, its invoice after it."""

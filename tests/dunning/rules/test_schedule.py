@@ -1,6 +1,5 @@
-"""The pure dunning decisions (R8, R9.1-R9.2, R8.8): `evaluate(policy, snapshot, today)` on the
-default policy, the minimum warning before a cancellation, who sees which banner, who may use
-the dashboard, and the preview."""
+"""The dunning schedule (R8): `evaluate(policy, snapshot, today)` on the default policy, the
+minimum warning before a cancellation, and where a case stands in a policy edited since."""
 
 from __future__ import annotations
 
@@ -9,23 +8,14 @@ from datetime import date, timedelta
 
 import pytest
 
-from renewly.accounts.rules.members import AccountStatus, Role
 from renewly.config.policy import load_policy
+from renewly.dunning.rules.banners import Audience
 from renewly.dunning.rules.schedule import (
-    Access,
-    Audience,
     CaseSnapshot,
-    OpenCase,
-    banner_seen,
-    banners_seen,
-    dashboard_access,
-    deletion_date,
     evaluate,
-    move_under,
     needs_charge,
     next_step_date,
     place,
-    preview_case,
 )
 
 POLICY = load_policy()
@@ -200,117 +190,7 @@ def test_a_case_whose_only_step_so_far_was_removed_starts_at_the_first_later_one
     assert evaluate(policy, case(last_step=-1), on_day(1)).steps == ()  # payment_failed_2 is on day 2
 
 
-def open_case(last_step: str | None, last_day: int | None, awaiting: str | None = None) -> OpenCase:
-    return OpenCase(day0=DAY0, last_step=last_step, last_step_day=last_day, warned_on=None, awaiting_step=awaiting)
-
-
-def test_a_new_policy_moves_a_case_whose_steps_to_come_change_or_whose_step_is_gone():
-    same = move_under(POLICY, replace(POLICY, version="v2"), open_case("payment_failed_2", 2), on_day(3))
-    assert not same.moves  # another version, the same steps by name and date: nothing moves
-    gone = move_under(POLICY, without_step(POLICY, "payment_failed_2"), open_case("payment_failed_2", 2), on_day(3))
-    assert (gone.moves, gone.last_step_gone, gone.after) == (True, True, "payment_failed_1")
-    assert gone.was == gone.now  # the same days ahead: listed all the same, its step is gone
-
-
 def test_the_open_cases_are_rescheduled_for_a_new_schedule_not_a_new_version_or_text():
     assert replace(POLICY, version="v2", templates={}).schedule_key == POLICY.schedule_key
     assert without_step(POLICY, "payment_failed_3").schedule_key != POLICY.schedule_key
     assert replace(POLICY, minimum_warning_days=3).schedule_key != POLICY.schedule_key
-
-
-def test_a_waiting_notice_whose_step_is_gone_is_reported_dropped():
-    move = move_under(POLICY, without_step(POLICY, "payment_failed_3"),
-                      open_case("payment_failed_3", 4, awaiting="payment_failed_3"), on_day(5))
-    assert move.notice_dropped and move.moves
-
-
-def test_a_step_moved_before_today_is_due_at_once():
-    earlier = replace(POLICY, steps=tuple(replace(step, day=3) if step.name == "payment_failed_3" else step
-                                          for step in POLICY.steps))
-    move = move_under(POLICY, earlier, open_case("payment_failed_2", 2), on_day(3))
-    assert move.due_at_once == ("payment_failed_3",)
-    assert move.now[0] == ("payment_failed_3", on_day(3)) and move.was[0] == ("payment_failed_3", on_day(4))
-
-
-# -- banners and access by role (R8.3-R8.5, R9.1, R9.2) -------------------------------------------------
-
-@pytest.mark.parametrize("account_banner, role, seen", [
-    ("none", Role.OWNER, "none"), ("none", Role.ADMIN, "none"), ("none", Role.AGENT, "none"),
-    ("owner_and_admins", Role.OWNER, "owner_and_admins"), ("owner_and_admins", Role.ADMIN, "owner_and_admins"),
-    ("owner_and_admins", Role.AGENT, "none"),
-    ("everyone", Role.OWNER, "everyone"), ("everyone", Role.ADMIN, "everyone"), ("everyone", Role.AGENT, "everyone"),
-])
-def test_r8_3_r8_4_the_banner_a_role_sees_on_a_past_due_account(account_banner, role, seen):
-    assert banner_seen(account_banner, AccountStatus.PAST_DUE, role) == seen
-
-
-@pytest.mark.parametrize("role", list(Role))
-def test_r8_5_every_role_sees_the_cancelled_page(role):
-    assert banner_seen("everyone", AccountStatus.CANCELLED, role) == "cancelled"
-
-
-def test_r9_2_during_a_reactivation_the_owner_sees_what_to_do_and_the_others_the_cancelled_page():
-    assert banners_seen("everyone", AccountStatus.CANCELLED, reactivation_running=True) == {
-        "owner": "reactivated", "admin": "cancelled", "agent": "cancelled"}
-
-
-def test_r8_events_say_what_each_role_sees():
-    assert banners_seen("owner_and_admins", AccountStatus.PAST_DUE) == {
-        "owner": "owner_and_admins", "admin": "owner_and_admins", "agent": "none"}
-    assert banners_seen("everyone", AccountStatus.CANCELLED) == {
-        "owner": "cancelled", "admin": "cancelled", "agent": "cancelled"}
-
-
-@pytest.mark.parametrize("status, role, running, access", [
-    (AccountStatus.ACTIVE, Role.AGENT, False, Access.FULL),
-    (AccountStatus.PAST_DUE, Role.AGENT, False, Access.FULL),  # banners, but the dashboard works until day 29
-    (AccountStatus.CANCELLED, Role.OWNER, False, Access.NONE),
-    (AccountStatus.CANCELLED, Role.ADMIN, False, Access.NONE),
-    (AccountStatus.CANCELLED, Role.AGENT, False, Access.NONE),
-    (AccountStatus.CANCELLED, Role.OWNER, True, Access.BILLING_ONLY),
-    (AccountStatus.CANCELLED, Role.ADMIN, True, Access.NONE),
-    (AccountStatus.CANCELLED, Role.AGENT, True, Access.NONE),
-    (AccountStatus.DELETED, Role.OWNER, True, Access.NONE),
-])
-def test_r9_1_r9_2_dashboard_access(status, role, running, access):
-    assert dashboard_access(status, role, running) is access
-
-
-def test_r10_1_the_deletion_day_is_ninety_local_days_after_the_cancellation_day():
-    assert deletion_date(POLICY, on_day(29)) == on_day(119)
-
-
-# -- R8.8: the preview --------------------------------------------------------------------------------
-
-def test_r8_8_preview_of_a_new_case_lists_each_coming_step_then_the_deletion():
-    days = preview_case(POLICY, DAY0, -1, DAY0)
-    assert [(d.day, d.date) for d in days] == [(0, DAY0), (2, on_day(2)), (4, on_day(4)), (21, on_day(21)),
-                                                (29, on_day(29)), (29 + 90, on_day(29 + 90))]
-    assert days[0].actions == ("charge attempt", "e-mail 'payment_failed_1' to billing contacts if it fails")
-    assert "banner for owner and admins" in days[2].actions
-    assert "banner for every member" in days[3].actions
-    assert "charge attempt" not in days[4].actions
-    assert days[4].actions[-1] == "account cancelled: nobody can use the dashboard"
-    assert "personal data deleted" in days[5].actions[0]
-
-
-def test_r8_8_preview_leaves_out_the_steps_already_taken():
-    days = preview_case(POLICY, DAY0, FAILED_3, on_day(10))
-    assert [d.day for d in days] == [21, 29, 119]
-
-
-def test_r8_8_preview_of_a_late_warning_shows_the_moved_cancellation():
-    days = preview_case(POLICY, DAY0, WARNING, on_day(23), warned=on_day(22))
-    assert [(d.day, d.date) for d in days] == [(30, on_day(30)), (120, on_day(120))]
-
-
-def test_r8_8_preview_of_a_warning_not_given_yet_and_overdue_gives_it_today():
-    days = preview_case(POLICY, DAY0, FAILED_3, on_day(25))
-    assert [d.date for d in days] == [on_day(25), on_day(33), on_day(123)]
-
-
-def test_r8_8_preview_of_a_cancelled_account_shows_only_its_deletion():
-    cancelled_on = on_day(29)
-    days = preview_case(POLICY, DAY0, len(POLICY.steps), on_day(35), cancelled_on=cancelled_on)
-    assert [(d.date, d.actions[0][:21]) for d in days] == [(cancelled_on + timedelta(days=90),
-                                                           "personal data deleted")]

@@ -1,4 +1,4 @@
-"""Dunning: the policy (data, not code), and the pure decisions taken from it.
+"""The dunning schedule: the policy (data, not code), where a case stands in it, and what is due.
 
 Kill Bill's split: a snapshot of one case is built by I/O, `evaluate(policy, snapshot, today)`
 decides here, and the service applies the decision in one transaction. Day 0 is the renewal
@@ -16,29 +16,12 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from enum import StrEnum
 
-from renewly.accounts.rules.members import AccountStatus, Role
+from renewly.accounts.rules.members import AccountStatus
+from renewly.dunning.rules.banners import Audience
 
-
-class Audience(StrEnum):
-    """Who sees a dunning banner; ordered from the mildest."""
-
-    NONE = "none"
-    OWNER_AND_ADMINS = "owner_and_admins"
-    EVERYONE = "everyone"
-
-    @property
-    def severity(self) -> int:
-        return _SEVERITY[self]
-
-    def includes(self, role: Role) -> bool:
-        if self is Audience.EVERYONE:
-            return True
-        return self is Audience.OWNER_AND_ADMINS and role in (Role.OWNER, Role.ADMIN)
-
-
-_SEVERITY = {audience: rank for rank, audience in enumerate(Audience)}
+# The accounts a case is open for; a cancelled (or deleted) account's case takes no step.
+IN_DUNNING = (AccountStatus.ACTIVE.value, AccountStatus.PAST_DUE.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,157 +192,3 @@ def next_step_date(policy: Policy, day0: date, next_step: int | None, warned: da
     """When the case next needs the sweep; None when no step is left, or when the cancellation
     waits for the warning, whose notice then schedules it."""
     return policy.step_day(day0, next_step, warned) if next_step is not None else None
-
-
-def banner_after(policy: Policy, notice_step: int) -> Audience:
-    return policy.steps[notice_step].banner
-
-
-def stronger_banner(current: str, new: Audience) -> str:
-    """Merging the banners of cases told at once (a banner never softens within one slice)."""
-    return new.value if Audience(current).severity < new.severity else current
-
-
-def deletion_date(policy: Policy, cancelled_on: date) -> date:
-    """R10.1: the local day an account's personal data is deleted, from its local cancellation day."""
-    return cancelled_on + timedelta(days=policy.deletion_days)
-
-
-class Access(StrEnum):
-    FULL = "full"
-    BILLING_ONLY = "billing_only"  # the owner, during a temporary reactivation (R9.2)
-    NONE = "none"  # cancelled (R9.1) or deleted
-
-
-def dashboard_access(status: str, role: Role, reactivation_running: bool) -> Access:
-    if status in (AccountStatus.ACTIVE, AccountStatus.PAST_DUE):
-        return Access.FULL
-    if status == AccountStatus.CANCELLED and reactivation_running and role is Role.OWNER:
-        return Access.BILLING_ONLY
-    return Access.NONE
-
-
-def banner_seen(account_banner: str, status: str, role: Role, reactivation_running: bool = False) -> str:
-    """Which banner a member sees now: none, owner_and_admins, everyone, the cancelled page, or,
-    for the owner during a temporary reactivation, what to do now and until when."""
-    if status == AccountStatus.CANCELLED:
-        return "reactivated" if reactivation_running and role is Role.OWNER else "cancelled"
-    if status == AccountStatus.DELETED:
-        return "deleted"
-    audience = Audience(account_banner)
-    return audience.value if audience.includes(role) else Audience.NONE.value
-
-
-def banners_seen(account_banner: str, status: str, reactivation_running: bool = False) -> dict[str, str]:
-    """What each role sees: what events tell the host product."""
-    return {role.value: banner_seen(account_banner, status, role, reactivation_running) for role in Role}
-
-
-@dataclass(frozen=True, slots=True)
-class DayPreview:
-    day: int
-    date: date
-    actions: tuple[str, ...]
-    step: str | None = None  # the step's name; None for the deletion
-
-
-def preview_case(policy: Policy, day0: date, last_step: int, today: date, *, warned: date | None = None,
-                 cancelled_on: date | None = None) -> list[DayPreview]:
-    """R8.8: what the policy will do on each coming day if nothing is paid.
-
-    A warning not given yet is given on its day, or today if that is past; the cancellation
-    then comes as `Policy.cancellation_date` says."""
-    days: list[DayPreview] = []
-    warning = policy.warning_index
-    if warning is not None and warned is None and last_step >= warning:
-        warned = today  # taken, its notice waiting for the charge's answer: given today at the earliest
-    if cancelled_on is None:
-        for index, step in enumerate(policy.steps):
-            if index <= last_step:
-                continue
-            if index == warning and warned is None:
-                warned = max(policy.step_date(day0, index), today)
-            when = max(policy.step_day(day0, index, warned) or policy.step_date(day0, index), today)
-            days.append(DayPreview((when - day0).days, when, describe_step(step), step.name))
-            if step.cancel:
-                cancelled_on = when
-    if cancelled_on is not None:
-        deletion = deletion_date(policy, cancelled_on)
-        if deletion >= today:
-            days.append(DayPreview((deletion - day0).days, deletion,
-                                   ("personal data deleted; the account can never be reactivated (R10)",)))
-    return days
-
-
-def describe_step(step: Step) -> tuple[str, ...]:
-    actions = []
-    if step.charge:
-        actions.append("charge attempt")
-    if step.email:
-        actions.append(f"e-mail {step.email!r} to billing contacts" + (" if it fails" if step.charge else ""))
-    if step.banner is not Audience.NONE:
-        actions.append({Audience.OWNER_AND_ADMINS: "banner for owner and admins",
-                        Audience.EVERYONE: "banner for every member"}[step.banner])
-    if step.cancel:
-        actions.append("account cancelled: nobody can use the dashboard")
-    return tuple(actions)
-
-
-# -- a new policy and the cases already open ---------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class OpenCase:
-    """What a policy reads of an open case (local dates of its account)."""
-
-    day0: date
-    last_step: str | None  # the name of the last step taken, as recorded; None: none yet
-    last_step_day: int | None  # its day in the policy it was taken under
-    warned_on: date | None
-    awaiting_step: str | None  # the step whose notice waits for its charges
-
-
-@dataclass(frozen=True, slots=True)
-class CaseMove:
-    """What a new policy changes for an open case, if nothing is paid: the steps to come, by
-    name and date (a date of today: due at the next sweep), under the policy in force and under
-    the new one."""
-
-    after: str | None  # the new policy's step the case stands after (None: before its first)
-    last_step_gone: bool  # the new policy has no step of that name (removed or renamed)
-    notice_dropped: bool  # the notice waiting for its charges names a step the new policy lacks
-    was: tuple[tuple[str, date], ...]
-    now: tuple[tuple[str, date], ...]
-    today: date
-
-    @property
-    def moves(self) -> bool:
-        return self.last_step_gone or self.notice_dropped or self.was != self.now
-
-    @property
-    def due_at_once(self) -> tuple[str, ...]:
-        """The new schedule's steps due at the next sweep that were not due then under the old."""
-        was_due = {name for name, day in self.was if day <= self.today}
-        return tuple(name for name, day in self.now if day <= self.today and name not in was_due)
-
-    @staticmethod
-    def cancellation(steps: tuple[tuple[str, date], ...], policy: Policy) -> date | None:
-        cancel = policy.cancel_index
-        name = policy.steps[cancel].name if cancel is not None else None
-        return next((day for step, day in steps if step == name), None)
-
-
-def steps_to_come(policy: Policy, case: OpenCase, today: date) -> tuple[tuple[str, date], ...]:
-    """The steps `policy` will take for the case from today, as the sweep would (`place`)."""
-    last = place(policy, case.last_step, case.last_step_day, warned=case.warned_on is not None)
-    warned = warned_on(policy, CaseSnapshot(case.day0, last, case.warned_on))
-    return tuple((day.step, day.date) for day in preview_case(policy, case.day0, last, today, warned=warned)
-                 if day.step is not None)
-
-
-def move_under(current: Policy, new: Policy, case: OpenCase, today: date) -> CaseMove:
-    """What changes for `case` if `new` replaces `current` today."""
-    after = place(new, case.last_step, case.last_step_day, warned=case.warned_on is not None)
-    return CaseMove(after=new.steps[after].name if after >= 0 else None,
-                    last_step_gone=case.last_step is not None and new.index_of(case.last_step) is None,
-                    notice_dropped=case.awaiting_step is not None and new.index_of(case.awaiting_step) is None,
-                    was=steps_to_come(current, case, today), now=steps_to_come(new, case, today), today=today)

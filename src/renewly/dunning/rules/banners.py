@@ -1,0 +1,60 @@
+"""Dunning banners (R8.3, R8.4, R9.2): who sees which banner, and how banners compare.
+
+A step's banner is an `Audience`; what a member sees depends on the account's status too: the
+cancelled page, or, for the owner during a temporary reactivation, what to do now.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from renewly.accounts.rules.members import AccountStatus, Role
+
+if TYPE_CHECKING:
+    from renewly.dunning.rules.schedule import Policy
+
+
+class Audience(StrEnum):
+    """Who sees a dunning banner; ordered from the mildest."""
+
+    NONE = "none"
+    OWNER_AND_ADMINS = "owner_and_admins"
+    EVERYONE = "everyone"
+
+    @property
+    def severity(self) -> int:
+        return _SEVERITY[self]
+
+    def includes(self, role: Role) -> bool:
+        if self is Audience.EVERYONE:
+            return True
+        return self is Audience.OWNER_AND_ADMINS and role in (Role.OWNER, Role.ADMIN)
+
+
+_SEVERITY = {audience: rank for rank, audience in enumerate(Audience)}
+
+
+def banner_after(policy: Policy, notice_step: int) -> Audience:
+    return policy.steps[notice_step].banner
+
+
+def stronger_banner(current: str, new: Audience) -> str:
+    """Merging the banners of cases told at once (a banner never softens within one slice)."""
+    return new.value if Audience(current).severity < new.severity else current
+
+
+def banner_seen(account_banner: str, status: str, role: Role, reactivation_running: bool = False) -> str:
+    """Which banner a member sees now: none, owner_and_admins, everyone, the cancelled page, or,
+    for the owner during a temporary reactivation, what to do now and until when."""
+    if status == AccountStatus.CANCELLED:
+        return "reactivated" if reactivation_running and role is Role.OWNER else "cancelled"
+    if status == AccountStatus.DELETED:
+        return "deleted"
+    audience = Audience(account_banner)
+    return audience.value if audience.includes(role) else Audience.NONE.value
+
+
+def banners_seen(account_banner: str, status: str, reactivation_running: bool = False) -> dict[str, str]:
+    """What each role sees: what events tell the host product."""
+    return {role.value: banner_seen(account_banner, status, role, reactivation_running) for role in Role}
