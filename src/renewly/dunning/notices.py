@@ -16,13 +16,13 @@ from datetime import date, datetime
 
 from sqlalchemy import Connection, exists, func, select
 
-from renewly.accounts.rules.members import AccountStatus
 from renewly.adapters.db.bulk import among, update_rows
 from renewly.adapters.db.tables import accounts, dunning_case_invoices, invoices, payment_attempts, payment_retries
 from renewly.billing.issuing import amount_due
 from renewly.billing.rules.invoices import InvoiceStatus
 from renewly.bootstrap import App
 from renewly.dunning.rules.banners import banners_seen
+from renewly.dunning.rules.notices import CaseInvoice, account_after_notice, cancellation_date
 from renewly.dunning.rules.schedule import Policy
 from renewly.outbox import emails as notices
 from renewly.payments.rules.charges import AttemptStatus
@@ -30,21 +30,6 @@ from renewly.retention.rules.deadlines import deletion_date
 from renewly.shared.calendar import local_date, local_midnight_utc
 
 OUTBOX_COLUMNS = ("created_at", "topic", "account_id", "payload", "delivered_at")
-
-
-@dataclass(slots=True)
-class CaseInvoice:
-    """An unpaid invoice of a case, and what its latest charge attempt says."""
-
-    invoice_id: int
-    number: str
-    due: int
-    currency: str
-    last_attempt_day: date | None  # local date of the latest attempt
-    unsettled: bool  # the latest attempt still waits for the gateway's answer
-    decline_code: str | None  # the latest attempt's, if it was declined
-    attempt_id: int | None = None  # the latest attempt
-    retry_asked: bool = False  # a charge asked for and not made yet
 
 
 @dataclass(slots=True)
@@ -98,14 +83,6 @@ def case_invoices(conn: Connection, case_ids: list[int], timezone_of: dict[int, 
     return found
 
 
-def latest_decline(unpaid: list[CaseInvoice]) -> str | None:
-    """The decline code of the most recent declined attempt among the invoices: why, in the notice."""
-    if len(unpaid) == 1:  # nearly every case
-        return unpaid[0].decline_code
-    declined = [invoice for invoice in unpaid if invoice.decline_code]
-    return max(declined, key=lambda invoice: invoice.attempt_id or 0).decline_code if declined else None
-
-
 @dataclass
 class Given:
     rows: list[tuple] = field(default_factory=list)  # outbox rows: e-mails and events
@@ -127,18 +104,17 @@ def give(conn: Connection, app: App, given: list[tuple[NoticeCase, int, str | No
     past_due, cancelled = [], []
     for case, step_index, reason in given:
         step = policy.steps[step_index]
-        status = AccountStatus.CANCELLED.value if step.cancel else AccountStatus.PAST_DUE.value
-        banner = step.banner.value
-        if step.cancel:
-            today = texts.today(case.timezone)
+        after = account_after_notice(step, case.status, case.banner, texts.today(case.timezone),
+                                     policy.deletion_days)
+        status, banner = after.status, after.banner
+        if after.cancelled:
             cancelled.append({"id": case.account_id, "status": status, "banner": banner, "cancelled_at": as_of,
-                              "deletion_due_at": local_midnight_utc(deletion_date(today, policy.deletion_days),
-                                                                    case.timezone),
+                              "deletion_due_at": local_midnight_utc(after.deletion_on, case.timezone),
                               "updated_at": as_of})
             result.cancelled += 1
-        elif (status, banner) != (case.status, case.banner):
+        elif after.changed:
             past_due.append({"id": case.account_id, "status": status, "banner": banner, "updated_at": as_of})
-        if (status, banner) != (case.status, case.banner):
+        if after.changed:
             result.rows.append((as_of, "account.dunning_state", case.account_id,
                                 {"status": status, "banners": banners_seen(banner, status)}, None))
         if step.email:
@@ -148,17 +124,6 @@ def give(conn: Connection, app: App, given: list[tuple[NoticeCase, int, str | No
     update_rows(conn, accounts, past_due)
     update_rows(conn, accounts, cancelled)
     return result
-
-
-def cancellation_date(policy: Policy, day0: date, step_index: int, today: date) -> date | None:
-    """The cancellation day a notice of step `step_index` given today announces (the warning's
-    own notice moves it when it comes late)."""
-    if policy.cancel_index is None:
-        return None
-    if step_index == policy.cancel_index:
-        return today
-    warning = policy.warning_index
-    return policy.cancellation_date(day0, today if warning is not None and step_index >= warning else None)
 
 
 class _DateTexts:

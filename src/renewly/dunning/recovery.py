@@ -39,14 +39,15 @@ from renewly.billing.issuing import amount_due
 from renewly.billing.rules.invoices import InvoiceKind, InvoiceStatus
 from renewly.bootstrap import App
 from renewly.dunning import notices as dunning_notices
-from renewly.dunning.notices import OUTBOX_COLUMNS, NoticeCase, case_invoices, latest_decline
+from renewly.dunning.notices import OUTBOX_COLUMNS, NoticeCase, case_invoices
 from renewly.dunning.rules.banners import banners_seen
+from renewly.dunning.rules.notices import notice_reason
 from renewly.dunning.rules.schedule import IN_DUNNING
+from renewly.dunning.rules.sweep import charges_pending
 from renewly.outbox import emails as notices
-from renewly.payments.rules.charges import NO_CARD, UNSETTLED, AttemptStatus
+from renewly.payments.retries import CARD_UPDATE
+from renewly.payments.rules.charges import UNSETTLED, AttemptStatus
 from renewly.shared.calendar import local_date, local_midnight_utc
-
-CARD_UPDATE = "card_updated:"  # the reason prefix of a card update's retries (services/cards.py)
 
 
 def lock_accounts(conn: Connection, account_ids) -> None:
@@ -213,8 +214,7 @@ def give_awaited_notices(conn: Connection, app: App, account_ids: set[int], as_o
         return set()
     unpaid = case_invoices(conn, [row.id for row in rows], {row.id: row.timezone for row in rows})
     # Ready: no charge of the case still to come (asked for and not made, or made and not answered).
-    ready = [row for row in rows if not any(invoice.retry_asked or invoice.unsettled
-                                            for invoice in unpaid.get(row.id, ()))]
+    ready = [row for row in rows if not charges_pending(unpaid.get(row.id, ()))]
     if not ready:
         return set()
     policy = app.policy
@@ -227,7 +227,7 @@ def give_awaited_notices(conn: Connection, app: App, account_ids: set[int], as_o
     given = dunning_notices.give(conn, app, [
         (NoticeCase(row.id, row.account_id, row.day0, row.name, row.locale, row.timezone, row.status, row.banner,
                     unpaid[row.id]), awaited[row.awaiting_step_name],
-         latest_decline(unpaid[row.id]) if row.has_card else NO_CARD) for row in told], as_of)
+         notice_reason(unpaid[row.id], row.has_card)) for row in told], as_of)
     warning, told_ids = policy.warning_index, {row.id for row in told}
     # Cases told alike move alike: one UPDATE for the others, one per cancellation moment.
     rescheduled: dict[datetime, list[int]] = defaultdict(list)

@@ -29,7 +29,6 @@ from renewly.adapters.db.tables import (
     invoices,
     outbox,
     parked_rows,
-    payment_retries,
     reactivations,
     subscriptions,
 )
@@ -39,21 +38,20 @@ from renewly.batches.slices import WORKERS, run_slices
 from renewly.billing.rules.invoices import InvoiceStatus
 from renewly.bootstrap import App
 from renewly.dunning import notices as dunning_notices
-from renewly.dunning.notices import OUTBOX_COLUMNS, CaseInvoice, NoticeCase, case_invoices, latest_decline
+from renewly.dunning.notices import OUTBOX_COLUMNS, NoticeCase, case_invoices
 from renewly.dunning.recovery import close_settled_cases, lock_accounts, unpaid_renewal_invoices
 from renewly.dunning.rules.banners import banners_seen
+from renewly.dunning.rules.notices import CaseInvoice
 from renewly.dunning.rules.schedule import (
     IN_DUNNING,
     CaseSnapshot,
     Decision,
     Policy,
     evaluate,
-    needs_charge,
-    next_step_date,
     place,
-    warned_on,
 )
-from renewly.payments.rules.charges import NO_CARD
+from renewly.dunning.rules.sweep import days0, decide_case, recorded_steps, warned_by_default
+from renewly.payments.retries import dunning_reason, request_retries, retry_requests
 from renewly.shared.calendar import local_date, local_midnight_utc
 
 
@@ -234,14 +232,7 @@ def open_cases(app: App, as_of: datetime) -> tuple[int, int]:
                 .order_by(invoices.c.id)).all()
         if not rows:
             return 0, 0
-        day0_of: dict[int, tuple[date, str]] = {}
-        for row in rows:
-            # Day 0 is the renewal date; never before the subscription existed (a backdated one's
-            # catch-up invoice is due from the day it was issued, not from its first period).
-            day0 = max(row.period_start, local_date(row.subscribed_at, row.timezone))
-            earliest = day0_of.get(row.account_id)
-            if earliest is None or day0 < earliest[0]:
-                day0_of[row.account_id] = (day0, row.timezone)
+        day0_of = days0((row.account_id, row.period_start, row.subscribed_at, row.timezone) for row in rows)
         # The accounts, as everyone who changes their cases takes them: a payment batch closing a
         # case now either commits first (its case is not found open below) or waits for these.
         lock_accounts(conn, day0_of)
@@ -329,7 +320,6 @@ def claim_due_cases(conn: Connection, policy: Policy, as_of: datetime, limit: in
     no_invoices: list[CaseInvoice] = []
     cases = []
     places: dict[tuple, int] = {}  # a mass-decline day's cases stand at a handful of steps
-    warning = policy.warning_index
     # Rows unpacked by position: a slice of a mass-decline day builds a million of these.
     for (case_id, account_id, day0, last_name, last_day, awaiting_step, warned_at, name, locale, timezone, status,
          banner) in rows:
@@ -338,7 +328,7 @@ def claim_due_cases(conn: Connection, policy: Policy, as_of: datetime, limit: in
         if last_step is None:
             last_step = places[key] = place(policy, last_name, last_day, warned=warned_at is not None)
         warned_day = local_date(warned_at, timezone) if warned_at else None
-        unwarned = (warning is not None and last_step >= warning and warned_day is None and awaiting_step is None)
+        unwarned = warned_by_default(policy, last_step, warned_day, awaiting_step)
         if unwarned:
             warned_day = local_date(as_of, timezone)
         cases.append(DueCase(
@@ -351,24 +341,12 @@ def claim_due_cases(conn: Connection, policy: Policy, as_of: datetime, limit: in
 # -- applying decisions -----------------------------------------------------------------------------
 
 STEP_COLUMNS = ("case_id", "step", "name", "day", "policy_version", "taken_at", "email", "charge_requested")
-RETRY_COLUMNS = ("invoice_id", "reason", "requested_at", "attempt_id")
-
-
-@dataclass(slots=True)
-class _CaseMove:
-    """What a case's row becomes; cases that move alike are written by one UPDATE."""
-
-    last_step: tuple[str, int] | None  # the name and day of the step taken last now; None: as it was
-    next_step_at: datetime | None
-    awaiting_step: str | None
-    warned: bool = False  # its warning's notice is given now (or counted given: `DueCase.warned_now`)
-
-    def key(self) -> tuple:
-        return self.last_step, self.next_step_at, self.awaiting_step, self.warned
 
 
 @dataclass
 class _Slice:
+    # What cases' rows become (last step, next step's moment, awaited step, warned now): cases
+    # that move alike are written by one UPDATE.
     moves: dict[tuple, list[int]] = field(default_factory=lambda: defaultdict(list))
     steps: list[tuple] = field(default_factory=list)
     retries: list[tuple] = field(default_factory=list)
@@ -394,8 +372,7 @@ def apply_decisions(conn: Connection, app: App, cases: list[DueCase], as_of: dat
         conn.execute(dunning_cases.update().where(among(conn, dunning_cases.c.id, case_ids)).values(**values))
     # Binary COPY: every value below has its column's Python type.
     insert_rows(conn, dunning_steps, work.steps, STEP_COLUMNS, binary=True)
-    insert_rows(conn, payment_retries, work.retries, RETRY_COLUMNS, binary=True)
-    report.charges_requested += len(work.retries)
+    report.charges_requested += request_retries(conn, work.retries)
     given = dunning_notices.give(conn, app, work.notices, as_of)
     report.notices += len(work.notices)
     report.emails += given.emails
@@ -406,48 +383,32 @@ def apply_decisions(conn: Connection, app: App, cases: list[DueCase], as_of: dat
 
 def _apply(case: DueCase, plans: _Plans, policy: Policy, as_of: datetime, work: _Slice,
            report: DunningReport) -> None:
+    """Decide (`decide_case`, pure) what a due case becomes, and gather the rows to write."""
     notice = case.notice
-    if not notice.unpaid:
-        # Paid or credited since the sweep last looked, without closing the case: close it now.
+    timezone = notice.timezone
+    decision, plan = plans.decide(case)
+    outcome = decide_case(policy, decision, case.snapshot, notice.unpaid, has_card=case.has_card,
+                          awaiting_step=case.awaiting_step, warned_now=case.warned_now,
+                          today=plans.today(timezone))
+    if outcome.settled:
         work.settled.append(notice.case_id)
         return
-    decision, plan = plans.decide(case)
-    snapshot = case.snapshot
-    if not decision.changes_anything:  # claimed at a moment that is not yet its next step's day
-        move = _CaseMove(None, plans.moment(next_step_date(
-            policy, snapshot.day0, decision.next_step, warned_on(policy, snapshot)), notice.timezone),
-            case.awaiting_step, case.warned_now)
-        work.moves[move.key()].append(notice.case_id)
+    move = (outcome.last_step, plans.moment(outcome.next_step_on, timezone), outcome.awaiting_step, outcome.warned)
+    work.moves[move].append(notice.case_id)
+    if outcome.last_step is None:  # nothing taken: only its next step's moment
         return
-    retried = [invoice.invoice_id for invoice in notice.unpaid
-               if case.has_card and needs_charge(decision.charge_since, invoice.last_attempt_day)]
-    # A charging step attempts first and tells after: with charges asked for (or still in flight),
-    # its notice waits for their answers; otherwise it is given now. A cancellation too waits for
-    # the answer of a charge in flight (a card update's): it may pay, and nothing is charged after
-    # a cancellation.
-    waits = bool(retried or any(invoice.unsettled or invoice.retry_asked for invoice in notice.unpaid))
-    step = decision.notice_step
-    warned = warned_on(policy, snapshot)
-    warned_now = case.warned_now or (not waits and step == policy.warning_index)
-    if warned_now:
-        warned = plans.today(notice.timezone)
-    waiting_for_warning = waits and step == policy.warning_index
-    next_at = None if decision.cancel or waiting_for_warning else plans.moment(
-        next_step_date(policy, snapshot.day0, decision.next_step, warned), notice.timezone)
-    last = policy.steps[decision.steps[-1]]
-    move = _CaseMove((last.name, last.day), next_at, policy.steps[step].name if waits else None, warned_now)
-    work.moves[move.key()].append(notice.case_id)
-    work.steps.extend((notice.case_id, *row) for row in (plan.charged if retried else plan.uncharged))
-    reason = f"dunning:{notice.case_id}:{last.name}"
-    work.retries.extend((invoice_id, reason, as_of, None) for invoice_id in retried)
+    charged = outcome.charge
+    work.steps.extend((notice.case_id, *row) for row in (plan.charged if charged else plan.uncharged))
+    work.retries.extend(retry_requests(charged, dunning_reason(notice.case_id, outcome.last_step[0]), as_of))
     report.steps_taken += len(decision.steps)
-    if waits:
-        report.notices_waiting += 1
+    if outcome.notice_now:
+        work.notices.append((notice, decision.notice_step, outcome.reason))
     else:
-        work.notices.append((notice, step, NO_CARD if not case.has_card else latest_decline(notice.unpaid)))
+        report.notices_waiting += 1
     work.events.append((as_of, "dunning.steps_taken", notice.account_id,
                         {"case_id": notice.case_id, "steps": plan.step_names, "policy_version": policy.version,
-                         "charges_requested": len(retried), "notice": "awaiting_charges" if waits else "given"},
+                         "charges_requested": len(charged),
+                         "notice": "given" if outcome.notice_now else "awaiting_charges"},
                         None))
 
 
@@ -461,7 +422,7 @@ class _Plan:
 
 
 class _Plans:
-    """Decisions and local midnights of one slice, each computed once.
+    """Decisions, step rows and local midnights of one slice, each computed once.
 
     `evaluate` is pure and reads only a snapshot's dates and last step, so cases that share them
     share a decision: on a mass-decline day, a slice of thousands holds a handful of them.
@@ -490,13 +451,12 @@ class _Plans:
         return found
 
     def _plan(self, decision: Decision) -> _Plan:
-        policy = self.policy
-        last = decision.steps[-1] if decision.steps else -1
+        policy, as_of = self.policy, self.as_of
 
         def rows(charged: bool) -> tuple[tuple, ...]:
-            return tuple((index, policy.steps[index].name, policy.steps[index].day, policy.version, self.as_of,
-                          policy.steps[index].email if index == decision.notice_step else None,
-                          int(charged and index == last)) for index in decision.steps)
+            return tuple((index, name, day, policy.version, as_of, email, charge_requested)
+                         for index, name, day, email, charge_requested
+                         in recorded_steps(policy, decision, charged=charged))
         return _Plan(rows(True), rows(False), [policy.steps[i].name for i in decision.steps])
 
     def moment(self, day: date | None, timezone: str) -> datetime | None:

@@ -16,13 +16,13 @@ from sqlalchemy import Connection, select
 
 from renewly.accounts.accounts import _live_account, load_account
 from renewly.accounts.rules.members import Role, validate_email
-from renewly.adapters.db.bulk import insert_rows
-from renewly.adapters.db.tables import card_verifications, cards, gateway_customers, invoices, members, payment_retries
+from renewly.adapters.db.tables import card_verifications, cards, gateway_customers, invoices, members
 from renewly.billing.rules.invoices import InvoiceKind, InvoiceStatus
 from renewly.bootstrap import App
 from renewly.dunning.reactivation import require_access
 from renewly.outbox.records import audit, publish
 from renewly.payments.attempts import wall_clock
+from renewly.payments.retries import card_update_reason, request_retries, retry_requests
 from renewly.payments.rules.charges import Outcome, SavedCard, decline_in_words, verification_key
 from renewly.shared.errors import BillingError, NotAllowed
 from renewly.shared.money import minor_unit_exponent
@@ -119,8 +119,7 @@ def _save_card(conn: Connection, account_id: int, saved: SavedCard, actor: str, 
         invoices.c.account_id == account_id, invoices.c.status == InvoiceStatus.OPEN.value,
         invoices.c.kind == InvoiceKind.INVOICE.value)).scalars().all()
     # R7.1: the next batch retries every unpaid invoice, whatever the dunning step.
-    insert_rows(conn, payment_retries, [{"invoice_id": invoice_id, "reason": f"card_updated:{card_id}",
-                                         "requested_at": now, "attempt_id": None} for invoice_id in unpaid])
+    request_retries(conn, retry_requests(unpaid, card_update_reason(card_id), now))
     audit(conn, now, actor, "card.updated", "account", account_id,
           details={"brand": saved.brand, "last4": saved.last4, "retries_requested": len(unpaid)})
     publish(conn, now, "payment_method.updated", account_id, {"brand": saved.brand, "last4": saved.last4})
