@@ -23,7 +23,8 @@ def support_reactivate(account: AccountId, reason: Annotated[str, typer.Option(h
                        ) -> None:
     """Grant a cancelled account a temporary reactivation: owner only, billing pages only (R9.2)."""
     from renewly.accounts.accounts import describe_account
-    from renewly.dunning.reactivation import grant_reactivation, last_day
+    from renewly.dunning.reactivation import grant_reactivation
+    from renewly.dunning.rules.reactivation import last_day
     application = open_app()
     ends_at = grant_reactivation(application, account, days=days, reason=reason, actor=actor())
     zone = describe_account(application, account)["timezone"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from sqlalchemy import Connection, select
 
@@ -13,9 +13,11 @@ from renewly.adapters.db.tables import accounts, dunning_cases, members, reactiv
 from renewly.bootstrap import App
 from renewly.dunning.notices import case_invoices
 from renewly.dunning.recovery import lock_accounts
-from renewly.dunning.rules.access import Access, dashboard_access
+from renewly.dunning.rules.access import dashboard_access, refusal
 from renewly.dunning.rules.banners import banner_seen, banners_seen
-from renewly.dunning.rules.schedule import CaseSnapshot, place, warned_on
+from renewly.dunning.rules.notices import announced_cancellation
+from renewly.dunning.rules.reactivation import last_day, window_days, window_end
+from renewly.dunning.rules.schedule import place
 from renewly.outbox import emails as notices
 from renewly.outbox.records import audit, publish
 from renewly.shared.calendar import local_date, local_midnight_utc
@@ -40,14 +42,15 @@ def require_access(conn: Connection, account_id: int, email: str, now: datetime,
         raise NotFound(f"{email} is not a member of account {account_id}", code="unknown_member")
     reactivation = running_reactivation(conn, account_id, now)
     access = dashboard_access(account.status, Role(role), reactivation is not None)
-    if account.status == AccountStatus.DELETED:
+    refused = refusal(account.status, access, billing=billing)
+    if refused == "account_deleted":
         raise NotAllowed(f"account {account_id} was deleted; it can never be used again", code="account_deleted")
-    if access is Access.NONE:
+    if refused == "account_cancelled":
         raise NotAllowed(f"account {account_id} was cancelled on {_local_day(account, account.cancelled_at)} for an "
                          f"unpaid invoice; its data will be deleted on {_local_day(account, account.deletion_due_at)}"
                          f" unless it is paid; the owner can ask {support_email} for a temporary reactivation to "
                          f"pay it", code="account_cancelled")
-    if access is Access.BILLING_ONLY and not billing:
+    if refused == "billing_only":
         raise NotAllowed(f"account {account_id} is cancelled; until {last_day(reactivation.ends_at, account.timezone)}"
                          f" only the owner may use the billing pages, to update the card", code="billing_only")
     return Role(role)
@@ -57,18 +60,11 @@ def _local_day(account, instant: datetime | None) -> str:
     return local_date(instant, account.timezone).isoformat() if instant else "?"
 
 
-def last_day(ends_at: datetime, timezone: str) -> date:
-    """The last local day of a window that ends at `ends_at` (a local midnight)."""
-    return local_date(ends_at - timedelta(microseconds=1), timezone)
-
-
 def grant_reactivation(app: App, account_id: int, *, days: int | None, reason: str, actor: str) -> datetime:
     """R9.2: support opens the billing pages of a cancelled account to its owner for a few days:
     today and the `days` after it, to the end of the last one in the account's time zone, so that
     the date the owner reads is the whole last day. The deletion date (R10) does not move."""
-    days = app.policy.reactivation_days if days is None else days
-    if days < 1:
-        raise InvalidInput(f"a reactivation lasts at least one day (got {days})", code="invalid_days")
+    days = window_days(days, app.policy.reactivation_days)
     if not (reason or "").strip():
         raise InvalidInput("a reactivation needs a --reason", code="reason_required")
     reason = validate_text(reason, "a reactivation's reason", REASON_LENGTH)
@@ -92,7 +88,7 @@ def grant_reactivation(app: App, account_id: int, *, days: int | None, reason: s
                                                                reactivations.c.outcome.is_(None))
                                   .values(outcome="expired", ended_at=now).returning(reactivations.c.id)).scalars():
             publish(conn, now, "reactivation.expired", account_id, {"reactivation_id": ended})
-        ends_at = local_midnight_utc(local_date(now, account.timezone) + timedelta(days=days + 1), account.timezone)
+        ends_at = local_midnight_utc(window_end(local_date(now, account.timezone), days), account.timezone)
         conn.execute(reactivations.insert().values(account_id=account_id, granted_by=actor, reason=reason.strip(),
                                                    granted_at=now, ends_at=ends_at))
         audit(conn, now, actor, "reactivation.granted", "account", account_id, reason=reason.strip(),
@@ -154,13 +150,9 @@ def banner_text(app: App, account, role: Role, context: _BannerContext) -> dict[
     if seen in ("none", "deleted"):
         return {"banner": seen, "text": ""}
     policy, timezone = app.policy, account.timezone
-    if account.cancelled_at:
-        cancel_date = local_date(account.cancelled_at, timezone)
-    elif context.day0 is not None and policy.cancel_index is not None:
-        cancel_date = policy.cancellation_date(context.day0, warned_on(
-            policy, CaseSnapshot(context.day0, context.last_step, context.warned_on)))
-    else:
-        cancel_date = None
+    cancel_date = announced_cancellation(
+        policy, local_date(account.cancelled_at, timezone) if account.cancelled_at else None, context.day0,
+        context.last_step, context.warned_on)
     values = notices.placeholders(
         policy=policy, locale=account.locale, account=account.name, invoices=context.unpaid,
         renewal_date=context.day0, cancel_date=cancel_date,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from renewly.accounts.rules.members import AccountStatus, Role
-from renewly.dunning.rules.access import Access, dashboard_access
+from renewly.dunning.rules.access import Access, dashboard_access, refusal
 
 
 @pytest.mark.parametrize("status, role, running, access", [
@@ -22,3 +22,14 @@ from renewly.dunning.rules.access import Access, dashboard_access
 ])
 def test_r9_1_r9_2_dashboard_access(status, role, running, access):
     assert dashboard_access(status, role, running) is access
+
+
+@pytest.mark.parametrize("status, access, billing, refused", [
+    (AccountStatus.PAST_DUE, Access.FULL, False, None),
+    (AccountStatus.CANCELLED, Access.NONE, True, "account_cancelled"),
+    (AccountStatus.CANCELLED, Access.BILLING_ONLY, True, None),
+    (AccountStatus.CANCELLED, Access.BILLING_ONLY, False, "billing_only"),
+    (AccountStatus.DELETED, Access.NONE, True, "account_deleted"),
+])
+def test_r9_1_r9_2_r10_1_why_a_member_is_refused_a_page(status, access, billing, refused):
+    assert refusal(status, access, billing=billing) == refused

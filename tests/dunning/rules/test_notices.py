@@ -5,7 +5,13 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from renewly.config.policy import load_policy
-from renewly.dunning.rules.notices import CaseInvoice, account_after_notice, cancellation_date, notice_reason
+from renewly.dunning.rules.notices import (
+    CaseInvoice,
+    account_after_notice,
+    announced_cancellation,
+    cancellation_date,
+    notice_reason,
+)
 from renewly.payments.rules.charges import NO_CARD
 
 POLICY = load_policy()
@@ -44,3 +50,10 @@ def test_the_notice_says_no_card_or_the_latest_decline():
                 CaseInvoice(2, "B", 100, "EUR", DAY0, False, None, attempt_id=5)]
     assert notice_reason(invoices, has_card=False) == NO_CARD
     assert notice_reason(invoices, has_card=True) == "expired_card"  # the only decline
+
+
+def test_r8_4_r9_2_a_banner_names_the_cancellation_day_it_happened_or_the_one_to_come():
+    assert announced_cancellation(POLICY, on_day(30), DAY0, CANCEL, on_day(22)) == on_day(30)
+    assert announced_cancellation(POLICY, None, DAY0, FAILED_3, None) == on_day(29)
+    assert announced_cancellation(POLICY, None, DAY0, WARNING, on_day(23)) == on_day(23 + POLICY.minimum_warning_days)
+    assert announced_cancellation(POLICY, None, None, -1, None) is None  # no open case

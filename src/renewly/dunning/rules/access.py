@@ -19,3 +19,16 @@ def dashboard_access(status: str, role: Role, reactivation_running: bool) -> Acc
     if status == AccountStatus.CANCELLED and reactivation_running and role is Role.OWNER:
         return Access.BILLING_ONLY
     return Access.NONE
+
+
+def refusal(status: str, access: Access, *, billing: bool) -> str | None:
+    """Why a member is refused the page they ask for (a stable code), or None: a deleted account
+    (R10.1), a cancelled one (R9.1), or, during a temporary reactivation, a page other than
+    billing (R9.2)."""
+    if status == AccountStatus.DELETED:
+        return "account_deleted"
+    if access is Access.NONE:
+        return "account_cancelled"
+    if access is Access.BILLING_ONLY and not billing:
+        return "billing_only"
+    return None

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from renewly.accounts.rules.members import AccountStatus
-from renewly.dunning.rules.schedule import Policy, Step
+from renewly.dunning.rules.schedule import CaseSnapshot, Policy, Step, warned_on
 from renewly.payments.rules.charges import NO_CARD
 from renewly.retention.rules.deadlines import deletion_date
 
@@ -77,3 +77,14 @@ def cancellation_date(policy: Policy, day0: date, step_index: int, today: date) 
         return today
     warning = policy.warning_index
     return policy.cancellation_date(day0, today if warning is not None and step_index >= warning else None)
+
+
+def announced_cancellation(policy: Policy, cancelled_on: date | None, day0: date | None, last_step: int,
+                           warned: date | None) -> date | None:
+    """The cancellation day a banner names: the day it happened, or the day the open case's
+    schedule gives it (moved by a late warning); None without either."""
+    if cancelled_on is not None:
+        return cancelled_on
+    if day0 is None or policy.cancel_index is None:
+        return None
+    return policy.cancellation_date(day0, warned_on(policy, CaseSnapshot(day0, last_step, warned)))
