@@ -9,7 +9,7 @@ from renewly.accounts.accounts import update_buyer_address
 from renewly.adapters.db.tables import audit_log, invoices
 from renewly.batches.scheduler import advance
 from renewly.billing.invoices import issue_credit_note, list_invoices, show_invoice
-from renewly.billing.issuing import take_sequences
+from renewly.billing.numbering import take_sequences
 from renewly.billing.renewals import renew_due
 from renewly.billing.subscriptions import change_seats, create_subscription
 from renewly.shared.errors import InvalidInput, NotAllowed, NotFound

@@ -2,7 +2,8 @@
 
 Every invoice and credit note goes through `store_documents`, one call per slice: it locks the
 series counter (so numbers are gapless and in issue order, even with several workers), takes a
-block of numbers, and writes invoices, lines and outbox rows in bulk, in the caller's transaction.
+block of numbers (`billing/numbering.py`), and writes invoices, lines and outbox rows in bulk,
+in the caller's transaction.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, func, select
 
-from renewly.adapters.db.bulk import JsonDocuments, allocate_ids, insert_ignoring_conflicts, insert_rows
+from renewly.adapters.db.bulk import JsonDocuments, allocate_ids, insert_rows
 from renewly.adapters.db.guards import writing_documents
-from renewly.adapters.db.tables import invoice_lines, invoice_series, invoices, outbox
-from renewly.billing.rules.invoices import InvoiceDraft, InvoiceKind, InvoiceStatus, credit_note_series, invoice_number
+from renewly.adapters.db.tables import invoice_lines, invoices, outbox
+from renewly.billing.numbering import take_numbers
+from renewly.billing.rules.invoices import InvoiceDraft, InvoiceKind, InvoiceStatus
+from renewly.billing.rules.numbering import series_for
 
 INVOICE_COLUMNS = ("id", "number", "series", "sequence", "kind", "account_id", "subscription_id",
                    "credited_invoice_id", "issue_date", "period_start", "period_end", "currency", "subtotal",
@@ -26,25 +29,6 @@ LINE_COLUMNS = ("invoice_id", "position", "kind", "description", "quantity", "un
 EVENT_COLUMNS = ("created_at", "topic", "account_id", "payload", "delivered_at")
 # Where an invoice row gets its number, once the series lock is held.
 NUMBER, SEQUENCE = INVOICE_COLUMNS.index("number"), INVOICE_COLUMNS.index("sequence")
-
-
-def series_for(draft: InvoiceDraft) -> str:
-    year = str(draft.issue_date.year)
-    return year if draft.kind == InvoiceKind.INVOICE else credit_note_series(year)
-
-
-def take_sequences(conn: Connection, series: str, count: int) -> int:
-    """Reserve `count` consecutive numbers in `series`; returns the first. Holds the series lock."""
-    _create_series(conn, series)
-    first = conn.execute(update(invoice_series).where(invoice_series.c.series == series)
-                         .values(next_sequence=invoice_series.c.next_sequence + count)
-                         .returning(invoice_series.c.next_sequence)).scalar_one() - count
-    return first
-
-
-def _create_series(conn: Connection, series: str) -> None:
-    conn.execute(insert_ignoring_conflicts(conn)(invoice_series).values(series=series, next_sequence=1)
-                 .on_conflict_do_nothing())
 
 
 def store_documents(conn: Connection, drafts: Sequence[InvoiceDraft], issued_at: datetime,
@@ -60,7 +44,7 @@ def store_documents(conn: Connection, drafts: Sequence[InvoiceDraft], issued_at:
         return []
     ids = allocate_ids(conn, invoices, len(drafts))
     credited = credited_invoice_ids or [None] * len(drafts)
-    series_of = [series_for(draft) for draft in drafts]
+    series_of = [series_for(draft.kind, draft.issue_date) for draft in drafts]
     document = JsonDocuments(conn)  # a slice's drafts share one seller document: serialised once
     invoice_rows = [[  # number and sequence: None until the lock is taken
         invoice_id, None, series, None, str(draft.kind), draft.account_id, draft.subscription_id,
@@ -76,7 +60,7 @@ def store_documents(conn: Connection, drafts: Sequence[InvoiceDraft], issued_at:
     # Lines of an issued document are refused but while it is issued (R2.4): the way is opened
     # before the series lock, so that the time under the lock gains no round trip.
     with writing_documents(conn, "issuing"):
-        numbers = _take_numbers(conn, series_of)  # the series lock, from here to the commit
+        numbers = take_numbers(conn, series_of)  # the series lock, from here to the commit
         for row, (number, sequence) in zip(invoice_rows, numbers):
             row[NUMBER], row[SEQUENCE] = number, sequence
         insert_rows(conn, invoices, invoice_rows, INVOICE_COLUMNS, binary=True)
@@ -87,20 +71,6 @@ def store_documents(conn: Connection, drafts: Sequence[InvoiceDraft], issued_at:
                                for invoice_id, (number, _), draft in zip(ids, numbers, drafts)], EVENT_COLUMNS,
                 binary=True)
     return ids
-
-
-def _take_numbers(conn: Connection, series_of: Sequence[str]) -> list[tuple[str, int]]:
-    """(number, sequence) for each document, in order, numbered within its own series."""
-    positions_by_series: dict[str, list[int]] = {}
-    for position, series in enumerate(series_of):
-        positions_by_series.setdefault(series, []).append(position)
-    numbers: list[tuple[str, int]] = [("", 0)] * len(series_of)
-    # Series locked in one order by everybody, so two writers of the same two series cannot deadlock.
-    for series, positions in sorted(positions_by_series.items()):
-        first = take_sequences(conn, series, len(positions))
-        for offset, position in enumerate(positions):
-            numbers[position] = (invoice_number(series, first + offset), first + offset)
-    return numbers
 
 
 def _initial_status(draft: InvoiceDraft) -> InvoiceStatus:

@@ -42,15 +42,6 @@ class LineKind(StrEnum):
     CREDIT = "credit"
 
 
-def invoice_number(series: str, sequence: int) -> str:
-    """`2026-000123`: the series (the issue year) and a gapless sequence within it."""
-    return f"{series}-{sequence:06d}"
-
-
-def credit_note_series(invoice_series: str) -> str:
-    return f"CN-{invoice_series}"
-
-
 @dataclass(frozen=True, slots=True)
 class TaxTable:
     """Tax rates in percent by the buyer's country (ISO 3166), with a rate for every other country."""
