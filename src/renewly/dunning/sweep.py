@@ -1,7 +1,8 @@
 """The dunning sweep (R8): one case per account in dunning, each step taken once.
 
 Kill Bill's three steps, per claimed slice of cases: snapshots (three queries), `evaluate`
-decides (pure, once per distinct snapshot), and every decision is applied in the slice's
+decides which steps are due (pure, once per distinct snapshot) and `decide_case` what each case
+becomes (pure, `dunning/rules/sweep.py`), and every decision is applied in the slice's
 transaction: the steps recorded (a unique key per case and step), the charges asked of the
 payment batch, the notice (e-mail, banner, account status) given now or left to wait for the
 answers of those charges (`dunning_outcomes` gives it), the next step's time. Cases are claimed
