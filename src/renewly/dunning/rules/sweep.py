@@ -50,18 +50,21 @@ def warned_by_default(policy: Policy, last_step: int, warned_on: date | None, aw
 def charges_pending(unpaid: Sequence[CaseInvoice]) -> bool:
     """Whether a charge of the case is still to come: asked for and not made, or made and not
     answered. A notice waits for it."""
-    return any(invoice.unsettled or invoice.retry_asked for invoice in unpaid)
+    for invoice in unpaid:  # a loop, not any(): nearly every case has one invoice
+        if invoice.unsettled or invoice.retry_asked:
+            return True
+    return False
 
 
 def invoices_to_charge(decision: Decision, unpaid: Sequence[CaseInvoice], has_card: bool) -> tuple[int, ...]:
     """The unpaid invoices a decision charges: none without a card, none charged since the step's day."""
-    if not has_card:
+    since = decision.charge_since
+    if not has_card or since is None:
         return ()
-    return tuple(invoice.invoice_id for invoice in unpaid
-                 if needs_charge(decision.charge_since, invoice.last_attempt_day))
+    return tuple([invoice.invoice_id for invoice in unpaid if needs_charge(since, invoice.last_attempt_day)])
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a mass-decline day builds a million of these
 class CaseOutcome:
     """What the sweep writes for a due case."""
 
