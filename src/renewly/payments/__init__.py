@@ -1,1 +1,2 @@
-"""Charging invoices: collect, attempts, retries' charges, janitor, cards, verifications, reconcile, rate limit (R7)."""
+"""Charging invoices: collect, attempts, retries (asking for a charge again), janitor, cards, verifications, reconcile,
+rate limit (R7)."""

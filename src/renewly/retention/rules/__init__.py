@@ -1,1 +1,2 @@
-"""What retention decides, pure: pseudonyms for the audit log."""
+"""What retention decides, pure: the deadlines (deletion day, end of a document's retention),
+pseudonyms for the audit log."""
