@@ -19,7 +19,8 @@ from renewly.accounts.rules.members import (
 )
 from renewly.adapters.db.tables import accounts, members, subscriptions
 from renewly.bootstrap import App
-from renewly.outbox.records import audit, publish
+from renewly.outbox import writer
+from renewly.outbox.records import audit
 from renewly.shared.calendar import validate_timezone
 from renewly.shared.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from renewly.shared.money import validate_currency
@@ -47,7 +48,7 @@ def create_account(app: App, *, name: str, owner_email: str, locale: str = "en",
         conn.execute(members.insert().values(account_id=account_id, email=owner_email, role=Role.OWNER.value,
                                              created_at=now))
         audit(conn, now, actor, "account.created", "account", account_id, details={"owner": owner_email})
-        publish(conn, now, "account.created", account_id, {"account_id": account_id})
+        writer.write(conn, writer.event(now, "account.created", account_id, {"account_id": account_id}))
     return account_id
 
 
@@ -178,5 +179,5 @@ def transfer_ownership(app: App, account_id: int, *, to_email: str, reason: str,
         conn.execute(members.update().where(members.c.id == account_members[to_email].id).values(role=Role.OWNER))
         audit(conn, now, actor, "ownership.transferred", "account", account_id, reason=reason.strip(),
               details={"from": previous, "to": to_email})
-        publish(conn, now, "account.owner_changed", account_id, {"account_id": account_id})
+        writer.write(conn, writer.event(now, "account.owner_changed", account_id, {"account_id": account_id}))
     return previous

@@ -20,7 +20,8 @@ from renewly.accounts.rules.members import validate_email
 from renewly.adapters.db.tables import billing_contacts
 from renewly.bootstrap import App
 from renewly.config.texts import text
-from renewly.outbox.records import audit, publish
+from renewly.outbox import writer
+from renewly.outbox.records import audit
 from renewly.payments.cards import owner_of
 from renewly.shared.errors import Conflict
 
@@ -93,7 +94,8 @@ def remove_contact(app: App, account_id: int, *, email: str, acting_email: str) 
         audit(conn, now, acting, "billing_contact.removed", "account", account_id,
               details={"email": email, "was": current.value})
         if current is ContactStatus.ACTIVE:
-            publish(conn, now, "billing_contact.removed", account_id, {"account_id": account_id, "email": email})
+            writer.write(conn, writer.event(now, "billing_contact.removed", account_id,
+                                            {"account_id": account_id, "email": email}))
 
 
 def list_contacts(app: App, account_id: int) -> list[dict[str, Any]]:
@@ -131,15 +133,16 @@ def _decide(conn: Connection, account_id: int, email: str, current: ContactStatu
 
 def _added(conn: Connection, app: App, account, owner: str, email: str, at: datetime, *, actor: str) -> None:
     audit(conn, at, actor, "billing_contact.added", "account", account.id, details={"email": email})
-    publish(conn, at, "billing_contact.added", account.id, {"account_id": account.id, "email": email})
+    writer.write(conn, writer.event(at, "billing_contact.added", account.id,
+                                    {"account_id": account.id, "email": email}))
     _email(conn, app, account, "contact_added", [email], at, contact=email, requested_by="", owner=owner)
 
 
 def _email(conn: Connection, app: App, account, kind: str, recipients: list[str], at: datetime,
            **values: str) -> None:
-    """An outbox e-mail in the account's language, shaped like `notices.email_row`'s."""
+    """An outbox e-mail in the account's language, rendered from the text catalogue."""
     values = {"account": account.name, "support_email": app.settings.seller.support_email, **values}
-    publish(conn, at, "email", account.id, {"kind": kind, "locale": account.locale, "recipients": recipients,
-                                            "subject": text(f"{kind}.subject", account.locale, **values),
-                                            "body": text(f"{kind}.body", account.locale, **values),
-                                            "contact": values["contact"]})
+    writer.write(conn, writer.email(at, account.id, kind=kind, locale=account.locale, recipients=recipients,
+                                    subject=text(f"{kind}.subject", account.locale, **values),
+                                    body=text(f"{kind}.body", account.locale, **values),
+                                    contact=values["contact"]))

@@ -20,9 +20,10 @@ import structlog
 from sqlalchemy import Connection, exists, select
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 
-from renewly.adapters.db.bulk import insert_ignoring_conflicts, insert_rows
-from renewly.adapters.db.tables import outbox, parked_rows
+from renewly.adapters.db.bulk import insert_ignoring_conflicts
+from renewly.adapters.db.tables import parked_rows
 from renewly.bootstrap import App
+from renewly.outbox import writer
 from renewly.outbox.records import audit
 from renewly.shared.errors import NotFound
 
@@ -94,9 +95,9 @@ def park(app: App, batch: str, subject: str, row: Subject, why: str, as_of: date
                              .values(batch=batch, subject=subject, subject_id=row.id, account_id=row.account_id,
                                      reason=why, parked_at=as_of).returning(parked_rows.c.id)).scalar()
         if added is not None:
-            insert_rows(conn, outbox, [{"created_at": as_of, "topic": "batch.row_parked", "account_id": row.account_id,
-                                        "payload": {"batch": batch, "subject": subject, "subject_id": row.id,
-                                                    "reason": why}, "delivered_at": None}])
+            writer.write(conn, writer.event(as_of, "batch.row_parked", row.account_id,
+                                            {"batch": batch, "subject": subject, "subject_id": row.id,
+                                             "reason": why}))
     return added is not None
 
 

@@ -16,6 +16,7 @@ from renewly.billing.rules.invoices import InvoiceStatus, IssuedInvoice, draft_c
 from renewly.bootstrap import App
 from renewly.dunning.recovery import close_settled_cases, lock_accounts
 from renewly.outbox import emails as notices
+from renewly.outbox import writer
 from renewly.outbox.records import audit
 from renewly.payments.rules.charges import UNSETTLED
 from renewly.shared.errors import Conflict, InvalidInput, NotAllowed, NotFound
@@ -115,7 +116,7 @@ def resend_invoices_of_month(app: App, account_id: int, *, year: int, month: int
         if not rows:
             raise NotFound(f"account {account_id} has no invoice issued in {year}-{month:02d}", code="no_invoice")
         recipients = notices.billing_recipients(conn, [account_id])[account_id]
-        notices.write(conn, [notices.invoice_email(row, recipients, now, reason=reason.strip()) for row in rows])
+        writer.write_many(conn, [notices.invoice_email(row, recipients, now, reason=reason.strip()) for row in rows])
         audit(conn, now, actor, "invoices.resent", "account", account_id, reason=reason.strip(),
               details={"numbers": [row.number for row in rows], "recipients": len(recipients)})
     return [row.number for row in rows]

@@ -15,10 +15,11 @@ from sqlalchemy import Connection, func, select
 
 from renewly.adapters.db.bulk import JsonDocuments, allocate_ids, insert_rows
 from renewly.adapters.db.guards import writing_documents
-from renewly.adapters.db.tables import invoice_lines, invoices, outbox
+from renewly.adapters.db.tables import invoice_lines, invoices
 from renewly.billing.numbering import take_numbers
 from renewly.billing.rules.invoices import InvoiceDraft, InvoiceKind, InvoiceStatus
 from renewly.billing.rules.numbering import series_for
+from renewly.outbox import writer
 
 INVOICE_COLUMNS = ("id", "number", "series", "sequence", "kind", "account_id", "subscription_id",
                    "credited_invoice_id", "issue_date", "period_start", "period_end", "currency", "subtotal",
@@ -26,7 +27,6 @@ INVOICE_COLUMNS = ("id", "number", "series", "sequence", "kind", "account_id", "
                    "status_changed_at")
 LINE_COLUMNS = ("invoice_id", "position", "kind", "description", "quantity", "unit_amount", "amount",
                 "period_start", "period_end")
-EVENT_COLUMNS = ("created_at", "topic", "account_id", "payload", "delivered_at")
 # Where an invoice row gets its number, once the series lock is held.
 NUMBER, SEQUENCE = INVOICE_COLUMNS.index("number"), INVOICE_COLUMNS.index("sequence")
 
@@ -65,11 +65,10 @@ def store_documents(conn: Connection, drafts: Sequence[InvoiceDraft], issued_at:
             row[NUMBER], row[SEQUENCE] = number, sequence
         insert_rows(conn, invoices, invoice_rows, INVOICE_COLUMNS, binary=True)
         insert_rows(conn, invoice_lines, line_rows, LINE_COLUMNS, binary=True)
-    insert_rows(conn, outbox, [(issued_at, f"{draft.kind}.issued", draft.account_id,
-                                {"invoice_id": invoice_id, "number": number, "total": draft.total,
-                                 "currency": draft.currency}, None)
-                               for invoice_id, (number, _), draft in zip(ids, numbers, drafts)], EVENT_COLUMNS,
-                binary=True)
+    writer.write_many(conn, [writer.event(issued_at, f"{draft.kind}.issued", draft.account_id,
+                                          {"invoice_id": invoice_id, "number": number, "total": draft.total,
+                                           "currency": draft.currency})
+                             for invoice_id, (number, _), draft in zip(ids, numbers, drafts)])
     return ids
 
 

@@ -15,7 +15,8 @@ from renewly.billing.renewals import renew_subscription_now
 from renewly.billing.rules.invoices import LineKind, describe_proration, prorate_seat_change
 from renewly.billing.rules.plans import validate_seats
 from renewly.bootstrap import App
-from renewly.outbox.records import audit, publish
+from renewly.outbox import writer
+from renewly.outbox.records import audit
 from renewly.shared.calendar import local_date, local_midnight_utc, period_boundary
 from renewly.shared.errors import InvalidInput, NotAllowed, NotFound
 
@@ -59,7 +60,8 @@ def create_subscription(app: App, account_id: int, *, plan_code: str, seats: int
         ).returning(subscriptions.c.id)).scalar_one()
         audit(conn, now, actor, "subscription.created", "subscription", subscription_id,
               details={"account_id": account_id, "plan": plan.code, "seats": seats, "start": start.isoformat()})
-        publish(conn, now, "subscription.created", account_id, {"subscription_id": subscription_id})
+        writer.write(conn, writer.event(now, "subscription.created", account_id,
+                                        {"subscription_id": subscription_id}))
         renew_subscription_now(conn, app, subscription_id, now, catch_up=elapsed if backdate else 0)
     return subscription_id
 

@@ -25,11 +25,11 @@ from renewly.dunning.rules.banners import banners_seen
 from renewly.dunning.rules.notices import CaseInvoice, account_after_notice, cancellation_date
 from renewly.dunning.rules.schedule import Policy
 from renewly.outbox import emails as notices
+from renewly.outbox import writer
+from renewly.outbox.writer import OutboxRow
 from renewly.payments.rules.charges import AttemptStatus
 from renewly.retention.rules.deadlines import deletion_date
 from renewly.shared.calendar import local_date, local_midnight_utc
-
-OUTBOX_COLUMNS = ("created_at", "topic", "account_id", "payload", "delivered_at")
 
 
 @dataclass(slots=True)
@@ -85,7 +85,7 @@ def case_invoices(conn: Connection, case_ids: list[int], timezone_of: dict[int, 
 
 @dataclass
 class Given:
-    rows: list[tuple] = field(default_factory=list)  # outbox rows: e-mails and events
+    rows: list[OutboxRow] = field(default_factory=list)  # e-mails and events, for `writer.write_many`
     emails: int = 0
     cancelled: int = 0
 
@@ -115,8 +115,8 @@ def give(conn: Connection, app: App, given: list[tuple[NoticeCase, int, str | No
         elif after.changed:
             past_due.append({"id": case.account_id, "status": status, "banner": banner, "updated_at": as_of})
         if after.changed:
-            result.rows.append((as_of, "account.dunning_state", case.account_id,
-                                {"status": status, "banners": banners_seen(banner, status)}, None))
+            result.rows.append(writer.event(as_of, "account.dunning_state", case.account_id,
+                                            {"status": status, "banners": banners_seen(banner, status)}))
         if step.email:
             result.rows.append(_email(policy, case, step_index, reason, texts, recipients[case.account_id],
                                       support_email, as_of))
@@ -157,16 +157,15 @@ class _DateTexts:
 
 
 def _email(policy: Policy, case: NoticeCase, step_index: int, reason: str | None, texts: _DateTexts,
-           recipients: list[str], support_email: str, as_of: datetime) -> tuple:
+           recipients: list[str], support_email: str, as_of: datetime) -> OutboxRow:
     step = policy.steps[step_index]
     unpaid = case.unpaid
     values = {**texts.of(case.day0, step_index, case.timezone, case.locale),
               **notices.case_placeholders(case.locale, account=case.name, support_email=support_email,
                                           invoices=unpaid, reason=reason)}
     template = policy.templates[(step.email, case.locale)]
-    return (as_of, "email", case.account_id, {
-        "kind": step.email, "locale": case.locale, "recipients": recipients,
-        "subject": template.subject.format(**values), "body": template.body.format(**values),
-        "case_id": case.case_id, "step": step.name, "policy_version": policy.version, "reason": reason,
-        "invoices": [invoice.number for invoice in unpaid],
-        "attempts": [invoice.attempt_id for invoice in unpaid if invoice.decline_code]}, None)
+    return writer.email(as_of, case.account_id, kind=step.email, locale=case.locale, recipients=recipients,
+                        subject=template.subject.format(**values), body=template.body.format(**values),
+                        case_id=case.case_id, step=step.name, policy_version=policy.version, reason=reason,
+                        invoices=[invoice.number for invoice in unpaid],
+                        attempts=[invoice.attempt_id for invoice in unpaid if invoice.decline_code])

@@ -19,7 +19,8 @@ from renewly.dunning.rules.notices import announced_cancellation
 from renewly.dunning.rules.reactivation import last_day, window_days, window_end
 from renewly.dunning.rules.schedule import place
 from renewly.outbox import emails as notices
-from renewly.outbox.records import audit, publish
+from renewly.outbox import writer
+from renewly.outbox.records import audit
 from renewly.shared.calendar import local_date, local_midnight_utc
 from renewly.shared.errors import InvalidInput, NotAllowed, NotFound
 
@@ -87,15 +88,16 @@ def grant_reactivation(app: App, account_id: int, *, days: int | None, reason: s
         for ended in conn.execute(reactivations.update().where(reactivations.c.account_id == account_id,
                                                                reactivations.c.outcome.is_(None))
                                   .values(outcome="expired", ended_at=now).returning(reactivations.c.id)).scalars():
-            publish(conn, now, "reactivation.expired", account_id, {"reactivation_id": ended})
+            writer.write(conn, writer.event(now, "reactivation.expired", account_id, {"reactivation_id": ended}))
         ends_at = local_midnight_utc(window_end(local_date(now, account.timezone), days), account.timezone)
         conn.execute(reactivations.insert().values(account_id=account_id, granted_by=actor, reason=reason.strip(),
                                                    granted_at=now, ends_at=ends_at))
         audit(conn, now, actor, "reactivation.granted", "account", account_id, reason=reason.strip(),
               details={"days": days, "ends_at": ends_at.isoformat()})
-        publish(conn, now, "reactivation.granted", account_id, {"ends_at": ends_at.isoformat()})
-        publish(conn, now, "account.dunning_state", account_id,
-                {"status": account.status, "banners": banners_seen(account.banner, account.status, True)})
+        writer.write(conn, writer.event(now, "reactivation.granted", account_id, {"ends_at": ends_at.isoformat()}))
+        writer.write(conn, writer.event(now, "account.dunning_state", account_id,
+                                        {"status": account.status,
+                                         "banners": banners_seen(account.banner, account.status, True)}))
     return ends_at
 
 

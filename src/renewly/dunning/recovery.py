@@ -22,7 +22,7 @@ from datetime import datetime
 from sqlalchemy import Connection, and_, exists, or_, select
 
 from renewly.accounts.rules.members import AccountStatus, Role
-from renewly.adapters.db.bulk import among, insert_ignoring_conflicts, insert_rows, is_postgres, update_rows
+from renewly.adapters.db.bulk import among, insert_ignoring_conflicts, is_postgres, update_rows
 from renewly.adapters.db.tables import (
     accounts,
     cards,
@@ -30,7 +30,6 @@ from renewly.adapters.db.tables import (
     dunning_cases,
     invoices,
     members,
-    outbox,
     payment_attempts,
     payment_retries,
     reactivations,
@@ -39,12 +38,14 @@ from renewly.billing.issuing import amount_due
 from renewly.billing.rules.invoices import InvoiceKind, InvoiceStatus
 from renewly.bootstrap import App
 from renewly.dunning import notices as dunning_notices
-from renewly.dunning.notices import OUTBOX_COLUMNS, NoticeCase, case_invoices
+from renewly.dunning.notices import NoticeCase, case_invoices
 from renewly.dunning.rules.banners import banners_seen
 from renewly.dunning.rules.notices import notice_reason
 from renewly.dunning.rules.schedule import IN_DUNNING
 from renewly.dunning.rules.sweep import charges_pending
 from renewly.outbox import emails as notices
+from renewly.outbox import writer
+from renewly.outbox.writer import OutboxRow
 from renewly.payments.retries import CARD_UPDATE
 from renewly.payments.rules.charges import UNSETTLED, AttemptStatus
 from renewly.shared.calendar import local_date, local_midnight_utc
@@ -99,10 +100,9 @@ def join_open_cases(conn: Connection, account_ids: set[int], as_of: datetime) ->
                          .returning(dunning_case_invoices.c.invoice_id, dunning_case_invoices.c.case_id),
                          [{"invoice_id": row.id, "case_id": row.case_id, "added_at": as_of} for row in rows]).all()
     account_of = {row.case_id: row.account_id for row in rows}
-    insert_rows(conn, outbox, [{"created_at": as_of, "topic": "dunning.invoices_joined",
-                                "account_id": account_of[case_id], "payload": {"case_id": case_id,
-                                                                               "invoice_ids": [invoice_id]},
-                                "delivered_at": None} for invoice_id, case_id in added])
+    writer.write_many(conn, [writer.event(as_of, "dunning.invoices_joined", account_of[case_id],
+                                          {"case_id": case_id, "invoice_ids": [invoice_id]})
+                             for invoice_id, case_id in added])
 
 
 # -- R8.6, R11: recovery ----------------------------------------------------------------------------
@@ -137,12 +137,11 @@ def recover_cases(conn: Connection, app: App, paid_invoice_ids: list[int], as_of
                                                      support_email=app.settings.seller.support_email),
                                 as_of, case_id=row.id, invoices=[invoice.number for invoice in paid[row.id]])
               for row in recovered]
-    events = [{"created_at": as_of, "topic": "dunning.recovered", "account_id": row.account_id,
-               "payload": {"case_id": row.id, "invoices": [invoice.number for invoice in paid[row.id]],
-                           "reactivated": row.status == AccountStatus.CANCELLED},
-               "delivered_at": None} for row in recovered]
+    events = [writer.event(as_of, "dunning.recovered", row.account_id,
+                           {"case_id": row.id, "invoices": [invoice.number for invoice in paid[row.id]],
+                            "reactivated": row.status == AccountStatus.CANCELLED}) for row in recovered]
     _close(conn, recovered, "recovered", as_of, events)
-    insert_rows(conn, outbox, emails + events)
+    writer.write_many(conn, emails + events)
     return {row.account_id for row in recovered}
 
 
@@ -157,18 +156,17 @@ def close_settled_cases(conn: Connection, app: App, case_ids: list[int], as_of: 
                         .where(among(conn, dunning_cases.c.id, case_ids), dunning_cases.c.status == "open")).all()
     left = _cases_with_unpaid_invoices(conn, [row.id for row in rows])
     settled = [row for row in rows if row.id not in left]
-    events = [{"created_at": as_of, "topic": "dunning.closed", "account_id": row.account_id,
-               "payload": {"case_id": row.id, "why": "nothing_left_unpaid"}, "delivered_at": None}
+    events = [writer.event(as_of, "dunning.closed", row.account_id, {"case_id": row.id, "why": "nothing_left_unpaid"})
               for row in settled]
     _close(conn, [row for row in settled if row.status != AccountStatus.CANCELLED], "recovered", as_of, events)
     written_off = [row.id for row in settled if row.status == AccountStatus.CANCELLED]
     if written_off:
         conn.execute(dunning_cases.update().where(among(conn, dunning_cases.c.id, written_off))
                      .values(status="written_off", closed_at=as_of, next_step_at=None, awaiting_step_name=None))
-    insert_rows(conn, outbox, events)
+    writer.write_many(conn, events)
 
 
-def _close(conn: Connection, rows, status: str, as_of: datetime, events: list[dict]) -> None:
+def _close(conn: Connection, rows, status: str, as_of: datetime, events: list[OutboxRow]) -> None:
     """Cases closed, their accounts active with no banner and no cancellation, a running
     reactivation ended paid; an event saying what members now see."""
     if not rows:
@@ -182,10 +180,10 @@ def _close(conn: Connection, rows, status: str, as_of: datetime, events: list[di
     running = conn.execute(select(reactivations.c.id).where(among(conn, reactivations.c.account_id, account_ids),
                                                              reactivations.c.outcome.is_(None))).scalars().all()
     update_rows(conn, reactivations, [{"id": rid, "outcome": "paid", "ended_at": as_of} for rid in running])
-    events.extend({"created_at": as_of, "topic": "account.dunning_state", "account_id": account_id,
-                   "payload": {"status": AccountStatus.ACTIVE.value,
-                               "banners": banners_seen("none", AccountStatus.ACTIVE.value)},
-                   "delivered_at": None} for account_id in account_ids)
+    events.extend(writer.event(as_of, "account.dunning_state", account_id,
+                               {"status": AccountStatus.ACTIVE.value,
+                                "banners": banners_seen("none", AccountStatus.ACTIVE.value)})
+                  for account_id in account_ids)
 
 
 def _cases_with_unpaid_invoices(conn: Connection, case_ids: list[int]) -> set[int]:
@@ -243,7 +241,7 @@ def give_awaited_notices(conn: Connection, app: App, account_ids: set[int], as_o
     for next_step_at, case_ids in rescheduled.items():
         conn.execute(dunning_cases.update().where(among(conn, dunning_cases.c.id, case_ids))
                      .values(awaiting_step_name=None, warned_at=as_of, next_step_at=next_step_at))
-    insert_rows(conn, outbox, given.rows, OUTBOX_COLUMNS, binary=True)
+    writer.write_many(conn, given.rows)
     return {row.account_id for row in told}
 
 
@@ -297,4 +295,4 @@ def tell_owners_of_declined_card_retries(conn: Connection, app: App, answered_at
         emails.append(notices.email_row(policy, "card_retry_declined", account.locale, account_id,
                                         [owner_of[account_id]], values, as_of,
                                         reason=refused[-1].decline_code, invoices=[row.number for row in refused]))
-    insert_rows(conn, outbox, emails)
+    writer.write_many(conn, emails)

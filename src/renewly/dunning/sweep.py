@@ -28,7 +28,6 @@ from renewly.adapters.db.tables import (
     dunning_schedule,
     dunning_steps,
     invoices,
-    outbox,
     parked_rows,
     reactivations,
     subscriptions,
@@ -39,7 +38,7 @@ from renewly.batches.slices import WORKERS, run_slices
 from renewly.billing.rules.invoices import InvoiceStatus
 from renewly.bootstrap import App
 from renewly.dunning import notices as dunning_notices
-from renewly.dunning.notices import OUTBOX_COLUMNS, NoticeCase, case_invoices
+from renewly.dunning.notices import NoticeCase, case_invoices
 from renewly.dunning.recovery import close_settled_cases, lock_accounts, unpaid_renewal_invoices
 from renewly.dunning.rules.banners import banners_seen
 from renewly.dunning.rules.notices import CaseInvoice
@@ -52,6 +51,8 @@ from renewly.dunning.rules.schedule import (
     place,
 )
 from renewly.dunning.rules.sweep import days0, decide_case, recorded_steps, warned_by_default
+from renewly.outbox import writer
+from renewly.outbox.writer import OutboxRow
 from renewly.payments.retries import dunning_reason, request_retries, retry_requests
 from renewly.shared.calendar import local_date, local_midnight_utc
 
@@ -260,10 +261,10 @@ def open_cases(app: App, as_of: datetime) -> tuple[int, int]:
         for invoice_id, case_id in added:
             invoices_of[case_id].append(invoice_id)
         # Only what this sweep did: another sweep at once announces its own.
-        insert_rows(conn, outbox, [
-            {"created_at": as_of, "topic": "dunning.case_opened" if case_id in new_cases else "dunning.invoices_joined",
-             "account_id": account_of[case_id], "payload": {"case_id": case_id, "invoice_ids": sorted(ids)},
-             "delivered_at": None} for case_id, ids in sorted(invoices_of.items())])
+        writer.write_many(conn, [
+            writer.event(as_of, "dunning.case_opened" if case_id in new_cases else "dunning.invoices_joined",
+                         account_of[case_id], {"case_id": case_id, "invoice_ids": sorted(ids)})
+            for case_id, ids in sorted(invoices_of.items())])
     joined = sum(len(ids) for case_id, ids in invoices_of.items() if case_id not in new_cases)
     return len(opened), joined
 
@@ -352,7 +353,7 @@ class _Slice:
     steps: list[tuple] = field(default_factory=list)
     retries: list[tuple] = field(default_factory=list)
     notices: list[tuple[NoticeCase, int, str | None]] = field(default_factory=list)  # (case, step, reason)
-    events: list[tuple] = field(default_factory=list)
+    events: list[OutboxRow] = field(default_factory=list)
     settled: list[int] = field(default_factory=list)  # cases with nothing left unpaid
 
 
@@ -378,7 +379,7 @@ def apply_decisions(conn: Connection, app: App, cases: list[DueCase], as_of: dat
     report.notices += len(work.notices)
     report.emails += given.emails
     report.cancelled += given.cancelled
-    insert_rows(conn, outbox, chain(given.rows, work.events), OUTBOX_COLUMNS, binary=True)
+    writer.write_many(conn, chain(given.rows, work.events))
     close_settled_cases(conn, app, work.settled, as_of)
 
 
@@ -406,11 +407,10 @@ def _apply(case: DueCase, plans: _Plans, policy: Policy, as_of: datetime, work: 
         work.notices.append((notice, decision.notice_step, outcome.reason))
     else:
         report.notices_waiting += 1
-    work.events.append((as_of, "dunning.steps_taken", notice.account_id,
-                        {"case_id": notice.case_id, "steps": plan.step_names, "policy_version": policy.version,
-                         "charges_requested": len(charged),
-                         "notice": "given" if outcome.notice_now else "awaiting_charges"},
-                        None))
+    work.events.append(writer.event(as_of, "dunning.steps_taken", notice.account_id,
+                                    {"case_id": notice.case_id, "steps": plan.step_names,
+                                     "policy_version": policy.version, "charges_requested": len(charged),
+                                     "notice": "given" if outcome.notice_now else "awaiting_charges"}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -485,13 +485,11 @@ def expire_reactivations(app: App, as_of: datetime) -> int:
         lock_accounts(conn, {row.account_id for row in ended_windows(conn)})
         ended = ended_windows(conn)
         update_rows(conn, reactivations, [{"id": row.id, "outcome": "expired", "ended_at": as_of} for row in ended])
-        insert_rows(conn, outbox, [row for ended_one in ended for row in (
-            {"created_at": as_of, "topic": "reactivation.expired", "account_id": ended_one.account_id,
-             "payload": {"reactivation_id": ended_one.id}, "delivered_at": None},
+        writer.write_many(conn, [row for ended_one in ended for row in (
+            writer.event(as_of, "reactivation.expired", ended_one.account_id, {"reactivation_id": ended_one.id}),
             # The owner's banner goes back to the cancelled page.
-            {"created_at": as_of, "topic": "account.dunning_state", "account_id": ended_one.account_id,
-             "payload": {"status": ended_one.status, "banners": banners_seen(ended_one.banner, ended_one.status)},
-             "delivered_at": None})])
+            writer.event(as_of, "account.dunning_state", ended_one.account_id,
+                         {"status": ended_one.status, "banners": banners_seen(ended_one.banner, ended_one.status)}))])
     return len(ended)
 
 

@@ -1,5 +1,6 @@
-"""E-mails as outbox rows: rendered from the policy's templates in the account's language, to
-every billing contact (R4.3), written in the transaction of the change they report."""
+"""E-mails' texts and recipients: rendered from the policy's templates in the account's language,
+to every billing contact (R4.3); built into outbox rows by `outbox.writer.email`, written in the
+transaction of the change they report."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from functools import lru_cache
 
 from sqlalchemy import Connection, literal, select, union_all
 
-from renewly.adapters.db.bulk import among, insert_rows
-from renewly.adapters.db.tables import billing_contacts, members, outbox
+from renewly.adapters.db.bulk import among
+from renewly.adapters.db.tables import billing_contacts, members
 from renewly.billing.rules.invoices import format_day
 from renewly.config.texts import text
 from renewly.dunning.rules.schedule import Policy
+from renewly.outbox import writer
+from renewly.outbox.writer import OutboxRow
 from renewly.payments.rules.charges import decline_in_words
 from renewly.shared.money import Money
 
@@ -93,25 +96,20 @@ def money_text(amount: int, currency: str, locale: str) -> str:
 
 
 def email_row(policy: Policy, template: str, locale: str, account_id: int, recipients: list[str],
-              values: Mapping[str, str], at: datetime, **context) -> dict:
+              values: Mapping[str, str], at: datetime, **context) -> OutboxRow:
+    """The e-mail of one of the policy's templates, its placeholders filled with `values`."""
     text = policy.templates[(template, locale)]
-    return {"created_at": at, "topic": "email", "account_id": account_id, "delivered_at": None,
-            "payload": {"kind": template, "locale": locale, "recipients": recipients,
-                        "subject": text.subject.format(**values), "body": text.body.format(**values), **context}}
+    return writer.email(at, account_id, kind=template, locale=locale, recipients=recipients,
+                        subject=text.subject.format(**values), body=text.body.format(**values), **context)
 
 
-def write(conn: Connection, rows: list[dict]) -> None:
-    insert_rows(conn, outbox, rows)
-
-
-def invoice_email(invoice, recipients: list[str], at: datetime, *, reason: str) -> dict:
+def invoice_email(invoice, recipients: list[str], at: datetime, *, reason: str) -> OutboxRow:
     """An invoice e-mail, from the invoice as issued (its frozen seller, buyer and lines)."""
     locale = invoice.locale
     values = {"number": invoice.number, "seller": invoice.seller["name"], "buyer": invoice.buyer["name"],
               "issue_date": format_day(invoice.issue_date, locale),
               "total": Money(invoice.total, invoice.currency).format(locale),
               "why": text("invoice_email.resent", locale, reason=reason)}
-    return {"created_at": at, "topic": "email", "account_id": invoice.account_id, "delivered_at": None,
-            "payload": {"kind": "invoice", "locale": locale, "recipients": recipients, "invoice": invoice.number,
-                        "subject": text("invoice_email.subject", locale, **values),
-                        "body": text("invoice_email.body", locale, **values)}}
+    return writer.email(at, invoice.account_id, kind="invoice", locale=locale, recipients=recipients,
+                        subject=text("invoice_email.subject", locale, **values),
+                        body=text("invoice_email.body", locale, **values), invoice=invoice.number)

@@ -12,11 +12,12 @@ from datetime import UTC, datetime
 import structlog
 from sqlalchemy import Connection, select
 
-from renewly.adapters.db.bulk import among, insert_rows, is_postgres, update_rows
-from renewly.adapters.db.tables import invoices, outbox, payment_attempts
+from renewly.adapters.db.bulk import among, is_postgres, update_rows
+from renewly.adapters.db.tables import invoices, payment_attempts
 from renewly.billing.rules.invoices import InvoiceStatus
 from renewly.bootstrap import App
 from renewly.dunning.recovery import after_charges, lock_accounts
+from renewly.outbox import writer
 from renewly.payments.rules.charges import AttemptStatus, ChargeRequest, GatewayResult, Outcome
 
 log = structlog.get_logger(__name__)
@@ -93,12 +94,11 @@ def settle_attempts(conn: Connection, app: App, answered: list[tuple[Claim, Gate
     paid = [claim for claim, result in answered if result.outcome == Outcome.SUCCEEDED]
     update_rows(conn, invoices, [{"id": claim.invoice_id, "status": InvoiceStatus.PAID.value,
                                   "status_changed_at": as_of} for claim in paid])
-    insert_rows(conn, outbox, [{
-        "created_at": as_of, "topic": f"payment.{result.outcome.value}", "account_id": claim.account_id,
-        "payload": {"invoice_id": claim.invoice_id, "attempt_id": claim.attempt_id, "amount": claim.request.amount,
-                    "currency": claim.request.currency, "decline_code": result.decline_code},
-        "delivered_at": None,
-    } for claim, result in answered if result.outcome != Outcome.UNKNOWN])
+    writer.write_many(conn, [writer.event(
+        as_of, f"payment.{result.outcome.value}", claim.account_id,
+        {"invoice_id": claim.invoice_id, "attempt_id": claim.attempt_id, "amount": claim.request.amount,
+         "currency": claim.request.currency, "decline_code": result.decline_code},
+    ) for claim, result in answered if result.outcome != Outcome.UNKNOWN])
     after_charges(conn, app, account_ids=account_ids, paid_invoice_ids=[claim.invoice_id for claim in paid],
                   answered_attempt_ids=[claim.attempt_id for claim, result in answered
                                         if result.outcome != Outcome.UNKNOWN], as_of=as_of)

@@ -20,7 +20,8 @@ from renewly.adapters.db.tables import card_verifications, cards, gateway_custom
 from renewly.billing.rules.invoices import InvoiceKind, InvoiceStatus
 from renewly.bootstrap import App
 from renewly.dunning.reactivation import require_access
-from renewly.outbox.records import audit, publish
+from renewly.outbox import writer
+from renewly.outbox.records import audit
 from renewly.payments.attempts import wall_clock
 from renewly.payments.retries import card_update_reason, request_retries, retry_requests
 from renewly.payments.rules.charges import Outcome, SavedCard, decline_in_words, verification_key
@@ -122,7 +123,8 @@ def _save_card(conn: Connection, account_id: int, saved: SavedCard, actor: str, 
     request_retries(conn, retry_requests(unpaid, card_update_reason(card_id), now))
     audit(conn, now, actor, "card.updated", "account", account_id,
           details={"brand": saved.brand, "last4": saved.last4, "retries_requested": len(unpaid)})
-    publish(conn, now, "payment_method.updated", account_id, {"brand": saved.brand, "last4": saved.last4})
+    writer.write(conn, writer.event(now, "payment_method.updated", account_id,
+                                    {"brand": saved.brand, "last4": saved.last4}))
     return len(unpaid)
 
 

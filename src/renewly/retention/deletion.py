@@ -51,6 +51,7 @@ from renewly.adapters.db.tables import (
 )
 from renewly.batches.reports import Reported
 from renewly.bootstrap import App
+from renewly.outbox import writer
 from renewly.payments.rate_limit import TokenBucket, call_concurrently
 from renewly.retention.pseudonyms import personal_data_of, pseudonymise_deleted
 from renewly.retention.rules.deadlines import last_purgeable_issue_date, retention_ends
@@ -195,9 +196,8 @@ def delete_personal_data(conn: Connection, account_ids: list[int], as_of: dateti
         "target_id": str(account_id), "reason": "R10.1: the deletion delay after cancellation has passed",
         "details": {name: counted[account_id] for name, counted in counts.items()}} for account_id in account_ids])
     # R10.3: the host product deletes its own data on this event.
-    insert_rows(conn, outbox, [{"created_at": as_of, "topic": "account.deleted", "account_id": account_id,
-                                "payload": {"account_id": account_id}, "delivered_at": None}
-                               for account_id in account_ids])
+    writer.write_many(conn, [writer.event(as_of, "account.deleted", account_id, {"account_id": account_id})
+                             for account_id in account_ids])
 
 
 def _count(conn: Connection, statement) -> Counter:

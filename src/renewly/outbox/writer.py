@@ -1,0 +1,93 @@
+"""The outbox writer: the one way a row gets into `outbox`, so that delivery has one contract to read.
+
+A use case builds its rows with `event` or `email` and writes them with `write` (one row, one
+INSERT) or `write_many` (a batch's slice: one COPY on PostgreSQL, one executemany on SQLite,
+never a statement per row), on the connection of the transaction that makes the change they
+report, and only after that change: a failure e-mail is written in the transaction that records
+the declined attempt, never before it. Nothing else inserts into `outbox`.
+
+Row shape (`OutboxRow`, a named tuple in the table's column order, so that a slice's thousands
+go straight to COPY):
+- `created_at`: the instant of the change, from the injected clock (aware; UTC in the database);
+- `topic`: what happened, one of `TOPICS`; `"email"` for an e-mail;
+- `account_id`: the account concerned (every topic today names one);
+- `payload`: a JSON object, what the topic says. The table adds `id` (increasing, never given
+  twice, even after the retention batch deleted rows: a consumer may drop an id it has seen) and
+  `delivered_at` (NULL until a relay delivers the row).
+
+An e-mail's payload is `{"kind", "locale", "recipients", "subject", "body", **context}`: the
+text rendered, in the account's language, at the moment of the change; `kind` names its template
+(a dunning step's e-mail named in the policy, `payment_confirmed`, `card_retry_declined`,
+`invoice`, `contact_request`, `contact_added`); the context says what it is about (case, step,
+invoices, attempts, reason, contact...). Delivery sends subject and body as they are.
+
+Idempotency: the writer adds no key of its own. Each row is written once because the change it
+reports happens once: the transaction that writes it also commits the change under that change's
+own exactly-once guard (a unique step per case, a settled attempt, a row lock), and rolls back
+with it. A consumer that must not act twice keys on the row's `id`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection
+
+from renewly.adapters.db.bulk import insert_rows
+from renewly.adapters.db.tables import outbox
+
+EMAIL = "email"
+
+# Every topic written. An event of another topic is refused: a new one is added here, where
+# delivery reads what it has to handle (and the demo, `renewly outbox list`, what they show).
+TOPICS = frozenset({
+    EMAIL,
+    "account.created", "account.owner_changed", "account.dunning_state", "account.deleted",
+    "billing_contact.added", "billing_contact.removed",
+    "subscription.created",
+    "invoice.issued", "credit_note.issued",
+    "payment.succeeded", "payment.declined", "payment_method.updated",
+    "dunning.case_opened", "dunning.invoices_joined", "dunning.steps_taken", "dunning.recovered", "dunning.closed",
+    "reactivation.granted", "reactivation.expired",
+    "batch.row_parked",
+})
+
+COLUMNS = ("created_at", "topic", "account_id", "payload")
+
+
+class OutboxRow(NamedTuple):
+    """One row of `outbox`, as written (`id` and `delivered_at` are the table's)."""
+
+    created_at: datetime
+    topic: str
+    account_id: int | None
+    payload: dict[str, Any]
+
+
+def event(at: datetime, topic: str, account_id: int | None, payload: Mapping[str, Any]) -> OutboxRow:
+    """An event for the host product: `topic` says what happened, `payload` the details."""
+    if topic not in TOPICS or topic == EMAIL:
+        raise ValueError(f"no outbox topic {topic!r}" if topic != EMAIL else "an e-mail is built by `email`")
+    return OutboxRow(at, topic, account_id, payload if type(payload) is dict else dict(payload))
+
+
+def email(at: datetime, account_id: int, /, *, kind: str, locale: str, recipients: list[str], subject: str, body: str,
+          **context: Any) -> OutboxRow:
+    """An e-mail, rendered: its template's name (`kind`), language, recipients, subject and body,
+    then what it is about (`context`, in the payload after the text)."""
+    return OutboxRow(at, EMAIL, account_id, {"kind": kind, "locale": locale, "recipients": recipients,
+                                             "subject": subject, "body": body, **context})
+
+
+def write(conn: Connection, row: OutboxRow) -> None:
+    """One row, one INSERT: for a use case that reports one change."""
+    conn.execute(outbox.insert().values(row._asdict()))
+
+
+def write_many(conn: Connection, rows: Iterable[OutboxRow]) -> None:
+    """Rows in bulk, in their order: one COPY (PostgreSQL) or executemany (SQLite) for a batch's
+    slice. `rows` may be a generator: PostgreSQL consumes it while the COPY streams."""
+    # Binary COPY: every value has its column's Python type (aware datetime, str, int, dict).
+    insert_rows(conn, outbox, rows, COLUMNS, binary=True)
