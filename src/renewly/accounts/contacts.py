@@ -145,4 +145,4 @@ def _email(conn: Connection, app: App, account, kind: str, recipients: list[str]
     writer.write(conn, writer.email(at, account.id, kind=kind, locale=account.locale, recipients=recipients,
                                     subject=text(f"{kind}.subject", account.locale, **values),
                                     body=text(f"{kind}.body", account.locale, **values),
-                                    contact=values["contact"]))
+                                    about={"contact": values["contact"]}))

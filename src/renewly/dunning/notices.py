@@ -166,6 +166,6 @@ def _email(policy: Policy, case: NoticeCase, step_index: int, reason: str | None
     template = policy.templates[(step.email, case.locale)]
     return writer.email(as_of, case.account_id, kind=step.email, locale=case.locale, recipients=recipients,
                         subject=template.subject.format(**values), body=template.body.format(**values),
-                        case_id=case.case_id, step=step.name, policy_version=policy.version, reason=reason,
-                        invoices=[invoice.number for invoice in unpaid],
-                        attempts=[invoice.attempt_id for invoice in unpaid if invoice.decline_code])
+                        about={"case_id": case.case_id, "step": step.name, "policy_version": policy.version,
+                               "reason": reason, "invoices": [invoice.number for invoice in unpaid],
+                               "attempts": [invoice.attempt_id for invoice in unpaid if invoice.decline_code]})

@@ -100,7 +100,7 @@ def email_row(policy: Policy, template: str, locale: str, account_id: int, recip
     """The e-mail of one of the policy's templates, its placeholders filled with `values`."""
     text = policy.templates[(template, locale)]
     return writer.email(at, account_id, kind=template, locale=locale, recipients=recipients,
-                        subject=text.subject.format(**values), body=text.body.format(**values), **context)
+                        subject=text.subject.format(**values), body=text.body.format(**values), about=context)
 
 
 def invoice_email(invoice, recipients: list[str], at: datetime, *, reason: str) -> OutboxRow:
@@ -112,4 +112,4 @@ def invoice_email(invoice, recipients: list[str], at: datetime, *, reason: str) 
               "why": text("invoice_email.resent", locale, reason=reason)}
     return writer.email(at, invoice.account_id, kind="invoice", locale=locale, recipients=recipients,
                         subject=text("invoice_email.subject", locale, **values),
-                        body=text("invoice_email.body", locale, **values), invoice=invoice.number)
+                        body=text("invoice_email.body", locale, **values), about={"invoice": invoice.number})
