@@ -30,9 +30,9 @@ with it. A consumer that must not act twice keys on the row's `id`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection
 
@@ -70,7 +70,7 @@ class OutboxRow(NamedTuple):
 
 # `OutboxRow(...)` without the named tuple's own `__new__`, a Python call: a mass-decline day
 # builds three rows per case, a million cases at once.
-_row = tuple.__new__
+_row = cast(Callable[[type[OutboxRow], tuple[Any, ...]], OutboxRow], tuple.__new__)
 
 
 def event(at: datetime, topic: str, account_id: int | None, payload: dict[str, Any]) -> OutboxRow:
