@@ -38,7 +38,6 @@ from renewly.adapters.db.tables import (
     cards,
     gateway_customers,
     members,
-    outbox,
     plans,
     subscriptions,
 )
@@ -55,6 +54,7 @@ from renewly.onboarding.rules.records import (
     format_of,
     read_records,
 )
+from renewly.outbox import writer
 from renewly.shared.calendar import local_midnight_utc
 from renewly.shared.errors import Conflict
 
@@ -202,15 +202,15 @@ def write_accounts(conn: Connection, part: Sequence[Account], *, now: datetime, 
         # In each account's order as the single commands make them: created, members, card, subscriptions.
         audit_rows.append(_audit(now, actor, "account.created", "account", account_id,
                                  {"owner": a.owner_email}))
-        events.append(_event(now, "account.created", account_id, {"account_id": account_id}))
+        events.append(writer.event(now, "account.created", account_id, {"account_id": account_id}))
         audit_rows += [_audit(now, actor, "member.added", "account", account_id, {"email": m.email, "role": m.role})
                        for m in a.members]
         if a.card:
             audit_rows.append(_audit(now, actor, "gateway_customer.created", "account", account_id, {}))
             audit_rows.append(_audit(now, actor, "card.updated", "account", account_id, {
                 "brand": a.card.brand, "last4": a.card.last4, "retries_requested": 0}))
-            events.append(_event(now, "payment_method.updated", account_id,
-                                 {"brand": a.card.brand, "last4": a.card.last4}))
+            events.append(writer.event(now, "payment_method.updated", account_id,
+                                       {"brand": a.card.brand, "last4": a.card.last4}))
         for s in a.subscriptions:
             subscription_id = next(subscription_ids)
             subscription_rows.append((subscription_id, account_id, s.plan.id, s.seats, "active", s.next_renewal, 0,
@@ -218,7 +218,8 @@ def write_accounts(conn: Connection, part: Sequence[Account], *, now: datetime, 
             audit_rows.append(_audit(now, actor, "subscription.created", "subscription", subscription_id, {
                 "account_id": account_id, "plan": s.plan.code, "seats": s.seats,
                 "start": s.next_renewal.isoformat()}))
-            events.append(_event(now, "subscription.created", account_id, {"subscription_id": subscription_id}))
+            events.append(writer.event(now, "subscription.created", account_id,
+                                       {"subscription_id": subscription_id}))
     insert_rows(conn, subscriptions, subscription_rows, ("id", "account_id", "plan_id", "seats", "status",
                                                          "anchor_date", "periods_invoiced", "renews_at",
                                                          "created_at"), binary=True)
@@ -231,7 +232,7 @@ def write_accounts(conn: Connection, part: Sequence[Account], *, now: datetime, 
                  "added_at"), binary=True)
     insert_rows(conn, audit_log, audit_rows, ("at", "actor", "action", "target_type", "target_id", "reason",
                                               "details"), binary=True)
-    insert_rows(conn, outbox, events, ("created_at", "topic", "account_id", "payload"), binary=True)
+    writer.write_many(conn, events)
 
 
 _BUYER = ("name", "line1", "line2", "postcode", "city", "country", "vat_id")
@@ -241,7 +242,3 @@ _ACCOUNT_COLUMNS = ("id", "external_key", "name", "locale", "timezone", "currenc
 
 def _audit(at: datetime, actor: str, action: str, target_type: str, target_id: int, details: dict) -> tuple:
     return at, actor, action, target_type, str(target_id), REASON, details
-
-
-def _event(at: datetime, topic: str, account_id: int, payload: dict) -> tuple:
-    return at, topic, account_id, payload
