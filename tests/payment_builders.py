@@ -134,7 +134,7 @@ def while_held(app, work, meanwhile) -> tuple:
     """Run `work(held_app)` in a thread until it waits for the gateway, then `meanwhile(app)`
     to the end, then let the gateway answer `work`; returns both results."""
     gateway = HeldGateway(app.gateway)
-    held_app = replace(app, _gateway=gateway)
+    held_app = replace(app, connect_gateway=lambda: gateway)
     results: list = []
     thread = threading.Thread(target=lambda: results.append(work(held_app)))
     thread.start()

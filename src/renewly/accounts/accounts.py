@@ -18,15 +18,15 @@ from renewly.accounts.rules.members import (
     validate_text,
 )
 from renewly.adapters.db.tables import accounts, members, subscriptions
-from renewly.bootstrap import App
 from renewly.outbox import writer
 from renewly.outbox.records import audit
+from renewly.ports import Ports
 from renewly.shared.calendar import validate_timezone
 from renewly.shared.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from renewly.shared.money import validate_currency
 
 
-def create_account(app: App, *, name: str, owner_email: str, locale: str = "en", timezone: str = "UTC",
+def create_account(app: Ports, *, name: str, owner_email: str, locale: str = "en", timezone: str = "UTC",
                    currency: str = "USD", country: str = "", actor: str, address: dict[str, str] | None = None,
                    ) -> int:
     if not (name or "").strip():
@@ -52,7 +52,7 @@ def create_account(app: App, *, name: str, owner_email: str, locale: str = "en",
     return account_id
 
 
-def add_member(app: App, account_id: int, *, email: str, role: str, actor: str) -> int:
+def add_member(app: Ports, account_id: int, *, email: str, role: str, actor: str) -> int:
     email, parsed_role = validate_email(email), validate_member_role(role)
     now = app.clock.now()
     with app.engine.begin() as conn:
@@ -66,7 +66,7 @@ def add_member(app: App, account_id: int, *, email: str, role: str, actor: str) 
     return member_id
 
 
-def remove_member(app: App, account_id: int, *, email: str, actor: str) -> None:
+def remove_member(app: Ports, account_id: int, *, email: str, actor: str) -> None:
     email = validate_email(email)
     now = app.clock.now()
     with app.engine.begin() as conn:
@@ -81,7 +81,7 @@ def remove_member(app: App, account_id: int, *, email: str, actor: str) -> None:
         audit(conn, now, actor, "member.removed", "account", account_id, details={"email": email})
 
 
-def update_buyer_address(app: App, account_id: int, *, changes: dict[str, str], acting_email: str,
+def update_buyer_address(app: Ports, account_id: int, *, changes: dict[str, str], acting_email: str,
                          actor: str) -> dict[str, str]:
     """The owner changes the buyer address printed on invoices issued from now on (R3.1); issued
     ones keep theirs. Only the owner manages billing (R1.1): anyone else is told who can."""
@@ -125,7 +125,7 @@ def load_account(conn: Connection, account_id: int):
     return account
 
 
-def describe_account(app: App, account_id: int) -> dict[str, Any]:
+def describe_account(app: Ports, account_id: int) -> dict[str, Any]:
     """The account as support and scripts see it: members, buyer address, subscriptions."""
     with app.engine.connect() as conn:
         account = load_account(conn, account_id)
@@ -145,7 +145,7 @@ def describe_account(app: App, account_id: int) -> dict[str, Any]:
     }
 
 
-def list_accounts(app: App) -> list[dict[str, Any]]:
+def list_accounts(app: Ports) -> list[dict[str, Any]]:
     with app.engine.connect() as conn:
         owner = select(members.c.email).where(members.c.account_id == accounts.c.id,
                                               members.c.role == "owner").scalar_subquery()
@@ -156,7 +156,7 @@ def list_accounts(app: App) -> list[dict[str, Any]]:
 
 
 
-def transfer_ownership(app: App, account_id: int, *, to_email: str, reason: str, actor: str) -> str:
+def transfer_ownership(app: Ports, account_id: int, *, to_email: str, reason: str, actor: str) -> str:
     """R6.1: when the owner is gone, support makes another member the owner; the old owner becomes
     an admin. Audited with the reason. Returns the previous owner's e-mail."""
     to_email = validate_email(to_email)

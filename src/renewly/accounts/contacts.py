@@ -18,15 +18,15 @@ from renewly.accounts.accounts import _live_account
 from renewly.accounts.rules.contacts import CURRENT, ContactStatus, check_decision, check_removal, check_request
 from renewly.accounts.rules.members import validate_email
 from renewly.adapters.db.tables import billing_contacts
-from renewly.bootstrap import App
 from renewly.config.texts import text
 from renewly.outbox import writer
 from renewly.outbox.records import audit
 from renewly.payments.cards import owner_of
+from renewly.ports import Ports
 from renewly.shared.errors import Conflict
 
 
-def request_contact(app: App, account_id: int, *, email: str, requested_by: str) -> ContactStatus:
+def request_contact(app: Ports, account_id: int, *, email: str, requested_by: str) -> ContactStatus:
     """R4.1: ask for `email` to receive the account's billing e-mails. It waits for the owner's
     consent, who is e-mailed; a request made by the owner is that consent, so it is added at once."""
     email, requested_by = validate_email(email), validate_email(requested_by)
@@ -54,7 +54,7 @@ def request_contact(app: App, account_id: int, *, email: str, requested_by: str)
     return status
 
 
-def approve_contact(app: App, account_id: int, *, email: str, acting_email: str) -> None:
+def approve_contact(app: Ports, account_id: int, *, email: str, acting_email: str) -> None:
     """R4.1: the owner consents; the address receives billing e-mails from now on."""
     email, acting = validate_email(email), validate_email(acting_email)
     now = app.clock.now()
@@ -67,7 +67,7 @@ def approve_contact(app: App, account_id: int, *, email: str, acting_email: str)
         _added(conn, app, account, owner, email, now, actor=acting)
 
 
-def refuse_contact(app: App, account_id: int, *, email: str, acting_email: str) -> None:
+def refuse_contact(app: Ports, account_id: int, *, email: str, acting_email: str) -> None:
     """R4.1: the owner says no; the address never receives anything."""
     email, acting = validate_email(email), validate_email(acting_email)
     now = app.clock.now()
@@ -80,7 +80,7 @@ def refuse_contact(app: App, account_id: int, *, email: str, acting_email: str) 
         audit(conn, now, acting, "billing_contact.refused", "account", account_id, details={"email": email})
 
 
-def remove_contact(app: App, account_id: int, *, email: str, acting_email: str) -> None:
+def remove_contact(app: Ports, account_id: int, *, email: str, acting_email: str) -> None:
     """R4.2: a contact takes themselves off the list (or withdraws a request), or the owner takes
     anyone off it. The owner cannot be removed."""
     email, acting = validate_email(email), validate_email(acting_email)
@@ -98,7 +98,7 @@ def remove_contact(app: App, account_id: int, *, email: str, acting_email: str) 
                                             {"account_id": account_id, "email": email}))
 
 
-def list_contacts(app: App, account_id: int) -> list[dict[str, Any]]:
+def list_contacts(app: Ports, account_id: int) -> list[dict[str, Any]]:
     """The owner first, then active contacts, then requests waiting for the owner."""
     with app.engine.connect() as conn:
         account = _live_account(conn, account_id)
@@ -131,14 +131,14 @@ def _decide(conn: Connection, account_id: int, email: str, current: ContactStatu
                        code="contact_changed")
 
 
-def _added(conn: Connection, app: App, account, owner: str, email: str, at: datetime, *, actor: str) -> None:
+def _added(conn: Connection, app: Ports, account, owner: str, email: str, at: datetime, *, actor: str) -> None:
     audit(conn, at, actor, "billing_contact.added", "account", account.id, details={"email": email})
     writer.write(conn, writer.event(at, "billing_contact.added", account.id,
                                     {"account_id": account.id, "email": email}))
     _email(conn, app, account, "contact_added", [email], at, contact=email, requested_by="", owner=owner)
 
 
-def _email(conn: Connection, app: App, account, kind: str, recipients: list[str], at: datetime,
+def _email(conn: Connection, app: Ports, account, kind: str, recipients: list[str], at: datetime,
            **values: str) -> None:
     """An outbox e-mail in the account's language, rendered from the text catalogue."""
     values = {"account": account.name, "support_email": app.settings.seller.support_email, **values}

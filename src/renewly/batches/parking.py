@@ -22,9 +22,9 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, Opera
 
 from renewly.adapters.db.bulk import insert_ignoring_conflicts
 from renewly.adapters.db.tables import parked_rows
-from renewly.bootstrap import App
 from renewly.outbox import writer
 from renewly.outbox.records import audit
+from renewly.ports import Ports
 from renewly.shared.errors import NotFound
 
 log = structlog.get_logger(__name__)
@@ -61,7 +61,7 @@ class Subject:
     account_id: int | None
 
 
-def one_by_one(app: App, batch: str, subject: str, rows: Iterable[Subject],
+def one_by_one(app: Ports, batch: str, subject: str, rows: Iterable[Subject],
                process: Callable[[Connection, int], int], as_of: datetime) -> tuple[int, int, int]:
     """Process each row in a transaction of its own; park those that fail. Returns (what the
     processed rows counted, how many rows counted something, how many were parked). Slow on
@@ -85,7 +85,7 @@ def reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {' '.join(message.split())}"[:1000]
 
 
-def park(app: App, batch: str, subject: str, row: Subject, why: str, as_of: datetime) -> bool:
+def park(app: Ports, batch: str, subject: str, row: Subject, why: str, as_of: datetime) -> bool:
     """Park the row, once; returns whether this call parked it."""
     log.warning("row parked", batch=batch, subject=subject, subject_id=row.id, reason=why)
     with app.engine.begin() as conn:
@@ -101,7 +101,7 @@ def park(app: App, batch: str, subject: str, row: Subject, why: str, as_of: date
     return added is not None
 
 
-def list_problems(app: App, *, include_resolved: bool = False) -> list[dict[str, Any]]:
+def list_problems(app: Ports, *, include_resolved: bool = False) -> list[dict[str, Any]]:
     query = select(parked_rows).order_by(parked_rows.c.id)
     if not include_resolved:
         query = query.where(parked_rows.c.resolved_at.is_(None))
@@ -109,7 +109,7 @@ def list_problems(app: App, *, include_resolved: bool = False) -> list[dict[str,
         return [dict(row._mapping) for row in conn.execute(query)]
 
 
-def resolve(app: App, problem_id: int, *, actor: str, note: str) -> dict[str, Any]:
+def resolve(app: Ports, problem_id: int, *, actor: str, note: str) -> dict[str, Any]:
     """Put a parked row back: the next run takes it again (and parks it again if it still fails)."""
     now = app.clock.now()
     with app.engine.begin() as conn:

@@ -30,9 +30,9 @@ from renewly.adapters.db.tables import batch_runs
 from renewly.batches.parking import is_infrastructure, reason
 from renewly.batches.reports import BatchFailed, BatchReport
 from renewly.billing import renewals
-from renewly.bootstrap import App
 from renewly.dunning import sweep as dunning
 from renewly.payments import collect, verifications
+from renewly.ports import Ports
 from renewly.retention import deletion as retention
 from renewly.shared.errors import BillingError, InvalidInput
 
@@ -47,8 +47,8 @@ MAX_ROUNDS = 10
 @dataclass(frozen=True)
 class Batch:
     name: str
-    interval: Callable[[App], timedelta]
-    run: Callable[[App, datetime], object]
+    interval: Callable[[Ports], timedelta]
+    run: Callable[[Ports, datetime], object]
     next_work_at: Callable[[Connection], datetime | None]
     # True when next_work_at also needs the app (the policy, the settings): (conn, app) -> moment.
     needs_app: bool = False
@@ -82,7 +82,7 @@ BATCHES: tuple[Batch, ...] = (
 )
 
 
-def run_tick(app: App, at: datetime, on_run: Callable[[BatchRun], None] | None = None) -> list[BatchRun]:
+def run_tick(app: Ports, at: datetime, on_run: Callable[[BatchRun], None] | None = None) -> list[BatchRun]:
     """Run everything due at `at`: the billing chain until it rests, then the other batches."""
     runs: list[BatchRun] = []
 
@@ -107,7 +107,7 @@ def run_tick(app: App, at: datetime, on_run: Callable[[BatchRun], None] | None =
     return runs
 
 
-def run_all(app: App, as_of: datetime) -> list[BatchRun]:
+def run_all(app: Ports, as_of: datetime) -> list[BatchRun]:
     """`renewly run`: one tick as of `as_of`; one report per batch, the rounds added up (only
     the batches that ran, when a stop was asked)."""
     runs = run_tick(app, as_of)
@@ -115,7 +115,7 @@ def run_all(app: App, as_of: datetime) -> list[BatchRun]:
             for batch in BATCHES if any(r.batch == batch.name for r in runs)]
 
 
-def still_due(app: App, as_of: datetime) -> list[str]:
+def still_due(app: Ports, as_of: datetime) -> list[str]:
     """The batches with work due at `as_of` (what a stopped run left): one query per batch."""
     with app.engine.connect() as conn:
         return [batch.name for batch in BATCHES
@@ -143,7 +143,7 @@ def merged(reports: list):
     return type(reports[0])(**values)
 
 
-def _run(app: App, batch: Batch, at: datetime) -> BatchRun:
+def _run(app: Ports, batch: Batch, at: datetime) -> BatchRun:
     started = time.perf_counter()  # a duration, not a date: not the clock's to give
     try:
         report = batch.run(app, at)
@@ -171,7 +171,7 @@ def _run(app: App, batch: Batch, at: datetime) -> BatchRun:
     return BatchRun(batch.name, at, report)
 
 
-def _log_run(app: App, batch: Batch, at: datetime, report: object, started: float) -> None:
+def _log_run(app: Ports, batch: Batch, at: datetime, report: object, started: float) -> None:
     if app.settings.log_batch_runs:
         log.info("batch run", **batch_run_fields(batch.name, at, report, time.perf_counter() - started))
 
@@ -206,7 +206,7 @@ class ClockMove:
     stopped: bool = False
 
 
-def advance(app: App, by: timedelta, *, run_batches: bool = True,
+def advance(app: Ports, by: timedelta, *, run_batches: bool = True,
             on_run: Callable[[BatchRun], None] | None = None) -> ClockMove:
     """Move the test clock `by` from wherever it is when this move gets its turn: advances at
     once take turns (12 of one day each move it 12 days), each running the ticks on its way."""
@@ -240,7 +240,7 @@ def advance(app: App, by: timedelta, *, run_batches: bool = True,
     return ClockMove(runs, target, target)
 
 
-def _next_due(app: App, start: datetime, reached: datetime, target: datetime) -> datetime | None:
+def _next_due(app: Ports, start: datetime, reached: datetime, target: datetime) -> datetime | None:
     """The earliest tick in [reached, target] after `start` at which a batch has work. Time never
     goes back: `reached` is the last tick run."""
     with app.engine.connect() as conn:

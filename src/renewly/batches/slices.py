@@ -13,13 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TypeVar
 
-from renewly.bootstrap import App
+from renewly.ports import Ports
 
 WORKERS = 2
 Report = TypeVar("Report")
 
 
-def run_slices(app: App, sweep: Callable[[], Report], workers: int = WORKERS) -> list[Report]:
+def run_slices(app: Ports, sweep: Callable[[], Report], workers: int = WORKERS) -> list[Report]:
     """Run `sweep` (a loop over slices until none is left) in `workers` threads on PostgreSQL."""
     with collecting_only_new_objects():
         if workers > 1 and app.engine.dialect.name == "postgresql":

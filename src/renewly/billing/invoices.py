@@ -13,16 +13,16 @@ from renewly.accounts.rules.members import REASON_LENGTH, validate_text
 from renewly.adapters.db.tables import dunning_case_invoices, invoice_lines, invoices, payment_attempts
 from renewly.billing.issuing import store_documents
 from renewly.billing.rules.invoices import InvoiceStatus, IssuedInvoice, draft_credit_note
-from renewly.bootstrap import App
 from renewly.dunning.recovery import close_settled_cases, lock_accounts
 from renewly.outbox import emails as notices
 from renewly.outbox import writer
 from renewly.outbox.records import audit
 from renewly.payments.rules.charges import UNSETTLED
+from renewly.ports import Ports
 from renewly.shared.errors import Conflict, InvalidInput, NotAllowed, NotFound
 
 
-def list_invoices(app: App, account_id: int | None = None) -> list[dict[str, Any]]:
+def list_invoices(app: Ports, account_id: int | None = None) -> list[dict[str, Any]]:
     query = select(invoices).order_by(invoices.c.id)
     if account_id is not None:
         query = query.where(invoices.c.account_id == account_id)
@@ -30,7 +30,7 @@ def list_invoices(app: App, account_id: int | None = None) -> list[dict[str, Any
         return [_summary(row) for row in conn.execute(query)]
 
 
-def show_invoice(app: App, number: str) -> dict[str, Any]:
+def show_invoice(app: Ports, number: str) -> dict[str, Any]:
     with app.engine.connect() as conn:
         row = _find(conn, number)
         lines = conn.execute(select(invoice_lines).where(invoice_lines.c.invoice_id == row.id)
@@ -54,7 +54,7 @@ def _find(conn: Connection, number: str):
     return row
 
 
-def issue_credit_note(app: App, number: str, *, reason: str, amount: int | None = None, actor: str) -> str:
+def issue_credit_note(app: Ports, number: str, *, reason: str, amount: int | None = None, actor: str) -> str:
     """Credit all of an invoice (or `amount` of it, before tax). An open invoice fully credited is void."""
     now = app.clock.now()
     with app.engine.begin() as conn:
@@ -92,7 +92,7 @@ def issue_credit_note(app: App, number: str, *, reason: str, amount: int | None 
 
 
 
-def resend_invoices_of_month(app: App, account_id: int, *, year: int, month: int, reason: str, actor: str,
+def resend_invoices_of_month(app: Ports, account_id: int, *, year: int, month: int, reason: str, actor: str,
                              ) -> list[str]:
     """R2.3: support resends the invoices issued in a given month and year to the account's
     billing contacts (the PDF is attached once documents exist; today the e-mail carries the

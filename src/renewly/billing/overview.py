@@ -16,13 +16,13 @@ from renewly.accounts.contacts import list_contacts
 from renewly.accounts.rules.members import Role, validate_email
 from renewly.adapters.db.tables import members
 from renewly.billing.invoices import list_invoices
-from renewly.bootstrap import App
 from renewly.dunning.reactivation import require_access
 from renewly.payments.cards import current_card
+from renewly.ports import Ports
 from renewly.shared.errors import NotAllowed
 
 
-def require_owner_of(app: App, account_id: int, acting_email: str) -> None:
+def require_owner_of(app: Ports, account_id: int, acting_email: str) -> None:
     """Refuse anyone but this account's owner, saying who can; a stranger learns nothing."""
     acting = validate_email(acting_email)
     now = app.clock.now()
@@ -41,7 +41,7 @@ def require_owner_of(app: App, account_id: int, acting_email: str) -> None:
             raise NotAllowed(f"only the account owner ({owner}) can do this", code="owner_required")
 
 
-def billing_overview(app: App, account_id: int, *, acting_email: str) -> dict[str, Any]:
+def billing_overview(app: Ports, account_id: int, *, acting_email: str) -> dict[str, Any]:
     require_owner_of(app, account_id, acting_email)
     account = describe_account(app, account_id)
     with app.engine.connect() as conn:

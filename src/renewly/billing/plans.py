@@ -6,12 +6,12 @@ from sqlalchemy import select
 
 from renewly.adapters.db.tables import plans
 from renewly.billing.rules.plans import Plan
-from renewly.bootstrap import App
 from renewly.outbox.records import audit
+from renewly.ports import Ports
 from renewly.shared.errors import Conflict, NotFound
 
 
-def create_plan(app: App, *, code: str, name: str, interval: str, price: int, currency: str, actor: str) -> int:
+def create_plan(app: Ports, *, code: str, name: str, interval: str, price: int, currency: str, actor: str) -> int:
     plan = Plan.define(code, name, interval, price, currency)
     now = app.clock.now()
     with app.engine.begin() as conn:
@@ -25,7 +25,7 @@ def create_plan(app: App, *, code: str, name: str, interval: str, price: int, cu
     return plan_id
 
 
-def list_plans(app: App) -> list[dict]:
+def list_plans(app: Ports) -> list[dict]:
     with app.engine.connect() as conn:
         return [dict(row._mapping) for row in conn.execute(select(plans).order_by(plans.c.code))]
 

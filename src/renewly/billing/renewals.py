@@ -29,7 +29,7 @@ from renewly.billing.rules.invoices import (
     describe_credit_brought_forward,
     draft_renewal,
 )
-from renewly.bootstrap import App
+from renewly.ports import Ports
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class RenewalReport(Reported):
                 + parked_note(self))
 
 
-def renew_due(app: App, as_of: datetime, *, slice_size: int | None = None, on_slice=None,
+def renew_due(app: Ports, as_of: datetime, *, slice_size: int | None = None, on_slice=None,
               workers: int = WORKERS) -> RenewalReport:
     """Issue every renewal invoice due at `as_of`, slice after slice, until nothing is claimable."""
     size = slice_size or app.settings.batches.chunk_size
@@ -58,7 +58,7 @@ def renew_due(app: App, as_of: datetime, *, slice_size: int | None = None, on_sl
                          parked=sum(parked for _, _, parked in done))
 
 
-def _renew_slices(app: App, as_of: datetime, size: int, on_slice) -> tuple[int, int, int]:
+def _renew_slices(app: Ports, as_of: datetime, size: int, on_slice) -> tuple[int, int, int]:
     """One worker's loop: (invoices issued, subscriptions renewed, subscriptions parked)."""
     issued = renewed = parked = 0
     after: Position | None = None
@@ -102,7 +102,7 @@ def _renew_slices(app: App, as_of: datetime, size: int, on_slice) -> tuple[int, 
     return issued, renewed, parked
 
 
-def renew_subscription_now(conn: Connection, app: App, subscription_id: int, as_of: datetime, *,
+def renew_subscription_now(conn: Connection, app: Ports, subscription_id: int, as_of: datetime, *,
                            catch_up: int = 0) -> int:
     """Invoice one subscription's due periods inside the caller's transaction (a new subscription):
     the first `catch_up` of them in one invoice (a backdated start), the others one by one."""
@@ -175,7 +175,7 @@ def _open_items(conn: Connection, subscription_ids: Sequence[int]) -> dict[int, 
     return {subscription_id: tuple(items) for subscription_id, items in found.items()}
 
 
-def issue_renewals(conn: Connection, app: App, snapshots: Sequence[RenewalSnapshot], as_of: datetime,
+def issue_renewals(conn: Connection, app: Ports, snapshots: Sequence[RenewalSnapshot], as_of: datetime,
                    periods: int = 1) -> list[Renewal]:
     issue_date = as_of.astimezone(app.seller_zone).date()
     taxes, seller = app.taxes, app.seller  # one seller document per slice, stored once per invoice

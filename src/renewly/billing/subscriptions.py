@@ -14,14 +14,14 @@ from renewly.billing.plans import plan_by_code
 from renewly.billing.renewals import renew_subscription_now
 from renewly.billing.rules.invoices import LineKind, describe_proration, prorate_seat_change
 from renewly.billing.rules.plans import validate_seats
-from renewly.bootstrap import App
 from renewly.outbox import writer
 from renewly.outbox.records import audit
+from renewly.ports import Ports
 from renewly.shared.calendar import local_date, local_midnight_utc, period_boundary
 from renewly.shared.errors import InvalidInput, NotAllowed, NotFound
 
 
-def create_subscription(app: App, account_id: int, *, plan_code: str, seats: int, start: date | None = None,
+def create_subscription(app: Ports, account_id: int, *, plan_code: str, seats: int, start: date | None = None,
                         actor: str, backdate: bool = False) -> int:
     """A subscription from `start` (default: today in the account's time zone). A start more than
     one period ago is refused unless `backdate`: a typo (2016 for 2026) would bill ten years of
@@ -79,7 +79,7 @@ def periods_begun(start: date, interval: str, today: date) -> int:
     return begun
 
 
-def change_seats(app: App, subscription_id: int, *, seats: int, actor: str) -> int:
+def change_seats(app: Ports, subscription_id: int, *, seats: int, actor: str) -> int:
     """Set the seat count from today; returns the prorated amount added to the next invoice."""
     seats = validate_seats(seats)
     now = app.clock.now()

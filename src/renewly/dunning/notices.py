@@ -20,7 +20,6 @@ from renewly.adapters.db.bulk import among, update_rows
 from renewly.adapters.db.tables import accounts, dunning_case_invoices, invoices, payment_attempts, payment_retries
 from renewly.billing.issuing import amount_due
 from renewly.billing.rules.invoices import InvoiceStatus
-from renewly.bootstrap import App
 from renewly.dunning.rules.banners import banners_seen
 from renewly.dunning.rules.notices import CaseInvoice, account_after_notice, cancellation_date
 from renewly.dunning.rules.schedule import Policy
@@ -28,6 +27,7 @@ from renewly.outbox import emails as notices
 from renewly.outbox import writer
 from renewly.outbox.writer import OutboxRow
 from renewly.payments.rules.charges import AttemptStatus
+from renewly.ports import Ports
 from renewly.retention.rules.deadlines import deletion_date
 from renewly.shared.calendar import local_date, local_midnight_utc
 
@@ -90,7 +90,7 @@ class Given:
     cancelled: int = 0
 
 
-def give(conn: Connection, app: App, given: list[tuple[NoticeCase, int, str | None]], as_of: datetime) -> Given:
+def give(conn: Connection, app: Ports, given: list[tuple[NoticeCase, int, str | None]], as_of: datetime) -> Given:
     """Give each (case, step, reason)'s notice now: the account's status and banner are written
     here; the e-mails and events are returned as outbox rows for the caller's bulk insert."""
     result = Given()

@@ -16,9 +16,9 @@ from sqlalchemy.engine import make_url
 from renewly.adapters.clock import SystemClock
 from renewly.adapters.db.engine import SchemaOutOfDate, current_revision, head_revision, sqlite_file
 from renewly.adapters.db.tables import accounts, dunning_cases
-from renewly.bootstrap import App
 from renewly.dunning.rules.policy_change import CaseMove, OpenCase, move_under
 from renewly.dunning.rules.schedule import IN_DUNNING, Policy
+from renewly.ports import Ports
 from renewly.shared.calendar import local_date
 from renewly.shared.errors import InvalidInput
 
@@ -55,7 +55,7 @@ class PolicyImpact:
                 "notices_dropped": sum(move.notice_dropped for move in moves)}
 
 
-def policy_impact(app: App, new: Policy) -> PolicyImpact:
+def policy_impact(app: Ports, new: Policy) -> PolicyImpact:
     url = make_url(app.settings.database_url)
     path = sqlite_file(url)
     if path is not None and not Path(path).is_file():
@@ -91,7 +91,7 @@ def policy_impact(app: App, new: Policy) -> PolicyImpact:
     return PolicyImpact(url.render_as_string(hide_password=True), current, new, len(rows), moved)
 
 
-def _now(app: App) -> datetime:
+def _now(app: Ports) -> datetime:
     """The clock's now, read only: a test clock never read yet is not started here (the system's
     now stands in for it)."""
     test_clock = app.test_clock

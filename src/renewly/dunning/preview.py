@@ -16,9 +16,9 @@ from sqlalchemy import exists, select
 from renewly.accounts.accounts import load_account
 from renewly.adapters.db.tables import dunning_case_invoices, dunning_cases, invoices, subscriptions
 from renewly.billing.rules.invoices import InvoiceKind, InvoiceStatus
-from renewly.bootstrap import App
 from renewly.dunning.rules.preview import DayPreview, preview_case
 from renewly.dunning.rules.schedule import CaseSnapshot, place, warned_on
+from renewly.ports import Ports
 from renewly.shared.calendar import local_date
 
 
@@ -31,7 +31,7 @@ class AccountPreview:
     cases: list[tuple[str, list[DayPreview]]]  # (what it is about, days)
 
 
-def preview_account(app: App, account_id: int) -> AccountPreview:
+def preview_account(app: Ports, account_id: int) -> AccountPreview:
     now = app.clock.now()
     policy = app.policy
     with app.engine.connect() as conn:

@@ -10,7 +10,6 @@ from sqlalchemy import Connection, select
 from renewly.accounts.accounts import load_account
 from renewly.accounts.rules.members import REASON_LENGTH, AccountStatus, Role, validate_email, validate_text
 from renewly.adapters.db.tables import accounts, dunning_cases, members, reactivations
-from renewly.bootstrap import App
 from renewly.dunning.notices import case_invoices
 from renewly.dunning.recovery import lock_accounts
 from renewly.dunning.rules.access import dashboard_access, refusal
@@ -21,6 +20,7 @@ from renewly.dunning.rules.schedule import place
 from renewly.outbox import emails as notices
 from renewly.outbox import writer
 from renewly.outbox.records import audit
+from renewly.ports import Ports
 from renewly.shared.calendar import local_date, local_midnight_utc
 from renewly.shared.errors import InvalidInput, NotAllowed, NotFound
 
@@ -61,7 +61,7 @@ def _local_day(account, instant: datetime | None) -> str:
     return local_date(instant, account.timezone).isoformat() if instant else "?"
 
 
-def grant_reactivation(app: App, account_id: int, *, days: int | None, reason: str, actor: str) -> datetime:
+def grant_reactivation(app: Ports, account_id: int, *, days: int | None, reason: str, actor: str) -> datetime:
     """R9.2: support opens the billing pages of a cancelled account to its owner for a few days:
     today and the `days` after it, to the end of the last one in the account's time zone, so that
     the date the owner reads is the whole last day. The deletion date (R10) does not move."""
@@ -101,7 +101,7 @@ def grant_reactivation(app: App, account_id: int, *, days: int | None, reason: s
     return ends_at
 
 
-def banners_by_role(app: App, account_id: int) -> dict[str, dict[str, str]]:
+def banners_by_role(app: Ports, account_id: int) -> dict[str, dict[str, str]]:
     """The banner each role sees now, with its text in the account's language."""
     with app.engine.connect() as conn:
         account = load_account(conn, account_id)
@@ -109,7 +109,7 @@ def banners_by_role(app: App, account_id: int) -> dict[str, dict[str, str]]:
     return {role.value: banner_text(app, account, role, context) for role in Role}
 
 
-def banner_for_member(app: App, account_id: int, email: str) -> dict[str, str]:
+def banner_for_member(app: Ports, account_id: int, email: str) -> dict[str, str]:
     """"Which banner does member M see now", with its text in the account's language."""
     with app.engine.connect() as conn:
         row = conn.execute(select(accounts, members.c.role).join(members, members.c.account_id == accounts.c.id)
@@ -130,7 +130,7 @@ class _BannerContext:
     unpaid: list
 
 
-def _banner_context(conn: Connection, app: App, account) -> _BannerContext:
+def _banner_context(conn: Connection, app: Ports, account) -> _BannerContext:
     """What a banner's text names: the open case's dates, its unpaid invoices, a running window."""
     now = app.clock.now()
     running = running_reactivation(conn, account.id, now)
@@ -147,7 +147,7 @@ def _banner_context(conn: Connection, app: App, account) -> _BannerContext:
                           [notices.Unpaid(invoice.number, invoice.due, invoice.currency) for invoice in unpaid])
 
 
-def banner_text(app: App, account, role: Role, context: _BannerContext) -> dict[str, str]:
+def banner_text(app: Ports, account, role: Role, context: _BannerContext) -> dict[str, str]:
     seen = banner_seen(account.banner, account.status, role, context.reactivation_ends is not None)
     if seen in ("none", "deleted"):
         return {"banner": seen, "text": ""}

@@ -36,7 +36,6 @@ from renewly.adapters.db.tables import (
 )
 from renewly.billing.issuing import amount_due
 from renewly.billing.rules.invoices import InvoiceKind, InvoiceStatus
-from renewly.bootstrap import App
 from renewly.dunning import notices as dunning_notices
 from renewly.dunning.notices import NoticeCase, case_invoices
 from renewly.dunning.rules.banners import banners_seen
@@ -48,6 +47,7 @@ from renewly.outbox import writer
 from renewly.outbox.writer import OutboxRow
 from renewly.payments.retries import CARD_UPDATE
 from renewly.payments.rules.charges import UNSETTLED, AttemptStatus
+from renewly.ports import Ports
 from renewly.shared.calendar import local_date, local_midnight_utc
 
 
@@ -73,7 +73,7 @@ def unpaid_renewal_invoices():
                 invoices.c.subscription_id.is_not(None), ~has_case, ~unsettled, or_(declined, ~has_card))
 
 
-def after_charges(conn: Connection, app: App, *, account_ids: set[int], paid_invoice_ids: list[int],
+def after_charges(conn: Connection, app: Ports, *, account_ids: set[int], paid_invoice_ids: list[int],
                   answered_attempt_ids: list[int], as_of: datetime) -> None:
     """Tell what the answers just recorded mean (the accounts are already locked by the caller)."""
     join_open_cases(conn, account_ids, as_of)
@@ -107,7 +107,7 @@ def join_open_cases(conn: Connection, account_ids: set[int], as_of: datetime) ->
 
 # -- R8.6, R11: recovery ----------------------------------------------------------------------------
 
-def recover_cases(conn: Connection, app: App, paid_invoice_ids: list[int], as_of: datetime) -> set[int]:
+def recover_cases(conn: Connection, app: Ports, paid_invoice_ids: list[int], as_of: datetime) -> set[int]:
     """Close the open cases the payments left with nothing unpaid; returns their accounts."""
     if not paid_invoice_ids:
         return set()
@@ -145,7 +145,7 @@ def recover_cases(conn: Connection, app: App, paid_invoice_ids: list[int], as_of
     return {row.account_id for row in recovered}
 
 
-def close_settled_cases(conn: Connection, app: App, case_ids: list[int], as_of: datetime) -> None:
+def close_settled_cases(conn: Connection, app: Ports, case_ids: list[int], as_of: datetime) -> None:
     """Close cases left with nothing unpaid by something else than a payment (a credit note):
     no confirmation, since nobody paid; a past-due account is active again, a cancelled one stays
     cancelled (only a payment reactivates, R9.3)."""
@@ -197,7 +197,7 @@ def _cases_with_unpaid_invoices(conn: Connection, case_ids: list[int]) -> set[in
 
 # -- R8: a step's notice after its charges ----------------------------------------------------------
 
-def give_awaited_notices(conn: Connection, app: App, account_ids: set[int], as_of: datetime) -> set[int]:
+def give_awaited_notices(conn: Connection, app: Ports, account_ids: set[int], as_of: datetime) -> set[int]:
     """The notices whose charges are all answered now; returns the accounts told."""
     if not account_ids:
         return set()
@@ -247,7 +247,7 @@ def give_awaited_notices(conn: Connection, app: App, account_ids: set[int], as_o
 
 # -- R7.1: the owner's card update was declined -----------------------------------------------------
 
-def tell_owners_of_declined_card_retries(conn: Connection, app: App, answered_attempt_ids: list[int],
+def tell_owners_of_declined_card_retries(conn: Connection, app: Ports, answered_attempt_ids: list[int],
                                          already_told: set[int], as_of: datetime) -> None:
     if not answered_attempt_ids:
         return

@@ -36,7 +36,6 @@ from renewly.batches.parking import Subject, is_infrastructure, not_parked, one_
 from renewly.batches.reports import Reported, parked_note
 from renewly.batches.slices import WORKERS, run_slices
 from renewly.billing.rules.invoices import InvoiceStatus
-from renewly.bootstrap import App
 from renewly.dunning import notices as dunning_notices
 from renewly.dunning.notices import NoticeCase, case_invoices
 from renewly.dunning.recovery import close_settled_cases, lock_accounts, unpaid_renewal_invoices
@@ -54,6 +53,7 @@ from renewly.dunning.rules.sweep import days0, decide_case, recorded_steps, warn
 from renewly.outbox import writer
 from renewly.outbox.writer import OutboxRow
 from renewly.payments.retries import dunning_reason, request_retries, retry_requests
+from renewly.ports import Ports
 from renewly.shared.calendar import local_date, local_midnight_utc
 
 
@@ -90,7 +90,7 @@ class DunningReport(Reported):
 # Slices taken at once on PostgreSQL: one worker's Python decides and renders while the server
 # writes the other's slice. A claim locks the cases' accounts too (SKIP LOCKED), so that no two
 # workers, or sweeps, ever update one account at once.
-def run_dunning(app: App, as_of: datetime, *, slice_size: int | None = None,
+def run_dunning(app: Ports, as_of: datetime, *, slice_size: int | None = None,
                 workers: int = WORKERS) -> DunningReport:
     report = DunningReport()
     report.rescheduled = reschedule_under(app, as_of)
@@ -109,7 +109,7 @@ def run_dunning(app: App, as_of: datetime, *, slice_size: int | None = None,
 LOOKS_AGAIN, A_MOMENT = 20, 0.05
 
 
-def _sweep(app: App, as_of: datetime, size: int) -> DunningReport:
+def _sweep(app: Ports, as_of: datetime, size: int) -> DunningReport:
     """Slices until none is left; a case locked by another worker is taken later, by either."""
     report = DunningReport()
     looks = stuck = 0
@@ -143,7 +143,7 @@ def _sweep(app: App, as_of: datetime, size: int) -> DunningReport:
     return report
 
 
-def _one_by_one(app: App, as_of: datetime, report: DunningReport) -> bool:
+def _one_by_one(app: Ports, as_of: datetime, report: DunningReport) -> bool:
     """A case made the slice fail (a policy it cannot follow, data it cannot hold): the slice
     again, one case at a time, parking the one that fails. Returns whether a case was taken or
     parked."""
@@ -162,7 +162,7 @@ def _one_by_one(app: App, as_of: datetime, report: DunningReport) -> bool:
     return bool(taken or parked)
 
 
-def _parked_meanwhile(app: App, case_ids: list[int]) -> bool:
+def _parked_meanwhile(app: Ports, case_ids: list[int]) -> bool:
     """Whether a case of a failed slice is parked now: the other worker (or sweep) failed on the
     same case at the same moment and parked it first, so that this one's pass one at a time
     found nothing left to take or park. The next claim skips it."""
@@ -180,7 +180,7 @@ def _due_left(conn: Connection, as_of: datetime) -> bool:
 
 # -- a new policy -----------------------------------------------------------------------------------
 
-def reschedule_under(app: App, as_of: datetime) -> int:
+def reschedule_under(app: Ports, as_of: datetime) -> int:
     """A schedule in force (steps, days, minimum warning) other than the one the open cases were
     scheduled under: every case scheduled later is due now, once, so that this sweep places it in
     the new policy (by the name of its last step) and schedules its next step: a step the new
@@ -211,7 +211,7 @@ def reschedule_under(app: App, as_of: datetime) -> int:
 
 # -- opening cases ----------------------------------------------------------------------------------
 
-def open_cases(app: App, as_of: datetime) -> tuple[int, int]:
+def open_cases(app: Ports, as_of: datetime) -> tuple[int, int]:
     """A case for each account with an unpaid renewal invoice and no open case (day 0: the
     earliest renewal date among them); an invoice of an account already in dunning joins its
     case. Returns (cases opened, invoices joined to a case already open)."""
@@ -357,7 +357,7 @@ class _Slice:
     settled: list[int] = field(default_factory=list)  # cases with nothing left unpaid
 
 
-def apply_decisions(conn: Connection, app: App, cases: list[DueCase], as_of: datetime, report: DunningReport) -> None:
+def apply_decisions(conn: Connection, app: Ports, cases: list[DueCase], as_of: datetime, report: DunningReport) -> None:
     policy = app.policy
     plans = _Plans(policy, as_of)
     work = _Slice()
@@ -471,7 +471,7 @@ class _Plans:
 
 # -- reactivations, and when there is work ----------------------------------------------------------
 
-def expire_reactivations(app: App, as_of: datetime) -> int:
+def expire_reactivations(app: Ports, as_of: datetime) -> int:
     """R9.3: a window that ends unpaid leaves the account cancelled; the deletion date stays."""
     def ended_windows(conn: Connection):
         return conn.execute(select(reactivations.c.id, reactivations.c.account_id, accounts.c.status,
@@ -497,7 +497,7 @@ def expire_reactivations(app: App, as_of: datetime) -> int:
 AT_ONCE = datetime.min.replace(tzinfo=UTC)
 
 
-def next_dunning_at(conn: Connection, app: App) -> datetime | None:
+def next_dunning_at(conn: Connection, app: Ports) -> datetime | None:
     if conn.execute(select(dunning_schedule.c.schedule_key)).scalar() != app.policy.schedule_key and conn.execute(
             select(dunning_cases.c.id).where(dunning_cases.c.status == "open",
                                              dunning_cases.c.next_step_at.is_not(None)).limit(1)).first():

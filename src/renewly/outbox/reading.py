@@ -8,12 +8,12 @@ from sqlalchemy import select
 
 from renewly.accounts.rules.members import validate_text
 from renewly.adapters.db.tables import outbox
-from renewly.bootstrap import App
+from renewly.ports import Ports
 
 TOPIC_LENGTH = 64  # outbox.topic (adapters/db/tables.py)
 
 
-def list_outbox(app: App, *, account_id: int | None = None, topic: str | None = None) -> list[dict[str, Any]]:
+def list_outbox(app: Ports, *, account_id: int | None = None, topic: str | None = None) -> list[dict[str, Any]]:
     query = select(outbox).order_by(outbox.c.id)
     if account_id is not None:
         query = query.where(outbox.c.account_id == account_id)

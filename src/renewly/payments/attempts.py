@@ -15,10 +15,10 @@ from sqlalchemy import Connection, select
 from renewly.adapters.db.bulk import among, is_postgres, update_rows
 from renewly.adapters.db.tables import invoices, payment_attempts
 from renewly.billing.rules.invoices import InvoiceStatus
-from renewly.bootstrap import App
 from renewly.dunning.recovery import after_charges, lock_accounts
 from renewly.outbox import writer
 from renewly.payments.rules.charges import AttemptStatus, ChargeRequest, GatewayResult, Outcome
+from renewly.ports import Ports
 
 log = structlog.get_logger(__name__)
 
@@ -73,7 +73,7 @@ def still_claimed(conn: Connection, claims: list[Claim]) -> set[int]:
     return {claim.attempt_id for claim in claims if leases.get(claim.attempt_id) == claim.lease}
 
 
-def settle_attempts(conn: Connection, app: App, answered: list[tuple[Claim, GatewayResult]],
+def settle_attempts(conn: Connection, app: Ports, answered: list[tuple[Claim, GatewayResult]],
                     as_of: datetime) -> list[tuple[Claim, GatewayResult]]:
     """Record the gateway's answers: attempts settled, invoices paid, then what that means for
     dunning (recovery R8.6/R11, a step's notice, the owner's card-retry notice), events in the outbox.

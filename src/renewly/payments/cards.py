@@ -18,13 +18,13 @@ from renewly.accounts.accounts import _live_account, load_account
 from renewly.accounts.rules.members import Role, validate_email
 from renewly.adapters.db.tables import card_verifications, cards, gateway_customers, invoices, members
 from renewly.billing.rules.invoices import InvoiceKind, InvoiceStatus
-from renewly.bootstrap import App
 from renewly.dunning.reactivation import require_access
 from renewly.outbox import writer
 from renewly.outbox.records import audit
 from renewly.payments.attempts import wall_clock
 from renewly.payments.retries import card_update_reason, request_retries, retry_requests
 from renewly.payments.rules.charges import Outcome, SavedCard, decline_in_words, verification_key
+from renewly.ports import Ports
 from renewly.shared.errors import BillingError, NotAllowed
 from renewly.shared.money import minor_unit_exponent
 
@@ -51,7 +51,7 @@ def require_owner(conn: Connection, account_id: int, acting_email: str) -> None:
         raise NotAllowed(f"only the account owner ({owner}) can change the payment method", code="owner_required")
 
 
-def may_change_card(app: App, account_id: int, acting_email: str):
+def may_change_card(app: Ports, account_id: int, acting_email: str):
     """Refuse anyone but the owner, of a live account whose billing pages they may use; the
     account row otherwise. Asked before a card form tokenizes anything (cli `cards add`)."""
     actor = validate_email(acting_email)
@@ -63,7 +63,7 @@ def may_change_card(app: App, account_id: int, acting_email: str):
     return account
 
 
-def add_card(app: App, account_id: int, *, card_token: str, acting_email: str) -> CardSaved:
+def add_card(app: Ports, account_id: int, *, card_token: str, acting_email: str) -> CardSaved:
     now = app.clock.now()
     actor = validate_email(acting_email)
     payments = app.settings.payments
@@ -128,7 +128,7 @@ def _save_card(conn: Connection, account_id: int, saved: SavedCard, actor: str, 
     return len(unpaid)
 
 
-def current_card(app: App, account_id: int) -> dict | None:
+def current_card(app: Ports, account_id: int) -> dict | None:
     with app.engine.connect() as conn:
         load_account(conn, account_id)  # an unknown account is refused as such, not shown as cardless
         row = conn.execute(select(cards).where(cards.c.account_id == account_id, cards.c.status == "active")).first()

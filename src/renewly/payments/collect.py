@@ -32,11 +32,11 @@ from renewly.adapters.db.tables import (
 from renewly.batches.reports import Reported
 from renewly.billing.issuing import amount_due
 from renewly.billing.rules.invoices import InvoiceKind, InvoiceStatus
-from renewly.bootstrap import App
 from renewly.payments.attempts import Claim, ask_safely, settle_attempts, wall_clock
 from renewly.payments.janitor import settle_unsettled_attempts
 from renewly.payments.rate_limit import GatewayCalls, TokenBucket
 from renewly.payments.rules.charges import UNSETTLED, AttemptStatus, ChargeRequest, GatewayResult, Outcome, attempt_key
+from renewly.ports import Ports
 from renewly.shared.money import Money
 
 log = structlog.get_logger(__name__)
@@ -63,7 +63,7 @@ class CollectReport(Reported):
                 + (f"; collected {collected}" if collected else ""))
 
 
-def collect_due(app: App, as_of: datetime, *, bucket: TokenBucket | None = None, on_slice=None) -> CollectReport:
+def collect_due(app: Ports, as_of: datetime, *, bucket: TokenBucket | None = None, on_slice=None) -> CollectReport:
     settings = app.settings.payments
     report = CollectReport()
     bucket = bucket or TokenBucket(settings.rate_limit_per_second)
@@ -86,7 +86,7 @@ def collect_due(app: App, as_of: datetime, *, bucket: TokenBucket | None = None,
     return report
 
 
-def _settle(app: App, as_of: datetime, claims: list[Claim], calls: list[Future[GatewayResult]],
+def _settle(app: Ports, as_of: datetime, claims: list[Claim], calls: list[Future[GatewayResult]],
             report: CollectReport, on_slice) -> None:
     results = [call.result() for call in calls]
     with app.engine.begin() as conn:
@@ -105,7 +105,7 @@ def _settle(app: App, as_of: datetime, claims: list[Claim], calls: list[Future[G
         on_slice(len(claims))
 
 
-def _charge(app: App, request: ChargeRequest) -> GatewayResult:
+def _charge(app: Ports, request: ChargeRequest) -> GatewayResult:
     return ask_safely(lambda: app.gateway.charge(request), request.idempotency_key)
 
 
@@ -130,7 +130,7 @@ def chargeable_invoices():
                                 and_(accounts.c.status == "cancelled", asked_in_window)))
 
 
-def claim_slice(app: App, as_of: datetime, limit: int) -> list[Claim]:
+def claim_slice(app: Ports, as_of: datetime, limit: int) -> list[Claim]:
     """Commit a pending attempt for each of up to `limit` chargeable invoices; returns what to charge."""
     lease = wall_clock() + timedelta(seconds=app.settings.payments.lease_seconds)
     attempts_so_far = select(func.count()).where(payment_attempts.c.invoice_id == invoices.c.id).scalar_subquery()

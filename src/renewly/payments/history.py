@@ -7,10 +7,10 @@ from typing import Any
 from sqlalchemy import select
 
 from renewly.adapters.db.tables import invoices, payment_attempts
-from renewly.bootstrap import App
+from renewly.ports import Ports
 
 
-def list_attempts(app: App, account_id: int | None = None) -> list[dict[str, Any]]:
+def list_attempts(app: Ports, account_id: int | None = None) -> list[dict[str, Any]]:
     query = (select(payment_attempts.c.id, payment_attempts.c.account_id, payment_attempts.c.invoice_id,
                     invoices.c.number.label("invoice_number"), payment_attempts.c.number, payment_attempts.c.amount,
                     payment_attempts.c.currency, payment_attempts.c.status, payment_attempts.c.decline_code,

@@ -24,16 +24,16 @@ from sqlalchemy import and_, exists, or_, select
 from renewly.adapters.db.bulk import among, is_postgres, update_rows
 from renewly.adapters.db.tables import accounts, cards, gateway_customers, invoices, payment_attempts, reactivations
 from renewly.billing.rules.invoices import InvoiceStatus
-from renewly.bootstrap import App
 from renewly.dunning.recovery import lock_accounts
 from renewly.payments.attempts import Claim, ask_safely, settle_attempts, still_claimed, wall_clock
 from renewly.payments.rate_limit import TokenBucket, call_concurrently
 from renewly.payments.rules.charges import AttemptStatus, ChargeRequest, GatewayResult, Outcome
+from renewly.ports import Ports
 
 NEVER_SENT = GatewayResult(Outcome.UNKNOWN)  # find's None, told apart from a failed question
 
 
-def settle_unsettled_attempts(app: App, as_of: datetime, *, bucket: TokenBucket | None = None) -> int:
+def settle_unsettled_attempts(app: Ports, as_of: datetime, *, bucket: TokenBucket | None = None) -> int:
     """Settle what can be settled; returns how many attempts got a definite answer.
 
     `bucket`: the rate cap to share with the batch that runs next (collect), so that the two
@@ -86,7 +86,7 @@ def settle_unsettled_attempts(app: App, as_of: datetime, *, bucket: TokenBucket 
     return len(answered) + len(never_sent)
 
 
-def _claim(app: App, lease: datetime) -> list:
+def _claim(app: Ports, lease: datetime) -> list:
     """Take the unsettled attempts no one else is asking about, under `lease`: pending again, so
     that another janitor leaves them alone until the lease runs out (this process died)."""
     # A cancelled account is charged only for what was asked during a temporary reactivation (R9):

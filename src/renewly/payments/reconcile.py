@@ -21,9 +21,9 @@ from datetime import datetime
 from sqlalchemy import select
 
 from renewly.adapters.db.tables import invoices, payment_attempts
-from renewly.bootstrap import App
 from renewly.payments.attempts import wall_clock
 from renewly.payments.rules.charges import UNSETTLED, AttemptStatus, Outcome
+from renewly.ports import Ports
 
 
 @dataclass
@@ -58,7 +58,7 @@ class ReconcileReport:
     unanswered: list[Unanswered] = field(default_factory=list)
 
 
-def reconcile(app: App) -> ReconcileReport:
+def reconcile(app: Ports) -> ReconcileReport:
     ledger = {charge.idempotency_key: charge for charge in app.gateway.ledger()
               if charge.outcome == Outcome.SUCCEEDED}
     with app.engine.connect() as conn:

@@ -19,10 +19,10 @@ from sqlalchemy import Connection, and_, func, or_, select
 from renewly.adapters.db.bulk import among, is_postgres, update_rows
 from renewly.adapters.db.tables import card_verifications
 from renewly.batches.reports import Reported
-from renewly.bootstrap import App
 from renewly.payments.attempts import wall_clock
 from renewly.payments.rate_limit import TokenBucket, call_concurrently
 from renewly.payments.rules.charges import Outcome, verification_key
+from renewly.ports import Ports
 
 
 @dataclass
@@ -39,7 +39,7 @@ class VoidReport(Reported):
         return f"{self.voided} card-check authorization(s) voided, {self.failed} to try again"
 
 
-def void_due_verifications(app: App, as_of: datetime) -> VoidReport:
+def void_due_verifications(app: Ports, as_of: datetime) -> VoidReport:
     report = VoidReport()
     payments = app.settings.payments
     bucket = TokenBucket(payments.rate_limit_per_second)
@@ -87,7 +87,7 @@ def void_due_verifications(app: App, as_of: datetime) -> VoidReport:
     return report
 
 
-def _claim(app: App, which, lease: datetime) -> list:
+def _claim(app: Ports, which, lease: datetime) -> list:
     """Take the checks `which` selects that nobody else is asking the gateway about: pending under
     `lease` until their answers are written, so that another void batch leaves them alone (and
     takes them over as checks without an answer if this process dies meanwhile)."""

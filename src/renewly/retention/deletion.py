@@ -50,9 +50,9 @@ from renewly.adapters.db.tables import (
     subscriptions,
 )
 from renewly.batches.reports import Reported
-from renewly.bootstrap import App
 from renewly.outbox import writer
 from renewly.payments.rate_limit import TokenBucket, call_concurrently
+from renewly.ports import Ports
 from renewly.retention.pseudonyms import personal_data_of, pseudonymise_deleted
 from renewly.retention.rules.deadlines import last_purgeable_issue_date, retention_ends
 from renewly.shared.calendar import local_date, local_midnight_utc
@@ -83,7 +83,7 @@ class RetentionReport(Reported):
                    f"next run" if self.gateway_failures else ""))
 
 
-def purge_due(app: App, as_of: datetime, *, slice_size: int | None = None) -> RetentionReport:
+def purge_due(app: Ports, as_of: datetime, *, slice_size: int | None = None) -> RetentionReport:
     report = RetentionReport()
     size = slice_size or app.settings.batches.chunk_size
     delete_due_accounts(app, as_of, min(size, ACCOUNT_SLICE), report)
@@ -94,7 +94,7 @@ def purge_due(app: App, as_of: datetime, *, slice_size: int | None = None) -> Re
 
 # -- R10.1 accounts ---------------------------------------------------------------------------------
 
-def delete_due_accounts(app: App, as_of: datetime, size: int, report: RetentionReport) -> None:
+def delete_due_accounts(app: Ports, as_of: datetime, size: int, report: RetentionReport) -> None:
     after: tuple[datetime, int] | None = None  # past the accounts the gateway refused in this run
     while not app.stop.asked:  # asked to stop: the accounts left stay due
         with app.engine.begin() as conn:
@@ -125,7 +125,7 @@ def claim_due_accounts(conn: Connection, as_of: datetime, limit: int,
     return [(row.deletion_due_at, row.id) for row in conn.execute(query)]
 
 
-def _delete_gateway_customers(app: App, conn: Connection, account_ids: list[int],
+def _delete_gateway_customers(app: Ports, conn: Connection, account_ids: list[int],
                               report: RetentionReport) -> list[int]:
     """Ask the gateway first (the claimed rows stay locked meanwhile): an account whose customer
     the gateway did not delete keeps all its data, and the next run tries again."""
@@ -212,7 +212,7 @@ def _unreferenced():
     return ~exists().where(credit_note.c.credited_invoice_id == invoices.c.id)
 
 
-def purge_expired_invoices(app: App, as_of: datetime, size: int, report: RetentionReport) -> None:
+def purge_expired_invoices(app: Ports, as_of: datetime, size: int, report: RetentionReport) -> None:
     years = app.policy.invoice_retention_years
     cutoff = last_purgeable_issue_date(local_date(as_of, app.settings.seller.timezone), years)
     while not app.stop.asked:
@@ -260,7 +260,7 @@ def delete_invoices(conn: Connection, invoice_ids: list[int]) -> None:
 
 # -- when there is work -----------------------------------------------------------------------------
 
-def next_retention_at(conn: Connection, app: App) -> datetime | None:
+def next_retention_at(conn: Connection, app: Ports) -> datetime | None:
     """The next deletion due: an account's deletion date, or the end of the oldest document's retention."""
     account_due = conn.execute(select(func.min(accounts.c.deletion_due_at))
                                .where(accounts.c.status == AccountStatus.CANCELLED.value)).scalar()

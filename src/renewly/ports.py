@@ -1,0 +1,63 @@
+"""What a use case is given to work with: the application's ports.
+
+`Ports` is one small typed object, the only thing a use case receives from outside (its
+parameter is still called `app`): the database (a SQLAlchemy engine; what differs between
+SQLite and PostgreSQL is answered by renewly.adapters.db), the clock, the payment gateway
+(connected on first use), the settings, the dunning policy, and the stop request that batch
+loops look at between slices. Use cases import this module, never renewly.bootstrap:
+bootstrap.py, the one composition root, builds a `Ports` from the configuration, and tests
+build theirs through it too (with a fake gateway or a test clock).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from renewly.adapters.clock import Clock, PersistedTestClock
+from renewly.batches.stopping import StopRequest
+from renewly.billing.rules.invoices import TaxTable
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from renewly.adapters.gateways.port import PaymentGateway
+    from renewly.config.settings import Settings
+    from renewly.dunning.rules.schedule import Policy
+
+
+@dataclass
+class Ports:
+    settings: Settings
+    engine: Engine
+    clock: Clock
+    policy: Policy
+    # How to reach the payment gateway; called once, on first use (most commands never charge).
+    connect_gateway: Callable[[], PaymentGateway] = field(repr=False)
+    # Asked (the first Ctrl-C), every batch stops before its next slice.
+    stop: StopRequest = field(default_factory=StopRequest, repr=False)
+
+    @cached_property
+    def gateway(self) -> PaymentGateway:
+        """The payment gateway, connected on first use."""
+        return self.connect_gateway()
+
+    @property
+    def taxes(self) -> TaxTable:
+        return TaxTable(self.settings.tax_rates, self.settings.default_tax_rate)
+
+    @property
+    def seller(self) -> dict[str, str]:
+        return self.settings.seller.snapshot()
+
+    @property
+    def seller_zone(self) -> ZoneInfo:
+        return ZoneInfo(self.settings.seller.timezone)
+
+    @property
+    def test_clock(self) -> PersistedTestClock | None:
+        """The clock an operator may move (RENEWLY_CLOCK=test); None on the system clock."""
+        return self.clock if isinstance(self.clock, PersistedTestClock) else None
