@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TypeVar
 
+from renewly.adapters.db.locks import several_writers
 from renewly.ports import Ports
 
 WORKERS = 2
@@ -22,7 +23,7 @@ Report = TypeVar("Report")
 def run_slices(app: Ports, sweep: Callable[[], Report], workers: int = WORKERS) -> list[Report]:
     """Run `sweep` (a loop over slices until none is left) in `workers` threads on PostgreSQL."""
     with collecting_only_new_objects():
-        if workers > 1 and app.engine.dialect.name == "postgresql":
+        if workers > 1 and several_writers(app.engine):
             pool = ThreadPoolExecutor(workers)
             try:
                 done = list(pool.map(lambda _: sweep(), range(workers)))

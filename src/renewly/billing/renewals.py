@@ -15,7 +15,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, func, select, tuple_
 
-from renewly.adapters.db.bulk import among, insert_rows, is_postgres, update_rows
+from renewly.adapters.db.bulk import among, insert_rows, update_rows
+from renewly.adapters.db.locks import claim_unheld
 from renewly.adapters.db.tables import accounts, pending_items, plans, subscriptions
 from renewly.batches.parking import Subject, is_infrastructure, not_parked, one_by_one
 from renewly.batches.reports import Reported, parked_note
@@ -143,8 +144,8 @@ def claim_due(conn: Connection, as_of: datetime, limit: int, *, subscription_id:
         query = query.where(subscriptions.c.id == subscription_id)
     if after is not None:
         query = query.where(tuple_(subscriptions.c.renews_at, subscriptions.c.id) > tuple_(*after))
-    if lock and is_postgres(conn):
-        query = query.with_for_update(of=subscriptions, skip_locked=True)
+    if lock:
+        query = claim_unheld(query, conn, of=subscriptions)
     rows = conn.execute(query).all()
     if not rows:
         return [], None

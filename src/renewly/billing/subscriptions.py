@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from renewly.accounts.accounts import _live_account
 from renewly.adapters.clock import LATEST_TEST_CLOCK
+from renewly.adapters.db.locks import hold_until_commit
 from renewly.adapters.db.tables import pending_items, plans, subscriptions
 from renewly.billing.plans import plan_by_code
 from renewly.billing.renewals import renew_subscription_now
@@ -85,8 +86,7 @@ def change_seats(app: Ports, subscription_id: int, *, seats: int, actor: str) ->
     now = app.clock.now()
     with app.engine.begin() as conn:
         query = select(subscriptions).where(subscriptions.c.id == subscription_id)
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update()  # the renewal batch must not invoice it halfway through
+        query = hold_until_commit(query, conn)  # the renewal batch must not invoice it halfway through
         subscription = conn.execute(query).first()
         if subscription is None:
             raise NotFound(f"no subscription {subscription_id}", code="unknown_subscription")

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from renewly.adapters.clock import SystemClock
-from renewly.adapters.db.engine import SchemaOutOfDate, current_revision, head_revision, sqlite_file
+from renewly.adapters.db.engine import (
+    SchemaOutOfDate,
+    current_revision,
+    head_revision,
+    missing_database_file,
+    read_only_transaction,
+)
 from renewly.adapters.db.tables import accounts, dunning_cases
 from renewly.dunning.rules.policy_change import CaseMove, OpenCase, move_under
 from renewly.dunning.rules.schedule import IN_DUNNING, Policy
@@ -57,8 +62,8 @@ class PolicyImpact:
 
 def policy_impact(app: Ports, new: Policy) -> PolicyImpact:
     url = make_url(app.settings.database_url)
-    path = sqlite_file(url)
-    if path is not None and not Path(path).is_file():
+    path = missing_database_file(app.settings.database_url)
+    if path is not None:
         raise InvalidInput(f"no database at {path}: --against reads the configured database "
                            "(RENEWLY_DATABASE_URL) and creates none", code="no_database")
     revision = current_revision(app.engine)
@@ -66,11 +71,8 @@ def policy_impact(app: Ports, new: Policy) -> PolicyImpact:
         raise SchemaOutOfDate(f"the database schema is at {revision or 'no revision'}, this Renewly needs "
                               f"{head_revision()}: run `renewly db upgrade` first")
     current = app.policy
-    options = {"read_only": True}
-    if app.engine.dialect.name == "postgresql":
-        options["postgresql_readonly"] = True
     now = _now(app)
-    with app.engine.connect().execution_options(**options) as conn, conn.begin():
+    with read_only_transaction(app.engine) as conn:
         rows = conn.execute(
             select(dunning_cases.c.id, dunning_cases.c.account_id, dunning_cases.c.day0,
                    dunning_cases.c.last_step_name, dunning_cases.c.last_step_day, dunning_cases.c.warned_at,

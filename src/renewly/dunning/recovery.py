@@ -22,7 +22,8 @@ from datetime import datetime
 from sqlalchemy import Connection, and_, exists, or_, select
 
 from renewly.accounts.rules.members import AccountStatus, Role
-from renewly.adapters.db.bulk import among, insert_ignoring_conflicts, is_postgres, update_rows
+from renewly.adapters.db.bulk import among, insert_ignoring_conflicts, update_rows
+from renewly.adapters.db.locks import hold_rows
 from renewly.adapters.db.tables import (
     accounts,
     cards,
@@ -55,9 +56,7 @@ def lock_accounts(conn: Connection, account_ids) -> None:
     """Row locks on the accounts, in id order (SQLite's writer holds the whole database anyway).
     FOR NO KEY UPDATE: exclusive among those who change accounts, while rows that point at the
     accounts can still be written (their foreign keys checked) by others."""
-    if account_ids and is_postgres(conn):
-        conn.execute(select(accounts.c.id).where(among(conn, accounts.c.id, sorted(account_ids)))
-                     .order_by(accounts.c.id).with_for_update(key_share=True))
+    hold_rows(conn, accounts, account_ids, key_share=True)
 
 
 def unpaid_renewal_invoices():

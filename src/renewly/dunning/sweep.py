@@ -19,7 +19,8 @@ from itertools import chain
 
 from sqlalchemy import Connection, exists, func, select, text
 
-from renewly.adapters.db.bulk import among, chunked, insert_ignoring_conflicts, insert_rows, is_postgres, update_rows
+from renewly.adapters.db.bulk import among, chunked, insert_ignoring_conflicts, insert_rows, update_rows
+from renewly.adapters.db.locks import claim_unheld, several_writers
 from renewly.adapters.db.tables import (
     accounts,
     cards,
@@ -122,7 +123,7 @@ def _sweep(app: Ports, as_of: datetime, size: int) -> DunningReport:
                 if cases:
                     apply_decisions(conn, app, cases, as_of, report)
                     continue
-                if looks == LOOKS_AGAIN or not is_postgres(conn) or not _due_left(conn, as_of):
+                if looks == LOOKS_AGAIN or not several_writers(conn) or not _due_left(conn, as_of):
                     return report
         except Exception as error:
             if is_infrastructure(error):
@@ -134,7 +135,7 @@ def _sweep(app: Ports, as_of: datetime, size: int) -> DunningReport:
             # meanwhile (it takes or parks them in a moment: the case a flaky test caught), or the
             # slice fails whatever its cases, not a case's fault, and trying again would loop.
             stuck += 1
-            if stuck > LOOKS_AGAIN or not is_postgres(app.engine):  # SQLite: one writer, no other worker
+            if stuck > LOOKS_AGAIN or not several_writers(app.engine):  # no other worker to wait for
                 raise
             time.sleep(A_MOMENT)
             continue
@@ -305,14 +306,13 @@ def claim_due_cases(conn: Connection, policy: Policy, as_of: datetime, limit: in
                              accounts.c.status, accounts.c.banner)
     if case_id is not None:
         query = query.where(dunning_cases.c.id == case_id)
-    if is_postgres(conn):
-        # Accounts before cases (PostgreSQL locks in this order): a case whose account another worker
-        # holds is skipped before its row is locked. The other way round, the case stayed locked,
-        # unclaimed, and two workers freezing each other's accounts' cases waited for each other.
-        # NO KEY UPDATE, as lock_accounts: it keeps out every other writer of the account but lets
-        # the foreign keys that point at it be checked (a payment batch's new attempt), which FOR
-        # UPDATE blocked: that batch held an invoice this sweep asked a charge for, a deadlock.
-        query = query.with_for_update(of=(accounts, dunning_cases), skip_locked=True, key_share=True)
+    # Accounts before cases (PostgreSQL locks in this order): a case whose account another worker
+    # holds is skipped before its row is locked. The other way round, the case stayed locked,
+    # unclaimed, and two workers freezing each other's accounts' cases waited for each other.
+    # NO KEY UPDATE, as lock_accounts: it keeps out every other writer of the account but lets
+    # the foreign keys that point at it be checked (a payment batch's new attempt), which FOR
+    # UPDATE blocked: that batch held an invoice this sweep asked a charge for, a deadlock.
+    query = claim_unheld(query, conn, of=(accounts, dunning_cases), key_share=True)
     rows = conn.execute(query).all()
     if not rows:
         return []

@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 import structlog
 from sqlalchemy import Connection, select
 
-from renewly.adapters.db.bulk import among, is_postgres, update_rows
+from renewly.adapters.db.bulk import among, update_rows
+from renewly.adapters.db.locks import hold_until_commit
 from renewly.adapters.db.tables import invoices, payment_attempts
 from renewly.billing.rules.invoices import InvoiceStatus
 from renewly.dunning.recovery import after_charges, lock_accounts
@@ -67,8 +68,7 @@ def still_claimed(conn: Connection, claims: list[Claim]) -> set[int]:
     query = select(payment_attempts.c.id, payment_attempts.c.lease_expires_at).where(
         among(conn, payment_attempts.c.id, [claim.attempt_id for claim in claims]),
         payment_attempts.c.status == AttemptStatus.PENDING.value)
-    if is_postgres(conn):
-        query = query.with_for_update(key_share=True)  # a retry's key on the attempt may still be written
+    query = hold_until_commit(query, conn, key_share=True)  # a retry's key on the attempt may still be written
     leases = dict(conn.execute(query).all())
     return {claim.attempt_id for claim in claims if leases.get(claim.attempt_id) == claim.lease}
 

@@ -19,7 +19,8 @@ import structlog
 from sqlalchemy import Connection, and_, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from renewly.adapters.db.bulk import among, insert_rows, is_postgres
+from renewly.adapters.db.bulk import among, insert_rows
+from renewly.adapters.db.locks import claim_unheld
 from renewly.adapters.db.tables import (
     accounts,
     cards,
@@ -144,8 +145,7 @@ def claim_slice(app: Ports, as_of: datetime, limit: int) -> list[Claim]:
              .where(chargeable_invoices(), invoices.c.issued_at <= as_of)
              .order_by(invoices.c.id).limit(limit))
     with app.engine.begin() as conn:
-        if is_postgres(conn):
-            query = query.with_for_update(of=invoices, skip_locked=True)
+        query = claim_unheld(query, conn, of=invoices)
         claims = [Claim(
             invoice_id=row.id, account_id=row.account_id, number=row.attempts + 1, card_id=row.card_id,
             reason="retry" if row.retried else "issued", lease=lease,

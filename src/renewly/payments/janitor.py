@@ -21,7 +21,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, exists, or_, select
 
-from renewly.adapters.db.bulk import among, is_postgres, update_rows
+from renewly.adapters.db.bulk import among, update_rows
+from renewly.adapters.db.locks import claim_unheld
 from renewly.adapters.db.tables import accounts, cards, gateway_customers, invoices, payment_attempts, reactivations
 from renewly.billing.rules.invoices import InvoiceStatus
 from renewly.dunning.recovery import lock_accounts
@@ -107,10 +108,9 @@ def _claim(app: Ports, lease: datetime) -> list:
                              payment_attempts.c.lease_expires_at < wall_clock())))
              .order_by(payment_attempts.c.id))
     with app.engine.begin() as conn:
-        if is_postgres(conn):
-            # Rows another janitor is claiming are its own; the status is read again under the lock.
-            # NO KEY UPDATE: a retry's key on the attempt may still be written meanwhile.
-            query = query.with_for_update(of=payment_attempts, skip_locked=True, key_share=True)
+        # Rows another janitor is claiming are its own; the status is read again under the lock.
+        # NO KEY UPDATE: a retry's key on the attempt may still be written meanwhile.
+        query = claim_unheld(query, conn, of=payment_attempts, key_share=True)
         rows = conn.execute(query).all()
         if rows:
             conn.execute(payment_attempts.update().where(among(conn, payment_attempts.c.id, [row.id for row in rows]))

@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, and_, func, or_, select
 
-from renewly.adapters.db.bulk import among, is_postgres, update_rows
+from renewly.adapters.db.bulk import among, update_rows
+from renewly.adapters.db.locks import claim_unheld, hold_until_commit
 from renewly.adapters.db.tables import card_verifications
 from renewly.batches.reports import Reported
 from renewly.payments.attempts import wall_clock
@@ -93,8 +94,7 @@ def _claim(app: Ports, which, lease: datetime) -> list:
     takes them over as checks without an answer if this process dies meanwhile)."""
     query = select(card_verifications).where(which).order_by(card_verifications.c.id)
     with app.engine.begin() as conn:
-        if is_postgres(conn):
-            query = query.with_for_update(skip_locked=True)  # what another batch claims is its own
+        query = claim_unheld(query, conn)  # what another batch claims is its own
         rows = conn.execute(query).all()
         if rows:
             claimed = among(conn, card_verifications.c.id, [row.id for row in rows])
@@ -110,8 +110,7 @@ def _still_claimed(conn: Connection, ids: list[int], lease: datetime) -> set[int
     query = select(card_verifications.c.id).where(among(conn, card_verifications.c.id, ids),
                                                   card_verifications.c.status == "pending",
                                                   card_verifications.c.lease_expires_at == lease)
-    if is_postgres(conn):
-        query = query.with_for_update()
+    query = hold_until_commit(query, conn)
     return set(conn.execute(query).scalars())
 
 

@@ -27,8 +27,9 @@ from sqlalchemy import Connection, and_, exists, func, or_, select
 from sqlalchemy.orm import aliased
 
 from renewly.accounts.rules.members import AccountStatus
-from renewly.adapters.db.bulk import insert_rows, is_postgres, update_rows
+from renewly.adapters.db.bulk import insert_rows, update_rows
 from renewly.adapters.db.guards import writing_documents
+from renewly.adapters.db.locks import claim_unheld
 from renewly.adapters.db.tables import (
     accounts,
     audit_log,
@@ -118,10 +119,9 @@ def claim_due_accounts(conn: Connection, as_of: datetime, limit: int,
         due, account_id = after
         query = query.where(or_(accounts.c.deletion_due_at > due,
                                 and_(accounts.c.deletion_due_at == due, accounts.c.id > account_id)))
-    if is_postgres(conn):
-        # NO KEY UPDATE, like every account lock: the row stays (its key too) while the gateway is
-        # asked, so rows that merely point at it (an audit line, an outbox row) need not wait.
-        query = query.with_for_update(skip_locked=True, key_share=True)
+    # NO KEY UPDATE, like every account lock: the row stays (its key too) while the gateway is
+    # asked, so rows that merely point at it (an audit line, an outbox row) need not wait.
+    query = claim_unheld(query, conn, key_share=True)
     return [(row.deletion_due_at, row.id) for row in conn.execute(query)]
 
 
@@ -220,8 +220,7 @@ def purge_expired_invoices(app: Ports, as_of: datetime, size: int, report: Reten
             query = (select(invoices.c.id, invoices.c.number)
                      .where(invoices.c.issue_date <= cutoff, _unreferenced())
                      .order_by(invoices.c.issue_date, invoices.c.id).limit(size))
-            if is_postgres(conn):
-                query = query.with_for_update(of=invoices, skip_locked=True)
+            query = claim_unheld(query, conn, of=invoices)
             claimed = conn.execute(query).all()
             if not claimed:
                 return

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 
 from renewly.shared.errors import BillingError
@@ -37,6 +39,24 @@ def sqlite_file(url: URL) -> str | None:
             return None
         database = database.removeprefix("file:")
     return database if database and database != ":memory:" else None
+
+
+def missing_database_file(url: str) -> str | None:
+    """The file `url` names when it is an SQLite database whose file does not exist (connecting
+    would create it, empty); None for a database that is there, in memory, or on a server."""
+    path = sqlite_file(make_url(url))
+    return path if path is not None and not Path(path).is_file() else None
+
+
+@contextmanager
+def read_only_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that writes nothing: on SQLite it takes no write lock (it begins DEFERRED,
+    and in WAL mode never waits for a writer); PostgreSQL refuses any write in it."""
+    options: dict[str, bool] = {"read_only": True}
+    if engine.dialect.name == "postgresql":
+        options["postgresql_readonly"] = True
+    with engine.connect().execution_options(**options) as conn, conn.begin():
+        yield conn
 
 
 def make_engine(url: str) -> Engine:
