@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, Text, any_, bindparam, select
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
 from renewly.accounts.rules.members import AccountStatus, Role
 from renewly.adapters.clock import LATEST_TEST_CLOCK
-from renewly.adapters.db.bulk import allocate_ids, chunked, insert_rows, is_postgres
+from renewly.adapters.db.bulk import allocate_ids, among_texts, chunked, insert_rows
 from renewly.adapters.db.tables import (
     accounts,
     audit_log,
@@ -41,7 +41,6 @@ from renewly.adapters.db.tables import (
     plans,
     subscriptions,
 )
-from renewly.bootstrap import App
 from renewly.onboarding.rules.records import (
     Account,
     BadFile,
@@ -55,6 +54,7 @@ from renewly.onboarding.rules.records import (
     read_records,
 )
 from renewly.outbox import writer
+from renewly.ports import Ports
 from renewly.shared.calendar import local_midnight_utc
 from renewly.shared.errors import Conflict
 
@@ -85,7 +85,7 @@ class ImportReport:
         return not self.dry_run and not self.refused
 
 
-def import_file(app: App, path: str | Path, *, fmt: str | None = None, dry_run: bool = False, actor: str,
+def import_file(app: Ports, path: str | Path, *, fmt: str | None = None, dry_run: bool = False, actor: str,
                 on_slice: Callable[[int, int], None] | None = None) -> ImportReport:
     """Check the whole file, then (not a dry run, no problem) write it. `on_slice(done, total)`
     before the first slice and after each one written. An unreadable file raises BadFile (or OSError)."""
@@ -95,7 +95,7 @@ def import_file(app: App, path: str | Path, *, fmt: str | None = None, dry_run: 
     return import_text(app, text, name=path.name, fmt=chosen, dry_run=dry_run, actor=actor, on_slice=on_slice)
 
 
-def import_text(app: App, text: str, *, name: str, fmt: str, dry_run: bool = False, actor: str,
+def import_text(app: Ports, text: str, *, name: str, fmt: str, dry_run: bool = False, actor: str,
                 on_slice: Callable[[int, int], None] | None = None) -> ImportReport:
     report = ImportReport(file=name, format=fmt, dry_run=dry_run)
     now = app.clock.now()
@@ -173,16 +173,8 @@ def _lookup(conn: Connection, query, column, values: list[str], *, pairs: bool =
     """The rows of `query` whose `column` is among `values`, a few thousand values a statement;
     as (value, other) pairs, or (value, (the others...))."""
     for part in chunked(sorted(set(values)), LOOKUP_SIZE):
-        for row in conn.execute(query.where(_among_texts(conn, column, part))):
+        for row in conn.execute(query.where(among_texts(conn, column, part))):
             yield (row[0], row[1]) if pairs else (row[0], tuple(row[1:]))
-
-
-def _among_texts(conn: Connection, column, values: list[str]):
-    """`column IN values`; on PostgreSQL one array parameter, not thousands (as bulk.among for ids)."""
-    if is_postgres(conn):
-        from sqlalchemy.dialects.postgresql import ARRAY
-        return column == any_(bindparam(None, values, type_=ARRAY(Text)))
-    return column.in_(values)
 
 
 def write_accounts(conn: Connection, part: Sequence[Account], *, now: datetime, actor: str, gateway: str) -> None:

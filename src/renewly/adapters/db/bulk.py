@@ -18,6 +18,7 @@ from sqlalchemy import (
     Engine,
     Table,
     Text,
+    any_,
     bindparam,
     cast,
     func,
@@ -52,6 +53,15 @@ def among(conn: Connection, column: ColumnElement, values: Sequence[int]) -> Col
         array = cast(bindparam(None, "{" + ",".join(str(int(value)) for value in values) + "}", type_=Text),
                      ARRAY(BigInteger))
         return column.in_(select(func.unnest(array)))
+    return column.in_(values)
+
+
+def among_texts(conn: Connection, column: ColumnElement, values: Sequence[str]) -> ColumnElement[bool]:
+    """`column IN values` for text values; on PostgreSQL one array parameter, not thousands
+    (as `among` for ids)."""
+    if is_postgres(conn):
+        from sqlalchemy.dialects.postgresql import ARRAY
+        return column == any_(bindparam(None, list(values), type_=ARRAY(Text)))
     return column.in_(values)
 
 
