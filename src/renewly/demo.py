@@ -71,7 +71,10 @@ STORIES = (
 )
 
 
-def run_demo(database: str, *, as_json: bool, console: Console) -> None:
+def run_demo(database: str, *, as_json: bool, console: Console,
+             on_day: Callable[[int, int], None] | None = None) -> None:
+    """Tell the stories on a fresh database, then print the timeline; `on_day(day, DAYS)` is told
+    as each simulated day begins (the command line's progress bar)."""
     path = Path(database)
     url = f"sqlite:///{path}"
     if make_url(url).database != str(path):
@@ -82,14 +85,15 @@ def run_demo(database: str, *, as_json: bool, console: Console) -> None:
     settings.payments = settings.payments.model_copy(update={"simulator_url": None})  # beside the database
     app = bootstrap(settings)
     try:
-        tell_the_stories(app, as_json=as_json, console=console)
+        tell_the_stories(app, as_json=as_json, console=console, on_day=on_day)
     finally:
         app.engine.dispose()
         if "gateway" in app.__dict__:  # connected on first use
             app.gateway.dispose()
 
 
-def tell_the_stories(app: App, *, as_json: bool, console: Console) -> None:
+def tell_the_stories(app: App, *, as_json: bool, console: Console,
+                     on_day: Callable[[int, int], None] | None = None) -> None:
     app.test_clock.set(START)
     timeline = Timeline(app, as_json=as_json)
 
@@ -139,6 +143,8 @@ def tell_the_stories(app: App, *, as_json: bool, console: Console) -> None:
     script.setdefault(35, []).append(lambda: save_card(by_name["Initech SARL"], GOOD))
 
     for day in range(0, DAYS + 1):
+        if on_day:
+            on_day(day, DAYS)
         if day:
             advance(app, timedelta(days=1))
         timeline.collect_outbox()

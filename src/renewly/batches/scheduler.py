@@ -57,6 +57,21 @@ class Batch:
 
 
 @dataclass(frozen=True)
+class Step:
+    """Where a run is, told as each batch starts (the `on_progress` callbacks): the tick in hand
+    and its batch; for an advance, also the instants it goes from and to. What shows it (a
+    progress bar at the command line) is the caller's business: the batches only tell."""
+
+    at: datetime
+    batch: str
+    start: datetime | None = None
+    target: datetime | None = None
+
+
+Progress = Callable[[Step], None]
+
+
+@dataclass(frozen=True)
 class BatchRun:
     batch: str
     at: datetime
@@ -82,14 +97,18 @@ BATCHES: tuple[Batch, ...] = (
 )
 
 
-def run_tick(app: Ports, at: datetime, on_run: Callable[[BatchRun], None] | None = None) -> list[BatchRun]:
-    """Run everything due at `at`: the billing chain until it rests, then the other batches."""
+def run_tick(app: Ports, at: datetime, on_run: Callable[[BatchRun], None] | None = None,
+             on_progress: Progress | None = None) -> list[BatchRun]:
+    """Run everything due at `at`: the billing chain until it rests, then the other batches.
+    `on_progress` is told each batch as it starts."""
     runs: list[BatchRun] = []
 
     def run(batch: Batch) -> bool:
         """Whether the batch did anything; False, without running it, once a stop is asked."""
         if app.stop.asked:
             return False
+        if on_progress:
+            on_progress(Step(at, batch.name))
         runs.append(_run(app, batch, at))
         if on_run:
             on_run(runs[-1])
@@ -107,10 +126,10 @@ def run_tick(app: Ports, at: datetime, on_run: Callable[[BatchRun], None] | None
     return runs
 
 
-def run_all(app: Ports, as_of: datetime) -> list[BatchRun]:
+def run_all(app: Ports, as_of: datetime, on_progress: Progress | None = None) -> list[BatchRun]:
     """`renewly run`: one tick as of `as_of`; one report per batch, the rounds added up (only
     the batches that ran, when a stop was asked)."""
-    runs = run_tick(app, as_of)
+    runs = run_tick(app, as_of, on_progress=on_progress)
     return [BatchRun(batch.name, as_of, merged([r.report for r in runs if r.batch == batch.name]))
             for batch in BATCHES if any(r.batch == batch.name for r in runs)]
 
@@ -207,9 +226,10 @@ class ClockMove:
 
 
 def advance(app: Ports, by: timedelta, *, run_batches: bool = True,
-            on_run: Callable[[BatchRun], None] | None = None) -> ClockMove:
+            on_run: Callable[[BatchRun], None] | None = None, on_progress: Progress | None = None) -> ClockMove:
     """Move the test clock `by` from wherever it is when this move gets its turn: advances at
-    once take turns (12 of one day each move it 12 days), each running the ticks on its way."""
+    once take turns (12 of one day each move it 12 days), each running the ticks on its way.
+    `on_progress` is told each batch as it starts, with the move's start and target."""
     clock = app.test_clock
     if clock is None:
         raise InvalidInput("the clock is the system clock; set RENEWLY_CLOCK=test to move time", code="not_test_clock")
@@ -231,7 +251,8 @@ def advance(app: Ports, by: timedelta, *, run_batches: bool = True,
                     return ClockMove(runs, reached, target, stopped=True)
                 reached = due
                 clock.set(due)
-                runs.extend(run_tick(app, due, on_run))
+                tell = (lambda step: on_progress(Step(step.at, step.batch, start, target))) if on_progress else None
+                runs.extend(run_tick(app, due, on_run, tell))
                 if app.stop.asked and still_due(app, due):
                     # That tick was stopped short: what it left falls due again only at the next
                     # tick (maybe past the target), yet the clock must not pass it.

@@ -74,10 +74,12 @@ def run_one_batch(batch, as_of: str | None, as_json: bool, *, issues_invoices: b
 def run(as_of: AsOf = None, as_json: JsonFlag = False) -> None:
     """Do everything due: renewals, their charges, dunning and what it asks, voids, deletions."""
     from renewly.batches.scheduler import run_all
+    from renewly.cli.progress import bar, batches_of_a_run
     application = open_app(issues_invoices=True)  # renewals
     instant = parse_as_of(as_of, application)
-    with stopping_on_ctrl_c(application):
-        runs = run_all(application, instant)
+    with (bar("batches", None, as_json=as_json) as update,
+          stopping_on_ctrl_c(application, say=update and (lambda said: update(what=said)))):
+        runs = run_all(application, instant, on_progress=update and batches_of_a_run(update))
     if as_json:
         print_json([run_json(r) for r in runs])
     else:

@@ -75,9 +75,12 @@ def clock_advance(days: Annotated[int, typer.Option("--days", help="How many day
     if timedelta(days=days, hours=hours) > timedelta(days=MOST_DAYS_PER_ADVANCE):
         raise InvalidInput(f"an advance moves at most {MOST_DAYS_PER_ADVANCE} days (ten years); advance again "
                            "for more", code="advance_too_long")
+    from renewly.cli.progress import bar, days_of_an_advance
     application = open_app()
-    with stopping_on_ctrl_c(application):
-        moved = advance(application, timedelta(days=days, hours=hours), run_batches=batches)
+    with (bar("days", max(1, days), as_json=as_json) as update,
+          stopping_on_ctrl_c(application, say=update and (lambda said: update(what=said)))):
+        moved = advance(application, timedelta(days=days, hours=hours), run_batches=batches,
+                        on_progress=update and days_of_an_advance(update))
     runs, now = moved.runs, moved.now  # this move's end: another one may have moved the clock since
     if as_json:
         print_json({"now": now, "target": moved.target, "stopped": moved.stopped,

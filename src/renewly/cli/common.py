@@ -13,7 +13,7 @@ import signal
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -65,14 +65,16 @@ def open_app(*, issues_invoices: bool = False, upgrade: bool = True) -> App:
     return bootstrap(settings, upgrade=upgrade)
 
 
+STOPPING = "stopping after the slice in hand (Ctrl-C again stops at once)"
 # Set by the second Ctrl-C: `main` then exits at once, without waiting for threads at the gateway.
 STOPPED_AT_ONCE = threading.Event()
 
 
 @contextmanager
-def stopping_on_ctrl_c(application: App) -> Iterator[None]:
+def stopping_on_ctrl_c(application: App, say: Callable[[str], None] | None = None) -> Iterator[None]:
     """The first Ctrl-C asks the batches to stop once the slice in hand is done (its charges
-    answered and recorded); the second one stops at once (KeyboardInterrupt, see `main`)."""
+    answered and recorded); the second one stops at once (KeyboardInterrupt, see `main`).
+    `say`: where the first one says so (a progress bar's text), instead of a line on stderr."""
     if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
         yield
         return
@@ -84,8 +86,11 @@ def stopping_on_ctrl_c(application: App) -> Iterator[None]:
     def first_ctrl_c(_signal, _frame) -> None:
         application.stop.ask()
         signal.signal(signal.SIGINT, second_ctrl_c)
+        if say is not None:
+            say(STOPPING)
+            return
         # os.write: a signal handler may run while the main thread is inside sys.stderr.write.
-        os.write(2, b"stopping after the slice in hand (Ctrl-C again stops at once)\n")
+        os.write(2, f"{STOPPING}\n".encode())
 
     previous = signal.signal(signal.SIGINT, first_ctrl_c)
     try:

@@ -17,6 +17,9 @@ def demo(database: Annotated[str, typer.Option(help="SQLite file: created, or re
          as_json: JsonFlag = False) -> None:
     """The main job: the whole dunning story, 130 days on a test clock, on a fresh SQLite database."""
     from renewly.adapters.logs import configure_command_line_logs
-    from renewly.demo import run_demo
+    from renewly.cli.progress import bar
+    from renewly.demo import DAYS, run_demo
     configure_command_line_logs()
-    run_demo(database, as_json=as_json, console=console())
+    with bar("demo, days", DAYS, as_json=as_json) as update:
+        run_demo(database, as_json=as_json, console=console(),
+                 on_day=update and (lambda day, days: update(completed=day, total=days)))
