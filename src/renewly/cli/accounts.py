@@ -14,6 +14,7 @@ from renewly.cli.common import (
     echo_wrapped,
     group,
     open_app,
+    period,
     print_json,
     print_table,
 )
@@ -60,7 +61,7 @@ def accounts_show(account: AccountId, as_json: JsonFlag = False) -> None:
         typer.echo(f"  {member['role']:<6} {member['email']}")
     for sub in found["subscriptions"]:
         typer.echo(f"  subscription {sub['id']}: {sub['seats']} seat(s), {sub['status']}, "
-                   f"period {sub['current_period_start']} to {sub['current_period_end']}")
+                   f"period {period(sub['current_period_start'], sub['current_period_end'])}")
     for role, banner in found["banners"].items():
         echo_wrapped(f"  banner for {role}: {banner['banner']}" + (f" — {banner['text']}" if banner["text"] else ""))
 
@@ -74,7 +75,7 @@ def accounts_list(as_json: JsonFlag = False) -> None:
         print_json(rows)
     else:
         print_table("Accounts", ["id", "name", "status", "currency", "owner"],
-                    [[r["id"], r["name"], r["status"], r["currency"], r["owner"]] for r in rows])
+                    [[r["id"], r["name"], r["status"], r["currency"], r["owner"]] for r in rows], whole=("owner",))
 
 
 @app.command("update-address")
@@ -161,4 +162,5 @@ def members_list(account: AccountId, as_json: JsonFlag = False) -> None:
     if as_json:
         print_json(rows)
     else:
-        print_table(f"Members of account {account}", ["role", "email"], [[r["role"], r["email"]] for r in rows])
+        print_table(f"Members of account {account}", ["role", "email"], [[r["role"], r["email"]] for r in rows],
+                    whole=("email",))

@@ -13,9 +13,9 @@ import signal
 import sys
 import textwrap
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any
@@ -159,14 +159,43 @@ def console() -> Console:
     return Console()
 
 
-def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+def print_table(title: str, columns: list[str], rows: list[list[Any]], *, whole: Collection[str] = ()) -> None:
+    """A table that fits the terminal (80 columns on a pipe): a rule under the header, no frame;
+    long cells fold onto more lines. The columns named in `whole` (identifiers: an invoice's
+    number, an e-mail address) are never folded nor cut: the other columns give way."""
+    from rich import box
     from rich.table import Table
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*["" if cell is None else str(cell) for cell in row])
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True,
+                  title_justify="left")
+    cells = [["" if cell is None else str(cell) for cell in row] for row in rows]
+    for index, column in enumerate(columns):
+        if column in whole:
+            longest = max([len(column), *(len(row[index]) for row in cells)])
+            table.add_column(column, no_wrap=True, min_width=longest)
+        else:
+            table.add_column(column, overflow="fold")
+    for row in cells:
+        table.add_row(*row)
     console().print(table)
+
+
+def utc_minute(instant: datetime) -> str:
+    """An instant in a table: its UTC day and minute (the column's header says UTC)."""
+    return instant.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def period(start: date | str | None, end: date | str | None) -> str:
+    """A billing period as every command prints it: its first and its last day, both included
+    ("2026-01-31 to 2026-02-27"), as the invoice's own line says it. Stored periods end on the
+    next one's first day (exclusive): that day is not part of this one."""
+    if start is None or end is None:
+        return ""
+    first, after = (date.fromisoformat(day) if isinstance(day, str) else day for day in (start, end))
+    if isinstance(after, datetime):  # a subscription's period ends at an instant: its day
+        after = after.date()
+    if isinstance(first, datetime):
+        first = first.date()
+    return f"{first.isoformat()} to {(after - timedelta(days=1)).isoformat()}"
 
 
 def money(amount: int, currency: str, locale: str = "en") -> str:

@@ -58,4 +58,5 @@ def contacts_list(account: AccountId, as_json: JsonFlag = False) -> None:
         print_json(rows)
         return
     print_table(f"Billing contacts of account {account}", ["email", "status", "requested by"],
-                [[row["email"], "owner" if row["owner"] else row["status"], row["requested_by"]] for row in rows])
+                [[row["email"], "owner" if row["owner"] else row["status"], row["requested_by"]] for row in rows],
+                whole=("email",))

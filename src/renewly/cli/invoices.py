@@ -12,9 +12,11 @@ from renewly.cli.common import (
     InvoiceNumber,
     JsonFlag,
     actor,
+    echo_wrapped,
     group,
     money,
     open_app,
+    period,
     print_json,
     print_table,
 )
@@ -31,10 +33,12 @@ def invoices_list(account: AccountFilter = None, as_json: JsonFlag = False) -> N
     if as_json:
         print_json(rows)
         return
-    print_table("Invoices", ["number", "kind", "account", "issued", "period", "total", "status"],
-                [[r["number"], r["kind"], r["account_id"], r["issue_date"],
-                  f"{r['period_start']} – {r['period_end']}" if r["period_start"] else "",
-                  money(r["total"], r["currency"], r["locale"]), r["status"]] for r in rows])
+    # A credit note's number says what it is (CN-...): no column for the kind, so that the
+    # numbers and periods fit 80 columns whole.
+    print_table("Invoices and credit notes", ["number", "account", "issued", "period", "total", "status"],
+                [[r["number"], r["account_id"], r["issue_date"], period(r["period_start"], r["period_end"]),
+                  money(r["total"], r["currency"], r["locale"]), r["status"]] for r in rows],
+                whole=("number",))
 
 
 @app.command("show")
@@ -47,11 +51,16 @@ def invoices_show(number: InvoiceNumber, as_json: JsonFlag = False) -> None:
         return
     typer.echo(f"{found['kind']} {found['number']} issued {found['issue_date']} ({found['status']})")
     typer.echo(f"seller: {found['seller']['name']}   buyer: {found['buyer']['name']}")
+    if found["period_start"]:
+        typer.echo(f"period: {period(found['period_start'], found['period_end'])}")
+    def amount(minor_units: int) -> str:  # as the list and the document say it: in the account's language
+        return money(minor_units, found["currency"], found["locale"])
+
     for line in found["lines"]:
-        typer.echo(f"  {line['description']}: {line['quantity']} × {money(line['unit_amount'], found['currency'])}"
-                   f" = {money(line['amount'], found['currency'])}")
-    typer.echo(f"subtotal {money(found['subtotal'], found['currency'])}, tax {found['tax_rate']}% "
-               f"{money(found['tax'], found['currency'])}, total {money(found['total'], found['currency'])}")
+        echo_wrapped(f"  {line['description']}: {line['quantity']} × {amount(line['unit_amount'])}"
+                     f" = {amount(line['amount'])}")
+    typer.echo(f"subtotal {amount(found['subtotal'])}, tax {found['tax_rate']}% {amount(found['tax'])}, "
+               f"total {amount(found['total'])}")
 
 
 @app.command("resend")

@@ -15,6 +15,7 @@ from renewly.cli.common import (
     open_app,
     print_json,
     print_table,
+    utc_minute,
 )
 
 app = group("E-mails and events waiting for delivery.")
@@ -30,7 +31,7 @@ def outbox_list(account: AccountFilter = None,
     if as_json:
         print_json(rows)
         return
-    print_table("Outbox", ["at", "account", "topic", "what"],
-                [[r["created_at"], r["account_id"], r["topic"],
+    print_table("Outbox", ["at (UTC)", "account", "topic", "what"],
+                [[utc_minute(r["created_at"]), r["account_id"], r["topic"],
                   (f"{r['payload']['subject']} → {', '.join(r['payload']['recipients'])}" if r["topic"] == "email"
-                   else json.dumps(r["payload"], default=json_default))] for r in rows])
+                   else json.dumps(r["payload"], default=json_default))] for r in rows], whole=("at (UTC)", "topic"))

@@ -10,6 +10,7 @@ from renewly.cli.common import (
     open_app,
     print_json,
     print_table,
+    utc_minute,
 )
 
 app = group("Payment attempts.")
@@ -23,6 +24,6 @@ def payments_list(account: AccountFilter = None, as_json: JsonFlag = False) -> N
     if as_json:
         print_json(rows)
         return
-    print_table("Payment attempts", ["invoice", "#", "amount", "status", "decline", "at"],
+    print_table("Payment attempts", ["invoice", "#", "amount", "status", "decline", "at (UTC)"],
                 [[r["invoice_number"], r["number"], money(r["amount"], r["currency"]), r["status"],
-                  r["decline_code"] or "", r["created_at"]] for r in rows])
+                  r["decline_code"] or "", utc_minute(r["created_at"])] for r in rows], whole=("invoice", "at (UTC)"))
