@@ -98,3 +98,15 @@ def test_r4_1_a_deleted_account_refuses_contact_commands(app, renewly, acme):
         refused = renewly("contacts", *args)
         assert (refused.code, refused.out) == (2, "") and "was deleted" in refused.err
     assert database(app) == before
+
+
+def test_r4_1_billing_show_lists_a_request_waiting_for_the_owner_apart_from_the_contacts(app, renewly, acme):
+    renewly("contacts", "request", acme, "--email", ACCOUNTANT, "--by", ADMIN)
+    shown = renewly("billing", "show", acme, "--as", OWNER).out.splitlines()
+    assert f"billing contacts: {OWNER}" in shown  # the request is not among them
+    [waiting] = [line for line in shown if ACCOUNTANT in line]
+    assert waiting.startswith(f"waiting for your consent: {ACCOUNTANT}, asked by {ADMIN} on 2026-")
+    renewly("contacts", "approve", acme, "--email", ACCOUNTANT, "--as", OWNER)
+    shown = renewly("billing", "show", acme, "--as", OWNER).out.splitlines()
+    assert f"billing contacts: {OWNER}, {ACCOUNTANT}" in shown
+    assert not any(line.startswith("waiting for your consent") for line in shown)

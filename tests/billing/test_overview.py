@@ -89,3 +89,15 @@ def test_r2_3_and_r1_1_through_the_command_line(app, acme, renewly):
         "2026-000001"
     bad = renewly("invoices", "resend", str(acme), "--month", "January", "--reason", "asked")
     assert (bad.code, bad.err) == (2, "error: malformed --month 'January': expected YYYY-MM\n")
+
+
+def test_r4_1_a_request_waiting_for_the_owner_is_listed_apart_not_as_a_contact(app, acme):
+    request_contact(app, acme, email="books@acme.test", requested_by="admin@acme.test")
+    overview = billing_overview(app, acme, acting_email=OWNER)
+    assert [c["email"] for c in overview["billing_contacts"]] == [OWNER]
+    assert [(c["email"], c["requested_by"]) for c in overview["contact_requests"]] == [
+        ("books@acme.test", "admin@acme.test")]
+    approve_contact(app, acme, email="books@acme.test", acting_email=OWNER)
+    overview = billing_overview(app, acme, acting_email=OWNER)
+    assert [c["email"] for c in overview["billing_contacts"]] == [OWNER, "books@acme.test"]
+    assert overview["contact_requests"] == []
