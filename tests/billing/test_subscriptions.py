@@ -10,6 +10,7 @@ from renewly.billing.invoices import list_invoices, show_invoice
 from renewly.billing.renewals import renew_due
 from renewly.billing.subscriptions import change_seats, create_subscription
 from renewly.shared.errors import InvalidInput, NotFound
+from renewly.shared.money import Money
 from tests.builders import OPERATOR, customer, subscribed, team_plan
 
 FEB_1 = datetime(2026, 2, 1, tzinfo=UTC)
@@ -85,7 +86,7 @@ def test_a_plan_in_another_currency_than_the_account_is_refused(app):
 def test_adding_seats_mid_period_puts_a_proration_line_on_the_next_invoice(app):
     _, subscription_id = subscribed(app, seats=3)
     advance(app, timedelta(days=15))  # January 16: 16 of January's 31 days left
-    assert change_seats(app, subscription_id, seats=5, actor=OPERATOR) == 1961  # 2 × 19.00 × 16/31
+    assert change_seats(app, subscription_id, seats=5, actor=OPERATOR) == Money(1961, "USD")  # 2 × 19.00 × 16/31
     renew_due(app, FEB_1)
     assert lines(app, "2026-000002") == [("subscription", 5, 1900, 9500), ("proration", 1, 1961, 1961)]
     assert totals(app, "2026-000002") == (11461, 2292, 13753)
@@ -96,7 +97,7 @@ def test_adding_seats_mid_period_puts_a_proration_line_on_the_next_invoice(app):
 def test_removing_seats_mid_period_credits_the_next_invoice(app):
     _, subscription_id = subscribed(app, seats=5)
     advance(app, timedelta(days=15))
-    assert change_seats(app, subscription_id, seats=3, actor=OPERATOR) == -1961
+    assert change_seats(app, subscription_id, seats=3, actor=OPERATOR) == Money(-1961, "USD")
     renew_due(app, FEB_1)
     assert lines(app, "2026-000002") == [("subscription", 3, 1900, 5700), ("proration", 1, -1961, -1961)]
     assert totals(app, "2026-000002") == (3739, 748, 4487)
@@ -113,7 +114,7 @@ def test_a_proration_is_invoiced_once(app):
 
 def test_a_credit_larger_than_the_next_charge_is_carried_forward_until_used(app):
     _, subscription_id = subscribed(app, seats=10)
-    assert change_seats(app, subscription_id, seats=1, actor=OPERATOR) == -17100  # on the period's first day
+    assert change_seats(app, subscription_id, seats=1, actor=OPERATOR) == Money(-17100, "USD")  # on the period's first day
     renew_due(app, FEB_1)
     assert totals(app, "2026-000002") == (0, 0, 0)
     assert lines(app, "2026-000002") == [("subscription", 1, 1900, 1900), ("proration", 1, -17100, -17100),

@@ -78,3 +78,19 @@ def test_the_same_period_reads_the_same_way_in_invoices_show_and_invoices_list(a
     assert f"period: {first_and_last_day}" in renewly("invoices", "show", "2026-000001").out.splitlines()
     assert first_and_last_day in renewly("invoices", "list").out
     assert f"period {first_and_last_day}" in renewly("accounts", "show", "1").out  # the subscription's
+
+
+def test_every_amount_a_human_reads_shows_its_currency(app, renewly):
+    subscribed(app, seats=3)  # team plan, USD 19.00 a seat, from 1 January
+    renewly("clock", "advance", "--days", "15", "--no-batches")
+    changed = renewly("subscriptions", "change-seats", "1", "--seats", "5")
+    assert changed.out == "subscription 1: 5 seat(s); prorated on the next invoice: $19.61\n"  # 2 × 19.00 × 16/31
+    too_much = renewly("invoices", "credit", "2026-000001", "--reason", "oops", "--amount", "999999")
+    assert too_much.err == ("error: 2026-000001 can be credited between 1 and 5700 minor units ($57.00), asked "
+                            "999999 ($9,999.99)\n")
+    total = renewly("invoices", "show", "2026-000001", "--json").json()["total"]
+    assert total == 6840  # $57.00 and its tax
+    for command in (("invoices", "show", "2026-000001"), ("invoices", "list"),
+                    ("billing", "show", "1", "--as", "owner@acme.test")):
+        out = renewly(*command).out
+        assert "$68.40" in out and "6840" not in out, command

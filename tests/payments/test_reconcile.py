@@ -58,7 +58,7 @@ def test_reconcile_finds_a_charge_made_on_the_gateway_without_a_record_in_renewl
     outcome = run_cli(app, monkeypatch, capsys, "reconcile", "--json")
     assert outcome.code == 1
     [discrepancy] = json.loads(outcome.out)["discrepancies"]
-    assert discrepancy["kind"] == "charge_without_record" and "4200 USD" in discrepancy["detail"]
+    assert discrepancy["kind"] == "charge_without_record" and "$42.00" in discrepancy["detail"]  # with its currency
 
 
 def test_reconcile_finds_local_successes_the_gateway_does_not_know(app, monkeypatch, capsys):

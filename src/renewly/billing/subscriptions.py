@@ -20,6 +20,7 @@ from renewly.outbox.records import audit
 from renewly.ports import Ports
 from renewly.shared.calendar import local_date, local_midnight_utc, period_boundary
 from renewly.shared.errors import InvalidInput, NotAllowed, NotFound
+from renewly.shared.money import Money
 
 
 def create_subscription(app: Ports, account_id: int, *, plan_code: str, seats: int, start: date | None = None,
@@ -80,8 +81,9 @@ def periods_begun(start: date, interval: str, today: date) -> int:
     return begun
 
 
-def change_seats(app: Ports, subscription_id: int, *, seats: int, actor: str) -> int:
-    """Set the seat count from today; returns the prorated amount added to the next invoice."""
+def change_seats(app: Ports, subscription_id: int, *, seats: int, actor: str) -> Money:
+    """Set the seat count from today; returns the prorated amount added to the next invoice (in
+    the plan's currency; below zero, a credit)."""
     seats = validate_seats(seats)
     now = app.clock.now()
     with app.engine.begin() as conn:
@@ -111,4 +113,4 @@ def change_seats(app: Ports, subscription_id: int, *, seats: int, actor: str) ->
         conn.execute(subscriptions.update().where(subscriptions.c.id == subscription_id).values(seats=seats))
         audit(conn, now, actor, "subscription.seats_changed", "subscription", subscription_id,
               details={"from": subscription.seats, "to": seats, "prorated": amount})
-    return amount
+    return Money(amount, plan.currency)

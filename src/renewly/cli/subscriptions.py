@@ -11,6 +11,7 @@ from renewly.cli.common import (
     JsonFlag,
     actor,
     group,
+    money,
     open_app,
     parse_date,
     print_json,
@@ -43,4 +44,5 @@ def subscriptions_change_seats(subscription: Annotated[int, typer.Argument(help=
     """Change the seat count from today; the prorated difference goes on the next invoice."""
     from renewly.billing.subscriptions import change_seats
     prorated = change_seats(open_app(), subscription, seats=seats, actor=actor())
-    typer.echo(f"subscription {subscription}: {seats} seat(s); prorated on the next invoice: {prorated}")
+    typer.echo(f"subscription {subscription}: {seats} seat(s); prorated on the next invoice: "
+               f"{money(prorated.amount, prorated.currency)}")

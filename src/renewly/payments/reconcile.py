@@ -24,6 +24,7 @@ from renewly.adapters.db.tables import invoices, payment_attempts
 from renewly.payments.attempts import wall_clock
 from renewly.payments.rules.charges import UNSETTLED, AttemptStatus, Outcome
 from renewly.ports import Ports
+from renewly.shared.money import Money
 
 
 @dataclass
@@ -95,20 +96,21 @@ def reconcile(app: Ports) -> ReconcileReport:
             continue  # recorded, not answered yet: listed among the unanswered
         if record is None:
             report.discrepancies.append(Discrepancy("charge_without_record", key,
-                                                    f"{charge.reference}: {charge.amount} {charge.currency}"))
+                                                    f"{charge.reference}: {said(charge.amount, charge.currency)}"))
         elif (record.amount, record.currency) != (charge.amount, charge.currency):
             report.discrepancies.append(Discrepancy(
-                "amount_mismatch", key, f"gateway {charge.amount} {charge.currency}, "
-                                        f"Renewly {record.amount} {record.currency}"))
+                "amount_mismatch", key, f"gateway {said(charge.amount, charge.currency)}, "
+                                        f"Renewly {said(record.amount, record.currency)}"))
     for key, record in local.items():
         if key not in ledger:
             report.discrepancies.append(Discrepancy(
-                "record_without_charge", key, f"invoice id {record.invoice_id}: {record.amount} {record.currency}"))
+                "record_without_charge", key,
+                f"invoice id {record.invoice_id}: {said(record.amount, record.currency)}"))
     for key, record in local.items():
         if record.invoice_status != "paid":
             report.discrepancies.append(Discrepancy(
                 "charge_on_unpaid_invoice", key, f"{record.number} is {record.invoice_status} but was charged "
-                                                 f"{record.amount} {record.currency}"))
+                                                 f"{said(record.amount, record.currency)}"))
     for number in paid_without_success:
         report.discrepancies.append(Discrepancy("paid_invoice_without_charge", None, number))
     return report
@@ -120,3 +122,9 @@ def janitor_takes_it_at(status: str, lease_expires_at: datetime | None, now: dat
     if status == AttemptStatus.PENDING.value and lease_expires_at is not None and lease_expires_at > now:
         return lease_expires_at
     return now
+
+
+
+def said(amount: int, currency: str) -> str:
+    """An amount as the operator reads it: formatted with its currency, not bare minor units."""
+    return Money(amount, currency).format("en")

@@ -20,7 +20,7 @@ from renewly.accounts.rules.members import REASON_LENGTH, validate_text
 from renewly.config.texts import text
 from renewly.shared.calendar import local_midnight_utc, period_boundary
 from renewly.shared.errors import InvalidInput, NotAllowed
-from renewly.shared.money import MAX_DOCUMENT_TOTAL, round_minor
+from renewly.shared.money import MAX_DOCUMENT_TOTAL, Money, round_minor
 
 
 class InvoiceKind(StrEnum):
@@ -263,8 +263,10 @@ def draft_credit_note(invoice: IssuedInvoice, reason: str, issue_date: date, amo
     creditable = invoice.subtotal - invoice.credited_subtotal
     amount = creditable if amount is None else amount
     if amount <= 0 or amount > creditable:
+        # --amount is in minor units: the bounds say both, and what the units amount to.
         raise InvalidInput(f"{invoice.number} can be credited between 1 and {creditable} minor units "
-                           f"(asked {amount})", code="invalid_credit_amount")
+                           f"({Money(creditable, invoice.currency).format('en')}), asked {amount} "
+                           f"({Money(amount, invoice.currency).format('en')})", code="invalid_credit_amount")
     description = text("invoice.credit", invoice.locale, number=invoice.number, reason=reason.strip())
     line = InvoiceLine(kind=LineKind.CREDIT, description=description, quantity=1, unit_amount=amount, amount=amount)
     tax = TaxTable({}).tax_on(amount, invoice.tax_rate)
