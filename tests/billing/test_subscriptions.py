@@ -114,7 +114,8 @@ def test_a_proration_is_invoiced_once(app):
 
 def test_a_credit_larger_than_the_next_charge_is_carried_forward_until_used(app):
     _, subscription_id = subscribed(app, seats=10)
-    assert change_seats(app, subscription_id, seats=1, actor=OPERATOR) == Money(-17100, "USD")  # on the period's first day
+    # on the period's first day
+    assert change_seats(app, subscription_id, seats=1, actor=OPERATOR) == Money(-17100, "USD")
     renew_due(app, FEB_1)
     assert totals(app, "2026-000002") == (0, 0, 0)
     assert lines(app, "2026-000002") == [("subscription", 1, 1900, 1900), ("proration", 1, -17100, -17100),
