@@ -182,3 +182,18 @@ def test_policy_check_against_an_older_schema_upgrades_nothing(renewly, tmp_path
                           "`renewly db upgrade` first\n"
     assert current_revision(engine) == "0010"
     engine.dispose()
+
+
+def test_banners_read_as_words_and_json_keeps_the_policy_codes(app, renewly):
+    """A day-4 account: the owner sees the payment failed warning, the agent no banner."""
+    account_id, _ = subscribed(app, card=DECLINES, owner="owner@acme.test")
+    add_member(app, account_id, email="help@acme.test", role="agent", actor=OPERATOR)
+    assert renewly("clock", "advance", "--days", "5").code == 0
+    banner = renewly("accounts", "banner", str(account_id), "--member", "owner@acme.test")
+    assert banner.out.startswith("payment failed warning: ")
+    assert renewly("accounts", "banner", str(account_id), "--member", "help@acme.test").out == "no banner\n"
+    shown = renewly("accounts", "show", str(account_id)).out
+    assert "  banner for owner: payment failed warning — " in shown and "  banner for agent: no banner" in shown
+    assert "owner_and_admins" not in shown + banner.out
+    as_json = renewly("accounts", "banner", str(account_id), "--member", "owner@acme.test", "--json").json()
+    assert as_json["banner"] == "owner_and_admins"

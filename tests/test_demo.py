@@ -176,3 +176,25 @@ def ledger_charges(ledger: Path) -> int:
         count = conn.execute(select(func.count()).select_from(sim_operations)).scalar_one()
     engine.dispose()
     return count
+
+
+# -- how it reads: cause before effect, no line twice, banners as words ---------------------------
+
+@pytest.fixture(scope="module")
+def printed(tmp_path_factory) -> str:
+    """The demo's timeline as a person reads it (not --json), 80 columns."""
+    folder = tmp_path_factory.mktemp("printed")
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [n for n in os.environ if n.startswith("RENEWLY_") and not n.startswith("RENEWLY_TEST_")]:
+            patch.delenv(name)
+        patch.chdir(folder)
+        run_demo(str(folder / "renewly-demo.db"), as_json=False, console=Console(file=out, width=80))
+    return out.getvalue()
+
+
+def test_the_demo_says_banners_in_words_and_its_json_keeps_the_policy_codes(printed, timeline):
+    assert "what members see: owner, admin: payment failed warning; agent: no banner" in " ".join(printed.split())
+    assert "cancellation warning" in printed and "account cancelled page" in printed
+    assert not any(code in printed for code in ("owner_and_admins", "everyone", ": none"))
+    assert "owner, admin: owner_and_admins; agent: none" in [row["banner"] for row in timeline]

@@ -29,6 +29,7 @@ from renewly.batches.scheduler import advance
 from renewly.billing.plans import create_plan
 from renewly.billing.subscriptions import create_subscription
 from renewly.bootstrap import App, bootstrap
+from renewly.cli.common import banner_words
 from renewly.config.settings import gateway_ledger_beside, load_settings
 from renewly.dunning.reactivation import grant_reactivation
 from renewly.outbox.reading import list_outbox
@@ -248,9 +249,10 @@ class Timeline:
         account_id = next((i for i, name in self.names.items() if name == account), None)
         return local_date(self.app.clock.now(), self.zones.get(account_id, "UTC")).isoformat()
 
-    def note(self, account: str, what: str, *, email: str = "", banner: str = "", at: str | None = None) -> None:
+    def note(self, account: str, what: str, *, email: str = "", banner: str = "", banner_words: str = "",
+             at: str | None = None) -> None:
         self.rows.append({"date": at or self.today(account), "account": account, "event": what, "email": email,
-                          "banner": banner})
+                          "banner": banner, "banner_words": banner_words or banner})
 
     def collect_outbox(self) -> None:
         for row in list_outbox(self.app):
@@ -274,8 +276,11 @@ class Timeline:
                 who: dict[str, list[str]] = {}
                 for role, banner in payload["banners"].items():
                     who.setdefault(banner, []).append(role)
+                # --json keeps the policy's codes; the timeline says them in words.
                 self.note(account, f"account {payload['status'].replace('_', ' ')}; what members see:", at=day,
-                          banner="; ".join(f"{', '.join(roles)}: {banner}" for banner, roles in who.items()))
+                          banner="; ".join(f"{', '.join(roles)}: {banner}" for banner, roles in who.items()),
+                          banner_words="; ".join(f"{', '.join(roles)}: {banner_words(banner)}"
+                                                 for banner, roles in who.items()))
             elif row["topic"] in ("reactivation.expired", "account.deleted", "dunning.recovered"):
                 self.note(account, {"reactivation.expired": "the reactivation window ended unpaid",
                                     "account.deleted": "personal data deleted, the host product is told (R10)",
@@ -286,7 +291,8 @@ class Timeline:
         rows = sorted(self.rows, key=lambda r: r["date"])  # stable: same-day rows keep their order
         if self.as_json:
             for row in rows:
-                sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+                sys.stdout.write(json.dumps({k: v for k, v in row.items() if k != "banner_words"}, ensure_ascii=False)
+                                 + "\n")
             return
         # 80 columns: date and account, then what happened, folded under itself.
         width, indent = 80, 32
@@ -295,7 +301,7 @@ class Timeline:
                       soft_wrap=True)
         for row in rows:
             what = row["event"] + (f" → {row['email']}" if row["email"] else "") + (
-                f" {row['banner']}" if row["banner"] else "")
+                f" {row['banner_words']}" if row["banner_words"] else "")
             lead = f"{row['date']}  {row['account']:<{indent - 12}}"
             console.print(textwrap.fill(what, width=width, initial_indent=lead, subsequent_indent=" " * indent,
                                         break_on_hyphens=False), markup=False, highlight=False, soft_wrap=True)

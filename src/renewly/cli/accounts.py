@@ -11,6 +11,7 @@ from renewly.cli.common import (
     AccountId,
     JsonFlag,
     actor,
+    banner_words,
     echo_wrapped,
     group,
     open_app,
@@ -63,7 +64,8 @@ def accounts_show(account: AccountId, as_json: JsonFlag = False) -> None:
         typer.echo(f"  subscription {sub['id']}: {sub['seats']} seat(s), {sub['status']}, "
                    f"period {period(sub['current_period_start'], sub['current_period_end'])}")
     for role, banner in found["banners"].items():
-        echo_wrapped(f"  banner for {role}: {banner['banner']}" + (f" — {banner['text']}" if banner["text"] else ""))
+        echo_wrapped(f"  banner for {role}: {banner_words(banner['banner'])}"
+                     + (f" — {banner['text']}" if banner["text"] else ""))
 
 
 @app.command("list")
@@ -115,8 +117,8 @@ def accounts_banner(account: AccountId, member: Annotated[str, typer.Option(help
     """Which banner this member sees now, in the account's language."""
     from renewly.dunning.reactivation import banner_for_member
     found = banner_for_member(open_app(), account, member)
-    print_json(found) if as_json else echo_wrapped(f"{found['banner']}" + (f": {found['text']}" if found["text"]
-                                                                            else ""))
+    print_json(found) if as_json else echo_wrapped(banner_words(found["banner"])
+                                                   + (f": {found['text']}" if found["text"] else ""))
 
 
 @app.command("access")
