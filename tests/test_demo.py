@@ -193,6 +193,37 @@ def printed(tmp_path_factory) -> str:
     return out.getvalue()
 
 
+def test_no_line_of_the_demo_is_told_twice(timeline):
+    rows = [(row["date"], row["account"], row["event"], row["email"], row["banner"]) for row in timeline]
+    assert [row for row in rows if rows.count(row) > 1] == []
+    # Two charges on one day read apart: each names its invoice.
+    assert [row["event"] for row in timeline if row["account"] == "Initech SARL" and row["date"] == "2026-03-07"
+            and row["event"].startswith("charge")] == ["charge for 2026-000003 succeeded: €104.40",
+                                                       "charge for 2026-000006 succeeded: €104.40"]
+
+
+def test_within_a_day_the_demo_tells_the_cause_before_its_effect(timeline):
+    def position(account: str, day: str, starts: str) -> int:
+        return next(i for i, row in enumerate(timeline) if row["account"] == account and row["date"] == day
+                    and row["event"].startswith(starts))
+
+    # A decline, then the e-mail it causes; an invoice, then its charge; a saved card, then what it pays.
+    assert position("Boulangerie Martin", "2026-01-31", "charge for 2026-000002 declined") < position(
+        "Boulangerie Martin", "2026-01-31", "e-mail payment_failed_1")
+    assert position("Acme Inc.", "2026-01-31", "invoice 2026-000001 issued") < position(
+        "Acme Inc.", "2026-01-31", "charge for 2026-000001 succeeded")
+    assert (position("Boulangerie Martin", "2026-02-03", "the owner saves a card")
+            < position("Boulangerie Martin", "2026-02-03", "charge for 2026-000002 succeeded")
+            < position("Boulangerie Martin", "2026-02-03", "payment recovered")
+            < position("Boulangerie Martin", "2026-02-03", "account active"))
+    assert position("Initech SARL", "2026-03-06", "support grants") < position(
+        "Initech SARL", "2026-03-06", "account cancelled; what members see")
+    # Every charge comes after its invoice was issued.
+    issued = {row["event"].split()[1]: i for i, row in enumerate(timeline) if row["event"].startswith("invoice ")}
+    charged = [(row["event"].split()[2], i) for i, row in enumerate(timeline) if row["event"].startswith("charge ")]
+    assert charged and all(issued[number] < i for number, i in charged)
+
+
 def test_the_demo_says_banners_in_words_and_its_json_keeps_the_policy_codes(printed, timeline):
     assert "what members see: owner, admin: payment failed warning; agent: no banner" in " ".join(printed.split())
     assert "cancellation warning" in printed and "account cancelled page" in printed

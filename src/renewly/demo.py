@@ -244,6 +244,7 @@ class Timeline:
         self.names: dict[int, str] = {}
         self.zones: dict[int, str] = {}  # dates are printed in each account's own calendar
         self.last_outbox_id = 0
+        self.numbers: dict[int, str] = {}  # invoice id -> number, from the invoice.issued events
 
     def today(self, account: str = "") -> str:
         account_id = next((i for i, name in self.names.items() if name == account), None)
@@ -265,13 +266,15 @@ class Timeline:
                 self.note(account, f"e-mail {payload['kind']}: “{payload['subject']}”",
                           email=", ".join(payload["recipients"]), at=day)
             elif row["topic"] == "invoice.issued":
+                self.numbers[payload["invoice_id"]] = payload["number"]
                 amount = Money(payload["total"], payload["currency"]).format("en")
                 self.note(account, f"invoice {payload['number']} issued: {amount}", at=day)
-            elif row["topic"] == "payment.succeeded":
-                self.note(account, f"charge succeeded: {Money(payload['amount'], payload['currency']).format('en')}",
-                          at=day)
+            elif row["topic"] == "payment.succeeded":  # each charge names its invoice: two in a day read apart
+                self.note(account, f"charge for {self.numbers[payload['invoice_id']]} succeeded: "
+                                   f"{Money(payload['amount'], payload['currency']).format('en')}", at=day)
             elif row["topic"] == "payment.declined":
-                self.note(account, f"charge declined ({payload['decline_code']})", at=day)
+                self.note(account, f"charge for {self.numbers[payload['invoice_id']]} declined "
+                                   f"({payload['decline_code']})", at=day)
             elif row["topic"] == "account.dunning_state":  # what each role sees now, from the event
                 who: dict[str, list[str]] = {}
                 for role, banner in payload["banners"].items():
