@@ -36,7 +36,7 @@ def import_command(file: Annotated[str, typer.Argument(help="A CSV or JSON lines
     checked before anything is written; a second run skips the accounts already imported."""
     from renewly.onboarding.importing import import_file
     application = open_app()
-    with import_progress() as on_slice:
+    with import_progress(as_json=as_json) as on_slice:
         report = import_file(application, file, fmt=file_format, dry_run=dry_run, actor=actor(), on_slice=on_slice)
     if as_json:
         print_json({"file": report.file, "format": report.format, "dry_run": report.dry_run,
@@ -72,24 +72,10 @@ def shortened(text: str, most: int = 200) -> str:
 
 
 @contextmanager
-def import_progress(stderr: Console | None = None) -> Iterator[Callable[[int, int], None] | None]:
-    """A progress bar of the accounts written, on stderr when it is a terminal (never in the way
-    of stdout's report), 80 columns at most; None elsewhere. Rich is imported here only."""
-    if stderr is None:
-        from rich.console import Console
-        stderr = Console(stderr=True)
-    if not stderr.is_terminal:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    stderr.width = min(stderr.width, 80)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("accounts"),
-                  TimeElapsedColumn(), console=stderr) as progress:
-        task = progress.add_task("checking", total=None)
-
-        def on_slice(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total, description="writing ")
-
-        yield on_slice
-
-
+def import_progress(stderr: Console | None = None, *, as_json: bool = False,
+                    ) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar of the accounts written (cli.progress: on stderr when it is a terminal and
+    the output is not JSON, never in the way of stdout's report, 80 columns at most); None elsewhere."""
+    from renewly.cli.progress import bar
+    with bar("checking", None, unit="accounts", as_json=as_json, console=stderr) as update:
+        yield update and (lambda done, total: update(completed=done, total=total, what="writing "))

@@ -1,4 +1,4 @@
-"""Progress bars for long work (`clock advance`, `run`, the demo), on stderr.
+"""Progress bars for long work (`clock advance`, `run`, the demo, `import`), on stderr.
 
 A bar shows only when stderr is a terminal and the output is not JSON, so pipes, scripts and
 tests see exactly what they would without it; it is transient: once the work is done it is
@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from renewly.batches.scheduler import Step
 
 SECONDS_PER_DAY = 86400
@@ -33,20 +35,30 @@ def wanted(*, as_json: bool = False) -> bool:
 
 
 @contextmanager
-def bar(what: str, total: float | None, *, as_json: bool = False) -> Iterator[Callable[..., None] | None]:
-    """A bar on stderr while the block runs: yields `update(completed=, total=, doing=, what=)`,
-    or None when no bar is wanted."""
-    if not wanted(as_json=as_json):
+def bar(what: str, total: float | None, *, as_json: bool = False, unit: str = "",
+        console: Console | None = None) -> Iterator[Callable[..., None] | None]:
+    """A bar on stderr while the block runs, 80 columns at most: yields
+    `update(completed=, total=, doing=, what=)`, or None when no bar is wanted. `unit` follows
+    the count ("5000/5000 accounts"); `console`: where to draw instead of stderr (tests), drawn
+    when it is a terminal."""
+    if console is None:
+        if not wanted(as_json=as_json):
+            yield None
+            return
+        from rich.console import Console
+        forced = os.environ.get("RENEWLY_PROGRESS", "").strip().lower() == "always"
+        console = Console(stderr=True, force_terminal=True if forced else None)
+    elif as_json or not console.is_terminal:
         yield None
         return
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    forced = os.environ.get("RENEWLY_PROGRESS", "").strip().lower() == "always"
-    console = Console(stderr=True, force_terminal=True if forced else None)
+    console.width = min(console.width, 80)
     columns: list[Any] = [TextColumn("{task.description}"), BarColumn(bar_width=24)]
-    if total is not None:
+    if total is not None or unit:
         columns.append(MofNCompleteColumn())
+    if unit:
+        columns.append(TextColumn(unit))
     columns += [TextColumn("{task.fields[doing]}"), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task(what, total=total, doing="")
