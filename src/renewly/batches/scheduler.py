@@ -244,6 +244,8 @@ def advance(app: Ports, by: timedelta, *, run_batches: bool = True,
         runs: list[BatchRun] = []
         if run_batches:
             reached = start
+            # Each batch told with the move's start and target: how far along the move is.
+            tell = (lambda step: on_progress(Step(step.at, step.batch, start, target))) if on_progress else None
             while (due := _next_due(app, start, reached, target)) is not None:
                 if app.stop.asked:
                     # Ticks left: the clock stays at the last tick begun, where the batches'
@@ -251,7 +253,6 @@ def advance(app: Ports, by: timedelta, *, run_batches: bool = True,
                     return ClockMove(runs, reached, target, stopped=True)
                 reached = due
                 clock.set(due)
-                tell = (lambda step: on_progress(Step(step.at, step.batch, start, target))) if on_progress else None
                 runs.extend(run_tick(app, due, on_run, tell))
                 if app.stop.asked and still_due(app, due):
                     # That tick was stopped short: what it left falls due again only at the next
