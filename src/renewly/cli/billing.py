@@ -35,8 +35,8 @@ def billing_show(account: AccountId, acting: Annotated[str, typer.Option("--as",
     typer.echo("buyer: " + ", ".join(v for v in found["buyer"].values() if v))
     echo_wrapped("billing contacts: " + ", ".join(c["email"] for c in found["billing_contacts"]))
     for request in found["contact_requests"]:  # no contact yet: the owner approves or refuses it
-        echo_wrapped(f"waiting for your consent: {request['email']}, asked by {request['requested_by']} on "
-                     f"{request['requested_at']:%Y-%m-%d} (renewly contacts approve|refuse)")
+        echo_wrapped(f"waiting for your consent: {request['email']} (asked by {request['requested_by']} on "
+                     f"{request['requested_at']:%Y-%m-%d}; renewly contacts approve or refuse)")
     for invoice in found["invoices"]:
         typer.echo(f"  {invoice['number']} {invoice['issue_date']} "
                    f"{money(invoice['total'], invoice['currency'], invoice['locale'])} {invoice['status']}")
