@@ -29,9 +29,9 @@ from renewly.batches.scheduler import advance
 from renewly.billing.plans import create_plan
 from renewly.billing.subscriptions import create_subscription
 from renewly.bootstrap import App, bootstrap
-from renewly.cli.common import banner_words
 from renewly.config.settings import gateway_ledger_beside, load_settings
 from renewly.dunning.reactivation import grant_reactivation
+from renewly.dunning.rules.banners import banner_in_words
 from renewly.outbox.reading import list_outbox
 from renewly.payments.cards import CardRefused, add_card
 from renewly.shared.calendar import local_date
@@ -282,7 +282,7 @@ class Timeline:
                 # --json keeps the policy's codes; the timeline says them in words.
                 self.note(account, f"account {payload['status'].replace('_', ' ')}; what members see:", at=day,
                           banner="; ".join(f"{', '.join(roles)}: {banner}" for banner, roles in who.items()),
-                          banner_words="; ".join(f"{', '.join(roles)}: {banner_words(banner)}"
+                          banner_words="; ".join(f"{', '.join(roles)}: {banner_in_words(banner)}"
                                                  for banner, roles in who.items()))
             elif row["topic"] in ("reactivation.expired", "account.deleted", "dunning.recovered"):
                 self.note(account, {"reactivation.expired": "the reactivation window ended unpaid",

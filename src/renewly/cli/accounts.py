@@ -11,7 +11,6 @@ from renewly.cli.common import (
     AccountId,
     JsonFlag,
     actor,
-    banner_words,
     echo_wrapped,
     group,
     open_app,
@@ -48,6 +47,7 @@ def accounts_show(account: AccountId, as_json: JsonFlag = False) -> None:
     """Show an account: members, buyer address, subscriptions, and the banner each role sees."""
     from renewly.accounts.accounts import describe_account
     from renewly.dunning.reactivation import banners_by_role
+    from renewly.dunning.rules.banners import banner_in_words
     application = open_app()
     found = describe_account(application, account)
     found["banners"] = banners_by_role(application, account)
@@ -64,7 +64,7 @@ def accounts_show(account: AccountId, as_json: JsonFlag = False) -> None:
         typer.echo(f"  subscription {sub['id']}: {sub['seats']} seat(s), {sub['status']}, "
                    f"period {period(sub['current_period_start'], sub['current_period_end'])}")
     for role, banner in found["banners"].items():
-        echo_wrapped(f"  banner for {role}: {banner_words(banner['banner'])}"
+        echo_wrapped(f"  banner for {role}: {banner_in_words(banner['banner'])}"
                      + (f" — {banner['text']}" if banner["text"] else ""))
 
 
@@ -116,8 +116,9 @@ def accounts_banner(account: AccountId, member: Annotated[str, typer.Option(help
                     as_json: JsonFlag = False) -> None:
     """Which banner this member sees now, in the account's language."""
     from renewly.dunning.reactivation import banner_for_member
+    from renewly.dunning.rules.banners import banner_in_words
     found = banner_for_member(open_app(), account, member)
-    print_json(found) if as_json else echo_wrapped(banner_words(found["banner"])
+    print_json(found) if as_json else echo_wrapped(banner_in_words(found["banner"])
                                                    + (f": {found['text']}" if found["text"] else ""))
 
 

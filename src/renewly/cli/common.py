@@ -179,23 +179,6 @@ def print_table(title: str, columns: list[str], rows: list[list[Any]], *, whole:
     console().print(table)
 
 
-# What a banner is, in words, for whoever reads the command line or the demo; --json keeps the
-# policy's codes (none, owner_and_admins, everyone, cancelled, reactivated, deleted).
-BANNER_WORDS = {
-    "none": "no banner",
-    "owner_and_admins": "payment failed warning",
-    "everyone": "cancellation warning",
-    "cancelled": "account cancelled page",
-    "reactivated": "reactivation notice (billing pages only)",
-    "deleted": "account deleted",
-}
-
-
-def banner_words(code: str) -> str:
-    """A banner as words ("payment failed warning"), not its policy code ("owner_and_admins")."""
-    return BANNER_WORDS.get(code, code.replace("_", " "))
-
-
 def utc_minute(instant: datetime) -> str:
     """An instant in a table: its UTC day and minute (the column's header says UTC)."""
     return instant.astimezone(UTC).strftime("%Y-%m-%d %H:%M")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from renewly.accounts.rules.members import AccountStatus, Role
-from renewly.dunning.rules.banners import banner_seen, banners_seen
+from renewly.dunning.rules.banners import banner_in_words, banner_seen, banners_seen
 
 
 @pytest.mark.parametrize("account_banner, role, seen", [
@@ -33,3 +33,13 @@ def test_r8_events_say_what_each_role_sees():
         "owner": "owner_and_admins", "admin": "owner_and_admins", "agent": "none"}
     assert banners_seen("everyone", AccountStatus.CANCELLED) == {
         "owner": "cancelled", "admin": "cancelled", "agent": "cancelled"}
+
+
+def test_a_banner_reads_as_words_in_the_readers_language_not_as_its_policy_code():
+    assert banner_in_words("owner_and_admins") == "payment failed warning"
+    assert banner_in_words("everyone", "fr") == "avertissement d'annulation"
+    assert banner_in_words("reactivated") == "reactivation notice (billing pages only)"
+
+
+def test_a_banner_code_the_catalogue_does_not_know_still_reads_as_words():
+    assert banner_in_words("grace_period") == "grace period"

@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from renewly.accounts.rules.members import AccountStatus, Role
+from renewly.config.texts import has_text, text
 
 if TYPE_CHECKING:
     from renewly.dunning.rules.schedule import Policy
@@ -58,3 +59,10 @@ def banner_seen(account_banner: str, status: str, role: Role, reactivation_runni
 def banners_seen(account_banner: str, status: str, reactivation_running: bool = False) -> dict[str, str]:
     """What each role sees: what events tell the host product."""
     return {role.value: banner_seen(account_banner, status, role, reactivation_running) for role in Role}
+
+
+def banner_in_words(code: str, locale: str = "en") -> str:
+    """A banner as words ("payment failed warning"), not its policy code ("owner_and_admins"):
+    what the command line and the demo print; --json keeps the code."""
+    message = f"banner.kind.{code}"
+    return text(message, locale) if has_text(message) else code.replace("_", " ")
