@@ -27,7 +27,7 @@ from renewly.accounts.rules.members import (
     validate_text,
 )
 from renewly.billing.rules.plans import validate_seats
-from renewly.payments.rules.charges import parse_expiry
+from renewly.payments.rules.charges import SavedCard, parse_expiry
 from renewly.shared.calendar import local_date, period_boundary, validate_timezone
 from renewly.shared.errors import InvalidInput
 from renewly.shared.money import validate_currency
@@ -84,13 +84,10 @@ class Subscription:
 
 
 @dataclass(frozen=True, slots=True)
-class Card:
+class Card(SavedCard):
+    """A saved card as the gateway holds it, for one of its customers."""
+
     customer: str
-    token: str
-    brand: str
-    last4: str
-    exp_month: int
-    exp_year: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,7 +408,7 @@ def _check_card(row: _Row, card: Any, context: Context) -> Card | None:
     expiry = row.check("card.exp", _expiry, card.get("exp"), context.now.date())
     if None in (customer, token, brand, last4, expiry):
         return None
-    return Card(customer, token, brand.lower(), last4, *expiry)
+    return Card(token, brand.lower(), last4, *expiry, customer=customer)
 
 
 def _repeated_in_file(accounts: list[Account]) -> Iterator[Problem]:
