@@ -51,13 +51,13 @@ from sqlalchemy import select, text
 from renewly.accounts.accounts import create_account
 from renewly.adapters.db.tables import accounts, invoices
 from renewly.adapters.gateways.simulated import Fault, SimulatedGateway, sim_faults
-from renewly.batches.scheduler import BatchFailed, advance, run_all
 from renewly.billing.plans import create_plan
 from renewly.billing.subscriptions import create_subscription
 from renewly.bootstrap import App, bootstrap
 from renewly.payments.cards import add_card
 from renewly.payments.reconcile import reconcile
 from renewly.payments.rules.charges import ChargeRequest, GatewayResult, Outcome
+from renewly.scheduler import BatchFailed, advance, run_all
 
 sys.path.insert(0, str(Path(__file__).parent))
 from chaos_invariants import Counts, check  # noqa: E402

@@ -33,11 +33,11 @@ from sqlalchemy import select
 
 from renewly.accounts.accounts import create_account, describe_account, update_buyer_address
 from renewly.adapters.db.tables import accounts, invoice_lines, invoice_series, invoices, plans, subscriptions
-from renewly.batches.scheduler import advance
 from renewly.billing.invoices import issue_credit_note
 from renewly.billing.plans import create_plan
 from renewly.billing.renewals import renew_due
 from renewly.billing.subscriptions import change_seats, create_subscription
+from renewly.scheduler import advance
 from renewly.shared.errors import InvalidInput, NotAllowed
 from tests.builders import GOOD_CARD, OPERATOR, with_card
 

@@ -14,7 +14,7 @@ from sqlalchemy import delete, insert, select, update
 
 from renewly.adapters.db.tables import invoice_series, outbox, payment_attempts
 from renewly.adapters.gateways.simulated import sim_operations
-from renewly.batches.scheduler import advance
+from renewly.scheduler import advance
 from tests.builders import subscribed, team_plan
 from tests.payment_builders import CHARGES_DECLINED
 

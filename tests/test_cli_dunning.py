@@ -11,8 +11,8 @@ from sqlalchemy import select
 from renewly.accounts.accounts import add_member
 from renewly.adapters.db.engine import current_revision, head_revision, make_engine, upgrade
 from renewly.adapters.db.tables import outbox, payment_attempts
-from renewly.batches.scheduler import advance
 from renewly.config.policy import DEFAULT_POLICY
+from renewly.scheduler import advance
 from tests.builders import OPERATOR, Outcome, customer, database_rows, subscribed, team_plan
 
 DECLINES = "4000000000000341"  # the card check passes, every charge is declined

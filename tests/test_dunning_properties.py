@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from renewly.adapters.db.tables import accounts, invoices, outbox, reactivations
-from renewly.batches.scheduler import advance
 from renewly.dunning.reactivation import grant_reactivation
+from renewly.scheduler import advance
 from renewly.shared.errors import NotAllowed
 from tests.builders import subscribed, team_plan, with_card
 

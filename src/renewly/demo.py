@@ -25,7 +25,6 @@ from rich.console import Console
 from sqlalchemy.engine import make_url
 
 from renewly.accounts.accounts import add_member, create_account
-from renewly.batches.scheduler import advance
 from renewly.billing.plans import create_plan
 from renewly.billing.subscriptions import create_subscription
 from renewly.bootstrap import App, bootstrap
@@ -34,6 +33,7 @@ from renewly.dunning.reactivation import grant_reactivation
 from renewly.dunning.rules.banners import banner_in_words
 from renewly.outbox.reading import list_outbox
 from renewly.payments.cards import CardRefused, add_card
+from renewly.scheduler import advance
 from renewly.shared.calendar import local_date
 from renewly.shared.errors import Conflict, InvalidInput
 from renewly.shared.money import Money

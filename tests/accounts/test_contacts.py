@@ -11,8 +11,8 @@ from sqlalchemy import select
 from renewly.accounts.accounts import add_member
 from renewly.accounts.contacts import approve_contact, list_contacts, refuse_contact, remove_contact, request_contact
 from renewly.adapters.db.tables import accounts, audit_log, billing_contacts, metadata, outbox
-from renewly.batches.scheduler import advance
 from renewly.outbox.emails import billing_recipients
+from renewly.scheduler import advance
 from renewly.shared.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from tests.builders import OPERATOR, customer, subscribed, with_card
 

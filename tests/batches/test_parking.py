@@ -13,12 +13,12 @@ from sqlalchemy import select, update
 from renewly.adapters.db.tables import outbox, parked_rows, plans
 from renewly.adapters.gateways.simulated import LedgerUnavailable
 from renewly.batches.parking import list_problems, resolve
-from renewly.batches.scheduler import BatchFailed, run_all
 from renewly.billing.invoices import list_invoices
 from renewly.billing.plans import create_plan
 from renewly.billing.renewals import renew_due
 from renewly.billing.subscriptions import change_seats, create_subscription
 from renewly.dunning.rules.schedule import EmailTemplate
+from renewly.scheduler import BatchFailed, run_all
 from renewly.shared.errors import InvalidInput
 from tests.builders import OPERATOR, Outcome, customer, database_rows, subscribed, team_plan
 
@@ -145,7 +145,7 @@ def test_r8_a_batch_that_fails_for_everyone_never_stops_the_other_batches_of_the
     def broken(app, as_of):
         raise RuntimeError("a bug in the dunning sweep")
 
-    from renewly.batches import scheduler
+    from renewly import scheduler
     monkeypatch.setattr(scheduler, "BATCHES", tuple(
         replace(batch, run=broken) if batch.name == "dunning" else batch for batch in scheduler.BATCHES))
     runs = run_all(app, datetime(2026, 2, 1, 12, tzinfo=UTC))
@@ -166,7 +166,7 @@ def test_a_failed_batch_is_said_in_one_line_when_renewly_describes_it_and_with_i
     def broken(app, as_of):
         raise failure
 
-    from renewly.batches import scheduler
+    from renewly import scheduler
     monkeypatch.setattr(scheduler, "BATCHES", tuple(
         replace(batch, run=broken) if batch.name == "dunning" else batch for batch in scheduler.BATCHES))
     with structlog.testing.capture_logs() as logs:

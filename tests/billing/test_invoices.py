@@ -7,11 +7,11 @@ from sqlalchemy import func, select
 
 from renewly.accounts.accounts import update_buyer_address
 from renewly.adapters.db.tables import audit_log, invoices
-from renewly.batches.scheduler import advance
 from renewly.billing.invoices import issue_credit_note, list_invoices, show_invoice
 from renewly.billing.numbering import take_sequences
 from renewly.billing.renewals import renew_due
 from renewly.billing.subscriptions import change_seats, create_subscription
+from renewly.scheduler import advance
 from renewly.shared.errors import InvalidInput, NotAllowed, NotFound
 from renewly.shared.money import Money
 from tests.builders import OPERATOR, customer, subscribed, team_plan

@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from renewly.adapters.db.tables import accounts, invoice_series, invoices, plans, subscriptions
-from renewly.batches.scheduler import advance, run_all
 from renewly.billing.renewals import renew_due
 from renewly.bootstrap import App, bootstrap
 from renewly.config.settings import load_settings
+from renewly.scheduler import advance, run_all
 
 ZONES = ("Europe/Paris", "America/Los_Angeles", "Pacific/Auckland", "UTC")
 ANCHOR = date(2025, 12, 1)

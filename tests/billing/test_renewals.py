@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from renewly.batches.scheduler import advance
 from renewly.billing.invoices import list_invoices, show_invoice
 from renewly.billing.renewals import renew_due
+from renewly.scheduler import advance
 from tests.builders import subscribed
 
 

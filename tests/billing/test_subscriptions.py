@@ -5,10 +5,10 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from renewly.accounts.accounts import describe_account
-from renewly.batches.scheduler import advance
 from renewly.billing.invoices import list_invoices, show_invoice
 from renewly.billing.renewals import renew_due
 from renewly.billing.subscriptions import change_seats, create_subscription
+from renewly.scheduler import advance
 from renewly.shared.errors import InvalidInput, NotFound
 from renewly.shared.money import Money
 from tests.builders import OPERATOR, customer, subscribed, team_plan

@@ -8,7 +8,7 @@ from __future__ import annotations
 import signal
 from datetime import date, timedelta
 
-from renewly.batches.scheduler import Step, advance
+from renewly.scheduler import Step, advance
 from tests.builders import subscribed, team_plan
 from tests.test_cli_interrupts import once_charged, start, unanswered
 

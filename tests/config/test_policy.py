@@ -16,10 +16,10 @@ from sqlalchemy import select
 
 from renewly import cli
 from renewly.adapters.db.tables import accounts, dunning_steps, outbox, payment_attempts
-from renewly.batches.scheduler import advance
 from renewly.config.policy import DEFAULT_POLICY, PolicyError, load_policy
 from renewly.dunning.preview import preview_account
 from renewly.dunning.rules.banners import Audience
+from renewly.scheduler import advance
 from renewly.shared.calendar import local_date
 from tests.builders import subscribed
 

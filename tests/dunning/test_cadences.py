@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from renewly.adapters.db.tables import accounts, outbox, payment_attempts
-from renewly.batches.scheduler import advance, run_all
+from renewly.scheduler import advance, run_all
 from renewly.shared.calendar import local_date
 from tests.builders import subscribed, team_plan
 from tests.conftest import Databases

@@ -18,8 +18,8 @@ from sqlalchemy import select
 
 from renewly.accounts.accounts import add_member, load_account
 from renewly.adapters.db.tables import billing_contacts, dunning_steps, outbox, payment_attempts
-from renewly.batches.scheduler import advance
 from renewly.dunning.reactivation import banner_for_member, require_access
+from renewly.scheduler import advance
 from renewly.shared.errors import NotAllowed
 from tests.builders import OPERATOR, subscribed
 from tests.conftest import START, Databases

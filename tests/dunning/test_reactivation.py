@@ -13,8 +13,8 @@ from renewly.accounts.accounts import add_member
 from renewly.accounts.rules.members import Role
 from renewly.adapters.db.tables import accounts, audit_log, billing_contacts, cards, outbox, payment_attempts
 from renewly.adapters.db.tables import reactivations as reactivations_table
-from renewly.batches.scheduler import advance
 from renewly.dunning.reactivation import banners_by_role, grant_reactivation, require_access
+from renewly.scheduler import advance
 from renewly.shared.errors import NotAllowed
 from tests.builders import OPERATOR, subscribed, with_card
 from tests.payment_builders import run_cli, snapshot

@@ -12,11 +12,11 @@ from sqlalchemy import select
 
 from renewly.adapters.db.tables import accounts, dunning_case_invoices, dunning_cases, outbox, payment_attempts
 from renewly.adapters.gateways.simulated import Fault
-from renewly.batches.scheduler import advance, run_all
 from renewly.billing.invoices import issue_credit_note, list_invoices
 from renewly.billing.subscriptions import create_subscription
 from renewly.dunning.preview import preview_account
 from renewly.dunning.reactivation import banners_by_role, grant_reactivation, require_access
+from renewly.scheduler import advance, run_all
 from renewly.shared.calendar import local_date
 from renewly.shared.errors import Conflict, NotAllowed
 from tests.builders import OPERATOR, customer, database_rows, subscribed, team_plan, with_card

@@ -19,12 +19,12 @@ from renewly.adapters.db.tables import (
     payment_attempts,
     payment_retries,
 )
-from renewly.batches.scheduler import advance, run_all
 from renewly.billing.invoices import list_invoices
 from renewly.dunning.preview import preview_account
 from renewly.dunning.reactivation import banners_by_role
 from renewly.dunning.sweep import run_dunning
 from renewly.payments.collect import collect_due
+from renewly.scheduler import advance, run_all
 from renewly.shared.calendar import local_date
 from tests.builders import OPERATOR, subscribed, team_plan, with_card
 from tests.payment_builders import run_cli

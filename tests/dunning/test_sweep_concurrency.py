@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import select
 
 from renewly.adapters.db.tables import accounts, dunning_cases, dunning_steps, outbox, payment_retries, reactivations
-from renewly.batches.scheduler import run_all
 from renewly.dunning.reactivation import grant_reactivation
 from renewly.dunning.sweep import DunningReport, apply_decisions, claim_due_cases, open_cases
 from renewly.payments.collect import claim_slice
+from renewly.scheduler import run_all
 from tests.builders import OPERATOR, customer, subscribed, team_plan, with_card
 from tests.processes import run_at_once
 

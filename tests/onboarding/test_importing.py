@@ -234,7 +234,7 @@ def test_an_unreadable_file_is_refused_before_anything_is_read_from_the_database
 
 
 def test_r10_1_an_imported_accounts_key_is_deleted_with_its_personal_data(app):
-    from renewly.batches.scheduler import advance
+    from renewly.scheduler import advance
     from tests.retention.test_deletion import DELETION_DUE, cancelled_account
     account_id = cancelled_account(app)
     with app.engine.begin() as conn:  # as if imported: the key may name the customer (an e-mail, a name)

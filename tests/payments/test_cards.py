@@ -15,10 +15,10 @@ from sqlalchemy import select
 from renewly.accounts.accounts import add_member, transfer_ownership
 from renewly.adapters.db.tables import audit_log, card_verifications, members, payment_retries
 from renewly.adapters.gateways.simulated import Fault
-from renewly.batches.scheduler import advance
 from renewly.payments.cards import CardRefused, add_card, current_card
 from renewly.payments.collect import collect_due
 from renewly.payments.rules.charges import verification_key
+from renewly.scheduler import advance
 from renewly.shared.errors import NotAllowed
 from tests.builders import OPERATOR, customer, subscribed, team_plan
 from tests.payment_builders import (

@@ -10,12 +10,12 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from renewly.adapters.db.tables import outbox, payment_retries
-from renewly.batches.scheduler import advance
 from renewly.billing.invoices import issue_credit_note, list_invoices
 from renewly.billing.subscriptions import create_subscription
 from renewly.payments.collect import collect_due
 from renewly.payments.rate_limit import TokenBucket
 from renewly.payments.rules.charges import attempt_key
+from renewly.scheduler import advance
 from tests.builders import OPERATOR, customer, subscribed, team_plan
 from tests.payment_builders import (
     CHARGES_DECLINED,

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from renewly.batches.scheduler import advance, run_all
 from renewly.billing.invoices import list_invoices
 from renewly.billing.renewals import renew_due
 from renewly.billing.subscriptions import create_subscription
 from renewly.payments.reconcile import reconcile
+from renewly.scheduler import advance, run_all
 from tests.builders import OPERATOR, customer, subscribed, team_plan
 from tests.payment_builders import CHARGES_DECLINED, invoice_statuses, save_card, successes_per_invoice
 from tests.processes import run_at_once

@@ -14,13 +14,13 @@ from sqlalchemy import update
 
 from renewly.adapters.db.tables import invoices, payment_attempts
 from renewly.adapters.gateways.simulated import Fault
-from renewly.batches.scheduler import advance
 from renewly.billing.invoices import issue_credit_note, list_invoices
 from renewly.billing.subscriptions import create_subscription
 from renewly.payments.attempts import wall_clock
 from renewly.payments.collect import claim_slice, collect_due
 from renewly.payments.reconcile import reconcile
 from renewly.payments.rules.charges import attempt_key
+from renewly.scheduler import advance
 from renewly.shared.errors import Conflict
 from tests.builders import OPERATOR, subscribed, team_plan
 from tests.payment_builders import (

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from renewly.adapters.db.tables import card_verifications
-from renewly.batches.scheduler import advance
 from renewly.payments.verifications import void_due_verifications
+from renewly.scheduler import advance
 from tests.builders import customer, with_card
 from tests.payment_builders import while_held
 from tests.processes import run_at_once

@@ -29,13 +29,13 @@ from renewly.adapters.db.tables import (
     subscriptions,
 )
 from renewly.adapters.gateways.simulated import sim_cards, sim_customers
-from renewly.batches.scheduler import advance
 from renewly.billing.invoices import issue_credit_note
 from renewly.billing.subscriptions import create_subscription
 from renewly.bootstrap import App
 from renewly.dunning.reactivation import grant_reactivation
 from renewly.payments.rules.charges import Outcome
 from renewly.retention.deletion import purge_due
+from renewly.scheduler import advance
 from renewly.shared.errors import NotAllowed
 from tests.builders import OPERATOR, customer, subscribed, team_plan, with_card
 from tests.builders import Outcome as CliOutcome

@@ -16,12 +16,12 @@ from renewly.accounts.accounts import add_member, remove_member, transfer_owners
 from renewly.accounts.contacts import approve_contact, refuse_contact, remove_contact, request_contact
 from renewly.adapters.db.tables import audit_log, cards, gateway_customers, members, parked_rows, reactivations
 from renewly.batches.parking import Subject, park, resolve
-from renewly.batches.scheduler import advance
 from renewly.billing.invoices import issue_credit_note, resend_invoices_of_month
 from renewly.billing.subscriptions import create_subscription
 from renewly.bootstrap import App
 from renewly.dunning.reactivation import grant_reactivation
 from renewly.retention.deletion import purge_due
+from renewly.scheduler import advance
 from tests.builders import OPERATOR, customer, subscribed, team_plan, with_card
 
 CANCELLED_AT = datetime(2026, 1, 30, tzinfo=UTC)  # day 29 of the unpaid invoice of 1 January 2026

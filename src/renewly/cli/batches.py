@@ -21,8 +21,8 @@ from renewly.cli.common import (
 
 if TYPE_CHECKING:
     from renewly.batches.reports import BatchReport
-    from renewly.batches.scheduler import BatchRun
     from renewly.bootstrap import App
+    from renewly.scheduler import BatchRun
 
 app = typer.Typer()  # its commands are the root's: `renewly run`, not `renewly batches run`
 
@@ -34,7 +34,7 @@ def run_json(run: BatchRun) -> dict[str, Any]:
 def say_stopped(application: App, as_of: datetime, *, as_json: bool, where: str = "") -> None:
     """After the first Ctrl-C: one line on what was left (on stderr under --json, which keeps
     stdout the report), then exit 130."""
-    from renewly.batches.scheduler import still_due
+    from renewly.scheduler import still_due
     left = still_due(application, as_of)
     line = (f"interrupted{where}: stopped after the slice in hand; "
             + (f"still due: {', '.join(left)} (`renewly run` does the rest)" if left else "nothing was left"))
@@ -73,8 +73,8 @@ def run_one_batch(batch, as_of: str | None, as_json: bool, *, issues_invoices: b
 @app.command("run")
 def run(as_of: AsOf = None, as_json: JsonFlag = False) -> None:
     """Do everything due: renewals, their charges, dunning and what it asks, voids, deletions."""
-    from renewly.batches.scheduler import run_all
     from renewly.cli.progress import bar, batches_of_a_run
+    from renewly.scheduler import run_all
     application = open_app(issues_invoices=True)  # renewals
     instant = parse_as_of(as_of, application)
     with (bar("batches", None, as_json=as_json) as update,

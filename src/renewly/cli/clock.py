@@ -66,7 +66,7 @@ def clock_advance(days: Annotated[int, typer.Option("--days", help="How many day
     """Move the test clock forward, running every batch that falls due on the way, in order.
     Advances at once take turns, each from where the one before it left the clock."""
     from renewly.adapters.clock import LATEST_TEST_CLOCK
-    from renewly.batches.scheduler import advance
+    from renewly.scheduler import advance
     from renewly.shared.errors import InvalidInput
     if days < 0 or hours < 0:
         raise InvalidInput("the test clock only moves forward", code="clock_backwards")

@@ -4,7 +4,7 @@ A bar shows only when stderr is a terminal and the output is not JSON, so pipes,
 tests see exactly what they would without it; it is transient: once the work is done it is
 erased and the command prints its summary as it always did. RENEWLY_PROGRESS=always draws it
 even on a pipe (what the tests use), =never hides it on a terminal. The batches only tell where
-they are (`on_progress` callbacks of renewly.batches.scheduler); Rich lives here, imported when
+they are (`on_progress` callbacks of renewly.scheduler); Rich lives here, imported when
 a bar is drawn.
 """
 
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from renewly.batches.scheduler import Step
+    from renewly.scheduler import Step
 
 SECONDS_PER_DAY = 86400
 

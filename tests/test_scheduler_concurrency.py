@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from renewly.adapters.db.tables import batch_runs, card_verifications
-from renewly.batches.scheduler import BATCHES
+from renewly.scheduler import BATCHES
 from tests.builders import customer, with_card
 from tests.conftest import START
 from tests.processes import run_at_once, run_together

@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import select
 
 from renewly.adapters.db.tables import batch_runs, invoices
-from renewly.batches.scheduler import advance, run_all
 from renewly.billing.invoices import list_invoices
 from renewly.billing.subscriptions import create_subscription
 from renewly.bootstrap import bootstrap
 from renewly.config.settings import load_settings
+from renewly.scheduler import advance, run_all
 from renewly.shared.errors import InvalidInput
 from tests.builders import OPERATOR, customer, subscribed, team_plan, with_card
 
@@ -154,9 +154,9 @@ def test_renewals_fall_due_at_local_midnight_across_the_autumn_change(databases,
 
 
 def test_a_batch_runs_log_line_says_its_batch_instant_seconds_and_counts():
-    from renewly.batches.scheduler import BatchFailed, batch_run_fields
     from renewly.payments.collect import CollectReport
     from renewly.retention.deletion import RetentionReport
+    from renewly.scheduler import BatchFailed, batch_run_fields
 
     collect = CollectReport(attempted=3, succeeded=2, declined=1, collected={"EUR": 3800})
     assert batch_run_fields("collect", at(2026, 2, 1), collect, 0.01234) == {
