@@ -11,6 +11,7 @@ build theirs through it too (with a fake gateway or a test clock).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -18,7 +19,6 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from renewly.adapters.clock import Clock, PersistedTestClock
-from renewly.batches.stopping import StopRequest
 from renewly.billing.rules.invoices import TaxTable
 
 if TYPE_CHECKING:
@@ -27,6 +27,27 @@ if TYPE_CHECKING:
     from renewly.adapters.gateways.port import PaymentGateway
     from renewly.config.settings import Settings
     from renewly.dunning.rules.schedule import Policy
+
+
+class StopRequest:
+    """Asked once (the first Ctrl-C), seen by every batch loop of the application from then on.
+
+    A batch stops between slices, never inside one: each loop looks at `asked` before it claims
+    its next slice (or before its next phase), so that the slice in hand finishes, its
+    transaction commits and its gateway calls get their answers recorded, leaving nothing
+    pending for the janitor. Any thread may ask or look: the batches' workers run in threads of
+    their own on PostgreSQL.
+    """
+
+    def __init__(self) -> None:
+        self._asked = threading.Event()
+
+    def ask(self) -> None:
+        self._asked.set()
+
+    @property
+    def asked(self) -> bool:
+        return self._asked.is_set()
 
 
 @dataclass

@@ -8,10 +8,10 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import select
 
 from renewly.adapters.db.tables import batch_runs
-from renewly.batches.stopping import StopRequest
 from renewly.billing.invoices import list_invoices
 from renewly.billing.renewals import renew_due
 from renewly.payments.collect import collect_due
+from renewly.ports import StopRequest
 from renewly.scheduler import advance, run_all, still_due
 from tests.builders import subscribed, team_plan
 from tests.payment_builders import attempts, paying_customer
