@@ -7,13 +7,9 @@ cancelled page, or, for the owner during a temporary reactivation, what to do no
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
 from renewly.accounts.rules.members import AccountStatus, Role
 from renewly.config.texts import has_text, text
-
-if TYPE_CHECKING:
-    from renewly.dunning.rules.schedule import Policy
 
 
 class Audience(StrEnum):
@@ -34,10 +30,6 @@ class Audience(StrEnum):
 
 
 _SEVERITY = {audience: rank for rank, audience in enumerate(Audience)}
-
-
-def banner_after(policy: Policy, notice_step: int) -> Audience:
-    return policy.steps[notice_step].banner
 
 
 def stronger_banner(current: str, new: Audience) -> str:
