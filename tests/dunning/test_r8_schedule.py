@@ -16,9 +16,9 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select
 
-from renewly.accounts.accounts import add_member, load_account
+from renewly.accounts.accounts import add_member, load_account, require_access
 from renewly.adapters.db.tables import billing_contacts, dunning_steps, outbox, payment_attempts
-from renewly.dunning.reactivation import banner_for_member, require_access
+from renewly.dunning.reactivation import banner_for_member
 from renewly.scheduler import advance
 from renewly.shared.errors import NotAllowed
 from tests.builders import OPERATOR, subscribed

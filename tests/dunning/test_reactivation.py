@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from renewly.accounts.accounts import add_member
+from renewly.accounts.accounts import add_member, require_access
 from renewly.accounts.rules.members import Role
 from renewly.adapters.db.tables import accounts, audit_log, billing_contacts, cards, outbox, payment_attempts
 from renewly.adapters.db.tables import reactivations as reactivations_table
-from renewly.dunning.reactivation import banners_by_role, grant_reactivation, require_access
+from renewly.dunning.reactivation import banners_by_role, grant_reactivation
 from renewly.scheduler import advance
 from renewly.shared.errors import NotAllowed
 from tests.builders import OPERATOR, subscribed, with_card

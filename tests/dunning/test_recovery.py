@@ -10,12 +10,13 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from renewly.accounts.accounts import require_access
 from renewly.adapters.db.tables import accounts, dunning_case_invoices, dunning_cases, outbox, payment_attempts
 from renewly.adapters.gateways.simulated import Fault
 from renewly.billing.invoices import issue_credit_note, list_invoices
 from renewly.billing.subscriptions import create_subscription
 from renewly.dunning.preview import preview_account
-from renewly.dunning.reactivation import banners_by_role, grant_reactivation, require_access
+from renewly.dunning.reactivation import banners_by_role, grant_reactivation
 from renewly.scheduler import advance, run_all
 from renewly.shared.calendar import local_date
 from renewly.shared.errors import Conflict, NotAllowed

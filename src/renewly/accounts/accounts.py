@@ -1,7 +1,15 @@
-"""Accounts, members and the buyer address."""
+"""Accounts, members and the buyer address; who may do what on an account, and its row lock.
+
+Only the owner manages billing (R1.1) and the payment method (R6.1); a cancelled account's
+members are refused its dashboard, except its owner on the billing pages during a temporary
+reactivation (R9.1, R9.2). Who may is decided by dunning's rule (renewly.dunning.rules.access,
+from the account's status and reactivation window); it is checked here, with the account, so
+that every concept that shows or changes an account asks it of a layer below itself.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -17,11 +25,14 @@ from renewly.accounts.rules.members import (
     validate_member_role,
     validate_text,
 )
-from renewly.adapters.db.tables import accounts, members, subscriptions
+from renewly.adapters.db.locks import hold_rows
+from renewly.adapters.db.tables import accounts, members, reactivations, subscriptions
+from renewly.dunning.rules.access import dashboard_access, refusal
+from renewly.dunning.rules.reactivation import last_day
 from renewly.outbox import writer
 from renewly.outbox.records import audit
 from renewly.ports import Ports
-from renewly.shared.calendar import validate_timezone
+from renewly.shared.calendar import local_date, validate_timezone
 from renewly.shared.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from renewly.shared.money import validate_currency
 
@@ -85,7 +96,6 @@ def update_buyer_address(app: Ports, account_id: int, *, changes: dict[str, str]
                          actor: str) -> dict[str, str]:
     """The owner changes the buyer address printed on invoices issued from now on (R3.1); issued
     ones keep theirs. Only the owner manages billing (R1.1): anyone else is told who can."""
-    from renewly.billing.overview import require_owner_of  # it reads accounts through this module
     require_owner_of(app, account_id, acting_email)
     if "country" in changes and not (changes["country"] or "").strip():
         # As at creation: without a country, invoices went out at 0 % unsaid.
@@ -123,6 +133,83 @@ def load_account(conn: Connection, account_id: int):
     if account is None:
         raise NotFound(f"no account {account_id}", code="unknown_account")
     return account
+
+
+def lock_accounts(conn: Connection, account_ids) -> None:
+    """Row locks on the accounts, in id order (SQLite's writer holds the whole database anyway).
+    FOR NO KEY UPDATE: exclusive among those who change accounts, while rows that point at the
+    accounts can still be written (their foreign keys checked) by others."""
+    hold_rows(conn, accounts, account_ids, key_share=True)
+
+
+# -- Who may do what on an account ---------------------------------------------------------------
+
+def owner_of(conn: Connection, account_id: int) -> str:
+    return conn.execute(select(members.c.email).where(members.c.account_id == account_id,
+                                                      members.c.role == Role.OWNER.value)).scalar_one()
+
+
+def require_owner(conn: Connection, account_id: int, acting_email: str) -> None:
+    """R6.1: only the owner changes the payment method; everyone else is told who can."""
+    owner = owner_of(conn, account_id)
+    if validate_email(acting_email) != owner:
+        raise NotAllowed(f"only the account owner ({owner}) can change the payment method", code="owner_required")
+
+
+def require_owner_of(app: Ports, account_id: int, acting_email: str) -> None:
+    """Refuse anyone but this account's owner, saying who can; a stranger learns nothing."""
+    acting = validate_email(acting_email)
+    now = app.clock.now()
+    with app.engine.connect() as conn:
+        load_account(conn, account_id)
+        role = conn.execute(select(members.c.role).where(members.c.account_id == account_id,
+                                                         members.c.email == acting)).scalar()
+        if role is None:
+            # R1.2: not a member: no data, not even the owner's address.
+            raise NotAllowed(f"{acting} is not a member of account {account_id}", code="not_a_member")
+        require_access(conn, account_id, acting, now, support_email=app.settings.seller.support_email,
+                       billing=True)
+        if role != Role.OWNER:
+            owner = conn.execute(select(members.c.email).where(members.c.account_id == account_id,
+                                                               members.c.role == Role.OWNER.value)).scalar_one()
+            raise NotAllowed(f"only the account owner ({owner}) can do this", code="owner_required")
+
+
+def running_reactivation(conn: Connection, account_id: int, now: datetime):
+    return conn.execute(select(reactivations).where(reactivations.c.account_id == account_id,
+                                                    reactivations.c.outcome.is_(None),
+                                                    reactivations.c.ends_at > now)).first()
+
+
+def require_access(conn: Connection, account_id: int, email: str, now: datetime, *, support_email: str,
+                   billing: bool = False) -> Role:
+    """Refuse a member the dashboard of a cancelled account (R9.1), saying why and how to ask
+    support; during a temporary reactivation, only the owner, and only the billing pages (R9.2).
+    Dates are the account's own local dates, as its e-mails give them."""
+    account = load_account(conn, account_id)
+    role = conn.execute(select(members.c.role).where(members.c.account_id == account_id,
+                                                     members.c.email == validate_email(email))).scalar()
+    if role is None:
+        raise NotFound(f"{email} is not a member of account {account_id}", code="unknown_member")
+    reactivation = running_reactivation(conn, account_id, now)
+    access = dashboard_access(account.status, Role(role), reactivation is not None)
+    refused = refusal(account.status, access, billing=billing)
+    if refused == "account_deleted":
+        raise NotAllowed(f"account {account_id} was deleted; it can never be used again", code="account_deleted")
+    if refused == "account_cancelled":
+        raise NotAllowed(f"account {account_id} was cancelled on {local_day(account, account.cancelled_at)} for an "
+                         f"unpaid invoice; its data will be deleted on {local_day(account, account.deletion_due_at)}"
+                         f" unless it is paid; the owner can ask {support_email} for a temporary reactivation to "
+                         f"pay it", code="account_cancelled")
+    if refused == "billing_only":
+        raise NotAllowed(f"account {account_id} is cancelled; until {last_day(reactivation.ends_at, account.timezone)}"
+                         f" only the owner may use the billing pages, to update the card", code="billing_only")
+    return Role(role)
+
+
+def local_day(account, instant: datetime | None) -> str:
+    """A moment as the account's own local date (ISO), or "?" when there is none."""
+    return local_date(instant, account.timezone).isoformat() if instant else "?"
 
 
 def describe_account(app: Ports, account_id: int) -> dict[str, Any]:

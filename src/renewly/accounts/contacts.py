@@ -14,14 +14,13 @@ from typing import Any
 from sqlalchemy import Connection, case, select
 from sqlalchemy.exc import IntegrityError
 
-from renewly.accounts.accounts import _live_account
+from renewly.accounts.accounts import _live_account, owner_of
 from renewly.accounts.rules.contacts import CURRENT, ContactStatus, check_decision, check_removal, check_request
 from renewly.accounts.rules.members import validate_email
 from renewly.adapters.db.tables import billing_contacts
 from renewly.config.texts import text
 from renewly.outbox import writer
 from renewly.outbox.records import audit
-from renewly.payments.cards import owner_of
 from renewly.ports import Ports
 from renewly.shared.errors import Conflict
 

@@ -8,12 +8,12 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from renewly.accounts.accounts import load_account
+from renewly.accounts.accounts import load_account, lock_accounts
 from renewly.accounts.rules.members import REASON_LENGTH, validate_text
 from renewly.adapters.db.tables import dunning_case_invoices, invoice_lines, invoices, payment_attempts
 from renewly.billing.issuing import store_documents
 from renewly.billing.rules.invoices import InvoiceStatus, IssuedInvoice, draft_credit_note
-from renewly.dunning.recovery import close_settled_cases, lock_accounts
+from renewly.dunning.recovery import close_settled_cases
 from renewly.outbox import emails as notices
 from renewly.outbox import writer
 from renewly.outbox.records import audit

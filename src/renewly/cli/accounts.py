@@ -127,7 +127,7 @@ def accounts_access(account: AccountId, acting: Annotated[str, typer.Option("--a
                     billing: Annotated[bool, typer.Option("--billing", help="The billing pages.")] = False,
                     as_json: JsonFlag = False) -> None:
     """May this member use the dashboard (or the billing pages) now? Exit 2 with the reason if not."""
-    from renewly.dunning.reactivation import require_access
+    from renewly.accounts.accounts import require_access
     application = open_app()
     with application.engine.connect() as conn:
         role = require_access(conn, account, acting, application.clock.now(),

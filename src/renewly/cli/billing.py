@@ -24,7 +24,7 @@ def billing_show(account: AccountId, acting: Annotated[str, typer.Option("--as",
                  as_json: JsonFlag = False) -> None:
     """The owner's billing pages: subscription, invoices, card, buyer address, contacts and the
     requests waiting for the owner's consent (R1.1, R4.1)."""
-    from renewly.billing.overview import billing_overview
+    from renewly.portal.overview import billing_overview
     found = billing_overview(open_app(), account, acting_email=acting)
     if as_json:
         print_json(found)

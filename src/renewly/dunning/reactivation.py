@@ -1,4 +1,7 @@
-"""Cancelled accounts (R9): who may still sign in, and support's temporary reactivation."""
+"""Cancelled accounts (R9): support's temporary reactivation, and the banners members see.
+
+Who may still sign in is checked with the account (renewly.accounts.accounts.require_access),
+by the rule of renewly.dunning.rules.access."""
 
 from __future__ import annotations
 
@@ -7,12 +10,10 @@ from datetime import date, datetime
 
 from sqlalchemy import Connection, select
 
-from renewly.accounts.accounts import load_account
+from renewly.accounts.accounts import load_account, local_day, lock_accounts, running_reactivation
 from renewly.accounts.rules.members import REASON_LENGTH, AccountStatus, Role, validate_email, validate_text
 from renewly.adapters.db.tables import accounts, dunning_cases, members, reactivations
 from renewly.dunning.notices import case_invoices
-from renewly.dunning.recovery import lock_accounts
-from renewly.dunning.rules.access import dashboard_access, refusal
 from renewly.dunning.rules.banners import banner_seen, banners_seen
 from renewly.dunning.rules.notices import announced_cancellation
 from renewly.dunning.rules.reactivation import last_day, window_days, window_end
@@ -23,42 +24,6 @@ from renewly.outbox.records import audit
 from renewly.ports import Ports
 from renewly.shared.calendar import local_date, local_midnight_utc
 from renewly.shared.errors import InvalidInput, NotAllowed, NotFound
-
-
-def running_reactivation(conn: Connection, account_id: int, now: datetime):
-    return conn.execute(select(reactivations).where(reactivations.c.account_id == account_id,
-                                                    reactivations.c.outcome.is_(None),
-                                                    reactivations.c.ends_at > now)).first()
-
-
-def require_access(conn: Connection, account_id: int, email: str, now: datetime, *, support_email: str,
-                   billing: bool = False) -> Role:
-    """Refuse a member the dashboard of a cancelled account (R9.1), saying why and how to ask
-    support; during a temporary reactivation, only the owner, and only the billing pages (R9.2).
-    Dates are the account's own local dates, as its e-mails give them."""
-    account = load_account(conn, account_id)
-    role = conn.execute(select(members.c.role).where(members.c.account_id == account_id,
-                                                     members.c.email == validate_email(email))).scalar()
-    if role is None:
-        raise NotFound(f"{email} is not a member of account {account_id}", code="unknown_member")
-    reactivation = running_reactivation(conn, account_id, now)
-    access = dashboard_access(account.status, Role(role), reactivation is not None)
-    refused = refusal(account.status, access, billing=billing)
-    if refused == "account_deleted":
-        raise NotAllowed(f"account {account_id} was deleted; it can never be used again", code="account_deleted")
-    if refused == "account_cancelled":
-        raise NotAllowed(f"account {account_id} was cancelled on {_local_day(account, account.cancelled_at)} for an "
-                         f"unpaid invoice; its data will be deleted on {_local_day(account, account.deletion_due_at)}"
-                         f" unless it is paid; the owner can ask {support_email} for a temporary reactivation to "
-                         f"pay it", code="account_cancelled")
-    if refused == "billing_only":
-        raise NotAllowed(f"account {account_id} is cancelled; until {last_day(reactivation.ends_at, account.timezone)}"
-                         f" only the owner may use the billing pages, to update the card", code="billing_only")
-    return Role(role)
-
-
-def _local_day(account, instant: datetime | None) -> str:
-    return local_date(instant, account.timezone).isoformat() if instant else "?"
 
 
 def grant_reactivation(app: Ports, account_id: int, *, days: int | None, reason: str, actor: str) -> datetime:
@@ -75,7 +40,7 @@ def grant_reactivation(app: Ports, account_id: int, *, days: int | None, reason:
         lock_accounts(conn, {account_id})
         account = load_account(conn, account_id)
         if account.status == AccountStatus.DELETED:
-            raise NotAllowed(f"account {account_id} was deleted on {_local_day(account, account.deleted_at)}; its "
+            raise NotAllowed(f"account {account_id} was deleted on {local_day(account, account.deleted_at)}; its "
                              f"data is gone and it can never be reactivated (R10.1)", code="account_deleted")
         if account.status != AccountStatus.CANCELLED:
             raise NotAllowed(f"account {account_id} is {account.status}, not cancelled: nothing to reactivate",

@@ -23,7 +23,6 @@ from sqlalchemy import Connection, and_, exists, or_, select
 
 from renewly.accounts.rules.members import AccountStatus, Role
 from renewly.adapters.db.bulk import among, insert_ignoring_conflicts, update_rows
-from renewly.adapters.db.locks import hold_rows
 from renewly.adapters.db.tables import (
     accounts,
     cards,
@@ -50,13 +49,6 @@ from renewly.payments.retries import CARD_UPDATE
 from renewly.payments.rules.charges import UNSETTLED, AttemptStatus
 from renewly.ports import Ports
 from renewly.shared.calendar import local_date, local_midnight_utc
-
-
-def lock_accounts(conn: Connection, account_ids) -> None:
-    """Row locks on the accounts, in id order (SQLite's writer holds the whole database anyway).
-    FOR NO KEY UPDATE: exclusive among those who change accounts, while rows that point at the
-    accounts can still be written (their foreign keys checked) by others."""
-    hold_rows(conn, accounts, account_ids, key_share=True)
 
 
 def unpaid_renewal_invoices():

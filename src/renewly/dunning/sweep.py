@@ -19,6 +19,7 @@ from itertools import chain
 
 from sqlalchemy import Connection, exists, func, select, text
 
+from renewly.accounts.accounts import lock_accounts
 from renewly.adapters.db.bulk import among, chunked, insert_ignoring_conflicts, insert_rows, update_rows
 from renewly.adapters.db.locks import claim_unheld, several_writers
 from renewly.adapters.db.tables import (
@@ -39,7 +40,7 @@ from renewly.batches.slices import WORKERS, run_slices
 from renewly.billing.rules.invoices import InvoiceStatus
 from renewly.dunning import notices as dunning_notices
 from renewly.dunning.notices import NoticeCase, case_invoices
-from renewly.dunning.recovery import close_settled_cases, lock_accounts, unpaid_renewal_invoices
+from renewly.dunning.recovery import close_settled_cases, unpaid_renewal_invoices
 from renewly.dunning.rules.banners import banners_seen
 from renewly.dunning.rules.notices import CaseInvoice
 from renewly.dunning.rules.schedule import (

@@ -12,11 +12,12 @@ from datetime import UTC, datetime
 import structlog
 from sqlalchemy import Connection, select
 
+from renewly.accounts.accounts import lock_accounts
 from renewly.adapters.db.bulk import among, update_rows
 from renewly.adapters.db.locks import hold_until_commit
 from renewly.adapters.db.tables import invoices, payment_attempts
 from renewly.billing.rules.invoices import InvoiceStatus
-from renewly.dunning.recovery import after_charges, lock_accounts
+from renewly.dunning.recovery import after_charges
 from renewly.outbox import writer
 from renewly.payments.rules.charges import AttemptStatus, ChargeRequest, GatewayResult, Outcome
 from renewly.ports import Ports

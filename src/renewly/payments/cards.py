@@ -14,18 +14,17 @@ from datetime import timedelta
 
 from sqlalchemy import Connection, select
 
-from renewly.accounts.accounts import _live_account, load_account
-from renewly.accounts.rules.members import Role, validate_email
-from renewly.adapters.db.tables import card_verifications, cards, gateway_customers, invoices, members
+from renewly.accounts.accounts import _live_account, load_account, require_access, require_owner
+from renewly.accounts.rules.members import validate_email
+from renewly.adapters.db.tables import card_verifications, cards, gateway_customers, invoices
 from renewly.billing.rules.invoices import InvoiceKind, InvoiceStatus
-from renewly.dunning.reactivation import require_access
 from renewly.outbox import writer
 from renewly.outbox.records import audit
 from renewly.payments.attempts import wall_clock
 from renewly.payments.retries import card_update_reason, request_retries, retry_requests
 from renewly.payments.rules.charges import Outcome, SavedCard, decline_in_words, verification_key
 from renewly.ports import Ports
-from renewly.shared.errors import BillingError, NotAllowed
+from renewly.shared.errors import BillingError
 from renewly.shared.money import minor_unit_exponent
 
 
@@ -37,18 +36,6 @@ class CardRefused(BillingError):
 class CardSaved:
     card: SavedCard
     retries_requested: int
-
-
-def owner_of(conn: Connection, account_id: int) -> str:
-    return conn.execute(select(members.c.email).where(members.c.account_id == account_id,
-                                                      members.c.role == Role.OWNER.value)).scalar_one()
-
-
-def require_owner(conn: Connection, account_id: int, acting_email: str) -> None:
-    """R6.1: only the owner changes the payment method; everyone else is told who can."""
-    owner = owner_of(conn, account_id)
-    if validate_email(acting_email) != owner:
-        raise NotAllowed(f"only the account owner ({owner}) can change the payment method", code="owner_required")
 
 
 def may_change_card(app: Ports, account_id: int, acting_email: str):

@@ -21,11 +21,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, exists, or_, select
 
+from renewly.accounts.accounts import lock_accounts
 from renewly.adapters.db.bulk import among, update_rows
 from renewly.adapters.db.locks import claim_unheld
 from renewly.adapters.db.tables import accounts, cards, gateway_customers, invoices, payment_attempts, reactivations
 from renewly.billing.rules.invoices import InvoiceStatus
-from renewly.dunning.recovery import lock_accounts
 from renewly.payments.attempts import Claim, ask_safely, settle_attempts, still_claimed, wall_clock
 from renewly.payments.rate_limit import TokenBucket, call_concurrently
 from renewly.payments.rules.charges import AttemptStatus, ChargeRequest, GatewayResult, Outcome

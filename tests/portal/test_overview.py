@@ -10,8 +10,8 @@ import pytest
 from renewly.accounts.accounts import add_member
 from renewly.accounts.contacts import approve_contact, request_contact
 from renewly.billing.invoices import resend_invoices_of_month
-from renewly.billing.overview import billing_overview
 from renewly.outbox.reading import list_outbox
+from renewly.portal.overview import billing_overview
 from renewly.scheduler import advance
 from renewly.shared.errors import InvalidInput, NotAllowed, NotFound
 from tests.builders import OPERATOR, database_rows, subscribed

@@ -1,0 +1,1 @@
+"""What an account's owner sees of it (R1.1): reads of every concept, for the portal to render."""
