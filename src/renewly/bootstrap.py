@@ -8,6 +8,7 @@ from renewly.adapters.gateways.port import PaymentGateway
 from renewly.adapters.gateways.simulated import SimulatedGateway
 from renewly.config.policy import load_policy
 from renewly.config.settings import Settings, load_settings
+from renewly.dunning.recovery import DunningSettlement
 from renewly.dunning.rules.schedule import Policy
 from renewly.ports import Ports
 
@@ -32,4 +33,5 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None, g
         return SimulatedGateway(settings.simulator_url(), running_clock,
                                 latency=settings.payments.simulator_latency_ms / 1000)
 
-    return Ports(settings=settings, engine=engine, clock=clock, policy=policy, connect_gateway=connect_gateway)
+    return Ports(settings=settings, engine=engine, clock=clock, policy=policy, connect_gateway=connect_gateway,
+                 settlement=DunningSettlement())

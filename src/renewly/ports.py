@@ -15,14 +15,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
 from renewly.adapters.clock import Clock, PersistedTestClock
 from renewly.billing.rules.invoices import TaxTable
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    from datetime import datetime
+
+    from sqlalchemy import Connection, Engine
 
     from renewly.adapters.gateways.port import PaymentGateway
     from renewly.config.settings import Settings
@@ -50,6 +52,23 @@ class StopRequest:
         return self._asked.is_set()
 
 
+class Settlement(Protocol):
+    """What settling invoices means beyond them, told in the transaction that records it.
+
+    Payments (answers to charges recorded) and billing (an open invoice voided by a credit note)
+    sit below dunning and call this; dunning implements it (renewly.dunning.recovery.
+    DunningSettlement: cases recovered or closed, a step's awaited notice given, the owner told
+    of a declined card retry) and bootstrap wires it in.
+    """
+
+    def after_charges(self, conn: Connection, app: Ports, *, account_ids: set[int], paid_invoice_ids: list[int],
+                      answered_attempt_ids: list[int], as_of: datetime) -> None:
+        """The accounts are already locked by the caller."""
+
+    def after_void(self, conn: Connection, app: Ports, invoice_id: int, as_of: datetime) -> None:
+        """An open invoice just voided: nothing left to chase on it."""
+
+
 @dataclass
 class Ports:
     settings: Settings
@@ -58,6 +77,8 @@ class Ports:
     policy: Policy
     # How to reach the payment gateway; called once, on first use (most commands never charge).
     connect_gateway: Callable[[], PaymentGateway] = field(repr=False)
+    # What settled invoices mean for dunning, which sits above payments and billing.
+    settlement: Settlement = field(repr=False)
     # Asked (the first Ctrl-C), every batch stops before its next slice.
     stop: StopRequest = field(default_factory=StopRequest, repr=False)
 

@@ -10,10 +10,9 @@ from sqlalchemy import Connection, func, select
 
 from renewly.accounts.accounts import load_account, lock_accounts
 from renewly.accounts.rules.members import REASON_LENGTH, validate_text
-from renewly.adapters.db.tables import dunning_case_invoices, invoice_lines, invoices, payment_attempts
+from renewly.adapters.db.tables import invoice_lines, invoices, payment_attempts
 from renewly.billing.issuing import store_documents
 from renewly.billing.rules.invoices import InvoiceStatus, IssuedInvoice, draft_credit_note
-from renewly.dunning.recovery import close_settled_cases
 from renewly.outbox import emails as notices
 from renewly.outbox import writer
 from renewly.outbox.records import audit
@@ -81,10 +80,8 @@ def issue_credit_note(app: Ports, number: str, *, reason: str, amount: int | Non
             conn.execute(invoices.update().where(invoices.c.id == row.id,
                                                  invoices.c.status == InvoiceStatus.OPEN.value)
                          .values(status=InvoiceStatus.VOID.value, status_changed_at=now))
-            # Nothing left to chase on it: a case with nothing else unpaid ends here.
-            close_settled_cases(conn, app, conn.execute(
-                select(dunning_case_invoices.c.case_id).where(dunning_case_invoices.c.invoice_id == row.id)
-            ).scalars().all(), now)
+            # Nothing left to chase on it: a dunning case with nothing else unpaid ends here.
+            app.settlement.after_void(conn, app, row.id, now)
         audit(conn, now, actor, "credit_note.issued", "invoice", row.number, reason=reason,
               details={"credit_note": credit_number, "subtotal": draft.subtotal, "total": draft.total})
     return credit_number

@@ -1,7 +1,9 @@
 """What the answers to charges do to dunning, in the transaction that records them.
 
 Whoever settles attempts (the payment batch, or the janitor for answers that came late) calls
-`after_charges`, so that an answer is told the same way whoever got it:
+`after_charges`, so that an answer is told the same way whoever got it; payments sit below
+dunning and call it through the port they are given (`Ports.settlement`, DunningSettlement
+below, wired by renewly.bootstrap), in the same transaction:
 - R8.6, R11: a payment that leaves an account's case with nothing unpaid ends it: one
   confirmation e-mail to every billing contact, the account active again, its banners gone, a
   running reactivation ended paid.
@@ -49,6 +51,21 @@ from renewly.payments.retries import CARD_UPDATE
 from renewly.payments.rules.charges import UNSETTLED, AttemptStatus
 from renewly.ports import Ports
 from renewly.shared.calendar import local_date, local_midnight_utc
+
+
+class DunningSettlement:
+    """`Ports.settlement`: what settled invoices mean for dunning, for payments and billing below."""
+
+    def after_charges(self, conn: Connection, app: Ports, *, account_ids: set[int], paid_invoice_ids: list[int],
+                      answered_attempt_ids: list[int], as_of: datetime) -> None:
+        after_charges(conn, app, account_ids=account_ids, paid_invoice_ids=paid_invoice_ids,
+                      answered_attempt_ids=answered_attempt_ids, as_of=as_of)
+
+    def after_void(self, conn: Connection, app: Ports, invoice_id: int, as_of: datetime) -> None:
+        """A credit note voided an open invoice: a case with nothing else unpaid ends here."""
+        close_settled_cases(conn, app, conn.execute(
+            select(dunning_case_invoices.c.case_id).where(dunning_case_invoices.c.invoice_id == invoice_id)
+        ).scalars().all(), as_of)
 
 
 def unpaid_renewal_invoices():

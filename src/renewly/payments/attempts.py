@@ -17,7 +17,6 @@ from renewly.adapters.db.bulk import among, update_rows
 from renewly.adapters.db.locks import hold_until_commit
 from renewly.adapters.db.tables import invoices, payment_attempts
 from renewly.billing.rules.invoices import InvoiceStatus
-from renewly.dunning.recovery import after_charges
 from renewly.outbox import writer
 from renewly.payments.rules.charges import AttemptStatus, ChargeRequest, GatewayResult, Outcome
 from renewly.ports import Ports
@@ -100,7 +99,9 @@ def settle_attempts(conn: Connection, app: Ports, answered: list[tuple[Claim, Ga
         {"invoice_id": claim.invoice_id, "attempt_id": claim.attempt_id, "amount": claim.request.amount,
          "currency": claim.request.currency, "decline_code": result.decline_code},
     ) for claim, result in answered if result.outcome != Outcome.UNKNOWN])
-    after_charges(conn, app, account_ids=account_ids, paid_invoice_ids=[claim.invoice_id for claim in paid],
-                  answered_attempt_ids=[claim.attempt_id for claim, result in answered
-                                        if result.outcome != Outcome.UNKNOWN], as_of=as_of)
+    # What the answers mean for dunning (above payments: the port bootstrap wired), in this transaction.
+    app.settlement.after_charges(conn, app, account_ids=account_ids,
+                                 paid_invoice_ids=[claim.invoice_id for claim in paid],
+                                 answered_attempt_ids=[claim.attempt_id for claim, result in answered
+                                                       if result.outcome != Outcome.UNKNOWN], as_of=as_of)
     return answered
