@@ -178,3 +178,16 @@ def test_the_documented_application_role_runs_renewly_and_cannot_get_past_the_gu
                 if words not in answers[statement]} == {}, answers
     finally:
         app.engine.dispose()
+
+
+def test_every_file_the_architecture_names_exists():
+    """docs/architecture.md's "Where is..." table and its sections name files of src/renewly/:
+    each one is there (a move that forgets the manual fails here)."""
+    manual = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    table = manual[manual.index("## Where is"):]
+    named = set(re.findall(r"`([\w/]+\.(?:py|toml))", manual))
+    assert {"payments/retries.py", "dunning/rules/banners.py", "retention/rules/deadlines.py", "scheduler.py",
+            "outbox/writer.py", "config/texts.toml"} <= set(re.findall(r"`([\w/]+\.(?:py|toml))", table))
+    missing = sorted(path for path in named if not any(
+        (folder / path).exists() for folder in (ROOT / "src" / "renewly", ROOT / "src", ROOT)))
+    assert missing == [], f"docs/architecture.md names files that are not there: {missing}"
