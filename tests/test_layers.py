@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,16 @@ def test_the_contracts_refuse_an_import_that_breaks_them(tmp_path, module, line,
     checked = lint_imports(tmp_path)
     assert checked.returncode == 1, checked.stdout + checked.stderr
     assert f"Contracts: {len(CONTRACTS - broken)} kept, {len(broken)} broken." in checked.stdout, checked.stdout
+
+
+def test_every_top_level_module_and_package_has_its_layer():
+    """A new package is placed in the layers contract (which cannot be exhaustive at the top)."""
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    [layers] = [contract["layers"] for contract in contracts if contract["id"] == "layers"]
+    placed = {name.strip(" ()").removeprefix("renewly.") for layer in layers for name in layer.split("|")}
+    present = {path.stem for path in PACKAGE.iterdir()
+               if (path.suffix == ".py" and path.stem != "__init__") or (path / "__init__.py").exists()}
+    assert present - placed == set(), "place it in [tool.importlinter]'s layers contract (pyproject.toml)"
 
 
 def test_the_rules_modules_are_there():
