@@ -54,7 +54,10 @@ class PersistedTestClock:
             # Processes reading it first at once: the first one's start stands.
             conn.execute(insert_ignoring_conflicts(conn)(test_clock).values(id=1, now=start)
                          .on_conflict_do_nothing(index_elements=["id"]))
-        return self.peek()
+        started = self.peek()
+        if started is None:
+            raise RuntimeError("the test clock's row is missing right after it was started")
+        return started
 
     def set(self, instant: datetime) -> None:
         if instant.tzinfo is None:

@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 import structlog
+from structlog.typing import EventDict
 
 from renewly.shared.errors import BillingError
 
@@ -28,7 +29,7 @@ class RenderAsConfigured:
     def __init__(self) -> None:
         self.renderer: Any = None
 
-    def __call__(self, logger: Any, method: str, event: dict[str, Any]) -> str:
+    def __call__(self, logger: Any, method: str, event: EventDict) -> str:
         if self.renderer is None:
             self.renderer = renderer(configured_format())
         return self.renderer(logger, method, event)

@@ -24,7 +24,8 @@ def cards_add(account: AccountId,
                   help="Simulated gateway only: the number its tokenizer takes, as a hosted card form would.")] = None,
               exp: Annotated[str | None, typer.Option(help="MM/YYYY")] = None,
               token: Annotated[str | None, typer.Option(help="A card token from the gateway's card form.")] = None,
-              acting: Annotated[str, typer.Option("--as", help="Who is doing it: only the owner may.")] = ...,
+              *,  # so that the required --as needs no default, in the options' order of --help
+              acting: Annotated[str, typer.Option("--as", help="Who is doing it: only the owner may.")],
               as_json: JsonFlag = False) -> None:
     """Save a card after a verification authorization (R5.1); retries unpaid invoices next batch (R7.1)."""
     from renewly.payments.cards import add_card, may_change_card

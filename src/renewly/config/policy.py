@@ -161,10 +161,12 @@ class BannerTexts(BaseModel):
 
 BANNER_KEYS = tuple(BannerTexts.model_fields)
 # One field per supported language: a template or a banner set lacking one is refused.
-EmailVersions = create_model("EmailVersions", __config__=_STRICT,
-                             **{locale: (EmailText, ...) for locale in SUPPORTED_LOCALES})
+# (The fields typed Any: a dict unpacked into keywords must fit create_model's __config__ too.)
+_EMAIL_FIELDS: dict[str, Any] = {locale: (EmailText, ...) for locale in SUPPORTED_LOCALES}
+_BANNER_FIELDS: dict[str, Any] = {locale: (BannerTexts, ...) for locale in SUPPORTED_LOCALES}
+EmailVersions = create_model("EmailVersions", __config__=_STRICT, **_EMAIL_FIELDS)
 BannerVersions = create_model("BannerVersions", __config__=ConfigDict(strict=True, extra="ignore", frozen=True),
-                              **{locale: (BannerTexts, ...) for locale in SUPPORTED_LOCALES})
+                              **_BANNER_FIELDS)
 
 
 class PolicyFile(BaseModel):
@@ -178,9 +180,9 @@ class PolicyFile(BaseModel):
     verification_void_delay_days: int = Field(3, ge=0, le=30)  # R5.2
     minimum_warning_days: int | None = Field(None, ge=0, le=MAX_DAY)  # default: the schedule's gap
     # Before the steps, which name them.
-    templates: dict[str, EmailVersions] = Field(default_factory=dict, validate_default=True)  # type: ignore[valid-type]
+    templates: dict[str, EmailVersions] = Field(default_factory=dict, validate_default=True)
     steps: list[StepEntry] = Field(min_length=1)
-    banners: BannerVersions = Field(default_factory=dict, validate_default=True)  # type: ignore[valid-type]
+    banners: BannerVersions = Field(default_factory=dict, validate_default=True)
 
     @model_validator(mode="after")
     def _across_keys(self) -> PolicyFile:

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 Request = TypeVar("Request")
 Answer = TypeVar("Answer")
@@ -53,7 +53,7 @@ def call_concurrently(call: Callable[[Request], Answer], requests: Sequence[Requ
         return [future.result() for future in calls.submit(requests)]
 
 
-class GatewayCalls:
+class GatewayCalls(Generic[Request, Answer]):
     """A pool of `concurrency` threads calling the gateway under the bucket, for as many slices as
     the batch has: the next slice's calls, submitted while a slice is in flight, start as soon as
     threads free up, so the gateway is not left idle while a slice is settled and the next claimed."""
@@ -66,7 +66,7 @@ class GatewayCalls:
     def submit(self, requests: Sequence[Request]) -> list[Future[Answer]]:
         return [self._pool.submit(_limited, self._call, self._bucket, request) for request in requests]
 
-    def __enter__(self) -> GatewayCalls:
+    def __enter__(self) -> GatewayCalls[Request, Answer]:
         return self
 
     def __exit__(self, exc_type, *_exc) -> None:

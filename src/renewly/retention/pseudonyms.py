@@ -60,14 +60,14 @@ def personal_data_of(conn: Connection, account_ids: list[int]) -> dict[int, Know
             for account_id in account_ids}
 
 
-def pseudonymise_deleted(conn: Connection, known: dict[int, KnownPersonalData]) -> Counter:
+def pseudonymise_deleted(conn: Connection, known: dict[int, KnownPersonalData]) -> Counter[int]:
     """Rewrite the entries of these accounts, already marked deleted; how many per account."""
     account_ids = list(known)
     entries: dict[int, list[AuditEntry]] = defaultdict(list)
     for row in conn.execute(entries_about(account_ids)):
         entries[row.account_id].append(AuditEntry(id=row.id, actor=row.actor, action=row.action, reason=row.reason,
                                                   details=row.details))
-    pseudonymisers, rewritten, counted = {}, [], Counter()
+    pseudonymisers, rewritten, counted = {}, [], Counter[int]()
     for account_id in account_ids:
         pseudonymisers[account_id], changed = pseudonymise(account_id, known[account_id], entries[account_id])
         rewritten += changed

@@ -23,7 +23,9 @@ TENDER_AS_OF = date(2026, 1, 1)
 
 @cache
 def tender_currencies() -> frozenset[str]:
-    return frozenset(code for territory in Locale("en").territories if len(territory) == 2 and territory.isalpha()
+    # Babel types the keys loosely (str | int | None); CLDR's territory codes are all strings.
+    return frozenset(code for territory in Locale("en").territories
+                     if isinstance(territory, str) and len(territory) == 2 and territory.isalpha()
                      for code in get_territory_currencies(territory, start_date=TENDER_AS_OF, tender=True))
 
 

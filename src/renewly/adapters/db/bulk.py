@@ -7,6 +7,7 @@ caller's transaction, so a slice commits whole or not at all.
 from __future__ import annotations
 
 import json
+import typing
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -36,10 +37,10 @@ def insert_ignoring_conflicts(conn: Connection):
     """The dialect's INSERT construct, whose `on_conflict_do_nothing` skips the rows a unique key
     refuses, and `on_conflict_do_update` updates them instead (both engines speak ON CONFLICT)."""
     if is_postgres(conn):
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+        return postgresql_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+    return sqlite_insert
 
 
 def among(conn: Connection, column: ColumnElement, values: Sequence[int]) -> ColumnElement[bool]:
@@ -95,16 +96,19 @@ def insert_rows(conn: Connection, table: Table, rows: Iterable[Mapping[str, Any]
     """
     if isinstance(rows, Sequence) and not rows:
         return
+    tuples: Iterable[Sequence[Any]]
     if columns is None:
-        rows = list(rows)
-        columns = list(rows[0].keys())
-        rows = [[row[column] for column in columns] for row in rows]
+        mappings = typing.cast("list[Mapping[str, Any]]", list(rows))  # no columns: the rows are mappings
+        columns = list(mappings[0].keys())
+        tuples = [[row[column] for column in columns] for row in mappings]
+    else:
+        tuples = typing.cast("Iterable[Sequence[Any]]", rows)  # columns: the rows are tuples of values
     if not is_postgres(conn):
-        values = [dict(zip(columns, row)) for row in rows]
+        values = [dict(zip(columns, row)) for row in tuples]
         if values:  # an empty executemany would insert one row of defaults
             conn.execute(table.insert(), values)
         return
-    _copy(conn, table, table.name, columns, rows, binary)
+    _copy(conn, table, table.name, columns, tuples, binary)
 
 
 def update_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], key: str = "id", *,
@@ -175,7 +179,10 @@ def _copy(conn: Connection, table: Table, target: str, columns: Sequence[str], r
 
     json_positions = [position for position, name in enumerate(columns) if isinstance(table.c[name].type, JSON)]
     documents = JsonDocuments(conn, binary=binary)
-    cursor = conn.connection.driver_connection.cursor()
+    driver_connection = conn.connection.driver_connection
+    if driver_connection is None:
+        raise RuntimeError("COPY needs the driver's connection, and this one has none (closed?)")
+    cursor = driver_connection.cursor()
     statement = f"COPY {target} ({', '.join(columns)}) FROM STDIN{' (FORMAT BINARY)' if binary else ''}"
     try:
         with cursor.copy(statement) as copy:

@@ -112,9 +112,11 @@ def head_revision() -> str:
     """The revision this Renewly's schema is at: the one revision no other follows. Read from the
     migration files' `revision` lines at every command's start (importing them through Alembic
     costs a tenth of a second); Alembic decides whenever the history is not one plain line."""
-    revisions, followed = set(), set()
+    revisions: set[str] = set()
+    followed: set[str | None] = set()
     for path in (MIGRATIONS / "versions").glob("*.py"):
-        said = dict(match.group(1, 2) for match in _REVISION_LINE.finditer(path.read_text(encoding="utf-8")))
+        said: dict[str, str | None] = {match.group(1): match.group(2)
+                                       for match in _REVISION_LINE.finditer(path.read_text(encoding="utf-8"))}
         if "revision" not in said or said["revision"] is None or "down_revision" not in said:
             return alembic_head_revision()
         revisions.add(said["revision"])
@@ -125,7 +127,10 @@ def head_revision() -> str:
 
 def alembic_head_revision() -> str:
     from alembic.script import ScriptDirectory
-    return ScriptDirectory.from_config(alembic_config(None)).get_current_head()
+    head = ScriptDirectory.from_config(alembic_config(None)).get_current_head()
+    if head is None:
+        raise RuntimeError(f"no migration in {MIGRATIONS / 'versions'}: this installation of Renewly is incomplete")
+    return head
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import partial
 from typing import Any
 
 from renewly.accounts.rules.members import (
@@ -270,7 +271,9 @@ class _Row:
     """One record's problems; a field with a problem is not checked again (nor its value echoed)."""
 
     def __init__(self, line: int) -> None:
-        self.line, self.problems, self._refused = line, [], set()
+        self.line = line
+        self.problems: list[Problem] = []
+        self._refused: set[str] = set()
 
     def fail(self, path: str, reason: str) -> None:
         if path not in self._refused:
@@ -313,6 +316,8 @@ def _check_account(row: _Row, record: Any, context: Context) -> Account | None:
     card = _check_card(row, record.get("card"), context)
     if row.problems:
         return None
+    if buyer is None:
+        raise RuntimeError(f"line {row.line}: no buyer's address and no problem recorded for it")
     return Account(line=row.line, key=key, name=name, owner_email=owner, locale=locale, timezone=zone,
                    currency=currency, buyer=buyer, members=members, subscriptions=subscriptions, card=card)
 
@@ -337,7 +342,7 @@ def _check_address(row: _Row, address: Any, buyer_name: str | None) -> dict[str,
     for name in ADDRESS_FIELDS:
         value = address.get(name, "")
         # Each field alone by the address's own rules, so that each problem names its field.
-        checked[name] = row.check(f"address.{name}", _text_then(lambda text, n=name: validate_address_field(n, text)),
+        checked[name] = row.check(f"address.{name}", _text_then(partial(validate_address_field, name)),
                                   value)
     if buyer_name is None or None in checked.values():
         return None
@@ -490,9 +495,10 @@ def _next_renewal(day: date, plan: PlanTerms | None, zone: str, context: Context
         raise InvalidInput(f"{day} is before today ({today} in {zone}): the next renewal is today or later")
     if day >= context.last_day:
         raise InvalidInput(f"{day} is past the last day Renewly bills ({context.last_day})")
-    latest = period_boundary(today, plan.interval, 1) if plan else None
-    if latest and day > latest:
-        raise InvalidInput(f"{day} is more than one {plan.interval} ahead (after {latest})")
+    if plan is not None:
+        latest = period_boundary(today, plan.interval, 1)
+        if day > latest:
+            raise InvalidInput(f"{day} is more than one {plan.interval} ahead (after {latest})")
     return day
 
 
@@ -508,9 +514,10 @@ _LAST4 = re.compile(r"^[0-9]{4}$")
 def _last4(value: Any) -> str:
     if value is None or value == "":
         raise InvalidInput("the card's last 4 digits are required")
-    if not _LAST4.match(_expect_text(value)):
+    digits = _expect_text(value)
+    if not _LAST4.match(digits):
         raise InvalidInput("expected the card's last 4 digits")
-    return value
+    return digits
 
 
 _CARD_NUMBER = re.compile(r"^[0-9 -]+$")
@@ -528,7 +535,7 @@ def looks_like_card_number(value: str) -> bool:
     return total % 10 == 0
 
 
-def _card_numbers(record: dict | list, path: str = "") -> Iterator[str]:
+def _card_numbers(record: dict[str, Any] | list[Any], path: str = "") -> Iterator[str]:
     """The paths of every value of the record that looks like a card number, wherever it is."""
     items = record.items() if isinstance(record, dict) else enumerate(record)
     for name, value in items:

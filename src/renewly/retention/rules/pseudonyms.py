@@ -91,7 +91,7 @@ class Pseudonymiser:
         odd = sorted((email for email in people if not _EMAIL.fullmatch(email)), key=len, reverse=True)
         self._odd = [rf"(?P<odd>{'|'.join(map(re.escape, odd))})(?![\w-]|\.[\w-])"] if odd else []
         self._addresses = re.compile("|".join([*self._odd, _EMAIL.pattern]), re.IGNORECASE) if odd else _EMAIL
-        self._with_texts: re.Pattern | None = None  # compiled when a text first needs it: most never do
+        self._with_texts: re.Pattern[str] | None = None  # compiled when a text first needs it: most never do
 
     def of(self, email: str) -> str:
         number = self._numbers.setdefault(email.lower(), len(self._numbers) + 1)
@@ -140,7 +140,7 @@ class Pseudonymiser:
                 self._with_texts = re.compile("|".join([*self._odd, names_part, _EMAIL.pattern]), re.IGNORECASE)
             pattern = self._with_texts
 
-        def substitute(match: re.Match) -> str:
+        def substitute(match: re.Match[str]) -> str:
             if match.lastgroup == "text":
                 return DELETED_TEXT
             if only_people and match.group().lower() not in self.people:

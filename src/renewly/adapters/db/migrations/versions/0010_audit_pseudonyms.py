@@ -30,6 +30,8 @@ Revision ID: 0010
 Revises: 0009
 """
 import json
+from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -175,7 +177,7 @@ def _pseudonymise_accounts_deleted_before(postgres: bool) -> None:
     texts: dict[int, set[str]] = {}
     for account_id, buyer in conn.execute(sa.text(f"SELECT account_id, buyer FROM invoices WHERE account_id IN {_DELETED}")):
         texts.setdefault(account_id, set()).update(str(document(buyer).get(key) or "") for key in _BUYER_TEXTS)
-    reasons: dict[tuple[str, str], list] = {
+    reasons: dict[tuple[str, str], Sequence[sa.Row[Any]]] = {
         (table, actor): conn.execute(sa.text(f"SELECT id, account_id, reason, {actor} AS actor FROM {table} "
                                              f"WHERE account_id IN {_DELETED}")).all()
         for table, actor in (("reactivations", "granted_by"), ("parked_rows", "resolved_by"))}
@@ -191,10 +193,10 @@ def _pseudonymise_accounts_deleted_before(postgres: bool) -> None:
                      [{"id": e.id, "actor": e.actor, "reason": e.reason, "details": json.dumps(e.details)}
                       for e in rewritten])
     for (table, actor), rows in reasons.items():
-        changed = [{"id": row.id, "reason": pseudonymisers[row.account_id].text(row.reason),
+        updates = [{"id": row.id, "reason": pseudonymisers[row.account_id].text(row.reason),
                     "actor": pseudonymisers[row.account_id].actor(row.actor) if row.actor is not None else None}
                    for row in rows]
-        changed = [change for change, row in zip(changed, rows) if (change["reason"], change["actor"]) != row[2:]]
-        if changed:
-            conn.execute(sa.text(f"UPDATE {table} SET reason = :reason, {actor} = :actor WHERE id = :id"), changed)
+        updates = [update for update, row in zip(updates, rows) if (update["reason"], update["actor"]) != row[2:]]
+        if updates:
+            conn.execute(sa.text(f"UPDATE {table} SET reason = :reason, {actor} = :actor WHERE id = :id"), updates)
     conn.execute(sa.text(f"UPDATE cards SET last4 = '' WHERE last4 <> '' AND account_id IN {_DELETED}"))
