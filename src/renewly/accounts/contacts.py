@@ -86,9 +86,8 @@ def remove_contact(app: Ports, account_id: int, *, email: str, acting_email: str
     now = app.clock.now()
     with app.engine.begin() as conn:
         _live_account(conn, account_id)
-        current = _current_status(conn, account_id, email)
-        check_removal(email, acting=acting, owner=owner_of(conn, account_id), current=current,
-                      account_id=account_id)
+        current = check_removal(email, acting=acting, owner=owner_of(conn, account_id),
+                                current=_current_status(conn, account_id, email), account_id=account_id)
         _decide(conn, account_id, email, current, ContactStatus.REMOVED, removed_at=now)
         audit(conn, now, acting, "billing_contact.removed", "account", account_id,
               details={"email": email, "was": current.value})

@@ -69,12 +69,14 @@ def collect_due(app: Ports, as_of: datetime, *, bucket: TokenBucket | None = Non
     report = CollectReport()
     bucket = bucket or TokenBucket(settings.rate_limit_per_second)
     report.settled_by_janitor = settle_unsettled_attempts(app, as_of, bucket=bucket)
-    with GatewayCalls(lambda claim: _charge(app, claim.request), concurrency=settings.concurrency,
-                      bucket=bucket) as calls:
+    def charge(claim: Claim) -> GatewayResult:
+        return _charge(app, claim.request)
+
+    with GatewayCalls(charge, concurrency=settings.concurrency, bucket=bucket) as calls:
         # The next slice is claimed (its pending attempts committed) and queued while the previous
         # one is still at the gateway, then the previous one is settled: the gateway is never idle
         # between slices, and at most two slices are in flight.
-        in_flight = None
+        in_flight: tuple[list[Claim], list[Future[GatewayResult]]] | None = None
         while True:
             # Asked to stop: no new slice; the one at the gateway is settled, its answers recorded.
             claims = [] if app.stop.asked else claim_slice(app, as_of, settings.slice_size)

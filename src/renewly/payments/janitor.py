@@ -17,9 +17,11 @@ Kill Bill issue 1015 paid an invoice twice by charging anew over an unknown atte
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import Row, and_, exists, or_, select
 
 from renewly.accounts.accounts import lock_accounts
 from renewly.adapters.db.bulk import among, update_rows
@@ -87,7 +89,7 @@ def settle_unsettled_attempts(app: Ports, as_of: datetime, *, bucket: TokenBucke
     return len(answered) + len(never_sent)
 
 
-def _claim(app: Ports, lease: datetime) -> list:
+def _claim(app: Ports, lease: datetime) -> Sequence[Row[Any]]:
     """Take the unsettled attempts no one else is asking about, under `lease`: pending again, so
     that another janitor leaves them alone until the lease runs out (this process died)."""
     # A cancelled account is charged only for what was asked during a temporary reactivation (R9):

@@ -11,10 +11,12 @@ then writes only the answers about checks still its own: each check is voided on
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, Row, and_, func, or_, select
 
 from renewly.adapters.db.bulk import among, update_rows
 from renewly.adapters.db.locks import claim_unheld, hold_until_commit
@@ -88,7 +90,7 @@ def void_due_verifications(app: Ports, as_of: datetime) -> VoidReport:
     return report
 
 
-def _claim(app: Ports, which, lease: datetime) -> list:
+def _claim(app: Ports, which, lease: datetime) -> Sequence[Row[Any]]:
     """Take the checks `which` selects that nobody else is asking the gateway about: pending under
     `lease` until their answers are written, so that another void batch leaves them alone (and
     takes them over as checks without an answer if this process dies meanwhile)."""

@@ -45,13 +45,16 @@ def check_decision(email: str, *, acting: str, owner: str, current: ContactStatu
                        code="unknown_contact_request")
 
 
-def check_removal(email: str, *, acting: str, owner: str, current: ContactStatus | None, account_id: int) -> None:
-    """Removing `email` (an active contact, or a request still waiting): oneself, or by the owner."""
+def check_removal(email: str, *, acting: str, owner: str, current: ContactStatus | None,
+                  account_id: int) -> ContactStatus:
+    """Removing `email` (an active contact, or a request still waiting): oneself, or by the owner.
+    The status the removal ends."""
     if email == owner:
         raise NotAllowed(f"{email} owns account {account_id}: the owner is always a billing contact and "
                          "cannot be removed; support transfers ownership first", code="owner_is_contact")
     if acting not in (owner, email):
         raise NotAllowed(f"only {email} or the account owner ({owner}) can remove this billing contact",
                          code="owner_required")
-    if current not in CURRENT:
+    if current is None or current not in CURRENT:
         raise NotFound(f"{email} is not a billing contact of account {account_id}", code="unknown_contact")
+    return current
