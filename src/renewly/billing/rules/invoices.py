@@ -180,16 +180,17 @@ def draft_renewal(snapshot: RenewalSnapshot, issue_date: date, taxes: TaxTable,
                   seller: Mapping[str, str], periods: int = 1) -> Renewal:
     """The invoice for the snapshot's next period (or next `periods`: a backdated subscription's
     one catch-up invoice, a line per period), and where the subscription goes after it."""
+    billed = [_period(snapshot.anchor_date, snapshot.interval, index)
+              for index in range(snapshot.period_index, snapshot.period_index + periods)]
     lines = []
-    for index in range(snapshot.period_index, snapshot.period_index + periods):
-        period_start, period_end = _period(snapshot.anchor_date, snapshot.interval, index)
+    for period_start, period_end in billed:
         lines.append(InvoiceLine(
             kind=LineKind.SUBSCRIPTION,
             description=describe_subscription_line(snapshot.plan_name, snapshot.interval, period_start, period_end,
                                                    snapshot.locale),
             quantity=snapshot.seats, unit_amount=snapshot.unit_amount,
             amount=snapshot.seats * snapshot.unit_amount, period_start=period_start, period_end=period_end))
-    start, end = lines[0].period_start, lines[-1].period_end
+    start, end = billed[0][0], billed[-1][1]
     lines += [InvoiceLine(kind=item.kind, description=item.description, quantity=1, unit_amount=item.amount,
                           amount=item.amount, period_start=item.period_start, period_end=item.period_end)
               for item in snapshot.pending_items]

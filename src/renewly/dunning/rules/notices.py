@@ -9,6 +9,7 @@ invoices, or that no card is on file.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -33,7 +34,7 @@ class CaseInvoice:
     retry_asked: bool = False  # a charge asked for and not made yet
 
 
-def latest_decline(unpaid: list[CaseInvoice]) -> str | None:
+def latest_decline(unpaid: Sequence[CaseInvoice]) -> str | None:
     """The decline code of the most recent declined attempt among the invoices: why, in the notice."""
     if len(unpaid) == 1:  # nearly every case
         return unpaid[0].decline_code
@@ -41,7 +42,7 @@ def latest_decline(unpaid: list[CaseInvoice]) -> str | None:
     return max(declined, key=lambda invoice: invoice.attempt_id or 0).decline_code if declined else None
 
 
-def notice_reason(unpaid: list[CaseInvoice], has_card: bool) -> str | None:
+def notice_reason(unpaid: Sequence[CaseInvoice], has_card: bool) -> str | None:
     """Why a notice says the invoices are unpaid: no card on file, or the latest decline."""
     return latest_decline(unpaid) if has_card else NO_CARD
 

@@ -84,7 +84,10 @@ class Policy:
     def cancellation_date(self, day0: date, warned_on: date | None) -> date:
         """The cancellation's day once the warning was given on `warned_on`: never earlier than
         scheduled, never fewer than `minimum_warning_days` after the warning."""
-        scheduled = self.step_date(day0, self.cancel_index)
+        cancel = self.cancel_index
+        if cancel is None:
+            raise ValueError(f"policy {self.version} has no cancelling step: it gives no cancellation date")
+        scheduled = self.step_date(day0, cancel)
         if warned_on is None or self.warning_index is None:
             return scheduled
         return max(scheduled, warned_on + timedelta(days=self.minimum_warning_days))
@@ -171,8 +174,8 @@ def evaluate(policy: Policy, snapshot: CaseSnapshot, today: date) -> Decision:
         if day is None or day > today:
             break
         due.append(index)
-    next_step = snapshot.last_step + len(due) + 1
-    next_step = next_step if next_step < len(policy.steps) else None
+    after = snapshot.last_step + len(due) + 1
+    next_step = after if after < len(policy.steps) else None
     if not due:
         return Decision(next_step=next_step)
     latest = due[-1]

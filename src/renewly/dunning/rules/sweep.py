@@ -90,6 +90,8 @@ def decide_case(policy: Policy, decision: Decision, snapshot: CaseSnapshot, unpa
     charge = invoices_to_charge(decision, unpaid, has_card)
     waits = bool(charge) or charges_pending(unpaid)
     step = decision.notice_step
+    if step is None:
+        raise ValueError("a decision that takes steps names the step whose notice it gives")
     warned_now = warned_now or (not waits and step == policy.warning_index)
     if warned_now:
         warned = today
