@@ -108,6 +108,8 @@ def give(conn: Connection, app: Ports, given: list[tuple[NoticeCase, int, str | 
                                      policy.deletion_days)
         status, banner = after.status, after.banner
         if after.cancelled:
+            if after.deletion_on is None:
+                raise ValueError(f"account {case.account_id} cancelled by step {step.name} without a deletion day")
             cancelled.append({"id": case.account_id, "status": status, "banner": banner, "cancelled_at": as_of,
                               "deletion_due_at": local_midnight_utc(after.deletion_on, case.timezone),
                               "updated_at": as_of})
@@ -159,6 +161,8 @@ class _DateTexts:
 def _email(policy: Policy, case: NoticeCase, step_index: int, reason: str | None, texts: _DateTexts,
            recipients: list[str], support_email: str, as_of: datetime) -> OutboxRow:
     step = policy.steps[step_index]
+    if step.email is None:
+        raise ValueError(f"step {step.name} of policy {policy.version} sends no e-mail")
     unpaid = case.unpaid
     values = {**texts.of(case.day0, step_index, case.timezone, case.locale),
               **notices.case_placeholders(case.locale, account=case.name, support_email=support_email,

@@ -8,6 +8,7 @@ A healthy account is shown what a failed payment of its next renewal would start
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -64,7 +65,7 @@ def preview_account(app: Ports, account_id: int) -> AccountPreview:
         last_step = place(policy, case.last_step_name, case.last_step_day, warned=case.warned_at is not None)
         warned = case.warned_at and warned_on(policy, CaseSnapshot(
             case.day0, last_step, local_date(case.warned_at, account.timezone)))
-        about = f"{_invoices(chased + [row.number for row in unchased])} unpaid since {case.day0}"
+        about = f"{_invoices([*chased, *(row.number for row in unchased)])} unpaid since {case.day0}"
         if case.awaiting_step_name is not None:
             about += f"; the notice of {case.awaiting_step_name} waits for its charge's answer"
         cases.append((about, preview_case(policy, case.day0, last_step, today, warned=warned or None)))
@@ -78,5 +79,5 @@ def preview_account(app: Ports, account_id: int) -> AccountPreview:
     return AccountPreview(account_id, policy.version, today, account.status, cases)
 
 
-def _invoices(numbers: list[str]) -> str:
+def _invoices(numbers: Sequence[str]) -> str:
     return f"invoice {numbers[0]}" if len(numbers) == 1 else f"invoices {', '.join(numbers)}"

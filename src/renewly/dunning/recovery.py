@@ -19,6 +19,7 @@ one account see each other's answers.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection, and_, exists, or_, select
@@ -153,7 +154,7 @@ def recover_cases(conn: Connection, app: Ports, paid_invoice_ids: list[int], as_
     return {row.account_id for row in recovered}
 
 
-def close_settled_cases(conn: Connection, app: Ports, case_ids: list[int], as_of: datetime) -> None:
+def close_settled_cases(conn: Connection, app: Ports, case_ids: Sequence[int], as_of: datetime) -> None:
     """Close cases left with nothing unpaid by something else than a payment (a credit note):
     no confirmation, since nobody paid; a past-due account is active again, a cancelled one stays
     cancelled (only a payment reactivates, R9.3)."""
@@ -224,12 +225,13 @@ def give_awaited_notices(conn: Connection, app: Ports, account_ids: set[int], as
     if not ready:
         return set()
     policy = app.policy
-    # Steps are known by name: the position of the awaited one in the policy in force.
-    awaited = {name: policy.index_of(name) for name in {row.awaiting_step_name for row in ready}}
+    # Steps are known by name: the position of the awaited one in the policy in force, if it has it.
+    awaited = {name: index for name in {row.awaiting_step_name for row in ready}
+               if (index := policy.index_of(name)) is not None}
     # A case that cancelled meanwhile, or with nothing unpaid left, has nothing more to say; nor a
     # step the policy in force no longer has (the operator removed or renamed it since).
     told = [row for row in ready if row.status in IN_DUNNING and unpaid.get(row.id)
-            and awaited[row.awaiting_step_name] is not None]
+            and row.awaiting_step_name in awaited]
     given = dunning_notices.give(conn, app, [
         (NoticeCase(row.id, row.account_id, row.day0, row.name, row.locale, row.timezone, row.status, row.banner,
                     unpaid[row.id]), awaited[row.awaiting_step_name],

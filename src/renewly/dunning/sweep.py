@@ -16,8 +16,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from itertools import chain
+from typing import Any
 
-from sqlalchemy import Connection, exists, func, select, text
+from sqlalchemy import Connection, Row, exists, func, select, text
 
 from renewly.accounts.accounts import lock_accounts
 from renewly.adapters.db.bulk import among, chunked, insert_ignoring_conflicts, insert_rows, update_rows
@@ -224,7 +225,7 @@ def open_cases(app: Ports, as_of: datetime) -> tuple[int, int]:
             invoices.c.status == InvoiceStatus.OPEN.value,
             ~exists().where(dunning_case_invoices.c.invoice_id == invoices.c.id)).order_by(invoices.c.id)
         ).scalars().all()
-        rows = []
+        rows: list[Row[*tuple[Any, ...]]] = []
         for ids in chunked(new, 10_000):  # a renewal day may leave a million invoices not charged yet
             rows += conn.execute(
                 select(invoices.c.id, invoices.c.account_id, invoices.c.period_start, accounts.c.timezone,
@@ -405,6 +406,8 @@ def _apply(case: DueCase, plans: _Plans, policy: Policy, as_of: datetime, work: 
     work.retries.extend(retry_requests(charged, dunning_reason(notice.case_id, outcome.last_step[0]), as_of))
     report.steps_taken += len(decision.steps)
     if outcome.notice_now:
+        if decision.notice_step is None:
+            raise ValueError(f"case {notice.case_id}: a notice to give now, and no step to give it for")
         work.notices.append((notice, decision.notice_step, outcome.reason))
     else:
         report.notices_waiting += 1
@@ -510,5 +513,5 @@ def next_dunning_at(conn: Connection, app: Ports) -> datetime | None:
         conn.execute(select(func.min(invoices.c.issued_at)).join(accounts, accounts.c.id == invoices.c.account_id)
                      .where(unpaid_renewal_invoices(), accounts.c.status.in_(IN_DUNNING))).scalar(),
     ]
-    moments = [m for m in moments if m is not None]
-    return min(moments) if moments else None
+    found = [moment for moment in moments if moment is not None]
+    return min(found) if found else None

@@ -89,7 +89,7 @@ def settle_unsettled_attempts(app: Ports, as_of: datetime, *, bucket: TokenBucke
     return len(answered) + len(never_sent)
 
 
-def _claim(app: Ports, lease: datetime) -> Sequence[Row[Any]]:
+def _claim(app: Ports, lease: datetime) -> Sequence[Row[*tuple[Any, ...]]]:
     """Take the unsettled attempts no one else is asking about, under `lease`: pending again, so
     that another janitor leaves them alone until the lease runs out (this process died)."""
     # A cancelled account is charged only for what was asked during a temporary reactivation (R9):

@@ -90,7 +90,7 @@ def void_due_verifications(app: Ports, as_of: datetime) -> VoidReport:
     return report
 
 
-def _claim(app: Ports, which, lease: datetime) -> Sequence[Row[Any]]:
+def _claim(app: Ports, which, lease: datetime) -> Sequence[Row[*tuple[Any, ...]]]:
     """Take the checks `which` selects that nobody else is asking the gateway about: pending under
     `lease` until their answers are written, so that another void batch leaves them alone (and
     takes them over as checks without an answer if this process dies meanwhile)."""

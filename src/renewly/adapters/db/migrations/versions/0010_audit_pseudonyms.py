@@ -177,7 +177,7 @@ def _pseudonymise_accounts_deleted_before(postgres: bool) -> None:
     texts: dict[int, set[str]] = {}
     for account_id, buyer in conn.execute(sa.text(f"SELECT account_id, buyer FROM invoices WHERE account_id IN {_DELETED}")):
         texts.setdefault(account_id, set()).update(str(document(buyer).get(key) or "") for key in _BUYER_TEXTS)
-    reasons: dict[tuple[str, str], Sequence[sa.Row[Any]]] = {
+    reasons: dict[tuple[str, str], Sequence[sa.Row[*tuple[Any, ...]]]] = {
         (table, actor): conn.execute(sa.text(f"SELECT id, account_id, reason, {actor} AS actor FROM {table} "
                                              f"WHERE account_id IN {_DELETED}")).all()
         for table, actor in (("reactivations", "granted_by"), ("parked_rows", "resolved_by"))}
