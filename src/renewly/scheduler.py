@@ -48,10 +48,9 @@ MAX_ROUNDS = 10
 class Batch:
     name: str
     interval: Callable[[Ports], timedelta]
-    run: Callable[[Ports, datetime], object]
-    next_work_at: Callable[[Connection], datetime | None]
-    # True when next_work_at also needs the app (the policy, the settings): (conn, app) -> moment.
-    needs_app: bool = False
+    run: Callable[[Ports, datetime], BatchReport]
+    # The moment its next work is due, if any; some ask the app (the policy, the settings).
+    next_work_at: Callable[[Connection, Ports], datetime | None]
     # The billing chain: its batches run again while one of them made work for another.
     chained: bool = True
 
@@ -84,16 +83,16 @@ class BatchRun:
 # again. The next round charges what renewals issued and dunning asked for, and tells the outcome.
 BATCHES: tuple[Batch, ...] = (
     Batch("collect", lambda app: timedelta(minutes=app.settings.payments.collect_interval_minutes),
-          collect.collect_due, collect.next_collect_at),
+          collect.collect_due, lambda conn, _app: collect.next_collect_at(conn)),
     Batch("dunning", lambda app: timedelta(minutes=app.settings.batches.dunning_interval_minutes),
-          dunning.run_dunning, dunning.next_dunning_at, needs_app=True),
+          dunning.run_dunning, dunning.next_dunning_at),
     Batch("renew", lambda app: timedelta(minutes=app.settings.batches.renewal_interval_minutes),
-          renewals.renew_due, renewals.next_renewal_at),
+          renewals.renew_due, lambda conn, _app: renewals.next_renewal_at(conn)),
     Batch("void-verifications", lambda app: timedelta(minutes=app.settings.payments.void_interval_minutes),
-          verifications.void_due_verifications, verifications.next_void_at, chained=False),
+          verifications.void_due_verifications, lambda conn, _app: verifications.next_void_at(conn), chained=False),
     # Last: deletes what is due once everything else has run (R10).
     Batch("retention", lambda app: timedelta(minutes=app.settings.batches.retention_interval_minutes),
-          retention.purge_due, retention.next_retention_at, needs_app=True, chained=False),
+          retention.purge_due, retention.next_retention_at, chained=False),
 )
 
 
@@ -138,11 +137,11 @@ def still_due(app: Ports, as_of: datetime) -> list[str]:
     """The batches with work due at `as_of` (what a stopped run left): one query per batch."""
     with app.engine.connect() as conn:
         return [batch.name for batch in BATCHES
-                if (at := batch.next_work_at(conn, app) if batch.needs_app else batch.next_work_at(conn)) is not None
+                if (at := batch.next_work_at(conn, app)) is not None
                 and at <= as_of]
 
 
-def merged(reports: list):
+def merged(reports: list[BatchReport]) -> BatchReport:
     """One report of a batch's rounds: counts added, amounts added per currency, lists joined;
     a failure stands for the whole."""
     failed = next((report for report in reports if isinstance(report, BatchFailed)), None)
@@ -190,12 +189,12 @@ def _run(app: Ports, batch: Batch, at: datetime) -> BatchRun:
     return BatchRun(batch.name, at, report)
 
 
-def _log_run(app: Ports, batch: Batch, at: datetime, report: object, started: float) -> None:
+def _log_run(app: Ports, batch: Batch, at: datetime, report: BatchReport, started: float) -> None:
     if app.settings.log_batch_runs:
         log.info("batch run", **batch_run_fields(batch.name, at, report, time.perf_counter() - started))
 
 
-def batch_run_fields(batch: str, at: datetime, report: object, seconds: float) -> dict[str, object]:
+def batch_run_fields(batch: str, at: datetime, report: BatchReport, seconds: float) -> dict[str, object]:
     """What the log line of a batch run says (setting `log_batch_runs`): the batch, its instant,
     its seconds, and its report's counts: numbers as they are, amounts per currency in minor
     units, a list by its length; a failed batch by its reason."""
@@ -221,7 +220,7 @@ class ClockMove:
 
     runs: list[BatchRun]
     now: datetime
-    target: datetime | None = None
+    target: datetime
     stopped: bool = False
 
 
@@ -271,7 +270,7 @@ def _next_due(app: Ports, start: datetime, reached: datetime, target: datetime) 
         for batch in BATCHES:
             interval = batch.interval(app)
             earliest = max(start, last_runs.get(batch.name, start))
-            work_at = batch.next_work_at(conn, app) if batch.needs_app else batch.next_work_at(conn)
+            work_at = batch.next_work_at(conn, app)
             if work_at is None:
                 continue
             tick = tick_at_or_after(max(work_at, reached, earliest + timedelta(microseconds=1)), interval)

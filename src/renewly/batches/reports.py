@@ -7,12 +7,15 @@ whether it did anything, whether it left rows undone, and its counts as JSON.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import Field, dataclass
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 
 @runtime_checkable
 class BatchReport(Protocol):
+    # Every report is a dataclass: the scheduler adds up rounds and logs runs field by field.
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+
     @property
     def did_anything(self) -> bool: ...
 
