@@ -25,6 +25,7 @@ from rich.console import Console
 from sqlalchemy.engine import make_url
 
 from renewly.accounts.accounts import add_member, create_account
+from renewly.adapters.gateways.simulated import SimulatedGateway
 from renewly.billing.plans import create_plan
 from renewly.billing.subscriptions import create_subscription
 from renewly.bootstrap import App, bootstrap
@@ -89,13 +90,17 @@ def run_demo(database: str, *, as_json: bool, console: Console,
         tell_the_stories(app, as_json=as_json, console=console, on_day=on_day)
     finally:
         app.engine.dispose()
-        if "gateway" in app.__dict__:  # connected on first use
-            app.gateway.dispose()
+        gateway = app.__dict__.get("gateway")  # connected on first use
+        if isinstance(gateway, SimulatedGateway):
+            gateway.dispose()
 
 
 def tell_the_stories(app: App, *, as_json: bool, console: Console,
                      on_day: Callable[[int, int], None] | None = None) -> None:
-    app.test_clock.set(START)
+    clock = app.test_clock
+    if clock is None:
+        raise RuntimeError("the demo's stories need the test clock (settings.clock = 'test')")
+    clock.set(START)
     timeline = Timeline(app, as_json=as_json)
 
     create_plan(app, code="team", name="Team", interval="month", price=1900, currency="USD", actor=OPERATOR)
@@ -120,7 +125,10 @@ def tell_the_stories(app: App, *, as_json: bool, console: Console,
         return begin
 
     def save_card(story: Story, number: str) -> None:
-        token = app.gateway.tokenize(number, 12, 2030)
+        gateway = app.gateway
+        if not isinstance(gateway, SimulatedGateway):
+            raise RuntimeError("the demo's cards are numbers, which only the simulated gateway tokenizes")
+        token = gateway.tokenize(number, 12, 2030)
         try:
             saved = add_card(app, accounts[story.name], card_token=token, acting_email=story.owner)
             timeline.note(story.name, f"the owner saves a card •••• {saved.card.last4} (1 unit authorized, voided "
@@ -136,11 +144,14 @@ def tell_the_stories(app: App, *, as_json: bool, console: Console,
         script.setdefault(story.starts_on_day, []).append(start(story))
     script.setdefault(1, []).append(lambda: contact_request(app, timeline, accounts["Acme Inc."]))
     script.setdefault(3, []).append(lambda: save_card(by_name["Boulangerie Martin"], GOOD))
-    script.setdefault(34, []).append(lambda: (
+
+    def reactivate_initech() -> None:
         grant_reactivation(app, accounts["Initech SARL"], days=None, reason="the owner called support",
-                           actor=OPERATOR),
+                           actor=OPERATOR)
         timeline.note("Initech SARL", f"support grants a temporary reactivation ({app.policy.reactivation_days} "
-                                      "days, owner only, billing pages only)")))
+                                      "days, owner only, billing pages only)")
+
+    script.setdefault(34, []).append(reactivate_initech)
     script.setdefault(35, []).append(lambda: save_card(by_name["Initech SARL"], GOOD))
 
     for day in range(0, DAYS + 1):
@@ -248,7 +259,8 @@ class Timeline:
 
     def today(self, account: str = "") -> str:
         account_id = next((i for i, name in self.names.items() if name == account), None)
-        return local_date(self.app.clock.now(), self.zones.get(account_id, "UTC")).isoformat()
+        zone = self.zones.get(account_id, "UTC") if account_id is not None else "UTC"
+        return local_date(self.app.clock.now(), zone).isoformat()
 
     def note(self, account: str, what: str, *, email: str = "", banner: str = "", banner_words: str = "",
              at: str | None = None) -> None:
