@@ -413,7 +413,8 @@ def _check_card(row: _Row, card: Any, context: Context) -> Card | None:
     expiry = row.check("card.exp", _expiry, card.get("exp"), context.now.date())
     if None in (customer, token, brand, last4, expiry):
         return None
-    return Card(token, brand.lower(), last4, *expiry, customer=customer)
+    exp_month, exp_year = expiry
+    return Card(token, brand.lower(), last4, exp_month, exp_year, customer=customer)
 
 
 def _repeated_in_file(accounts: list[Account]) -> Iterator[Problem]:
