@@ -267,3 +267,26 @@ def test_two_imports_of_one_account_at_once_write_it_once_and_the_second_says_ru
     again = import_text(app, jsonl(record("k1"), record("k2", owner="two@x.test")), name="f.jsonl", fmt="jsonl",
                         actor=OPERATOR)
     assert (again.accounts, again.skipped) == (1, 1)
+
+
+def test_a_ctrl_c_stops_the_import_between_slices_each_written_slice_whole_and_a_rerun_writes_the_rest(
+        databases, db_kind):
+    app = databases.fresh_app(db_kind, batches={"chunk_size": 7})
+    records = [record(f"k{n}", owner=f"o{n}@x.test") for n in range(1, 31)]
+
+    def ctrl_c_during_the_second_slice(done, total):
+        if done == 7:
+            app.stop.ask()
+
+    report = import_text(app, jsonl(*records), name="f.jsonl", fmt="jsonl", actor=OPERATOR,
+                         on_slice=ctrl_c_during_the_second_slice)
+
+    assert report.stopped_after == 7
+    with app.engine.connect() as conn:
+        assert conn.execute(select(accounts.c.external_key).order_by(accounts.c.id)).scalars().all() == [
+            f"k{n}" for n in range(1, 8)]
+        assert conn.execute(select(outbox.c.topic)).scalars().all() == ["account.created"] * 7
+
+    app.stop = type(app.stop)()  # a new command: nobody asked it to stop
+    again = import_text(app, jsonl(*records), name="f.jsonl", fmt="jsonl", actor=OPERATOR)
+    assert (again.skipped, again.accounts, again.stopped_after) == (7, 23, None)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from renewly.cli.common import JsonFlag, actor, echo_wrapped, open_app, print_json
+from renewly.cli.common import JsonFlag, actor, echo_wrapped, open_app, print_json, stopping_on_ctrl_c
 from renewly.shared.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ def import_command(file: Annotated[str, typer.Argument(help="A CSV or JSON lines
     checked before anything is written; a second run skips the accounts already imported."""
     from renewly.onboarding.importing import import_file
     application = open_app()
-    with import_progress(as_json=as_json) as on_slice:
+    with import_progress(as_json=as_json) as on_slice, stopping_on_ctrl_c(application):
         report = import_file(application, file, fmt=file_format, dry_run=dry_run, actor=actor(), on_slice=on_slice)
     if as_json:
         print_json({"file": report.file, "format": report.format, "dry_run": report.dry_run,
@@ -44,14 +44,21 @@ def import_command(file: Annotated[str, typer.Argument(help="A CSV or JSON lines
                     "subscriptions": report.subscriptions, "cards": report.cards, "skipped": report.skipped,
                     "problem_count": len(report.problems),
                     "problems": [{"line": problem.line, "field": problem.field, "reason": problem.reason}
-                                 for problem in report.problems]})
+                                 for problem in report.problems],
+                    # only when a Ctrl-C stopped it: how many accounts were written by then
+                    **({"stopped_after": report.stopped_after} if report.stopped_after is not None else {})})
     else:
         for problem in report.problems[:PROBLEMS_SHOWN]:
             echo_wrapped(f"line {problem.line}, {problem.field}: {shortened(problem.reason)}")
         if len(report.problems) > PROBLEMS_SHOWN:
             typer.echo(f"... and {len(report.problems) - PROBLEMS_SHOWN} more problem(s) (--json lists them all)")
-        if not report.refused:
+        if not report.refused and report.stopped_after is None:
             echo_wrapped(describe_import(report))
+    if report.stopped_after is not None:
+        echo_wrapped(f"interrupted: stopped after the slice in hand; {report.stopped_after} of {report.accounts} "
+                     f"account(s) written; run the same import again to write the rest (it skips those written)",
+                     err=as_json)
+        raise typer.Exit(130)
     if report.refused:
         raise InvalidInput(f"{len(report.problems)} problem(s) in {report.file}: nothing was written",
                            code="import_refused")

@@ -75,6 +75,9 @@ class ImportReport:
     cards: int = 0
     skipped: int = 0  # already imported: found by key, with the same owner
     problems: list[Problem] = field(default_factory=list)
+    # Asked to stop (Ctrl-C) between slices: how many accounts were written by then; None when
+    # the import was not stopped. A second run of the file writes the rest.
+    stopped_after: int | None = None
 
     @property
     def refused(self) -> bool:
@@ -119,6 +122,9 @@ def import_text(app: Ports, text: str, *, name: str, fmt: str, dry_run: bool = F
     if on_slice:
         on_slice(0, len(fresh))  # checked: the writing begins
     for part in chunked(fresh, app.settings.batches.chunk_size):
+        if app.stop.asked:  # between slices: each written slice is whole, the rest waits for a re-run
+            report.stopped_after = done
+            break
         try:
             with app.engine.begin() as conn:
                 write_accounts(conn, part, now=now, actor=actor, gateway=gateway)
