@@ -103,7 +103,7 @@ def test_json_lines_name_the_field_by_its_path():
                                                  "subscriptions[0].next_renewal"]
 
 
-def test_a_value_that_looks_like_a_card_number_is_refused_wherever_it_is_and_never_echoed():
+def test_r5_4_a_value_that_looks_like_a_card_number_is_refused_wherever_it_is_and_never_echoed():
     found = checked_jsonl(account(card={"customer": "cus_1", "token": "4242 4242 4242 4242", "brand": "visa",
                                         "last4": "4242", "exp": "12/2030"}, name="5555555555554444"))
     assert [(p.field, "card number" in p.reason) for p in found.problems] == [("card.token", True), ("name", True)]
