@@ -13,7 +13,7 @@ from renewly.billing.invoices import list_invoices
 from renewly.billing.subscriptions import create_subscription
 from renewly.bootstrap import bootstrap
 from renewly.config.settings import load_settings
-from renewly.scheduler import advance, run_all
+from renewly.scheduler import advance, run_all, run_tick, schedule, tick_due
 from renewly.shared.errors import InvalidInput
 from tests.builders import OPERATOR, customer, subscribed, team_plan, with_card
 
@@ -167,3 +167,22 @@ def test_a_batch_runs_log_line_says_its_batch_instant_seconds_and_counts():
     failed = batch_run_fields("renew", at(2026, 2, 1), BatchFailed("a bug"), 1.0)
     assert failed == {"batch": "renew", "at": "2026-02-01T00:00:00+00:00", "seconds": 1.0, "reason": "a bug",
                       "did_anything": False}
+
+
+def test_a_worker_runs_one_tick_at_the_boundary_of_a_batch_whose_work_has_come(app):
+    subscribed(app, start=date(2026, 1, 2))
+
+    assert tick_due(app, at(2026, 1, 1, 23, 59)) is None  # the renewal is due at midnight
+    # Looked at half an hour late (a worker that was down), the tick is still midnight's: the
+    # dates customers see do not depend on how often a worker looks.
+    assert tick_due(app, at(2026, 1, 2, 0, 30)) == at(2026, 1, 2)
+    [renew] = [item for item in schedule(app, at(2026, 1, 2, 0, 30)) if item.batch == "renew"]
+    assert (renew.next_tick_at, renew.late_by, renew.last_run_at) == (at(2026, 1, 2), timedelta(minutes=30), None)
+
+    run_tick(app, at(2026, 1, 2))
+
+    assert tick_due(app, at(2026, 1, 2, 0, 30)) is None  # nothing left undone by that tick
+    [renew] = [item for item in schedule(app, at(2026, 1, 2, 0, 30)) if item.batch == "renew"]
+    assert (renew.last_run_at, renew.late_by) == (at(2026, 1, 2), timedelta(0))
+    assert renew.next_tick_at is not None and renew.next_tick_at > at(2026, 1, 2)  # next month's renewal
+    assert [(i["issue_date"], i["status"]) for i in list_invoices(app)] == [(date(2026, 1, 2), "paid")]

@@ -265,15 +265,67 @@ def _next_due(app: Ports, start: datetime, reached: datetime, target: datetime) 
     """The earliest tick in [reached, target] after `start` at which a batch has work. Time never
     goes back: `reached` is the last tick run."""
     with app.engine.connect() as conn:
-        last_runs = dict(conn.execute(select(batch_runs.c.batch, batch_runs.c.last_run_at)).all())
-        ticks = []
-        for batch in BATCHES:
-            interval = batch.interval(app)
-            earliest = max(start, last_runs.get(batch.name, start))
-            work_at = batch.next_work_at(conn, app)
-            if work_at is None:
-                continue
-            tick = tick_at_or_after(max(work_at, reached, earliest + timedelta(microseconds=1)), interval)
-            if tick <= target:
-                ticks.append(tick)
+        ticks = [tick for plan in _plans(conn, app, start)
+                 if plan.work_at is not None
+                 and (tick := tick_at_or_after(max(plan.work_at, reached, plan.not_before), plan.interval)) <= target]
     return min(ticks, default=None)
+
+
+@dataclass(frozen=True)
+class BatchSchedule:
+    """Where a batch stands at an instant: its last run, its next tick, how late that tick is."""
+
+    batch: str
+    interval: timedelta
+    last_run_at: datetime | None
+    work_at: datetime | None  # its earliest work due, if any
+    next_tick_at: datetime | None  # the tick that will do that work (None: no work waits)
+    late_by: timedelta  # how long past its tick that work has waited (zero when not late)
+
+
+def schedule(app: Ports, now: datetime) -> list[BatchSchedule]:
+    """Every batch's standing at `now` (`renewly worker status`), in the order batches run."""
+    with app.engine.connect() as conn:
+        plans = _plans(conn, app, None)
+    result = []
+    for plan in plans:
+        tick = None if plan.work_at is None else tick_at_or_after(max(plan.work_at, plan.not_before),
+                                                                   plan.interval)
+        late = max(now - tick, timedelta(0)) if tick is not None else timedelta(0)
+        result.append(BatchSchedule(plan.batch.name, plan.interval, plan.last_run_at, plan.work_at, tick, late))
+    return result
+
+
+def tick_due(app: Ports, now: datetime) -> datetime | None:
+    """The instant of the tick a worker runs at `now`, if some batch's tick for its waiting work
+    has come: the latest tick boundary at or before `now` of such a batch. Like `renewly run`, one
+    tick does everything due by then, so a worker back after downtime runs one tick, dated now,
+    not the ticks it missed; and a worker that looks every minute dates work like one that looks
+    every second: at the boundary of the batch's interval (every hour on the hour)."""
+    due = [tick_at_or_before(now, item.interval) for item in schedule(app, now)
+           if item.next_tick_at is not None and item.next_tick_at <= now]
+    return max(due, default=None)
+
+
+def tick_at_or_before(instant: datetime, interval: timedelta) -> datetime:
+    return EPOCH + interval * ((instant - EPOCH) // interval)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    batch: Batch
+    interval: timedelta
+    last_run_at: datetime | None
+    not_before: datetime  # its next tick comes after its last run (and after an advance's start)
+    work_at: datetime | None
+
+
+def _plans(conn: Connection, app: Ports, start: datetime | None) -> list[_Plan]:
+    last_runs = dict(conn.execute(select(batch_runs.c.batch, batch_runs.c.last_run_at)).all())
+    plans = []
+    for batch in BATCHES:
+        last = last_runs.get(batch.name)
+        after = [at for at in (start, last) if at is not None]
+        not_before = max(after) + timedelta(microseconds=1) if after else EPOCH
+        plans.append(_Plan(batch, batch.interval(app), last, not_before, batch.next_work_at(conn, app)))
+    return plans
