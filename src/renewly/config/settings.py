@@ -99,6 +99,16 @@ class PaymentSettings(BaseModel):
     lease_seconds: int = Field(900, ge=0, le=86_400)
 
 
+class WorkerSettings(BaseModel):
+    """`renewly worker` (docs/operations.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # How often a worker asks whether a batch's tick has come: the batches' own intervals say
+    # when work runs (every hour on the hour); this only bounds how late after its tick it starts.
+    check_seconds: int = Field(10, ge=1, le=3600)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RENEWLY_", env_nested_delimiter="__", extra="forbid")
 
@@ -109,6 +119,7 @@ class Settings(BaseSettings):
     default_tax_rate: Decimal = Field(Decimal(0), ge=0, lt=100)  # a percentage, as tax_rates
     batches: BatchSettings = BatchSettings()
     payments: PaymentSettings = PaymentSettings()
+    worker: WorkerSettings = WorkerSettings()
     # The command line's log lines on stderr (a parked row, a gateway that did not answer):
     # plain for an operator, one JSON object a line for a log collector.
     log_format: Literal["plain", "json"] = "plain"
