@@ -16,18 +16,19 @@ from structlog.typing import EventDict
 from renewly.shared.errors import BillingError
 
 
-def configure_command_line_logs() -> None:
+def configure_command_line_logs(log_format: str | None = None) -> None:
+    """`log_format`: this one whatever the settings say (`renewly worker` logs JSON lines)."""
     structlog.configure(processors=[structlog.processors.add_log_level,
                                     structlog.processors.TimeStamper(fmt="iso", utc=True),
-                                    RenderAsConfigured()],
+                                    RenderAsConfigured(log_format)],
                         logger_factory=lambda *_: structlog.PrintLogger(sys.stderr))  # today's stderr
 
 
 class RenderAsConfigured:
     """The last processor: JSON or plain text, as the settings say."""
 
-    def __init__(self) -> None:
-        self.renderer: Any = None
+    def __init__(self, log_format: str | None = None) -> None:
+        self.renderer: Any = None if log_format is None else renderer(log_format)
 
     def __call__(self, logger: Any, method: str, event: EventDict) -> str:
         if self.renderer is None:

@@ -75,28 +75,53 @@ def stopping_on_ctrl_c(application: App, say: Callable[[str], None] | None = Non
     """The first Ctrl-C asks the batches to stop once the slice in hand is done (its charges
     answered and recorded); the second one stops at once (KeyboardInterrupt, see `main`).
     `say`: where the first one says so (a progress bar's text), instead of a line on stderr."""
-    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+    with stopping_on_signals(application, (signal.SIGINT,), say=say):
         yield
+
+
+class StopSignal:
+    """Which signal asked the stop (the first of them), if one did: a worker stopped by SIGTERM
+    exits 0, by Ctrl-C (SIGINT) 130."""
+
+    def __init__(self) -> None:
+        self.number: int | None = None
+
+
+@contextmanager
+def stopping_on_signals(application: App, signals: tuple[int, ...], *, say: Callable[[str], None] | None = None,
+                        then: Callable[[], None] | None = None) -> Iterator[StopSignal]:
+    """The first of `signals` asks the batches to stop once the slice in hand is done; a second
+    one stops at once (KeyboardInterrupt, see `main`). `say`: where the first one says so,
+    instead of a line on stderr; `then`: called after (a sleeping worker woken). Both run in a
+    signal handler: they must be safe there (no print, no lock)."""
+    stopped = StopSignal()
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield stopped
         return
 
-    def second_ctrl_c(_signal, _frame) -> None:
+    def second(_signal, _frame) -> None:
         STOPPED_AT_ONCE.set()
         raise KeyboardInterrupt
 
-    def first_ctrl_c(_signal, _frame) -> None:
+    def first(number, _frame) -> None:
+        stopped.number = number
         application.stop.ask()
-        signal.signal(signal.SIGINT, second_ctrl_c)
+        for each in signals:
+            signal.signal(each, second)
         if say is not None:
             say(STOPPING)
-            return
-        # os.write: a signal handler may run while the main thread is inside sys.stderr.write.
-        os.write(2, f"{STOPPING}\n".encode())
+        else:
+            # os.write: a signal handler may run while the main thread is inside sys.stderr.write.
+            os.write(2, f"{STOPPING}\n".encode())
+        if then is not None:
+            then()
 
-    previous = signal.signal(signal.SIGINT, first_ctrl_c)
+    previous = {each: signal.signal(each, first) for each in signals}
     try:
-        yield
+        yield stopped
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for each, handler in previous.items():
+            signal.signal(each, handler)
 
 
 def parse_date(text: str, what: str = "date") -> date:

@@ -23,10 +23,15 @@ def reference() -> str:
 
     def walk(command, path: list[str]) -> None:
         subcommands = getattr(command, "commands", None)
+        if subcommands and getattr(command, "invoke_without_command", False) and path[1:]:
+            describe(command, path)  # a group that is a command too (`renewly worker`)
         if subcommands:
             for name in sorted(subcommands):
                 walk(subcommands[name], [*path, name])
             return
+        describe(command, path)
+
+    def describe(command, path: list[str]) -> None:
         lines.append(f"## `{' '.join(path)}`\n")
         lines.append(((command.help or "").strip().splitlines() or [""])[0] + "\n")
         arguments = [p for p in command.params if p.param_type_name == "argument"]

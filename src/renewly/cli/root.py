@@ -32,6 +32,7 @@ from renewly.cli import (
     problems,
     subscriptions,
     support,
+    worker,
 )
 from renewly.cli.common import STOPPED_AT_ONCE
 
@@ -40,7 +41,8 @@ app = typer.Typer(help="Renewly: subscription billing, invoicing and dunning.", 
 # Commands of the root first (`renewly run`, ...), then the groups, in the order `--help` lists them.
 for commands in (batches.app, policy.preview_app, importing.app, demo.app):
     app.add_typer(commands)
-for group, name in ((db.app, "db"), (clock.app, "clock"), (plans.app, "plans"), (accounts.app, "accounts"),
+for group, name in ((db.app, "db"), (clock.app, "clock"), (worker.app, "worker"),
+                    (plans.app, "plans"), (accounts.app, "accounts"),
                     (accounts.members_app, "members"), (subscriptions.app, "subscriptions"),
                     (invoices.app, "invoices"), (cards.app, "cards"), (payments.app, "payments"),
                     (gateway.app, "gateway"), (support.app, "support"), (outbox.app, "outbox"),
