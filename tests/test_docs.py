@@ -191,3 +191,18 @@ def test_every_file_the_architecture_names_exists():
     missing = sorted(path for path in named if not any(
         (folder / path).exists() for folder in (ROOT / "src" / "renewly", ROOT / "src", ROOT)))
     assert missing == [], f"docs/architecture.md names files that are not there: {missing}"
+
+
+def test_the_shipped_systemd_unit_runs_the_worker_and_lets_it_finish_its_slice_on_stop():
+    """deploy/systemd/renewly-worker.service, as docs/operations.md describes it."""
+    import configparser
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # systemd's keys are case-sensitive
+    unit.read(ROOT / "deploy" / "systemd" / "renewly-worker.service", encoding="utf-8")
+    service = unit["Service"]
+    assert service["ExecStart"].split()[-2:] == ["renewly", "worker"]
+    assert (service["Type"], service["KillSignal"], service["Restart"]) == ("simple", "SIGTERM", "on-failure")
+    assert int(service["TimeoutStopSec"]) >= 120  # a payment slice at the gateway (docs/operations.md)
+    assert service["User"] != "root" and "EnvironmentFile" in service
+    manual = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    assert "deploy/systemd/renewly-worker.service" in manual and f"TimeoutStopSec={service['TimeoutStopSec']}" in manual

@@ -15,10 +15,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from renewly.adapters.db.locks import holding_the_worker_lock, worker_lock_beside, worker_lock_path
 from renewly.adapters.db.tables import batch_runs, invoices, outbox, payment_attempts
 from renewly.scheduler import BATCHES, run_all
 from renewly.worker import embedded
-from renewly.worker.embedded import holding_the_worker_lock, wait_after_failures, worker_lock_beside
+from renewly.worker.embedded import wait_after_failures
 from tests.builders import subscribed, team_plan
 from tests.payment_builders import CHARGES_DECLINED
 from tests.processes import RENEWLY
@@ -68,7 +69,7 @@ def start_worker(app, **more: str) -> subprocess.Popen:
     """A worker process, once it holds its database's lock (the pid it writes there)."""
     worker = subprocess.Popen([str(RENEWLY), "worker"], env=environment(app, **more), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
-    lock = embedded.lock_path(app)
+    lock = worker_lock_path(app.engine)
     deadline = time.monotonic() + 20
     while not (lock.exists() and lock.read_text().strip() == str(worker.pid)):
         assert worker.poll() is None, worker.communicate()
@@ -177,7 +178,7 @@ def test_kill_9_frees_the_database_for_a_new_worker_and_the_lock_file_stays(data
     stop(restarted)
 
     assert restarted.returncode == 0
-    assert embedded.lock_path(app).exists()  # Renewly's own file, never deleted
+    assert worker_lock_path(app.engine).exists()  # Renewly's own file, never deleted
 
 
 def test_sigterm_finishes_the_slice_in_hand_leaves_no_charge_pending_and_exits_0(databases):
@@ -281,7 +282,7 @@ def test_the_lock_file_lies_beside_the_database(database, lock):
 
 def test_the_lock_is_held_once_in_one_process_too(databases):
     app = databases.fresh_app("sqlite")
-    with holding_the_worker_lock(app):
+    with holding_the_worker_lock(app.engine):
         with pytest.raises(Exception, match="already runs on"):
-            with holding_the_worker_lock(app):
+            with holding_the_worker_lock(app.engine):
                 pass

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from renewly.adapters.db.locks import holding_the_worker_lock
 from renewly.scheduler import advance, run_all
-from renewly.worker.embedded import holding_the_worker_lock
 from renewly.worker.status import worker_status
 from tests.builders import subscribed
 
@@ -80,7 +80,7 @@ def test_the_status_in_json(app, renewly):
 
 @pytest.mark.parametrize("db_kind", ["sqlite"])
 def test_a_running_worker_shows_with_its_pid(app, renewly):
-    with holding_the_worker_lock(app) as lock:
+    with holding_the_worker_lock(app.engine) as lock:
         shown = renewly("worker", "status")
         found = renewly("worker", "status", "--json").json()
     after = renewly("worker", "status", "--json").json()

@@ -37,7 +37,8 @@ def worker(context: typer.Context) -> None:
     # A worker's stderr is a log collector's (journald): one JSON line per batch run.
     application.settings = application.settings.model_copy(update={"log_batch_runs": True, "log_format": "json"})
     configure_command_line_logs("json")
-    if application.engine.dialect.name == "postgresql":
+    from renewly.adapters.db.locks import several_writers
+    if several_writers(application.engine):  # PostgreSQL: the queue, shared by every worker
         run_on_postgresql(application)
         return
     run_embedded(application)
@@ -62,14 +63,15 @@ def run_embedded(application: App) -> None:
     finish, then one line on what was done; a second one stops at once (exit 130)."""
     import structlog
 
+    from renewly.adapters.db.locks import holding_the_worker_lock
     from renewly.cli.common import stopping_on_signals
     from renewly.scheduler import still_due
-    from renewly.worker.embedded import Alarm, holding_the_worker_lock
+    from renewly.worker.embedded import Alarm
     from renewly.worker.embedded import run as run_worker
 
     log = structlog.get_logger("renewly.worker")
     alarm = Alarm()
-    with (holding_the_worker_lock(application) as lock,
+    with (holding_the_worker_lock(application.engine) as lock,
           stopping_on_signals(application, (signal.SIGINT, signal.SIGTERM), say=_log_stopping,
                               then=alarm.ring) as stopped):
         log.info("worker started", pid=os.getpid(), lock_file=str(lock),
@@ -116,7 +118,7 @@ def worker_lines(found: WorkerStatus) -> list[str]:
             pid = f" (pid {found.embedded.pid})" if found.embedded.pid else ""
             return [f"worker: running{pid}; it holds {found.embedded.lock_file}"]
         return ["worker: none runs on this database (`renewly worker` starts one)"]
-    if found.engine == "sqlite":
+    if not found.shared_queue:
         return ["worker: none (the database is in memory)"]
     if found.queue is None:
         return [f"queue: {NOT_BUILT}"]
@@ -124,7 +126,7 @@ def worker_lines(found: WorkerStatus) -> list[str]:
 
 
 def status_json(found: WorkerStatus) -> dict[str, Any]:
-    return {"now": found.now, "clock": found.clock, "engine": found.engine,
+    return {"now": found.now, "clock": found.clock, "engine": "postgresql" if found.shared_queue else "sqlite",
             "batches": [{"batch": item.batch, "interval_minutes": item.interval // timedelta(minutes=1),
                          "last_run_at": item.last_run_at, "work_at": item.work_at,
                          "next_tick_at": item.next_tick_at, "late_seconds": int(item.late_by.total_seconds())}

@@ -6,11 +6,9 @@ at that instant: the batches' intervals say when work runs (every hour on the ho
 only bounds how late after its tick it starts.
 
 One worker per database file: an SQLite file is one machine's, and a second worker would only
-queue behind the first one's writes. The worker holds an exclusive lock (flock) on a file beside
-the database, `renewly.db` -> `renewly-worker.lock`, made on first use and never deleted; the
-system releases it when the process ends, however it ends (kill -9 too), so a stale lock never
-keeps a new worker out. The file says the pid of the worker holding it, for `renewly worker
-status` and for the refusal of a second one.
+queue behind the first one's writes. The command holds the worker lock beside the database
+(`adapters/db/locks.py: holding_the_worker_lock`, `renewly.db` -> `renewly-worker.lock`), which
+the system releases however the process ends (kill -9 too).
 
 What no batch is to blame for (the database unreachable, a disk full: `batches.parking.
 is_infrastructure`) does not end the worker: it logs one line and looks again later, waiting
@@ -23,34 +21,25 @@ the process with its traceback (systemd restarts it, docs/operations.md).
 
 from __future__ import annotations
 
-import errno
 import os
 import select
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
-from typing import IO, Protocol
+from typing import Protocol
 
 import structlog
 
-from renewly.adapters.db.engine import sqlite_file
 from renewly.batches.parking import is_infrastructure, reason
 from renewly.batches.reports import BatchFailed
 from renewly.ports import Ports
 from renewly.scheduler import BatchRun, run_tick, tick_due
-from renewly.shared.errors import Conflict, InvalidInput
 
 log = structlog.get_logger(__name__)
 
 # The longest wait between two looks after a failure: a database back after a restart is used
 # again within five minutes, and a worker that cannot reach it logs at most one line in five.
 LONGEST_WAIT_SECONDS = 300
-# How long a starting worker keeps trying for the lock before it is refused: `renewly worker
-# status` takes it for an instant to see whether a worker holds it.
-LOCK_PATIENCE_SECONDS = 1.0
 
 
 class Nap(Protocol):
@@ -103,86 +92,6 @@ class WorkerReport:
                 + (f" ({', '.join(left)}: renewly problems)" if left else ""))
 
 
-def worker_lock_beside(database_path: str) -> str:
-    """The worker's lock file beside an SQLite database file: renewly.db -> renewly-worker.lock,
-    renewly.sqlite -> renewly.sqlite-worker.lock."""
-    return database_path.removesuffix(".db") + "-worker.lock"
-
-
-def lock_path(app: Ports) -> Path:
-    """The worker's lock file of this application's SQLite database. A database in memory is
-    refused: it is this process's alone, nothing a worker could share."""
-    database = sqlite_file(app.engine.url)
-    if database is None:
-        raise InvalidInput("the database is in memory: a worker has nothing to share with other commands; "
-                           "set database_url to a file (docs/operations.md)", code="worker_in_memory")
-    return Path(worker_lock_beside(database)).resolve()  # said whole in status and refusals
-
-
-@contextmanager
-def holding_the_worker_lock(app: Ports) -> Iterator[Path]:
-    """The one worker of this database: refused (exit 2) while another process holds the lock."""
-    import fcntl  # POSIX file locks
-
-    path = lock_path(app)
-    with open(path, "a+") as lock:  # "a+": made on first use, never truncated before it is ours
-        deadline = time.monotonic() + LOCK_PATIENCE_SECONDS
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as error:
-                if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                    raise
-                if time.monotonic() >= deadline:
-                    pid = _pid_in(lock)
-                    raise Conflict(f"a worker{f' (pid {pid})' if pid else ''} already runs on "
-                                   f"{sqlite_file(app.engine.url)}: one worker per SQLite database (it holds "
-                                   f"{path})", code="worker_running") from None
-                time.sleep(0.05)
-        lock.seek(0)
-        lock.truncate()
-        lock.write(f"{os.getpid()}\n")
-        lock.flush()
-        yield path
-
-
-@dataclass(frozen=True)
-class EmbeddedWorker:
-    """Whether a worker runs on an SQLite database: a process holds its lock file; its pid."""
-
-    live: bool
-    pid: int | None
-    lock_file: str
-
-
-def embedded_worker(app: Ports) -> EmbeddedWorker:
-    """The worker of this SQLite database, if one runs. Never makes the lock file."""
-    import fcntl
-
-    path = lock_path(app)
-    try:
-        lock = open(path)
-    except FileNotFoundError:
-        return EmbeddedWorker(False, None, str(path))  # no worker ever ran here
-    with lock:
-        try:
-            # Shared and at once: a worker starting meanwhile waits a moment (LOCK_PATIENCE_SECONDS).
-            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError as error:
-            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise
-            return EmbeddedWorker(True, _pid_in(lock), str(path))
-        fcntl.flock(lock, fcntl.LOCK_UN)
-        return EmbeddedWorker(False, None, str(path))
-
-
-def _pid_in(lock: IO[str]) -> int | None:
-    lock.seek(0)
-    text = lock.read().strip()
-    return int(text) if text.isdigit() else None
-
-
 def wait_after_failures(check_seconds: int, failures: int) -> int:
     """How long to wait before the next look after `failures` looks in a row that failed: the
     check's period, doubled at each failure, at most five minutes (never less than the check)."""
@@ -194,7 +103,7 @@ def wait_after_failures(check_seconds: int, failures: int) -> int:
 def run(app: Ports, nap: Nap, *, on_run: Callable[[BatchRun], None] | None = None) -> WorkerReport:
     """Run the ticks as they come due until `app.stop` is asked; `nap` waits between looks and
     must return early once a stop is asked (`Alarm.nap`, rung by the command's signal handlers).
-    The caller holds the worker lock (`holding_the_worker_lock`)."""
+    The caller holds the worker lock (`adapters.db.locks.holding_the_worker_lock`)."""
     report = WorkerReport()
     check = app.settings.worker.check_seconds
     failures = 0  # looks in a row that failed

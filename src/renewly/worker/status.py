@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from renewly.adapters.db.engine import sqlite_file
+from renewly.adapters.db.locks import EmbeddedWorker, embedded_worker, several_writers
 from renewly.ports import Ports
 from renewly.scheduler import BatchSchedule, schedule
-from renewly.worker.embedded import EmbeddedWorker, embedded_worker
 
 
 class QueueSection(Protocol):
@@ -28,23 +27,22 @@ class QueueSection(Protocol):
 class WorkerStatus:
     now: datetime
     clock: str  # "test" or "system"
-    engine: str  # "sqlite" or "postgresql"
+    shared_queue: bool  # PostgreSQL: workers share the queue (else SQLite's one worker)
     batches: list[BatchSchedule]
-    embedded: EmbeddedWorker | None  # SQLite (a file); None on PostgreSQL
+    embedded: EmbeddedWorker | None  # SQLite's worker (None: in memory, or PostgreSQL)
     # PostgreSQL: the queue's section; None on SQLite, or while renewly.worker.queue is not built.
     queue: QueueSection | None
 
 
 def worker_status(app: Ports) -> WorkerStatus:
     now = app.clock.now()
-    engine = app.engine.dialect.name
     embedded = queue = None
-    if engine == "sqlite":
-        # A database in memory is one process's: no worker runs on it.
-        embedded = embedded_worker(app) if sqlite_file(app.engine.url) is not None else None
-    else:
+    if several_writers(app.engine):  # PostgreSQL: workers share the queue
         queue = queue_section(app)
-    return WorkerStatus(now, "test" if app.test_clock else "system", engine, schedule(app, now), embedded, queue)
+    else:
+        embedded = embedded_worker(app.engine)
+    return WorkerStatus(now, "test" if app.test_clock else "system", several_writers(app.engine),
+                        schedule(app, now), embedded, queue)
 
 
 def queue_section(app: Ports) -> QueueSection | None:

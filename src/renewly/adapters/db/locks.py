@@ -10,12 +10,20 @@ which engine they run on.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TypeVar
+import errno
+import os
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TypeVar
 
 from sqlalchemy import Connection, Engine, Select, Table, select
 
 from renewly.adapters.db.bulk import among, is_postgres
+from renewly.adapters.db.engine import sqlite_file
+from renewly.shared.errors import Conflict, InvalidInput
 
 Query = TypeVar("Query", bound=Select)
 
@@ -52,3 +60,99 @@ def hold_rows(conn: Connection, table: Table, ids: Iterable[int], *, key_share: 
     if ids and several_writers(conn):
         conn.execute(select(table.c.id).where(among(conn, table.c.id, ids))
                      .order_by(table.c.id).with_for_update(key_share=key_share))
+
+
+# -- `renewly worker` ---------------------------------------------------------------------------
+# On PostgreSQL (several_writers) any number of workers share the queue's jobs. On SQLite one
+# worker per database file: the file is one machine's, and a second worker would only queue
+# behind the first one's writes. It holds an exclusive lock (flock) on a file beside the
+# database, made on first use and never deleted; the system releases it when the process ends,
+# however it ends (kill -9 too), so a stale lock never keeps a new worker out. The file says the
+# pid of the worker holding it, for `renewly worker status` and the refusal of a second one.
+
+# How long a starting worker keeps trying for the lock before it is refused: `renewly worker
+# status` takes it for an instant to see whether a worker holds it.
+LOCK_PATIENCE_SECONDS = 1.0
+
+
+def worker_lock_beside(database_path: str) -> str:
+    """The worker's lock file beside an SQLite database file: renewly.db -> renewly-worker.lock,
+    renewly.sqlite -> renewly.sqlite-worker.lock."""
+    return database_path.removesuffix(".db") + "-worker.lock"
+
+
+def worker_lock_path(engine: Engine) -> Path:
+    """The worker's lock file of an SQLite database. A database in memory is refused: it is
+    this process's alone, nothing a worker could share."""
+    database = sqlite_file(engine.url)
+    if database is None:
+        raise InvalidInput("the database is in memory: a worker has nothing to share with other commands; "
+                           "set database_url to a file (docs/operations.md)", code="worker_in_memory")
+    return Path(worker_lock_beside(database)).resolve()  # said whole in status and refusals
+
+
+@contextmanager
+def holding_the_worker_lock(engine: Engine) -> Iterator[Path]:
+    """The one worker of this database: refused (exit 2) while another process holds the lock."""
+    import fcntl  # POSIX file locks
+
+    path = worker_lock_path(engine)
+    with open(path, "a+") as lock:  # "a+": made on first use, never truncated before it is ours
+        deadline = time.monotonic() + LOCK_PATIENCE_SECONDS
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as error:
+                if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    raise
+                if time.monotonic() >= deadline:
+                    pid = _pid_in(lock)
+                    raise Conflict(f"a worker{f' (pid {pid})' if pid else ''} already runs on "
+                                   f"{sqlite_file(engine.url)}: one worker per SQLite database (it holds "
+                                   f"{path})", code="worker_running") from None
+                time.sleep(0.05)
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        yield path
+
+
+@dataclass(frozen=True)
+class EmbeddedWorker:
+    """Whether a worker runs on an SQLite database: a process holds its lock file; its pid."""
+
+    live: bool
+    pid: int | None
+    lock_file: str
+
+
+def embedded_worker(engine: Engine) -> EmbeddedWorker | None:
+    """The worker of this SQLite database, if one runs; None for a database in memory (no
+    worker runs on one). Never makes the lock file."""
+    import fcntl
+
+    if sqlite_file(engine.url) is None:
+        return None
+    path = worker_lock_path(engine)
+    try:
+        lock = open(path)
+    except FileNotFoundError:
+        return EmbeddedWorker(False, None, str(path))  # no worker ever ran here
+    with lock:
+        try:
+            # Shared and at once: a worker starting meanwhile waits a moment (LOCK_PATIENCE_SECONDS).
+            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise
+            return EmbeddedWorker(True, _pid_in(lock), str(path))
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        return EmbeddedWorker(False, None, str(path))
+
+
+def _pid_in(lock: IO[str]) -> int | None:
+    lock.seek(0)
+    text = lock.read().strip()
+    return int(text) if text.isdigit() else None
