@@ -200,7 +200,7 @@ def test_the_shipped_systemd_unit_runs_the_worker_and_lets_it_finish_its_slice_o
     unit.optionxform = str  # systemd's keys are case-sensitive
     unit.read(ROOT / "deploy" / "systemd" / "renewly-worker.service", encoding="utf-8")
     service = unit["Service"]
-    assert service["ExecStart"].split()[-2:] == ["renewly", "worker"]
+    assert service["ExecStart"].split()[-2:] == ["/opt/renewly/bin/renewly", "worker"]
     assert (service["Type"], service["KillSignal"], service["Restart"]) == ("simple", "SIGTERM", "on-failure")
     assert int(service["TimeoutStopSec"]) >= 120  # a payment slice at the gateway (docs/operations.md)
     assert service["User"] != "root" and "EnvironmentFile" in service

@@ -18,6 +18,7 @@ from sqlalchemy.exc import OperationalError
 from renewly.adapters.db.locks import holding_the_worker_lock, worker_lock_beside, worker_lock_path
 from renewly.adapters.db.tables import batch_runs, invoices, outbox, payment_attempts
 from renewly.scheduler import BATCHES, run_all
+from renewly.shared.errors import Conflict
 from renewly.worker import embedded
 from renewly.worker.embedded import wait_after_failures
 from tests.builders import subscribed, team_plan
@@ -283,6 +284,6 @@ def test_the_lock_file_lies_beside_the_database(database, lock):
 def test_the_lock_is_held_once_in_one_process_too(databases):
     app = databases.fresh_app("sqlite")
     with holding_the_worker_lock(app.engine):
-        with pytest.raises(Exception, match="already runs on"):
+        with pytest.raises(Conflict, match="already runs on"):
             with holding_the_worker_lock(app.engine):
                 pass
