@@ -35,7 +35,7 @@ from renewly.billing.issuing import amount_due
 from renewly.billing.rules.invoices import InvoiceKind, InvoiceStatus
 from renewly.payments.attempts import Claim, ask_safely, settle_attempts, wall_clock
 from renewly.payments.janitor import settle_unsettled_attempts
-from renewly.payments.rate_limit import GatewayCalls, TokenBucket
+from renewly.payments.rate_limit import GatewayCalls, RateCap, gateway_rate_cap
 from renewly.payments.rules.charges import UNSETTLED, AttemptStatus, ChargeRequest, GatewayResult, Outcome, attempt_key
 from renewly.ports import Ports
 from renewly.shared.money import Money
@@ -64,10 +64,10 @@ class CollectReport(Reported):
                 + (f"; collected {collected}" if collected else ""))
 
 
-def collect_due(app: Ports, as_of: datetime, *, bucket: TokenBucket | None = None, on_slice=None) -> CollectReport:
+def collect_due(app: Ports, as_of: datetime, *, bucket: RateCap | None = None, on_slice=None) -> CollectReport:
     settings = app.settings.payments
     report = CollectReport()
-    bucket = bucket or TokenBucket(settings.rate_limit_per_second)
+    bucket = bucket or gateway_rate_cap(app)
     report.settled_by_janitor = settle_unsettled_attempts(app, as_of, bucket=bucket)
     def charge(claim: Claim) -> GatewayResult:
         return _charge(app, claim.request)

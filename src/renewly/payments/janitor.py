@@ -29,14 +29,14 @@ from renewly.adapters.db.locks import claim_unheld
 from renewly.adapters.db.tables import accounts, cards, gateway_customers, invoices, payment_attempts, reactivations
 from renewly.billing.rules.invoices import InvoiceStatus
 from renewly.payments.attempts import Claim, ask_safely, settle_attempts, still_claimed, wall_clock
-from renewly.payments.rate_limit import TokenBucket, call_concurrently
+from renewly.payments.rate_limit import RateCap, call_concurrently, gateway_rate_cap
 from renewly.payments.rules.charges import AttemptStatus, ChargeRequest, GatewayResult, Outcome
 from renewly.ports import Ports
 
 NEVER_SENT = GatewayResult(Outcome.UNKNOWN)  # find's None, told apart from a failed question
 
 
-def settle_unsettled_attempts(app: Ports, as_of: datetime, *, bucket: TokenBucket | None = None) -> int:
+def settle_unsettled_attempts(app: Ports, as_of: datetime, *, bucket: RateCap | None = None) -> int:
     """Settle what can be settled; returns how many attempts got a definite answer.
 
     `bucket`: the rate cap to share with the batch that runs next (collect), so that the two
@@ -65,7 +65,7 @@ def settle_unsettled_attempts(app: Ports, as_of: datetime, *, bucket: TokenBucke
         return None if found is NEVER_SENT else found
 
     answers = call_concurrently(ask, claims, concurrency=settings.concurrency,
-                                bucket=bucket or TokenBucket(settings.rate_limit_per_second))
+                                bucket=bucket or gateway_rate_cap(app))
     with app.engine.begin() as conn:
         lock_accounts(conn, {claim.account_id for claim in claims})  # first, as everyone takes them
         # Not an attempt another janitor took over since (our lease ran out): its answer is the other's.

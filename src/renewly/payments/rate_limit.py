@@ -1,4 +1,10 @@
-"""Gateway calls, concurrently and under a rate cap: real gateways cap writes (Stripe: 100/s)."""
+"""Gateway calls, concurrently and under a rate cap: real gateways cap writes (Stripe: 100/s).
+
+The cap counts every call of the merchant account, whichever process makes it: where several
+workers may run batches at once (PostgreSQL), they share one cap through the database
+(`adapters/db/rate_cap.py`); where one worker runs alone (SQLite), an in-process token bucket
+is that cap. `gateway_rate_cap` is the one place that chooses.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,30 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
+
+from renewly.adapters.db.locks import several_writers
+from renewly.adapters.db.rate_cap import SharedRateCap
+from renewly.ports import Ports
 
 Request = TypeVar("Request")
 Answer = TypeVar("Answer")
+
+
+class RateCap(Protocol):
+    """What a gateway call waits for first: `acquire()` returns when the call may be made."""
+
+    def acquire(self) -> None: ...
+
+
+def gateway_rate_cap(app: Ports) -> RateCap:
+    """The cap of `payments.rate_limit_per_second` gateway calls a second, for every worker
+    together: shared through the database where other workers may be calling too, in this
+    process alone where no other worker can run."""
+    rate = app.settings.payments.rate_limit_per_second
+    if several_writers(app.engine):
+        return SharedRateCap(app.engine, rate)
+    return TokenBucket(rate)
 
 
 class TokenBucket:
@@ -45,7 +71,7 @@ class TokenBucket:
 
 
 def call_concurrently(call: Callable[[Request], Answer], requests: Sequence[Request], *, concurrency: int,
-                      bucket: TokenBucket | None) -> list[Answer]:
+                      bucket: RateCap | None) -> list[Answer]:
     """Answers in the order of the requests; each call waits for a token first."""
     if concurrency == 1 or len(requests) <= 1:
         return [_limited(call, bucket, request) for request in requests]
@@ -58,7 +84,7 @@ class GatewayCalls(Generic[Request, Answer]):
     the batch has: the next slice's calls, submitted while a slice is in flight, start as soon as
     threads free up, so the gateway is not left idle while a slice is settled and the next claimed."""
 
-    def __init__(self, call: Callable[[Request], Answer], *, concurrency: int, bucket: TokenBucket | None) -> None:
+    def __init__(self, call: Callable[[Request], Answer], *, concurrency: int, bucket: RateCap | None) -> None:
         self._call = call
         self._bucket = bucket
         self._pool = ThreadPoolExecutor(max_workers=concurrency)
@@ -75,7 +101,7 @@ class GatewayCalls(Generic[Request, Answer]):
         self._pool.shutdown(wait=exc_type is not KeyboardInterrupt, cancel_futures=exc_type is not None)
 
 
-def _limited(call: Callable[[Request], Answer], bucket: TokenBucket | None, request: Request) -> Answer:
+def _limited(call: Callable[[Request], Answer], bucket: RateCap | None, request: Request) -> Answer:
     if bucket is not None:
         bucket.acquire()
     return call(request)

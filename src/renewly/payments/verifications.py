@@ -23,7 +23,7 @@ from renewly.adapters.db.locks import claim_unheld, hold_until_commit
 from renewly.adapters.db.tables import card_verifications
 from renewly.batches.reports import Reported
 from renewly.payments.attempts import wall_clock
-from renewly.payments.rate_limit import TokenBucket, call_concurrently
+from renewly.payments.rate_limit import call_concurrently, gateway_rate_cap
 from renewly.payments.rules.charges import Outcome, verification_key
 from renewly.ports import Ports
 
@@ -45,7 +45,7 @@ class VoidReport(Reported):
 def void_due_verifications(app: Ports, as_of: datetime) -> VoidReport:
     report = VoidReport()
     payments = app.settings.payments
-    bucket = TokenBucket(payments.rate_limit_per_second)
+    bucket = gateway_rate_cap(app)
     lease = wall_clock() + timedelta(seconds=payments.lease_seconds)
     unsettled = _claim(app, or_(
         card_verifications.c.status == "unknown",

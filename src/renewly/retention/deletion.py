@@ -52,7 +52,7 @@ from renewly.adapters.db.tables import (
 )
 from renewly.batches.reports import Reported
 from renewly.outbox import writer
-from renewly.payments.rate_limit import TokenBucket, call_concurrently
+from renewly.payments.rate_limit import call_concurrently, gateway_rate_cap
 from renewly.ports import Ports
 from renewly.retention.pseudonyms import personal_data_of, pseudonymise_deleted
 from renewly.retention.rules.deadlines import last_purgeable_issue_date, retention_ends
@@ -143,7 +143,7 @@ def _delete_gateway_customers(app: Ports, conn: Connection, account_ids: list[in
 
     settings = app.settings.payments
     answers = call_concurrently(delete, customers, concurrency=settings.concurrency,
-                                bucket=TokenBucket(settings.rate_limit_per_second))
+                                bucket=gateway_rate_cap(app))
     failed = {row.account_id for row, deleted in zip(customers, answers) if not deleted}
     report.gateway_failures.extend(sorted(failed))
     return [account_id for account_id in account_ids if account_id not in failed]

@@ -500,3 +500,14 @@ parked_rows = Table(
     Index("uq_parked_rows_open", "subject", "subject_id", unique=True, sqlite_where=text("resolved_at IS NULL"),
           postgresql_where=text("resolved_at IS NULL")),
 )
+
+# -- the gateway's rate cap, shared by every process (adapters/db/rate_cap.py) -------------------
+
+# One row on PostgreSQL: the next free gateway call slot, on the database's clock. UNLOGGED there
+# (migration 0013): emptied by a crash, written again by the next grant. Unused on SQLite.
+gateway_rate_cap = Table(
+    "gateway_rate_cap", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("next_slot", UTCDateTime(), nullable=False),
+    CheckConstraint("id = 1", name="one_row"),
+)

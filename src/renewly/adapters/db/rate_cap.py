@@ -1,0 +1,103 @@
+"""The gateway's rate cap shared by every process and machine, through PostgreSQL.
+
+A gateway caps the calls of the whole merchant account (Stripe: 100 writes a second), whichever
+process makes them; workers on several machines must share one cap, and the database is what
+they all share already. One row, `gateway_rate_cap` (migration 0013), holds the next free call
+slot, an instant on PostgreSQL's clock, the one clock of every machine. A process takes slots
+in one atomic statement: the next free slot, or now if it has passed (an idle cap saves up no
+burst), then the next free slot moves 1/rate further per slot taken. Slots granted are therefore
+at least 1/rate apart, whoever took them: no second of PostgreSQL's clock holds more than `rate`
+of them. The process sleeps until its slot, with no transaction and no connection held, and calls.
+
+What is left to the margin between `rate` and the gateway's cap is lateness: a call leaves a
+little after its slot (the answer's way back from the database, the thread's wake-up). If that
+delay varies by up to J seconds, a second can hold `rate * (1 + J) + 1` calls; a slot more than
+TOO_LATE_SECONDS past is dropped, so J stays under it (and the wake-up of the call itself): the
+default 90 a second under Stripe's 100 leaves 0.1 s.
+
+Nothing is released: a slot is only time. A process killed after taking slots leaves them unused,
+which costs the others at most `group` slots of throughput. The table is UNLOGGED (no WAL flush
+per grant, not replicated): a crash of the server or a failover empties it, and the first grant
+after it writes the row again from now, so slots granted ahead just before a crash may be granted
+twice, once (at most a group's worth per process).
+
+SQLite has one worker per database file: there, the payment batches keep the in-process token
+bucket (`renewly.payments.rate_limit`).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from sqlalchemy import Engine, text
+
+# How far ahead a process takes slots at once: a group lasts this long at the cap's rate. At
+# Stripe's 100 a second that is one slot per statement; at 2,000 a second, 20.
+GROUP_SECONDS = 0.01
+MOST_IN_GROUP = 100
+# A slot whose moment passed longer ago than this is dropped, not used: the rest of a group taken
+# before an idle moment would otherwise go out at once, on top of the slots others hold now.
+TOO_LATE_SECONDS = 0.02
+
+# One statement, atomic (the row is locked from the update to the commit, autocommit), that
+# writes the row when it is not there (a new database, or emptied by a crash: it is UNLOGGED).
+# clock_timestamp() in SET is read once the row lock is held; `delay` is from the first slot
+# taken to the moment of the answer, negative when that slot is now.
+TAKE_SLOTS = text("""
+    INSERT INTO gateway_rate_cap AS cap (id, next_slot)
+    VALUES (1, clock_timestamp() + make_interval(secs => :span))
+    ON CONFLICT (id) DO UPDATE
+        SET next_slot = greatest(cap.next_slot, clock_timestamp()) + make_interval(secs => :span)
+    RETURNING extract(epoch FROM cap.next_slot - make_interval(secs => :span) - clock_timestamp())::float8
+""")
+
+
+def slots_per_statement(rate: float) -> int:
+    """How many slots a process takes in one statement at this rate: one at a gateway's usual
+    caps, more where one statement per call would cost the database too much."""
+    return max(1, min(MOST_IN_GROUP, math.floor(rate * GROUP_SECONDS)))
+
+
+def slot_deadlines(received_at: float, first_delay: float, spacing: float, count: int) -> list[float]:
+    """The moments on this process's monotonic clock when each of `count` slots taken at once
+    begins: the first `first_delay` seconds after the database answered (`received_at`, so that
+    a slot is used a little late, never early), the others `spacing` apart."""
+    first = received_at + max(first_delay, 0.0)
+    return [first + n * spacing for n in range(count)]
+
+
+class SharedRateCap:
+    """At most `rate` gateway calls a second, counted together with every other process that
+    takes slots from the same database. Threads of one process take turns: one waits for its
+    slot, the others for the lock, as in the in-process bucket."""
+
+    def __init__(self, engine: Engine, rate: float, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.rate = rate
+        self._engine = engine
+        self._spacing = 1.0 / rate
+        self._group = slots_per_statement(rate)
+        self._sleep = sleep
+        self._slots: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        with self._lock:
+            while True:
+                if not self._slots:
+                    self._slots.extend(self._take_slots())
+                wait = self._slots.popleft() - time.monotonic()
+                if wait > -TOO_LATE_SECONDS:
+                    break
+            if wait > 0:
+                self._sleep(wait)
+
+    def _take_slots(self) -> list[float]:
+        # Autocommit: the row is locked for the statement only, and no transaction stays open
+        # while the caller sleeps; the connection goes back to the pool before that.
+        with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            delay = conn.execute(TAKE_SLOTS, {"span": self._group * self._spacing}).scalar_one()
+        return slot_deadlines(time.monotonic(), delay, self._spacing, self._group)
