@@ -1,0 +1,136 @@
+"""The gateway's rate cap holds for all workers together: slots from one PostgreSQL row.
+
+A gateway counts the calls of the whole merchant account in each second, whichever process makes
+them: four processes, each with its own engine and its own threads, make no more calls in any
+second than the cap allows, and together they use nearly all of it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from bisect import bisect_left
+
+import pytest
+from sqlalchemy import text
+
+from renewly.adapters.db.engine import make_engine
+from renewly.adapters.db.rate_cap import SharedRateCap, slot_deadlines, slots_per_statement
+
+GATEWAY_CAP = 100  # calls a second, as Stripe's
+RATE = 95  # payments.rate_limit_per_second: under the cap by the margin for lateness
+PROCESSES = 4
+CALLS_EACH = 72  # 288 calls at 95 a second: three seconds
+GATE = 4_242_013  # an advisory lock the test holds until every process waits for it
+
+# One worker: its own engine (bootstrap), the cap the payment batches use, four threads calling
+# a gateway that records when each call is made; it waits at the gate before its first call.
+WORKER = """
+import json, sys, time
+from sqlalchemy import text
+from renewly.bootstrap import bootstrap
+from renewly.config.settings import load_settings
+from renewly.payments.rate_limit import call_concurrently, gateway_rate_cap
+
+url, rate, calls, gate = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+app = bootstrap(load_settings(config_file=None, database_url=url, payments={"rate_limit_per_second": rate}),
+                upgrade=False)
+cap = gateway_rate_cap(app)
+with app.engine.connect() as conn:
+    conn.execute(text("SELECT pg_advisory_lock_shared(:gate)"), {"gate": gate})
+    conn.execute(text("SELECT pg_advisory_unlock_shared(:gate)"), {"gate": gate})
+    conn.rollback()
+def recording_gateway_call(_request):
+    return time.time()
+print(json.dumps(call_concurrently(recording_gateway_call, list(range(calls)), concurrency=4, bucket=cap)))
+"""
+
+
+def most_in_one_second(instants: list[float]) -> int:
+    """The most instants in any half-open second [t, t + 1)."""
+    ordered = sorted(instants)
+    return max((bisect_left(ordered, start + 1.0, lo=i) - i for i, start in enumerate(ordered)), default=0)
+
+
+# -- the pure parts --------------------------------------------------------------------------------
+
+def test_a_second_counts_its_calls_from_each_one_on():
+    assert most_in_one_second([0.0, 0.5, 0.999, 1.0, 1.5]) == 3  # 1.0 opens the next second
+    assert most_in_one_second([]) == 0
+
+
+def test_one_slot_per_statement_at_a_gateways_usual_caps_more_at_high_rates():
+    assert [slots_per_statement(rate) for rate in (0.5, 90, 100, 199)] == [1, 1, 1, 1]
+    assert slots_per_statement(2000) == 20  # ten milliseconds of calls
+    assert slots_per_statement(100_000) == 100  # at most a hundred
+
+
+def test_slots_taken_at_once_begin_after_the_answer_and_stay_apart():
+    assert slot_deadlines(10.0, 0.25, 0.01, 3) == pytest.approx([10.25, 10.26, 10.27])
+
+
+def test_a_slot_already_begun_is_used_from_the_answer_on_never_before_it():
+    assert slot_deadlines(10.0, -0.003, 0.5, 2) == [10.0, 10.5]
+
+
+# -- on PostgreSQL ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def pg_url(databases) -> str:
+    return databases.fresh_url("postgresql")
+
+
+def test_four_worker_processes_stay_under_the_gateways_cap_together_and_use_most_of_it(pg_url):
+    with make_engine(pg_url).connect() as holder:
+        holder.execute(text("SELECT pg_advisory_lock(:gate)"), {"gate": GATE})
+        workers = [subprocess.Popen([sys.executable, "-c", WORKER, pg_url, str(RATE), str(CALLS_EACH), str(GATE)],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                   for _ in range(PROCESSES)]
+        wait_until_waiting(holder, workers)
+        holder.execute(text("SELECT pg_advisory_unlock(:gate)"), {"gate": GATE})  # all go together
+        holder.commit()
+        finished = [worker.communicate(timeout=60) for worker in workers]
+    assert [(worker.returncode, err) for worker, (_, err) in zip(workers, finished)] == [(0, "")] * PROCESSES
+    calls = [json.loads(out) for out, _ in finished]
+    every = sorted(instant for made in calls for instant in made)
+
+    assert most_in_one_second(every) <= GATEWAY_CAP
+    assert (len(every) - 1) / (every[-1] - every[0]) >= 0.9 * GATEWAY_CAP
+    # At once, not one after another: every worker began before any had finished.
+    assert max(min(made) for made in calls) < min(max(made) for made in calls)
+
+
+def wait_until_waiting(holder, workers: list[subprocess.Popen]) -> None:
+    deadline = time.monotonic() + 60
+    while holder.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 "
+                              "AND objid = :gate AND NOT granted"), {"gate": GATE}).scalar() < len(workers):
+        finished = [worker for worker in workers if worker.poll() is not None]
+        assert not finished, finished[0].stderr.read()
+        assert time.monotonic() < deadline, "the workers never all waited at the gate"
+        time.sleep(0.05)
+
+
+def test_slots_left_from_before_an_idle_moment_are_not_spent_at_once(pg_url):
+    engine = make_engine(pg_url)
+    cap = SharedRateCap(engine, 2000)  # twenty slots per statement, half a millisecond apart
+    cap.acquire()  # nineteen slots of its group left, all past within ten milliseconds
+    time.sleep(0.1)
+    started = time.perf_counter()
+    for _ in range(20):
+        cap.acquire()
+    assert time.perf_counter() - started >= 19 / 2000
+    engine.dispose()
+
+
+def test_two_processes_caps_take_turns_on_the_databases_clock(pg_url):
+    engines = [make_engine(pg_url) for _ in range(2)]
+    caps = [SharedRateCap(engine, 200) for engine in engines]  # as two processes would
+    started = time.perf_counter()
+    for _ in range(20):
+        for cap in caps:
+            cap.acquire()
+    assert time.perf_counter() - started >= 39 / 200  # 40 slots, 5 ms apart whoever takes them
+    for engine in engines:
+        engine.dispose()
