@@ -70,6 +70,12 @@ LAST_LINES = {
         "sometimes": set(),
         "tiny": {"accounts": "200", "sqlite_accounts": "100"},
     },
+    "rate_cap": {
+        "keys": {"seconds", "workers", "rate_100_per_s", "rate_100_busiest", "rate_2000_per_s", "rate_2000_busiest",
+                 "one_per_statement_per_s", "workers_2000_per_s", "workers_2000_busiest"},
+        "sometimes": set(),
+        "tiny": {"seconds": "0.5", "workers": "2"},
+    },
     "dunning": {
         "keys": {"due", "accounts", "not_due", "t_small_s", "t_large_s", "ratio", "small_cpu_us", "large_cpu_us",
                  "mass_cases", "mass_s", "mass_cases_per_s", "mass_python_us", "mass_postgres_us", "slice",

@@ -13,7 +13,6 @@ from renewly.adapters.db.tables import outbox, payment_retries
 from renewly.billing.invoices import issue_credit_note, list_invoices
 from renewly.billing.subscriptions import create_subscription
 from renewly.payments.collect import collect_due
-from renewly.payments.rate_limit import TokenBucket
 from renewly.payments.rules.charges import attempt_key
 from renewly.scheduler import advance
 from tests.builders import OPERATOR, customer, subscribed, team_plan
@@ -144,11 +143,3 @@ def test_charges_stay_under_the_rate_cap(databases, db_kind):
     started = time.perf_counter()
     assert collect(app).succeeded == 6
     assert time.perf_counter() - started >= 5 / 20  # one token at a time: 6 calls span 5 gaps
-
-
-def test_the_token_bucket_spaces_acquisitions_at_the_rate():
-    bucket = TokenBucket(rate=200)
-    started = time.perf_counter()
-    for _ in range(41):
-        bucket.acquire()
-    assert time.perf_counter() - started >= 40 / 200

@@ -31,7 +31,6 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 
 from sqlalchemy import Engine, text
 
@@ -73,16 +72,18 @@ def slot_deadlines(received_at: float, first_delay: float, spacing: float, count
 class SharedRateCap:
     """At most `rate` gateway calls a second, counted together with every other process that
     takes slots from the same database. Threads of one process take turns: one waits for its
-    slot, the others for the lock, as in the in-process bucket. The process keeps the next group
-    of slots taken while it waits for the last one of the group before: a run of calls goes on
-    with no gap between groups, and it leaves at most one group unused when it stops."""
+    slot, the others for the lock, as in the in-process bucket. The process takes the next group
+    of slots while it waits for the last one of the group before: a run of calls goes on with no
+    gap between groups, and it leaves at most one group unused when it stops.
 
-    def __init__(self, engine: Engine, rate: float, *, sleep: Callable[[float], None] = time.sleep) -> None:
+    `slots_at_once`: the group one statement takes; `slots_per_statement(rate)` unless told
+    (bench/rate_cap.py measures one slot per statement)."""
+
+    def __init__(self, engine: Engine, rate: float, *, slots_at_once: int | None = None) -> None:
         self.rate = rate
         self._engine = engine
         self._spacing = 1.0 / rate
-        self._group = slots_per_statement(rate)
-        self._sleep = sleep
+        self._group = slots_at_once or slots_per_statement(rate)
         self._slots: deque[float] = deque()
         self._lock = threading.Lock()
 
@@ -100,7 +101,7 @@ class SharedRateCap:
                 self._slots.extend(self._take_slots())
             wait = slot - time.monotonic()
             if wait > 0:
-                self._sleep(wait)
+                time.sleep(wait)
 
     def _take_slots(self) -> list[float]:
         # Autocommit: the row is locked for the statement only, and no transaction stays open
