@@ -8,9 +8,10 @@ On a database of its own (dropped at the end), one process acquires as fast as t
 100 a second (Stripe's cap: one slot per statement), 2,000 a second (twenty slots per
 statement), and with one slot per statement and no cap to speak of, which is what one process
 gets from the database one round trip at a time. Then `--workers` processes share a cap of 2,000
-a second. Each run is checked: no second holds more acquisitions than the rate, plus the slots
-that TOO_LATE_SECONDS lets be used late, plus one (a wrong one exits 1). The last line is
-key=value pairs, for scripts.
+a second. Each run is checked: no second holds more acquisitions than the rate and a tenth,
+plus one (a wrong one exits 1): the margin a rate of 90 leaves under a cap of 100, for calls
+that leave late (a busy machine wakes a thread late). A cap not shared gives `--workers` times
+the rate. The last line is key=value pairs, for scripts.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from bisect import bisect_left
 from pathlib import Path
 
 from renewly.adapters.db.engine import make_engine
-from renewly.adapters.db.rate_cap import TOO_LATE_SECONDS, SharedRateCap
+from renewly.adapters.db.rate_cap import SharedRateCap
 
 sys.path.insert(0, str(Path(__file__).parent))
 from renewal import bench_database  # noqa: E402  (a database of our own, as bench/renewal.py)
 
 UNCAPPED = 100_000  # a rate the database cannot grant: what one round trip at a time gives
+LATENESS = 0.1  # of the rate: what a second may hold beyond it, calls late after their slot
 
 
 def acquisitions(url: str, rate: float, seconds: float, slots_at_once: int | None = None) -> list[float]:
@@ -56,7 +58,7 @@ def per_second(instants: list[float]) -> float:
 
 
 def checked(label: str, instants: list[float], rate: float) -> tuple[float, int]:
-    allowed = math.floor(rate * (1 + TOO_LATE_SECONDS)) + 1
+    allowed = math.floor(rate * (1 + LATENESS)) + 1
     busiest = most_in_one_second(instants)
     print(f"{label}: {per_second(instants):,.1f} acquisitions/s, busiest second {busiest} (at most {allowed})")
     if rate < UNCAPPED and busiest > allowed:
