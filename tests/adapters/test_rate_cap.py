@@ -70,6 +70,11 @@ def test_one_slot_per_statement_at_a_gateways_usual_caps_more_at_high_rates():
     assert slots_per_statement(100_000) == 100  # at most a hundred
 
 
+def test_a_database_far_away_gets_groups_that_outlast_its_round_trip():
+    assert slots_per_statement(100, round_trip=0.002) == 1
+    assert slots_per_statement(100, round_trip=0.02) == 4  # 40 ms of slots for a 20 ms round trip
+
+
 def test_slots_taken_at_once_begin_after_the_answer_and_stay_apart():
     assert slot_deadlines(10.0, 0.25, 0.01, 3) == pytest.approx([10.25, 10.26, 10.27])
 

@@ -34,8 +34,9 @@ from collections import deque
 
 from sqlalchemy import Engine, text
 
-# How far ahead a process takes slots at once: a group lasts this long at the cap's rate. At
-# Stripe's 100 a second that is one slot per statement; at 2,000 a second, 20.
+# How far ahead a process takes slots at once: a group lasts this long at the cap's rate, or twice
+# the statement's last round trip if that is longer (a database far away). At Stripe's 100 a
+# second that is one slot per statement; at 2,000 a second, 20.
 GROUP_SECONDS = 0.01
 MOST_IN_GROUP = 100
 # A slot whose moment passed longer ago than this is dropped, not used: the rest of a group taken
@@ -55,10 +56,12 @@ TAKE_SLOTS = text("""
 """)
 
 
-def slots_per_statement(rate: float) -> int:
+def slots_per_statement(rate: float, round_trip: float = 0.0) -> int:
     """How many slots a process takes in one statement at this rate: one at a gateway's usual
-    caps, more where one statement per call would cost the database too much."""
-    return max(1, min(MOST_IN_GROUP, math.floor(rate * GROUP_SECONDS)))
+    caps, more where one statement per call would cost the database too much, or where a round
+    trip to the database (`round_trip` seconds) lasts longer than the slots a statement takes:
+    the next group comes while the last one is used, so a group outlasts its round trip."""
+    return max(1, min(MOST_IN_GROUP, math.floor(rate * max(GROUP_SECONDS, 2 * round_trip))))
 
 
 def slot_deadlines(received_at: float, first_delay: float, spacing: float, count: int) -> list[float]:
@@ -76,14 +79,15 @@ class SharedRateCap:
     of slots while it waits for the last one of the group before: a run of calls goes on with no
     gap between groups, and it leaves at most one group unused when it stops.
 
-    `slots_at_once`: the group one statement takes; `slots_per_statement(rate)` unless told
-    (bench/rate_cap.py measures one slot per statement)."""
+    `slots_at_once`: the group one statement takes; `slots_per_statement` (from the rate and the
+    last round trip) unless told (bench/rate_cap.py measures one slot per statement)."""
 
     def __init__(self, engine: Engine, rate: float, *, slots_at_once: int | None = None) -> None:
         self.rate = rate
         self._engine = engine
         self._spacing = 1.0 / rate
-        self._group = slots_at_once or slots_per_statement(rate)
+        self._slots_at_once = slots_at_once
+        self._round_trip = 0.0
         self._slots: deque[float] = deque()
         self._lock = threading.Lock()
 
@@ -106,6 +110,10 @@ class SharedRateCap:
     def _take_slots(self) -> list[float]:
         # Autocommit: the row is locked for the statement only, and no transaction stays open
         # while the caller sleeps; the connection goes back to the pool before that.
+        group = self._slots_at_once or slots_per_statement(self.rate, self._round_trip)
+        asked = time.monotonic()
         with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            delay = conn.execute(TAKE_SLOTS, {"span": self._group * self._spacing}).scalar_one()
-        return slot_deadlines(time.monotonic(), delay, self._spacing, self._group)
+            delay = conn.execute(TAKE_SLOTS, {"span": group * self._spacing}).scalar_one()
+        received = time.monotonic()
+        self._round_trip = received - asked
+        return slot_deadlines(received, delay, self._spacing, group)
