@@ -11,9 +11,9 @@ of them. The process sleeps until its slot, with no transaction and no connectio
 
 What is left to the margin between `rate` and the gateway's cap is lateness: a call leaves a
 little after its slot (the answer's way back from the database, the thread's wake-up). If that
-delay varies by up to J seconds, a second can hold `rate * (1 + J) + 1` calls; a slot more than
-TOO_LATE_SECONDS past is dropped, so J stays under it (and the wake-up of the call itself): the
-default 90 a second under Stripe's 100 leaves 0.1 s.
+delay varies by up to J seconds, a second can hold `rate * (1 + J) + 1` calls. A thread that
+wakes up more than TOO_LATE_SECONDS after its slot (a busy machine) drops it and waits for another,
+so J stays about that: the default 90 a second under Stripe's 100 leaves 0.1 s.
 
 Nothing is released: a slot is only time. A process killed after taking slots leaves them unused,
 which costs the others at most `group` slots of throughput. The table is UNLOGGED (no WAL flush
@@ -39,8 +39,9 @@ from sqlalchemy import Engine, text
 # second that is one slot per statement; at 2,000 a second, 20.
 GROUP_SECONDS = 0.01
 MOST_IN_GROUP = 100
-# A slot whose moment passed longer ago than this is dropped, not used: the rest of a group taken
-# before an idle moment would otherwise go out at once, on top of the slots others hold now.
+# A slot whose moment passed longer ago than this is dropped, not used: a thread woken that late
+# would call among the next slots, which others hold; and the rest of a group taken before an
+# idle moment would go out all at once.
 TOO_LATE_SECONDS = 0.02
 
 # One statement, atomic (the row is locked from the update to the commit, autocommit), that
@@ -97,15 +98,15 @@ class SharedRateCap:
                 if not self._slots:
                     self._slots.extend(self._take_slots())
                 slot = self._slots.popleft()
-                if slot - time.monotonic() > -TOO_LATE_SECONDS:
-                    break
-            if not self._slots:
-                # The next group, taken while this slot is awaited: it follows this one at once,
-                # instead of starting a round trip late once this one is used.
-                self._slots.extend(self._take_slots())
-            wait = slot - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
+                if not self._slots:
+                    # The next group, taken while this slot is awaited: it follows this one at
+                    # once, instead of starting a round trip late once this one is used.
+                    self._slots.extend(self._take_slots())
+                wait = slot - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                if time.monotonic() - slot <= TOO_LATE_SECONDS:
+                    return
 
     def _take_slots(self) -> list[float]:
         # Autocommit: the row is locked for the statement only, and no transaction stays open
