@@ -12,8 +12,9 @@ of them. The process sleeps until its slot, with no transaction and no connectio
 What is left to the margin between `rate` and the gateway's cap is lateness: a call leaves a
 little after its slot (the answer's way back from the database, the thread's wake-up). If that
 delay varies by up to J seconds, a second can hold `rate * (1 + J) + 1` calls. A thread that
-wakes up more than TOO_LATE_SECONDS after its slot (a busy machine) drops it and waits for another,
-so J stays about that: the default 90 a second under Stripe's 100 leaves 0.1 s.
+wakes up more than TOO_LATE_SECONDS after its slot (a busy machine) drops it and waits for
+another, so J is that (20 ms) plus the moment from the wake-up to the call: the default 90 a
+second under Stripe's 100 leaves 0.1 s.
 
 Nothing is released: a slot is only time. A process killed after taking slots leaves them unused,
 which costs the others at most `group` slots of throughput. The table is UNLOGGED (no WAL flush
