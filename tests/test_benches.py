@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # the figures --tiny fixes, which show that the run was a tiny one.
 LAST_LINES = {
     "cli": {
-        "keys": {f"{name}_{figure}" for name in ("help", "read", "plans") for figure in ("s", "cpu_s", "ratio")}
+        "keys": {f"{name}_{figure}" for name in ("help", "read", "plans", "account")
+                 for figure in ("s", "cpu_s", "ratio")}
         | {"python_s", "python_cpu_s", "target_s", "runs"},
         "sometimes": set(),
         "tiny": {"runs": "2", "target_s": "0.3"},
