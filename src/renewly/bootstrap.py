@@ -1,16 +1,28 @@
-"""The one place that wires adapters: configuration in, ready `Ports` (see renewly.ports) out."""
+"""The one place that wires adapters: configuration in, ready `Ports` (see renewly.ports) out.
+
+What most commands never use is imported when first used, not here: the simulated gateway (when
+a command first charges or asks the gateway) and dunning's settlement (when an invoice is first
+settled); a read's start is mostly imports (docs/performance.md, "A command's start").
+"""
 
 from __future__ import annotations
 
+from functools import cache
+from typing import TYPE_CHECKING
+
 from renewly.adapters.clock import Clock, PersistedTestClock, SystemClock
 from renewly.adapters.db.engine import ensure_schema, make_engine
-from renewly.adapters.gateways.port import PaymentGateway
-from renewly.adapters.gateways.simulated import SimulatedGateway
 from renewly.config.policy import load_policy
 from renewly.config.settings import Settings, load_settings
-from renewly.dunning.recovery import DunningSettlement
 from renewly.dunning.rules.schedule import Policy
-from renewly.ports import Ports
+from renewly.ports import Ports, Settlement
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sqlalchemy import Connection
+
+    from renewly.adapters.gateways.port import PaymentGateway
 
 # The name the command line, the demo and the tests know the application by.
 App = Ports
@@ -30,8 +42,29 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None, g
     def connect_gateway() -> PaymentGateway:
         if gateway is not None:  # a test's, or a fake
             return gateway
+        from renewly.adapters.gateways.simulated import SimulatedGateway
         return SimulatedGateway(settings.simulator_url(), running_clock,
                                 latency=settings.payments.simulator_latency_ms / 1000)
 
     return Ports(settings=settings, engine=engine, clock=clock, policy=policy, connect_gateway=connect_gateway,
-                 settlement=DunningSettlement())
+                 settlement=DunningSettlementOnFirstUse())
+
+
+class DunningSettlementOnFirstUse:
+    """`Ports.settlement`: dunning's (renewly.dunning.recovery.DunningSettlement), its module
+    imported by the first charge answered or invoice voided, which a read never settles."""
+
+    def after_charges(self, conn: Connection, app: Ports, *, account_ids: set[int], paid_invoice_ids: list[int],
+                      answered_attempt_ids: list[int], as_of: datetime) -> None:
+        dunning_settlement().after_charges(conn, app, account_ids=account_ids, paid_invoice_ids=paid_invoice_ids,
+                                           answered_attempt_ids=answered_attempt_ids, as_of=as_of)
+
+    def after_void(self, conn: Connection, app: Ports, invoice_id: int, as_of: datetime) -> None:
+        dunning_settlement().after_void(conn, app, invoice_id, as_of)
+
+
+@cache
+def dunning_settlement() -> Settlement:
+    from renewly.dunning.recovery import DunningSettlement
+    return DunningSettlement()
+

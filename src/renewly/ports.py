@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
 from renewly.adapters.clock import Clock, PersistedTestClock
-from renewly.billing.rules.invoices import TaxTable
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
     from renewly.adapters.gateways.port import PaymentGateway
+    from renewly.billing.rules.invoices import TaxTable
     from renewly.config.settings import Settings
     from renewly.dunning.rules.schedule import Policy
 
@@ -89,6 +89,7 @@ class Ports:
 
     @property
     def taxes(self) -> TaxTable:
+        from renewly.billing.rules.invoices import TaxTable  # with Babel's dates: not for every command
         return TaxTable(self.settings.tax_rates, self.settings.default_tax_rate)
 
     @property

@@ -21,12 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 
-import structlog
 from sqlalchemy import Connection, select
 
 from renewly.adapters.clock import LATEST_TEST_CLOCK
 from renewly.adapters.db.bulk import insert_ignoring_conflicts
 from renewly.adapters.db.tables import batch_runs
+from renewly.adapters.logs import get_logger
 from renewly.batches.parking import is_infrastructure, reason
 from renewly.batches.reports import BatchFailed, BatchReport
 from renewly.billing import renewals
@@ -36,7 +36,7 @@ from renewly.ports import Ports
 from renewly.retention import deletion as retention
 from renewly.shared.errors import BillingError, InvalidInput
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 # The chain settles in three or four rounds (a recovery that lets renewals catch up is the

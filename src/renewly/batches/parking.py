@@ -16,18 +16,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import structlog
 from sqlalchemy import Connection, exists, select
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 
 from renewly.adapters.db.bulk import insert_ignoring_conflicts
 from renewly.adapters.db.tables import parked_rows
+from renewly.adapters.logs import get_logger
 from renewly.outbox import writer
 from renewly.outbox.records import audit
 from renewly.ports import Ports
 from renewly.shared.errors import NotFound
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def not_parked(subject: str, column) -> Any:

@@ -61,15 +61,14 @@ def run_on_postgresql(application: App) -> None:
 def run_embedded(application: App) -> None:
     """SQLite: the ticks in this process; the first SIGTERM or Ctrl-C lets the slice in hand
     finish, then one line on what was done; a second one stops at once (exit 130)."""
-    import structlog
-
     from renewly.adapters.db.locks import holding_the_worker_lock
+    from renewly.adapters.logs import get_logger
     from renewly.cli.common import stopping_on_signals
     from renewly.scheduler import still_due
     from renewly.worker.embedded import Alarm
     from renewly.worker.embedded import run as run_worker
 
-    log = structlog.get_logger("renewly.worker")
+    log = get_logger("renewly.worker")
     alarm = Alarm()
     with (holding_the_worker_lock(application.engine) as lock,
           stopping_on_signals(application, (signal.SIGINT, signal.SIGTERM), say=_log_stopping,

@@ -9,19 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import structlog
 from sqlalchemy import Connection, select
 
 from renewly.accounts.accounts import lock_accounts
 from renewly.adapters.db.bulk import among, update_rows
 from renewly.adapters.db.locks import hold_until_commit
 from renewly.adapters.db.tables import invoices, payment_attempts
+from renewly.adapters.logs import get_logger
 from renewly.billing.rules.invoices import InvoiceStatus
 from renewly.outbox import writer
 from renewly.payments.rules.charges import AttemptStatus, ChargeRequest, GatewayResult, Outcome
 from renewly.ports import Ports
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-import structlog
 from sqlalchemy import Connection, and_, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
@@ -30,6 +29,7 @@ from renewly.adapters.db.tables import (
     payment_retries,
     reactivations,
 )
+from renewly.adapters.logs import get_logger
 from renewly.batches.reports import Reported
 from renewly.billing.issuing import amount_due
 from renewly.billing.rules.invoices import InvoiceKind, InvoiceStatus
@@ -40,7 +40,7 @@ from renewly.payments.rules.charges import UNSETTLED, AttemptStatus, ChargeReque
 from renewly.ports import Ports
 from renewly.shared.money import Money
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass

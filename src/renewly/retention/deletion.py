@@ -22,7 +22,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import structlog
 from sqlalchemy import Connection, and_, exists, func, or_, select
 from sqlalchemy.orm import aliased
 
@@ -50,6 +49,7 @@ from renewly.adapters.db.tables import (
     reactivations,
     subscriptions,
 )
+from renewly.adapters.logs import get_logger
 from renewly.batches.reports import Reported
 from renewly.outbox import writer
 from renewly.payments.rate_limit import call_concurrently, gateway_rate_cap
@@ -58,7 +58,7 @@ from renewly.retention.pseudonyms import personal_data_of, pseudonymise_deleted
 from renewly.retention.rules.deadlines import last_purgeable_issue_date, retention_ends
 from renewly.shared.calendar import local_date, local_midnight_utc
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 ACTOR = "system:retention"
 # The gateway is called while a slice of accounts is locked (on SQLite: the whole database), so

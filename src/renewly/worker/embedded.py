@@ -28,14 +28,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-import structlog
-
+from renewly.adapters.logs import get_logger
 from renewly.batches.parking import is_infrastructure, reason
 from renewly.batches.reports import BatchFailed
 from renewly.ports import Ports
 from renewly.scheduler import BatchRun, run_tick, tick_due
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 # The longest wait between two looks after a failure: a database back after a restart is used
 # again within five minutes, and a worker that cannot reach it logs at most one line in five.

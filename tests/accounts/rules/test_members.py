@@ -57,6 +57,15 @@ def test_a_country_is_an_iso_3166_code():
         assert refusal_code(validate_country, country) == "unknown_country"
 
 
+def test_the_countries_written_out_are_those_of_the_installed_babel():
+    # Checked without loading Babel's English locale at every start: the list must say what CLDR says.
+    from babel import Locale
+
+    from renewly.accounts.rules.members import _COUNTRIES, _NOT_COUNTRIES
+    cldr = {code for code in Locale("en").territories if len(code) == 2 and code.isalpha()} - _NOT_COUNTRIES
+    assert _COUNTRIES == cldr
+
+
 def test_r3_1_the_buyer_address_snapshot_holds_every_printed_field():
     address = BuyerAddress(name="Acme SAS", line1="1 rue X", postcode="75001", city="Paris", country="fr",
                            vat_id="FR123")
