@@ -1,10 +1,12 @@
 """The command line is light to load (issue 10, item 11): `renewly --help` loads every command
 module, so none of them may import the database, the settings, Rich or the logs before a command
-runs; and its modules import each other one way (common <- groups <- root), never in a circle."""
+runs; a simple read loads what it reads with and no more; and its modules import each other one
+way (common <- groups <- root), never in a circle."""
 
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +24,30 @@ def test_help_loads_no_database_settings_rich_or_logs():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert "Usage: renewly" in done.stdout
     assert done.stdout.splitlines()[-1] == "", f"renewly --help imported: {done.stdout.splitlines()[-1]}"
+
+
+# What a read never uses: the logs (structlog and the Rich it brings), the gateway, dunning's
+# settlement, the scheduler and the batches, Alembic (the schema is up to date), psycopg (SQLite).
+NOT_FOR_A_READ = ("structlog", "alembic", "psycopg", "renewly.adapters.gateways.simulated", "renewly.dunning.recovery",
+                  "renewly.scheduler", "renewly.batches", "renewly.billing.rules.invoices")
+
+
+def test_a_simple_read_loads_no_logs_gateway_settlement_scheduler_nor_migrations(tmp_path):
+    shell = {**{name: value for name, value in os.environ.items() if not name.startswith("RENEWLY_")},
+             "RENEWLY_DATABASE_URL": f"sqlite:///{tmp_path / 'renewly.db'}", "RENEWLY_CLOCK": "test"}
+    made = subprocess.run([sys.executable, "-c", "from renewly.cli import main; main()", "plans", "create", "--code",
+                           "team", "--name", "Team", "--interval", "month", "--price", "1900", "--currency", "EUR"],
+                          env=shell, cwd=tmp_path, capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    script = ("import sys; sys.argv = ['renewly', 'clock', 'show']\n"
+              "from renewly.cli import main\n"
+              "try:\n    main()\nexcept SystemExit:\n    pass\n"
+              f"print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in {NOT_FOR_A_READ!r} "
+              f"or any(m == n or m.startswith(n + '.') for n in {NOT_FOR_A_READ!r}))))")
+    done = subprocess.run([sys.executable, "-c", script], env=shell, cwd=tmp_path, capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.startswith("test clock: ")
+    assert done.stdout.splitlines()[-1] == "", f"renewly clock show imported: {done.stdout.splitlines()[-1]}"
 
 
 def imports_of(path: Path) -> set[str]:
