@@ -36,19 +36,14 @@ from renewly.cli import (
 )
 from renewly.cli.common import STOPPED_AT_ONCE
 
-app = typer.Typer(help="Renewly: subscription billing, invoicing and dunning.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, rich_markup_mode=None, add_completion=False)
-# Commands of the root first (`renewly run`, ...), then the groups, in the order `--help` lists them.
-for commands in (batches.app, policy.preview_app, importing.app, demo.app):
-    app.add_typer(commands)
-for group, name in ((db.app, "db"), (clock.app, "clock"), (worker.app, "worker"),
-                    (plans.app, "plans"), (accounts.app, "accounts"),
-                    (accounts.members_app, "members"), (subscriptions.app, "subscriptions"),
-                    (invoices.app, "invoices"), (cards.app, "cards"), (payments.app, "payments"),
-                    (gateway.app, "gateway"), (support.app, "support"), (outbox.app, "outbox"),
-                    (policy.app, "policy"), (billing.app, "billing"), (problems.app, "problems"),
-                    (contacts.app, "contacts")):
-    app.add_typer(group, name=name)
+# The groups, by the name the operator types, in the order `--help` lists them; the commands of
+# the root (`renewly run`, ...) come before them.
+GROUPS = {"db": db.app, "clock": clock.app, "worker": worker.app, "plans": plans.app, "accounts": accounts.app,
+          "members": accounts.members_app, "subscriptions": subscriptions.app, "invoices": invoices.app,
+          "cards": cards.app, "payments": payments.app, "gateway": gateway.app, "support": support.app,
+          "outbox": outbox.app, "policy": policy.app, "billing": billing.app, "problems": problems.app,
+          "contacts": contacts.app}
+ROOT_COMMANDS = (batches.app, policy.preview_app, importing.app, demo.app)
 
 
 def _print_version(asked: bool) -> None:
@@ -58,15 +53,41 @@ def _print_version(asked: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _options(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
                                                    help="Print Renewly's version and exit.")] = False) -> None:
     """Renewly: subscription billing, invoicing and dunning."""
 
 
+def command_line(group: str | None = None) -> typer.Typer:
+    """The whole command line; or, given a group's name, the root with that group alone (see `main`)."""
+    root = typer.Typer(help="Renewly: subscription billing, invoicing and dunning.", no_args_is_help=True,
+                       pretty_exceptions_enable=False, rich_markup_mode=None, add_completion=False)
+    root.callback()(_options)
+    if group is None:
+        for commands in ROOT_COMMANDS:
+            root.add_typer(commands)
+    for name, commands in GROUPS.items():
+        if group in (None, name):
+            root.add_typer(commands, name=name)
+    return root
+
+
+app = command_line()
+
+
+def for_the_arguments(arguments: list[str]) -> typer.Typer:
+    """What to parse these arguments with. Typer builds every command of an application, its
+    parameters read from the annotations, before it parses anything: for the hundred commands
+    here that was a sixth of a simple read's start. `renewly GROUP ...` needs the root (its
+    options, its name in the usage line) and that group only, and is parsed, answered and refused
+    the same by both; anything else (the root's help, its own commands, a mistyped group, a root
+    option first) gets the whole command line."""
+    return command_line(arguments[0]) if arguments and arguments[0] in GROUPS else app
+
+
 def main() -> None:
     try:
-        exit_code = app(standalone_mode=False)
+        exit_code = for_the_arguments(sys.argv[1:])(standalone_mode=False)
     except typer.Abort:
         _fail("aborted")
     except TyperException as error:
