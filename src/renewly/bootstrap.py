@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from renewly.adapters.gateways.port import PaymentGateway
+    from renewly.adapters.mail.port import MailTransport
 
 # The name the command line, the demo and the tests know the application by.
 App = Ports
@@ -46,8 +47,13 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None, g
         return SimulatedGateway(settings.simulator_url(), running_clock,
                                 latency=settings.payments.simulator_latency_ms / 1000)
 
+    def connect_mailer() -> MailTransport:
+        from renewly.adapters.mail.smtp import SmtpTransport  # aiosmtplib: only when e-mails leave
+        return SmtpTransport(settings.mail)
+
     return Ports(settings=settings, engine=engine, clock=clock, policy=policy, connect_gateway=connect_gateway,
-                 settlement=DunningSettlementOnFirstUse())
+                 settlement=DunningSettlementOnFirstUse(),
+                 connect_mailer=connect_mailer if settings.mail.configured else None)
 
 
 class DunningSettlementOnFirstUse:

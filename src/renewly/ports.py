@@ -3,7 +3,7 @@
 `Ports` is one small typed object, the only thing a use case receives from outside (its
 parameter is still called `app`): the database (a SQLAlchemy engine; what differs between
 SQLite and PostgreSQL is answered by renewly.adapters.db), the clock, the payment gateway
-(connected on first use), the settings, the dunning policy, and the stop request that batch
+(connected on first use), the e-mail transport, the settings, the dunning policy, and the stop request that batch
 loops look at between slices. Use cases import this module, never renewly.bootstrap:
 bootstrap.py, the one composition root, builds a `Ports` from the configuration, and tests
 build theirs through it too (with a fake gateway or a test clock).
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
     from renewly.adapters.gateways.port import PaymentGateway
+    from renewly.adapters.mail.port import MailTransport
     from renewly.billing.rules.invoices import TaxTable
     from renewly.config.settings import Settings
     from renewly.dunning.rules.schedule import Policy
@@ -81,11 +82,18 @@ class Ports:
     settlement: Settlement = field(repr=False)
     # Asked (the first Ctrl-C), every batch stops before its next slice.
     stop: StopRequest = field(default_factory=StopRequest, repr=False)
+    # How e-mails leave (SMTP); None while no SMTP server is configured (delivery off).
+    connect_mailer: Callable[[], MailTransport] | None = field(default=None, repr=False)
 
     @cached_property
     def gateway(self) -> PaymentGateway:
         """The payment gateway, connected on first use."""
         return self.connect_gateway()
+
+    @cached_property
+    def mailer(self) -> MailTransport | None:
+        """The e-mail transport, made on first use; None when delivery is off."""
+        return self.connect_mailer() if self.connect_mailer is not None else None
 
     @property
     def taxes(self) -> TaxTable:

@@ -31,6 +31,7 @@ from renewly.batches.parking import is_infrastructure, reason
 from renewly.batches.reports import BatchFailed, BatchReport
 from renewly.billing import renewals
 from renewly.dunning import sweep as dunning
+from renewly.mail import delivery as mail
 from renewly.payments import collect, verifications
 from renewly.ports import Ports
 from renewly.retention import deletion as retention
@@ -95,6 +96,20 @@ BATCHES: tuple[Batch, ...] = (
           retention.purge_due, retention.next_retention_at, chained=False),
 )
 
+# E-mails leave the outbox (docs/mail.md): a batch only where an SMTP server is configured
+# (`mail.host`); without one, e-mails stay in the outbox and no tick waits for them. Before
+# retention, which deletes a deleted account's outbox rows: what the tick wrote leaves first.
+MAIL = Batch("mail", lambda app: timedelta(minutes=app.settings.mail.interval_minutes), mail.deliver_due,
+             mail.next_mail_at, chained=False)
+
+
+def batches(app: Ports) -> tuple[Batch, ...]:
+    """The batches this application runs, in the order a tick runs them."""
+    if not app.settings.mail.configured:
+        return BATCHES
+    last = len(BATCHES) - 1  # retention
+    return (*BATCHES[:last], MAIL, *BATCHES[last:])
+
 
 def run_tick(app: Ports, at: datetime, on_run: Callable[[BatchRun], None] | None = None,
              on_progress: Progress | None = None) -> list[BatchRun]:
@@ -114,12 +129,12 @@ def run_tick(app: Ports, at: datetime, on_run: Callable[[BatchRun], None] | None
         return runs[-1].report.did_anything
 
     for _ in range(MAX_ROUNDS):
-        worked = [run(batch) for batch in BATCHES if batch.chained]
+        worked = [run(batch) for batch in batches(app) if batch.chained]
         if not any(worked):
             break
     else:
         log.warning("the billing chain still had work after its last round; the next tick goes on", at=at)
-    for batch in BATCHES:
+    for batch in batches(app):
         if not batch.chained:
             run(batch)
     return runs
@@ -130,13 +145,13 @@ def run_all(app: Ports, as_of: datetime, on_progress: Progress | None = None) ->
     the batches that ran, when a stop was asked)."""
     runs = run_tick(app, as_of, on_progress=on_progress)
     return [BatchRun(batch.name, as_of, merged([r.report for r in runs if r.batch == batch.name]))
-            for batch in BATCHES if any(r.batch == batch.name for r in runs)]
+            for batch in batches(app) if any(r.batch == batch.name for r in runs)]
 
 
 def still_due(app: Ports, as_of: datetime) -> list[str]:
     """The batches with work due at `as_of` (what a stopped run left): one query per batch."""
     with app.engine.connect() as conn:
-        return [batch.name for batch in BATCHES
+        return [batch.name for batch in batches(app)
                 if (at := batch.next_work_at(conn, app)) is not None
                 and at <= as_of]
 
@@ -323,7 +338,7 @@ class _Plan:
 def _plans(conn: Connection, app: Ports, start: datetime | None) -> list[_Plan]:
     last_runs = dict(conn.execute(select(batch_runs.c.batch, batch_runs.c.last_run_at)).all())
     plans = []
-    for batch in BATCHES:
+    for batch in batches(app):
         last = last_runs.get(batch.name)
         after = [at for at in (start, last) if at is not None]
         not_before = max(after) + timedelta(microseconds=1) if after else EPOCH

@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -109,6 +109,76 @@ class WorkerSettings(BaseModel):
     check_seconds: int = Field(10, ge=1, le=3600)
 
 
+# The port an SMTP server listens on for each way of securing the connection (RFC 8314, RFC 6409).
+DEFAULT_SMTP_PORTS = {"none": 25, "starttls": 587, "tls": 465}
+
+
+class MailSettings(BaseModel):
+    """E-mail delivery over SMTP (docs/mail.md). No `host`: delivery is off, and e-mails stay in the
+    outbox, readable with `renewly outbox show ID` (the embedded default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field("", max_length=253)
+    port: int | None = Field(None, ge=1, le=65535)  # default by `security`: 25, 587, 465
+    # starttls: upgrade a plain connection (port 587); tls: TLS from the first byte (port 465);
+    # none: plain text, only for a relay on the same machine or network.
+    security: Literal["none", "starttls", "tls"] = "starttls"
+    username: str = Field("", max_length=320)
+    # Never printed nor logged: pydantic shows it as "**********".
+    password: SecretStr = SecretStr("")
+    # The sender of every e-mail: an address, or a name and an address ("Billing <billing@example.com>").
+    from_address: str = Field("", max_length=320)
+    # The right-hand side of every Message-ID (<renewly.outbox.ID@DOMAIN>); default: the sender's domain.
+    message_id_domain: str = Field("", max_length=253)
+    timeout_seconds: float = Field(30, gt=0, le=600)  # one SMTP exchange (connecting, a command, the data)
+    connections: int = Field(4, ge=1, le=64)  # SMTP connections in parallel, per process
+    slice_size: int = Field(200, ge=1, le=5000)  # e-mails claimed per slice
+    interval_minutes: int = Field(1, ge=1, le=WEEK_MINUTES)  # how often the worker's mail batch runs
+    # A temporary failure (4xx, no connection, a timeout) is tried again after this, doubled at each
+    # failure up to the cap; never given up.
+    retry_first_seconds: int = Field(60, ge=1, le=86_400)
+    retry_max_seconds: int = Field(3600, ge=1, le=7 * 86_400)
+    # How long a process may take over a slice before another may send its e-mails in its place
+    # (the first one died): at least the time a slice takes.
+    lease_seconds: int = Field(600, ge=10, le=86_400)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.host)
+
+    @property
+    def smtp_port(self) -> int:
+        return self.port or DEFAULT_SMTP_PORTS[self.security]
+
+    @property
+    def sender_domain(self) -> str:
+        return self.message_id_domain or self.from_address.rpartition("@")[2].strip(" >")
+
+    @model_validator(mode="after")
+    def _complete(self) -> MailSettings:
+        if not self.host:
+            return self
+        if not self.from_address:
+            raise ValueError("host is set but not from_address: every e-mail needs a sender")
+        from email.headerregistry import Address
+        from email.utils import parseaddr
+        _name, address = parseaddr(self.from_address)
+        try:
+            Address(addr_spec=address)
+        except (ValueError, IndexError):
+            address = ""
+        if "@" not in address:
+            raise ValueError(f"from_address {self.from_address!r} is not an e-mail address")
+        if any(character in self.sender_domain for character in " <>@\"\r\n") or not self.sender_domain:
+            raise ValueError(f"message_id_domain {self.sender_domain!r} is not a domain")
+        if bool(self.username) != bool(self.password.get_secret_value()):
+            raise ValueError("username and password go together: set both or neither")
+        if self.retry_max_seconds < self.retry_first_seconds:
+            raise ValueError("retry_max_seconds is shorter than retry_first_seconds")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RENEWLY_", env_nested_delimiter="__", extra="forbid")
 
@@ -120,6 +190,7 @@ class Settings(BaseSettings):
     batches: BatchSettings = BatchSettings()
     payments: PaymentSettings = PaymentSettings()
     worker: WorkerSettings = WorkerSettings()
+    mail: MailSettings = MailSettings()
     # The command line's log lines on stderr (a parked row, a gateway that did not answer):
     # plain for an operator, one JSON object a line for a log collector.
     log_format: Literal["plain", "json"] = "plain"

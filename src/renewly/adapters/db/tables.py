@@ -234,6 +234,9 @@ invoice_lines = Table(
     UniqueConstraint("invoice_id", "position", name="uq_invoice_lines_invoice_position"),
 )
 
+# The e-mails delivery has still to send (or try again): ix_outbox_mail_due's rows.
+MAIL_DUE = "topic = 'email' AND delivered_at IS NULL AND failed_at IS NULL"
+
 # Events for the host product, e-mails and webhooks, written in the transaction of the change
 # they report and delivered afterwards by a relay. An id is never given twice, even after the
 # retention batch deleted the rows above it: consumers may drop an id they have seen (on SQLite,
@@ -246,8 +249,19 @@ outbox = Table(
     Column("account_id", Id),
     Column("payload", Document, nullable=False),
     Column("delivered_at", UTCDateTime()),
+    # E-mail delivery (renewly.mail.delivery, migration 0015): tries so far, when the next one is
+    # due (NULL: at once), a process's wall-clock claim while it sends, a permanent failure and the
+    # last error (the server's reply).
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UTCDateTime()),
+    Column("claimed_until", UTCDateTime()),
+    Column("failed_at", UTCDateTime()),
+    Column("last_error", Text),
     Index("ix_outbox_undelivered", "id", sqlite_where=text("delivered_at IS NULL"),
           postgresql_where=text("delivered_at IS NULL")),
+    Index("ix_outbox_mail_due", "id", sqlite_where=text(MAIL_DUE), postgresql_where=text(MAIL_DUE)),
+    Index("ix_outbox_mail_failed", "id", sqlite_where=text("failed_at IS NOT NULL"),
+          postgresql_where=text("failed_at IS NOT NULL")),
     Index("ix_outbox_account_id", "account_id"),
     sqlite_autoincrement=True,
 )

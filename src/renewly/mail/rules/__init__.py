@@ -1,0 +1,1 @@
+"""What delivery decides from plain values: what an SMTP answer means, when to try again."""
