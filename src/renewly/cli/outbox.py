@@ -1,15 +1,17 @@
-"""`renewly outbox ...`: e-mails and events waiting for delivery."""
+"""`renewly outbox ...`: e-mails and events Renewly wrote, and where their delivery stands."""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
 from renewly.cli.common import (
     AccountFilter,
     JsonFlag,
+    echo_wrapped,
     group,
     json_default,
     open_app,
@@ -18,20 +20,104 @@ from renewly.cli.common import (
     utc_minute,
 )
 
-app = group("E-mails and events waiting for delivery.")
+app = group("E-mails and events written by Renewly, and their delivery.")
 
 
 @app.command("list")
 def outbox_list(account: AccountFilter = None,
-                topic: Annotated[str | None, typer.Option(help="e.g. email")] = None, as_json: JsonFlag = False,
+                topic: Annotated[str | None, typer.Option(help="e.g. email")] = None,
+                failed: Annotated[bool, typer.Option("--failed", help="Only the e-mails that failed for good "
+                                                                      "(a 5xx reply), with the reason.")] = False,
+                as_json: JsonFlag = False,
                 ) -> None:
     """E-mails and events written by Renewly, oldest first."""
     from renewly.outbox.reading import list_outbox
-    rows = list_outbox(open_app(), account_id=account, topic=topic)
+    rows = list_outbox(open_app(), account_id=account, topic=topic, failed=failed)
     if as_json:
         print_json(rows)
+        return
+    if failed:
+        print_table("E-mails that failed", ["id", "failed (UTC)", "account", "to", "reason"],
+                    [[r["id"], utc_minute(r["failed_at"]), r["account_id"], ", ".join(r["payload"]["recipients"]),
+                      r["last_error"]] for r in rows], whole=("id", "failed (UTC)"))
         return
     print_table("Outbox", ["at (UTC)", "account", "topic", "what"],
                 [[utc_minute(r["created_at"]), r["account_id"], r["topic"],
                   (f"{r['payload']['subject']} → {', '.join(r['payload']['recipients'])}" if r["topic"] == "email"
                    else json.dumps(r["payload"], default=json_default))] for r in rows], whole=("at (UTC)", "topic"))
+
+
+@app.command("show")
+def outbox_show(row_id: Annotated[int, typer.Argument(metavar="ID", help="The outbox row's id (outbox list --json).")],
+                eml: Annotated[Path | None, typer.Option(
+                    "--eml", metavar="FILE", help="Write the e-mail, exactly as it is sent, to FILE (a new file: "
+                                                  "an existing one is never overwritten).")] = None,
+                as_json: JsonFlag = False) -> None:
+    """One e-mail or event: where its delivery stands, and the e-mail as it is sent."""
+    from renewly.outbox.reading import delivery_state, outbox_row
+    from renewly.shared.errors import InvalidInput
+    application = open_app()
+    row = outbox_row(application, row_id)
+    message = _message(application, row) if row["topic"] == "email" else None
+    if eml is not None:
+        if message is None:
+            raise InvalidInput(f"outbox row {row_id} is an event ({row['topic']}), not an e-mail",
+                               code="not_an_email")
+        _write_new_file(eml, message.as_bytes())
+    if as_json:
+        print_json({**row, "state": delivery_state(row), "message_id": message["Message-ID"] if message else None})
+        return
+    if eml is not None:
+        echo_wrapped(f"wrote {eml}: outbox row {row_id}'s e-mail, as it is sent")
+        return
+    typer.echo(f"outbox row {row_id}: {row['topic']}, account {row['account_id']}, "
+               f"written {utc_minute(row['created_at'])} UTC")
+    echo_wrapped(_delivery_line(row, delivery_state(row)), indent=2)
+    typer.echo("")
+    if message is None:
+        typer.echo(json.dumps(row["payload"], default=json_default, ensure_ascii=False, indent=2))
+        return
+    for name in ("Message-ID", "Date", "From", "To", "Subject"):
+        echo_wrapped(f"{name}: {message[name]}")
+    typer.echo("")
+    for part in message.walk():
+        if part.get_content_type() == "text/plain":
+            typer.echo(part.get_content().rstrip("\n"))
+            break
+
+
+def _message(application, row: dict[str, Any]):
+    from types import SimpleNamespace
+
+    from renewly.adapters.mail.message import build
+    from renewly.mail.letters import Unsendable, letter_of
+    from renewly.shared.errors import InvalidInput
+    try:
+        return build(letter_of(SimpleNamespace(**row), application.settings.mail, application.settings.seller))
+    except Unsendable as error:
+        raise InvalidInput(f"outbox row {row['id']}'s e-mail cannot be made: {error}", code="unsendable") from None
+
+
+def _delivery_line(row: dict[str, Any], state: str) -> str:
+    if state == "delivered":
+        return f"delivered {utc_minute(row['delivered_at'])} UTC" + (
+            f" after {row['attempts']} attempts" if row.get("attempts", 0) > 1 else "")
+    if state == "failed":
+        return f"failed {utc_minute(row['failed_at'])} UTC: {row['last_error']}"
+    if state == "to try again":
+        return (f"to try again from {utc_minute(row['next_attempt_at'])} UTC, {row['attempts']} attempt(s) so "
+                f"far; last: {row['last_error']}")
+    return "waiting for delivery" if row["topic"] == "email" else "waiting (events are not delivered yet)"
+
+
+def _write_new_file(path: Path, content: bytes) -> None:
+    """Never overwrites: a file that exists is someone's, not Renewly's to replace."""
+    from renewly.shared.errors import InvalidInput
+    try:
+        with open(path, "xb") as file:
+            file.write(content)
+    except FileExistsError:
+        raise InvalidInput(f"{path} exists: Renewly never overwrites a file it did not make; name a new one",
+                           code="file_exists") from None
+    except OSError as error:
+        raise InvalidInput(f"cannot write {path}: {error.strerror or error}", code="file_unwritable") from None

@@ -37,8 +37,7 @@ from renewly.shared.errors import InvalidInput
 
 log = structlog.get_logger(__name__)
 
-NO_SMTP = ("no SMTP server is configured (mail.host): e-mails stay in the outbox, readable with "
-           "`renewly outbox show ID` (docs/mail.md)")
+NO_SMTP = "no SMTP server configured (mail.host): e-mails stay in the outbox (renewly outbox show ID)"
 
 
 @dataclass
