@@ -18,6 +18,7 @@ with the same Message-ID (fixed by the row): at least once, and a resend is reco
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -73,38 +74,70 @@ def wall_clock() -> datetime:
 
 def deliver_due(app: Ports, as_of: datetime, on_slice: Callable[[MailReport], None] | None = None) -> MailReport:
     """Send every e-mail due by now (`as_of` at the latest: a tick's instant), slice by slice,
-    until none is left or a stop is asked. `on_slice` is told the report after each slice."""
+    until none is left or a stop is asked. `on_slice` is told the report after each slice.
+
+    While a slice is at the server, the next one is claimed and built: the connections wait for
+    the database only at the first slice."""
     transport = app.mailer
     if transport is None:
         raise InvalidInput(NO_SMTP, code="mail_off")
-    settings = app.settings.mail
     report = MailReport()
-    with transport.session() as session:
-        while not app.stop.asked:
-            now = max(as_of, app.clock.now())
-            lease = wall_clock() + timedelta(seconds=settings.lease_seconds)
-            rows = _claim(app, now, lease, settings.slice_size)
-            if not rows:
-                break
-            envelopes: dict[int, Envelope] = {}
-            answers: dict[int, SmtpAnswer] = {}
-            for row in rows:
+    with transport.session() as session, ThreadPoolExecutor(1, thread_name_prefix="mail-send") as sending:
+        in_flight: tuple[_Slice, Future[list[SmtpAnswer]]] | None = None
+        while True:
+            ready = None if app.stop.asked else _prepare(app, as_of)
+            if in_flight is not None:
                 try:
-                    envelopes[row.id] = envelope_of(letter_of(row, settings, app.settings.seller))
-                except Unsendable as error:
-                    answers[row.id] = SmtpAnswer(None, str(error), permanent=True)
-            try:
-                answers.update(zip(envelopes, session.send(list(envelopes.values()))))
-            except MailMisconfigured as error:
-                # What was sent before it came to light is marked; the rest is let go, untried.
-                answers.update((row_id, answer) for row_id, answer in zip(envelopes, error.answers)
-                               if answer is not None)
-                _mark(app, rows, answers, max(as_of, app.clock.now()), lease, report)
-                raise
-            _mark(app, rows, answers, max(as_of, app.clock.now()), lease, report)
-            if on_slice is not None:
-                on_slice(report)
+                    _finish(app, *in_flight, as_of, report)
+                except MailMisconfigured:
+                    if ready is not None:  # claimed, never sent: let go, untried
+                        _mark(app, ready.rows, {}, as_of, ready.lease, report)
+                    raise
+                if on_slice is not None:
+                    on_slice(report)
+            if ready is None:
+                break
+            in_flight = (ready, sending.submit(session.send, list(ready.envelopes.values())))
     return report
+
+
+@dataclass
+class _Slice:
+    rows: Sequence[Row[Any]]
+    lease: datetime
+    envelopes: dict[int, Envelope]  # by outbox id, in the rows' order
+    answers: dict[int, SmtpAnswer]  # those decided before sending (an e-mail that cannot be made)
+
+
+def _prepare(app: Ports, as_of: datetime) -> _Slice | None:
+    """The next slice: claimed under a lease of its own, its e-mails built."""
+    settings = app.settings.mail
+    lease = wall_clock() + timedelta(seconds=settings.lease_seconds)
+    rows = _claim(app, max(as_of, app.clock.now()), lease, settings.slice_size)
+    if not rows:
+        return None
+    envelopes: dict[int, Envelope] = {}
+    answers: dict[int, SmtpAnswer] = {}
+    for row in rows:
+        try:
+            envelopes[row.id] = envelope_of(letter_of(row, settings, app.settings.seller))
+        except Unsendable as error:
+            answers[row.id] = SmtpAnswer(None, str(error), permanent=True)
+    return _Slice(rows, lease, envelopes, answers)
+
+
+def _finish(app: Ports, work: _Slice, sent: Future[list[SmtpAnswer]], as_of: datetime, report: MailReport) -> None:
+    """Wait for the server's answers to a slice and mark its rows."""
+    answers = dict(work.answers)
+    try:
+        answers.update(zip(work.envelopes, sent.result()))
+    except MailMisconfigured as error:
+        # What was sent before it came to light is marked; the rest is let go, untried.
+        answers.update((row_id, answer) for row_id, answer in zip(work.envelopes, error.answers)
+                       if answer is not None)
+        _mark(app, work.rows, answers, max(as_of, app.clock.now()), work.lease, report)
+        raise
+    _mark(app, work.rows, answers, max(as_of, app.clock.now()), work.lease, report)
 
 
 def _claim(app: Ports, now: datetime, lease: datetime, size: int) -> Sequence[Row[Any]]:
