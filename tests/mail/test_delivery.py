@@ -34,7 +34,7 @@ def write_emails(app, count: int, *, recipients=None, subject="Your invoice", lo
 
 def rows(app) -> dict[int, dict]:
     with app.engine.connect() as conn:
-        return {row.id: row._asdict() for row in conn.execute(select(outbox).where(outbox.c.topic == "email"))}
+        return {row.id: row._asdict() for row in conn.execute(select(outbox).where(outbox.c.topic == "email").order_by(outbox.c.id))}
 
 
 def next_due(app):
