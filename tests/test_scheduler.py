@@ -186,3 +186,40 @@ def test_a_worker_runs_one_tick_at_the_boundary_of_a_batch_whose_work_has_come(a
     assert (renew.last_run_at, renew.late_by) == (at(2026, 1, 2), timedelta(0))
     assert renew.next_tick_at is not None and renew.next_tick_at > at(2026, 1, 2)  # next month's renewal
     assert [(i["issue_date"], i["status"]) for i in list_invoices(app)] == [(date(2026, 1, 2), "paid")]
+
+
+# -- the mail batch -------------------------------------------------------------------------------
+
+def test_without_smtp_no_tick_runs_or_waits_for_a_mail_batch(app):
+    from renewly.scheduler import BATCHES, batches
+    assert batches(app) == BATCHES and "mail" not in [batch.name for batch in BATCHES]
+
+
+def test_with_smtp_a_tick_sends_what_it_wrote_before_retention_and_retries_on_the_clock(databases, db_kind):
+    from datetime import timedelta
+
+    from renewly.scheduler import advance, batches, run_all, schedule
+    from tests.mail.smtp_server import SmtpServer, mail_settings
+    from tests.conftest import START
+    from tests.mail.test_delivery import rows, write_emails
+
+    server = SmtpServer()  # down at first: nobody listens on its port
+    app = databases.fresh_app(db_kind, mail=mail_settings(server.port, interval_minutes=5))
+    assert [batch.name for batch in batches(app)][-2:] == ["mail", "retention"]
+    write_emails(app, 3)
+
+    [mail] = [run for run in run_all(app, app.clock.now()) if run.batch == "mail"]
+    assert (mail.report.delivered, mail.report.to_retry) == (0, 3)
+    [standing] = [item for item in schedule(app, app.clock.now()) if item.batch == "mail"]
+    assert standing.work_at == START + timedelta(minutes=1)  # the first retry, a minute later
+    assert standing.next_tick_at == START + timedelta(minutes=5)  # at the batch's next tick
+
+    server.start()
+    try:
+        moved = advance(app, timedelta(minutes=10))
+    finally:
+        server.stop()
+    assert [(run.batch, run.at) for run in moved.runs if run.batch == "mail"] == [
+        ("mail", START + timedelta(minutes=5))]
+    assert {row["delivered_at"] for row in rows(app).values()} == {START + timedelta(minutes=5)}
+    assert len(server.mailbox.messages) == 3

@@ -69,3 +69,35 @@ def test_the_demo_seller_is_refused_on_the_system_clock_only():
     load_settings(config_file=None, clock="system", seller={
         "name": "Acme Billing SARL", "vat_id": "FR40123456824", "registration": "RCS Lyon 1",
     }).refuse_the_demo_seller_on_the_system_clock()
+
+
+# -- [mail] -------------------------------------------------------------------------------------
+
+def test_without_an_smtp_host_delivery_is_off():
+    assert not load_settings(config_file=None).mail.configured
+
+
+def test_an_smtp_host_needs_a_sender_address_and_username_and_password_go_together():
+    with pytest.raises(InvalidInput, match="host is set but not from_address"):
+        load_settings(config_file=None, mail={"host": "smtp.example"})
+    with pytest.raises(InvalidInput, match="is not an e-mail address"):
+        load_settings(config_file=None, mail={"host": "smtp.example", "from_address": "billing"})
+    with pytest.raises(InvalidInput, match="username and password go together"):
+        load_settings(config_file=None, mail={"host": "smtp.example", "from_address": "b@seller.example",
+                                              "username": "renewly"})
+    with pytest.raises(InvalidInput, match="mail.connections"):
+        load_settings(config_file=None, mail={"connections": 0})
+
+
+def test_the_port_follows_the_security_and_the_message_ids_the_sender_s_domain():
+    mail = load_settings(config_file=None, mail={"host": "smtp.example", "security": "tls",
+                                                 "from_address": "Billing <billing@seller.example>"}).mail
+    assert (mail.smtp_port, mail.sender_domain) == (465, "seller.example")
+
+
+def test_the_smtp_password_is_never_printed(monkeypatch):
+    monkeypatch.setenv("RENEWLY_MAIL__PASSWORD", "s3cret-pw")
+    settings = load_settings(config_file=None, mail={"host": "smtp.example", "from_address": "b@seller.example",
+                                                     "username": "renewly"})
+    assert settings.mail.password.get_secret_value() == "s3cret-pw"
+    assert "s3cret-pw" not in repr(settings) and "s3cret-pw" not in str(settings.model_dump())

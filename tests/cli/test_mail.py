@@ -1,0 +1,60 @@
+"""`renewly mail send`: one pass over every e-mail due, its report, its exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.mail.smtp_server import SmtpServer, mail_settings
+from tests.mail.test_delivery import write_emails
+
+
+@pytest.fixture
+def smtp():
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+def configure(monkeypatch, port: int, **more) -> None:
+    for key, value in mail_settings(port, **more).items():
+        monkeypatch.setenv(f"RENEWLY_MAIL__{key.upper()}", str(value))
+
+
+def test_mail_send_delivers_everything_due_and_reports_it(app, renewly, monkeypatch, smtp):
+    write_emails(app, 7)
+    configure(monkeypatch, smtp.port, slice_size=3)
+
+    sent = renewly("mail", "send", "--json")
+    assert sent.code == 0, sent.err
+    assert json.loads(sent.out) == {"delivered": 7, "to_retry": 0, "failed": 0, "resent": 0, "last_error": ""}
+    assert len(smtp.mailbox.messages) == 7
+    again = renewly("mail", "send")
+    assert (again.code, again.out) == (0, "0 e-mail(s) delivered\n")
+
+
+def test_mail_send_without_smtp_is_refused_in_one_line(app, renewly):
+    refused = renewly("mail", "send")
+    assert (refused.code, refused.out) == (2, "")
+    assert refused.err == ("error: no SMTP server configured (mail.host): e-mails stay in the outbox "
+                           "(renewly outbox show ID)\n")
+
+
+def test_mail_send_to_a_server_that_is_down_keeps_every_e_mail_and_exits_1(app, renewly, monkeypatch):
+    write_emails(app, 2)
+    configure(monkeypatch, SmtpServer().port)  # nobody listens there
+
+    down = renewly("mail", "send")
+    assert down.code == 1
+    [logged] = down.err.splitlines()  # the one line of trouble, for an operator's logs too
+    assert "e-mails to try again" in logged and "count=2" in logged
+    assert down.out.startswith("0 e-mail(s) delivered, 2 to try again (no connection to 127.0.0.1:")
+
+
+def test_a_bad_mail_setting_is_one_line_and_exit_2(app, renewly, monkeypatch):
+    monkeypatch.setenv("RENEWLY_MAIL__HOST", "smtp.example")
+    refused = renewly("mail", "send")
+    assert refused.code == 2
+    assert refused.err == ("error: configuration: mail: Value error, host is set but not from_address: every "
+                           "e-mail needs a sender\n")
