@@ -77,6 +77,11 @@ LAST_LINES = {
         "sometimes": set(),
         "tiny": {"seconds": "0.5", "workers": "2"},
     },
+    "mail": {
+        "keys": {"emails", "connections", "latency_ms", "emails_per_s", "bound_per_s", "ratio", "seconds"},
+        "sometimes": set(),
+        "tiny": {"emails": "200", "connections": "8", "latency_ms": "20"},
+    },
     "dunning": {
         "keys": {"due", "accounts", "not_due", "t_small_s", "t_large_s", "ratio", "small_cpu_us", "large_cpu_us",
                  "mass_cases", "mass_s", "mass_cases_per_s", "mass_python_us", "mass_postgres_us", "slice",

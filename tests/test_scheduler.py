@@ -199,8 +199,8 @@ def test_with_smtp_a_tick_sends_what_it_wrote_before_retention_and_retries_on_th
     from datetime import timedelta
 
     from renewly.scheduler import advance, batches, run_all, schedule
-    from tests.mail.smtp_server import SmtpServer, mail_settings
     from tests.conftest import START
+    from tests.mail.smtp_server import SmtpServer, mail_settings
     from tests.mail.test_delivery import rows, write_emails
 
     server = SmtpServer()  # down at first: nobody listens on its port

@@ -34,7 +34,8 @@ def write_emails(app, count: int, *, recipients=None, subject="Your invoice", lo
 
 def rows(app) -> dict[int, dict]:
     with app.engine.connect() as conn:
-        return {row.id: row._asdict() for row in conn.execute(select(outbox).where(outbox.c.topic == "email").order_by(outbox.c.id))}
+        found = conn.execute(select(outbox).where(outbox.c.topic == "email").order_by(outbox.c.id))
+        return {row.id: row._asdict() for row in found}
 
 
 def next_due(app):
@@ -214,8 +215,7 @@ def test_a_crash_between_sending_and_marking_resends_that_slice_once_with_the_sa
         databases, db_kind, smtp, monkeypatch):
     app = databases.fresh_app(db_kind, mail=mail_settings(smtp.port, slice_size=4, lease_seconds=600))
     ids = write_emails(app, 10)
-    app.mailer  # made, then wrapped
-    app.__dict__["mailer"] = CrashAfterSending(app.mailer, crash_at=2)
+    app.__dict__["mailer"] = CrashAfterSending(app.mailer, crash_at=2)  # the real transport, wrapped
 
     with pytest.raises(SystemExit):
         deliver_due(app, app.clock.now())

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Row, bindparam, func, or_, select, text
+from sqlalchemy import Connection, bindparam, func, or_, select, text
 
 from renewly.adapters.db.bulk import among
 from renewly.adapters.db.locks import claim_unheld, hold_until_commit
@@ -103,7 +103,7 @@ def deliver_due(app: Ports, as_of: datetime, on_slice: Callable[[MailReport], No
 
 @dataclass
 class _Slice:
-    rows: Sequence[Row[Any]]
+    rows: Sequence[Any]
     lease: datetime
     envelopes: dict[int, Envelope]  # by outbox id, in the rows' order
     answers: dict[int, SmtpAnswer]  # those decided before sending (an e-mail that cannot be made)
@@ -140,7 +140,7 @@ def _finish(app: Ports, work: _Slice, sent: Future[list[SmtpAnswer]], as_of: dat
     _mark(app, work.rows, answers, max(as_of, app.clock.now()), work.lease, report)
 
 
-def _claim(app: Ports, now: datetime, lease: datetime, size: int) -> Sequence[Row[Any]]:
+def _claim(app: Ports, now: datetime, lease: datetime, size: int) -> Sequence[Any]:
     query = (select(outbox.c.id, outbox.c.created_at, outbox.c.account_id, outbox.c.payload, outbox.c.attempts)
              # MAIL_DUE as text, so that PostgreSQL sees its partial index's own condition.
              .where(text(MAIL_DUE),
@@ -161,7 +161,7 @@ _MARK = (outbox.update()
                  failed_at=bindparam("failed"), next_attempt_at=bindparam("next"), last_error=bindparam("error")))
 
 
-def _mark(app: Ports, rows: Sequence[Row[Any]], answers: dict[int, SmtpAnswer], now: datetime, lease: datetime,
+def _mark(app: Ports, rows: Sequence[Any], answers: dict[int, SmtpAnswer], now: datetime, lease: datetime,
           report: MailReport) -> None:
     """Write what became of each e-mail answered, if it is still under this batch's lease; let
     go of those not sent (a misconfiguration stopped the slice)."""

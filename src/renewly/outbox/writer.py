@@ -12,15 +12,18 @@ go straight to COPY):
 - `topic`: what happened, one of `TOPICS`; `"email"` for an e-mail;
 - `account_id`: the account concerned (every topic today names one);
 - `payload`: a JSON object, what the topic says. The table adds `id` (increasing, never given
-  twice, even after the retention batch deleted rows: a consumer may drop an id it has seen) and
-  `delivered_at` (NULL until a relay delivers the row).
+  twice, even after the retention batch deleted rows: a consumer may drop an id it has seen),
+  `delivered_at` (NULL until a relay delivers the row), and for e-mails what delivery keeps of
+  its tries (`attempts`, `next_attempt_at`, `claimed_until`, `failed_at`, `last_error`:
+  renewly.mail.delivery).
 
 An e-mail's payload is `{"kind", "locale", "recipients", "subject", "body", **about}`: the
 text rendered, in the account's language, at the moment of the change; `kind` names its template
 (a dunning step's e-mail named in the policy, `payment_confirmed`, `card_retry_declined`,
 `invoice`, `contact_request`, `contact_added`); the context says what it is about (case, step,
 invoices, attempts, reason, contact...), never a key of the text. Delivery sends subject and
-body as they are.
+body as they are (an `html` part too, when a row has one), with a Message-ID fixed by the row's
+id (renewly.mail.letters).
 
 Idempotency: the writer adds no key of its own. Each row is written once because the change it
 reports happens once: the transaction that writes it also commits the change under that change's

@@ -53,4 +53,4 @@ _MOST_DOUBLINGS = 20
 def retry_delay(failures: int, first: timedelta, cap: timedelta) -> timedelta:
     """How long after its `failures`-th temporary failure (1, 2, ...) an e-mail is tried again:
     `first`, then doubled at each failure, never more than `cap`."""
-    return min(first * 2 ** min(max(failures, 1) - 1, _MOST_DOUBLINGS), cap)
+    return min(first * (1 << min(max(failures, 1) - 1, _MOST_DOUBLINGS)), cap)
