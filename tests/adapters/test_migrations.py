@@ -465,3 +465,41 @@ def test_0012_accounts_keep_their_rows_and_take_one_account_per_import_key(engin
         assert conn.execute(text("SELECT count(*) FROM accounts")).scalar_one() == 3
     upgrade(engine)
     assert current_revision(engine) == head_revision()
+
+
+# -- 0015 -------------------------------------------------------------------------------------------
+
+def before_0015() -> str:
+    """The revision 0015 follows (the chain is set when the branches meet)."""
+    from alembic.script import ScriptDirectory
+    return ScriptDirectory.from_config(alembic_config(None)).get_revision("0015").down_revision
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine_before_0015(request, tmp_path):
+    with database_at(request.param, tmp_path, before_0015()) as engine:
+        yield engine
+
+
+def test_0015_e_mails_written_before_it_are_due_at_once_and_the_outbox_keeps_its_ids(engine_before_0015):
+    engine = engine_before_0015
+    row = "INSERT INTO outbox (created_at, topic, account_id, payload) VALUES (:at, :topic, 1, :payload)"
+    with engine.begin() as conn:
+        for topic in ("email", "account.created"):
+            conn.execute(text(row), {"at": stored(engine, OPENED), "topic": topic, "payload": '{"recipients": []}'})
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT id, attempts, next_attempt_at, claimed_until, failed_at, last_error "
+                                 "FROM outbox ORDER BY id")).all() == [(1, 0, None, None, None, None),
+                                                                       (2, 0, None, None, None, None)]
+        due = text("SELECT id FROM outbox WHERE topic = 'email' AND delivered_at IS NULL AND failed_at IS NULL")
+        assert conn.execute(due).scalars().all() == [1]
+
+    command.downgrade(alembic_config(engine), before_0015())
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM outbox WHERE id = 2"))
+    upgrade(engine)
+    with engine.begin() as conn:
+        conn.execute(text(row), {"at": stored(engine, OPENED), "topic": "email", "payload": "{}"})
+        assert conn.execute(text("SELECT max(id) FROM outbox")).scalar_one() == 3  # id 2 is never given again
