@@ -12,16 +12,16 @@ due at once: configuring SMTP sends what waits in the outbox.
 The partial indexes keep the claim and `renewly outbox list --failed` to the rows they are about:
 events (not delivered yet: webhooks come later) and delivered e-mails are not in them.
 
-Chained to 0012, main's head when it was written; the branches that add 0013 and 0014 come first.
+Chained to 0013, main's head when it was rebased; 0014 (another branch) is to come between.
 
 Revision ID: 0015
-Revises: 0012
+Revises: 0013
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0015'
-down_revision = '0012'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
