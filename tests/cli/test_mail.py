@@ -58,3 +58,46 @@ def test_a_bad_mail_setting_is_one_line_and_exit_2(app, renewly, monkeypatch):
     assert refused.code == 2
     assert refused.err == ("error: configuration: mail: Value error, host is set but not from_address: every "
                            "e-mail needs a sender\n")
+
+
+def test_ctrl_c_during_mail_send_finishes_the_slice_in_hand_and_exits_130(app, smtp):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.mail.test_delivery import rows
+    from tests.processes import RENEWLY
+
+    write_emails(app, 40)
+    smtp.mailbox.latency = 0.2  # a slice of 2 on 1 connection: 0.4 s at the server
+    variables = {**os.environ, "RENEWLY_DATABASE_URL": app.settings.database_url, "RENEWLY_CLOCK": "test",
+                 **{f"RENEWLY_MAIL__{key.upper()}": str(value)
+                    for key, value in mail_settings(smtp.port, slice_size=2, connections=1).items()}}
+    batch = subprocess.Popen([str(RENEWLY), "mail", "send"], env=variables, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not smtp.mailbox.messages:
+        assert batch.poll() is None and time.monotonic() < deadline, batch.communicate()
+        time.sleep(0.02)
+    batch.send_signal(signal.SIGINT)
+    out, err = batch.communicate(timeout=60)
+
+    assert batch.returncode == 130, (out, err)
+    assert "Traceback" not in err and "stopping after the slice in hand" in err
+    delivered = [row for row in rows(app).values() if row["delivered_at"] is not None]
+    assert out.splitlines() == [f"{len(delivered)} e-mail(s) delivered",
+                                "interrupted: stopped after the slice in hand; `renewly mail send` sends the rest"]
+    assert 2 <= len(delivered) < 40 and len(delivered) % 2 == 0  # whole slices: the one in hand, and the next
+    assert all(row["claimed_until"] is None for row in rows(app).values())  # nothing left claimed
+    assert len(smtp.mailbox.messages) == len(delivered)
+
+
+def test_starttls_asked_of_a_server_that_does_not_offer_it_is_a_misconfiguration(app, renewly, monkeypatch, smtp):
+    write_emails(app, 1)
+    configure(monkeypatch, smtp.port, security="starttls")
+
+    refused = renewly("mail", "send")
+    assert (refused.code, refused.out) == (2, "")
+    [line] = refused.err.splitlines()
+    assert line.startswith(f"error: the SMTP server 127.0.0.1:{smtp.port} does not offer what mail.security")

@@ -172,6 +172,10 @@ class SmtpSession:
             if _is_tls_trouble(error):
                 raise MailMisconfigured(f"TLS with the SMTP server {where} failed ({mail_security(settings)}): "
                                         f"{_first_line(error)}") from None
+            if isinstance(error, aiosmtplib.SMTPException) and not isinstance(error, _NO_CONNECTION):
+                # It answered, but not as Renewly needs ("STARTTLS extension not supported").
+                raise MailMisconfigured(f"the SMTP server {where} does not offer what mail.security or "
+                                        f"mail.username needs: {_first_line(error)}") from None
             raise _Unreachable(SmtpAnswer(None, f"no connection to {where}: {_first_line(error)}")) from None
         return client
 
@@ -196,6 +200,10 @@ class SmtpSession:
             return SmtpAnswer(None, f"{type(error).__name__}: {_first_line(error)}"), False
         answer = SmtpAnswer(250, reply, refused=tuple(sorted(refused)))
         return answer, client.is_connected
+
+
+# What says that the server could not be reached, or went away: a temporary state.
+_NO_CONNECTION = (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPTimeoutError, aiosmtplib.SMTPServerDisconnected)
 
 
 class _Unreachable(Exception):
