@@ -101,3 +101,25 @@ def test_starttls_asked_of_a_server_that_does_not_offer_it_is_a_misconfiguration
     assert (refused.code, refused.out) == (2, "")
     [line] = refused.err.splitlines()
     assert line.startswith(f"error: the SMTP server 127.0.0.1:{smtp.port} does not offer what mail.security")
+
+
+def test_tls_with_a_server_whose_certificate_no_authority_signed_is_refused_in_one_line(app, renewly, monkeypatch):
+    import ssl
+    from pathlib import Path
+
+    # tests/mail/tls: a self-signed certificate for 127.0.0.1, made for these tests alone.
+    folder = Path(__file__).parents[1] / "mail" / "tls"
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
+    server = SmtpServer(ssl_context=context).start()
+    try:
+        write_emails(app, 1)
+        configure(monkeypatch, server.port, security="tls")
+        refused = renewly("mail", "send")
+    finally:
+        server.stop()
+    assert (refused.code, refused.out) == (2, "")
+    [line] = refused.err.splitlines()
+    assert line.startswith(f"error: TLS with the SMTP server 127.0.0.1:{server.port} failed (mail.security = 'tls'):")
+    assert "CERTIFICATE_VERIFY_FAILED" in line
+    assert server.mailbox.messages == []
