@@ -132,7 +132,7 @@ class MailSettings(BaseModel):
     # The right-hand side of every Message-ID (<renewly.outbox.ID@DOMAIN>); default: the sender's domain.
     message_id_domain: str = Field("", max_length=253)
     timeout_seconds: float = Field(30, gt=0, le=600)  # one SMTP exchange (connecting, a command, the data)
-    connections: int = Field(4, ge=1, le=64)  # SMTP connections in parallel, per process
+    connections: int = Field(8, ge=1, le=64)  # SMTP connections in parallel, per process
     slice_size: int = Field(200, ge=1, le=5000)  # e-mails claimed per slice
     interval_minutes: int = Field(1, ge=1, le=WEEK_MINUTES)  # how often the worker's mail batch runs
     # A temporary failure (4xx, no connection, a timeout) is tried again after this, doubled at each

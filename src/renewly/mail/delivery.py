@@ -82,22 +82,30 @@ def deliver_due(app: Ports, as_of: datetime, on_slice: Callable[[MailReport], No
     if transport is None:
         raise InvalidInput(NO_SMTP, code="mail_off")
     report = MailReport()
-    with transport.session() as session, ThreadPoolExecutor(1, thread_name_prefix="mail-send") as sending:
-        in_flight: tuple[_Slice, Future[list[SmtpAnswer]]] | None = None
-        while True:
-            ready = None if app.stop.asked else _prepare(app, as_of)
-            if in_flight is not None:
-                try:
-                    _finish(app, *in_flight, as_of, report)
-                except MailMisconfigured:
-                    if ready is not None:  # claimed, never sent: let go, untried
-                        _mark(app, ready.rows, {}, as_of, ready.lease, report)
-                    raise
-                if on_slice is not None:
-                    on_slice(report)
-            if ready is None:
-                break
-            in_flight = (ready, sending.submit(session.send, list(ready.envelopes.values())))
+    sending = ThreadPoolExecutor(1, thread_name_prefix="mail-send")
+    try:
+        with transport.session() as session:
+            in_flight: tuple[_Slice, Future[list[SmtpAnswer]]] | None = None
+            while True:
+                ready = None if app.stop.asked else _prepare(app, as_of)
+                if in_flight is not None:
+                    try:
+                        _finish(app, *in_flight, as_of, report)
+                    except MailMisconfigured:
+                        if ready is not None:  # claimed, never sent: let go, untried
+                            _mark(app, ready.rows, {}, as_of, ready.lease, report)
+                        raise
+                    if on_slice is not None:
+                        on_slice(report)
+                if ready is None:
+                    break
+                in_flight = (ready, sending.submit(session.send, list(ready.envelopes.values())))
+    except BaseException:
+        # Stopped at once (a second Ctrl-C) or failed: the slice at the server is not waited for;
+        # its e-mails stay claimed until their lease ends, then are sent again.
+        sending.shutdown(wait=False, cancel_futures=True)
+        raise
+    sending.shutdown()
     return report
 
 
