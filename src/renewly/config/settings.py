@@ -29,8 +29,14 @@ DEFAULT_TAX_RATES = {
 }
 
 
+# French law's fixed indemnity for recovery costs owed by a late business payer (Code de commerce
+# L441-10, D441-5): printed on every invoice, frozen into it like the seller's mentions.
+RECOVERY_INDEMNITY_EUR = "40"
+
+
 class SellerIdentity(BaseModel):
-    """The operator as it appears on every invoice it issues."""
+    """The operator as it appears on every invoice it issues, with the mentions French law asks
+    of a business invoice (docs/invoices.md). All of it is frozen into each invoice at issue."""
 
     model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not a silent default
     name: str = "Renewly Demo SAS"
@@ -41,6 +47,15 @@ class SellerIdentity(BaseModel):
     country: str = "FR"
     vat_id: str = "FR00123456789"
     registration: str = "RCS Paris 123 456 789"
+    siren: str = "123456782"  # 9 digits (INSEE); required of a seller in France
+    siret: str = "12345678200010"  # 14 digits: the SIREN and the establishment's number
+    share_capital: str = ""  # "SAS au capital de 10 000 €": printed as written when set
+    # Payment terms: the due date is the issue date plus these days (at most 60, Code de commerce
+    # L441-10); 0 prints "payable on receipt".
+    payment_terms_days: int = Field(30, ge=0, le=60)
+    # Yearly rate of late-payment penalties, in percent (at least three times the legal interest
+    # rate, which moves twice a year: the operator keeps it up to date).
+    late_payment_rate: Decimal = Field(Decimal("12.15"), gt=0, lt=100)
     support_email: str = "support@renewly.example"  # where cancelled accounts ask for a reactivation
     timezone: str = "Europe/Paris"  # issue dates and invoice series follow the seller's calendar
 
@@ -54,14 +69,40 @@ class SellerIdentity(BaseModel):
     def _timezone(cls, value: str) -> str:
         return _as_value_error(validate_timezone, value)
 
+    @field_validator("siren")
+    @classmethod
+    def _siren(cls, value: str) -> str:
+        value = value.replace(" ", "")
+        if value and not (len(value) == 9 and _luhn_valid(value)):
+            raise ValueError(f"a SIREN is 9 digits with a valid check digit, got {value!r}")
+        return value
+
+    @field_validator("siret")
+    @classmethod
+    def _siret(cls, value: str) -> str:
+        value = value.replace(" ", "")
+        if value and not (len(value) == 14 and _luhn_valid(value)):
+            raise ValueError(f"a SIRET is 14 digits with a valid check digit, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _french_identifiers(self) -> SellerIdentity:
+        if self.country == "FR" and not self.siren:
+            raise ValueError("a seller in France prints its SIREN on every invoice: set seller.siren")
+        if self.siret and not self.siret.startswith(self.siren):
+            raise ValueError(f"the SIRET {self.siret} does not start with the SIREN {self.siren}")
+        return self
+
     def snapshot(self) -> dict[str, str]:
-        return self.model_dump(exclude={"timezone", "support_email"})
+        """What every invoice freezes of the seller: strings, as printed (JSON has no decimals)."""
+        frozen = {key: str(value) for key, value in self.model_dump(exclude={"timezone", "support_email"}).items()}
+        return {**frozen, "recovery_indemnity_eur": RECOVERY_INDEMNITY_EUR}
 
     def is_the_demo_s(self) -> bool:
         """Whether an invoice would still name the demo's seller: its name, VAT id or registration
         left as shipped. The test clock and `renewly demo` keep it; the system clock refuses it."""
         return any(getattr(self, key) == SellerIdentity.model_fields[key].default
-                   for key in ("name", "vat_id", "registration"))
+                   for key in ("name", "vat_id", "registration", "siren"))
 
 
 WEEK_MINUTES = 7 * 24 * 60
@@ -241,6 +282,17 @@ def gateway_ledger_beside(database_path: str) -> str:
     """The simulated gateway's ledger file beside an SQLite database file: renewly.db ->
     renewly-gateway.db, renewly.sqlite -> renewly.sqlite-gateway.db."""
     return database_path.removesuffix(".db") + "-gateway.db"
+
+
+def _luhn_valid(digits: str) -> bool:
+    """The check digit of a SIREN or SIRET (Luhn's algorithm)."""
+    if not digits.isascii() or not digits.isdigit():
+        return False
+    total = 0
+    for index, digit in enumerate(int(char) for char in reversed(digits)):
+        doubled = digit * 2 if index % 2 else digit
+        total += doubled - 9 if doubled > 9 else doubled
+    return total % 10 == 0
 
 
 def _as_value_error(check, value):

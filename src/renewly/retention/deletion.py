@@ -39,6 +39,7 @@ from renewly.adapters.db.tables import (
     dunning_cases,
     dunning_steps,
     gateway_customers,
+    invoice_documents,
     invoice_lines,
     invoices,
     members,
@@ -254,6 +255,7 @@ def delete_invoices(conn: Connection, invoice_ids: list[int]) -> None:
     conn.execute(pending_items.delete().where(pending_items.c.invoice_id.in_(invoice_ids)))
     with writing_documents(conn, "purging"):  # the triggers refuse these deletions to everybody else (R2.4)
         conn.execute(invoice_lines.delete().where(invoice_lines.c.invoice_id.in_(invoice_ids)))
+        conn.execute(invoice_documents.delete().where(invoice_documents.c.invoice_id.in_(invoice_ids)))
         conn.execute(invoices.delete().where(invoices.c.id.in_(invoice_ids)))
 
 

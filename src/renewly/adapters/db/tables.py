@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -236,6 +237,18 @@ invoice_lines = Table(
 
 # The e-mails delivery has still to send (or try again): ix_outbox_mail_due's rows.
 MAIL_DUE = "topic = 'email' AND delivered_at IS NULL AND failed_at IS NULL"
+
+# The PDF of an issued document, rendered once (the first download) and served as stored ever
+# after (R2.4): content-addressed by its SHA-256, which every read checks. Triggers (migration
+# 0016) refuse any UPDATE, and a DELETE but the retention batch's, with its invoice (R10.2).
+invoice_documents = Table(
+    "invoice_documents", metadata,
+    Column("invoice_id", Id, ForeignKey("invoices.id"), primary_key=True, autoincrement=False),
+    Column("sha256", String(64), nullable=False, unique=True),
+    Column("media_type", String(64), nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
 
 # Events for the host product, e-mails and webhooks, written in the transaction of the change
 # they report and delivered afterwards by a relay. An id is never given twice, even after the
