@@ -55,9 +55,13 @@ def test_a_setting_out_of_its_bounds_is_refused_with_its_name(section, key, valu
         load_settings(config_file=None, database_url="sqlite:///renewly.db", **given)
 
 
-@pytest.mark.parametrize("kept", ["name", "vat_id", "registration"])
-def test_a_seller_that_keeps_any_of_the_demo_s_name_vat_id_or_registration_is_the_demo_s(kept):
-    own = {"name": "Acme Billing SARL", "vat_id": "FR40123456824", "registration": "RCS Lyon 1"}
+OWN_SELLER = {"name": "Acme Billing SARL", "vat_id": "FR40123456824", "registration": "RCS Lyon 123 456 824",
+              "siren": "123456824", "siret": "12345682400010"}
+
+
+@pytest.mark.parametrize("kept", ["name", "vat_id", "registration", "siren"])
+def test_a_seller_that_keeps_any_of_the_demo_s_name_vat_id_registration_or_siren_is_the_demo_s(kept):
+    own = {**OWN_SELLER, "siret": ""}  # a SIRET starts with its SIREN, whichever is kept
     assert not SellerIdentity(**own).is_the_demo_s()
     assert SellerIdentity(**{**own, kept: getattr(SellerIdentity(), kept)}).is_the_demo_s()
 
@@ -66,9 +70,30 @@ def test_the_demo_seller_is_refused_on_the_system_clock_only():
     load_settings(config_file=None, clock="test").refuse_the_demo_seller_on_the_system_clock()
     with pytest.raises(InvalidInput, match="invoices would name the demo seller"):
         load_settings(config_file=None, clock="system").refuse_the_demo_seller_on_the_system_clock()
-    load_settings(config_file=None, clock="system", seller={
-        "name": "Acme Billing SARL", "vat_id": "FR40123456824", "registration": "RCS Lyon 1",
-    }).refuse_the_demo_seller_on_the_system_clock()
+    load_settings(config_file=None, clock="system", seller=OWN_SELLER).refuse_the_demo_seller_on_the_system_clock()
+
+
+@pytest.mark.parametrize("seller, reason", [
+    ({"siren": "123456789"}, "seller.siren: Value error, a SIREN is 9 digits with a valid check digit"),
+    ({"siren": "12345678"}, "seller.siren: Value error, a SIREN is 9 digits"),
+    ({"siret": "12345678200011"}, "seller.siret: Value error, a SIRET is 14 digits with a valid check digit"),
+    ({"siren": "123456824", "siret": "12345678200010"}, "does not start with the SIREN 123456824"),
+    ({"siren": "", "siret": ""}, "a seller in France prints its SIREN on every invoice"),
+    ({"payment_terms_days": 61}, "seller.payment_terms_days: "),
+    ({"late_payment_rate": "0"}, "seller.late_payment_rate: "),
+    ({"late_payment_rate": "100"}, "seller.late_payment_rate: "),
+])
+def test_the_seller_s_legal_mentions_are_checked_at_start(seller, reason):
+    with pytest.raises(InvalidInput, match=reason):
+        load_settings(config_file=None, seller=seller)
+
+
+def test_a_seller_outside_france_needs_no_siren_and_every_mention_is_frozen_as_text():
+    seller = load_settings(config_file=None, seller={"country": "DE", "siren": "", "siret": ""}).seller
+    snapshot = seller.snapshot()
+    assert snapshot["siren"] == "" and snapshot["payment_terms_days"] == "30"
+    assert snapshot["late_payment_rate"] == "12.15" and snapshot["recovery_indemnity_eur"] == "40"
+    assert all(isinstance(value, str) for value in snapshot.values())
 
 
 # -- [mail] -------------------------------------------------------------------------------------

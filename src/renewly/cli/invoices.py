@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -61,6 +62,31 @@ def invoices_show(number: InvoiceNumber, as_json: JsonFlag = False) -> None:
                      f" = {amount(line['amount'])}")
     typer.echo(f"subtotal {amount(found['subtotal'])}, tax {found['tax_rate']}% {amount(found['tax'])}, "
                f"total {amount(found['total'])}")
+
+
+@app.command("pdf")
+def invoices_pdf(number: InvoiceNumber,
+                 output: Annotated[Path, typer.Option("--output", "-o", help="The PDF file to write; an existing "
+                                                                              "file is never overwritten.")],
+                 *,  # so that the required --as needs no default, in the options' order of --help
+                 acting: Annotated[str, typer.Option("--as", help="Who downloads it: only the owner may (R2.2).")],
+                 ) -> None:
+    """The owner's download: the PDF/A-3 with its Factur-X XML, as first rendered (R2.2, R2.4)."""
+    from renewly.billing.documents import invoice_pdf
+    if output.exists() or output.is_symlink():
+        raise InvalidInput(f"{output} already exists: name a new file", code="file_exists")
+    pdf = invoice_pdf(open_app(), number, acting_email=acting)
+    try:
+        file = output.open("xb")  # "x": a file created meanwhile is not overwritten either
+    except FileExistsError:
+        raise InvalidInput(f"{output} already exists: name a new file", code="file_exists") from None
+    try:
+        with file:
+            file.write(pdf)
+    except BaseException:
+        output.unlink(missing_ok=True)  # ours, half written: not left behind
+        raise
+    typer.echo(f"{output}: {number}, {len(pdf)} bytes")
 
 
 @app.command("resend")
