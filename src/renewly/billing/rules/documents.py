@@ -112,7 +112,7 @@ def country(code: str, locale: str) -> str:
     """A country's name in the document's language; its code when CLDR has none."""
     if not code:
         return ""
-    return Locale.parse(locale).territories.get(code.upper(), code.upper())
+    return str(Locale.parse(locale).territories.get(code.upper(), code.upper()))
 
 
 # -- for machines: the Factur-X (CII) figures -------------------------------------------------------
