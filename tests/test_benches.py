@@ -82,6 +82,13 @@ LAST_LINES = {
         "sometimes": set(),
         "tiny": {"emails": "200", "connections": "8", "latency_ms": "20"},
     },
+    "documents": {
+        "keys": {"invoices", "cpu", "invoice_pdfs_per_s", "pdf_cpu_ms", "bound_pdfs_per_s", "pdf_ratio",
+                 "blank_pdfs_per_s", "pdf_kb", "downloads", "downloads_per_s", "bound_downloads_per_s",
+                 "download_ratio"},
+        "sometimes": set(),
+        "tiny": {"invoices": "3", "downloads": "50"},
+    },
     "dunning": {
         "keys": {"due", "accounts", "not_due", "t_small_s", "t_large_s", "ratio", "small_cpu_us", "large_cpu_us",
                  "mass_cases", "mass_s", "mass_cases_per_s", "mass_python_us", "mass_postgres_us", "slice",

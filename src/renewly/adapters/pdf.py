@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from functools import cache
 
 from facturx import generate_from_binary, xml_check_xsd
 from weasyprint import HTML
+from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher
 
 FACTURX_LEVEL = "en16931"
@@ -24,7 +26,13 @@ logging.getLogger("factur-x").setLevel(logging.WARNING)
 def pdf_a3(html: str) -> bytes:
     """The HTML as a PDF/A-3b document (the PDF/A variant that may carry attached files)."""
     fetcher = URLFetcher(allowed_protocols=(), fail_on_errors=True)
-    return HTML(string=html, url_fetcher=fetcher).write_pdf(pdf_variant="pdf/a-3b")
+    return HTML(string=html, url_fetcher=fetcher).write_pdf(pdf_variant="pdf/a-3b", font_config=_fonts())
+
+
+@cache
+def _fonts() -> FontConfiguration:
+    # Fontconfig's view of the installed fonts, built once per process rather than per document.
+    return FontConfiguration()
 
 
 def check_cii(xml: bytes) -> None:

@@ -26,12 +26,14 @@ from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
 from renewly.accounts.accounts import require_owner_of
-from renewly.adapters.db.tables import invoice_documents, invoice_lines, invoices
+from renewly.accounts.rules.members import Role, validate_email
+from renewly.adapters.db.tables import accounts, invoice_documents, invoice_lines, invoices, members
 from renewly.adapters.pdf import pdf_a3, with_facturx
 from renewly.billing.facturx import cii_xml
 from renewly.billing.rules import documents as values
 from renewly.billing.rules.documents import FrozenDocument, FrozenLine
 from renewly.config.catalogues import translations
+from renewly.dunning.rules.access import dashboard_access, refusal
 from renewly.ports import Ports
 from renewly.shared.errors import BillingError, NotAllowed, NotFound
 from renewly.shared.money import Money
@@ -46,17 +48,39 @@ class DocumentCorrupted(BillingError):
 
 def invoice_pdf(app: Ports, number: str, *, acting_email: str) -> bytes:
     """The owner's download (R2.2): the stored PDF, or the first one, rendered and stored now."""
+    acting = validate_email(acting_email)
+    # One query for what a download needs: the invoice, its account's status, the role of whoever
+    # asks, the stored PDF. A download is read far more often than a PDF is rendered.
     with app.engine.connect() as conn:
-        row = conn.execute(select(invoices.c.id, invoices.c.account_id).where(invoices.c.number == number)).first()
+        row = conn.execute(
+            select(invoices.c.id, invoices.c.account_id, accounts.c.status, members.c.role,
+                   invoice_documents.c.sha256, invoice_documents.c.content)
+            .select_from(invoices.join(accounts, accounts.c.id == invoices.c.account_id)
+                         .outerjoin(members, (members.c.account_id == invoices.c.account_id)
+                                    & (members.c.email == acting))
+                         .outerjoin(invoice_documents, invoice_documents.c.invoice_id == invoices.c.id))
+            .where(invoices.c.number == number)).first()
     if row is None:
         raise NotFound(f"no invoice numbered {number!r}", code="unknown_invoice")
-    try:
-        require_owner_of(app, row.account_id, acting_email)
-    except NotAllowed as refused:
-        if refused.code == "not_a_member":  # R1.2: a stranger learns nothing, not even that it exists
-            raise NotFound(f"no invoice numbered {number!r}", code="unknown_invoice") from None
-        raise
+    if not _owner_in_good_standing(row.status, row.role):
+        # Anyone else, or an owner whose account is cancelled (a reactivation lets them in) or
+        # deleted: the accounts' full check decides, and says why.
+        try:
+            require_owner_of(app, row.account_id, acting)
+        except NotAllowed as refused:
+            if refused.code == "not_a_member":  # R1.2: a stranger learns nothing, not even that it exists
+                raise NotFound(f"no invoice numbered {number!r}", code="unknown_invoice") from None
+            raise
+    if row.content is not None:
+        return _checked(row.id, row.sha256, row.content)
     return document_of(app, row.id)
+
+
+def _owner_in_good_standing(status: str, role: str | None) -> bool:
+    """The owner of an account whose billing pages are open to them without a reactivation (the
+    same rules as accounts' require_access: dunning/rules/access.py)."""
+    return role == Role.OWNER.value and refusal(status, dashboard_access(status, Role.OWNER, False),
+                                                billing=True) is None
 
 
 def document_of(app: Ports, invoice_id: int) -> bytes:
@@ -86,10 +110,14 @@ def _stored(app: Ports, invoice_id: int) -> bytes | None:
                            .where(invoice_documents.c.invoice_id == invoice_id)).first()
     if row is None:
         return None
-    content = bytes(row.content)
-    if hashlib.sha256(content).hexdigest() != row.sha256:
+    return _checked(invoice_id, row.sha256, row.content)
+
+
+def _checked(invoice_id: int, sha256: str, stored: bytes) -> bytes:
+    content = bytes(stored)
+    if hashlib.sha256(content).hexdigest() != sha256:
         raise DocumentCorrupted(f"the stored PDF of invoice id {invoice_id} does not match its SHA-256 "
-                                f"{row.sha256}: restore it from a backup", code="document_corrupted")
+                                f"{sha256}: restore it from a backup", code="document_corrupted")
     return content
 
 
