@@ -85,7 +85,7 @@ LAST_LINES = {
     "documents": {
         "keys": {"invoices", "cpu", "invoice_pdfs_per_s", "pdf_cpu_ms", "bound_pdfs_per_s", "pdf_ratio",
                  "blank_pdfs_per_s", "pdf_kb", "downloads", "downloads_per_s", "bound_downloads_per_s",
-                 "download_ratio"},
+                 "download_ratio", "download_cpu_us"},
         "sometimes": set(),
         "tiny": {"invoices": "3", "downloads": "50"},
     },
