@@ -8,13 +8,13 @@ are never updated and deleted only by the retention batch, with their invoice (R
 guards as migration 0009's.
 
 Revision ID: 0016
-Revises: 0013 (main's head when this was written; chain it to the head it lands on)
+Revises: 0015
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0016'
-down_revision = '0013'
+down_revision = '0015'
 branch_labels = None
 depends_on = None
 
