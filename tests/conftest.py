@@ -31,6 +31,8 @@ from tests.builders import Outcome
 START = datetime(2026, 1, 1, tzinfo=UTC)
 ADMIN_URL = os.environ.get("RENEWLY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("RENEWLY_TEST_REQUIRE_POSTGRES") == "1"
+QUEUE_TABLES = ("worker_helper_reports", "procrastinate_events", "procrastinate_periodic_defers",
+                "procrastinate_jobs", "procrastinate_workers")
 
 
 @pytest.fixture(autouse=True)
@@ -92,6 +94,10 @@ def postgres_reset(postgres_url):
             conn.execute(text("SET LOCAL session_replication_role = replica"))
             for table in reversed(metadata.sorted_tables):
                 conn.execute(table.delete())
+            # The job queue of `renewly worker` (migration 0014): procrastinate's tables, and the
+            # reports of a tick's helpers; a test's workers are gone by now.
+            for table in QUEUE_TABLES:
+                conn.execute(text(f"DELETE FROM {table}"))
             for sequence in sequences:
                 conn.execute(text(f"ALTER SEQUENCE {sequence} RESTART"))
             conn.execute(text(f"DROP SCHEMA IF EXISTS {LEDGER_SCHEMA} CASCADE"))

@@ -141,13 +141,29 @@ class PaymentSettings(BaseModel):
 
 
 class WorkerSettings(BaseModel):
-    """`renewly worker` (docs/operations.md)."""
+    """`renewly worker` (docs/operations.md; on PostgreSQL renewly/worker/queue.py)."""
 
     model_config = ConfigDict(extra="forbid")
 
     # How often a worker asks whether a batch's tick has come: the batches' own intervals say
     # when work runs (every hour on the hour); this only bounds how late after its tick it starts.
+    # On PostgreSQL a cron line of procrastinate's: under a minute `*/N` seconds (a divisor of 60
+    # spaces the looks evenly), from a minute on whole minutes.
     check_seconds: int = Field(10, ge=1, le=3600)
+    # PostgreSQL: at most this many helper jobs take slices of a tick's batch beside the tick
+    # itself, one per other live worker (0: a tick works alone).
+    slice_helpers: int = Field(4, ge=0, le=64)
+    # PostgreSQL: a live worker says so this often; a worker silent for `stalled_seconds` is taken
+    # for dead and its jobs are run again by another (kill -9, a machine lost).
+    heartbeat_seconds: float = Field(10.0, ge=0.1, le=300)
+    stalled_seconds: float = Field(60.0, ge=0.5, le=3600)
+
+    @model_validator(mode="after")
+    def _stalled_after_several_heartbeats(self) -> WorkerSettings:
+        # A live worker late by one heartbeat (a long pause of its event loop) is not dead.
+        if self.stalled_seconds < 3 * self.heartbeat_seconds:
+            raise ValueError("worker.stalled_seconds must be at least 3 × worker.heartbeat_seconds")
+        return self
 
 
 # The port an SMTP server listens on for each way of securing the connection (RFC 8314, RFC 6409).
