@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from renewly.adapters.clock import Clock, PersistedTestClock, SystemClock
 from renewly.adapters.db.engine import ensure_schema, make_engine
+from renewly.adapters.db.locks import several_writers
 from renewly.config.policy import load_policy
 from renewly.config.settings import Settings, load_settings
 from renewly.dunning.rules.schedule import Policy
@@ -51,9 +52,15 @@ def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None, g
         from renewly.adapters.mail.smtp import SmtpTransport  # aiosmtplib: only when e-mails leave
         return SmtpTransport(settings.mail)
 
-    return Ports(settings=settings, engine=engine, clock=clock, policy=policy, connect_gateway=connect_gateway,
-                 settlement=DunningSettlementOnFirstUse(),
-                 connect_mailer=connect_mailer if settings.mail.configured else None)
+    ports = Ports(settings=settings, engine=engine, clock=clock, policy=policy, connect_gateway=connect_gateway,
+                  settlement=DunningSettlementOnFirstUse(),
+                  connect_mailer=connect_mailer if settings.mail.configured else None)
+    if several_writers(engine):
+        # PostgreSQL: work a transaction makes due is queued in it for the workers
+        # (procrastinate, imported only when a job is first written: most commands write none).
+        from renewly.worker.follow_ups import QueuedFollowUps
+        ports.follow_ups = QueuedFollowUps(ports)
+    return ports
 
 
 class DunningSettlementOnFirstUse:

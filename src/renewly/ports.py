@@ -70,6 +70,22 @@ class Settlement(Protocol):
         """An open invoice just voided: nothing left to chase on it."""
 
 
+class FollowUps(Protocol):
+    """Work a transaction makes due for a batch, told in that transaction, so that a queue worker
+    runs it at the batch's next tick without waiting to look for it (a card update's retry for
+    the next payment batch, R7.1): the job is written with the work or not at all. On PostgreSQL
+    renewly.worker.follow_ups queues a job (bootstrap wires it); on SQLite nothing is queued, the
+    embedded worker finds due work by looking (scheduler.tick_due)."""
+
+    def work_due(self, conn: Connection, batch: str, due_at: datetime) -> None:
+        """`batch` has work due from `due_at` on, written in `conn`'s transaction."""
+
+
+class NoFollowUps:
+    def work_due(self, conn: Connection, batch: str, due_at: datetime) -> None:
+        return None
+
+
 @dataclass
 class Ports:
     settings: Settings
@@ -84,6 +100,8 @@ class Ports:
     stop: StopRequest = field(default_factory=StopRequest, repr=False)
     # How e-mails leave (SMTP); None while no SMTP server is configured (delivery off).
     connect_mailer: Callable[[], MailTransport] | None = field(default=None, repr=False)
+    # Work a transaction makes due, told to the job queue in it (PostgreSQL); nothing on SQLite.
+    follow_ups: FollowUps = field(default_factory=NoFollowUps, repr=False)
 
     @cached_property
     def gateway(self) -> PaymentGateway:

@@ -78,6 +78,12 @@ class BatchRun:
     report: BatchReport
 
 
+# How a tick runs one of its batches at its instant: `run_batch` in this process by default; a
+# queue worker (renewly/worker/queue.py) also lets other workers take slices of it beside it,
+# and reports their work with its own, before the tick goes on to its next batch.
+BatchRunner = Callable[["Batch", datetime], BatchRun]
+
+
 # In this order, in each round of a tick. The payment batch first: it charges what was asked for
 # since the last tick (a card updated during downtime pays before anything is cancelled). Then
 # dunning, which cancels what is due for cancellation before the renewal batch would invoice it
@@ -112,10 +118,11 @@ def batches(app: Ports) -> tuple[Batch, ...]:
 
 
 def run_tick(app: Ports, at: datetime, on_run: Callable[[BatchRun], None] | None = None,
-             on_progress: Progress | None = None) -> list[BatchRun]:
+             on_progress: Progress | None = None, runner: BatchRunner | None = None) -> list[BatchRun]:
     """Run everything due at `at`: the billing chain until it rests, then the other batches.
-    `on_progress` is told each batch as it starts."""
+    `on_progress` is told each batch as it starts; `runner` runs each (`run_batch` by default)."""
     runs: list[BatchRun] = []
+    run_one = runner or (lambda batch, instant: run_batch(app, batch, instant))
 
     def run(batch: Batch) -> bool:
         """Whether the batch did anything; False, without running it, once a stop is asked."""
@@ -123,7 +130,7 @@ def run_tick(app: Ports, at: datetime, on_run: Callable[[BatchRun], None] | None
             return False
         if on_progress:
             on_progress(Step(at, batch.name))
-        runs.append(_run(app, batch, at))
+        runs.append(run_one(batch, at))
         if on_run:
             on_run(runs[-1])
         return runs[-1].report.did_anything
@@ -176,7 +183,10 @@ def merged(reports: list[BatchReport]) -> BatchReport:
     return type(reports[0])(**values)
 
 
-def _run(app: Ports, batch: Batch, at: datetime) -> BatchRun:
+def run_batch(app: Ports, batch: Batch, at: datetime, *, record: bool = True) -> BatchRun:
+    """Run one batch as of `at`, a failure of its own reported rather than raised; recorded as
+    the batch's last run when it ran to its end (`record`: a tick's helper, which takes slices
+    beside the tick, leaves that to the tick)."""
     started = time.perf_counter()  # a duration, not a date: not the clock's to give
     try:
         report = batch.run(app, at)
@@ -195,7 +205,7 @@ def _run(app: Ports, batch: Batch, at: datetime) -> BatchRun:
         _log_run(app, batch, at, report, started)
         return BatchRun(batch.name, at, report)
     _log_run(app, batch, at, report, started)
-    if app.stop.asked:
+    if app.stop.asked or not record:
         return BatchRun(batch.name, at, report)  # it may have stopped short: not a run to its end
     with app.engine.begin() as conn:
         # One statement: two runs at once that both found no row would both insert it.
@@ -344,3 +354,20 @@ def _plans(conn: Connection, app: Ports, start: datetime | None) -> list[_Plan]:
         not_before = max(after) + timedelta(microseconds=1) if after else EPOCH
         plans.append(_Plan(batch, batch.interval(app), last, not_before, batch.next_work_at(conn, app)))
     return plans
+
+
+def batch_named(name: str) -> Batch:
+    """The batch of that name (a queued job names its batch)."""
+    found = next((batch for batch in BATCHES if batch.name == name), None)
+    if found is None:
+        raise ValueError(f"no batch is named {name!r}")
+    return found
+
+
+def next_tick_of(conn: Connection, app: Ports, batch_name: str, due_at: datetime) -> datetime:
+    """The tick of `batch_name` that runs work due at `due_at`: its first interval boundary at or
+    after it, and after the batch's last run (a tick already run does not run again)."""
+    batch = batch_named(batch_name)
+    last = conn.execute(select(batch_runs.c.last_run_at).where(batch_runs.c.batch == batch_name)).scalar()
+    after = due_at if last is None or last < due_at else last + timedelta(microseconds=1)
+    return tick_at_or_after(after, batch.interval(app))

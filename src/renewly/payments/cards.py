@@ -86,7 +86,7 @@ def add_card(app: Ports, account_id: int, *, card_token: str, acting_email: str)
             conn.execute(card_verifications.update().where(card_verifications.c.id == verification_id).values(
                 status="held" if amount else "voided", authorization_ref=result.reference,
                 voided_at=None if amount else now))
-            retries = _save_card(conn, account_id, saved, actor, now)
+            retries = _save_card(app, conn, account_id, saved, actor, now)
     if result.outcome == Outcome.DECLINED:
         raise CardRefused(f"card declined: {decline_in_words(result.decline_code)} ({result.decline_code}); "
                           f"nothing was saved")
@@ -96,7 +96,7 @@ def add_card(app: Ports, account_id: int, *, card_token: str, acting_email: str)
     return CardSaved(saved, retries)
 
 
-def _save_card(conn: Connection, account_id: int, saved: SavedCard, actor: str, now) -> int:
+def _save_card(app: Ports, conn: Connection, account_id: int, saved: SavedCard, actor: str, now) -> int:
     conn.execute(cards.update().where(cards.c.account_id == account_id, cards.c.status == "active")
                  .values(status="replaced"))
     card_id = conn.execute(cards.insert().values(
@@ -108,6 +108,10 @@ def _save_card(conn: Connection, account_id: int, saved: SavedCard, actor: str, 
         invoices.c.kind == InvoiceKind.INVOICE.value)).scalars().all()
     # R7.1: the next batch retries every unpaid invoice, whatever the dunning step.
     request_retries(conn, retry_requests(unpaid, card_update_reason(card_id), now))
+    if unpaid:
+        # A worker on PostgreSQL is told in this transaction: the retry is charged at the next
+        # payment tick, and the job exists only if the card does.
+        app.follow_ups.work_due(conn, "collect", now)
     audit(conn, now, actor, "card.updated", "account", account_id,
           details={"brand": saved.brand, "last4": saved.last4, "retries_requested": len(unpaid)})
     writer.write(conn, writer.event(now, "payment_method.updated", account_id,

@@ -1,0 +1,322 @@
+"""`renewly worker` on PostgreSQL: a procrastinate worker that runs the batches' ticks.
+
+Any number of workers, on any number of machines, share one database and its job queue
+(procrastinate's tables, migration 0014). What they run:
+
+- **look** (periodic, every `worker.check_seconds` on the system clock): one `scheduler.tick_due`
+  query set; when a tick T is due at the app clock's now, it defers a `tick` job for T.
+  procrastinate runs each periodic instant once among all the workers; the tick job's queueing
+  lock `tick` keeps at most one tick waiting, its lock `tick` keeps ticks from running at once.
+- **tick** (queue `ticks`): `scheduler.run_tick(app, T)`, never before the app clock reaches T,
+  and not at all when nothing is due at T any more (a later tick did it). As each batch of the
+  tick starts, it defers helper `slices` jobs for that batch and instant, one per other live
+  worker (at most `worker.slice_helpers`), and runs the batch itself; the batches claim their
+  slices with SKIP LOCKED and leases, so tick and helpers share the work. Before the tick goes on
+  to its next batch, it cancels the helpers no worker has started and waits for the others, and
+  adds their reports (table `worker_helper_reports`) to its own: the chain's next round depends
+  on what all of them did, and the chain's order within a tick holds.
+- **follow_up** (queue `ticks`): written by renewly.worker.follow_ups in the transaction that
+  makes work due (a card update's retry, R7.1), for the batch's next tick; early (a test clock
+  behind it), it waits and looks again; then it defers the tick.
+- **retry_stalled** (periodic): procrastinate does not retry by itself the jobs of a worker that
+  died (kill -9, a machine lost); this puts back the jobs of workers silent for
+  `worker.stalled_seconds`. A tick run again finds its batches' work where the dead one left
+  it, and their idempotency keeps every invoice, charge and e-mail exactly once.
+
+SIGTERM or SIGINT asks the app to stop (`Ports.stop`): the batch in hand finishes its slice and
+stops, the worker takes no other job and exits; a tick stopped short leaves its work due, for
+the next look to find.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+import procrastinate
+import structlog
+from procrastinate.exceptions import AlreadyEnqueued, ConnectorException
+from procrastinate.job_context import JobContext
+from procrastinate.worker import Worker
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import make_url
+
+from renewly import scheduler
+from renewly.adapters.logs import renderer
+from renewly.batches.reports import BatchFailed, BatchReport
+from renewly.ports import Ports
+
+log = structlog.get_logger(__name__)
+
+TICKS, SLICES, PERIODIC = "ticks", "slices", "periodic"
+QUEUES = (TICKS, SLICES, PERIODIC)
+TICK_LOCK = "tick"
+# Jobs a worker runs at once: a tick or a helper, and beside it the periodic looks, follow-ups,
+# or a helper of its own tick (the batches' work runs in threads; the gateway calls of a payment
+# batch have their own pool, `payments.concurrency`).
+JOBS_AT_ONCE = 2
+HELPER_POLL_SECONDS = 0.05  # how often a tick looks whether its helpers are done
+
+
+def conninfo(database_url: str) -> str:
+    """libpq's form of the database URL (postgresql+psycopg://... -> postgresql://...)."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def job_queue(app: Ports) -> procrastinate.App:
+    """The procrastinate App of these tasks, on the app's database; opened by `run_worker`, used
+    unopened to write a job on a caller's connection (renewly.worker.follow_ups)."""
+    queue = procrastinate.App(connector=procrastinate.PsycopgConnector(
+        conninfo=conninfo(app.settings.database_url), min_size=1, max_size=4 + JOBS_AT_ONCE))
+    _Tasks(app, queue).register()
+    return queue
+
+
+def follow_up_options(app: Ports, at: datetime) -> dict[str, Any]:
+    """How a follow-up for the tick at `at` is deferred: one per instant; on the system clock not
+    before it (a test clock's instant is no wall-clock time: its job looks at once, and waits)."""
+    options: dict[str, Any] = {"queueing_lock": f"follow-up:{at.isoformat()}", "task_kwargs": {"at": at.isoformat()}}
+    if app.test_clock is None:
+        options["schedule_at"] = at
+    return options
+
+
+class _Tasks:
+    """The tasks, bound to one app and its queue."""
+
+    def __init__(self, app: Ports, queue: procrastinate.App) -> None:
+        self.app, self.queue = app, queue
+
+    def register(self) -> None:
+        settings = self.app.settings.worker
+        every = f"* * * * * */{settings.check_seconds}"  # cron, the sixth column in seconds
+        self.look = self.queue.periodic(cron=every, periodic_id="look", queueing_lock="look")(
+            self.queue.task(name="look", queue=PERIODIC)(self._look))
+        self.retry_stalled = self.queue.periodic(cron=every, periodic_id="retry_stalled",
+                                                 queueing_lock="retry_stalled")(
+            self.queue.task(name="retry_stalled", queue=PERIODIC)(self._retry_stalled))
+        self.tick = self.queue.task(name="tick", queue=TICKS, pass_context=True)(self._tick)
+        self.slices = self.queue.task(name="slices", queue=SLICES, pass_context=True)(self._slices)
+        self.follow_up = self.queue.task(name="follow_up", queue=TICKS)(self._follow_up)
+
+    # --- the jobs (on the worker's event loop; the batches' work in a thread) ---
+
+    async def _look(self, timestamp: int) -> None:
+        due = await asyncio.to_thread(lambda: scheduler.tick_due(self.app, self.app.clock.now()))
+        if due is not None:
+            await self.defer_tick(due)
+
+    async def defer_tick(self, at: datetime) -> None:
+        try:
+            await self.tick.configure(lock=TICK_LOCK, queueing_lock=TICK_LOCK,
+                                      task_kwargs={"at": at.isoformat()}).defer_async()
+        except AlreadyEnqueued:
+            pass  # a tick waits already: it runs what is due by its instant, the next look the rest
+
+    async def _tick(self, context: JobContext, at: str) -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self._run_tick, loop, context.job.id, datetime.fromisoformat(at))
+
+    async def _slices(self, context: JobContext, batch: str, at: str) -> None:
+        await asyncio.to_thread(self._take_slices, context.job.id, batch, datetime.fromisoformat(at))
+
+    async def _follow_up(self, at: str) -> None:
+        instant = datetime.fromisoformat(at)
+        now = await asyncio.to_thread(self.app.clock.now)
+        if instant <= now:
+            await self.defer_tick(instant)
+            return
+        # Its tick has not come (a test clock behind it, or a wall clock a little off): look again
+        # later, never run it early.
+        wait = ((instant - now).total_seconds() if self.app.test_clock is None
+                else self.app.settings.worker.check_seconds)
+        try:
+            await self.follow_up.configure(queueing_lock=f"follow-up:{at}", task_kwargs={"at": at},
+                                           schedule_in={"seconds": max(wait, 1)}).defer_async()
+        except AlreadyEnqueued:
+            pass
+
+    async def _retry_stalled(self, timestamp: int) -> None:
+        manager = self.queue.job_manager
+        for job in await manager.get_stalled_jobs(seconds_since_heartbeat=self.app.settings.worker.stalled_seconds):
+            try:
+                await manager.retry_job(job)
+            except ConnectorException:
+                continue  # another worker put it back first, or it ended meanwhile
+            log.warning("stalled job retried", job_id=job.id, task=job.task_name, worker_id=job.worker_id)
+
+    # --- the work, in a thread ---
+
+    def _run_tick(self, loop: asyncio.AbstractEventLoop, job_id: int | None, at: datetime) -> None:
+        started = time.perf_counter()
+        with structlog.contextvars.bound_contextvars(job_id=job_id, task="tick"):
+            if at > self.app.clock.now():
+                # Never before the app clock reaches its instant: a follow-up waits for it.
+                _on_loop(loop, self.follow_up.configure(**follow_up_options(self.app, at)).defer_async(),
+                         ignore=AlreadyEnqueued)
+                return
+            if scheduler.tick_due(self.app, at) is None:
+                return  # a tick at this instant or later did it all
+            runs = scheduler.run_tick(self.app, at, runner=_FanOut(self, loop))
+            log.info("job done", task="tick", at=at, seconds=round(time.perf_counter() - started, 3),
+                     batches=len(runs), stopped=self.app.stop.asked,
+                     did_anything=sum(run.report.did_anything for run in runs))
+
+    def _take_slices(self, job_id: int | None, batch: str, at: datetime) -> None:
+        with structlog.contextvars.bound_contextvars(job_id=job_id, task="slices"):
+            if self.app.stop.asked or at > self.app.clock.now():
+                report: dict[str, Any] = {"did_anything": False, "skipped": True}
+            else:
+                run = scheduler.run_batch(self.app, scheduler.batch_named(batch), at, record=False)
+                report = ({"failed": run.report.reason} if isinstance(run.report, BatchFailed)
+                          else run.report.as_json())
+            with self.app.engine.begin() as conn:
+                conn.execute(text("INSERT INTO worker_helper_reports (job_id, batch, at, report) "
+                                  "VALUES (:job_id, :batch, :at, :report)")
+                             .bindparams(bindparam("report", type_=JSONB)),
+                             {"job_id": job_id, "batch": batch, "at": at, "report": report})
+
+
+class _FanOut:
+    """A tick's way of running one batch: helpers deferred for the other live workers, the batch
+    run here, the helpers not started cancelled and the others waited for, their reports added."""
+
+    def __init__(self, tasks: _Tasks, loop: asyncio.AbstractEventLoop) -> None:
+        self.tasks, self.app, self.loop = tasks, tasks.app, loop
+
+    def __call__(self, batch: scheduler.Batch, at: datetime) -> scheduler.BatchRun:
+        helpers = self._defer_helpers(batch, at)
+        own = scheduler.run_batch(self.app, batch, at)
+        if not helpers:
+            return own
+        reports = self._helpers_reports(helpers, own.report)
+        return scheduler.BatchRun(batch.name, at, scheduler.merged([own.report, *reports]))
+
+    def _defer_helpers(self, batch: scheduler.Batch, at: datetime) -> list[int]:
+        settings = self.app.settings.worker
+        if settings.slice_helpers == 0 or self.app.stop.asked:
+            return []
+        with self.app.engine.connect() as conn:
+            work_at = batch.next_work_at(conn, self.app)
+            if work_at is None or work_at > at:
+                return []  # nothing for helpers to take
+            others = conn.execute(text("SELECT count(*) FROM procrastinate_workers WHERE last_heartbeat > "
+                                       "now() - make_interval(secs => :seconds)"),
+                                  {"seconds": settings.stalled_seconds}).scalar_one() - 1
+        count = min(max(others, 0), settings.slice_helpers)
+        deferrer = self.tasks.slices.configure(task_kwargs={"batch": batch.name, "at": at.isoformat()})
+        return [_on_loop(self.loop, deferrer.defer_async()) for _ in range(count)]
+
+    def _helpers_reports(self, helpers: list[int], own: BatchReport) -> list[BatchReport]:
+        manager = self.tasks.queue.job_manager
+        waiting = set(helpers)
+        while waiting:
+            # Cancelled if no worker has started it (it may be a stalled one, put back); else
+            # waited for: it stops when the batch has no slice left (or when asked to stop).
+            for job_id in sorted(waiting):
+                if _on_loop(self.loop, manager.cancel_job_by_id_async(job_id)):
+                    waiting.discard(job_id)
+            with self.app.engine.connect() as conn:
+                running = set(conn.execute(text("SELECT id FROM procrastinate_jobs WHERE id = ANY(:ids) "
+                                                "AND status IN ('todo', 'doing')"), {"ids": sorted(waiting)})
+                              .scalars())
+            waiting &= running
+            if waiting:
+                time.sleep(HELPER_POLL_SECONDS)
+        with self.app.engine.begin() as conn:
+            found = conn.execute(text("DELETE FROM worker_helper_reports WHERE job_id = ANY(:ids) RETURNING report"),
+                                 {"ids": helpers}).scalars().all()
+        return [_report(found_report, own) for found_report in found if not found_report.get("skipped")]
+
+
+def _report(saved: dict[str, Any], like: BatchReport) -> BatchReport:
+    """A helper's report, of its batch's type (`like`, the tick's own)."""
+    if "failed" in saved:
+        return BatchFailed(saved["failed"])
+    if isinstance(like, BatchFailed):
+        return BatchFailed(like.reason)
+    return type(like)(**saved)
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop, work: Coroutine[Any, Any, Any],
+             ignore: type[Exception] | None = None) -> Any:
+    """Run procrastinate's async call on the worker's loop, from a job's thread."""
+    try:
+        return asyncio.run_coroutine_threadsafe(work, loop).result()
+    except Exception as error:
+        if ignore is not None and isinstance(error, ignore):
+            return None
+        raise
+
+
+@dataclass(frozen=True)
+class TaskJobs:
+    task: str
+    queued: int
+    doing: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    """What `renewly worker status` shows of the queue: jobs per task, and live workers."""
+
+    jobs: list[TaskJobs]
+    live_workers: int
+
+
+def queue_status(app: Ports) -> QueueStatus:
+    with app.engine.connect() as conn:
+        jobs = [TaskJobs(*row) for row in conn.execute(text(
+            "SELECT task_name, count(*) FILTER (WHERE status = 'todo'), count(*) FILTER (WHERE status = 'doing'), "
+            "count(*) FILTER (WHERE status = 'failed') FROM procrastinate_jobs "
+            "WHERE status IN ('todo', 'doing', 'failed') GROUP BY task_name ORDER BY task_name"))]
+        live = conn.execute(text("SELECT count(*) FROM procrastinate_workers WHERE last_heartbeat > "
+                                 "now() - make_interval(secs => :seconds)"),
+                            {"seconds": app.settings.worker.stalled_seconds}).scalar_one()
+    return QueueStatus(jobs, live)
+
+
+def run_worker(app: Ports) -> None:
+    """Run a worker until SIGTERM or SIGINT; then the job in hand finishes its slice, and it
+    returns. Its logs: one JSON line per batch run and per tick, with the job's id."""
+    structlog.configure(processors=[structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
+                                    structlog.processors.TimeStamper(fmt="iso", utc=True), renderer("json")],
+                        logger_factory=lambda *_: structlog.PrintLogger(sys.stderr))
+    app = replace(app, settings=app.settings.model_copy(update={"log_batch_runs": True, "log_format": "json"}))
+    asyncio.run(_work(app, job_queue(app)))
+
+
+async def _work(app: Ports, queue: procrastinate.App) -> None:
+    settings = app.settings.worker
+    async with queue.open_async():
+        worker = Worker(queue, queues=list(QUEUES), name=f"renewly@{socket.gethostname()}:{os.getpid()}",
+                        concurrency=JOBS_AT_ONCE, install_signal_handlers=False, delete_jobs="successful",
+                        update_heartbeat_interval=settings.heartbeat_seconds,
+                        stalled_worker_timeout=settings.stalled_seconds)
+        loop = asyncio.get_running_loop()
+
+        def stop() -> None:
+            app.stop.ask()  # the batch in hand stops after its slice
+            worker.stop()  # no other job is taken; the running ones are waited for
+
+        for signal_number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signal_number, stop)
+        log.info("worker started", worker=worker.worker_name, queues=list(QUEUES),
+                 check_seconds=settings.check_seconds, heartbeat_seconds=settings.heartbeat_seconds,
+                 stalled_seconds=settings.stalled_seconds)
+        try:
+            await worker.run()
+        finally:
+            for signal_number in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signal_number)
+        log.info("worker stopped", worker=worker.worker_name)
