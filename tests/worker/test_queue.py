@@ -1,6 +1,6 @@
 """`renewly worker` on PostgreSQL (renewly/worker/queue.py): procrastinate workers run the ticks.
 
-The R8 story of an account driven by workers while the test only moves the test clock gives the
+The R8 story of two accounts driven by workers while the test only moves the test clock gives the
 same e-mails, attempts and dates as `renewly run` at the same instants; follow-up work is queued
 in the transaction that makes it due; a worker killed mid-tick loses nothing (another retries its
 stalled tick); SIGTERM stops a worker cleanly.
@@ -8,34 +8,239 @@ stalled tick); SIGTERM stops a worker cleanly.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import signal
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select, text
 
-from renewly.adapters.db.tables import outbox, payment_attempts
-from renewly.scheduler import advance, run_all
-from tests.builders import subscribed, with_card
+from renewly.adapters.db.tables import dunning_steps, invoices, outbox, payment_attempts
+from renewly.scheduler import advance, run_all, tick_due
+from renewly.worker.queue import queue_status
+from tests.builders import customer, subscribed, team_plan, with_card
 from tests.conftest import START
-from tests.worker.workers import kill_workers, settle, start_workers, stop_workers
+from tests.worker.workers import kill_workers, settle, start_workers, stop_workers, wait_for
 
 pytestmark = pytest.mark.postgres_only
 
 DECLINES = "4000000000000341"  # the card check passes, every charge is declined
+CARD_FIXED = START + timedelta(days=3, hours=10, minutes=30)  # Boulangerie's owner saves a good card
+LAST = START + timedelta(days=35)
 
 
-def test_smoke(databases):
+def two_accounts(app) -> None:
+    """Globex is declined until cancelled (R8.1-R8.5); Boulangerie is declined, then fixes its card
+    on day 3 (R7.1, R8.6)."""
+    plan = team_plan(app)
+    subscribed(app, card=DECLINES, plan=plan, name="Globex", owner="owner@globex.test")
+    subscribed(app, card=DECLINES, plan=plan, name="Boulangerie", owner="owner@boulangerie.test")
+
+
+def fix_card(app) -> None:
+    with_card(app, 2, owner="owner@boulangerie.test")
+
+
+def story(app) -> dict[str, list]:
+    """What customers and the gateway saw, and when: every outbox row (an e-mail by its kind and
+    recipients), every attempt, every dunning step."""
+    with app.engine.connect() as conn:
+        return {
+            "outbox": [(row.topic, row.account_id, row.created_at,
+                        (row.payload["kind"], row.payload.get("to")) if row.topic == "email" else None)
+                       for row in conn.execute(select(outbox).order_by(outbox.c.id))],
+            "attempts": conn.execute(select(payment_attempts.c.invoice_id, payment_attempts.c.status,
+                                            payment_attempts.c.created_at).order_by(payment_attempts.c.id)).all(),
+            "steps": conn.execute(select(dunning_steps.c.case_id, dunning_steps.c.name, dunning_steps.c.taken_at)
+                                  .order_by(dunning_steps.c.id)).all(),
+            "invoices": conn.execute(select(invoices.c.number, invoices.c.status, invoices.c.issued_at)
+                                     .order_by(invoices.c.id)).all(),
+        }
+
+
+def move_clock_to(app, instant: datetime) -> None:
+    """The test clock moved as if the service were down: no batch runs (the workers do)."""
+    if instant > app.clock.now():
+        advance(app, instant - app.clock.now(), run_batches=False)
+
+
+def test_r8_story_driven_by_workers_is_the_story_of_renewly_run_at_the_same_instants(databases):
+    # The instants with work: the ticks a test-clock advance walks through (a SQLite reference).
+    walked = databases.fresh_app("sqlite")
+    two_accounts(walked)
+    run_all(walked, START)  # the day-0 renewals are due as the workers start
+    ticks = [START] + [run.at for run in advance(walked, CARD_FIXED - START).runs]
+    fix_card(walked)
+    ticks += [run.at for run in advance(walked, LAST - CARD_FIXED).runs]
+    instants = sorted(set(ticks) | {CARD_FIXED})
+
+    # `renewly run` at each of those instants.
+    ran = databases.fresh_app("sqlite")
+    two_accounts(ran)
+    for instant in instants:
+        move_clock_to(ran, instant)
+        if instant == CARD_FIXED:
+            fix_card(ran)  # between two ticks
+        else:
+            run_all(ran, instant)
+
+    # Two workers, the test moving only the clock, waiting at each instant for them to settle.
     app = databases.fresh_app("postgresql")
-    subscribed(app, card=DECLINES)
+    two_accounts(app)
     workers = start_workers(app, 2)
     try:
+        for instant in instants:
+            move_clock_to(app, instant)
+            if instant == CARD_FIXED:
+                fix_card(app)
+            settle(app, workers)
+    finally:
+        outcomes = stop_workers(workers)
+    assert [code for code, _ in outcomes] == [0, 0], outcomes[0][1][-2000:]
+
+    expected = story(ran)
+    assert story(walked) == expected
+    assert story(app) == expected
+    # The story itself (R8, R7.1): what Globex (1) and Boulangerie (2) were told, and when.
+    assert [(account, kind, at.isoformat()[:16]) for account, kind, at in emails(app)] == [
+        (1, "payment_failed_1", "2026-01-01T00:00"), (2, "payment_failed_1", "2026-01-01T00:00"),
+        (1, "payment_failed_2", "2026-01-03T00:00"), (2, "payment_failed_2", "2026-01-03T00:00"),
+        (2, "payment_confirmed", "2026-01-04T11:00"),  # the next payment tick after the card, not before it
+        (1, "payment_failed_3", "2026-01-05T00:00"), (1, "suspension_warning", "2026-01-22T00:00"),
+        (1, "account_cancelled", "2026-01-30T00:00")]
+
+
+def test_r7_1_a_card_update_queues_its_follow_up_in_its_own_transaction(databases):
+    app = databases.fresh_app("postgresql")
+    account_id = customer(app, name="Boulangerie", owner="owner@boulangerie.test")
+    subscribed_at = START
+    with_card(app, account_id, DECLINES, owner="owner@boulangerie.test")
+    from renewly.billing.subscriptions import create_subscription
+    create_subscription(app, account_id, plan_code=team_plan(app), seats=1, start=subscribed_at.date(),
+                        actor="test:operator")
+    run_all(app, START)  # the first charge is declined: an unpaid invoice
+    move_clock_to(app, START + timedelta(hours=3, minutes=20))
+    assert follow_ups(app) == []
+
+    with_card(app, account_id, owner="owner@boulangerie.test")  # R7.1: the next payment batch retries
+    # For the payment batch's next tick (hourly: 04:00), written with the card.
+    assert follow_ups(app) == ["2026-01-01T04:00:00+00:00"]
+
+    # A transaction that rolls back takes its follow-up with it.
+    with pytest.raises(RuntimeError), app.engine.begin() as conn:
+        app.follow_ups.work_due(conn, "collect", START + timedelta(hours=5))
+        assert len(follow_ups(app, conn)) == 2
+        raise RuntimeError("the card could not be saved")
+    assert follow_ups(app) == ["2026-01-01T04:00:00+00:00"]
+    # A second one for the same tick is one job; the caller's transaction goes on.
+    with app.engine.begin() as conn:
+        app.follow_ups.work_due(conn, "collect", START + timedelta(hours=3, minutes=40))
+        conn.execute(text("SELECT 1"))
+    assert follow_ups(app) == ["2026-01-01T04:00:00+00:00"]
+
+    # A worker charges the retry at 04:00, not before, though its job is there at 03:20.
+    workers = start_workers(app)
+    try:
+        wait_for(lambda: queue_status(app).live_workers == 1, workers, "no live worker")
         settle(app, workers)
-        advance(app, timedelta(days=2), run_batches=False)
+        assert attempts(app) == [("declined", START)]
+        move_clock_to(app, START + timedelta(hours=4))
         settle(app, workers)
     finally:
         outcomes = stop_workers(workers)
-    print(outcomes[0][1][-3000:])
+    assert [code for code, _ in outcomes] == [0]
+    assert attempts(app) == [("declined", START), ("succeeded", START + timedelta(hours=4))]
+
+
+def follow_ups(app, conn=None) -> list[str]:
+    query = text("SELECT args->>'at' FROM procrastinate_jobs WHERE task_name = 'follow_up' AND status = 'todo' "
+                 "ORDER BY id")
+    if conn is not None:
+        return list(conn.execute(query).scalars())
+    with app.engine.connect() as fresh:
+        return list(fresh.execute(query).scalars())
+
+
+def attempts(app) -> list[tuple]:
     with app.engine.connect() as conn:
-        print(conn.execute(select(payment_attempts.c.status, payment_attempts.c.created_at)).all())
-        print(conn.execute(select(outbox.c.topic, outbox.c.created_at)).all())
-    assert [code for code, _ in outcomes] == [0, 0]
+        return [tuple(row) for row in conn.execute(select(payment_attempts.c.status, payment_attempts.c.created_at)
+                                                   .order_by(payment_attempts.c.id))]
+
+
+def emails(app) -> list[tuple]:
+    with app.engine.connect() as conn:
+        return [(row.account_id, row.payload["kind"], row.created_at)
+                for row in conn.execute(select(outbox).where(outbox.c.topic == "email").order_by(outbox.c.id))]
+
+
+def held_at_the_gate(app, holder, workers, table: str = "payment_attempts") -> None:
+    """Lock `table` against writers and wait until a worker's tick waits for it: mid-tick."""
+    holder.execute(text(f"LOCK TABLE {table} IN EXCLUSIVE MODE"))
+    wait_for(lambda: _waiting_on(app, table), workers, f"no tick ever waited at {table}")
+
+
+def _waiting_on(app, table: str) -> bool:
+    with app.engine.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = CAST(:t AS regclass)"),
+                            {"t": table}).scalar_one() > 0
+
+
+def three_declined(app) -> None:
+    """Three accounts whose day-0 renewals are due as the workers start, each charge declined."""
+    plan = team_plan(app)
+    for number in range(3):
+        subscribed(app, card=DECLINES, plan=plan, name=f"Acme {number}", owner=f"owner@acme{number}.test")
+
+
+def test_a_worker_killed_mid_tick_loses_nothing_another_retries_its_stalled_tick(databases):
+    app = databases.fresh_app("postgresql")
+    three_declined(app)
+    first = start_workers(app, RENEWLY_WORKER__SLICE_HELPERS="0")
+    with app.engine.connect() as holder:
+        held_at_the_gate(app, holder, first)  # its tick is charging the three renewals
+        kill_workers(first)
+        holder.rollback()
+    assert tick_due(app, app.clock.now()) is not None  # the tick did not finish: its work is due
+    with app.engine.connect() as conn:
+        stalled = conn.execute(text("SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'tick' "
+                                    "AND status = 'doing'")).scalar_one()
+    assert stalled == 1
+    second = start_workers(app)
+    try:
+        settle(app, second)
+    finally:
+        outcomes = stop_workers(second)
+    assert [code for code, _ in outcomes] == [0]
+    assert "stalled job retried" in outcomes[0][1]
+    # Exactly once: one declined attempt and one failure e-mail per account, at the tick.
+    assert attempts(app) == [("declined", START)] * 3
+    assert sorted((account, kind) for account, kind, _ in emails(app)) == [
+        (account, "payment_failed_1") for account in (1, 2, 3)]
+
+
+def test_sigterm_finishes_the_slice_in_hand_and_exits_0(databases):
+    app = databases.fresh_app("postgresql")
+    three_declined(app)
+    workers = start_workers(app, RENEWLY_WORKER__SLICE_HELPERS="0")
+    with app.engine.connect() as holder:
+        # Mid-tick: the payment batch's slice, charged, waits to record its answers' events.
+        held_at_the_gate(app, holder, workers, "outbox")
+        workers[0].send_signal(signal.SIGTERM)
+        holder.rollback()
+    code, err = stop_workers(workers)[0]
+    assert code == 0, err[-2000:]
+    assert '"worker stopped"' in err
+    # The slice in hand was finished (its three declines recorded); the tick went no further
+    # (dunning has not told anyone), left that work due, and no job is left running.
+    assert attempts(app) == [("declined", START)] * 3
+    assert emails(app) == []
+    assert tick_due(app, app.clock.now()) == START
+    with app.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing'")).scalar_one() == 0
+    again = start_workers(app)
+    try:
+        settle(app, again)
+    finally:
+        assert [code for code, _ in stop_workers(again)] == [0]
+    assert attempts(app) == [("declined", START)] * 3
+    assert sorted((account, kind) for account, kind, _ in emails(app)) == [
+        (account, "payment_failed_1") for account in (1, 2, 3)]

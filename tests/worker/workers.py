@@ -37,17 +37,19 @@ def worker_environment(app, **settings: str) -> dict[str, str]:
 def start_workers(app, count: int = 1, **settings: str) -> list[subprocess.Popen]:
     """`count` workers started at once; each has joined the queue (its heartbeat row) on return."""
     with app.engine.connect() as conn:
-        before = conn.execute(text("SELECT count(*) FROM procrastinate_workers")).scalar_one()
+        # Ids only grow; a starting worker may remove dead ones first.
+        before = conn.execute(text("SELECT coalesce(max(id), 0) FROM procrastinate_workers")).scalar_one()
     workers = [subprocess.Popen([sys.executable, "-c", WORKER], env=worker_environment(app, **settings),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for _ in range(count)]
-    wait_for(lambda: _registered(app) >= before + count, workers, "the workers never joined the queue")
+    wait_for(lambda: _registered(app, after=before) >= count, workers, "the workers never joined the queue")
     return workers
 
 
-def _registered(app) -> int:
+def _registered(app, after: int) -> int:
     with app.engine.connect() as conn:
-        return conn.execute(text("SELECT count(*) FROM procrastinate_workers")).scalar_one()
+        return conn.execute(text("SELECT count(*) FROM procrastinate_workers WHERE id > :after"),
+                            {"after": after}).scalar_one()
 
 
 def busy_jobs(app) -> int:

@@ -15,7 +15,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, and_, exists, func, or_, select
+from sqlalchemy import Connection, and_, case, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from renewly.adapters.db.bulk import among, insert_rows
@@ -200,8 +200,16 @@ def _write_pending(conn: Connection, claims: list[Claim], as_of: datetime, lease
 
 
 def next_collect_at(conn: Connection) -> datetime | None:
-    """When the payment batch next has work: the earliest chargeable invoice or unsettled attempt."""
-    query = (select(func.min(invoices.c.issued_at)).select_from(invoices)
+    """When the payment batch next has work: the earliest chargeable invoice or unsettled attempt.
+    An invoice already attempted is chargeable again from its retry's request (a card update at
+    10:30 is charged at the 11:00 tick, never dated at 10:00, before the card existed); one never
+    attempted, from its issue."""
+    attempted = exists().where(payment_attempts.c.invoice_id == invoices.c.id)
+    asked_at = (select(func.min(payment_retries.c.requested_at))
+                .where(payment_retries.c.invoice_id == invoices.c.id, payment_retries.c.attempt_id.is_(None))
+                .scalar_subquery())
+    chargeable_from = case((attempted, func.coalesce(asked_at, invoices.c.issued_at)), else_=invoices.c.issued_at)
+    query = (select(func.min(chargeable_from, type_=invoices.c.issued_at.type)).select_from(invoices)
              .join(accounts, accounts.c.id == invoices.c.account_id)
              .where(chargeable_invoices(),
                     exists().where(cards.c.account_id == invoices.c.account_id, cards.c.status == "active")))
