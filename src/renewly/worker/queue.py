@@ -141,7 +141,7 @@ class _Tasks:
                 else self.app.settings.worker.check_seconds)
         try:
             await self.follow_up.configure(queueing_lock=f"follow-up:{at}", task_kwargs={"at": at},
-                                           schedule_in={"seconds": max(wait, 1)}).defer_async()
+                                           schedule_in={"seconds": max(round(wait), 1)}).defer_async()
         except AlreadyEnqueued:
             pass
 

@@ -10,7 +10,7 @@ waits for it to add up (a tick goes on to its chain's next round only if some ba
 
 A later procrastinate whose schema changes ships its delta as SQL files
 (`procrastinate/sql/migrations/<version>_*.sql`): upgrading it means a new Alembic revision that
-executes those files' SQL, in their order, on PostgreSQL (docs/operations.md). Never re-run
+executes those files' SQL, in their order, on PostgreSQL (docs/architecture.md, Workers). Never re-run
 procrastinate's own `schema apply` on a database this revision made.
 
 On SQLite the embedded worker needs no queue: a no-op.
@@ -18,6 +18,8 @@ On SQLite the embedded worker needs no queue: a no-op.
 Revision ID: 0014
 Revises: 0012 (0013, the shared gateway cap, is on its way: the chain is fixed at its merge)
 """
+from typing import Any
+
 from alembic import op
 
 revision = '0014'
@@ -35,6 +37,13 @@ CREATE TABLE worker_helper_reports (
 """
 
 
+def _psycopg(bind: Any) -> Any:
+    driver = bind.connection.driver_connection
+    if driver is None:
+        raise RuntimeError("migration 0014 needs the driver's connection, and it is closed")
+    return driver
+
+
 def upgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name != 'postgresql':
@@ -43,7 +52,7 @@ def upgrade() -> None:
 
     # Many statements (functions with `$$` bodies, `%` in them): one query without parameters,
     # on psycopg itself, in the migration's transaction (SQLAlchemy would read `:name` or `%`).
-    driver = bind.connection.driver_connection
+    driver = _psycopg(bind)
     driver.execute(SchemaManager.get_schema())
     driver.execute(HELPER_REPORTS)
 
@@ -52,7 +61,7 @@ def downgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name != 'postgresql':
         return
-    driver = bind.connection.driver_connection
+    driver = _psycopg(bind)
     driver.execute("DROP TABLE worker_helper_reports")
     # Whatever procrastinate made, by its prefix: the tables (their triggers and indexes go with
     # them), then its functions and types, whichever version of its schema this database is at.
