@@ -16,7 +16,7 @@ from sqlalchemy import select, text
 
 from renewly.adapters.db.tables import dunning_steps, invoices, outbox, payment_attempts
 from renewly.scheduler import advance, run_all, tick_due
-from renewly.worker.queue import queue_status
+from renewly.worker.queue import look_cron, queue_status
 from tests.builders import customer, subscribed, team_plan, with_card
 from tests.conftest import START
 from tests.worker.workers import kill_workers, settle, start_workers, stop_workers, wait_for
@@ -137,6 +137,9 @@ def test_r7_1_a_card_update_queues_its_follow_up_in_its_own_transaction(database
         conn.execute(text("SELECT 1"))
     assert follow_ups(app) == ["2026-01-01T04:00:00+00:00"]
 
+    assert queue_status(app).describe() == ["queue: 0 live worker(s)",
+                                            "  follow_up: 1 queued, 0 running, 0 failed"]
+
     # A worker charges the retry at 04:00, not before, though its job is there at 03:20.
     workers = start_workers(app)
     try:
@@ -244,3 +247,11 @@ def test_sigterm_finishes_the_slice_in_hand_and_exits_0(databases):
     assert attempts(app) == [("declined", START)] * 3
     assert sorted((account, kind) for account, kind, _ in emails(app)) == [
         (account, "payment_failed_1") for account in (1, 2, 3)]
+
+
+def test_the_look_is_a_cron_line_of_seconds_under_a_minute_and_of_minutes_from_one_on():
+    assert look_cron(10) == "* * * * * */10"
+    assert look_cron(59) == "* * * * * */59"
+    assert look_cron(90) == "*/1 * * * *"
+    assert look_cron(600) == "*/10 * * * *"
+    assert look_cron(3600) == "0 * * * *"

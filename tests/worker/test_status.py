@@ -57,6 +57,8 @@ def test_the_status_table_fits_80_columns_and_names_the_late_renewal(app, renewl
         assert lines[-1] == "worker: none runs on this database (`renewly worker` starts one)"
     elif not QUEUE_BUILT:
         assert lines[-1] == "queue: the PostgreSQL worker is not built yet"
+    else:
+        assert lines[-1] == "queue: 0 live worker(s); no job queued, running or failed"
 
 
 def test_the_status_in_json(app, renewly):
@@ -76,6 +78,8 @@ def test_the_status_in_json(app, renewly):
         assert found["worker"] is None
         if not QUEUE_BUILT:
             assert found["queue"] is None
+        else:
+            assert found["queue"] == {"live_workers": 0, "jobs": []}
 
 
 @pytest.mark.parametrize("db_kind", ["sqlite"])

@@ -1,4 +1,4 @@
-"""Queue workers (`renewly.worker.queue.run_worker`) in processes of their own, on a test's
+"""Queue workers (`renewly worker`, renewly.worker.queue.run_worker) in processes of their own, on a test's
 PostgreSQL database and test clock, for the tests that start, kill and stop them.
 
     workers = start_workers(app, 3)            # three workers, the test settings below
@@ -16,13 +16,13 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from sqlalchemy import text
 
 from renewly.scheduler import tick_due
 
-WORKER = ("from renewly.bootstrap import bootstrap; from renewly.worker.queue import run_worker; "
-          "run_worker(bootstrap())")
+RENEWLY = Path(sys.executable).with_name("renewly")
 TEST_SETTINGS = {"RENEWLY_WORKER__CHECK_SECONDS": "1", "RENEWLY_WORKER__HEARTBEAT_SECONDS": "0.5",
                  "RENEWLY_WORKER__STALLED_SECONDS": "2"}
 
@@ -39,7 +39,7 @@ def start_workers(app, count: int = 1, **settings: str) -> list[subprocess.Popen
     with app.engine.connect() as conn:
         # Ids only grow; a starting worker may remove dead ones first.
         before = conn.execute(text("SELECT coalesce(max(id), 0) FROM procrastinate_workers")).scalar_one()
-    workers = [subprocess.Popen([sys.executable, "-c", WORKER], env=worker_environment(app, **settings),
+    workers = [subprocess.Popen([str(RENEWLY), "worker"], env=worker_environment(app, **settings),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for _ in range(count)]
     wait_for(lambda: _registered(app, after=before) >= count, workers, "the workers never joined the queue")

@@ -90,6 +90,15 @@ def follow_up_options(app: Ports, at: datetime) -> dict[str, Any]:
     return options
 
 
+def look_cron(check_seconds: int) -> str:
+    """procrastinate's cron line for a look every `check_seconds`: under a minute, the sixth
+    column in seconds (`*/10`); from a minute on, whole minutes (`*/5`), an hour at most."""
+    if check_seconds < 60:
+        return f"* * * * * */{check_seconds}"
+    minutes = check_seconds // 60
+    return "0 * * * *" if minutes >= 60 else f"*/{minutes} * * * *"
+
+
 class _Tasks:
     """The tasks, bound to one app and its queue."""
 
@@ -98,7 +107,7 @@ class _Tasks:
 
     def register(self) -> None:
         settings = self.app.settings.worker
-        every = f"* * * * * */{settings.check_seconds}"  # cron, the sixth column in seconds
+        every = look_cron(settings.check_seconds)
         self.look = self.queue.periodic(cron=every, periodic_id="look", queueing_lock="look")(
             self.queue.task(name="look", queue=PERIODIC)(self._look))
         self.retry_stalled = self.queue.periodic(cron=every, periodic_id="retry_stalled",
@@ -272,6 +281,19 @@ class QueueStatus:
 
     jobs: list[TaskJobs]
     live_workers: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"live_workers": self.live_workers,
+                "jobs": [{"task": item.task, "queued": item.queued, "running": item.doing, "failed": item.failed}
+                         for item in self.jobs]}
+
+    def describe(self) -> list[str]:
+        """Lines of at most 80 columns (task names are short)."""
+        head = f"queue: {self.live_workers} live worker(s)"
+        if not self.jobs:
+            return [f"{head}; no job queued, running or failed"]
+        return [head] + [f"  {item.task}: {item.queued} queued, {item.doing} running, {item.failed} failed"
+                         for item in self.jobs]
 
 
 def queue_status(app: Ports) -> QueueStatus:
