@@ -8,6 +8,7 @@ stalled tick); SIGTERM stops a worker cleanly.
 
 from __future__ import annotations
 
+import json
 import signal
 from datetime import datetime, timedelta
 
@@ -255,3 +256,28 @@ def test_the_look_is_a_cron_line_of_seconds_under_a_minute_and_of_minutes_from_o
     assert look_cron(90) == "*/1 * * * *"
     assert look_cron(600) == "*/10 * * * *"
     assert look_cron(3600) == "0 * * * *"
+
+
+def test_a_tick_shares_its_slices_with_a_helper_on_the_other_worker_and_counts_its_work(databases):
+    app = databases.fresh_app("postgresql")
+    plan = team_plan(app)
+    day_1 = START + timedelta(days=1)
+    for number in range(24):
+        subscribed(app, card=DECLINES, plan=plan, start=day_1.date(), name=f"Acme {number}",
+                   owner=f"owner@acme{number}.test")
+    # Small slices at a slow gateway: the tick is still charging when the other worker's helper
+    # starts; the declines they record make dunning's work, which the chain's next round does.
+    workers = start_workers(app, 2, RENEWLY_PAYMENTS__SLICE_SIZE="2", RENEWLY_PAYMENTS__SIMULATOR_LATENCY_MS="50")
+    try:
+        settle(app, workers)
+        move_clock_to(app, day_1)  # both workers are up: the renewals' tick has a helper
+        settle(app, workers)
+    finally:
+        outcomes = stop_workers(workers)
+    assert [code for code, _ in outcomes] == [0, 0]
+    logs = [json.loads(line) for _, err in outcomes for line in err.splitlines() if line.startswith("{")]
+    collected = [line for line in logs if line.get("event") == "batch run" and line["batch"] == "collect"]
+    assert sum(line["attempted"] for line in collected if line["task"] == "slices") > 0
+    assert sum(line["attempted"] for line in collected) == 24
+    assert attempts(app) == [("declined", day_1)] * 24
+    assert sorted((kind, at) for _, kind, at in emails(app)) == [("payment_failed_1", day_1)] * 24

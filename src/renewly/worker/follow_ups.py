@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
-from renewly import scheduler
 from renewly.ports import Ports
 
 if TYPE_CHECKING:
@@ -22,6 +21,8 @@ if TYPE_CHECKING:
 
 
 class QueuedFollowUps:
+    # Bootstrap makes one for every command on PostgreSQL: nothing heavy is imported until a
+    # job is written (the scheduler, procrastinate).
     def __init__(self, app: Ports) -> None:
         self._app = app
 
@@ -34,6 +35,7 @@ class QueuedFollowUps:
     def work_due(self, conn: Connection, batch: str, due_at: datetime) -> None:
         from procrastinate.exceptions import AlreadyEnqueued
 
+        from renewly import scheduler
         from renewly.worker.queue import follow_up_options
 
         at = scheduler.next_tick_of(conn, self._app, batch, due_at)
