@@ -16,14 +16,14 @@ procrastinate's own `schema apply` on a database this revision made.
 On SQLite the embedded worker needs no queue: a no-op.
 
 Revision ID: 0014
-Revises: 0012 (0013, the shared gateway cap, is on its way: the chain is fixed at its merge)
+Revises: 0013
 """
 from typing import Any
 
 from alembic import op
 
 revision = '0014'
-down_revision = '0012'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
