@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from renewly.scheduler import tick_due
+from renewly.scheduler import schedule, tick_due
 
 RENEWLY = Path(sys.executable).with_name("renewly")
 TEST_SETTINGS = {"RENEWLY_WORKER__CHECK_SECONDS": "1", "RENEWLY_WORKER__HEARTBEAT_SECONDS": "0.5",
@@ -70,7 +70,20 @@ def settle(app, workers: list[subprocess.Popen], timeout: float = 60) -> None:
         calm = calm + 1 if quiet else 0
         return calm >= 2
 
-    wait_for(settled, workers, f"the workers never settled at {app.clock.now().isoformat()}", timeout)
+    try:
+        wait_for(settled, workers, f"the workers never settled at {app.clock.now().isoformat()}", timeout)
+    except AssertionError as failure:
+        raise AssertionError(f"{failure}\n{standing(app)}") from None
+
+
+def standing(app) -> str:
+    """What is due and what the queue holds: why the workers have not settled."""
+    with app.engine.connect() as conn:
+        jobs = conn.execute(text("SELECT id, task_name, status, args, worker_id, attempts FROM procrastinate_jobs "
+                                 "WHERE status IN ('todo', 'doing', 'failed') ORDER BY id")).all()
+        workers = conn.execute(text("SELECT id, now() - last_heartbeat FROM procrastinate_workers")).all()
+    due = [(item.batch, item.work_at, item.next_tick_at) for item in schedule(app, app.clock.now())]
+    return f"due: {due}\njobs: {jobs}\nworkers: {workers}"
 
 
 def wait_for(condition, workers: list[subprocess.Popen], failure: str, timeout: float = 60) -> None:

@@ -20,8 +20,10 @@ Any number of workers, on any number of machines, share one database and its job
   behind it), it waits and looks again; then it defers the tick.
 - **retry_stalled** (periodic): procrastinate does not retry by itself the jobs of a worker that
   died (kill -9, a machine lost); this puts back the jobs of workers silent for
-  `worker.stalled_seconds`. A tick run again finds its batches' work where the dead one left
-  it, and their idempotency keeps every invoice, charge and e-mail exactly once.
+  `worker.stalled_seconds` (or ends one, aborted, whose twin waits already: a tick the looks
+  deferred again meanwhile, under the same queueing lock). A tick run again finds its batches'
+  work where the dead one left it, and their idempotency keeps every invoice, charge and e-mail
+  exactly once.
 
 SIGTERM or SIGINT asks the app to stop (`Ports.stop`): the batch in hand finishes its slice and
 stops, the worker takes no other job and exits; a tick stopped short leaves its work due, for
@@ -43,8 +45,9 @@ from typing import Any
 
 import procrastinate
 import structlog
-from procrastinate.exceptions import AlreadyEnqueued, ConnectorException
+from procrastinate.exceptions import AlreadyEnqueued, ConnectorException, UniqueViolation
 from procrastinate.job_context import JobContext
+from procrastinate.jobs import Status
 from procrastinate.worker import Worker
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
@@ -159,6 +162,13 @@ class _Tasks:
         for job in await manager.get_stalled_jobs(seconds_since_heartbeat=self.app.settings.worker.stalled_seconds):
             try:
                 await manager.retry_job(job)
+            except UniqueViolation:
+                # The same job waits already (its queueing lock: a look deferred the tick again
+                # while this one was stalled), and does its work: this one ends, aborted.
+                await manager.finish_job(job, status=Status.ABORTED, delete_job=False)
+                log.warning("stalled job dropped: the same job waits", job_id=job.id, task=job.task_name,
+                            worker_id=job.worker_id)
+                continue
             except ConnectorException:
                 continue  # another worker put it back first, or it ended meanwhile
             log.warning("stalled job retried", job_id=job.id, task=job.task_name, worker_id=job.worker_id)
