@@ -15,13 +15,13 @@ events (not delivered yet: webhooks come later) and delivered e-mails are not in
 Chained to 0013, main's head when it was rebased; 0014 (another branch) is to come between.
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0015'
-down_revision = '0013'
+down_revision = '0014'
 branch_labels = None
 depends_on = None
 
