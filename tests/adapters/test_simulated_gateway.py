@@ -8,13 +8,20 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 
+from renewly.adapters.clock import SystemClock
 from renewly.adapters.db.engine import make_engine
-from renewly.adapters.gateways.simulated import LEDGER_SCHEMA, Fault, LedgerUnavailable, SimulatedGateway
+from renewly.adapters.gateways.simulated import (
+    LEDGER_SCHEMA,
+    Fault,
+    LedgerUnavailable,
+    SimulatedGateway,
+    sim_operations,
+)
 from renewly.payments.rules.charges import ChargeRequest, Outcome
 from renewly.shared.errors import InvalidInput
 
@@ -148,6 +155,44 @@ def test_latency_delays_every_call(gateway):
     started = time.perf_counter()
     charge(gateway, customer, token)
     assert time.perf_counter() - started >= 0.2
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_the_ledger_records_when_a_request_arrived_apart_from_when_it_was_done(request, tmp_path, kind):
+    # What a gateway's cap counts is the arrival; `at` comes after the latency and the ledger's own reads.
+    gateway = SimulatedGateway(ledger_url(request, tmp_path, kind), SystemClock(), latency=0.2)
+    customer, token = card_of(gateway, "4242424242424242")
+    charge(gateway, customer, token)
+    held = gateway.authorize(customer, token, 100, "USD", "check-1")
+    gateway.void(held.reference, "check-1-void")
+
+    rows = ledger_operations(gateway)
+    assert [row.kind for row in rows] == ["authorization", "charge", "void"]
+    assert all(row.at - row.received_at >= timedelta(seconds=0.2) for row in rows)
+    gateway.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_ledger_from_before_arrival_instants_gets_their_column(request, tmp_path, kind):
+    url = ledger_url(request, tmp_path, kind)
+    SimulatedGateway(url, FixedClock()).dispose()
+    table = "sim_operations" if kind == "sqlite" else f"{LEDGER_SCHEMA}.sim_operations"
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f"ALTER TABLE {table} DROP COLUMN received_at"))
+    engine.dispose()
+
+    gateway = SimulatedGateway(url, FixedClock())
+    customer, token = card_of(gateway, "4242424242424242")
+    charge(gateway, customer, token)
+    assert [row.received_at for row in ledger_operations(gateway)] == [NOW]
+    gateway.dispose()
+
+
+def ledger_operations(gateway: SimulatedGateway) -> list:
+    """The ledger's operations by kind, read where the gateway keeps them (its schema on PostgreSQL)."""
+    with gateway._engine.connect() as conn:
+        return conn.execute(select(sim_operations).order_by(sim_operations.c.kind)).all()
 
 
 # -- a decline scripted N times, then the card as it is ------------------------------------------------

@@ -77,7 +77,10 @@ sim_operations = Table(
     Column("decline_code", String(32)),
     Column("state", String(16)),  # authorizations: held, voided
     Column("target", String(40)),  # a void's authorization
-    Column("at", UTCDateTime(), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),  # when it was done: after the latency
+    # When the request reached the gateway, before its latency: the instant a gateway's cap counts
+    # (bench/scaleout.py reads it). NULL in a ledger made before the column.
+    Column("received_at", UTCDateTime()),
     UniqueConstraint("idempotency_key", name="uq_sim_operations_key"),
 )
 sim_faults = Table(
@@ -220,6 +223,7 @@ class SimulatedGateway:
                              request.amount, request.currency)
 
     def void(self, authorization: str, idempotency_key: str) -> GatewayResult:
+        received_at = self._clock.now()
         self._wait()
         try:
             with self._engine.begin() as conn:
@@ -236,7 +240,8 @@ class SimulatedGateway:
                 conn.execute(sim_operations.insert().values(
                     id=f"void_sim_{secrets.token_hex(8)}", idempotency_key=idempotency_key, kind="void",
                     customer=held.customer, card=held.card, amount=held.amount, currency=held.currency,
-                    outcome=Outcome.SUCCEEDED.value, target=authorization, at=self._clock.now()))
+                    outcome=Outcome.SUCCEEDED.value, target=authorization, at=self._clock.now(),
+                    received_at=received_at))
         except IntegrityError:  # the same key, sent at the same moment from elsewhere: its answer stands
             return self.find(idempotency_key) or GatewayResult(Outcome.UNKNOWN)
         return GatewayResult(Outcome.SUCCEEDED, reference=authorization, amount=held.amount)
@@ -287,6 +292,7 @@ class SimulatedGateway:
 
     def _operate(self, kind: str, idempotency_key: str, customer: str, card_token: str, amount: int,
                  currency: str) -> GatewayResult:
+        received_at = self._clock.now()
         self._wait()
         fault, scripted_decline = self._take_fault(kind, customer, idempotency_key) or (None, None)
         if fault in (Fault.TIMEOUT_BEFORE, Fault.SERVER_ERROR):
@@ -306,7 +312,7 @@ class SimulatedGateway:
                     amount=amount, currency=currency, outcome=outcome.value, decline_code=decline,
                     # A zero-amount authorization only validates the card: it holds nothing.
                     state="held" if kind == "authorization" and amount and not decline else None,
-                    at=self._clock.now()))
+                    at=self._clock.now(), received_at=received_at))
         except IntegrityError:  # the same key, sent at the same moment from elsewhere: its answer stands
             return self.find(idempotency_key) or GatewayResult(Outcome.UNKNOWN)
         if fault is Fault.TIMEOUT_AFTER:
@@ -350,10 +356,13 @@ def _prepare_ledger(engine: Engine) -> None:
 
 
 def _add_missing_columns(conn: Connection, schema: str | None) -> None:
-    """A ledger made by an older Renewly lacks the columns of declines: they are added (the ledger
-    is the simulator's own, with no migration history)."""
-    have = {column["name"] for column in inspect(conn).get_columns("sim_faults", schema=schema)}
-    table = f"{schema}.sim_faults" if schema else "sim_faults"
-    for column in ("decline_code VARCHAR(32)", "account_id BIGINT"):
-        if column.split()[0] not in have:
-            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column}"))
+    """A ledger made by an older Renewly lacks the columns of declines and the instant a request
+    arrived: they are added (the ledger is the simulator's own, with no migration history)."""
+    received_at = "TIMESTAMP WITH TIME ZONE" if schema else "DATETIME"  # as UTCDateTime makes it
+    for name, columns in (("sim_faults", ("decline_code VARCHAR(32)", "account_id BIGINT")),
+                          ("sim_operations", (f"received_at {received_at}",))):
+        have = {column["name"] for column in inspect(conn).get_columns(name, schema=schema)}
+        table = f"{schema}.{name}" if schema else name
+        for column in columns:
+            if column.split()[0] not in have:
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column}"))
