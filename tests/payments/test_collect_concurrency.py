@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 from renewly.billing.invoices import list_invoices
 from renewly.billing.renewals import renew_due
 from renewly.billing.subscriptions import create_subscription
+from renewly.payments.collect import _not_taken_meanwhile, claim_slice
 from renewly.payments.reconcile import reconcile
 from renewly.scheduler import advance, run_all
 from tests.builders import OPERATOR, customer, subscribed, team_plan
-from tests.payment_builders import CHARGES_DECLINED, invoice_statuses, save_card, successes_per_invoice
+from tests.payment_builders import CHARGES_DECLINED, invoice_statuses, paying_customer, save_card, successes_per_invoice
 from tests.processes import run_at_once
 
 CASES = 30
@@ -72,3 +73,20 @@ def test_r5_3_a_payment_batch_and_a_sweep_at_once_over_the_same_accounts_never_d
     assert CASES <= collected["attempted"] == collected["declined"] <= 2 * CASES
     assert swept["steps_taken"] == CASES
     assert reconcile(app).discrepancies == []
+
+
+def test_r5_3_an_invoice_another_collector_claimed_while_our_query_ran_is_left_to_it(pg_app):
+    """READ COMMITTED does not look again at a row another transaction only locked: a claim whose
+    query began before another collector claimed an invoice, and locked it after, reads it as still
+    chargeable. Its attempt, committed meanwhile, is looked for afresh before ours is written;
+    writing ours would wait on that collector's settle, which waits on our lock (four `renewly
+    run` at once deadlocked so, bench/scaleout.py)."""
+    app = pg_app
+    paying_customer(app)
+    # The other collector's claim, its attempt committed; what our slow query read is the same
+    # invoice with the same attempt to make.
+    read_by_our_query = claim_slice(app, app.clock.now(), 10)
+    assert len(read_by_our_query) == 1
+
+    with app.engine.begin() as conn:
+        assert _not_taken_meanwhile(conn, read_by_our_query) == []

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, and_, case, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from renewly.adapters.db.bulk import among, insert_rows
+from renewly.adapters.db.bulk import among, among_texts, insert_rows
 from renewly.adapters.db.locks import claim_unheld
 from renewly.adapters.db.tables import (
     accounts,
@@ -155,6 +155,7 @@ def claim_slice(app: Ports, as_of: datetime, limit: int) -> list[Claim]:
                                   currency=row.currency, idempotency_key=attempt_key(row.id, row.attempts + 1),
                                   description=f"Invoice {row.number}"))
             for row in conn.execute(query) if row.due > 0]
+        claims = _not_taken_meanwhile(conn, claims)
         claims = _write_pending(conn, claims, as_of, lease)
         # The attempt fulfils every request open on its invoice: a step's and a card update's
         # asked at once make one charge. (A request made after this claim waits for the invoice's
@@ -169,6 +170,23 @@ def claim_slice(app: Ports, as_of: datetime, limit: int) -> list[Claim]:
                                                         payment_retries.c.attempt_id.is_(None))
                          .values(attempt_id=pending))
     return claims
+
+
+def _not_taken_meanwhile(conn: Connection, claims: list[Claim]) -> list[Claim]:
+    """The claims whose attempt no other collector wrote between our query's snapshot and our lock.
+
+    READ COMMITTED does not look at a row again when another transaction only locked it: an
+    invoice another collector claimed and committed its attempt for while our query ran is ours
+    to lock, as if still chargeable. Inserting our attempt anyway would wait on that collector's
+    row (the unique key) while it settles the invoice, and its settle waits on our lock: a deadlock
+    (seen with four `renewly run` at once, bench/scaleout.py). This statement's fresh snapshot sees
+    that attempt, and such an invoice is left alone."""
+    if not claims:
+        return claims
+    keys = [claim.request.idempotency_key for claim in claims]
+    taken = set(conn.execute(select(payment_attempts.c.idempotency_key)
+                             .where(among_texts(conn, payment_attempts.c.idempotency_key, keys))).scalars())
+    return [claim for claim in claims if claim.request.idempotency_key not in taken]
 
 
 def _write_pending(conn: Connection, claims: list[Claim], as_of: datetime, lease: datetime) -> list[Claim]:
