@@ -39,6 +39,7 @@ import asyncio
 import ipaddress
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -169,7 +170,9 @@ def bench(made: ExitStack, args, count: int, hosts: list[int], settings: dict) -
             result = run_hosts(machines[:n], url, count, settings, folder / f"hosts_{n}", args.exit_grace)
             print(f"{n} host(s): {count:,} invoices in {result.seconds:.2f} s, {result.per_s:,.1f}/s; first call "
                   f"+{result.first_call:.2f} s; each host's charges {result.shares}; busiest second "
-                  f"{result.busiest_second} calls")
+                  f"{result.busiest_second} calls; {result.connections:,} connections opened; CPU per "
+                  f"invoice {result.hosts_cpu / count * 1000:.2f} ms in the hosts, "
+                  f"{result.bench_cpu / count * 1000:.2f} ms in the bench (forwarder)")
             runs.append(result)
     return runs
 
@@ -183,6 +186,9 @@ class Run:
     busiest_second: int
     host_charges: list[int | None] = field(default_factory=list)
     invoices: int = 0
+    connections: int = 0  # opened to the database during the run (pg_stat_database.sessions)
+    hosts_cpu: float = 0.0  # CPU seconds of the hosts' commands, user + system
+    bench_cpu: float = 0.0  # of the bench's process: the forwarder mostly, the polls
 
     @property
     def per_s(self) -> float:
@@ -403,6 +409,7 @@ def run_hosts(hosts: list[Host], url: str, count: int, settings: dict, folder: P
                     "RENEWLY_SELLER__VAT_ID": "FR99999999999", "RENEWLY_SELLER__REGISTRATION": "RCS Bench 999"}
     engine = make_engine(url)
     processes: list[subprocess.Popen] = []
+    cpu_before = (resource.getrusage(resource.RUSAGE_CHILDREN), time.process_time())
     try:
         started_at, started = SystemClock().now(), time.monotonic()
         for i, host in enumerate(hosts):
@@ -416,9 +423,15 @@ def run_hosts(hosts: list[Host], url: str, count: int, settings: dict, folder: P
         for i, process in enumerate(processes):
             if process.returncode != 0 and i not in stopped_by_us:
                 raise BenchFailure(f"host {i} exited with {process.returncode}: {last_line(folder / f'{i}.err')}")
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the hosts, all ended now
+        hosts_cpu = (children.ru_utime + children.ru_stime - cpu_before[0].ru_utime - cpu_before[0].ru_stime)
+        forwarder_cpu = time.process_time() - cpu_before[1]
         host_charges = [charges_of((folder / f"{i}.out").read_text()) for i in range(len(hosts))]
         verify(engine, url, count, host_charges)
         arrivals = arrival_instants(engine)
+        with engine.connect() as conn:  # the hosts' connections and the bench's own few
+            connections = conn.execute(text("SELECT sessions FROM pg_stat_database "
+                                            "WHERE datname = current_database()")).scalar_one()
     finally:
         for process in processes:
             end(process)
@@ -426,7 +439,8 @@ def run_hosts(hosts: list[Host], url: str, count: int, settings: dict, folder: P
     span = arrivals[-1] - arrivals[0]
     return Run(hosts=len(hosts), seconds=seconds, first_call=arrivals[0] - started_at.timestamp(),
                calls_per_s=(len(arrivals) - 1) / span if span else float("nan"),
-               busiest_second=most_in_window(arrivals, 1.0), host_charges=host_charges, invoices=count)
+               busiest_second=most_in_window(arrivals, 1.0), host_charges=host_charges, invoices=count,
+               connections=connections, hosts_cpu=hosts_cpu, bench_cpu=forwarder_cpu)
 
 
 def wait_for_paid(engine: Engine, processes: list[subprocess.Popen], count: int, started: float,
