@@ -12,11 +12,16 @@ RENEWLY_TEST_REQUIRE_POSTGRES=1, as in conftest.py.
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 
 from tests.conftest import ADMIN_URL, admin_connection
 
@@ -89,6 +94,11 @@ LAST_LINES = {
         "sometimes": set(),
         "tiny": {"invoices": "3", "downloads": "50"},
     },
+    "scaleout": {
+        "keys": {"invoices", "latency_ms", "concurrency", "slice", "per_s_1", "per_s_2", "scale_2"},
+        "sometimes": {"per_s_4", "scale_4"},
+        "tiny": {"invoices": "200", "latency_ms": "20", "slice": "20"},
+    },
     "dunning": {
         "keys": {"due", "accounts", "not_due", "t_small_s", "t_large_s", "ratio", "small_cpu_us", "large_cpu_us",
                  "mass_cases", "mass_s", "mass_cases_per_s", "mass_python_us", "mass_postgres_us", "slice",
@@ -98,6 +108,10 @@ LAST_LINES = {
     },
 }
 TIMEOUT = 120  # seconds; a tiny run takes a few
+# bench/scaleout.py makes its hosts as network namespaces: root and iproute2's `ip` only.
+MAKES_HOSTS = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
+                                 reason="bench/scaleout.py makes network namespaces: it needs root and `ip`")
+NEEDS = {"scaleout": [MAKES_HOSTS]}
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +122,7 @@ def server():
     admin.close()
 
 
-@pytest.mark.parametrize("bench", sorted(LAST_LINES))
+@pytest.mark.parametrize("bench", [pytest.param(bench, marks=NEEDS.get(bench, [])) for bench in sorted(LAST_LINES)])
 def test_tiny_run_checks_its_result_and_prints_its_figures(bench, server):
     out = run_tiny(bench, server)
 
@@ -133,9 +147,67 @@ def test_a_bench_runs_on_its_own_database_whatever_the_environment_names(bench, 
     assert not operators.exists(), "the bench wrote into the database of the environment"
 
 
-def run_tiny(bench: str, server, environment: dict[str, str] | None = None) -> str:
-    """Run `bench --tiny` as an operator would; its stdout, once it has exited 0 and left no database."""
-    command = [sys.executable, str(ROOT / "bench" / f"{bench}.py"), "--tiny", "--postgres-url", ADMIN_URL]
+@MAKES_HOSTS
+def test_the_scaleout_bench_under_a_cap_reads_the_gateways_ledger(server):
+    # Each host has its own limit until the cap is shared: two hosts at 40/s each.
+    out = run_tiny("scaleout", server, arguments=["--cap", "40"])
+
+    pairs = dict(pair.split("=", 1) for pair in out.splitlines()[-1].split())
+    assert {"cap", "hosts", "calls_per_s", "ratio", "max_calls_in_any_1s_window"} <= pairs.keys(), out
+    assert (pairs["cap"], pairs["hosts"]) == ("40", "2"), out
+    # 20 ms answers and 25 calls at once allow 1,250 calls a second: the limits are what slow them,
+    # each letting a second hold its rate and its burst of one (renewly.payments.rate_limit).
+    assert 0 < float(pairs["calls_per_s"]) <= 2 * 40, out
+    assert int(pairs["max_calls_in_any_1s_window"]) <= 2 * (40 + 1), out
+
+
+@MAKES_HOSTS
+def test_the_scaleout_bench_stopped_midway_removes_its_hosts_links_and_databases(server):
+    bench = subprocess.Popen([sys.executable, str(ROOT / "bench" / "scaleout.py"), "--tiny", "--invoices", "2000",
+                              "--postgres-url", ADMIN_URL], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not hosts_paying(server, bench.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert hosts_paying(server, bench.pid), "the bench's hosts never started charging"
+        bench.send_signal(signal.SIGINT)
+        out, err = bench.communicate(timeout=60)
+    finally:
+        bench.kill()
+        left = leftover_databases(server, bench.pid)
+
+    assert bench.returncode == 130, (out, err)
+    assert err.strip().splitlines()[-1].startswith("bench: interrupted"), err
+    assert not left and made_by(bench.pid) == [], (left, made_by(bench.pid))
+
+
+def hosts_paying(server, pid: int) -> bool:
+    """Whether the bench `pid`'s hosts have paid an invoice (its database has a paid one)."""
+    name = f"renewly_bench_scaleout_{pid}"
+    if not server.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+        return False
+    url = make_url(ADMIN_URL).set(drivername="postgresql", database=name).render_as_string(False)
+    with psycopg.connect(url) as conn:
+        try:
+            return conn.execute("SELECT count(*) FROM invoices WHERE status = 'paid'").fetchone()[0] > 0
+        except psycopg.Error:
+            return False
+
+
+def made_by(pid: int) -> list[str]:
+    """The network namespaces and links of the bench `pid` still on this machine."""
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    return ([line.split()[0] for line in namespaces.splitlines() if line.startswith(f"renewly-bench-{pid}-")]
+            + [line.split()[1] for line in links.splitlines() if line.split()[1].startswith(f"rb{pid}h")])
+
+
+def run_tiny(bench: str, server, environment: dict[str, str] | None = None, arguments: list[str] = ()) -> str:
+    """Run `bench --tiny` as an operator would; its stdout, once it has exited 0 and left no
+    database (nor, for bench/scaleout.py, a network namespace or link)."""
+    command = [sys.executable, str(ROOT / "bench" / f"{bench}.py"), "--tiny", "--postgres-url", ADMIN_URL,
+               *arguments]
     run = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            env={**os.environ, **(environment or {})})
     try:
@@ -148,13 +220,15 @@ def run_tiny(bench: str, server, environment: dict[str, str] | None = None) -> s
     assert run.returncode == 0, f"bench/{bench}.py --tiny exited with {run.returncode}:\n{out}\n{err}"
     # Its databases are named after its process id (bench/renewal.py's bench_database).
     assert not left, f"bench/{bench}.py left {left} on the server (dropped now)"
+    if bench == "scaleout":
+        assert made_by(run.pid) == [], f"bench/scaleout.py left {made_by(run.pid)} on this machine"
     return out
 
 
 def leftover_databases(server, pid: int) -> list[str]:
     """The databases of the bench process `pid` still on the server, dropped so as not to pile up."""
     names = server.execute("SELECT datname FROM pg_database WHERE datname ~ %s ORDER BY datname",
-                           [rf"^renewly_bench_(collect_)?{pid}(_|$)"]).fetchall()
+                           [rf"^renewly_bench_(collect_|scaleout_)?{pid}(_|$)"]).fetchall()
     for (name,) in names:
         server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     return [name for (name,) in names]
