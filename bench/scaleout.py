@@ -115,7 +115,8 @@ def main() -> None:
                         help="seconds the hosts have to exit by themselves once every invoice is paid")
     args = parser.parse_args()
     count = args.invoices or (200 if args.tiny else 20_000)
-    hosts = [int(n) for n in (args.hosts or ("1,2" if args.tiny else "1,2,4")).split(",")]
+    given = [n.strip() for n in (args.hosts or ("1,2" if args.tiny else "1,2,4")).split(",")]
+    hosts = [int(n) for n in given] if all(n.isdigit() for n in given) else []  # [] is refused below
     latency_ms = args.latency_ms if args.latency_ms is not None else (20 if args.tiny else 200)
     slice_size = args.slice_size or (20 if args.tiny else 100)
     settings = {"RENEWLY_PAYMENTS__SIMULATOR_LATENCY_MS": latency_ms,
