@@ -149,15 +149,16 @@ def test_a_bench_runs_on_its_own_database_whatever_the_environment_names(bench, 
 
 @MAKES_HOSTS
 def test_the_scaleout_bench_under_a_cap_reads_the_gateways_ledger(server):
-    # Each host has its own limit until the cap is shared: two hosts at 40/s each.
+    # Two hosts sharing a cap of 40 calls a second.
     out = run_tiny("scaleout", server, arguments=["--cap", "40"])
 
     pairs = dict(pair.split("=", 1) for pair in out.splitlines()[-1].split())
     assert {"cap", "hosts", "calls_per_s", "ratio", "max_calls_in_any_1s_window"} <= pairs.keys(), out
     assert (pairs["cap"], pairs["hosts"]) == ("40", "2"), out
-    # 20 ms answers and 25 calls at once allow 1,250 calls a second: the limits are what slow them,
-    # each letting a second hold its rate and its burst of one (renewly.payments.rate_limit).
-    assert 0 < float(pairs["calls_per_s"]) <= 2 * 40, out
+    # 20 ms answers and 25 calls at once allow 1,250 calls a second on each host: the cap is what
+    # slows them. A tiny run is no measure of how close to the cap the busiest second comes (the
+    # full run is); it is far from what two uncapped hosts would make.
+    assert 0 < float(pairs["calls_per_s"]) <= 40 * 1.1, out
     assert int(pairs["max_calls_in_any_1s_window"]) <= 2 * (40 + 1), out
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from renewly.billing.invoices import list_invoices
 from renewly.billing.renewals import renew_due
 from renewly.billing.subscriptions import create_subscription
+from renewly.payments import collect
 from renewly.payments.collect import _not_taken_meanwhile, claim_slice
 from renewly.payments.reconcile import reconcile
 from renewly.scheduler import advance, run_all
@@ -90,3 +91,22 @@ def test_r5_3_an_invoice_another_collector_claimed_while_our_query_ran_is_left_t
 
     with app.engine.begin() as conn:
         assert _not_taken_meanwhile(conn, read_by_our_query) == []
+
+
+def test_r5_3_a_claim_whose_every_invoice_was_taken_meanwhile_reads_again_rather_than_end_the_batch(
+        pg_app, monkeypatch):
+    # The race of the test above cannot be timed from a test: the first read is made to lose every
+    # invoice to it, as one of four `renewly run` at once did (it then charged nothing).
+    app = pg_app
+    paying_customer(app)
+    reads = []
+
+    def first_read_lost(conn, claims):
+        reads.append(claims)
+        return [] if len(reads) == 1 else _not_taken_meanwhile(conn, claims)
+
+    monkeypatch.setattr(collect, "_not_taken_meanwhile", first_read_lost)
+    claimed = collect.claim_slice(app, app.clock.now(), 10)
+
+    assert [len(read) for read in reads] == [1, 1]
+    assert [claim.invoice_id for claim in claimed] == [claim.invoice_id for claim in reads[0]]

@@ -133,8 +133,26 @@ def chargeable_invoices():
                                 and_(accounts.c.status == "cancelled", asked_in_window)))
 
 
+# How many times a claim reads again when other collectors took every invoice it read (see
+# `_not_taken_meanwhile`); a fresh read no longer finds those, so a second one nearly always does.
+CLAIM_READS = 10
+
+
 def claim_slice(app: Ports, as_of: datetime, limit: int) -> list[Claim]:
-    """Commit a pending attempt for each of up to `limit` chargeable invoices; returns what to charge."""
+    """Commit a pending attempt for each of up to `limit` chargeable invoices; returns what to
+    charge: nothing once no invoice is left to charge (the batch ends there)."""
+    for _ in range(CLAIM_READS):
+        read, claims = _claim_once(app, as_of, limit)
+        # Every invoice read was taken by other collectors meanwhile: not the end of the work
+        # (with four `renewly run` at once, one ended its batch on its first slice, having
+        # charged nothing while the others had thousands of invoices left).
+        if claims or not read:
+            return claims
+    return []
+
+
+def _claim_once(app: Ports, as_of: datetime, limit: int) -> tuple[int, list[Claim]]:
+    """How many chargeable invoices the claim read, and those it could claim."""
     lease = wall_clock() + timedelta(seconds=app.settings.payments.lease_seconds)
     attempts_so_far = select(func.count()).where(payment_attempts.c.invoice_id == invoices.c.id).scalar_subquery()
     retried = exists().where(payment_retries.c.invoice_id == invoices.c.id, payment_retries.c.attempt_id.is_(None))
@@ -148,14 +166,14 @@ def claim_slice(app: Ports, as_of: datetime, limit: int) -> list[Claim]:
              .order_by(invoices.c.id).limit(limit))
     with app.engine.begin() as conn:
         query = claim_unheld(query, conn, of=invoices)
-        claims = [Claim(
+        read = [Claim(
             invoice_id=row.id, account_id=row.account_id, number=row.attempts + 1, card_id=row.card_id,
             reason="retry" if row.retried else "issued", lease=lease,
             request=ChargeRequest(customer=row.customer, card_token=row.token, amount=int(row.due),
                                   currency=row.currency, idempotency_key=attempt_key(row.id, row.attempts + 1),
                                   description=f"Invoice {row.number}"))
             for row in conn.execute(query) if row.due > 0]
-        claims = _not_taken_meanwhile(conn, claims)
+        claims = _not_taken_meanwhile(conn, read)
         claims = _write_pending(conn, claims, as_of, lease)
         # The attempt fulfils every request open on its invoice: a step's and a card update's
         # asked at once make one charge. (A request made after this claim waits for the invoice's
@@ -169,7 +187,7 @@ def claim_slice(app: Ports, as_of: datetime, limit: int) -> list[Claim]:
             conn.execute(payment_retries.update().where(among(conn, payment_retries.c.invoice_id, retried_ids),
                                                         payment_retries.c.attempt_id.is_(None))
                          .values(attempt_id=pending))
-    return claims
+    return len(read), claims
 
 
 def _not_taken_meanwhile(conn: Connection, claims: list[Claim]) -> list[Claim]:
