@@ -48,6 +48,7 @@ import sys
 import tempfile
 import threading
 import time
+from bisect import bisect_left
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,7 +173,8 @@ def bench(made: ExitStack, args, count: int, hosts: list[int], settings: dict) -
             result = run_hosts(machines[:n], url, count, settings, folder / f"hosts_{n}", args.exit_grace)
             print(f"{n} host(s): {count:,} invoices in {result.seconds:.2f} s, {result.per_s:,.1f}/s; first call "
                   f"+{result.first_call:.2f} s; each host's charges {result.shares}; busiest second "
-                  f"{result.busiest_second} calls; {result.connections:,} connections opened; CPU per "
+                  f"{result.busiest_second} calls, from +{result.busiest_at:.2f} s after the first; "
+                  f"{result.connections:,} connections opened; CPU per "
                   f"invoice {result.hosts_cpu / count * 1000:.2f} ms in the hosts, "
                   f"{result.bench_cpu / count * 1000:.2f} ms in the bench (forwarder)")
             runs.append(result)
@@ -186,6 +188,7 @@ class Run:
     first_call: float  # seconds from the start of the commands to the gateway's first call
     calls_per_s: float  # the ledger's charges over the time from the first one to the last
     busiest_second: int
+    busiest_at: float  # seconds from the first call to the start of the busiest second
     host_charges: list[int | None] = field(default_factory=list)
     invoices: int = 0
     connections: int = 0  # opened to the database during the run (pg_stat_database.sessions)
@@ -438,9 +441,11 @@ def run_hosts(hosts: list[Host], url: str, count: int, settings: dict, folder: P
             end(process)
         engine.dispose()
     span = arrivals[-1] - arrivals[0]
+    busiest_second = most_in_window(arrivals, 1.0)
     return Run(hosts=len(hosts), seconds=seconds, first_call=arrivals[0] - started_at.timestamp(),
                calls_per_s=(len(arrivals) - 1) / span if span else float("nan"),
-               busiest_second=most_in_window(arrivals, 1.0), host_charges=host_charges, invoices=count,
+               busiest_second=busiest_second, busiest_at=window_holding(arrivals, 1.0, busiest_second) - arrivals[0],
+               host_charges=host_charges, invoices=count,
                connections=connections, hosts_cpu=hosts_cpu, bench_cpu=forwarder_cpu)
 
 
@@ -519,6 +524,11 @@ def verify(engine: Engine, url: str, count: int, host_charges: list[int | None])
         raise BenchFailure(f"wrong result: (invoices paid, paid total, attempts, attempts succeeded, attempted "
                            f"total, ledger charges, distinct keys charged, charged total) = {tuple(seen)}, "
                            f"expected {wanted}; the hosts say they charged {said} of {count}")
+
+
+def window_holding(instants: list[float], width: float, most: int) -> float:
+    """The start of the first window [t, t + width) that holds `most` of the (ordered) instants."""
+    return next(start for i, start in enumerate(instants) if bisect_left(instants, start + width, lo=i) - i == most)
 
 
 def arrival_instants(engine: Engine) -> list[float]:
