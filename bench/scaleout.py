@@ -421,7 +421,8 @@ def run_hosts(hosts: list[Host], url: str, count: int, settings: dict, folder: P
     environment |= {name: str(value) for name, value in settings.items()}
     # `renewly run` issues invoices too, which the demo's seller may not sign on the system clock.
     environment |= {"RENEWLY_CLOCK": "system", "RENEWLY_SELLER__NAME": "Renewly Bench SAS",
-                    "RENEWLY_SELLER__VAT_ID": "FR99999999999", "RENEWLY_SELLER__REGISTRATION": "RCS Bench 999"}
+                    "RENEWLY_SELLER__VAT_ID": "FR99999999999", "RENEWLY_SELLER__REGISTRATION": "RCS Bench 999",
+                    "RENEWLY_SELLER__SIREN": "999999998", "RENEWLY_SELLER__SIRET": "99999999800001"}
     engine = make_engine(url)
     processes: list[subprocess.Popen] = []
     cpu_before = (resource.getrusage(resource.RUSAGE_CHILDREN), time.process_time())
