@@ -173,14 +173,19 @@ def test_the_scaleout_bench_stopped_midway_removes_its_hosts_links_and_databases
             time.sleep(0.1)
         assert hosts_paying(server, bench.pid), "the bench's hosts never started charging"
         bench.send_signal(signal.SIGINT)
-        out, err = bench.communicate(timeout=60)
     finally:
-        bench.kill()
+        # Given time to clean up whatever happened (a SIGKILL mid-way would leave its hosts).
+        try:
+            out, err = bench.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            bench.kill()
+            out, err = bench.communicate()
         left = leftover_databases(server, bench.pid)
+        made = remove_made_by(bench.pid)
 
     assert bench.returncode == 130, (out, err)
     assert err.strip().splitlines()[-1].startswith("bench: interrupted"), err
-    assert not left and made_by(bench.pid) == [], (left, made_by(bench.pid))
+    assert not left and not made, (left, made)
 
 
 def hosts_paying(server, pid: int) -> bool:
@@ -189,11 +194,11 @@ def hosts_paying(server, pid: int) -> bool:
     if not server.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
         return False
     url = make_url(ADMIN_URL).set(drivername="postgresql", database=name).render_as_string(False)
-    with psycopg.connect(url) as conn:
-        try:
+    try:  # the bench may be loading it still, or dropping it
+        with psycopg.connect(url) as conn:
             return conn.execute("SELECT count(*) FROM invoices WHERE status = 'paid'").fetchone()[0] > 0
-        except psycopg.Error:
-            return False
+    except psycopg.Error:
+        return False
 
 
 def made_by(pid: int) -> list[str]:
@@ -201,7 +206,17 @@ def made_by(pid: int) -> list[str]:
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
     return ([line.split()[0] for line in namespaces.splitlines() if line.startswith(f"renewly-bench-{pid}-")]
-            + [line.split()[1] for line in links.splitlines() if line.split()[1].startswith(f"rb{pid}h")])
+            + [line.split()[1].split("@")[0].rstrip(":") for line in links.splitlines()
+               if line.split()[1].startswith(f"rb{pid}h")])
+
+
+def remove_made_by(pid: int) -> list[str]:
+    """The namespaces and links the bench `pid` left on this machine, removed so as not to pile up."""
+    made = made_by(pid)
+    for name in sorted(made, key=lambda name: name.startswith("renewly-bench-")):  # the links first
+        command = ["netns", "delete", name] if name.startswith("renewly-bench-") else ["link", "delete", name]
+        subprocess.run(["ip", *command], capture_output=True)
+    return made
 
 
 def run_tiny(bench: str, server, environment: dict[str, str] | None = None, arguments: list[str] = ()) -> str:
@@ -222,7 +237,8 @@ def run_tiny(bench: str, server, environment: dict[str, str] | None = None, argu
     # Its databases are named after its process id (bench/renewal.py's bench_database).
     assert not left, f"bench/{bench}.py left {left} on the server (dropped now)"
     if bench == "scaleout":
-        assert made_by(run.pid) == [], f"bench/scaleout.py left {made_by(run.pid)} on this machine"
+        made = remove_made_by(run.pid)
+        assert not made, f"bench/scaleout.py left {made} on this machine (removed now)"
     return out
 
 
