@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import text
 
 from renewly.adapters.db.engine import make_engine
-from renewly.adapters.db.rate_cap import SharedRateCap, slot_deadlines, slots_per_statement
+from renewly.adapters.db.rate_cap import DatabaseClock, SharedRateCap, slot_deadlines, slots_per_statement
 
 GATEWAY_CAP = 100  # calls a second, as Stripe's
 # payments.rate_limit_per_second: under the cap by a margin for calls that leave late after their
@@ -75,12 +75,27 @@ def test_a_database_far_away_gets_groups_that_outlast_its_round_trip():
     assert slots_per_statement(100, round_trip=0.02) == 4  # 40 ms of slots for a 20 ms round trip
 
 
-def test_slots_taken_at_once_begin_after_the_answer_and_stay_apart():
-    assert slot_deadlines(10.0, 0.25, 0.01, 3) == pytest.approx([10.25, 10.26, 10.27])
+def test_slots_taken_at_once_keep_their_instants_and_stay_apart():
+    assert slot_deadlines(10.0, 10.25, 0.01, 3) == pytest.approx([10.25, 10.26, 10.27])
 
 
 def test_a_slot_already_begun_is_used_from_the_answer_on_never_before_it():
-    assert slot_deadlines(10.0, -0.003, 0.5, 2) == [10.0, 10.5]
+    assert slot_deadlines(10.0, 9.997, 0.5, 2) == pytest.approx([10.0, 10.497])
+
+
+def test_a_slow_answer_does_not_move_the_database_s_instants_on_this_process_s_clock():
+    clock = DatabaseClock()
+    clock.observe(asked=100.000, answered=5000.001, received=100.002)  # 2 ms there and back
+    clock.observe(asked=101.000, answered=5001.001, received=101.040)  # the way back took 39 ms
+    assert clock.round_trip == pytest.approx(0.002)  # the shortest answer keeps the offset
+    assert clock.here(5002.0) == pytest.approx(102.0)
+
+
+def test_the_offset_follows_the_clocks_after_a_minute_without_a_shorter_round_trip():
+    clock = DatabaseClock()
+    clock.observe(asked=100.000, answered=5000.001, received=100.002)
+    clock.observe(asked=161.000, answered=6000.003, received=161.006)
+    assert clock.here(6001.0) == pytest.approx(162.0)
 
 
 # -- on PostgreSQL ---------------------------------------------------------------------------------

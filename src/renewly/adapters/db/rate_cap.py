@@ -9,10 +9,17 @@ burst), then the next free slot moves 1/rate further per slot taken. Slots grant
 at least 1/rate apart, whoever took them: no second of PostgreSQL's clock holds more than `rate`
 of them. The process sleeps until its slot, with no transaction and no connection held, and calls.
 
+A process waits for its slot's instant on PostgreSQL's clock, read through its own: each answer
+says when the database gave it, and the answer with the shortest round trip so far fixes the
+offset between the two clocks (Cristian's algorithm), to within half that round trip. So the
+answer's way back, however long it took this time, does not move the call: with a relative wait
+("in 8 ms") a slow answer would push its call onto the next ones (four workers at 100 a second
+on a loaded machine put 112 calls in one second so, bench/scaleout.py --cap 100).
+
 What is left to the margin between `rate` and the gateway's cap is lateness: a call leaves a
-little after its slot (the answer's way back from the database, the thread's wake-up). If that
-delay varies by up to J seconds, a second can hold `rate * (1 + J) + 1` calls. A thread that
-wakes up more than TOO_LATE_SECONDS after its slot (a busy machine) drops it and waits for
+little after its slot (the thread's wake-up, half a round trip for a slot granted "now"). If
+that delay varies by up to J seconds, a second can hold `rate * (1 + J) + 1` calls. A thread
+that wakes up more than TOO_LATE_SECONDS after its slot (a busy machine) drops it and waits for
 another, so J is that (20 ms) plus the moment from the wake-up to the call: the default 90 a
 second under Stripe's 100 leaves 0.1 s.
 
@@ -47,15 +54,19 @@ TOO_LATE_SECONDS = 0.02
 
 # One statement, atomic (the row is locked from the update to the commit, autocommit), that
 # writes the row when it is not there (a new database, or emptied by a crash: it is UNLOGGED).
-# clock_timestamp() in SET is read once the row lock is held; `delay` is from the first slot
-# taken to the moment of the answer, negative when that slot is now.
+# clock_timestamp() in SET is read once the row lock is held; the answer gives the first slot taken
+# and the moment of the answer, both on the database's clock (seconds since the epoch).
 TAKE_SLOTS = text("""
     INSERT INTO gateway_rate_cap AS cap (id, next_slot)
     VALUES (1, clock_timestamp() + make_interval(secs => :span))
     ON CONFLICT (id) DO UPDATE
         SET next_slot = greatest(cap.next_slot, clock_timestamp()) + make_interval(secs => :span)
-    RETURNING extract(epoch FROM cap.next_slot - make_interval(secs => :span) - clock_timestamp())::float8
+    RETURNING extract(epoch FROM cap.next_slot - make_interval(secs => :span))::float8 AS first_slot,
+              extract(epoch FROM clock_timestamp())::float8 AS answered
 """)
+# The offset of the shortest round trip is kept; after this long without a shorter one, the next
+# answer's replaces it, so that the two clocks' drift (or a step of either) is followed.
+OFFSET_KEPT_SECONDS = 60.0
 
 
 def slots_per_statement(rate: float, round_trip: float = 0.0) -> int:
@@ -66,12 +77,36 @@ def slots_per_statement(rate: float, round_trip: float = 0.0) -> int:
     return max(1, min(MOST_IN_GROUP, math.floor(rate * max(GROUP_SECONDS, 2 * round_trip))))
 
 
-def slot_deadlines(received_at: float, first_delay: float, spacing: float, count: int) -> list[float]:
+def slot_deadlines(received_at: float, first_slot: float, spacing: float, count: int) -> list[float]:
     """The moments on this process's monotonic clock when each of `count` slots taken at once
-    begins: the first `first_delay` seconds after the database answered (`received_at`, so that
-    a slot is used a little late, never early), the others `spacing` apart."""
-    first = received_at + max(first_delay, 0.0)
-    return [first + n * spacing for n in range(count)]
+    begins: the first at `first_slot` (the database's slot, read on this clock), the others
+    `spacing` apart; a slot that began before the answer came (`received_at`) is used from then
+    on, a little late, never early."""
+    return [max(first_slot + n * spacing, received_at) for n in range(count)]
+
+
+class DatabaseClock:
+    """PostgreSQL's clock read on this process's monotonic clock: the offset between the two,
+    from the answer whose round trip was the shortest (its error is at most half of it)."""
+
+    def __init__(self) -> None:
+        self.offset: float | None = None  # the database's seconds minus this process's
+        self.round_trip = math.inf
+        self._measured_at = -math.inf
+
+    def observe(self, asked: float, answered: float, received: float) -> None:
+        """An answer given at `answered` (database clock) to a question asked at `asked` and
+        answered at `received` (this process's clock)."""
+        round_trip = received - asked
+        if round_trip <= self.round_trip or received - self._measured_at > OFFSET_KEPT_SECONDS:
+            self.offset = answered - (asked + received) / 2
+            self.round_trip = round_trip
+            self._measured_at = received
+
+    def here(self, instant: float) -> float:
+        """A database instant on this process's clock."""
+        assert self.offset is not None, "no answer observed yet"
+        return instant - self.offset
 
 
 class SharedRateCap:
@@ -90,6 +125,7 @@ class SharedRateCap:
         self._spacing = 1.0 / rate
         self._slots_at_once = slots_at_once
         self._round_trip = 0.0
+        self._database_clock = DatabaseClock()
         self._slots: deque[float] = deque()
         self._lock = threading.Lock()
 
@@ -115,7 +151,8 @@ class SharedRateCap:
         group = self._slots_at_once or slots_per_statement(self.rate, self._round_trip)
         asked = time.monotonic()
         with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            delay = conn.execute(TAKE_SLOTS, {"span": group * self._spacing}).scalar_one()
+            first_slot, answered = conn.execute(TAKE_SLOTS, {"span": group * self._spacing}).one()
         received = time.monotonic()
         self._round_trip = received - asked
-        return slot_deadlines(received, delay, self._spacing, group)
+        self._database_clock.observe(asked, answered, received)
+        return slot_deadlines(received, self._database_clock.here(first_slot), self._spacing, group)
