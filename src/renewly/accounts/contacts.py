@@ -4,6 +4,9 @@ The owner is always a billing contact without a row (`notices.billing_recipients
 first); other addresses receive billing e-mails (R4.3) once their row is `active`. Each change is
 audited and reported in the outbox of its own transaction: the consent e-mail to the owner, the
 welcome e-mail to an approved contact, `billing_contact.*` events for the host product.
+
+A contact leaves by the signed link of any billing e-mail it receives (R4.2, `unsubscribe_contact`,
+accounts/removal_links.py) or is removed by the owner (`remove_contact`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from sqlalchemy import Connection, case, select
 from sqlalchemy.exc import IntegrityError
 
 from renewly.accounts.accounts import _live_account, owner_of
+from renewly.accounts.removal_links import RemovalLinks
 from renewly.accounts.rules.contacts import CURRENT, ContactStatus, check_decision, check_removal, check_request
 from renewly.accounts.rules.members import validate_email
 from renewly.adapters.db.tables import billing_contacts
@@ -22,7 +26,7 @@ from renewly.config.texts import text
 from renewly.outbox import writer
 from renewly.outbox.records import audit
 from renewly.ports import Ports
-from renewly.shared.errors import Conflict
+from renewly.shared.errors import Conflict, NotFound
 
 
 def request_contact(app: Ports, account_id: int, *, email: str, requested_by: str) -> ContactStatus:
@@ -88,12 +92,40 @@ def remove_contact(app: Ports, account_id: int, *, email: str, acting_email: str
         _live_account(conn, account_id)
         current = check_removal(email, acting=acting, owner=owner_of(conn, account_id),
                                 current=_current_status(conn, account_id, email), account_id=account_id)
-        _decide(conn, account_id, email, current, ContactStatus.REMOVED, removed_at=now)
-        audit(conn, now, acting, "billing_contact.removed", "account", account_id,
-              details={"email": email, "was": current.value})
-        if current is ContactStatus.ACTIVE:
-            writer.write(conn, writer.event(now, "billing_contact.removed", account_id,
-                                            {"account_id": account_id, "email": email}))
+        _removed(conn, account_id, email, current, now, actor=acting)
+
+
+def unsubscribe_contact(app: Ports, token: str) -> tuple[int, str]:
+    """R4.2: a contact follows the removal link of a billing e-mail: the contact it names leaves
+    that account's billing contacts, as if it had removed itself (audit row, event). Returns
+    (account id, address). A link expired, altered, or used already is refused, nothing changed."""
+    now = app.clock.now()
+    named = RemovalLinks.of(app.settings).read(token, now)
+    with app.engine.begin() as conn:
+        row = conn.execute(select(billing_contacts.c.email, billing_contacts.c.status).where(
+            billing_contacts.c.id == named.contact_id, billing_contacts.c.account_id == named.account_id)).first()
+        if row is None:  # its account's data deleted since (R10.1)
+            raise NotFound("this removal link names no billing contact any more: nothing changed",
+                           code="unknown_contact")
+        _live_account(conn, named.account_id)
+        if row.status != ContactStatus.ACTIVE.value:
+            # Used already, or removed since by the owner; an address added again is another row.
+            raise Conflict(f"this removal link was used already: {row.email} is no longer a billing contact of "
+                           f"account {named.account_id}; nothing changed", code="removal_link_used")
+        check_removal(row.email, acting=row.email, owner=owner_of(conn, named.account_id),
+                      current=ContactStatus.ACTIVE, account_id=named.account_id)
+        _removed(conn, named.account_id, row.email, ContactStatus.ACTIVE, now, actor=row.email, by_link=True)
+    return named.account_id, row.email
+
+
+def _removed(conn: Connection, account_id: int, email: str, current: ContactStatus, at: datetime, *, actor: str,
+             by_link: bool = False) -> None:
+    _decide(conn, account_id, email, current, ContactStatus.REMOVED, removed_at=at)
+    audit(conn, at, actor, "billing_contact.removed", "account", account_id,
+          details={"email": email, "was": current.value, **({"by": "removal link"} if by_link else {})})
+    if current is ContactStatus.ACTIVE:
+        writer.write(conn, writer.event(at, "billing_contact.removed", account_id,
+                                        {"account_id": account_id, "email": email}))
 
 
 def list_contacts(app: Ports, account_id: int) -> list[dict[str, Any]]:
@@ -133,14 +165,19 @@ def _added(conn: Connection, app: Ports, account, owner: str, email: str, at: da
     audit(conn, at, actor, "billing_contact.added", "account", account.id, details={"email": email})
     writer.write(conn, writer.event(at, "billing_contact.added", account.id,
                                     {"account_id": account.id, "email": email}))
-    _email(conn, app, account, "contact_added", [email], at, contact=email, requested_by="", owner=owner)
+    contact_id = conn.execute(select(billing_contacts.c.id).where(
+        billing_contacts.c.account_id == account.id, billing_contacts.c.email == email,
+        billing_contacts.c.status == ContactStatus.ACTIVE.value)).scalar_one()
+    _email(conn, app, account, "contact_added", [email], at, contacts={email: contact_id}, contact=email,
+           requested_by="", owner=owner)
 
 
-def _email(conn: Connection, app: Ports, account, kind: str, recipients: list[str], at: datetime,
-           **values: str) -> None:
-    """An outbox e-mail in the account's language, rendered from the text catalogue."""
+def _email(conn: Connection, app: Ports, account, kind: str, recipients: list[str], at: datetime, *,
+           contacts: dict[str, int] | None = None, **values: str) -> None:
+    """An outbox e-mail in the account's language, rendered from the text catalogue; `contacts`:
+    the recipients who get a removal link (the welcome e-mail's new contact)."""
     values = {"account": account.name, "support_email": app.settings.seller.support_email, **values}
     writer.write(conn, writer.email(at, account.id, kind=kind, locale=account.locale, recipients=recipients,
                                     subject=text(f"{kind}.subject", account.locale, **values),
                                     body=text(f"{kind}.body", account.locale, **values),
-                                    about={"contact": values["contact"]}))
+                                    about={"contact": values["contact"]}, contacts=contacts))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from functools import cache, partial
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from renewly.accounts.accounts import require_owner_of
 from renewly.accounts.rules.members import Role, validate_email
+from renewly.adapters.db.bulk import among
 from renewly.adapters.db.tables import accounts, invoice_documents, invoice_lines, invoices, members
 from renewly.adapters.pdf import pdf_a3, with_facturx
 from renewly.billing.facturx import cii_xml
@@ -102,6 +103,22 @@ def document_of(app: Ports, invoice_id: int) -> bytes:
             raise
         return stored
     return pdf
+
+
+def documents_of(app: Ports, invoice_ids: Collection[int]) -> dict[int, bytes]:
+    """The PDFs of several documents (a slice of e-mails' attachments), stored ones in one query,
+    the others rendered and stored now; a document that no longer exists (purged past its
+    retention, R10.2) is left out."""
+    if not invoice_ids:
+        return {}
+    with app.engine.connect() as conn:
+        found = {row.id: row for row in conn.execute(
+            select(invoices.c.id, invoice_documents.c.sha256, invoice_documents.c.content)
+            .select_from(invoices.outerjoin(invoice_documents, invoice_documents.c.invoice_id == invoices.c.id))
+            .where(among(conn, invoices.c.id, list(invoice_ids))))}
+    return {invoice_id: (_checked(invoice_id, row.sha256, row.content) if row.content is not None
+                         else document_of(app, invoice_id))
+            for invoice_id, row in found.items()}
 
 
 def _stored(app: Ports, invoice_id: int) -> bytes | None:

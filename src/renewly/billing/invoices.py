@@ -92,8 +92,8 @@ def issue_credit_note(app: Ports, number: str, *, reason: str, amount: int | Non
 def resend_invoices_of_month(app: Ports, account_id: int, *, year: int, month: int, reason: str, actor: str,
                              ) -> list[str]:
     """R2.3: support resends the invoices issued in a given month and year to the account's
-    billing contacts (the PDF is attached once documents exist; today the e-mail carries the
-    invoice's content). Returns the numbers sent."""
+    billing recipients (R4.3), one e-mail each with its PDF attached (the stored one, rendered
+    at delivery if it never was). Returns the numbers sent."""
     if not 1 <= month <= 12:
         raise InvalidInput(f"no month {month}: expected 1 to 12", code="invalid_month")
     if not MINYEAR <= year < MAXYEAR:  # the month after December 9999 is in no calendar
@@ -112,8 +112,11 @@ def resend_invoices_of_month(app: Ports, account_id: int, *, year: int, month: i
                                                    invoices.c.issue_date < after).order_by(invoices.c.id)).all()
         if not rows:
             raise NotFound(f"account {account_id} has no invoice issued in {year}-{month:02d}", code="no_invoice")
-        recipients = notices.billing_recipients(conn, [account_id])[account_id]
-        writer.write_many(conn, [notices.invoice_email(row, recipients, now, reason=reason.strip()) for row in rows])
+        to = notices.addressees(conn, [account_id])[account_id]
+        writer.write_many(conn, [notices.invoice_email(
+            invoice_id=row.id, number=row.number, account_id=account_id, locale=row.locale, seller=row.seller["name"],
+            buyer=row.buyer["name"], issue_date=row.issue_date, total=row.total, currency=row.currency, to=to, at=now,
+            resent_because=reason.strip()) for row in rows])
         audit(conn, now, actor, "invoices.resent", "account", account_id, reason=reason.strip(),
-              details={"numbers": [row.number for row in rows], "recipients": len(recipients)})
+              details={"numbers": [row.number for row in rows], "recipients": len(to.emails)})
     return [row.number for row in rows]

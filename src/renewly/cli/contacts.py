@@ -49,6 +49,16 @@ def contacts_remove(account: AccountId, email: Email, acting: Acting) -> None:
     typer.echo(f"account {account}: {email.strip().lower()} is no longer a billing contact")
 
 
+@app.command("unsubscribe")
+def contacts_unsubscribe(token: Annotated[str, typer.Argument(
+        metavar="TOKEN", help="The token of a billing e-mail's removal link (or the whole link).")]) -> None:
+    """Apply a removal link: its contact stops receiving billing e-mails (R4.2). Each link works
+    once, until it expires; an altered one is refused."""
+    from renewly.accounts.contacts import unsubscribe_contact
+    account, email = unsubscribe_contact(open_app(), token)
+    typer.echo(f"account {account}: {email} is no longer a billing contact")
+
+
 @app.command("list")
 def contacts_list(account: AccountId, as_json: JsonFlag = False) -> None:
     """The owner first, then active contacts, then requests waiting for the owner."""

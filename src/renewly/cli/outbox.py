@@ -52,20 +52,31 @@ def outbox_show(row_id: Annotated[int, typer.Argument(metavar="ID", help="The ou
                 eml: Annotated[Path | None, typer.Option(
                     "--eml", metavar="FILE", help="Write the e-mail, exactly as it is sent, to FILE (a new file: "
                                                   "an existing one is never overwritten).")] = None,
+                to: Annotated[str | None, typer.Option(
+                    "--to", metavar="EMAIL", help="The message to this recipient (a billing contact gets one "
+                                                  "of its own, with its removal link); default: the first.")] = None,
                 as_json: JsonFlag = False) -> None:
     """One e-mail or event: where its delivery stands, and the e-mail as it is sent."""
     from renewly.outbox.reading import delivery_state, outbox_row
     from renewly.shared.errors import InvalidInput
     application = open_app()
     row = outbox_row(application, row_id)
-    message = _message(application, row) if row["topic"] == "email" else None
+    messages = _messages(application, row) if row["topic"] == "email" else []
+    if to is not None:
+        wanted = to.strip().lower()
+        messages = [message for message in messages
+                    if wanted in (address.addr_spec.lower() for address in message["To"].addresses)]
+        if not messages:
+            raise InvalidInput(f"outbox row {row_id} has no message to {to}", code="no_such_recipient")
+    message = messages[0] if messages else None
     if eml is not None:
         if message is None:
             raise InvalidInput(f"outbox row {row_id} is an event ({row['topic']}), not an e-mail",
                                code="not_an_email")
         _write_new_file(eml, message.as_bytes())
     if as_json:
-        print_json({**row, "state": delivery_state(row), "message_id": message["Message-ID"] if message else None})
+        print_json({**row, "state": delivery_state(row), "message_id": message["Message-ID"] if message else None,
+                    "message_ids": [m["Message-ID"] for m in messages]})
         return
     if eml is not None:
         echo_wrapped(f"wrote {eml}: outbox row {row_id}'s e-mail, as it is sent")
@@ -77,8 +88,15 @@ def outbox_show(row_id: Annotated[int, typer.Argument(metavar="ID", help="The ou
     if message is None:
         typer.echo(json.dumps(row["payload"], default=json_default, ensure_ascii=False, indent=2))
         return
+    if len(messages) > 1:
+        echo_wrapped(f"{len(messages)} messages (a billing contact gets one of its own); the first, "
+                     "--to EMAIL for another: " + ", ".join(str(m["To"]) for m in messages))
+        typer.echo("")
     for name in ("Message-ID", "Date", "From", "To", "Subject"):
         echo_wrapped(f"{name}: {message[name]}")
+    for part in message.iter_attachments():
+        echo_wrapped(f"Attached: {part.get_filename()} ({part.get_content_type()}, "
+                     f"{len(part.get_content())} bytes)")
     typer.echo("")
     for part in message.walk():
         if part.get_content_type() == "text/plain":
@@ -86,16 +104,24 @@ def outbox_show(row_id: Annotated[int, typer.Argument(metavar="ID", help="The ou
             break
 
 
-def _message(application, row: dict[str, Any]):
+def _messages(application, row: dict[str, Any]) -> list:
+    """The row's messages as they are sent: the invoices it attaches rendered (and stored) now if
+    they never were, as delivery would."""
     from types import SimpleNamespace
 
+    from renewly.accounts.removal_links import RemovalLinks
     from renewly.adapters.mail.message import build
-    from renewly.mail.letters import Unsendable, letter_of
+    from renewly.billing.documents import documents_of
+    from renewly.mail.letters import Unsendable, attached_invoices, letters_of
     from renewly.shared.errors import InvalidInput
+    payload = row["payload"]
+    links = RemovalLinks.of(application.settings) if isinstance(payload, dict) and payload.get("contacts") else None
     try:
-        return build(letter_of(SimpleNamespace(**row), application.settings.mail, application.settings.seller))
+        letters = letters_of(SimpleNamespace(**row), application.settings.mail, application.settings.seller,
+                             links=links, documents=documents_of(application, attached_invoices(payload)))
     except Unsendable as error:
         raise InvalidInput(f"outbox row {row['id']}'s e-mail cannot be made: {error}", code="unsendable") from None
+    return [build(letter) for letter in letters]
 
 
 def _delivery_line(row: dict[str, Any], state: str) -> str:

@@ -199,6 +199,8 @@ class MailSettings(BaseModel):
     # How long a process may take over a slice before another may send its e-mails in its place
     # (the first one died): at least the time a slice takes.
     lease_seconds: int = Field(600, ge=10, le=86_400)
+    # How long the removal link of a billing e-mail works after the e-mail was written (R4.2).
+    removal_link_days: int = Field(60, ge=1, le=3660)
 
     @property
     def configured(self) -> bool:
@@ -248,6 +250,12 @@ class Settings(BaseSettings):
     payments: PaymentSettings = PaymentSettings()
     worker: WorkerSettings = WorkerSettings()
     mail: MailSettings = MailSettings()
+    # Signs the removal links of billing e-mails (R4.2, accounts/removal_links.py): 32 characters
+    # or more, random, the same in every process of a deployment. Changing it kills the links
+    # already sent. Never printed nor logged.
+    secret_key: SecretStr = SecretStr("")
+    # Where customers reach Renewly's pages (https://billing.example.com): the removal links point there.
+    public_url: str = Field("", max_length=200)
     # The command line's log lines on stderr (a parked row, a gateway that did not answer):
     # plain for an operator, one JSON object a line for a log collector.
     log_format: Literal["plain", "json"] = "plain"
@@ -273,6 +281,28 @@ class Settings(BaseSettings):
         if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
             return self.database_url  # PostgreSQL; or an SQLite database in memory, and its ledger too
         return url.set(database=gateway_ledger_beside(url.database)).render_as_string(hide_password=False)
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value() and len(value.get_secret_value()) < 32:
+            raise ValueError("a secret key is 32 characters or more (python -c 'import secrets; "
+                             "print(secrets.token_urlsafe(32))')")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+        value = value.strip().rstrip("/")
+        if not value:
+            return value
+        parts = urlsplit(value)
+        # RFC 8058: a one-click List-Unsubscribe link is HTTPS.
+        if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError(f"public_url is an https:// address without query (https://billing.example.com), "
+                             f"got {value!r}")
+        return value
 
     @field_validator("tax_rates")
     @classmethod

@@ -97,8 +97,7 @@ def give(conn: Connection, app: Ports, given: list[tuple[NoticeCase, int, str | 
     if not given:
         return result
     policy = app.policy
-    recipients = notices.billing_recipients(conn, {case.account_id for case, step, _ in given
-                                                   if policy.steps[step].email})
+    recipients = notices.addressees(conn, {case.account_id for case, step, _ in given if policy.steps[step].email})
     texts = _DateTexts(policy, as_of)
     support_email = app.settings.seller.support_email
     past_due, cancelled = [], []
@@ -159,7 +158,7 @@ class _DateTexts:
 
 
 def _email(policy: Policy, case: NoticeCase, step_index: int, reason: str | None, texts: _DateTexts,
-           recipients: list[str], support_email: str, as_of: datetime) -> OutboxRow:
+           recipients: notices.Addressees, support_email: str, as_of: datetime) -> OutboxRow:
     step = policy.steps[step_index]
     if step.email is None:
         raise ValueError(f"step {step.name} of policy {policy.version} sends no e-mail")
@@ -168,7 +167,8 @@ def _email(policy: Policy, case: NoticeCase, step_index: int, reason: str | None
               **notices.case_placeholders(case.locale, account=case.name, support_email=support_email,
                                           invoices=unpaid, reason=reason)}
     template = policy.templates[(step.email, case.locale)]
-    return writer.email(as_of, case.account_id, kind=step.email, locale=case.locale, recipients=recipients,
+    return writer.email(as_of, case.account_id, kind=step.email, locale=case.locale, recipients=recipients.emails,
+                        contacts=recipients.contacts,
                         subject=template.subject.format(**values), body=template.body.format(**values),
                         about={"case_id": case.case_id, "step": step.name, "policy_version": policy.version,
                                "reason": reason, "invoices": [invoice.number for invoice in unpaid],

@@ -138,7 +138,7 @@ def recover_cases(conn: Connection, app: Ports, paid_invoice_ids: list[int], as_
             .where(among(conn, dunning_case_invoices.c.case_id, case_ids),
                    invoices.c.status == InvoiceStatus.PAID.value).order_by(invoices.c.id)):
         paid[case_id].append(notices.Unpaid(number, int(due), currency))
-    recipients = notices.billing_recipients(conn, {row.account_id for row in recovered})
+    recipients = notices.addressees(conn, {row.account_id for row in recovered})
     policy = app.policy
     emails = [notices.email_row(policy, "payment_confirmed", row.locale, row.account_id, recipients[row.account_id],
                                 notices.placeholders(policy=policy, locale=row.locale, account=row.name,

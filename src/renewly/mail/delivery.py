@@ -26,13 +26,15 @@ from typing import Any
 import structlog
 from sqlalchemy import Connection, bindparam, func, or_, select, text
 
+from renewly.accounts.removal_links import RemovalLinks
 from renewly.adapters.db.bulk import among
 from renewly.adapters.db.locks import claim_unheld, hold_until_commit
 from renewly.adapters.db.tables import MAIL_DUE, outbox
 from renewly.adapters.mail.port import Envelope, MailMisconfigured
 from renewly.batches.reports import Reported
-from renewly.mail.letters import Unsendable, envelope_of, letter_of
-from renewly.mail.rules.answers import SmtpAnswer, Verdict, retry_delay, verdict
+from renewly.billing.documents import documents_of
+from renewly.mail.letters import Unsendable, attached_invoices, envelope_of, letters_of
+from renewly.mail.rules.answers import SmtpAnswer, Verdict, combine, retry_delay, verdict
 from renewly.ports import Ports
 from renewly.shared.errors import InvalidInput
 
@@ -81,13 +83,15 @@ def deliver_due(app: Ports, as_of: datetime, on_slice: Callable[[MailReport], No
     transport = app.mailer
     if transport is None:
         raise InvalidInput(NO_SMTP, code="mail_off")
+    # Before anything is claimed: without a key (system clock), no contact's e-mail can be made.
+    links = RemovalLinks.of(app.settings)
     report = MailReport()
     sending = ThreadPoolExecutor(1, thread_name_prefix="mail-send")
     try:
         with transport.session() as session:
             in_flight: tuple[_Slice, Future[list[SmtpAnswer]]] | None = None
             while True:
-                ready = None if app.stop.asked else _prepare(app, as_of)
+                ready = None if app.stop.asked else _prepare(app, as_of, links)
                 if in_flight is not None:
                     try:
                         _finish(app, *in_flight, as_of, report)
@@ -99,7 +103,7 @@ def deliver_due(app: Ports, as_of: datetime, on_slice: Callable[[MailReport], No
                         on_slice(report)
                 if ready is None:
                     break
-                in_flight = (ready, sending.submit(session.send, list(ready.envelopes.values())))
+                in_flight = (ready, sending.submit(session.send, [envelope for _, envelope in ready.envelopes]))
     except BaseException:
         # Stopped at once (a second Ctrl-C) or failed: the slice at the server is not waited for;
         # its e-mails stay claimed until their lease ends, then are sent again.
@@ -113,24 +117,30 @@ def deliver_due(app: Ports, as_of: datetime, on_slice: Callable[[MailReport], No
 class _Slice:
     rows: Sequence[Any]
     lease: datetime
-    envelopes: dict[int, Envelope]  # by outbox id, in the rows' order
+    # Each message to send and its row's id, in the rows' order: a row addressed to billing
+    # contacts is several messages (one per contact, with its removal link: mail/letters.py).
+    envelopes: list[tuple[int, Envelope]]
     answers: dict[int, SmtpAnswer]  # those decided before sending (an e-mail that cannot be made)
 
 
-def _prepare(app: Ports, as_of: datetime) -> _Slice | None:
-    """The next slice: claimed under a lease of its own, its e-mails built."""
+def _prepare(app: Ports, as_of: datetime, links: RemovalLinks) -> _Slice | None:
+    """The next slice: claimed under a lease of its own, its e-mails built (with the invoices'
+    PDFs they attach, rendered and stored now for those never downloaded)."""
     settings = app.settings.mail
     lease = wall_clock() + timedelta(seconds=settings.lease_seconds)
     rows = _claim(app, max(as_of, app.clock.now()), lease, settings.slice_size)
     if not rows:
         return None
-    envelopes: dict[int, Envelope] = {}
+    documents = documents_of(app, set().union(*(attached_invoices(row.payload) for row in rows)))
+    envelopes: list[tuple[int, Envelope]] = []
     answers: dict[int, SmtpAnswer] = {}
     for row in rows:
         try:
-            envelopes[row.id] = envelope_of(letter_of(row, settings, app.settings.seller))
+            letters = letters_of(row, settings, app.settings.seller, links=links, documents=documents)
         except Unsendable as error:
             answers[row.id] = SmtpAnswer(None, str(error), permanent=True)
+            continue
+        envelopes += [(row.id, envelope_of(letter)) for letter in letters]
     return _Slice(rows, lease, envelopes, answers)
 
 
@@ -138,14 +148,24 @@ def _finish(app: Ports, work: _Slice, sent: Future[list[SmtpAnswer]], as_of: dat
     """Wait for the server's answers to a slice and mark its rows."""
     answers = dict(work.answers)
     try:
-        answers.update(zip(work.envelopes, sent.result()))
+        answers.update(_by_row(work.envelopes, sent.result()))
     except MailMisconfigured as error:
         # What was sent before it came to light is marked; the rest is let go, untried.
-        answers.update((row_id, answer) for row_id, answer in zip(work.envelopes, error.answers)
-                       if answer is not None)
+        answers.update(_by_row(work.envelopes, error.answers))
         _mark(app, work.rows, answers, max(as_of, app.clock.now()), work.lease, report)
         raise
     _mark(app, work.rows, answers, max(as_of, app.clock.now()), work.lease, report)
+
+
+def _by_row(envelopes: Sequence[tuple[int, Envelope]], answers: Sequence[SmtpAnswer | None]
+            ) -> dict[int, SmtpAnswer]:
+    """One answer per row from its messages' answers (`combine`); a row with a message not sent
+    (a misconfiguration stopped the slice) is left out: let go, untried."""
+    per_row: dict[int, list[tuple[tuple[str, ...], SmtpAnswer | None]]] = {}
+    for index, (row_id, envelope) in enumerate(envelopes):
+        per_row.setdefault(row_id, []).append((envelope.recipients, answers[index] if index < len(answers) else None))
+    return {row_id: combine([(recipients, answer) for recipients, answer in found if answer is not None])
+            for row_id, found in per_row.items() if all(answer is not None for _, answer in found)}
 
 
 def _claim(app: Ports, now: datetime, lease: datetime, size: int) -> Sequence[Any]:

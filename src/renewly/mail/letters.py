@@ -1,20 +1,33 @@
-"""An outbox row's e-mail as it leaves: its Message-ID fixed by the row, its sender from the
-settings, its text (and HTML, attachments, when the row has them) as the row was written.
+"""An outbox row's e-mails as they leave: Message-IDs fixed by the row, the sender from the
+settings, the text (and HTML when the row has one) as the row was written, its attachments.
 
-The row format (outbox/writer.py) holds the rendered `subject` and `body` today; an `html`
-part is taken when a row has one. Attachments (an invoice's PDF) come with the rows that carry
-them: `Letter` takes them already.
+The row format (outbox/writer.py) holds the rendered `subject` and `body`; an `html` part is
+taken when a row has one. Two keys of the payload shape the messages (`letters_of`):
+
+- `attachments` (`[{"invoice_id", "filename"}]`): each invoice's PDF as first stored
+  (billing.documents, given here as `documents`), rendered when an e-mail first needs it, so
+  that the renewal batch never waits on a layout engine and every send carries the same bytes;
+- `contacts` (address -> `billing_contacts.id`): each billing contact who is not the owner gets
+  a message of its own, with its removal link (R4.2, accounts/removal_links.py) at the end of
+  the text and in RFC 8058's `List-Unsubscribe` and `List-Unsubscribe-Post` headers; the other
+  recipients (the owner) share one message without them. The link is signed at the row's
+  `created_at`, so a row's messages are the same bytes at every send.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from email.headerregistry import Address
 from email.utils import getaddresses, parseaddr
+from html import escape
 from typing import Any
 
-from renewly.adapters.mail.message import Letter, as_bytes, message_id
+from renewly.accounts.removal_links import RemovalLinks
+from renewly.adapters.mail.message import Attachment, Letter, as_bytes, message_id
 from renewly.adapters.mail.port import Envelope
 from renewly.config.settings import MailSettings, SellerIdentity
+from renewly.config.texts import text as catalogue_text
 
 
 class Unsendable(ValueError):
@@ -48,6 +61,56 @@ def letter_of(row: Any, settings: MailSettings, seller: SellerIdentity) -> Lette
                   recipients=tuple(recipients), subject=subject, text=text,
                   html=html if isinstance(html, str) else None,
                   language=payload.get("locale") if isinstance(payload.get("locale"), str) else None)
+
+
+def letters_of(row: Any, settings: MailSettings, seller: SellerIdentity, *, links: RemovalLinks | None = None,
+               documents: Mapping[int, bytes] | None = None) -> list[Letter]:
+    """The messages of an outbox row: one to the recipients who are not contacts (the owner),
+    then one to each contact with its removal link; each with the row's attachments.
+    `documents`: the attached invoices' PDFs by id (`attached_invoices` says which);
+    `links`: required when the row names contacts."""
+    letter = letter_of(row, settings, seller)
+    payload = row.payload
+    attachments = []
+    for attached in payload.get("attachments") or ():
+        invoice_id = attached.get("invoice_id") if isinstance(attached, dict) else None
+        content = (documents or {}).get(invoice_id) if isinstance(invoice_id, int) else None
+        if content is None:
+            raise Unsendable(f"the invoice (id {invoice_id}) it attaches no longer exists")
+        attachments.append(Attachment(str(attached.get("filename") or f"{invoice_id}.pdf"), content,
+                                      "application/pdf"))
+    letter = replace(letter, attachments=tuple(attachments))
+    contacts = payload.get("contacts") or {}
+    if not contacts:
+        return [letter]
+    if links is None:
+        raise ValueError("a row with contacts needs removal links")
+    domain = letter.message_id.rpartition("@")[2].rstrip(">")
+    others = tuple(recipient for recipient in letter.recipients if recipient not in contacts)
+    found = [replace(letter, recipients=others)] if others else []
+    locale = letter.language or "en"
+    for part, recipient in enumerate(letter.recipients):
+        contact_id = contacts.get(recipient)
+        if not isinstance(contact_id, int):
+            continue
+        url = links.url(row.account_id, contact_id, row.created_at)
+        footer = catalogue_text("removal_footer", locale, url=url)
+        found.append(replace(
+            letter, recipients=(recipient,), message_id=message_id(row.id, domain, part=part),
+            text=letter.text.rstrip("\n") + "\n\n-- \n" + footer + "\n",
+            html=None if letter.html is None else letter.html + f'<p><a href="{escape(url)}">{escape(footer)}</a></p>',
+            # RFC 8058: a POST of "List-Unsubscribe=One-Click" to this HTTPS address removes the contact.
+            headers=(*letter.headers, ("List-Unsubscribe", f"<{url}>"),
+                     ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))))
+    return found
+
+
+def attached_invoices(payload: Any) -> set[int]:
+    """The invoice ids whose PDFs an e-mail attaches."""
+    if not isinstance(payload, dict):
+        return set()
+    return {attached["invoice_id"] for attached in payload.get("attachments") or ()
+            if isinstance(attached, dict) and isinstance(attached.get("invoice_id"), int)}
 
 
 def envelope_of(letter: Letter) -> Envelope:

@@ -23,19 +23,39 @@ from renewly.payments.rules.charges import decline_in_words
 from renewly.shared.money import Money
 
 
-def billing_recipients(conn: Connection, account_ids: Iterable[int]) -> dict[int, list[str]]:
-    """The owner, then the other billing contacts, for each account, in one query."""
+@dataclass(frozen=True, slots=True)
+class Addressees:
+    """An account's billing recipients: the owner first, then the active contacts (`emails`);
+    `contacts`: those who are not the owner, with their row's id (their removal links, R4.2)."""
+
+    emails: list[str]
+    contacts: dict[str, int]
+
+
+def addressees(conn: Connection, account_ids: Iterable[int]) -> dict[int, Addressees]:
+    """Every billing recipient of each account (R4.3), in one query."""
     ids = list(set(account_ids))
-    found: dict[int, list[str]] = defaultdict(list)
+    found: dict[int, Addressees] = defaultdict(lambda: Addressees([], {}))
     if not ids:
         return found
     owners = select(members.c.account_id, members.c.email, literal(0).label("rank"), literal(0).label("id")).where(
         among(conn, members.c.account_id, ids), members.c.role == "owner")
     contacts = select(billing_contacts.c.account_id, billing_contacts.c.email, literal(1), billing_contacts.c.id).where(
         among(conn, billing_contacts.c.account_id, ids), billing_contacts.c.status == "active")
-    for account_id, email, _, _ in conn.execute(union_all(owners, contacts).order_by("account_id", "rank", "id")):
-        if email not in found[account_id]:
-            found[account_id].append(email)
+    for account_id, email, rank, contact_id in conn.execute(
+            union_all(owners, contacts).order_by("account_id", "rank", "id")):
+        them = found[account_id]
+        if email not in them.emails:
+            them.emails.append(email)
+            if rank:
+                them.contacts[email] = contact_id
+    return found
+
+
+def billing_recipients(conn: Connection, account_ids: Iterable[int]) -> dict[int, list[str]]:
+    """The owner, then the other billing contacts, for each account, in one query."""
+    found: dict[int, list[str]] = defaultdict(list)
+    found.update((account_id, them.emails) for account_id, them in addressees(conn, account_ids).items())
     return found
 
 
@@ -95,21 +115,37 @@ def money_text(amount: int, currency: str, locale: str) -> str:
     return Money(amount, currency).format(locale)
 
 
-def email_row(policy: Policy, template: str, locale: str, account_id: int, recipients: list[str],
+def email_row(policy: Policy, template: str, locale: str, account_id: int, recipients: list[str] | Addressees,
               values: Mapping[str, str], at: datetime, **context) -> OutboxRow:
-    """The e-mail of one of the policy's templates, its placeholders filled with `values`."""
+    """The e-mail of one of the policy's templates, its placeholders filled with `values`; to
+    `Addressees`, each contact who is not the owner gets its removal link at delivery."""
     text = policy.templates[(template, locale)]
-    return writer.email(at, account_id, kind=template, locale=locale, recipients=recipients,
-                        subject=text.subject.format(**values), body=text.body.format(**values), about=context)
+    emails, contacts = (recipients.emails, recipients.contacts) if isinstance(recipients, Addressees) else (
+        recipients, None)
+    return writer.email(at, account_id, kind=template, locale=locale, recipients=emails,
+                        subject=text.subject.format(**values), body=text.body.format(**values), about=context,
+                        contacts=contacts)
 
 
-def invoice_email(invoice, recipients: list[str], at: datetime, *, reason: str) -> OutboxRow:
-    """An invoice e-mail, from the invoice as issued (its frozen seller, buyer and lines)."""
-    locale = invoice.locale
-    values = {"number": invoice.number, "seller": invoice.seller["name"], "buyer": invoice.buyer["name"],
-              "issue_date": format_day(invoice.issue_date, locale),
-              "total": Money(invoice.total, invoice.currency).format(locale),
-              "why": text("invoice_email.resent", locale, reason=reason)}
-    return writer.email(at, invoice.account_id, kind="invoice", locale=locale, recipients=recipients,
+def invoice_email(*, invoice_id: int, number: str, account_id: int, locale: str, seller: str, buyer: str,
+                  issue_date: date, total: int, currency: str, to: Addressees, at: datetime,
+                  resent_because: str | None = None) -> OutboxRow:
+    """An invoice's e-mail to every billing recipient (R4.3), its PDF attached by reference
+    (rendered and stored at first need: billing.documents), from the invoice as issued: at issue,
+    or resent by support (R2.3) with the reason it was asked for."""
+    why = (text("invoice_email.resent", locale, reason=resent_because) if resent_because is not None
+           else text("invoice_email.issued", locale))
+    values = {"number": number, "seller": seller, "buyer": buyer, "issue_date": _day_text(issue_date, locale),
+              "total": money_text(total, currency, locale), "why": why}
+    return writer.email(at, account_id, kind="invoice", locale=locale, recipients=to.emails,
                         subject=text("invoice_email.subject", locale, **values),
-                        body=text("invoice_email.body", locale, **values), about={"invoice": invoice.number})
+                        body=text("invoice_email.body", locale, **values), about={"invoice": number},
+                        contacts=to.contacts,
+                        attachments=[{"invoice_id": invoice_id,
+                                      "filename": text("invoice_email.filename", locale, number=number)}])
+
+
+@lru_cache(maxsize=1024)
+def _day_text(day: date, locale: str) -> str:
+    # Cached: a renewal slice's invoices share their issue date.
+    return format_day(day, locale)

@@ -21,9 +21,13 @@ An e-mail's payload is `{"kind", "locale", "recipients", "subject", "body", **ab
 text rendered, in the account's language, at the moment of the change; `kind` names its template
 (a dunning step's e-mail named in the policy, `payment_confirmed`, `card_retry_declined`,
 `invoice`, `contact_request`, `contact_added`); the context says what it is about (case, step,
-invoices, attempts, reason, contact...), never a key of the text. Delivery sends subject and
-body as they are (an `html` part too, when a row has one), with a Message-ID fixed by the row's
-id (renewly.mail.letters).
+invoices, attempts, reason, contact...), never a key of the text. Two keys are for delivery:
+`contacts` (recipients who are billing contacts, not the owner: address -> `billing_contacts.id`)
+and `attachments` (`[{"invoice_id", "filename"}]`: an invoice's PDF, by reference). Delivery
+sends subject and body as they are (an `html` part too, when a row has one), with a Message-ID
+fixed by the row's id (renewly.mail.letters): one message to the recipients not in `contacts`,
+and one to each contact, with its removal link (R4.2) in a footer and in `List-Unsubscribe`;
+attachments are the invoices' stored PDFs (billing.documents: rendered at first need).
 
 Idempotency: the writer adds no key of its own. Each row is written once because the change it
 reports happens once: the transaction that writes it also commits the change under that change's
@@ -33,7 +37,7 @@ with it. A consumer that must not act twice keys on the row's `id`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
@@ -84,13 +88,28 @@ def event(at: datetime, topic: str, account_id: int | None, payload: dict[str, A
 
 
 def email(at: datetime, account_id: int, *, kind: str, locale: str, recipients: list[str], subject: str, body: str,
-          about: dict[str, Any] | None = None) -> OutboxRow:
+          about: dict[str, Any] | None = None, contacts: Mapping[str, int] | None = None,
+          attachments: Sequence[Mapping[str, Any]] = ()) -> OutboxRow:
     """An e-mail, rendered: its template's name (`kind`), language, recipients, subject and body,
-    then what it is `about` (case, step, invoices..., in the payload after the text)."""
-    payload = {"kind": kind, "locale": locale, "recipients": recipients, "subject": subject, "body": body}
+    then what it is `about` (case, step, invoices..., in the payload after the text).
+
+    `contacts`: the recipients who are billing contacts but not the owner, with their row's id
+    (`billing_contacts.id`): each gets a message of its own with a removal link (R4.2).
+    `attachments`: what delivery attaches, by reference (`{"invoice_id": 17, "filename": ...}`:
+    the invoice's stored PDF), never the bytes."""
+    payload: dict[str, Any] = {"kind": kind, "locale": locale, "recipients": recipients, "subject": subject,
+                               "body": body}
+    if contacts:
+        strangers = set(contacts) - set(recipients)
+        if strangers:
+            raise ValueError(f"contacts that are not recipients: {sorted(strangers)}")
+        payload["contacts"] = dict(contacts)
+    if attachments:
+        payload["attachments"] = [dict(attachment) for attachment in attachments]
     if about:
+        size = len(payload)
         payload.update(about)
-        if len(payload) != 5 + len(about):
+        if len(payload) != size + len(about):
             raise ValueError(f"what an e-mail is about cannot replace its text: {sorted(about)}")
     return _row(OutboxRow, (at, EMAIL, account_id, payload))
 

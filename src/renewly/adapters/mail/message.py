@@ -39,9 +39,10 @@ class Letter:
     headers: tuple[tuple[str, str], ...] = ()  # more, in order (List-Unsubscribe, ...)
 
 
-def message_id(outbox_id: int, domain: str) -> str:
-    """The Message-ID of the e-mail of an outbox row: the same at every send of the row."""
-    return f"<renewly.outbox.{outbox_id}@{domain}>"
+def message_id(outbox_id: int, domain: str, *, part: int | None = None) -> str:
+    """The Message-ID of the e-mail of an outbox row: the same at every send of the row; `part`:
+    the recipient's place in the row, for a row sent as several messages (one per contact)."""
+    return f"<renewly.outbox.{outbox_id}{'' if part is None else f'.{part}'}@{domain}>"
 
 
 def build(letter: Letter) -> EmailMessage:

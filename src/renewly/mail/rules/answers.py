@@ -8,6 +8,7 @@ reply is permanent: the row is marked failed with the server's words (RFC 5321 s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import Enum
@@ -44,6 +45,27 @@ def verdict(answer: SmtpAnswer) -> Verdict:
     if answer.code >= 500:
         return Verdict.FAILED
     return Verdict.DELIVERED
+
+
+def combine(answers: Sequence[tuple[tuple[str, ...], SmtpAnswer]]) -> SmtpAnswer:
+    """The answer for an outbox row sent as several messages (one per billing contact), from each
+    message's recipients and answer: tried again if any message is to be tried again (all of them
+    go again: at least once), failed if all failed, otherwise delivered, the recipients of the
+    messages refused for good named among the refused."""
+    if not answers:
+        raise ValueError("no answer to combine")
+    if len(answers) == 1:
+        return answers[0][1]
+    verdicts = [verdict(answer) for _, answer in answers]
+    for decided, (_, answer) in zip(verdicts, answers):
+        if decided is Verdict.TRY_AGAIN:
+            return answer
+    if all(decided is Verdict.FAILED for decided in verdicts):
+        return answers[0][1]
+    delivered = next(answer for decided, (_, answer) in zip(verdicts, answers) if decided is Verdict.DELIVERED)
+    refused = [recipient for decided, (recipients, answer) in zip(verdicts, answers)
+               for recipient in (recipients if decided is Verdict.FAILED else answer.refused)]
+    return SmtpAnswer(delivered.code, delivered.text, refused=tuple(refused))
 
 
 # 2**20 times the first delay is already far past any cap the settings allow.
