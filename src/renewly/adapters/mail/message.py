@@ -9,6 +9,7 @@ the server is sent.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
@@ -66,6 +67,11 @@ def build(letter: Letter) -> EmailMessage:
         maintype, _, subtype = attachment.media_type.partition("/")
         message.add_attachment(attachment.content, maintype=maintype, subtype=subtype or "octet-stream",
                                filename=attachment.filename)
+    # Boundaries from the Message-ID, not at random: a resend is the same bytes. "=_" occurs in
+    # no quoted-printable nor base64 text, so no part can contain one.
+    seed = hashlib.sha256(letter.message_id.encode()).hexdigest()[:24]
+    for number, part in enumerate(part for part in message.walk() if part.is_multipart()):
+        part.set_boundary(f"=_renewly_{seed}_{number}")
     return message
 
 
