@@ -37,7 +37,8 @@ def test_r8_a_daily_cron_tells_each_failure_on_the_day_of_its_attempt(app, renew
         assert ran.code == 0, ran.err
     with app.engine.connect() as conn:
         told = [(at.date().isoformat(), payload["kind"]) for at, payload in conn.execute(
-            select(outbox.c.created_at, outbox.c.payload).where(outbox.c.topic == "email").order_by(outbox.c.id))]
+            select(outbox.c.created_at, outbox.c.payload).where(outbox.c.topic == "email").order_by(outbox.c.id))
+            if payload["kind"] != "invoice"]  # the dunning e-mails: not the invoices' (R4.3)
         declined = [at.date().isoformat() for at in conn.execute(
             select(payment_attempts.c.created_at).where(payment_attempts.c.status == "declined")
             .order_by(payment_attempts.c.id)).scalars()]

@@ -80,7 +80,8 @@ def observe(app) -> Timeline:
     with app.engine.connect() as conn:
         for at, payload in conn.execute(select(outbox.c.created_at, outbox.c.payload)
                                         .where(outbox.c.topic == "email").order_by(outbox.c.id)):
-            seen.emails.append((day_of(at), payload["kind"], payload["recipients"]))
+            if payload["kind"] != "invoice":  # the dunning e-mails: not the invoices' (R4.3)
+                seen.emails.append((day_of(at), payload["kind"], payload["recipients"]))
         seen.attempt_days = [day_of(at) for at in conn.execute(
             select(payment_attempts.c.created_at).order_by(payment_attempts.c.id)).scalars()]
         seen.steps = [(name, day_of(at), version) for name, at, version in conn.execute(

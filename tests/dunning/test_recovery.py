@@ -35,7 +35,8 @@ def to_day(app, day: int, hour: int = 12, *, batches: bool = True) -> None:
 def emails(app) -> list[dict]:
     with app.engine.connect() as conn:
         return [{**payload, "at": at} for at, payload in conn.execute(
-            select(outbox.c.created_at, outbox.c.payload).where(outbox.c.topic == "email").order_by(outbox.c.id))]
+            select(outbox.c.created_at, outbox.c.payload).where(outbox.c.topic == "email").order_by(outbox.c.id))
+            if payload["kind"] != "invoice"]  # the dunning e-mails: not the invoices' (R4.3)
 
 
 def kinds(app) -> list[str]:

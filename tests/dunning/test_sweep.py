@@ -54,7 +54,8 @@ def emails(app, account_id: int | None = None) -> list[dict]:
     if account_id is not None:
         query = query.where(outbox.c.account_id == account_id)
     with app.engine.connect() as conn:
-        return [{**payload, "at": at} for at, payload in conn.execute(query)]
+        # The dunning e-mails: not the invoices' (R4.3).
+        return [{**payload, "at": at} for at, payload in conn.execute(query) if payload["kind"] != "invoice"]
 
 
 def kinds(app, account_id: int | None = None) -> list[str]:

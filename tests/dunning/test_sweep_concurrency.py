@@ -50,7 +50,8 @@ def test_r8_7_two_sweeps_at_once_take_each_step_once_and_send_each_e_mail_once(p
         steps = Counter(conn.execute(select(dunning_steps.c.case_id, dunning_steps.c.name)).all())
         cases = conn.execute(select(dunning_cases.c.id, dunning_cases.c.account_id)).all()
         emails = Counter((row.account_id, row.payload["kind"], tuple(row.payload["recipients"])) for row in
-                         conn.execute(select(outbox.c.account_id, outbox.c.payload).where(outbox.c.topic == "email")))
+                         conn.execute(select(outbox.c.account_id, outbox.c.payload).where(outbox.c.topic == "email"))
+                         if row.payload["kind"] != "invoice")  # the invoices' e-mails are R4.3's
         events = Counter(conn.execute(select(outbox.c.account_id, outbox.c.topic)
                                       .where(outbox.c.topic.like("dunning.%"))).all())
         retries = Counter(conn.execute(select(payment_retries.c.invoice_id)).scalars())

@@ -62,9 +62,11 @@ def test_r2_3_support_resends_the_invoices_of_a_month_to_every_billing_contact(a
     advance(app, timedelta(days=40))  # February's invoice is issued too
     assert resend_invoices_of_month(app, acme, year=2026, month=2, reason="lost in spam", actor=OPERATOR) == [
         "2026-000002"]
-    [sent] = [row["payload"] for row in list_outbox(app, account_id=acme, topic="email")
-              if row["payload"]["kind"] == "invoice"]
+    *issued, sent = [row["payload"] for row in list_outbox(app, account_id=acme, topic="email")
+                     if row["payload"]["kind"] == "invoice"]
+    assert [e["invoice"] for e in issued] == ["2026-000001", "2026-000002"]  # each e-mailed at issue (R4.3)
     assert sent["recipients"] == [OWNER, "books@acme.test"]
+    assert sent["contacts"] == {"books@acme.test": sent["contacts"]["books@acme.test"]}  # its removal link (R4.2)
     assert sent["invoice"] == "2026-000002" and "2026-000002" in sent["subject"]
     assert "lost in spam" in sent["body"]
 

@@ -10,8 +10,9 @@ same content today and in five years. Both follow from two choices:
   updated) and every later download is those bytes, checked against their hash: a template, a
   catalogue or a library changed later cannot alter what the customer was given.
 
-It is rendered at the first download, not at issue: a PDF costs tens of milliseconds, a renewal
-a few microseconds, and the renewal batch must not wait on a layout engine.
+It is rendered at the first download or the first delivery of the invoice's e-mail (which
+attaches it: mail/letters.py), not at issue: a PDF costs tens of milliseconds, a renewal a few
+microseconds, and the renewal batch must not wait on a layout engine.
 """
 
 from __future__ import annotations
