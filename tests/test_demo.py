@@ -36,10 +36,10 @@ def timeline(tmp_path_factory) -> list[dict]:
     return [json.loads(line) for line in out.getvalue().splitlines()]
 
 
-def told(timeline, account: str) -> list[tuple[str, str]]:
-    """(date, e-mail kind) of the account's e-mails."""
-    return [(row["date"], row["event"].split(":")[0].removeprefix("e-mail ")) for row in timeline
-            if row["account"] == account and row["email"]]
+def told(timeline, account: str, *, invoices: bool = False) -> list[tuple[str, str]]:
+    """(date, e-mail kind) of the account's e-mails; those of its invoices (R4.3) only if asked."""
+    return [(row["date"], kind) for row in timeline if row["account"] == account and row["email"]
+            if (kind := row["event"].split(":")[0].removeprefix("e-mail ")) != "invoice" or invoices]
 
 
 def test_r8_r11_boulangerie_martin_is_declined_fixes_its_card_on_day_3_and_is_told_once(timeline):
@@ -72,6 +72,8 @@ def test_r10_umbrella_never_adds_a_card_and_is_deleted_90_days_after_its_cancell
 
 def test_r4_acme_pays_fine_and_its_accountant_becomes_a_billing_contact(timeline):
     assert [kind for _, kind in told(timeline, "Acme Inc.")] == ["contact_request", "contact_added"]
+    assert {kind for _, kind in told(timeline, "Acme Inc.", invoices=True)} == {
+        "invoice", "contact_request", "contact_added"}  # each of its invoices e-mailed at issue (R4.3)
 
 
 def test_the_demo_s_timeline_fits_80_columns_and_its_closing_hint_runs_as_printed(tmp_path, monkeypatch):
