@@ -173,7 +173,8 @@ def attempts(app) -> list[tuple]:
 def emails(app) -> list[tuple]:
     with app.engine.connect() as conn:
         return [(row.account_id, row.payload["kind"], row.created_at)
-                for row in conn.execute(select(outbox).where(outbox.c.topic == "email").order_by(outbox.c.id))]
+                for row in conn.execute(select(outbox).where(outbox.c.topic == "email").order_by(outbox.c.id))
+                if row.payload["kind"] != "invoice"]  # the dunning e-mails: not the invoices' (R4.3)
 
 
 def held_at_the_gate(app, holder, workers, table: str = "payment_attempts") -> None:
