@@ -39,13 +39,15 @@ def test_an_existing_file_is_never_overwritten(renewly, invoiced, tmp_path):
     target = tmp_path / "facture.pdf"
     target.write_bytes(b"the accountant's own file")
     said = renewly("invoices", "pdf", "2026-000001", "-o", str(target), "--as", "owner@acme.test")
-    assert (said.code, said.out, said.err) == (2, "", f"error: {target} already exists: name a new file\n")
+    assert (said.code, said.out) == (2, "")
+    assert said.err == f"error: {target} exists: Renewly never overwrites a file it did not make; name a new one\n"
     assert target.read_bytes() == b"the accountant's own file"
 
 
 @pytest.mark.parametrize("number, output, refusal", [
     ("2026-999999", "out.pdf", "error: no invoice numbered '2026-999999'\n"),
-    ("2026-000001", "missing-folder/out.pdf", "error: No such file or directory: missing-folder/out.pdf\n"),
+    ("2026-000001", "missing-folder/out.pdf", "error: cannot write missing-folder/out.pdf: No such file or directory\n"),
+    ("2026-000001", "out\nX.pdf", "error: the file name 'out\\nX.pdf' holds a control character\n"),
 ])
 def test_bad_input_is_one_line_and_exit_2(renewly, invoiced, tmp_path, number, output, refusal):
     said = renewly("invoices", "pdf", number, "-o", output, "--as", "owner@acme.test")

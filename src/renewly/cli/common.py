@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -232,3 +233,39 @@ def echo_wrapped(text: str, indent: int = 4, *, err: bool = False) -> None:
     """One line of output folded to 80 columns, its continuation lines indented."""
     typer.echo(textwrap.fill(text, width=80, subsequent_indent=" " * indent, break_on_hyphens=False,
                              break_long_words=False), err=err)
+
+
+def write_new_file(path: Path, content: bytes) -> None:
+    """Write a file the operator named (a PDF, an e-mail): never over one that exists, which is
+    someone's, not Renewly's to replace (one created meanwhile neither: "x"); a name with a line
+    break or another control character, which would print as two names, is refused; a file half
+    written (a full disk, Ctrl-C) is not left behind."""
+    from renewly.shared.errors import InvalidInput
+    check_new_file(path)
+    try:
+        file = open(path, "xb")
+    except FileExistsError:
+        raise _file_exists(path) from None
+    except OSError as error:
+        raise InvalidInput(f"cannot write {path}: {error.strerror or error}", code="file_unwritable") from None
+    try:
+        with file:
+            file.write(content)
+    except BaseException:
+        path.unlink(missing_ok=True)  # ours, half written
+        raise
+
+
+def check_new_file(path: Path) -> None:
+    """What `write_new_file` refuses by the name alone, asked before long work (a PDF to render)."""
+    from renewly.shared.errors import InvalidInput
+    if not str(path).isprintable():
+        raise InvalidInput(f"the file name {str(path)!r} holds a control character", code="invalid_file_name")
+    if path.exists() or path.is_symlink():
+        raise _file_exists(path)
+
+
+def _file_exists(path: Path) -> Exception:
+    from renewly.shared.errors import InvalidInput
+    return InvalidInput(f"{path} exists: Renewly never overwrites a file it did not make; name a new one",
+                        code="file_exists")

@@ -13,6 +13,7 @@ from renewly.cli.common import (
     InvoiceNumber,
     JsonFlag,
     actor,
+    check_new_file,
     echo_wrapped,
     group,
     money,
@@ -20,6 +21,7 @@ from renewly.cli.common import (
     period,
     print_json,
     print_table,
+    write_new_file,
 )
 from renewly.shared.errors import InvalidInput
 
@@ -73,19 +75,9 @@ def invoices_pdf(number: InvoiceNumber,
                  ) -> None:
     """The owner's download: the PDF/A-3 with its Factur-X XML, as first rendered (R2.2, R2.4)."""
     from renewly.billing.documents import invoice_pdf
-    if output.exists() or output.is_symlink():
-        raise InvalidInput(f"{output} already exists: name a new file", code="file_exists")
+    check_new_file(output)  # before the PDF is made
     pdf = invoice_pdf(open_app(), number, acting_email=acting)
-    try:
-        file = output.open("xb")  # "x": a file created meanwhile is not overwritten either
-    except FileExistsError:
-        raise InvalidInput(f"{output} already exists: name a new file", code="file_exists") from None
-    try:
-        with file:
-            file.write(pdf)
-    except BaseException:
-        output.unlink(missing_ok=True)  # ours, half written: not left behind
-        raise
+    write_new_file(output, pdf)
     typer.echo(f"{output}: {number}, {len(pdf)} bytes")
 
 

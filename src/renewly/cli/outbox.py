@@ -18,6 +18,7 @@ from renewly.cli.common import (
     print_json,
     print_table,
     utc_minute,
+    write_new_file,
 )
 
 app = group("E-mails and events written by Renewly, and their delivery.")
@@ -73,7 +74,7 @@ def outbox_show(row_id: Annotated[int, typer.Argument(metavar="ID", help="The ou
         if message is None:
             raise InvalidInput(f"outbox row {row_id} is an event ({row['topic']}), not an e-mail",
                                code="not_an_email")
-        _write_new_file(eml, message.as_bytes())
+        write_new_file(eml, message.as_bytes())
     if as_json:
         print_json({**row, "state": delivery_state(row), "message_id": message["Message-ID"] if message else None,
                     "message_ids": [m["Message-ID"] for m in messages]})
@@ -134,16 +135,3 @@ def _delivery_line(row: dict[str, Any], state: str) -> str:
         return (f"to try again from {utc_minute(row['next_attempt_at'])} UTC, {row['attempts']} attempt(s) so "
                 f"far; last: {row['last_error']}")
     return "waiting for delivery" if row["topic"] == "email" else "waiting (events are not delivered yet)"
-
-
-def _write_new_file(path: Path, content: bytes) -> None:
-    """Never overwrites: a file that exists is someone's, not Renewly's to replace."""
-    from renewly.shared.errors import InvalidInput
-    try:
-        with open(path, "xb") as file:
-            file.write(content)
-    except FileExistsError:
-        raise InvalidInput(f"{path} exists: Renewly never overwrites a file it did not make; name a new one",
-                           code="file_exists") from None
-    except OSError as error:
-        raise InvalidInput(f"cannot write {path}: {error.strerror or error}", code="file_unwritable") from None
