@@ -377,7 +377,8 @@ def test_the_demo_seller_is_refused_on_the_system_clock_before_anything_is_issue
     assert refused.err == "error: invoices would name the demo seller; set [seller] (docs/configuration.md)\n"
     assert len(refused.err.rstrip("\n")) <= 80
     assert database(app) == before
-    for key, value in {"NAME": "Acme Billing SARL", "VAT_ID": "FR40123456824", "REGISTRATION": "RCS Lyon 1"}.items():
+    for key, value in {"NAME": "Acme Billing SARL", "VAT_ID": "FR40123456824", "REGISTRATION": "RCS Lyon 123 456 824",
+                       "SIREN": "123456824", "SIRET": "12345682400010"}.items():
         monkeypatch.setenv(f"RENEWLY_SELLER__{key}", value)
     assert renewly(*args).code == 0, args
 
