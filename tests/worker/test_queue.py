@@ -16,8 +16,9 @@ import pytest
 from sqlalchemy import select, text
 
 from renewly.adapters.db.tables import dunning_steps, invoices, outbox, payment_attempts
-from renewly.scheduler import advance, run_all, tick_due
-from renewly.worker.queue import look_cron, queue_status
+from renewly.billing.renewals import RenewalReport
+from renewly.scheduler import advance, merged, run_all, tick_due
+from renewly.worker.queue import _counts, _report, look_cron, queue_status
 from tests.builders import customer, subscribed, team_plan, with_card
 from tests.conftest import START
 from tests.worker.workers import kill_workers, settle, start_workers, stop_workers, wait_for
@@ -286,3 +287,15 @@ def test_a_tick_shares_its_slices_with_a_helper_on_the_other_worker_and_counts_i
     assert sum(line["attempted"] for line in collected) == 24
     assert attempts(app) == [("declined", day_1)] * 24
     assert sorted((kind, at) for _, kind, at in emails(app)) == [("payment_failed_1", day_1)] * 24
+    # No helper failed: the renewals' helpers, too, gave their reports to the tick.
+    assert [(item.task, item.failed) for item in queue_status(app).jobs if item.failed] == []
+
+
+def test_a_renewal_helpers_report_goes_through_json_and_adds_to_the_ticks():
+    # Its instant (a datetime, which JSON cannot hold) is not stored: the tick's own is the same.
+    own = RenewalReport(invoices_issued=3, subscriptions_renewed=3, as_of=START)
+    helper = RenewalReport(invoices_issued=2, subscriptions_renewed=2, as_of=START, parked=1)
+    saved = json.loads(json.dumps(_counts(helper)))
+    assert _report(saved, own) == helper
+    assert merged([own, _report(saved, own)]) == RenewalReport(invoices_issued=5, subscriptions_renewed=5,
+                                                               as_of=START, parked=1)

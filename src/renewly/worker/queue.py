@@ -39,7 +39,7 @@ import socket
 import sys
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -197,7 +197,7 @@ class _Tasks:
             else:
                 run = scheduler.run_batch(self.app, scheduler.batch_named(batch), at, record=False)
                 report = ({"failed": run.report.reason} if isinstance(run.report, BatchFailed)
-                          else run.report.as_json())
+                          else _counts(run.report))
             with self.app.engine.begin() as conn:
                 conn.execute(text("INSERT INTO worker_helper_reports (job_id, batch, at, report) "
                                   "VALUES (:job_id, :batch, :at, :report)")
@@ -257,13 +257,22 @@ class _FanOut:
         return [_report(found_report, own) for found_report in found if not found_report.get("skipped")]
 
 
+def _counts(report: BatchReport) -> dict[str, Any]:
+    """What a helper's report adds to the tick's, as JSON: its counts, amounts per currency, lists
+    and words. Not its instant (the renewal report's `as_of`, a datetime that JSON cannot hold:
+    every renewal helper failed on it, its invoices left out of the tick's report): the tick's own."""
+    return {item.name: value for item in fields(report)
+            if isinstance(value := getattr(report, item.name), bool | int | str | dict | list)}
+
+
 def _report(saved: dict[str, Any], like: BatchReport) -> BatchReport:
-    """A helper's report, of its batch's type (`like`, the tick's own)."""
+    """A helper's report, of its batch's type (`like`, the tick's own, whose instant is the
+    helper's too: the same batch at the same tick)."""
     if "failed" in saved:
         return BatchFailed(saved["failed"])
     if isinstance(like, BatchFailed):
         return BatchFailed(like.reason)
-    return type(like)(**saved)
+    return type(like)(**{**{item.name: getattr(like, item.name) for item in fields(like)}, **saved})
 
 
 def _on_loop(loop: asyncio.AbstractEventLoop, work: Coroutine[Any, Any, Any],
