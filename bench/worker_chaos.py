@@ -11,7 +11,7 @@ every charge (R8 dunning to the end), some decline one to three charges and then
 card), a few accounts have no card. Every third day, owners of accounts in dunning save a card
 that pays, mid-case (R7.1: the next payment batch retries).
 
-The scenario is a list of instants, each day at 00:00 UTC (and 01:00 after the card updates, the
+The scenario is a list of instants, each day at 00:00 UTC (`--step`; and 01:00 after the card updates, the
 payment batch's next tick, which their follow-up jobs ask for). Three runs of it, each on a
 PostgreSQL database of its own (`renewly_bench_worker_chaos_<pid>_*`, copies of the imported one,
 all dropped at the end, also on failure):
@@ -53,11 +53,10 @@ from pathlib import Path
 import psycopg
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from renewly.adapters.db.engine import make_engine, upgrade
-from renewly.adapters.db.tables import dunning_cases, dunning_steps, invoices, outbox, payment_attempts
 from renewly.billing.plans import create_plan
 from renewly.bootstrap import App, bootstrap
 from renewly.onboarding.importing import import_file
@@ -82,7 +81,7 @@ WORKERS = 3
 WORKER_SETTINGS = {"RENEWLY_WORKER__CHECK_SECONDS": "1", "RENEWLY_WORKER__HEARTBEAT_SECONDS": "0.5",
                    "RENEWLY_WORKER__STALLED_SECONDS": "2", "RENEWLY_PAYMENTS__LEASE_SECONDS": "1"}
 LEASE_SECONDS = 1
-CARD_UPDATE_EVERY = 3  # days
+CARD_UPDATE_EVERY = 3  # instants
 SETTLE_TIMEOUT = 600  # seconds at one instant, at most
 
 
@@ -92,9 +91,10 @@ class Size:
     days: int
     kills: int
     window: int  # days between checkpoints: a kill run runs one window
+    step: int = 1  # days from one instant to the next
 
 
-SIZES = {"full": Size(10_000, 90, 20, 10), "tiny": Size(200, 30, 2, 10)}
+SIZES = {"full": Size(10_000, 90, 20, 10), "tiny": Size(200, 21, 2, 9, step=3)}
 
 
 @dataclass
@@ -119,11 +119,15 @@ class Run:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true",
-                        help="a check that the bench runs and checks its result: 200 accounts, 30 days, 2 kills")
+                        help="a check that the bench runs and checks its result: 200 accounts, 21 days in steps "
+                             "of 3, 2 kills of 9 days")
     parser.add_argument("--accounts", type=int, default=None, help="default 10,000; --tiny 200")
-    parser.add_argument("--days", type=int, default=None, help="simulated days; default 90; --tiny 30")
+    parser.add_argument("--days", type=int, default=None, help="simulated days; default 90; --tiny 21")
     parser.add_argument("--kills", type=int, default=None, help="kill runs; default 20; --tiny 2")
-    parser.add_argument("--window", type=int, default=None, help="days a kill run runs (checkpoints); default 10")
+    parser.add_argument("--window", type=int, default=None,
+                        help="days a kill run runs (checkpoints); default 10; --tiny 9")
+    parser.add_argument("--step", type=int, default=None, help="days from one instant to the next; default 1; "
+                                                               "--tiny 3")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
                         help="a server where the bench may create and drop databases")
@@ -131,13 +135,13 @@ def main() -> None:
     sys.stdout.reconfigure(line_buffering=True)
     base = SIZES["tiny" if args.tiny else "full"]
     size = Size(args.accounts or base.accounts, args.days or base.days,
-                base.kills if args.kills is None else args.kills, args.window or base.window)
-    if size.days < size.window or size.accounts < 10:
-        sys.exit("bench: expected --days >= --window and at least 10 accounts")
+                base.kills if args.kills is None else args.kills, args.window or base.window, args.step or base.step)
+    if size.days < size.window or size.window % size.step or size.accounts < 10:
+        sys.exit("bench: expected --days >= --window, a --window of whole steps and at least 10 accounts")
     started = time.monotonic()
     console = Console(width=80, highlight=False)
-    console.print(f"{size.accounts:,} accounts, {size.days} days, {WORKERS} workers, {size.kills} kill runs "
-                  f"of {size.window} days, seed {args.seed}")
+    console.print(f"{size.accounts:,} accounts, {size.days} days in steps of {size.step}, {WORKERS} workers, "
+                  f"{size.kills} kill runs of {size.window} days, seed {args.seed}")
     with Databases(args.postgres_url) as databases, tempfile.TemporaryDirectory() as folder:
         runs = scenario(databases, size, args.seed, Path(folder), console)
     report(console, runs)
@@ -271,12 +275,13 @@ class Instant:
     card_updates: bool  # after its tick, some owners in dunning save a card that pays
 
 
-def instants(days: int) -> list[Instant]:
-    """Each day at 00:00 UTC; on card-update days also 01:00, the payment batch's next tick."""
+def instants(days: int, step: int) -> list[Instant]:
+    """Every `step` days at 00:00 UTC; every third such instant, after its tick, card updates,
+    and 01:00, the payment batch's next tick, which their follow-up jobs ask for."""
     found = []
-    for day in range(days + 1):
+    for number, day in enumerate(range(0, days + 1, step)):
         midnight = START + timedelta(days=day)
-        updates = day % CARD_UPDATE_EVERY == CARD_UPDATE_EVERY - 1 and day < days
+        updates = number % CARD_UPDATE_EVERY == CARD_UPDATE_EVERY - 1 and day < days
         found.append(Instant(midnight, updates))
         if updates:
             found.append(Instant(midnight + timedelta(hours=1), False))
@@ -284,15 +289,15 @@ def instants(days: int) -> list[Instant]:
 
 
 def scenario(databases: Databases, size: Size, seed: int, folder: Path, console: Console) -> list[Run]:
-    steps = instants(size.days)
+    steps = instants(size.days, size.step)
     # Checkpoints: the index of the first step of each window (a kill run runs steps[c:next c]).
-    checkpoints = [i for i, step in enumerate(steps)
-                   if step.at.hour == 0 and (step.at - START).days % size.window == 0]
+    checkpoints = [i for i, step in enumerate(steps) if step.at.hour == 0 and i < len(steps) - 1
+                   and (step.at - START).days % size.window == 0]
     began = time.monotonic()
     base = databases.create("base")
     kinds = populate(base, size, seed, folder)
-    console.print(f"imported {size.accounts:,} accounts ({dict(sorted(Counter(kinds.values()).items()))}) "
-                  f"in {time.monotonic() - began:.0f} s")
+    cards = ", ".join(f"{number} {kind}" for kind, number in sorted(Counter(kinds.values()).items()))
+    console.print(f"imported in {time.monotonic() - began:.0f} s; cards: {cards}")
 
     reference = Run("reference")
     began = time.monotonic()
@@ -339,7 +344,7 @@ def scenario(databases: Databases, size: Size, seed: int, folder: Path, console:
         began = time.monotonic()
         source = "base" if first == 0 else f"checkpoint_{first}"
         url = databases.copy(source, f"kill_{number}")
-        kill = Kill(step=rng.randrange(first, last), delay=rng.uniform(0.0, 1.5), victim=rng.randrange(WORKERS),
+        kill = Kill(step=rng.randrange(first, last), delay=rng.uniform(0.3, 2.5), victim=rng.randrange(WORKERS),
                     restart_after=rng.uniform(0.0, 3.0))
         run_with_workers(url, steps, first, last, updates, run, folder, kill)
         run.seconds = time.monotonic() - began
@@ -491,6 +496,9 @@ def run_with_workers(url: str, steps: list[Instant], first: int, last: int, upda
         workers.kill_all()
     logged = workers.log_text()
     run.tracebacks = logged.count("Traceback")
+    if run.tracebacks:  # the first, whole, for whoever looks into it
+        first = logged.index("Traceback")
+        sys.stderr.write(f"--- {run.name}: the workers' first traceback\n{logged[max(0, first - 600):first + 4000]}\n")
     # The dead worker's jobs in hand, put back or ended by another (a look's, a tick's, a helper's).
     run.stalled_retried = logged.count("stalled job retried") + logged.count("stalled job dropped")
     run.killed_mid_job = run.stalled_retried > 0
@@ -509,26 +517,22 @@ def story_counts(app: App) -> dict[str, int]:
     """What happened, for comparing two runs of the same scenario: documents, money, dunning and
     e-mails by kind."""
     with app.engine.connect() as conn:
-        counts = {
-            "invoices": conn.execute(select(text("count(*)")).select_from(invoices)
-                                     .where(invoices.c.kind == "invoice")).scalar_one(),
-            "paid": conn.execute(select(text("count(*)")).select_from(invoices)
-                                 .where(invoices.c.status == "paid")).scalar_one(),
-            "charges": conn.execute(text("SELECT count(*) FROM renewly_simulator.sim_operations "
-                                         "WHERE kind = 'charge' AND outcome = 'succeeded'")).scalar_one(),
-        }
-        counts.update({f"attempts_{status}": number for status, number in conn.execute(
-            select(payment_attempts.c.status, text("count(*)")).group_by(payment_attempts.c.status))})
-        counts.update({f"cases_{status}": number for status, number in conn.execute(
-            select(dunning_cases.c.status, text("count(*)")).group_by(dunning_cases.c.status))})
-        counts["steps"] = conn.execute(select(text("count(*)")).select_from(dunning_steps)).scalar_one()
-        counts.update({f"email_{kind}": number for kind, number in conn.execute(
-            select(outbox.c.payload["kind"].astext, text("count(*)")).where(outbox.c.topic == "email")
-            .group_by(outbox.c.payload["kind"].astext))})
-        counts.update({f"event_{topic}": number for topic, number in conn.execute(
-            select(outbox.c.topic, text("count(*)")).where(outbox.c.topic != "email").group_by(outbox.c.topic))})
-    return dict(sorted(counts.items()))
+        rows = conn.execute(text(STORY)).all()
+    return dict(sorted((name, number) for name, number in rows))
 
+
+STORY = """
+    SELECT 'invoices', count(*) FROM invoices WHERE kind = 'invoice'
+    UNION ALL SELECT 'paid', count(*) FROM invoices WHERE status = 'paid'
+    UNION ALL SELECT 'charges', count(*) FROM renewly_simulator.sim_operations
+              WHERE kind = 'charge' AND outcome = 'succeeded'
+    UNION ALL SELECT 'attempts_' || status, count(*) FROM payment_attempts GROUP BY status
+    UNION ALL SELECT 'cases_' || status, count(*) FROM dunning_cases GROUP BY status
+    UNION ALL SELECT 'steps', count(*) FROM dunning_steps
+    UNION ALL SELECT 'email_' || (payload->>'kind'), count(*) FROM outbox WHERE topic = 'email'
+              GROUP BY payload->>'kind'
+    UNION ALL SELECT 'event_' || topic, count(*) FROM outbox WHERE topic <> 'email' GROUP BY topic
+    UNION ALL SELECT 'accounts_' || status, count(*) FROM accounts GROUP BY status"""
 
 # Each must be 0, over the whole database.
 DUPLICATES = {
