@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench chaos docs shell constraints clean
+.PHONY: demo test bench chaos worker-chaos docs shell constraints clean
 
 # The versions of constraints.txt: those the test suite passed with.
 $(STAMP): pyproject.toml constraints.txt
@@ -27,6 +27,11 @@ bench: $(STAMP)
 chaos: $(STAMP)
 	$(VENV)/bin/python bench/chaos.py
 	$(VENV)/bin/python bench/chaos_inputs.py
+
+# Three `renewly worker` on PostgreSQL over 10,000 accounts and three simulated months, then 20
+# seeded kill -9 runs, each against a one-process reference (docs/performance.md); a long run.
+worker-chaos: $(STAMP)
+	$(VENV)/bin/python bench/worker_chaos.py
 
 # A shell with .venv/bin first on the PATH, to type `renewly` as README.md does (`exit` leaves it).
 shell: $(STAMP)

@@ -140,8 +140,8 @@ def main() -> None:
         sys.exit("bench: expected --days >= --window, a --window of whole steps and at least 10 accounts")
     started = time.monotonic()
     console = Console(width=80, highlight=False)
-    console.print(f"{size.accounts:,} accounts, {size.days} days in steps of {size.step}, {WORKERS} workers, "
-                  f"{size.kills} kill runs of {size.window} days, seed {args.seed}")
+    console.print(f"{size.accounts:,} accounts, {size.days} days in steps of {size.step}, {WORKERS} workers;")
+    console.print(f"{size.kills} kill runs of {size.window} days; seed {args.seed}")
     with Databases(args.postgres_url) as databases, tempfile.TemporaryDirectory() as folder:
         runs = scenario(databases, size, args.seed, Path(folder), console)
     report(console, runs)

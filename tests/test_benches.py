@@ -99,6 +99,13 @@ LAST_LINES = {
         "sometimes": {"per_s_4", "scale_4"},
         "tiny": {"invoices": "200", "latency_ms": "20", "slice": "20"},
     },
+    "worker_chaos": {
+        "keys": {"accounts", "days", "workers", "seed", "invoices", "charges", "emails", "duplicates", "double_charges",
+                 "duplicate_emails", "gaps", "lost_emails", "reconcile_failures", "differing_runs", "tracebacks",
+                 "runs", "kills_mid_job", "breaks", "reference_s", "workers_s", "seconds"},
+        "sometimes": set(),
+        "tiny": {"accounts": "200", "days": "21", "workers": "3", "runs": "2"},
+    },
     "dunning": {
         "keys": {"due", "accounts", "not_due", "t_small_s", "t_large_s", "ratio", "small_cpu_us", "large_cpu_us",
                  "mass_cases", "mass_s", "mass_cases_per_s", "mass_python_us", "mass_postgres_us", "slice",
@@ -107,7 +114,7 @@ LAST_LINES = {
         "tiny": {"due": "50", "accounts": "500", "mass_cases": "200", "slice": "20"},
     },
 }
-TIMEOUT = 120  # seconds; a tiny run takes a few
+TIMEOUT = 180  # seconds; a tiny run takes a few (bench/worker_chaos.py a minute or two)
 # bench/scaleout.py makes its hosts as network namespaces: root and iproute2's `ip` only.
 MAKES_HOSTS = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
                                  reason="bench/scaleout.py makes network namespaces: it needs root and `ip`")
@@ -245,7 +252,7 @@ def run_tiny(bench: str, server, environment: dict[str, str] | None = None, argu
 def leftover_databases(server, pid: int) -> list[str]:
     """The databases of the bench process `pid` still on the server, dropped so as not to pile up."""
     names = server.execute("SELECT datname FROM pg_database WHERE datname ~ %s ORDER BY datname",
-                           [rf"^renewly_bench_(collect_|scaleout_)?{pid}(_|$)"]).fetchall()
+                           [rf"^renewly_bench_(collect_|scaleout_|worker_chaos_)?{pid}(_|$)"]).fetchall()
     for (name,) in names:
         server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     return [name for (name,) in names]
