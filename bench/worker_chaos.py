@@ -605,8 +605,8 @@ def tell(console: Console, run: Run, what: str) -> None:
 def report(console: Console, runs: list[Run]) -> None:
     reference = runs[0].counts
     console.print(f"reference: {reference.get('invoices', 0):,} invoices, {reference.get('charges', 0):,} charges, "
-                  f"{reference.get('attempts_declined', 0):,} declines, {cases(reference):,} dunning cases, "
-                  f"{emails(reference):,} e-mails")
+                  f"{reference.get('attempts_declined', 0):,} declines,")
+    console.print(f"  {cases(reference):,} dunning cases, {emails(reference):,} e-mails")
     table = Table(title="Runs", width=80)
     for name in ("run", "seconds", "invoices", "charges", "e-mails", "breaks", "differ", "held"):
         table.add_column(name, justify="left" if name == "run" else "right")
