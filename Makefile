@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench chaos worker-chaos docs shell constraints clean
+.PHONY: demo test bench chaos worker-chaos docs catalogues shell constraints clean
 
 # The versions of constraints.txt: those the test suite passed with.
 $(STAMP): pyproject.toml constraints.txt
@@ -40,6 +40,14 @@ shell: $(STAMP)
 
 docs: $(STAMP)
 	$(VENV)/bin/python -m renewly.cli.reference > docs/cli.md
+
+# The gettext catalogues after a template's or a label's sentence changed (docs/texts.md): the
+# template (messages.pot) from the sources, then each language's messages.po brought up to date;
+# translate what is new in them (tests/config/test_catalogues.py fails until every msgstr is there).
+catalogues: $(STAMP)
+	$(VENV)/bin/pybabel extract -F babel.cfg --no-location --sort-output -o src/renewly/locale/messages.pot .
+	$(VENV)/bin/pybabel update -i src/renewly/locale/messages.pot -d src/renewly/locale --ignore-obsolete \
+		--no-fuzzy-matching
 
 # After upgrading .venv (pip install -U ...) and passing the whole suite with it: pin what passed.
 constraints: $(STAMP)

@@ -16,6 +16,7 @@ from renewly.adapters.db.locks import several_writers
 from renewly.config.policy import load_policy
 from renewly.config.settings import Settings, load_settings
 from renewly.dunning.rules.schedule import Policy
+from renewly.outbox.rendering import mail_templates
 from renewly.ports import Ports, Settlement
 
 if TYPE_CHECKING:
@@ -33,7 +34,15 @@ App = Ports
 def bootstrap(settings: Settings | None = None, *, clock: Clock | None = None, gateway: PaymentGateway | None = None,
               policy: Policy | None = None, upgrade: bool = True) -> App:
     settings = settings or load_settings()
-    policy = policy or load_policy()  # an invalid policy file stops everything here, before any work
+    templates = mail_templates(settings.templates_dir)
+    # An invalid policy file stops everything here, before any work; so does a step whose e-mail
+    # has no templates.
+    policy = policy or load_policy(has_email=templates.has_email)
+    if settings.templates_dir is not None:
+        # An operator's templates and translations, compiled and rendered in every language: a
+        # bad one is refused now (file, line, reason) rather than in the middle of a sweep. The
+        # shipped ones alone are checked by the suite: a start without the folder compiles nothing.
+        templates.check(step.email for step in policy.steps if step.email)
     engine = make_engine(settings.database_url)
     if upgrade:
         ensure_schema(engine)

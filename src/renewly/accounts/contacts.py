@@ -3,7 +3,8 @@
 The owner is always a billing contact without a row (`notices.billing_recipients` puts the owner
 first); other addresses receive billing e-mails (R4.3) once their row is `active`. Each change is
 audited and reported in the outbox of its own transaction: the consent e-mail to the owner, the
-welcome e-mail to an approved contact, `billing_contact.*` events for the host product.
+welcome e-mail to an approved contact, the notice to a removed one, `billing_contact.*` events for the
+host product.
 
 A contact leaves by the signed link of any billing e-mail it receives (R4.2, `unsubscribe_contact`,
 accounts/removal_links.py) or is removed by the owner (`remove_contact`).
@@ -22,9 +23,10 @@ from renewly.accounts.removal_links import RemovalLinks
 from renewly.accounts.rules.contacts import CURRENT, ContactStatus, check_decision, check_removal, check_request
 from renewly.accounts.rules.members import validate_email
 from renewly.adapters.db.tables import billing_contacts
-from renewly.config.texts import text
 from renewly.outbox import writer
+from renewly.outbox.emails import Addressees, email_row
 from renewly.outbox.records import audit
+from renewly.outbox.rendering import templates_of
 from renewly.ports import Ports
 from renewly.shared.errors import Conflict, NotFound
 
@@ -89,10 +91,15 @@ def remove_contact(app: Ports, account_id: int, *, email: str, acting_email: str
     email, acting = validate_email(email), validate_email(acting_email)
     now = app.clock.now()
     with app.engine.begin() as conn:
-        _live_account(conn, account_id)
-        current = check_removal(email, acting=acting, owner=owner_of(conn, account_id),
+        account = _live_account(conn, account_id)
+        owner = owner_of(conn, account_id)
+        current = check_removal(email, acting=acting, owner=owner,
                                 current=_current_status(conn, account_id, email), account_id=account_id)
         _removed(conn, account_id, email, current, now, actor=acting)
+        if current is ContactStatus.ACTIVE:
+            # The address is told it no longer receives anything (a request withdrawn was never told).
+            _email(conn, app, account, "contact_removed", [email], now, contact=email, requested_by=acting,
+                   owner=owner)
 
 
 def unsubscribe_contact(app: Ports, token: str) -> tuple[int, str]:
@@ -174,10 +181,9 @@ def _added(conn: Connection, app: Ports, account, owner: str, email: str, at: da
 
 def _email(conn: Connection, app: Ports, account, kind: str, recipients: list[str], at: datetime, *,
            contacts: dict[str, int] | None = None, **values: str) -> None:
-    """An outbox e-mail in the account's language, rendered from the text catalogue; `contacts`:
-    the recipients who get a removal link (the welcome e-mail's new contact)."""
+    """An outbox e-mail in the account's language, rendered from its templates (outbox/rendering.py);
+    `contacts`: the recipients who get a removal link (the welcome e-mail's new contact)."""
     values = {"account": account.name, "support_email": app.settings.seller.support_email, **values}
-    writer.write(conn, writer.email(at, account.id, kind=kind, locale=account.locale, recipients=recipients,
-                                    subject=text(f"{kind}.subject", account.locale, **values),
-                                    body=text(f"{kind}.body", account.locale, **values),
-                                    about={"contact": values["contact"]}, contacts=contacts))
+    to = Addressees(recipients, contacts or {})
+    writer.write(conn, email_row(templates_of(app), kind, account.locale, account.id, to, values, at,
+                                 contact=values["contact"]))

@@ -16,6 +16,7 @@ from renewly.billing.rules.invoices import InvoiceStatus, IssuedInvoice, draft_c
 from renewly.outbox import emails as notices
 from renewly.outbox import writer
 from renewly.outbox.records import audit
+from renewly.outbox.rendering import templates_of
 from renewly.payments.rules.charges import UNSETTLED
 from renewly.ports import Ports
 from renewly.shared.errors import Conflict, InvalidInput, NotAllowed, NotFound
@@ -113,9 +114,11 @@ def resend_invoices_of_month(app: Ports, account_id: int, *, year: int, month: i
         if not rows:
             raise NotFound(f"account {account_id} has no invoice issued in {year}-{month:02d}", code="no_invoice")
         to = notices.addressees(conn, [account_id])[account_id]
+        templates = templates_of(app)
         writer.write_many(conn, [notices.invoice_email(
-            invoice_id=row.id, number=row.number, account_id=account_id, locale=row.locale, seller=row.seller["name"],
-            buyer=row.buyer["name"], issue_date=row.issue_date, total=row.total, currency=row.currency, to=to, at=now,
+            templates, invoice_id=row.id, number=row.number, account_id=account_id, locale=row.locale,
+            seller=row.seller["name"], buyer=row.buyer["name"], issue_date=row.issue_date, total=row.total,
+            currency=row.currency, to=to, at=now, support_email=app.settings.seller.support_email,
             resent_because=reason.strip()) for row in rows])
         audit(conn, now, actor, "invoices.resent", "account", account_id, reason=reason.strip(),
               details={"numbers": [row.number for row in rows], "recipients": len(to.emails)})

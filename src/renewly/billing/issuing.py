@@ -8,7 +8,7 @@ in the caller's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection, func, select
@@ -20,7 +20,7 @@ from renewly.billing.numbering import take_numbers
 from renewly.billing.rules.invoices import InvoiceDraft, InvoiceKind, InvoiceStatus
 from renewly.billing.rules.numbering import series_for
 from renewly.outbox import emails, writer
-from renewly.outbox.emails import Addressees
+from renewly.outbox.emails import InvoiceMail
 
 INVOICE_COLUMNS = ("id", "number", "series", "sequence", "kind", "account_id", "subscription_id",
                    "credited_invoice_id", "issue_date", "period_start", "period_end", "currency", "subtotal",
@@ -34,10 +34,10 @@ NUMBER, SEQUENCE = INVOICE_COLUMNS.index("number"), INVOICE_COLUMNS.index("seque
 
 def store_documents(conn: Connection, drafts: Sequence[InvoiceDraft], issued_at: datetime,
                     credited_invoice_ids: Sequence[int | None] | None = None,
-                    send_to: Mapping[int, Addressees] | None = None) -> list[int]:
-    """Number and write the drafts in order; returns their ids. `send_to` (by account): each
-    invoice is e-mailed to its account's billing recipients, its PDF attached (R4.3), in the same
-    bulk insert as the events.
+                    send: InvoiceMail | None = None) -> list[int]:
+    """Number and write the drafts in order; returns their ids. With `send`: each invoice is
+    e-mailed to its account's billing recipients (`send.to`, by account), its PDF attached
+    (R4.3), rendered from the templates and written in the same bulk insert as the events.
 
     Call it as late as the transaction allows: the series lock it takes is held until the commit,
     and while it is held nobody else can issue a document. So everything that needs no number (ids,
@@ -72,13 +72,14 @@ def store_documents(conn: Connection, drafts: Sequence[InvoiceDraft], issued_at:
     rows = [writer.event(issued_at, f"{draft.kind}.issued", draft.account_id,
                          {"invoice_id": invoice_id, "number": number, "total": draft.total, "currency": draft.currency})
             for invoice_id, (number, _), draft in zip(ids, numbers, drafts)]
-    if send_to is not None:
-        rows += [emails.invoice_email(invoice_id=invoice_id, number=number, account_id=draft.account_id,
-                                      locale=draft.locale, seller=draft.seller["name"], buyer=draft.buyer["name"],
-                                      issue_date=draft.issue_date, total=draft.total, currency=draft.currency,
-                                      to=send_to[draft.account_id], at=issued_at)
+    if send is not None:
+        rows += [emails.invoice_email(send.templates, invoice_id=invoice_id, number=number,
+                                      account_id=draft.account_id, locale=draft.locale, seller=draft.seller["name"],
+                                      buyer=draft.buyer["name"], issue_date=draft.issue_date, total=draft.total,
+                                      currency=draft.currency, to=send.to[draft.account_id], at=issued_at,
+                                      support_email=send.support_email)
                  for invoice_id, (number, _), draft in zip(ids, numbers, drafts)
-                 if draft.kind == InvoiceKind.INVOICE and send_to[draft.account_id].emails]
+                 if draft.kind == InvoiceKind.INVOICE and send.to[draft.account_id].emails]
     writer.write_many(conn, rows)
     return ids
 

@@ -30,7 +30,8 @@ from renewly.billing.rules.invoices import (
     describe_credit_brought_forward,
     draft_renewal,
 )
-from renewly.outbox.emails import addressees
+from renewly.outbox.emails import InvoiceMail, addressees
+from renewly.outbox.rendering import templates_of
 from renewly.ports import Ports
 
 
@@ -195,8 +196,9 @@ def issue_renewals(conn: Connection, app: Ports, snapshots: Sequence[RenewalSnap
         "period_start": None, "period_end": None, "created_at": as_of, "invoice_id": None,
     } for renewal in renewals if renewal.invoice.credit_carried_forward])
     # Who each invoice is e-mailed to (R4.3): one query for the slice, before the series lock.
-    send_to = addressees(conn, {renewal.invoice.account_id for renewal in renewals})
-    invoice_ids = store_documents(conn, [renewal.invoice for renewal in renewals], issued_at=as_of, send_to=send_to)
+    send = InvoiceMail(templates_of(app), app.settings.seller.support_email,
+                       addressees(conn, {renewal.invoice.account_id for renewal in renewals}))
+    invoice_ids = store_documents(conn, [renewal.invoice for renewal in renewals], issued_at=as_of, send=send)
     # The items an invoice consumed point at it, so they follow it (still under the series lock, but rare).
     update_rows(conn, pending_items, [{"id": item_id, "invoice_id": invoice_id}
                                       for renewal, invoice_id in zip(renewals, invoice_ids)

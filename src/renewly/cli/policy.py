@@ -31,7 +31,10 @@ def policy_check(path: Annotated[str, typer.Argument(help="A policy TOML file.")
     from pathlib import Path
 
     from renewly.config.policy import load_policy
-    policy = load_policy(Path(path))
+    from renewly.config.settings import load_settings
+    from renewly.outbox.rendering import mail_templates
+    templates = mail_templates(load_settings().templates_dir)  # the steps' e-mails: shipped, or the operator's
+    policy = load_policy(Path(path), has_email=templates.has_email)
     steps = [{"name": s.name, "day": s.day} for s in policy.steps]
     if not against:
         if as_json:

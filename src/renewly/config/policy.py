@@ -6,34 +6,31 @@ whole number in range, a known audience, a text with known placeholders); what s
 keys (days that increase, a template a step names, the warning before the cancellation) by the
 file model's own check. tomllib keeps no line numbers, so each refusal's path (`steps[3].day`,
 pydantic's error `loc`) is found again in the text: the key's line, else its table's header.
-The file's texts (dunning e-mails and banners) stay in it, where operators edit them; every
-other user-facing text is in `renewly.config.texts`.
+The file keeps the schedule and names each step's e-mail (`email = "payment_failed_1"`); the
+e-mails and banners themselves are templates with gettext catalogues (renewly.outbox.rendering,
+docs/texts.md). A file that still holds the texts of earlier releases (`[templates.*]`,
+`[banners.*]`) is refused with the line of the first one and where they live now: silently
+ignoring an operator's edited texts would send other words than theirs.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import string
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
-from renewly.accounts.rules.members import SUPPORTED_LOCALES
 from renewly.dunning.rules.banners import Audience
-from renewly.dunning.rules.schedule import EmailTemplate, Policy, Step
+from renewly.dunning.rules.schedule import Policy, Step
 from renewly.shared.errors import InvalidInput
 
 DEFAULT_POLICY = Path(__file__).with_name("policies") / "default.toml"
-# What a text may name; each is filled in the reader's language (empty where it does not apply).
-PLACEHOLDERS = frozenset({"account", "invoice", "amount", "renewal_date", "cancel_date", "deletion_date",
-                          "support_email", "reason", "next_attempt_date", "reactivation_end_date"})
-# E-mails Renewly sends outside the schedule; the file must provide them too: the confirmation of
-# a recovery (R11), and the owner's notice that the retry of a new card was declined (R7.1).
-REQUIRED_TEMPLATES = ("payment_confirmed", "card_retry_declined")
+TEMPLATES_MOVED = ("the e-mail and banner texts are no longer in the policy file: they are templates "
+                   "and catalogues, overridden from the templates_dir folder (docs/texts.md)")
 
 # Days and years a policy may name, at most: far beyond any schedule, short of dates no calendar
 # holds (a step on day 3,000,000 overflowed the date arithmetic of every sweep).
@@ -52,7 +49,9 @@ def policy_path() -> Path:
     return Path(named) if named else DEFAULT_POLICY
 
 
-def load_policy(path: Path | None = None) -> Policy:
+def load_policy(path: Path | None = None, *, has_email: Callable[[str], bool] | None = None) -> Policy:
+    """The policy file; `has_email(name)`: whether the templates of a step's e-mail exist
+    (renewly.outbox.rendering.MailTemplates.has_email), unchecked without it."""
     path = path or policy_path()
     try:
         text = path.read_text(encoding="utf-8")
@@ -60,10 +59,10 @@ def load_policy(path: Path | None = None) -> Policy:
         raise PolicyError(f"{path}: cannot read the policy file ({error.strerror})") from None
     except UnicodeDecodeError as error:
         raise PolicyError(f"{path}: not a text file (TOML is UTF-8; byte {error.start} is not)") from None
-    return parse_policy(text, str(path))
+    return parse_policy(text, str(path), has_email=has_email)
 
 
-def parse_policy(text: str, source: str = "policy") -> Policy:
+def parse_policy(text: str, source: str = "policy", *, has_email: Callable[[str], bool] | None = None) -> Policy:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
@@ -72,7 +71,7 @@ def parse_policy(text: str, source: str = "policy") -> Policy:
         line = found.group(1) if found else max(len(text.splitlines()), 1)
         raise PolicyError(f"{source}:{line}: not valid TOML: {error}") from None
     try:
-        return PolicyFile.model_validate(data).policy()
+        return PolicyFile.model_validate(data, context={"has_email": has_email}).policy()
     except ValidationError as error:
         path, reason = refusal(error)
     except _Refused as refused:
@@ -91,28 +90,6 @@ class _Refused(Exception):
         self.path, self.reason = path, reason
 
 
-def _placeholders(text: str) -> str:
-    if not text.strip():
-        raise PydanticCustomError("policy_text", "{reason}", {"reason": "a non-empty text is required"})
-    try:
-        parsed = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(text)
-                  if name is not None]
-    except ValueError as error:
-        raise PydanticCustomError("policy_text", "{reason}", {"reason": f"malformed placeholder: {error}"}) from None
-    # Every value is a text already in the reader's language: a format ({amount:d}) or a
-    # conversion ({amount!r}) would fail, or pad a million spaces, in the middle of a sweep.
-    shaped = [name for name, spec, conversion in parsed if spec or conversion]
-    if shaped:
-        reason = f"placeholders take no format or conversion: {{{shaped[0]}...}}; write {{{shaped[0]}}}"
-        raise PydanticCustomError("policy_text", "{reason}", {"reason": reason})
-    unknown = {name for name, _, _ in parsed} - PLACEHOLDERS
-    if unknown:
-        reason = (f"unknown placeholder(s) {', '.join('{' + u + '}' for u in sorted(unknown))}; "
-                  f"known: {', '.join('{' + p + '}' for p in sorted(PLACEHOLDERS))}")
-        raise PydanticCustomError("policy_text", "{reason}", {"reason": reason})
-    return text
-
-
 def _version(version: str) -> str:
     # Recorded with every step, in a column of 64 characters on both engines.
     if not 1 <= len(version.strip()) <= 64:
@@ -120,8 +97,6 @@ def _version(version: str) -> str:
     return version
 
 
-# A text of the file: non-empty, naming only known placeholders, with no format or conversion.
-PolicyText = Annotated[str, AfterValidator(_placeholders)]
 _STRICT = ConfigDict(strict=True, extra="forbid", frozen=True)
 
 
@@ -134,39 +109,9 @@ class StepEntry(BaseModel):
     name: str = Field(pattern=rf"^[a-z0-9_]{{1,{STEP_NAME_LENGTH}}}$")
     day: int = Field(ge=0, le=MAX_DAY)
     charge: bool = False
-    email: str | None = None  # a template name
+    email: str | None = Field(None, pattern=r"^[a-z0-9_]{1,64}$")  # its templates' name: mail/<email>.txt
     banner: Audience = Field(Audience.NONE, strict=False)  # its value, as written in the file
     cancel: bool = False
-
-
-class EmailText(BaseModel):
-    """[templates.NAME.LOCALE]: an e-mail in one language."""
-
-    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
-    subject: PolicyText
-    body: PolicyText
-
-
-class BannerTexts(BaseModel):
-    """[banners.LOCALE]: the banners in one language."""
-
-    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
-    # By what a member sees: past due (two audiences), cancelled, and the owner's during a
-    # temporary reactivation (R9.2).
-    owner_and_admins: PolicyText
-    everyone: PolicyText
-    cancelled: PolicyText
-    reactivated: PolicyText
-
-
-BANNER_KEYS = tuple(BannerTexts.model_fields)
-# One field per supported language: a template or a banner set lacking one is refused.
-# (The fields typed Any: a dict unpacked into keywords must fit create_model's __config__ too.)
-_EMAIL_FIELDS: dict[str, Any] = {locale: (EmailText, ...) for locale in SUPPORTED_LOCALES}
-_BANNER_FIELDS: dict[str, Any] = {locale: (BannerTexts, ...) for locale in SUPPORTED_LOCALES}
-EmailVersions = create_model("EmailVersions", __config__=_STRICT, **_EMAIL_FIELDS)
-BannerVersions = create_model("BannerVersions", __config__=ConfigDict(strict=True, extra="ignore", frozen=True),
-                              **_BANNER_FIELDS)
 
 
 class PolicyFile(BaseModel):
@@ -179,13 +124,18 @@ class PolicyFile(BaseModel):
     invoice_retention_years: int = Field(10, ge=1, le=100)  # R10.2
     verification_void_delay_days: int = Field(3, ge=0, le=30)  # R5.2
     minimum_warning_days: int | None = Field(None, ge=0, le=MAX_DAY)  # default: the schedule's gap
-    # Before the steps, which name them.
-    templates: dict[str, EmailVersions] = Field(default_factory=dict, validate_default=True)
     steps: list[StepEntry] = Field(min_length=1)
-    banners: BannerVersions = Field(default_factory=dict, validate_default=True)
+    # The texts of earlier releases, refused (TEMPLATES_MOVED).
+    templates: dict[str, Any] | None = None
+    banners: dict[str, Any] | None = None
 
     @model_validator(mode="after")
-    def _across_keys(self) -> PolicyFile:
+    def _across_keys(self, info: ValidationInfo) -> PolicyFile:
+        for table in ("templates", "banners"):
+            found = getattr(self, table)
+            if found is not None:
+                raise _Refused((table, *list(found)[:1]), TEMPLATES_MOVED)
+        has_email = (info.context or {}).get("has_email")
         names: set[str] = set()
         previous_day, last = -1, len(self.steps) - 1
         for index, step in enumerate(self.steps):
@@ -195,16 +145,14 @@ class PolicyFile(BaseModel):
             if step.day <= previous_day:
                 raise _Refused(("steps", index, "day"), f"must come after the previous step's day ({previous_day})")
             previous_day = step.day
-            if step.email is not None and step.email not in self.templates:
-                raise _Refused(("steps", index, "email"), f"no template named {step.email!r} in [templates]")
+            if step.email is not None and has_email is not None and not has_email(step.email):
+                raise _Refused(("steps", index, "email"), f"no templates mail/{step.email}.txt and .html, "
+                                                          "shipped or in the templates_dir folder (docs/texts.md)")
             if step.cancel and index != last:
                 raise _Refused(("steps", index, "cancel"), "only the last step may cancel the account")
             if step.cancel and step.charge:
                 raise _Refused(("steps", index, "charge"), "a cancelling step cannot charge: a cancelled account "
                                                            "is charged only after a temporary reactivation (R9)")
-        for name in REQUIRED_TEMPLATES:
-            if name not in self.templates:
-                raise _Refused(("templates", name), "this e-mail template is required")
         self._minimum_warning()
         return self
 
@@ -232,9 +180,6 @@ class PolicyFile(BaseModel):
             version=self.version.strip(),
             steps=tuple(Step(name=s.name, day=s.day, charge=s.charge, email=s.email, banner=s.banner,
                              cancel=s.cancel) for s in self.steps),
-            templates={(name, locale): EmailTemplate(subject=text.subject, body=text.body)
-                       for name, versions in self.templates.items() for locale, text in versions},
-            banners={(key, locale): text for locale, texts in self.banners for key, text in texts},
             reactivation_days=self.reactivation_days, deletion_days=self.deletion_days,
             invoice_retention_years=self.invoice_retention_years,
             verification_void_delay_days=self.verification_void_delay_days,
@@ -259,23 +204,17 @@ REFUSALS: dict[tuple, str] = {
     ("steps", "*", "day"): _whole(0, MAX_DAY, "of days "),
     ("steps", "*", "charge"): "must be true or false",
     ("steps", "*", "cancel"): "must be true or false",
-    ("steps", "*", "email"): "no template named {input!r} in [templates]",
+    ("steps", "*", "email"): "a template name of 1 to 64 lowercase letters, digits and _ is required",
     ("steps", "*", "banner"): "unknown audience {input!r}: expected none, owner_and_admins or everyone",
-    ("templates",): "must be a table of templates",
-    ("templates", "*"): "must be a table of the en and fr versions",
-    ("templates", "*", "*"): "must be a table with a subject and a body",
-    ("templates", "*", "*", "*"): "a non-empty text is required",
-    ("banners",): "the banner texts for this locale are missing",
-    ("banners", "*"): "the banner texts for this locale are missing",
-    ("banners", "*", "*"): "a non-empty text is required",
+    ("templates",): TEMPLATES_MOVED,
+    ("banners",): TEMPLATES_MOVED,
 }
 
 
 def refusal(error: ValidationError) -> tuple[tuple, str]:
     """The path and the reason of the one refusal to show, in the order a reader checks the file:
-    an unknown key at the top first (a misspelt key explains the missing one); then key by key
-    (templates, then steps), within a template its missing language, within a step or a template
-    its unknown key, then the first thing wrong in it."""
+    an unknown key at the top first (a misspelt key explains the missing one); then key by key,
+    within a step its unknown key, then the first thing wrong in it."""
     errors = error.errors()
     groups: dict[tuple, int] = {}
     for found in errors:
@@ -285,23 +224,14 @@ def refusal(error: ValidationError) -> tuple[tuple, str]:
         number, found = numbered
         path, kind = found["loc"], found["type"]
         top_unknown = kind == "extra_forbidden" and len(path) == 1
-        within = 0 if kind == "missing" and path[0] == "templates" and len(path) == 3 else (
-            1 if kind == "extra_forbidden" else 2)
+        within = 1 if kind == "extra_forbidden" else 2
         return (not top_unknown, groups[tuple(path[:2])], within, number)
 
     _, first = min(enumerate(errors), key=rank)
     path, kind = tuple(first["loc"]), first["type"]
     if kind == "extra_forbidden":
-        if path[0] == "templates":
-            return path, f"unsupported locale {path[-1]!r}"
         expected = StepEntry.model_fields if path[0] == "steps" else PolicyFile.model_fields
         return path, f"unknown key (expected one of {', '.join(sorted(expected))})"
-    if kind == "missing" and path[0] == "templates" and len(path) == 3:
-        return path[:2], f"the {path[-1]!r} version is missing"
-    if kind == "policy_text":
-        return path, first["ctx"]["reason"]
-    if path[0] == "banners" and len(path) == 1:  # no [banners] at all: the first language's
-        path = ("banners", SUPPORTED_LOCALES[0])
     if path[0] == "steps" and len(path) == 2:  # an item that is not a table: the whole list is wrong
         path = ("steps",)
     pattern = (path[0], *("*" for _ in path[1:]))

@@ -262,6 +262,19 @@ class Settings(BaseSettings):
     # One log line per batch run (its name, instant, counts, seconds): off by default, so that a
     # command's stderr stays its one line of trouble, or nothing.
     log_batch_runs: bool = False
+    # An operator's e-mail templates and translations (docs/texts.md): `mail/<kind>.txt|html`,
+    # `banners.txt`, `locale/<lang>/LC_MESSAGES/messages.po`, each winning over the shipped one;
+    # checked whole at start. None: the shipped ones alone.
+    templates_dir: Path | None = None
+
+    @field_validator("templates_dir")
+    @classmethod
+    def _templates_folder(cls, folder: Path | None) -> Path | None:
+        if folder is None:
+            return None
+        if not folder.is_dir():
+            raise ValueError(f"{folder} is not a folder")
+        return folder.resolve()
 
     def refuse_the_demo_seller_on_the_system_clock(self) -> None:
         """Real invoices must not silently say "Renewly Demo SAS": on the system clock, issuing

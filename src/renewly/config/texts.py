@@ -1,16 +1,14 @@
-"""Every user-facing text but the policy's, in one catalogue: `text(message_id, locale, **values)`.
+"""The texts the pure rules need, in one catalogue: `text(message_id, locale, **values)`.
 
 The catalogue is `texts.toml` beside this module: a message id (`invoice.period`,
 `decline.expired_card`) names one text per language, with str.format placeholders filled with
 values already in the reader's language (dates and amounts formatted by Babel). It is read once,
 at the first lookup, and checked whole: every message has every language of `LANGUAGES` and no
-other, each language names the same placeholders, none with a format or a conversion. The next
-step turns it into gettext catalogues or Jinja templates by id; the call sites stay as they are.
+other, each language names the same placeholders, none with a format or a conversion.
 
-Not here: the dunning e-mails (`[templates]`) and banners (`[banners]`) of the policy file
-(`renewly.config.policy`, `policies/default.toml`), which operators edit with the schedule they
-belong to; the engine reads them from the loaded `Policy` (`policy.templates[(name, locale)]`,
-`policy.banners[(key, locale)]`). docs/configuration.md says where each text lives.
+Not here: the e-mails and the dunning banners (Jinja2 templates with gettext catalogues,
+renewly.outbox.rendering), and the invoice document's labels (renewly.config.catalogues).
+docs/texts.md says where each text lives and how an operator overrides it.
 
 This module imports nothing from Renewly, so the pure rules (`billing/rules`, `payments/rules`)
 may read it.

@@ -25,6 +25,7 @@ from renewly.dunning.rules.notices import CaseInvoice, account_after_notice, can
 from renewly.dunning.rules.schedule import Policy
 from renewly.outbox import emails as notices
 from renewly.outbox import writer
+from renewly.outbox.rendering import MailTemplates, templates_of
 from renewly.outbox.writer import OutboxRow
 from renewly.payments.rules.charges import AttemptStatus
 from renewly.ports import Ports
@@ -99,6 +100,7 @@ def give(conn: Connection, app: Ports, given: list[tuple[NoticeCase, int, str | 
     policy = app.policy
     recipients = notices.addressees(conn, {case.account_id for case, step, _ in given if policy.steps[step].email})
     texts = _DateTexts(policy, as_of)
+    templates = templates_of(app)
     support_email = app.settings.seller.support_email
     past_due, cancelled = [], []
     for case, step_index, reason in given:
@@ -119,8 +121,8 @@ def give(conn: Connection, app: Ports, given: list[tuple[NoticeCase, int, str | 
             result.rows.append(writer.event(as_of, "account.dunning_state", case.account_id,
                                             {"status": status, "banners": banners_seen(banner, status)}))
         if step.email:
-            result.rows.append(_email(policy, case, step_index, reason, texts, recipients[case.account_id],
-                                      support_email, as_of))
+            result.rows.append(_email(policy, templates, case, step_index, reason, texts,
+                                      recipients[case.account_id], support_email, as_of))
             result.emails += 1
     update_rows(conn, accounts, past_due)
     update_rows(conn, accounts, cancelled)
@@ -157,8 +159,8 @@ class _DateTexts:
         return found
 
 
-def _email(policy: Policy, case: NoticeCase, step_index: int, reason: str | None, texts: _DateTexts,
-           recipients: notices.Addressees, support_email: str, as_of: datetime) -> OutboxRow:
+def _email(policy: Policy, templates: MailTemplates, case: NoticeCase, step_index: int, reason: str | None,
+           texts: _DateTexts, recipients: notices.Addressees, support_email: str, as_of: datetime) -> OutboxRow:
     step = policy.steps[step_index]
     if step.email is None:
         raise ValueError(f"step {step.name} of policy {policy.version} sends no e-mail")
@@ -166,10 +168,7 @@ def _email(policy: Policy, case: NoticeCase, step_index: int, reason: str | None
     values = {**texts.of(case.day0, step_index, case.timezone, case.locale),
               **notices.case_placeholders(case.locale, account=case.name, support_email=support_email,
                                           invoices=unpaid, reason=reason)}
-    template = policy.templates[(step.email, case.locale)]
-    return writer.email(as_of, case.account_id, kind=step.email, locale=case.locale, recipients=recipients.emails,
-                        contacts=recipients.contacts,
-                        subject=template.subject.format(**values), body=template.body.format(**values),
-                        about={"case_id": case.case_id, "step": step.name, "policy_version": policy.version,
-                               "reason": reason, "invoices": [invoice.number for invoice in unpaid],
-                               "attempts": [invoice.attempt_id for invoice in unpaid if invoice.decline_code]})
+    return notices.email_row(templates, step.email, case.locale, case.account_id, recipients, values, as_of,
+                             case_id=case.case_id, step=step.name, policy_version=policy.version, reason=reason,
+                             invoices=[invoice.number for invoice in unpaid],
+                             attempts=[invoice.attempt_id for invoice in unpaid if invoice.decline_code])

@@ -21,6 +21,7 @@ from renewly.dunning.rules.schedule import place
 from renewly.outbox import emails as notices
 from renewly.outbox import writer
 from renewly.outbox.records import audit
+from renewly.outbox.rendering import templates_of
 from renewly.ports import Ports
 from renewly.shared.calendar import local_date, local_midnight_utc
 from renewly.shared.errors import InvalidInput, NotAllowed, NotFound
@@ -126,4 +127,4 @@ def banner_text(app: Ports, account, role: Role, context: _BannerContext) -> dic
         deletion_date=local_date(account.deletion_due_at, timezone) if account.deletion_due_at else None,
         support_email=app.settings.seller.support_email,
         reactivation_end_date=last_day(context.reactivation_ends, timezone) if context.reactivation_ends else None)
-    return {"banner": seen, "text": app.policy.banners[(seen, account.locale)].format(**values)}
+    return {"banner": seen, "text": templates_of(app).banner(seen, account.locale, values)}

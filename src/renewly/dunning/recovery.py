@@ -47,6 +47,7 @@ from renewly.dunning.rules.schedule import IN_DUNNING
 from renewly.dunning.rules.sweep import charges_pending
 from renewly.outbox import emails as notices
 from renewly.outbox import writer
+from renewly.outbox.rendering import templates_of
 from renewly.outbox.writer import OutboxRow
 from renewly.payments.retries import CARD_UPDATE
 from renewly.payments.rules.charges import UNSETTLED, AttemptStatus
@@ -140,7 +141,8 @@ def recover_cases(conn: Connection, app: Ports, paid_invoice_ids: list[int], as_
         paid[case_id].append(notices.Unpaid(number, int(due), currency))
     recipients = notices.addressees(conn, {row.account_id for row in recovered})
     policy = app.policy
-    emails = [notices.email_row(policy, "payment_confirmed", row.locale, row.account_id, recipients[row.account_id],
+    templates = templates_of(app)
+    emails = [notices.email_row(templates, "payment_confirmed", row.locale, row.account_id, recipients[row.account_id],
                                 notices.placeholders(policy=policy, locale=row.locale, account=row.name,
                                                      invoices=paid[row.id], renewal_date=row.day0,
                                                      support_email=app.settings.seller.support_email),
@@ -294,7 +296,7 @@ def tell_owners_of_declined_card_retries(conn: Connection, app: Ports, answered_
                                         members.c.role == Role.OWNER.value)).all())
     account_of = {row.id: row for row in conn.execute(
         select(accounts.c.id, accounts.c.name, accounts.c.locale).where(among(conn, accounts.c.id, account_ids)))}
-    policy = app.policy
+    policy, templates = app.policy, templates_of(app)
     emails = []
     for (_, account_id), refused in sorted(declined.items()):
         account = account_of[account_id]
@@ -302,7 +304,7 @@ def tell_owners_of_declined_card_retries(conn: Connection, app: Ports, answered_
         values = notices.placeholders(policy=policy, locale=account.locale, account=account.name, invoices=unpaid,
                                       renewal_date=None, support_email=app.settings.seller.support_email,
                                       reason=refused[-1].decline_code)
-        emails.append(notices.email_row(policy, "card_retry_declined", account.locale, account_id,
+        emails.append(notices.email_row(templates, "card_retry_declined", account.locale, account_id,
                                         [owner_of[account_id]], values, as_of,
                                         reason=refused[-1].decline_code, invoices=[row.number for row in refused]))
     writer.write_many(conn, emails)

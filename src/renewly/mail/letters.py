@@ -8,10 +8,12 @@ taken when a row has one. Two keys of the payload shape the messages (`letters_o
   (billing.documents, given here as `documents`), rendered when an e-mail first needs it, so
   that the renewal batch never waits on a layout engine and every send carries the same bytes;
 - `contacts` (address -> `billing_contacts.id`): each billing contact who is not the owner gets
-  a message of its own, with its removal link (R4.2, accounts/removal_links.py) at the end of
-  the text and in RFC 8058's `List-Unsubscribe` and `List-Unsubscribe-Post` headers; the other
-  recipients (the owner) share one message without them. The link is signed at the row's
-  `created_at`, so a row's messages are the same bytes at every send.
+  a message of its own, with its removal link (R4.2, accounts/removal_links.py) in the row's
+  `removal_footer` (rendered from the templates when the row was written, the link a slot
+  filled here) at the end of the text and of the HTML's body, and in RFC 8058's
+  `List-Unsubscribe` and `List-Unsubscribe-Post` headers; the other recipients (the owner)
+  share one message without them. The link is signed at the row's `created_at`, so that a
+  row's messages are the same bytes at every send.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from html import escape
 from typing import Any
 
 from renewly.accounts.removal_links import RemovalLinks
+from renewly.accounts.rules.members import SUPPORTED_LOCALES
 from renewly.adapters.mail.message import Attachment, Letter, as_bytes, message_id
 from renewly.adapters.mail.port import Envelope
 from renewly.config.settings import MailSettings, SellerIdentity
-from renewly.config.texts import text as catalogue_text
+from renewly.outbox.rendering import REMOVAL_URL, RemovalFooter, mail_templates
 
 
 class Unsendable(ValueError):
@@ -88,21 +91,36 @@ def letters_of(row: Any, settings: MailSettings, seller: SellerIdentity, *, link
     domain = letter.message_id.rpartition("@")[2].rstrip(">")
     others = tuple(recipient for recipient in letter.recipients if recipient not in contacts)
     found = [replace(letter, recipients=others)] if others else []
-    locale = letter.language or "en"
+    footer = _removal_footer(payload, letter.language)
     for part, recipient in enumerate(letter.recipients):
         contact_id = contacts.get(recipient)
         if not isinstance(contact_id, int):
             continue
         url = links.url(row.account_id, contact_id, row.created_at)
-        footer = catalogue_text("removal_footer", locale, url=url)
         found.append(replace(
             letter, recipients=(recipient,), message_id=message_id(row.id, domain, part=part),
-            text=letter.text.rstrip("\n") + "\n\n-- \n" + footer + "\n",
-            html=None if letter.html is None else letter.html + f'<p><a href="{escape(url)}">{escape(footer)}</a></p>',
+            text=letter.text.rstrip("\n") + "\n\n-- \n" + footer.text.replace(REMOVAL_URL, url) + "\n",
+            html=None if letter.html is None else _before_body_end(letter.html,
+                                                                   footer.html.replace(REMOVAL_URL, escape(url))),
             # RFC 8058: a POST of "List-Unsubscribe=One-Click" to this HTTPS address removes the contact.
             headers=(*letter.headers, ("List-Unsubscribe", f"<{url}>"),
                      ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))))
     return found
+
+
+def _removal_footer(payload: Any, language: str | None) -> RemovalFooter:
+    """The footer the row was written with (outbox/rendering.py: the catalogue's sentence in the
+    row's language, its link a slot); a row written before rows kept one takes the shipped one."""
+    kept = payload.get("removal_footer")
+    if isinstance(kept, dict) and isinstance(kept.get("text"), str) and isinstance(kept.get("html"), str):
+        return RemovalFooter(kept["text"], kept["html"])
+    return mail_templates().removal_footer(language if language in SUPPORTED_LOCALES else "en")
+
+
+def _before_body_end(html: str, footer: str) -> str:
+    """The footer at the end of the HTML's body, where mail/layout.html puts it."""
+    head, end, tail = html.rpartition("</body>")
+    return f"{head}{footer}\n{end}{tail}" if end else html + footer
 
 
 def attached_invoices(payload: Any) -> set[int]:

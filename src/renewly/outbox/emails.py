@@ -1,6 +1,7 @@
-"""E-mails' texts and recipients: rendered from the policy's templates in the account's language,
-to every billing contact (R4.3); built into outbox rows by `outbox.writer.email`, written in the
-transaction of the change they report."""
+"""E-mails' values and recipients: the values their templates name, in the account's language
+(dates and amounts formatted by Babel), rendered by `outbox.rendering` to every billing contact
+(R4.3); built into outbox rows by `outbox.writer.email`, written in the transaction of the
+change they report."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from sqlalchemy import Connection, literal, select, union_all
 from renewly.adapters.db.bulk import among
 from renewly.adapters.db.tables import billing_contacts, members
 from renewly.billing.rules.invoices import format_day
-from renewly.config.texts import text
 from renewly.dunning.rules.schedule import Policy
 from renewly.outbox import writer
+from renewly.outbox.rendering import MailTemplates
 from renewly.outbox.writer import OutboxRow
 from renewly.payments.rules.charges import decline_in_words
 from renewly.shared.money import Money
@@ -30,6 +31,16 @@ class Addressees:
 
     emails: list[str]
     contacts: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceMail:
+    """What invoices issued in a batch need to be e-mailed (billing.issuing.store_documents):
+    the templates, the seller's support address, each account's billing recipients."""
+
+    templates: MailTemplates
+    support_email: str
+    to: Mapping[int, Addressees]
 
 
 def addressees(conn: Connection, account_ids: Iterable[int]) -> dict[int, Addressees]:
@@ -72,8 +83,8 @@ def placeholders(*, policy: Policy, locale: str, account: str, invoices: Sequenc
                  cancel_date: date | None = None, deletion_date: date | None = None, support_email: str = "",
                  reason: str | None = None, next_attempt_date: date | None = None,
                  reactivation_end_date: date | None = None) -> dict[str, str]:
-    """The values of every placeholder a policy text may use, in the reader's language; a dunning
-    text names every unpaid invoice of the case and their total."""
+    """The values a dunning e-mail or banner may name (rendering.DUNNING_VALUES), in the reader's
+    language; a dunning text names every unpaid invoice of the case and their total."""
     return {**date_placeholders(locale, renewal_date=renewal_date, cancel_date=cancel_date,
                                 deletion_date=deletion_date, next_attempt_date=next_attempt_date,
                                 reactivation_end_date=reactivation_end_date),
@@ -115,34 +126,34 @@ def money_text(amount: int, currency: str, locale: str) -> str:
     return Money(amount, currency).format(locale)
 
 
-def email_row(policy: Policy, template: str, locale: str, account_id: int, recipients: list[str] | Addressees,
-              values: Mapping[str, str], at: datetime, **context) -> OutboxRow:
-    """The e-mail of one of the policy's templates, its placeholders filled with `values`; to
-    `Addressees`, each contact who is not the owner gets its removal link at delivery."""
-    text = policy.templates[(template, locale)]
+def email_row(templates: MailTemplates, kind: str, locale: str, account_id: int, recipients: list[str] | Addressees,
+              values: Mapping[str, str], at: datetime, *, attachments: Sequence[Mapping[str, object]] = (),
+              **context) -> OutboxRow:
+    """The e-mail `kind` rendered now with `values`, what it is about in `context`. To
+    `Addressees`, each contact who is not the owner gets a message of its own at delivery, ending
+    with the removal footer rendered here (its link, per recipient, filled in then: R4.2)."""
+    rendered = templates.email(kind, locale, values)
     emails, contacts = (recipients.emails, recipients.contacts) if isinstance(recipients, Addressees) else (
         recipients, None)
-    return writer.email(at, account_id, kind=template, locale=locale, recipients=emails,
-                        subject=text.subject.format(**values), body=text.body.format(**values), about=context,
-                        contacts=contacts)
+    return writer.email(at, account_id, kind=kind, locale=locale, recipients=emails, subject=rendered.subject,
+                        body=rendered.text, html=rendered.html, about=context, contacts=contacts,
+                        removal_footer=templates.removal_footer(locale)._asdict() if contacts else None,
+                        attachments=attachments)
 
 
-def invoice_email(*, invoice_id: int, number: str, account_id: int, locale: str, seller: str, buyer: str,
-                  issue_date: date, total: int, currency: str, to: Addressees, at: datetime,
-                  resent_because: str | None = None) -> OutboxRow:
+def invoice_email(templates: MailTemplates, *, invoice_id: int, number: str, account_id: int, locale: str,
+                  seller: str, buyer: str, issue_date: date, total: int, currency: str, to: Addressees,
+                  at: datetime, support_email: str, resent_because: str | None = None) -> OutboxRow:
     """An invoice's e-mail to every billing recipient (R4.3), its PDF attached by reference
     (rendered and stored at first need: billing.documents), from the invoice as issued: at issue,
-    or resent by support (R2.3) with the reason it was asked for."""
-    why = (text("invoice_email.resent", locale, reason=resent_because) if resent_because is not None
-           else text("invoice_email.issued", locale))
+    or resent by support (R2.3) with the reason it was asked for (`reason` of the templates,
+    empty at issue)."""
     values = {"number": number, "seller": seller, "buyer": buyer, "issue_date": _day_text(issue_date, locale),
-              "total": money_text(total, currency, locale), "why": why}
-    return writer.email(at, account_id, kind="invoice", locale=locale, recipients=to.emails,
-                        subject=text("invoice_email.subject", locale, **values),
-                        body=text("invoice_email.body", locale, **values), about={"invoice": number},
-                        contacts=to.contacts,
-                        attachments=[{"invoice_id": invoice_id,
-                                      "filename": text("invoice_email.filename", locale, number=number)}])
+              "total": money_text(total, currency, locale), "reason": resent_because or "",
+              "support_email": support_email}
+    return email_row(templates, "invoice", locale, account_id, to, values, at,
+                     attachments=[{"invoice_id": invoice_id, "filename": templates.attachment_name(locale, number)}],
+                     invoice=number)
 
 
 @lru_cache(maxsize=1024)

@@ -17,17 +17,19 @@ go straight to COPY):
   its tries (`attempts`, `next_attempt_at`, `claimed_until`, `failed_at`, `last_error`:
   renewly.mail.delivery).
 
-An e-mail's payload is `{"kind", "locale", "recipients", "subject", "body", **about}`: the
-text rendered, in the account's language, at the moment of the change; `kind` names its template
-(a dunning step's e-mail named in the policy, `payment_confirmed`, `card_retry_declined`,
-`invoice`, `contact_request`, `contact_added`); the context says what it is about (case, step,
-invoices, attempts, reason, contact...), never a key of the text. Two keys are for delivery:
-`contacts` (recipients who are billing contacts, not the owner: address -> `billing_contacts.id`)
-and `attachments` (`[{"invoice_id", "filename"}]`: an invoice's PDF, by reference). Delivery
-sends subject and body as they are (an `html` part too, when a row has one), with a Message-ID
-fixed by the row's id (renewly.mail.letters): one message to the recipients not in `contacts`,
-and one to each contact, with its removal link (R4.2) in a footer and in `List-Unsubscribe`;
-attachments are the invoices' stored PDFs (billing.documents: rendered at first need).
+An e-mail's payload is `{"kind", "locale", "recipients", "subject", "body", "html", **about}`:
+its subject, text and HTML parts rendered from the templates of `kind` (outbox/rendering.py: a
+dunning step's e-mail named in the policy, `payment_confirmed`, `card_retry_declined`,
+`card_verification_failed`, `invoice`, `contact_request`, `contact_added`, `contact_removed`)
+in the account's language, at the moment of the change: the row says what was true then, even
+if templates, translations or settings change before it leaves. The context says what it is
+about (case, step, invoices, attempts, reason, contact...), never a key of the text. Two keys
+are for delivery: `contacts` (recipients who are billing contacts, not the owner: address ->
+`billing_contacts.id`) and `attachments` (`[{"invoice_id", "filename"}]`: an invoice's PDF, by
+reference). Delivery sends the parts as they are, with a Message-ID fixed by the row's id
+(renewly.mail.letters): one message to the recipients not in `contacts`, and one to each
+contact, with its removal link (R4.2) in a footer and in `List-Unsubscribe`; attachments are
+the invoices' stored PDFs (billing.documents: rendered at first need).
 
 Idempotency: the writer adds no key of its own. Each row is written once because the change it
 reports happens once: the transaction that writes it also commits the change under that change's
@@ -88,22 +90,27 @@ def event(at: datetime, topic: str, account_id: int | None, payload: dict[str, A
 
 
 def email(at: datetime, account_id: int, *, kind: str, locale: str, recipients: list[str], subject: str, body: str,
-          about: dict[str, Any] | None = None, contacts: Mapping[str, int] | None = None,
-          attachments: Sequence[Mapping[str, Any]] = ()) -> OutboxRow:
-    """An e-mail, rendered: its template's name (`kind`), language, recipients, subject and body,
-    then what it is `about` (case, step, invoices..., in the payload after the text).
+          html: str, about: dict[str, Any] | None = None, contacts: Mapping[str, int] | None = None,
+          removal_footer: Mapping[str, str] | None = None, attachments: Sequence[Mapping[str, Any]] = ()) -> OutboxRow:
+    """An e-mail, rendered: its template's name (`kind`), language, recipients, subject, text
+    (`body`) and HTML parts, then what it is `about` (case, step, invoices..., after the parts).
 
     `contacts`: the recipients who are billing contacts but not the owner, with their row's id
-    (`billing_contacts.id`): each gets a message of its own with a removal link (R4.2).
+    (`billing_contacts.id`): each gets a message of its own with a removal link (R4.2) at the end
+    of its text and HTML, `removal_footer` (`{"text", "html"}`, rendered with the link's slot:
+    outbox/rendering.py), required with them.
     `attachments`: what delivery attaches, by reference (`{"invoice_id": 17, "filename": ...}`:
     the invoice's stored PDF), never the bytes."""
     payload: dict[str, Any] = {"kind": kind, "locale": locale, "recipients": recipients, "subject": subject,
-                               "body": body}
+                               "body": body, "html": html}
     if contacts:
         strangers = set(contacts) - set(recipients)
         if strangers:
             raise ValueError(f"contacts that are not recipients: {sorted(strangers)}")
+        if not removal_footer or set(removal_footer) != {"text", "html"}:
+            raise ValueError("an e-mail to billing contacts needs its removal footer (text and html)")
         payload["contacts"] = dict(contacts)
+        payload["removal_footer"] = dict(removal_footer)
     if attachments:
         payload["attachments"] = [dict(attachment) for attachment in attachments]
     if about:

@@ -1,7 +1,8 @@
 """The payment method: only the owner changes it (R6.1), and only after the card checks out (R5.1).
 
 Saving a card authorizes one unit of the account's currency, never captured; the card is saved
-only if that succeeds, and the authorization is voided after the policy's delay (R5.2). The
+only if that succeeds (a declined check is e-mailed to the owner), and the authorization is
+voided after the policy's delay (R5.2). The
 verification row is committed before the gateway is asked, so that no authorization can be left
 open without Renewly knowing. A saved card asks the next payment batch to retry every unpaid
 invoice of the account (R7.1).
@@ -19,7 +20,9 @@ from renewly.accounts.rules.members import validate_email
 from renewly.adapters.db.tables import card_verifications, cards, gateway_customers, invoices
 from renewly.billing.rules.invoices import InvoiceKind, InvoiceStatus
 from renewly.outbox import writer
+from renewly.outbox.emails import email_row
 from renewly.outbox.records import audit
+from renewly.outbox.rendering import templates_of
 from renewly.payments.attempts import wall_clock
 from renewly.payments.retries import card_update_reason, request_retries, retry_requests
 from renewly.payments.rules.charges import Outcome, SavedCard, decline_in_words, verification_key
@@ -81,6 +84,13 @@ def add_card(app: Ports, account_id: int, *, card_token: str, acting_email: str)
         if result.outcome != Outcome.SUCCEEDED:
             conn.execute(card_verifications.update().where(card_verifications.c.id == verification_id).values(
                 status=result.outcome.value, decline_code=result.decline_code))
+            if result.outcome == Outcome.DECLINED:
+                # The owner is told by e-mail too: the form they used may be closed by now.
+                values = {"account": account.name, "reason": decline_in_words(result.decline_code, account.locale),
+                          "support_email": app.settings.seller.support_email}
+                writer.write(conn, email_row(templates_of(app), "card_verification_failed", account.locale,
+                                             account_id, [actor], values, now, verification_id=verification_id,
+                                             reason=result.decline_code))
         else:
             # A zero-amount check holds nothing: there is nothing to void.
             conn.execute(card_verifications.update().where(card_verifications.c.id == verification_id).values(

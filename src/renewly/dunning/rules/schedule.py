@@ -13,8 +13,7 @@ when nothing is to be charged, and otherwise when the step's charges are settled
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from renewly.accounts.rules.members import AccountStatus
@@ -35,12 +34,6 @@ class Step:
 
 
 @dataclass(frozen=True, slots=True)
-class EmailTemplate:
-    subject: str
-    body: str
-
-
-@dataclass(frozen=True, slots=True)
 class Policy:
     version: str
     steps: tuple[Step, ...]  # sorted by day; only the last may cancel
@@ -52,8 +45,6 @@ class Policy:
     # account is cancelled: a late run that finds both due gives the warning and moves the
     # cancellation. 0: no such rule.
     minimum_warning_days: int = 0
-    templates: Mapping[tuple[str, str], EmailTemplate] = field(default_factory=dict)  # (name, locale)
-    banners: Mapping[tuple[str, str], str] = field(default_factory=dict)  # (audience or state, locale)
 
     @property
     def schedule_key(self) -> str:
