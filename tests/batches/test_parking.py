@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import structlog
@@ -17,7 +18,6 @@ from renewly.billing.invoices import list_invoices
 from renewly.billing.plans import create_plan
 from renewly.billing.renewals import renew_due
 from renewly.billing.subscriptions import change_seats, create_subscription
-from renewly.dunning.rules.schedule import EmailTemplate
 from renewly.scheduler import BatchFailed, run_all
 from renewly.shared.errors import InvalidInput
 from tests.builders import OPERATOR, Outcome, customer, database_rows, subscribed, team_plan
@@ -120,20 +120,29 @@ def test_r2_1_a_run_with_a_parked_row_does_the_rest_says_so_and_exits_1(app, ren
 
 # -- a sweep that cannot follow its policy for one account -------------------------------------------------
 
-def test_r8_a_case_the_sweep_cannot_tell_is_parked_and_the_other_accounts_go_on(app):
+def failing_in_english(app, folder: Path) -> None:
+    """An operator's English catalogue whose first failure e-mail's subject cannot be filled."""
+    catalogue = folder / "locale" / "en" / "LC_MESSAGES" / "messages.po"
+    catalogue.parent.mkdir(parents=True)
+    catalogue.write_text('msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=utf-8\\n"\n\n'
+                         '#, python-format\nmsgid "Payment failed for invoice %(invoice)s"\n'
+                         'msgstr "Payment failed for invoice %(invoice)d"\n', encoding="utf-8")
+    app.settings = app.settings.model_copy(update={"templates_dir": folder})
+
+
+def test_r8_a_case_the_sweep_cannot_tell_is_parked_and_the_other_accounts_go_on(app, tmp_path):
     plan = team_plan(app)
     english, _ = subscribed(app, plan=plan, card=None, owner="owner@en.test")
     french, _ = subscribed(app, plan=plan, card=None, owner="owner@fr.test", locale="fr")
-    # A template that fails to render in English only (the loader refuses such a file since; a
-    # policy object built by code, or a bug, can still fail one account's notice).
-    broken = EmailTemplate(subject="Payment failed", body="{amount:d}")
-    app.policy = replace(app.policy, templates={**app.policy.templates, ("payment_failed_1", "en"): broken})
+    # A translation that fails to render in English only (the check at start refuses such a
+    # catalogue; a folder changed under a running worker, or a bug, can still fail one notice).
+    failing_in_english(app, tmp_path)
     runs = run_all(app, datetime(2026, 1, 1, 12, tzinfo=UTC))
     [dunning] = [run.report for run in runs if run.batch == "dunning"]
     assert dunning.parked == 1
     [problem] = list_problems(app)
     assert (problem["subject"], problem["account_id"]) == ("dunning_case", english)
-    assert problem["reason"].startswith("ValueError: Unknown format code 'd'")
+    assert problem["reason"].startswith("TypeError: %d format: a real number is required")
     with app.engine.connect() as conn:
         told = [row.account_id for row in conn.execute(select(outbox.c.account_id, outbox.c.payload)
                                                         .where(outbox.c.topic == "email"))
@@ -214,15 +223,14 @@ def test_r8_a_claim_that_fails_whatever_the_rows_fails_the_batch_and_never_spins
         "RuntimeError: cannot execute SELECT FOR UPDATE here"]
 
 
-def test_r8_a_case_another_worker_parked_first_is_left_aside_without_failing_the_sweep(app, monkeypatch):
+def test_r8_a_case_another_worker_parked_first_is_left_aside_without_failing_the_sweep(app, monkeypatch, tmp_path):
     """Both workers of a sweep (PostgreSQL) fail on the same case at once: the first parks it, and
     the second, taking its slice one case at a time, finds nothing left to take or park. It failed
     the whole batch; the case being parked, it now goes on."""
     plan = team_plan(app)
     english, _ = subscribed(app, plan=plan, card=None, owner="owner@en.test")
     french, _ = subscribed(app, plan=plan, card=None, owner="owner@fr.test", locale="fr")
-    broken = EmailTemplate(subject="Payment failed", body="{amount:d}")
-    app.policy = replace(app.policy, templates={**app.policy.templates, ("payment_failed_1", "en"): broken})
+    failing_in_english(app, tmp_path)
     from renewly.batches.parking import Subject, park
     from renewly.dunning import sweep as dunning
 

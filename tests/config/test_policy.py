@@ -19,6 +19,7 @@ from renewly.adapters.db.tables import accounts, dunning_steps, outbox, payment_
 from renewly.config.policy import DEFAULT_POLICY, PolicyError, load_policy
 from renewly.dunning.preview import preview_account
 from renewly.dunning.rules.banners import Audience
+from renewly.outbox.rendering import mail_templates
 from renewly.scheduler import advance
 from renewly.shared.calendar import local_date
 from tests.builders import subscribed
@@ -40,9 +41,9 @@ def test_r8_the_default_policy_is_the_r8_table():
     assert (policy.reactivation_days, policy.deletion_days, policy.invoice_retention_years,
             policy.verification_void_delay_days) == (7, 90, 10, 3)
     assert policy.version == "r8-default-2026-11"
-    for template in ("payment_failed_1", "payment_failed_2", "payment_failed_3", "suspension_warning",
-                     "account_cancelled", "payment_confirmed"):
-        assert {(template, "en"), (template, "fr")} <= set(policy.templates)
+    # Each step's e-mail is a pair of shipped templates (outbox/rendering.py), not a text of the file.
+    assert all(mail_templates().has_email(step.email) for step in policy.steps if step.email)
+    assert "[templates" not in DEFAULT_TEXT and "[banners" not in DEFAULT_TEXT
 
 
 # -- invalid files: file, line, reason --------------------------------------------------------------
@@ -57,11 +58,6 @@ def broken(old: str, new: str, at: str | None = None) -> tuple[str, int]:
     return text, text[:text.index(new)].count("\n") + 1 + offset
 
 
-def without(block_start: str, next_block: str) -> str:
-    """The default policy with the block from `block_start` to `next_block` removed."""
-    return DEFAULT_TEXT[:DEFAULT_TEXT.index(block_start)] + DEFAULT_TEXT[DEFAULT_TEXT.index(next_block):]
-
-
 INVALID = {
     "wrong_type": (broken("day = 2\n", 'day = "two"\n'),
                    "steps[1].day: must be a whole number of days from 0 to 3650, got 'two'"),
@@ -70,22 +66,22 @@ INVALID = {
     "unknown_banner_audience": (broken('banner = "owner_and_admins"', 'banner = "admins"'),
                                 "steps[2].banner: unknown audience 'admins'"),
     "unknown_template": (broken('email = "payment_failed_2"', 'email = "payment_failed_two"'),
-                         "steps[1].email: no template named 'payment_failed_two' in [templates]"),
-    "unknown_placeholder": (broken('subject = "Payment failed for invoice {invoice}"',
-                                   'subject = "Payment failed for invoice {invoice_no}"'),
-                            "templates.payment_failed_1.en.subject: unknown placeholder(s) {invoice_no}"),
-    "unknown_placeholder_in_a_banner": (broken("Ce compte sera résilié le {cancel_date}",
-                                               "Ce compte sera résilié le {date}"),
-                                        "banners.fr.everyone: unknown placeholder(s) {date}"),
-    "template_text_of_the_wrong_type": (broken('subject = "{account} has been cancelled"', "subject = 3"),
-                                        "templates.account_cancelled.en.subject: a non-empty text is required"),
+                         "steps[1].email: no templates mail/payment_failed_two.txt and .html, shipped or in the "
+                         "templates_dir folder"),
+    "a_template_name_no_file_can_have": (broken('email = "payment_failed_2"', 'email = "../secrets"'),
+                                         "steps[1].email: a template name of 1 to 64 lowercase letters"),
+    # The texts of earlier releases: refused, saying where they live now, rather than ignored.
+    "e_mail_texts_left_in_the_file": (
+        broken("cancel = true\n", 'cancel = true\n\n[templates.payment_failed_1.en]\nsubject = "Failed"\n',
+               at="[templates.payment_failed_1.en]"),
+        "templates.payment_failed_1: the e-mail and banner texts are no longer in the policy file: they are "
+        "templates and catalogues, overridden from the templates_dir folder (docs/texts.md)"),
+    "banner_texts_left_in_the_file": (
+        broken("cancel = true\n", 'cancel = true\n\n[banners.fr]\neveryone = "Résilié"\n', at="[banners.fr]"),
+        "banners.fr: the e-mail and banner texts are no longer in the policy file"),
     "cancel_not_last": (broken('name = "suspension_warning"\n', 'name = "suspension_warning"\ncancel = true\n'),
                         "steps[3].cancel: only the last step may cancel the account"),
     "toml_syntax_error": (broken("day = 4\n", "day = 4 days\n"), "not valid TOML"),
-    "template_that_is_not_a_table": (broken('[templates.payment_confirmed.fr]\nsubject',
-                                            '[templates.payment_confirmed]\nfr = "Merci"\n[templates.x.fr]\nsubject',
-                                            at='fr = "Merci"'),
-                                     "templates.payment_confirmed.fr: must be a table with a subject and a body"),
     "steps_that_are_not_tables": (("version = \"x\"\nsteps = [0, 2, 4]\n", 2),
                                   "steps: at least one [[steps]] table is required"),
     "minimum_warning_longer_than_the_schedule_s_gap": (
@@ -98,17 +94,8 @@ INVALID = {
         "reactivation (R9)"),
     "a_step_on_a_day_no_calendar_holds": (broken("day = 21\n", "day = 3000000\n"),
                                           "steps[3].day: must be a whole number of days from 0 to 3650, got 3000000"),
-    "a_placeholder_with_a_format": (broken("({amount}) is still unpaid", "({amount:d}) is still unpaid"),
-                                    "templates.suspension_warning.en.body: placeholders take no format or "
-                                    "conversion: {amount...}; write {amount}"),
-    "a_placeholder_padded_a_million_times": (
-        broken("Payment failed for invoice {invoice}", "Payment failed for invoice {invoice:>30000000}"),
-        "templates.payment_failed_1.en.subject: placeholders take no format or conversion"),
     "a_reactivation_of_a_thousand_days": (broken("reactivation_days = 7 ", "reactivation_days = 1000 "),
                                           "reactivation_days: must be a whole number from 1 to 365, got 1000"),
-    "a_placeholder_nobody_fills": (
-        broken("{renewal_date}: {reason}.\nWe will try", "{renewal_date}: {why}.\nWe will try"),
-        "templates.payment_failed_1.en.body: unknown placeholder(s) {why}"),
     # A case records its step by name, in a column of 64 characters on both engines.
     "a_step_name_longer_than_cases_record": (
         broken('name = "payment_failed_2"', f'name = "{"x" * 65}"'),
@@ -125,10 +112,6 @@ INVALID = {
     "a_step_without_its_day": (broken('[[steps]]\nname = "payment_failed_3"\nday = 4\n',
                                       '[[steps]]\nname = "payment_failed_3"\n', at="[[steps]]"),
                                "steps[2].day: must be a whole number of days from 0 to 3650, got None"),
-    "a_template_in_an_unsupported_language": (
-        broken("[templates.payment_confirmed.en]\n", '[templates.payment_confirmed.de]\nsubject = "Zahlung"\n'
-               'body = "Danke"\n\n[templates.payment_confirmed.en]\n', at="[templates.payment_confirmed.de]"),
-        "templates.payment_confirmed.de: unsupported locale 'de'"),
     "a_flag_that_is_not_true_or_false": (broken("charge = false\n", "charge = 0\n"),
                                          "steps[4].charge: must be true or false"),
     "a_step_name_used_twice": (broken('name = "payment_failed_2"\nday = 2', 'name = "payment_failed_1"\nday = 2'),
@@ -142,35 +125,10 @@ def test_r8_an_invalid_policy_file_is_refused_with_file_line_and_reason(case, tm
     path = tmp_path / "policy.toml"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(PolicyError) as refused:
-        load_policy(path)
+        load_policy(path, has_email=mail_templates().has_email)
     assert refused.value.message.startswith(f"{path}:{line}: ")
     assert reason in refused.value.message
     assert "\n" not in refused.value.message
-
-
-def test_r8_a_missing_french_template_is_refused_at_the_template_s_line(tmp_path):
-    text = without("[templates.payment_failed_2.fr]", "[templates.payment_failed_3.en]")
-    path = tmp_path / "policy.toml"
-    path.write_text(text, encoding="utf-8")
-    line = text.splitlines().index("[templates.payment_failed_2.en]") + 1
-    with pytest.raises(PolicyError) as refused:
-        load_policy(path)
-    assert refused.value.message == f"{path}:{line}: templates.payment_failed_2: the 'fr' version is missing"
-
-
-@pytest.mark.parametrize("block, next_block, reason", [
-    ("[templates.card_retry_declined.en]", "[banners.en]",
-     "templates.card_retry_declined: this e-mail template is required"),
-    ('reactivated = "Votre compte', "\n", "banners.fr.reactivated: a non-empty text is required"),
-])
-def test_r7_1_r9_2_the_owner_s_card_notice_and_the_reactivation_banner_are_required(tmp_path, block, next_block,
-                                                                                    reason):
-    start = DEFAULT_TEXT.index(block)
-    text = DEFAULT_TEXT[:start] + DEFAULT_TEXT[DEFAULT_TEXT.index(next_block, start):].lstrip("\n")
-    path = tmp_path / "policy.toml"
-    path.write_text(text, encoding="utf-8")
-    with pytest.raises(PolicyError, match=reason):
-        load_policy(path)
 
 
 def test_r8_a_policy_without_a_minimum_warning_key_takes_the_schedule_s_gap(tmp_path):
@@ -178,14 +136,6 @@ def test_r8_a_policy_without_a_minimum_warning_key_takes_the_schedule_s_gap(tmp_
     path = tmp_path / "policy.toml"
     path.write_text(text, encoding="utf-8")
     assert load_policy(path).minimum_warning_days == 4
-
-
-def test_r8_a_policy_without_the_confirmation_e_mail_is_refused(tmp_path):
-    text = without("[templates.payment_confirmed.en]", "[banners.en]")
-    path = tmp_path / "policy.toml"
-    path.write_text(text, encoding="utf-8")
-    with pytest.raises(PolicyError, match="templates.payment_confirmed: this e-mail template is required"):
-        load_policy(path)
 
 
 # -- the command line ---------------------------------------------------------------------------------
@@ -287,7 +237,7 @@ cancel = true
 
 def test_r8_8_a_custom_policy_file_changes_the_schedule(databases, db_kind, tmp_path, monkeypatch):
     path = tmp_path / "custom.toml"
-    path.write_text(CUSTOM_STEPS + DEFAULT_TEXT[DEFAULT_TEXT.index("[templates."):], encoding="utf-8")
+    path.write_text(CUSTOM_STEPS, encoding="utf-8")
     monkeypatch.setenv("RENEWLY_POLICY_FILE", str(path))
     app = databases.fresh_app(db_kind)
     account_id, _ = subscribed(app, card=DECLINES)

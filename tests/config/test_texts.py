@@ -40,8 +40,6 @@ def test_every_text_the_code_looks_up_is_in_the_catalogue():
 def test_a_text_is_filled_in_the_reader_s_language():
     assert text("invoice.credit", "fr", number="INV-1", reason="geste") == "Avoir sur la facture INV-1 : geste"
     assert text("invoice.credit", "en", number="INV-1", reason="goodwill") == "Credit for invoice INV-1: goodwill"
-    assert text("invoice_email.body", "en", number="A-1", issue_date="May 1", buyer="B", total="€1.00",
-                why="w") == "Please find attached invoice A-1 of May 1 for B: €1.00.\nw"
 
 
 def test_a_missing_text_or_value_is_an_error_not_a_blank():

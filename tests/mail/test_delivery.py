@@ -27,7 +27,8 @@ def write_emails(app, count: int, *, recipients=None, subject="Your invoice", lo
     with app.engine.begin() as conn:
         writer.write_many(conn, [
             writer.email(now, 1, kind="invoice", locale=locale, recipients=recipients or [f"owner{n}@buyer.example"],
-                         subject=f"{subject} {n}", body=f"Hello {n},\nyour invoice is attached.\n")
+                         subject=f"{subject} {n}", body=f"Hello {n},\nyour invoice is attached.\n",
+                         html=f"<p>Hello {n},</p><p>your invoice is attached.</p>")
             for n in range(count)])
         return list(conn.execute(select(outbox.c.id).order_by(outbox.c.id)).scalars())[-count:]
 

@@ -44,16 +44,18 @@ def test_an_email_is_not_an_event():
 
 def test_an_email_carries_its_rendered_text_then_what_it_is_about():
     row = writer.email(AT, 7, kind="payment_confirmed", locale="fr", recipients=["owner@acme.test", "ap@acme.test"],
-                       subject="Paiement reçu", body="Merci.", about={"case_id": 3, "invoices": ["2026-000001"]})
+                       subject="Paiement reçu", body="Merci.", html="<p>Merci.</p>",
+                       about={"case_id": 3, "invoices": ["2026-000001"]})
     assert (row.created_at, row.topic, row.account_id) == (AT, "email", 7)
     assert list(row.payload.items()) == [
         ("kind", "payment_confirmed"), ("locale", "fr"), ("recipients", ["owner@acme.test", "ap@acme.test"]),
-        ("subject", "Paiement reçu"), ("body", "Merci."), ("case_id", 3), ("invoices", ["2026-000001"])]
+        ("subject", "Paiement reçu"), ("body", "Merci."), ("html", "<p>Merci.</p>"), ("case_id", 3),
+        ("invoices", ["2026-000001"])]
 
 
 def test_an_emails_context_cannot_replace_its_text():
     with pytest.raises(ValueError, match="cannot replace its text: \\['subject'\\]"):
-        writer.email(AT, 7, kind="invoice", locale="en", recipients=[], subject="Invoice", body="...",
+        writer.email(AT, 7, kind="invoice", locale="en", recipients=[], subject="Invoice", body="...", html="...",
                      about={"subject": "Something else"})
 
 
@@ -89,7 +91,8 @@ def test_many_rows_land_in_their_order_with_increasing_ids(app):
     rows = [writer.event(AT + timedelta(seconds=n), "dunning.steps_taken", n,
                          {"case_id": n, "steps": ["day_0"], "notice": "given"}) for n in range(1, 6)]
     rows.insert(2, writer.email(AT, 3, kind="day_0", locale="en", recipients=["owner@acme.test"],
-                                subject="Payment failed", body="Hello", about={"case_id": 3, "attempts": [None, 4]}))
+                                subject="Payment failed", body="Hello", html="<p>Hello</p>",
+                                about={"case_id": 3, "attempts": [None, 4]}))
     with app.engine.begin() as conn:
         writer.write_many(conn, rows)
     found = outbox_rows(app)
@@ -105,7 +108,7 @@ def test_one_by_one_and_in_bulk_write_the_same_rows(app):
     built = [writer.event(AT.astimezone(paris), "account.dunning_state", 9,
                           {"status": "past_due", "banners": {"owner": "payment_failed", "admin": None}}),
              writer.email(AT, 9, kind="invoice", locale="fr", recipients=[], subject="Facture", body="Émise.\n",
-                          about={"invoice": "2026-000009"})]
+                          html="<p>Émise.</p>", about={"invoice": "2026-000009"})]
     with app.engine.begin() as conn:
         for row in built:
             writer.write(conn, row)

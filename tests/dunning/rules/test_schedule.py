@@ -191,6 +191,6 @@ def test_a_case_whose_only_step_so_far_was_removed_starts_at_the_first_later_one
 
 
 def test_the_open_cases_are_rescheduled_for_a_new_schedule_not_a_new_version_or_text():
-    assert replace(POLICY, version="v2", templates={}).schedule_key == POLICY.schedule_key
+    assert replace(POLICY, version="v2").schedule_key == POLICY.schedule_key
     assert without_step(POLICY, "payment_failed_3").schedule_key != POLICY.schedule_key
     assert replace(POLICY, minimum_warning_days=3).schedule_key != POLICY.schedule_key
