@@ -226,6 +226,11 @@ def test_r4_2_the_owner_removes_anyone(app):
     remove_contact(app, account_id, email="cfo@acme.test", acting_email=OWNER)
     assert listed(app, account_id) == [(OWNER, "owner"), (ACCOUNTANT, "active")]
     assert recipients(app, account_id) == [OWNER, ACCOUNTANT]
+    # The removed address is told, once, by whom (its last billing e-mail).
+    [told] = emails(app, "contact_removed")
+    assert told["recipients"] == ["cfo@acme.test"] and told["contact"] == "cfo@acme.test"
+    assert told["subject"] == "You are no longer a billing contact of Acme"
+    assert f"{OWNER} removed cfo@acme.test from Acme's billing contacts" in told["body"]
 
 
 def test_r4_2_no_one_else_removes_a_contact(app):

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from renewly.accounts.accounts import add_member, transfer_ownership
-from renewly.adapters.db.tables import audit_log, card_verifications, members, payment_retries
+from renewly.adapters.db.tables import audit_log, card_verifications, members, outbox, payment_retries
 from renewly.adapters.gateways.simulated import Fault
 from renewly.payments.cards import CardRefused, add_card, current_card
 from renewly.payments.collect import collect_due
@@ -73,6 +73,12 @@ def test_r5_1_a_declined_card_is_not_saved_and_the_reason_is_given_in_words_with
     assert app.gateway.held_authorizations() == [] and app.gateway.charge_count() == 0
     with app.engine.connect() as conn:
         assert conn.execute(select(payment_retries)).all() == []  # no saved card, no retry (R7.1)
+        told = conn.execute(select(outbox.c.payload).where(outbox.c.topic == "email").order_by(outbox.c.id)
+                            ).scalars().all()
+    # The owner who tried it is told by e-mail too, in words, with the code in what it is about.
+    assert [(e["kind"], e["recipients"], e["reason"]) for e in told] == [
+        ("card_verification_failed", [f"{code}@acme.test"], code) for code, _ in DECLINED_CARDS.values()]
+    assert all(words in e["body"] and words in e["html"] for e, (_, words) in zip(told, DECLINED_CARDS.values()))
     # A declined card does not replace the card already saved.
     save_card(app, account_id, "5555555555554444", acting="processing_error@acme.test")
     with pytest.raises(CardRefused):

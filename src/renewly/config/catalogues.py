@@ -12,6 +12,7 @@ by message; what it does not translate comes from the shipped catalogue.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from io import BytesIO
 from pathlib import Path
@@ -60,7 +61,9 @@ def _compiled(path: Path, locale: str) -> Translations:
     except OSError as error:
         raise CatalogueRefused(f"{path}: cannot read the catalogue ({error.strerror})") from None
     except PoFileError as error:
-        raise CatalogueRefused(f"{path}:{error.lineno}: {error}") from None
+        # Babel counts lines from 0, and names its own line number again at the end.
+        reason = re.sub(r" on \d+$", "", str(error))
+        raise CatalogueRefused(f"{path}:{error.lineno + 1}: {reason}") from None
     except (UnicodeDecodeError, ValueError) as error:
         raise CatalogueRefused(f"{path}: not a gettext catalogue ({error})") from None
     compiled = BytesIO()

@@ -255,8 +255,9 @@ class MailTemplates:
         """An operator's own sentence has a translation in `locale` (else it would be English there)."""
         known = translations(locale, self.templates_dir)._catalog  # type: ignore[attr-defined]
         for line, _, message in environment.extract_translations(source):
-            msgid = message if isinstance(message, str) else message[0]
-            key = msgid if isinstance(message, str) else (msgid, 0)
+            strings = (message,) if isinstance(message, str) else tuple(message)
+            msgid = strings[0]
+            key = (msgid, 0) if len(strings) > 1 and strings[1] else msgid  # a plural's first form
             if msgid and key not in known:
                 raise TemplateRefused(f"{filename}:{line}: no {locale} translation of {msgid!r}; add it to "
                                       f"{self.templates_dir}/locale/{locale}/LC_MESSAGES/messages.po")
@@ -265,21 +266,19 @@ class MailTemplates:
         try:
             render()
         except Exception as error:  # a template or a translation that fails on sample values
-            filename, line = self._where(name, error)
+            filename, line = self._where(name, locale, error)
             raise TemplateRefused(f"{filename}:{line}: fails in {locale}: {type(error).__name__}: {error}") from None
 
-    def _where(self, name: str, error: Exception) -> tuple[str, int]:
-        """The template's file and line in the traceback Jinja2 rewrites to point at templates."""
-        filename = name
-        for root in self.roots:
-            if (root / name).is_file():
-                filename = str(root / name)
-                break
-        found = [frame for frame in traceback.extract_tb(error.__traceback__)
-                 if frame.filename.endswith(".txt") or frame.filename.endswith(".html")]
-        if found:
-            return found[-1].filename, found[-1].lineno or 1
-        return filename, 1
+    def _where(self, name: str, locale: str, error: Exception) -> tuple[str, int]:
+        """The template's file and line: the last frame of the error in a template's code, its
+        line mapped back from the compiled code to the template's source."""
+        for frame in reversed(traceback.extract_tb(error.__traceback__)):
+            for root in self.roots:
+                path = Path(frame.filename)
+                if path.is_relative_to(root) and path.suffix in (".txt", ".html"):
+                    template = self.environment(locale).get_template(path.relative_to(root).as_posix())
+                    return frame.filename, template.get_corresponding_lineno(frame.lineno or 1)
+        return next((str(root / name) for root in self.roots if (root / name).is_file()), name), 1
 
 
 def _paragraphs(body: str) -> str:
