@@ -229,10 +229,11 @@ class MailTemplates:
     def _check_file(self, environment: Environment, name: str, allowed: frozenset[str], locale: str,
                     blocks: tuple[str, ...] = ()) -> None:
         try:
-            source, filename, _ = environment.loader.get_source(environment, name)  # type: ignore[union-attr]
+            source, found, _ = environment.loader.get_source(environment, name)  # type: ignore[union-attr]
         except TemplateNotFound:
             where = f"{self.templates_dir} or the shipped ones" if self.templates_dir else "the shipped templates"
             raise TemplateRefused(f"{name}: no such template in {where}") from None
+        filename = found or name  # a FileSystemLoader always names the file
         try:
             tree = environment.parse(source, name, filename)
             template = environment.get_template(name)  # compiled: an unknown filter or test is refused here
@@ -253,8 +254,8 @@ class MailTemplates:
 
     def _check_translated(self, environment: Environment, source: str, filename: str, locale: str) -> None:
         """An operator's own sentence has a translation in `locale` (else it would be English there)."""
-        known = translations(locale, self.templates_dir)._catalog  # type: ignore[attr-defined]
-        for line, _, message in environment.extract_translations(source):
+        known = translations(locale, self.templates_dir)._catalog
+        for line, _, message in environment.extract_translations(source):  # type: ignore[attr-defined]
             strings = (message,) if isinstance(message, str) else tuple(message)
             msgid = strings[0]
             key = (msgid, 0) if len(strings) > 1 and strings[1] else msgid  # a plural's first form
