@@ -99,7 +99,8 @@ def write_emails(app, count: int) -> None:
         writer.write_many(conn, (
             writer.email(now, 1 + n % 1000, kind="payment_failed_1", locale="fr" if n % 2 else "en",
                          recipients=[f"owner{n}@buyer{n % 50}.example"], subject=f"Votre paiement a échoué ({n})",
-                         body="Bonjour,\n\nLe paiement de votre facture 2026-000123 a échoué.\n" * 4)
+                         body="Bonjour,\n\nLe paiement de votre facture 2026-000123 a échoué.\n" * 4,
+                         html="<p>Le paiement de votre facture 2026-000123 a échoué.</p>\n" * 4)
             for n in range(count)))
 
 
