@@ -177,15 +177,24 @@ def test_r4_2_the_owner_s_message_has_no_link_and_each_contact_s_its_own(app, ac
     with app.engine.connect() as conn:
         to = addressees(conn, [acme])[acme]
     from renewly.outbox import writer
+    from renewly.outbox.rendering import mail_templates
+    page = "<html><body><p>Thank you.</p>\n</body></html>"
     row = writer.email(app.clock.now(), acme, kind="payment_confirmed", locale="en", recipients=to.emails,
-                       subject="Payment received", body="Thank you.\n", contacts=to.contacts)
+                       subject="Payment received", body="Thank you.\n", html=page, contacts=to.contacts,
+                       removal_footer=mail_templates().removal_footer("en")._asdict())
     letters = letters_of(SimpleNamespace(id=7, **row._asdict()), app.settings.mail, app.settings.seller,
                          links=RemovalLinks.of(app.settings))
     assert [letter.recipients for letter in letters] == [(OWNER,), (BOOKS,), (CFO,)]
-    assert letters[0].headers == () and letters[0].text == "Thank you.\n"
+    assert letters[0].headers == () and letters[0].text == "Thank you.\n" and letters[0].html == page
     assert [letter.message_id.split("@")[0] for letter in letters] == [
         "<renewly.outbox.7", "<renewly.outbox.7.1", "<renewly.outbox.7.2"]
     for letter in letters[1:]:
         [(name, value), post] = letter.headers
         assert name == "List-Unsubscribe" and value.strip("<>") in letter.text
+        url = value.strip("<>")
+        assert letter.text == ("Thank you.\n\n-- \nYou receive this e-mail as a billing contact. To stop receiving "
+                               f"this account's billing e-mails: {url}\n")
+        # The HTML footer (mail/layout.html) at the end of the body, the contact's own link in it.
+        assert letter.html.endswith(f'<a href="{url}">{url}</a></p>\n</body></html>')
+        assert "{removal_url}" not in letter.html + letter.text
         assert post == ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")

@@ -65,7 +65,8 @@ def test_each_e_mail_due_is_delivered_once_with_its_row_s_recipients_subject_and
     assert message["Date"].datetime == START
     assert message["Content-Language"] == "fr"
     assert message["Auto-Submitted"] == "auto-generated"
-    assert message.get_content().replace("\r\n", "\n") == "Hello 0,\nyour invoice is attached.\n"
+    assert message.get_body(("plain",)).get_content().replace("\r\n", "\n") == "Hello 0,\nyour invoice is attached.\n"
+    assert message.get_body(("html",)).get_content().strip() == "<p>Hello 0,</p><p>your invoice is attached.</p>"
     row = rows(app)[first]
     assert (row["delivered_at"], row["attempts"], row["claimed_until"], row["failed_at"]) == (START, 1, None, None)
 

@@ -15,9 +15,9 @@ line and reason: a syntax error, a value the kind does not have, an operator's s
 a translation. The shipped templates are checked the same way by the suite
 (tests/outbox/test_rendering.py), so a start without an operator's folder compiles nothing.
 
-Two pieces are rendered apart from an e-mail's parts. The invoice's attachment file name is the
-`filename` block of `mail/invoice.txt`. The removal footer of a billing contact's message (R4.2)
-is the `removal_footer` block of `mail/layout.txt` (text) and of `mail/layout.html`: rendered
+Two pieces are rendered apart from an e-mail's parts, from blocks of `mail/layout.txt`. The
+invoice's attachment file name is its `invoice_filename`. The removal footer of a billing
+contact's message (R4.2) is its `removal_footer` (text) and that of `mail/layout.html`: rendered
 when the e-mail is written, with `REMOVAL_URL` as the link, and kept in the row; delivery
 (mail/letters.py) puts each contact's own link in its place, at the end of that contact's
 message only (the owner's has none).
@@ -165,10 +165,10 @@ class MailTemplates:
         return found
 
     def attachment_name(self, locale: str, number: str) -> str:
-        """The file name of an invoice's PDF attached to its e-mail: `filename` of mail/invoice.txt."""
-        template = self.environment(locale).get_template("mail/invoice.txt")
+        """The file name of an invoice's PDF attached to its e-mail (`invoice_filename` of mail/layout.txt)."""
+        template = self.environment(locale).get_template(TEXT_LAYOUT)
         context = template.new_context({"locale": locale, "number": number})
-        return " ".join("".join(template.blocks["filename"](context)).split())
+        return "".join("".join(template.blocks["invoice_filename"](context)).split())
 
     def banner(self, key: str, locale: str, values: Mapping[str, str]) -> str:
         """A dunning banner's text (`key`: what a member sees, dunning/rules/banners.py)."""
@@ -206,15 +206,14 @@ class MailTemplates:
         for locale in SUPPORTED_LOCALES:
             environment = self.environment(locale)  # a bad operator catalogue is refused here
             self._check_file(environment, LAYOUT, LAYOUT_VALUES, locale, blocks=("removal_footer",))
-            self._check_file(environment, TEXT_LAYOUT, frozenset({"locale", "removal_url"}), locale,
-                             blocks=("removal_footer",))
+            self._check_file(environment, TEXT_LAYOUT, frozenset({"locale", "removal_url", "number"}), locale,
+                             blocks=("removal_footer", "invoice_filename"))
             self._check_file(environment, BANNERS, DUNNING_VALUES | {"locale"}, locale, blocks=BANNER_KEYS)
             for kind in every:
                 if not _KIND_NAME.match(kind):
                     raise TemplateRefused(f"e-mail {kind!r}: a template's name is 1 to 64 of a-z, 0-9 and _")
                 allowed = values_of(kind) | {"locale"}
-                blocks = ("subject", "body", "filename") if kind == "invoice" else ("subject", "body")
-                self._check_file(environment, f"mail/{kind}.txt", allowed, locale, blocks=blocks)
+                self._check_file(environment, f"mail/{kind}.txt", allowed, locale, blocks=("subject", "body"))
                 self._check_file(environment, f"mail/{kind}.html", allowed | {"subject"}, locale)
         sample = {name: f"[{name}]" for name in DUNNING_VALUES | CONTACT_VALUES | KIND_VALUES["invoice"]}
         for locale in SUPPORTED_LOCALES:
@@ -224,7 +223,7 @@ class MailTemplates:
             for key in BANNER_KEYS:
                 self._rendering(BANNERS, locale, partial(self.banner, key, locale, sample))
             self._rendering(TEXT_LAYOUT, locale, partial(self.removal_footer, locale))
-            self._rendering("mail/invoice.txt", locale, partial(self.attachment_name, locale, "[number]"))
+            self._rendering(TEXT_LAYOUT, locale, partial(self.attachment_name, locale, "[number]"))
 
     def _check_file(self, environment: Environment, name: str, allowed: frozenset[str], locale: str,
                     blocks: tuple[str, ...] = ()) -> None:
