@@ -104,6 +104,7 @@ def test_r4_2_contacts_messages_carry_list_unsubscribe_and_the_owner_s_does_not(
     owner = sent[OWNER]
     assert "List-Unsubscribe" not in owner and "List-Unsubscribe-Post" not in owner
     assert LINK not in owner.get_body(("plain",)).get_content()
+    assert LINK not in owner.get_body(("html",)).get_content()
     for contact in (BOOKS, CFO):
         message = sent[contact]
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -111,6 +112,10 @@ def test_r4_2_contacts_messages_carry_list_unsubscribe_and_the_owner_s_does_not(
         assert link.startswith(LINK)
         text = message.get_body(("plain",)).get_content()
         assert link in text and "contact de facturation" in text
+        # The footer of mail/layout.html, in French, the contact's own link in it, inside the body.
+        html = message.get_body(("html",)).get_content().replace("\r\n", "\n")
+        assert f'ce compte : <a href="{link}">{link}</a></p>\n</body>' in html
+        assert "{removal_url}" not in text + html
     assert str(sent[BOOKS]["List-Unsubscribe"]) != str(sent[CFO]["List-Unsubscribe"])
 
 

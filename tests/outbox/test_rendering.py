@@ -93,8 +93,36 @@ def test_a_line_break_in_a_value_does_not_reach_the_subject_header():
 def test_the_invoice_e_mail_says_why_it_is_sent_again_only_when_it_is():
     at_issue = mail_templates().email("invoice", "fr", {**sample("invoice"), "reason": ""})
     resent = mail_templates().email("invoice", "fr", {**sample("invoice"), "reason": "perdue"})
-    assert "Envoyée de nouveau" not in at_issue.text
+    assert "Envoyée de nouveau" not in at_issue.text + at_issue.html
+    assert at_issue.text.endswith("\n\nElle a été émise au renouvellement de votre abonnement.")
     assert resent.text.endswith("\n\nEnvoyée de nouveau à votre demande (perdue).")
+    assert "émise au renouvellement" not in resent.text + resent.html
+
+
+def test_the_attached_pdf_is_named_in_the_reader_s_language():
+    assert mail_templates().attachment_name("fr", "2026-000002") == "facture-2026-000002.pdf"
+    assert mail_templates().attachment_name("en", "2026-000002") == "invoice-2026-000002.pdf"
+
+
+def test_the_removal_footer_is_the_catalogue_s_sentence_with_a_slot_for_each_contact_s_link():
+    footer = mail_templates().removal_footer("fr")
+    assert footer.text == ("Vous recevez cet e-mail en tant que contact de facturation. Pour ne plus recevoir les "
+                           "e-mails de facturation de ce compte : {removal_url}")
+    assert footer.html.endswith('ce compte : <a href="{removal_url}">{removal_url}</a></p>')
+    # The page itself, the owner's message, ends without it.
+    page = mail_templates().email("invoice", "fr", sample("invoice")).html
+    assert "removal_url" not in page and "contact de facturation" not in page
+
+
+def test_an_operator_s_removal_footer_and_file_name_win(tmp_path):
+    folder = operator_folder(tmp_path, {
+        "mail/layout.txt": "{% block removal_footer %}Leave: {{ removal_url }}{% endblock %}"
+                           "{% block invoice_filename %}acme-{{ number }}.pdf{% endblock %}"})
+    templates = MailTemplates(folder)
+    assert templates.removal_footer("en").text == "Leave: {removal_url}"
+    assert templates.attachment_name("en", "7") == "acme-7.pdf"
+    # The HTML footer stays the shipped one.
+    assert templates.removal_footer("en").html.endswith('<a href="{removal_url}">{removal_url}</a></p>')
 
 
 @pytest.mark.parametrize("key", BANNER_KEYS)

@@ -59,6 +59,18 @@ def test_an_emails_context_cannot_replace_its_text():
                      about={"subject": "Something else"})
 
 
+def test_an_email_to_billing_contacts_keeps_their_ids_and_the_footer_of_their_removal_link():
+    footer = {"text": "Leave: {removal_url}", "html": "<p>{removal_url}</p>"}
+    row = writer.email(AT, 7, kind="invoice", locale="en", recipients=["owner@acme.test", "ap@acme.test"],
+                       subject="Invoice", body="...", html="...", contacts={"ap@acme.test": 4},
+                       removal_footer=footer, attachments=[{"invoice_id": 9, "filename": "invoice-1.pdf"}])
+    assert (row.payload["contacts"], row.payload["removal_footer"]) == ({"ap@acme.test": 4}, footer)
+    assert row.payload["attachments"] == [{"invoice_id": 9, "filename": "invoice-1.pdf"}]
+    with pytest.raises(ValueError, match="needs its removal footer"):
+        writer.email(AT, 7, kind="invoice", locale="en", recipients=["ap@acme.test"], subject="Invoice", body="...",
+                     html="...", contacts={"ap@acme.test": 4})
+
+
 def test_every_topic_is_written_somewhere_and_every_written_topic_is_known():
     """The list delivery reads is the list the code writes: no topic missing, none left over."""
     source = "\n".join(path.read_text() for path in SRC.rglob("*.py") if path.name != "writer.py")
