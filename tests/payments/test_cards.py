@@ -73,8 +73,9 @@ def test_r5_1_a_declined_card_is_not_saved_and_the_reason_is_given_in_words_with
     assert app.gateway.held_authorizations() == [] and app.gateway.charge_count() == 0
     with app.engine.connect() as conn:
         assert conn.execute(select(payment_retries)).all() == []  # no saved card, no retry (R7.1)
-        told = conn.execute(select(outbox.c.payload).where(outbox.c.topic == "email").order_by(outbox.c.id)
-                            ).scalars().all()
+        told = [payload for payload in conn.execute(
+            select(outbox.c.payload).where(outbox.c.topic == "email").order_by(outbox.c.id)).scalars()
+            if payload["kind"] != "invoice"]  # each subscription's first invoice is e-mailed at issue (R4.3)
     # The owner who tried it is told by e-mail too, in words, with the code in what it is about.
     assert [(e["kind"], e["recipients"], e["reason"]) for e in told] == [
         ("card_verification_failed", [f"{code}@acme.test"], code) for code, _ in DECLINED_CARDS.values()]
