@@ -198,3 +198,17 @@ def test_r4_2_the_owner_s_message_has_no_link_and_each_contact_s_its_own(app, ac
         assert letter.html.endswith(f'<a href="{url}">{url}</a></p>\n</body></html>')
         assert "{removal_url}" not in letter.html + letter.text
         assert post == ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+
+
+def test_r4_2_a_row_written_before_rows_kept_their_footer_gets_the_shipped_one_in_its_language(app, acme):
+    """An outbox row of the release before the templates: contacts, no `removal_footer`."""
+    with app.engine.connect() as conn:
+        to = addressees(conn, [acme])[acme]
+    payload = {"kind": "payment_confirmed", "locale": "fr", "recipients": to.emails, "subject": "Paiement reçu",
+               "body": "Merci.\n", "contacts": to.contacts}
+    row = SimpleNamespace(id=8, created_at=app.clock.now(), topic="email", account_id=acme, payload=payload)
+    letters = letters_of(row, app.settings.mail, app.settings.seller, links=RemovalLinks.of(app.settings))
+    for letter in letters[1:]:
+        url = dict(letter.headers)["List-Unsubscribe"].strip("<>")
+        assert letter.text.endswith(f"-- \nVous recevez cet e-mail en tant que contact de facturation. Pour ne plus "
+                                    f"recevoir les e-mails de facturation de ce compte : {url}\n")
