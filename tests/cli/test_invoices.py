@@ -46,7 +46,8 @@ def test_an_existing_file_is_never_overwritten(renewly, invoiced, tmp_path):
 
 @pytest.mark.parametrize("number, output, refusal", [
     ("2026-999999", "out.pdf", "error: no invoice numbered '2026-999999'\n"),
-    ("2026-000001", "missing-folder/out.pdf", "error: cannot write missing-folder/out.pdf: No such file or directory\n"),
+    ("2026-000001", "missing-folder/out.pdf",
+     "error: cannot write missing-folder/out.pdf: No such file or directory\n"),
     ("2026-000001", "out\nX.pdf", "error: the file name 'out\\nX.pdf' holds a control character\n"),
 ])
 def test_bad_input_is_one_line_and_exit_2(renewly, invoiced, tmp_path, number, output, refusal):
