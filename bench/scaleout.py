@@ -78,18 +78,27 @@ def host_command(database_url: str) -> list[str]:
     """What each host runs: one command line, started at the same moment on every host.
 
     It must charge the due invoices of `database_url` together with the same command on the other
-    hosts. A command that exits once nothing is left (`renewly run`) is waited for; one that keeps
-    running (a worker) is asked to stop, as by Ctrl-C, once every invoice is paid."""
-    return ["env", f"RENEWLY_DATABASE_URL={database_url}", str(RENEWLY), "run", "--json"]
+    hosts: `renewly worker`, which never exits by itself; once every invoice is paid, the bench
+    stops it with SIGTERM (it finishes its slice and exits 0)."""
+    return ["env", f"RENEWLY_DATABASE_URL={database_url}", str(RENEWLY), "worker"]
 
 
-def charges_of(stdout: str) -> int | None:
-    """The charges a host says it made, from what `host_command` printed; None if it does not say."""
-    try:
-        runs = json.loads(stdout)
-        return sum(run["report"]["attempted"] for run in runs if run["batch"] == "collect")
-    except (ValueError, TypeError, KeyError):
-        return None
+def charges_of(log: str) -> int | None:
+    """The charges a host says it made, from its worker's JSON log lines on stderr: one `batch
+    run` line per run of a batch (a tick's own, or a helper job's slices), with its counts
+    (scheduler.batch_run_fields); None if it logged no line of JSON (it says nothing)."""
+    charges, said = 0, False
+    for line in log.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # not a log line of the worker's (a warning of a library, say)
+        if not isinstance(entry, dict):
+            continue
+        said = True
+        if entry.get("event") == "batch run" and entry.get("batch") == "collect":
+            charges += entry.get("attempted", 0)
+    return charges if said else None
 
 
 class BenchFailure(Exception):
@@ -117,8 +126,6 @@ def main() -> None:
                              "200 invoices, 20 ms latency, slices of 20, 1 and 2 hosts (targets not checked)")
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
                         help="a server on this machine where the bench may create and drop databases")
-    parser.add_argument("--exit-grace", type=float, default=60.0,
-                        help="seconds the hosts have to exit by themselves once every invoice is paid")
     args = parser.parse_args()
     count = args.invoices or (200 if args.tiny else 20_000)
     given = [n.strip() for n in (args.hosts or ("1,2" if args.tiny else "1,2,4")).split(",")]
@@ -127,7 +134,10 @@ def main() -> None:
     slice_size = args.slice_size or (20 if args.tiny else 100)
     settings = {"RENEWLY_PAYMENTS__SIMULATOR_LATENCY_MS": latency_ms,
                 "RENEWLY_PAYMENTS__CONCURRENCY": args.concurrency, "RENEWLY_PAYMENTS__SLICE_SIZE": slice_size,
-                "RENEWLY_PAYMENTS__RATE_LIMIT_PER_SECOND": (args.rate_limit or args.cap) if args.cap else NO_CAP}
+                "RENEWLY_PAYMENTS__RATE_LIMIT_PER_SECOND": (args.rate_limit or args.cap) if args.cap else NO_CAP,
+                # A look every second: the first within a second of the workers' start (the
+                # invoices are due already), not up to the default 10 s later.
+                "RENEWLY_WORKER__CHECK_SECONDS": 1}
     try:
         refuse_what_cannot_run(hosts)
         with ExitStack() as made:
@@ -174,7 +184,7 @@ def bench(made: ExitStack, args, count: int, hosts: list[int], settings: dict) -
     runs = []
     for n in (hosts[-1:] if args.cap else hosts):
         with database(admin, admin_url, f"renewly_bench_scaleout_{os.getpid()}", template=template) as url:
-            result = run_hosts(machines[:n], url, count, settings, folder / f"hosts_{n}", args.exit_grace)
+            result = run_hosts(machines[:n], url, count, settings, folder / f"hosts_{n}")
             print(f"{n} host(s): {count:,} invoices in {result.seconds:.2f} s, {result.per_s:,.1f}/s; first call "
                   f"+{result.first_call:.2f} s; each host's charges {result.shares}; busiest second "
                   f"{result.busiest_second} calls, from +{result.busiest_at:.2f} s after the first; "
@@ -413,13 +423,13 @@ async def copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> No
 
 # -- a run -------------------------------------------------------------------------------------
 
-def run_hosts(hosts: list[Host], url: str, count: int, settings: dict, folder: Path, exit_grace: float) -> Run:
-    """Start `host_command` on each host at once; wait for the last invoice paid, then for the
-    hosts to end; the run's figures, once its result is checked."""
+def run_hosts(hosts: list[Host], url: str, count: int, settings: dict, folder: Path) -> Run:
+    """Start `host_command` on each host at once; wait for the last invoice paid, then stop the
+    hosts (SIGTERM) and wait for them to end; the run's figures, once its result is checked."""
     folder.mkdir()
     environment = {name: value for name, value in os.environ.items() if not name.startswith("RENEWLY_")}
     environment |= {name: str(value) for name, value in settings.items()}
-    # `renewly run` issues invoices too, which the demo's seller may not sign on the system clock.
+    # A worker issues invoices too (renewals), which the demo's seller may not sign on the system clock.
     environment |= {"RENEWLY_CLOCK": "system", "RENEWLY_SELLER__NAME": "Renewly Bench SAS",
                     "RENEWLY_SELLER__VAT_ID": "FR99999999999", "RENEWLY_SELLER__REGISTRATION": "RCS Bench 999",
                     "RENEWLY_SELLER__SIREN": "999999998", "RENEWLY_SELLER__SIRET": "99999999800001"}
@@ -435,14 +445,13 @@ def run_hosts(hosts: list[Host], url: str, count: int, settings: dict, folder: P
                                                   stdout=out, stderr=err, env=environment, cwd=folder,
                                                   start_new_session=True))  # a Ctrl-C is the bench's to pass on
         seconds = wait_for_paid(engine, processes, count, started, folder)
-        stopped_by_us = wait_for_exits(processes, exit_grace)
-        for i, process in enumerate(processes):
-            if process.returncode != 0 and i not in stopped_by_us:
-                raise BenchFailure(f"host {i} exited with {process.returncode}: {last_line(folder / f'{i}.err')}")
+        for i, code in enumerate(stop_hosts(processes)):
+            if code != 0:
+                raise BenchFailure(f"host {i} exited with {code} when stopped: {last_line(folder / f'{i}.err')}")
         children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the hosts, all ended now
         hosts_cpu = (children.ru_utime + children.ru_stime - cpu_before[0].ru_utime - cpu_before[0].ru_stime)
         forwarder_cpu = time.process_time() - cpu_before[1]
-        host_charges = [charges_of((folder / f"{i}.out").read_text()) for i in range(len(hosts))]
+        host_charges = [charges_of((folder / f"{i}.err").read_text()) for i in range(len(hosts))]
         verify(engine, url, count, host_charges)
         arrivals = arrival_instants(engine)
         with engine.connect() as conn:  # the hosts' connections and the bench's own few
@@ -476,32 +485,29 @@ def wait_for_paid(engine: Engine, processes: list[subprocess.Popen], count: int,
             if failed:
                 i, code = failed[0]
                 raise BenchFailure(f"host {i} exited with {code}: {last_line(folder / f'{i}.err')}")
-            if all(code == 0 for code in ended):
+            if all(code == 0 for code in ended):  # a worker ends only when asked to
                 raise BenchFailure(f"the hosts ended with {count - paid} invoice(s) of {count} unpaid")
             if paid == 0 and now - started > START_TIMEOUT:
                 raise BenchFailure(f"no invoice paid {START_TIMEOUT} s after the hosts started")
             time.sleep(POLL)
 
 
-def wait_for_exits(processes: list[subprocess.Popen], grace: float) -> set[int]:
-    """Wait for the hosts to end by themselves; after `grace` seconds, ask those still running to
-    stop as Ctrl-C does (a worker does not end by itself). Returns the hosts asked."""
-    deadline = time.monotonic() + grace
-    asked = set()
-    for i, process in enumerate(processes):
-        try:
-            process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            asked.add(i)
-            end(process)
-    return asked
+def stop_hosts(processes: list[subprocess.Popen]) -> list[int]:
+    """Every invoice paid: SIGTERM to each host's worker at once (as systemd stops one); each
+    finishes its slice and exits, 0 when all went well. Their exit codes (-9: killed 10 s on)."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        end(process, asked=True)
+    return [process.returncode for process in processes]
 
 
-def end(process: subprocess.Popen) -> None:
-    """Stop a host's command if it still runs: Ctrl-C, then SIGKILL 10 s later."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGINT)
+def end(process: subprocess.Popen, *, asked: bool = False) -> None:
+    """Stop a host's command if it still runs: SIGTERM (unless `asked` already: a second one,
+    once the worker has put its handlers away, would kill it), then SIGKILL 10 s later."""
+    if process.poll() is None and not asked:
+        process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
