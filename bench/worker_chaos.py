@@ -33,6 +33,12 @@ attempts per idempotency key, succeeded charges per invoice (Renewly's attempts 
 ledger), e-mails per (account, kind, instant), numbers per series gapless and the series counter
 their last + 1; then every invariant of bench/chaos_invariants.py, and `renewly reconcile` (exit 0).
 The last line is key=value pairs, for scripts; the exit code is 1 when anything broke.
+
+Ctrl-C (or SIGTERM) finishes the slice in hand: the in-process reference run's batch stops after
+its slice, the workers are stopped by SIGTERM (each finishes its slice; they run in a session of
+their own, so that the terminal's Ctrl-C is the bench's to pass on), the clock moves no further;
+then the bench says which runs it finished, drops every database it made and exits 130. A second
+Ctrl-C stops at once (the workers killed), the databases dropped all the same.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import argparse
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -61,6 +68,7 @@ from renewly.billing.plans import create_plan
 from renewly.bootstrap import App, bootstrap
 from renewly.onboarding.importing import import_file
 from renewly.payments.cards import add_card
+from renewly.ports import StopRequest
 from renewly.scheduler import advance, run_all, schedule, tick_due
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -83,6 +91,36 @@ WORKER_SETTINGS = {"RENEWLY_WORKER__CHECK_SECONDS": "1", "RENEWLY_WORKER__HEARTB
 LEASE_SECONDS = 1
 CARD_UPDATE_EVERY = 3  # instants
 SETTLE_TIMEOUT = 600  # seconds at one instant, at most
+STOP_TIMEOUT = 60  # seconds a worker has to finish its slice once asked to stop, before SIGKILL
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM: the bench goes no further than the slice in hand."""
+
+
+class Stop:
+    """The first Ctrl-C (or SIGTERM), seen by the bench's loops between two steps; passed on to
+    the app whose batches run in this process (the reference's), which stop after their slice."""
+
+    def __init__(self) -> None:
+        self.asked = False
+        self.apps: list[StopRequest] = []  # the stop requests of the apps open in this process
+
+    def on_signal(self, _number, _frame) -> None:
+        if self.asked:
+            raise KeyboardInterrupt  # the second: at once
+        self.asked = True
+        for request in self.apps:
+            request.ask()
+        # os.write: a signal handler may run while the main thread is inside sys.stderr.write.
+        os.write(2, b"bench: stopping after the slice in hand (Ctrl-C again: at once)\n")
+
+    def check(self) -> None:
+        if self.asked:
+            raise Interrupted
+
+
+STOP = Stop()
 
 
 @dataclass(frozen=True)
@@ -142,8 +180,21 @@ def main() -> None:
     console = Console(width=80, highlight=False)
     console.print(f"{size.accounts:,} accounts, {size.days} days in steps of {size.step}, {WORKERS} workers;")
     console.print(f"{size.kills} kill runs of {size.window} days; seed {args.seed}")
+    runs: list[Run] = []  # those finished, in order
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, STOP.on_signal)
+    interrupted = False
     with Databases(args.postgres_url) as databases, tempfile.TemporaryDirectory() as folder:
-        runs = scenario(databases, size, args.seed, Path(folder), console)
+        try:
+            scenario(databases, size, args.seed, Path(folder), console, runs)
+        except (Interrupted, KeyboardInterrupt):
+            interrupted = True
+        finally:
+            # Whatever happens from here, dropping what the bench made is not interrupted.
+            for number in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(number, signal.SIG_IGN)
+    if interrupted:
+        sys.exit(interrupted_after(console, runs, size, time.monotonic() - started))
     report(console, runs)
     figures = summary(runs, size, args.seed, time.monotonic() - started)
     print(" ".join(f"{key}={format_figure(value)}" for key, value in figures.items()))
@@ -200,8 +251,13 @@ class Databases:
 
 
 def open_app(url: str) -> App:
-    return bootstrap(bench_settings(database_url=url, clock="test", payments={"lease_seconds": LEASE_SECONDS}),
-                     upgrade=False)
+    """An app on `url`; a Ctrl-C asks its batches to stop (STOP)."""
+    app = bootstrap(bench_settings(database_url=url, clock="test", payments={"lease_seconds": LEASE_SECONDS}),
+                    upgrade=False)
+    STOP.apps.append(app.stop)
+    if STOP.asked:
+        app.stop.ask()
+    return app
 
 
 def close(app: App) -> None:
@@ -288,7 +344,20 @@ def instants(days: int, step: int) -> list[Instant]:
     return found
 
 
-def scenario(databases: Databases, size: Size, seed: int, folder: Path, console: Console) -> list[Run]:
+def interrupted_after(console: Console, runs: list[Run], size: Size, seconds: float) -> int:
+    """What an interrupted bench did, said; its exit code (130, as after Ctrl-C)."""
+    if runs:
+        report(console, runs)
+    broke = sum(not run.held for run in runs)
+    print(f"bench: interrupted after {seconds:.0f} s, {len(runs)} of {2 + size.kills} runs finished"
+          f"{f', {broke} of them broke' if broke else ''}; the workers are stopped, the databases dropped",
+          file=sys.stderr)
+    return 130
+
+
+def scenario(databases: Databases, size: Size, seed: int, folder: Path, console: Console,
+             runs: list[Run]) -> None:
+    """The reference, the workers' run and the kill runs, each added to `runs` once finished."""
     steps = instants(size.days, size.step)
     # Checkpoints: the index of the first step of each window (a kill run runs steps[c:next c]).
     checkpoints = [i for i, step in enumerate(steps) if step.at.hour == 0 and i < len(steps) - 1
@@ -296,6 +365,7 @@ def scenario(databases: Databases, size: Size, seed: int, folder: Path, console:
     began = time.monotonic()
     base = databases.create("base")
     kinds = populate(base, size, seed, folder)
+    STOP.check()
     cards = ", ".join(f"{number} {kind}" for kind, number in sorted(Counter(kinds.values()).items()))
     console.print(f"imported in {time.monotonic() - began:.0f} s; cards: {cards}")
 
@@ -312,8 +382,10 @@ def scenario(databases: Databases, size: Size, seed: int, folder: Path, console:
             close(app)
             databases.copy("reference", f"checkpoint_{index}")
             app = open_app(databases.url("reference"))
+        STOP.check()  # the clock moves no further
         move_clock_to(app, step.at)
         run_all(app, step.at)
+        STOP.check()  # run_all stopped after its slice: the instant is not done
         if step.card_updates:
             updates[index] = in_dunning(app, rng, max(1, size.accounts // 1000))
             save_good_cards(app, updates[index])
@@ -323,7 +395,7 @@ def scenario(databases: Databases, size: Size, seed: int, folder: Path, console:
     close(app)
     reference.seconds = time.monotonic() - began
     tell(console, reference, f"{len(steps)} instants in one process")
-    runs = [reference]
+    runs.append(reference)
 
     workers = Run("3 workers")
     began = time.monotonic()
@@ -355,7 +427,6 @@ def scenario(databases: Databases, size: Size, seed: int, folder: Path, console:
                            + (" mid-job" if run.killed_mid_job else " while idle"))
         runs.append(run)
         databases.drop(f"kill_{number}")
-    return runs
 
 
 def move_clock_to(app: App, instant: datetime) -> None:
@@ -408,8 +479,10 @@ class Workers:
         for _ in range(count):
             log = self.folder / f"worker-{len(self.logs)}.log"
             with log.open("w") as stderr:
+                # A session of its own: the terminal's Ctrl-C is the bench's, which stops it by SIGTERM.
                 self.processes.append(subprocess.Popen([str(RENEWLY), "worker"], cwd=self.folder, env=self.env,
-                                                       stdout=subprocess.DEVNULL, stderr=stderr))
+                                                       stdout=subprocess.DEVNULL, stderr=stderr,
+                                                       start_new_session=True))
             self.logs.append(log)
         self._wait(lambda: self._scalar(f"SELECT count(*) FROM procrastinate_workers WHERE id > {before}") >= count,
                    "the workers never joined the queue", 120)
@@ -437,11 +510,22 @@ class Workers:
         self._wait(settled, f"the workers never settled at {self.app.clock.now().isoformat()}", SETTLE_TIMEOUT)
 
     def stop(self) -> list[int]:
-        """SIGTERM to each running worker; the exit codes of those that were running."""
+        """SIGTERM to each running worker: each finishes its slice and exits; the exit codes of
+        those that were running (-9: killed, not done STOP_TIMEOUT seconds on, or a second Ctrl-C)."""
         running = [process for process in self.processes if process.poll() is None]
         for process in running:
             process.terminate()
-        return [process.wait(timeout=60) for process in running]
+        deadline = time.monotonic() + STOP_TIMEOUT
+        try:
+            for process in running:
+                try:
+                    process.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        finally:
+            self.kill_all()  # a second Ctrl-C meanwhile: at once
+        return [process.returncode for process in running]
 
     def kill_all(self) -> None:
         for process in self.processes:
@@ -459,6 +543,7 @@ class Workers:
     def _wait(self, condition, failure: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while not condition():
+            STOP.check()
             for process, log in zip(self.processes, self.logs, strict=True):
                 if process.poll() not in (None, -9):
                     raise RuntimeError(f"a worker exited {process.returncode}: "
@@ -482,6 +567,7 @@ def run_with_workers(url: str, steps: list[Instant], first: int, last: int, upda
         workers.start(WORKERS)
         workers.settle()  # anything due where the run begins (the first renewals are due at START)
         for index in range(first, last):
+            STOP.check()  # the clock moves no further
             move_clock_to(app, steps[index].at)
             if kill is not None and index == kill.step:
                 time.sleep(kill.delay)
@@ -493,7 +579,7 @@ def run_with_workers(url: str, steps: list[Instant], first: int, last: int, upda
                 save_good_cards(app, updates[index])
         codes = workers.stop()
     finally:
-        workers.kill_all()
+        workers.stop()  # interrupted: each worker finishes its slice (a second Ctrl-C: killed)
     logged = workers.log_text()
     run.tracebacks = logged.count("Traceback")
     if run.tracebacks:  # the first, whole, for whoever looks into it
