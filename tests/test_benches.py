@@ -195,6 +195,63 @@ def test_the_scaleout_bench_stopped_midway_removes_its_hosts_links_and_databases
     assert not left and not made, (left, made)
 
 
+def test_the_worker_chaos_bench_stopped_by_ctrl_c_stops_its_workers_and_drops_its_databases(server):
+    # A short scenario (20 accounts, 2 instants) whose workers' run is under way when Ctrl-C
+    # comes: from the terminal, to the bench's process group.
+    bench = subprocess.Popen([sys.executable, str(ROOT / "bench" / "worker_chaos.py"), "--tiny", "--accounts", "20",
+                              "--days", "3", "--window", "3", "--kills", "0", "--postgres-url", ADMIN_URL],
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not workers_running(server, bench.pid) and time.monotonic() < deadline and bench.poll() is None:
+            time.sleep(0.1)
+        assert workers_running(server, bench.pid), "the bench's workers never started"
+        os.killpg(bench.pid, signal.SIGINT)
+    finally:
+        try:
+            out, err = bench.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            os.killpg(bench.pid, signal.SIGKILL)
+            out, err = bench.communicate()
+        left = leftover_databases(server, bench.pid)
+        still_working = workers_of(bench.pid)
+
+    assert bench.returncode == 130, (out, err)
+    assert err.strip().splitlines()[-1].startswith("bench: interrupted after"), err
+    assert "1 of 2 runs finished" in err, err  # the reference; not the workers' run
+    assert not left and not still_working, (left, still_working)
+
+
+def workers_running(server, pid: int) -> bool:
+    """Whether the bench `pid`'s workers' run has workers in its queue."""
+    name = f"renewly_bench_worker_chaos_{pid}_workers"
+    if not server.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+        return False
+    url = make_url(ADMIN_URL).set(drivername="postgresql", database=name).render_as_string(False)
+    try:  # the bench may be copying it still, or dropping it
+        with psycopg.connect(url) as conn:
+            return conn.execute("SELECT count(*) FROM procrastinate_workers").fetchone()[0] > 0
+    except psycopg.Error:
+        return False
+
+
+def workers_of(pid: int) -> list[int]:
+    """The processes still running on a database of the bench `pid` (its workers), killed so as
+    not to pile up."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            environment = (entry / "environ").read_bytes()
+        except OSError:
+            continue  # not a process, gone, or not ours to read
+        if f"renewly_bench_worker_chaos_{pid}_".encode() in environment:
+            found.append(int(entry.name))
+    for process in found:
+        os.kill(process, signal.SIGKILL)
+    return found
+
+
 def hosts_paying(server, pid: int) -> bool:
     """Whether the bench `pid`'s hosts have paid an invoice (its database has a paid one)."""
     name = f"renewly_bench_scaleout_{pid}"
