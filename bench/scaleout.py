@@ -1,6 +1,6 @@
 """Workers on separate hosts (issue 11): the payment work of one database shared by N hosts.
 
-    sudo .venv/bin/python bench/scaleout.py              # 20,000 invoices on 1, 2 and 4 hosts: about 5 min
+    sudo .venv/bin/python bench/scaleout.py              # 20,000 invoices on 1, 2 and 4 hosts: about 10 min
     sudo .venv/bin/python bench/scaleout.py --cap 100    # the 4 hosts sharing a cap of 100 calls/s
     sudo .venv/bin/python bench/scaleout.py --tiny       # 200 invoices, 1 and 2 hosts: tests/test_benches.py
 
@@ -11,10 +11,17 @@ as a worker on another machine would, while PostgreSQL keeps its configuration (
 PostgreSQL. Everything it makes (namespaces, links, forwarder, databases, the hosts' processes)
 is removed at the end, on an error and on Ctrl-C or SIGTERM too.
 
-Each host runs one command line, `host_command` below: for now `renewly run`, which claims its
-own slices of the due invoices (FOR UPDATE SKIP LOCKED, a pending attempt committed per invoice
-before the gateway is called) and charges them until none is left, so one run per host shares
-the work with the others. The database (`renewly_bench_scaleout_<pid>`) holds N accounts, each
+Each host runs one command line, `host_command` below: `renewly worker`, as in production. The
+workers share the queue of the database (renewly/worker/queue.py): a look every second
+(`worker.check_seconds` = 1, so that the first comes within a second of the start) finds the
+payment batch's tick due and queues it; the worker that takes the tick runs the payment batch
+and, as it starts, defers a helper job for each other live worker; tick and helpers claim their
+own slices (FOR UPDATE SKIP LOCKED, a pending attempt committed per invoice before the gateway is
+called) until none is left. The invoices are due on the system clock (issued yesterday; the
+workers run on RENEWLY_CLOCK=system). Once every invoice is paid, the bench stops the workers
+with SIGTERM (each finishes its slice and exits 0, which is checked); each host's charges are
+read from its worker's JSON log lines on stderr (`batch run`, one per run of a batch by a tick
+or a helper). The database (`renewly_bench_scaleout_<pid>`) holds N accounts, each
 with a saved card and an open invoice due; it is loaded once into a template and copied afresh
 for each run. The simulated gateway answers after 200 ms, with no cap (the setting
 payments.rate_limit_per_second at its highest), each host making 25 calls at once (at most 125
