@@ -199,8 +199,11 @@ class _Tasks:
                 report = ({"failed": run.report.reason} if isinstance(run.report, BatchFailed)
                           else _counts(run.report))
             with self.app.engine.begin() as conn:
+                # A helper killed after this commit but before procrastinate marked its job done is
+                # run again (a stalled job retried) under the same id: the first report, of the run
+                # that did the work, stands; the second finds that work done.
                 conn.execute(text("INSERT INTO worker_helper_reports (job_id, batch, at, report) "
-                                  "VALUES (:job_id, :batch, :at, :report)")
+                                  "VALUES (:job_id, :batch, :at, :report) ON CONFLICT (job_id) DO NOTHING")
                              .bindparams(bindparam("report", type_=JSONB)),
                              {"job_id": job_id, "batch": batch, "at": at, "report": report})
 
