@@ -278,14 +278,17 @@ class HostileFiles:
     def policies(self) -> dict[str, Path]:
         default = DEFAULT_POLICY.read_text(encoding="utf-8")
 
-        def template(text: str) -> str:  # in the first e-mail's body, not in a comment
-            return default.replace("charge {amount}", f"charge {text}", 1)
+        def email_named(name: str) -> str:  # the first step's e-mail, which names its templates
+            return default.replace('email = "payment_failed_1"', f'email = "{name}"', 1)
 
+        # Texts live in templates now (docs/texts.md): a policy that still holds them, or names an
+        # e-mail no template pair has, or a path for a name, is refused at start.
+        inline = '\n[templates.payment_failed_1.en]\nsubject = "{bogus}"\nbody = "charge {amount:d}"\n'
         return {"missing": self.missing, "directory": self.directory, "binary": self.binary, "empty": self.empty,
                 "not-toml": self.text,
-                "format-d": self.written("policy-format-d.toml", template("{amount:d}")),
-                "format-huge-width": self.written("policy-width.toml", template("{amount:>30000000}")),
-                "unknown-placeholder": self.written("policy-unknown.toml", template("{bogus}")),
+                "inline-templates": self.written("policy-inline.toml", default + inline),
+                "unknown-email": self.written("policy-email.toml", email_named("no_such_email")),
+                "email-path": self.written("policy-email-path.toml", email_named("../../../etc/passwd")),
                 "day-3000000": self.written("policy-day.toml", replace_first_day(default, "3000000")),
                 "day-over-64-bits": self.written("policy-day-64.toml", replace_first_day(default, str(2**64)))}
 

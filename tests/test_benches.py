@@ -173,7 +173,7 @@ def test_the_scaleout_bench_under_a_cap_reads_the_gateways_ledger(server):
 def test_the_scaleout_bench_stopped_midway_removes_its_hosts_links_and_databases(server):
     bench = subprocess.Popen([sys.executable, str(ROOT / "bench" / "scaleout.py"), "--tiny", "--invoices", "2000",
                               "--postgres-url", ADMIN_URL], cwd=ROOT, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_as_at_a_terminal)
     try:
         deadline = time.monotonic() + 60
         while not hosts_paying(server, bench.pid) and time.monotonic() < deadline:
@@ -195,13 +195,19 @@ def test_the_scaleout_bench_stopped_midway_removes_its_hosts_links_and_databases
     assert not left and not made, (left, made)
 
 
+def ctrl_c_as_at_a_terminal() -> None:
+    """The bench as a terminal starts it: a suite run in the background (`make test &`, CI) has
+    SIGINT ignored, which its children inherit; Ctrl-C at a terminal is not ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_the_worker_chaos_bench_stopped_by_ctrl_c_stops_its_workers_and_drops_its_databases(server):
     # A short scenario (20 accounts, 2 instants) whose workers' run is under way when Ctrl-C
     # comes: from the terminal, to the bench's process group.
     bench = subprocess.Popen([sys.executable, str(ROOT / "bench" / "worker_chaos.py"), "--tiny", "--accounts", "20",
                               "--days", "3", "--window", "3", "--kills", "0", "--postgres-url", ADMIN_URL],
                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             start_new_session=True)
+                             start_new_session=True, preexec_fn=ctrl_c_as_at_a_terminal)
     try:
         deadline = time.monotonic() + 90
         while not workers_running(server, bench.pid) and time.monotonic() < deadline and bench.poll() is None:

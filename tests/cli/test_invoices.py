@@ -49,6 +49,7 @@ def test_an_existing_file_is_never_overwritten(renewly, invoiced, tmp_path):
     ("2026-000001", "missing-folder/out.pdf",
      "error: cannot write missing-folder/out.pdf: No such file or directory\n"),
     ("2026-000001", "out\nX.pdf", "error: the file name 'out\\nX.pdf' holds a control character\n"),
+    ("2026-000001", " ", "error: the file name ' ' is blank\n"),
 ])
 def test_bad_input_is_one_line_and_exit_2(renewly, invoiced, tmp_path, number, output, refusal):
     said = renewly("invoices", "pdf", number, "-o", output, "--as", "owner@acme.test")

@@ -261,6 +261,8 @@ def check_new_file(path: Path) -> None:
     from renewly.shared.errors import InvalidInput
     if not str(path).isprintable():
         raise InvalidInput(f"the file name {str(path)!r} holds a control character", code="invalid_file_name")
+    if not path.name.strip():
+        raise InvalidInput(f"the file name {str(path)!r} is blank", code="invalid_file_name")
     if path.exists() or path.is_symlink():
         raise _file_exists(path)
 
