@@ -231,15 +231,21 @@ def test_the_worker_chaos_bench_stopped_by_ctrl_c_stops_its_workers_and_drops_it
 
 def workers_running(server, pid: int) -> bool:
     """Whether the bench `pid`'s workers' run has workers in its queue."""
-    name = f"renewly_bench_worker_chaos_{pid}_workers"
-    if not server.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-        return False
-    url = make_url(ADMIN_URL).set(drivername="postgresql", database=name).render_as_string(False)
-    try:  # the bench may be copying it still, or dropping it
+    return counted(server, f"renewly_bench_worker_chaos_{pid}_workers",
+                   "SELECT count(*) FROM procrastinate_workers") > 0
+
+
+def counted(server, database: str, query: str) -> int:
+    """A count in a bench's database, 0 while it does not exist or cannot be read (the bench may
+    be copying, loading or dropping it still)."""
+    if not server.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone():
+        return 0
+    url = make_url(ADMIN_URL).set(drivername="postgresql", database=database).render_as_string(False)
+    try:
         with psycopg.connect(url) as conn:
-            return conn.execute("SELECT count(*) FROM procrastinate_workers").fetchone()[0] > 0
+            return conn.execute(query).fetchone()[0]
     except psycopg.Error:
-        return False
+        return 0
 
 
 def workers_of(pid: int) -> list[int]:
@@ -260,15 +266,7 @@ def workers_of(pid: int) -> list[int]:
 
 def hosts_paying(server, pid: int) -> bool:
     """Whether the bench `pid`'s hosts have paid an invoice (its database has a paid one)."""
-    name = f"renewly_bench_scaleout_{pid}"
-    if not server.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-        return False
-    url = make_url(ADMIN_URL).set(drivername="postgresql", database=name).render_as_string(False)
-    try:  # the bench may be loading it still, or dropping it
-        with psycopg.connect(url) as conn:
-            return conn.execute("SELECT count(*) FROM invoices WHERE status = 'paid'").fetchone()[0] > 0
-    except psycopg.Error:
-        return False
+    return counted(server, f"renewly_bench_scaleout_{pid}", "SELECT count(*) FROM invoices WHERE status = 'paid'") > 0
 
 
 def made_by(pid: int) -> list[str]:

@@ -12,7 +12,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -69,20 +78,15 @@ class SellerIdentity(BaseModel):
     def _timezone(cls, value: str) -> str:
         return _as_value_error(validate_timezone, value)
 
-    @field_validator("siren")
+    @field_validator("siren", "siret")
     @classmethod
-    def _siren(cls, value: str) -> str:
+    def _company_number(cls, value: str, info: ValidationInfo) -> str:
+        """A SIREN (9 digits) or SIRET (14), its spaces dropped, its check digit (Luhn's) right."""
         value = value.replace(" ", "")
-        if value and not (len(value) == 9 and _luhn_valid(value)):
-            raise ValueError(f"a SIREN is 9 digits with a valid check digit, got {value!r}")
-        return value
-
-    @field_validator("siret")
-    @classmethod
-    def _siret(cls, value: str) -> str:
-        value = value.replace(" ", "")
-        if value and not (len(value) == 14 and _luhn_valid(value)):
-            raise ValueError(f"a SIRET is 14 digits with a valid check digit, got {value!r}")
+        digits = 9 if info.field_name == "siren" else 14
+        if value and not (len(value) == digits and _luhn_valid(value)):
+            raise ValueError(f"a {str(info.field_name).upper()} is {digits} digits with a valid check digit, "
+                             f"got {value!r}")
         return value
 
     @model_validator(mode="after")
