@@ -197,6 +197,38 @@ def test_r8_the_run_after_a_failed_batch_catches_up(app):
     assert all(not run.report.did_anything for run in second)
 
 
+def test_r2_1_a_slice_another_worker_dealt_with_meanwhile_is_left_without_failing_the_renewals(app, monkeypatch):
+    """Two workers of a renewal batch (PostgreSQL) fail on the same slice at once: the first parks
+    the subscription at fault and renews the others; the second, taking its slice one at a time,
+    finds nothing left. It failed the whole batch (seen once in a suite run); now it goes on."""
+    from renewly.adapters.db.tables import subscriptions
+    from renewly.batches.parking import Subject, park
+    from renewly.billing import renewals
+    ids, poison = poisoned(app)
+    as_of = datetime(2026, 2, 1, 12, tzinfo=UTC)
+    real, dealt_with = renewals.claim_due, []
+
+    def the_other_worker_deals_with_the_slice_first(conn, *args, lock=True, **kwargs):
+        if not lock and not dealt_with:  # the slice taken again, one at a time
+            dealt_with.append(True)
+            with app.engine.connect() as other:
+                account_id = other.execute(select(subscriptions.c.account_id)
+                                           .where(subscriptions.c.id == poison)).scalar_one()
+            park(app, "renew", "subscription", Subject(poison, account_id), "ValueError: by the other worker", as_of)
+            for subscription_id in set(ids) - {poison}:
+                with app.engine.begin() as other:
+                    renewals.renew_subscription_now(other, app, subscription_id, as_of)
+        return real(conn, *args, lock=lock, **kwargs)
+
+    monkeypatch.setattr(renewals, "claim_due", the_other_worker_deals_with_the_slice_first)
+    report = renew_due(app, as_of, slice_size=2, workers=1)
+
+    assert dealt_with and report.parked == 0  # this worker parked nothing: the other did
+    renewed = {invoice["subscription_id"] for invoice in list_invoices(app) if invoice["period_start"].month == 2}
+    assert renewed == set(ids) - {poison}
+    assert [problem["subject_id"] for problem in list_problems(app)] == [poison]
+
+
 @pytest.mark.parametrize("batch, claim", [("dunning", "claim_due_cases"), ("renew", "claim_due")])
 def test_r8_a_claim_that_fails_whatever_the_rows_fails_the_batch_and_never_spins(app, monkeypatch, batch, claim):
     """A claim that failed for no row's sake (a read-only database, a missing privilege) sent the

@@ -66,9 +66,11 @@ def _renew_slices(app: Ports, as_of: datetime, size: int, on_slice) -> tuple[int
     issued = renewed = parked = 0
     after: Position | None = None
     while not app.stop.asked:  # asked to stop: the slices done stay done, the rest stays due
+        claimed = False
         try:
             with app.engine.begin() as conn:
                 snapshots, last = claim_due(conn, as_of, size, after=after)
+                claimed = True
                 if snapshots:
                     renewals = issue_renewals(conn, app, snapshots, as_of)
         except Exception as error:
@@ -77,8 +79,12 @@ def _renew_slices(app: Ports, as_of: datetime, size: int, on_slice) -> tuple[int
             # One subscription made the slice fail: the slice again, one at a time, parking it.
             with app.engine.connect() as conn:
                 snapshots, last = claim_due(conn, as_of, size, after=after, lock=False)
-            if not snapshots:
+            if not snapshots and not claimed:
                 raise  # the claim itself failed: no subscription's fault, and trying again loops
+            if not snapshots:
+                # Another worker of the batch met the same rows once this slice let go of them, and
+                # parked the one at fault and renewed the others meanwhile: nothing left here.
+                continue
             count, worked, parked_now = one_by_one(
                 app, "renew", "subscription", [Subject(s.subscription_id, s.account_id) for s in snapshots],
                 lambda conn, subscription_id: renew_subscription_now(conn, app, subscription_id, as_of), as_of)
