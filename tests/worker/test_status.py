@@ -3,7 +3,6 @@ on SQLite whether a worker runs; on PostgreSQL the queue's section, never made u
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +14,6 @@ from renewly.worker.status import worker_status
 from tests.builders import subscribed
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
-QUEUE_BUILT = importlib.util.find_spec("renewly.worker.queue") is not None
 
 
 def a_renewal_four_days_late(app) -> None:
@@ -55,8 +53,6 @@ def test_the_status_table_fits_80_columns_and_names_the_late_renewal(app, renewl
     assert rows["collect"] == ["1", "h", "2026-01-01", "00:00", "no", "work"]
     if app.engine.dialect.name == "sqlite":
         assert lines[-1] == "worker: none runs on this database (`renewly worker` starts one)"
-    elif not QUEUE_BUILT:
-        assert lines[-1] == "queue: the PostgreSQL worker is not built yet"
     else:
         assert lines[-1] == "queue: 0 live worker(s); no job queued, running or failed"
 
@@ -76,10 +72,7 @@ def test_the_status_in_json(app, renewly):
         assert found["worker"]["live"] is False and found["queue"] is None
     else:
         assert found["worker"] is None
-        if not QUEUE_BUILT:
-            assert found["queue"] is None
-        else:
-            assert found["queue"] == {"live_workers": 0, "jobs": []}
+        assert found["queue"] == {"live_workers": 0, "jobs": []}
 
 
 @pytest.mark.parametrize("db_kind", ["sqlite"])
@@ -92,11 +85,3 @@ def test_a_running_worker_shows_with_its_pid(app, renewly):
     assert " ".join(shown.out.split()).endswith(f"worker: running (pid {os.getpid()}); it holds {lock}")
     assert found["worker"] == {"live": True, "pid": os.getpid(), "lock_file": str(lock)}
     assert after["worker"] == {"live": False, "pid": None, "lock_file": str(lock)}
-
-
-@pytest.mark.skipif(QUEUE_BUILT, reason="renewly.worker.queue is built: `renewly worker` would run")
-@pytest.mark.parametrize("db_kind", ["postgresql"])
-def test_a_worker_on_postgresql_says_in_one_line_that_it_is_not_built_yet(app, renewly):
-    refused = renewly("worker")
-
-    assert (refused.code, refused.out, refused.err) == (2, "", "error: the PostgreSQL worker is not built yet\n")

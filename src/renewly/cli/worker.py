@@ -20,9 +20,6 @@ if TYPE_CHECKING:
 # Its help is the callback's: `renewly worker` runs a worker, `renewly worker status` reads.
 app = typer.Typer(invoke_without_command=True)
 
-NOT_BUILT = "the PostgreSQL worker is not built yet"
-
-
 @app.callback(invoke_without_command=True)
 def worker(context: typer.Context) -> None:
     """Run the batches by themselves on the clock, until SIGTERM (exit 0) or Ctrl-C (exit 130).
@@ -46,16 +43,8 @@ def worker(context: typer.Context) -> None:
 
 def run_on_postgresql(application: App) -> None:
     """procrastinate's worker (renewly.worker.queue): it handles SIGTERM itself."""
-    import importlib
-
-    from renewly.shared.errors import BillingError
-    try:
-        queue = importlib.import_module("renewly.worker.queue")
-    except ModuleNotFoundError as error:
-        if error.name != "renewly.worker.queue":
-            raise
-        raise BillingError(NOT_BUILT, code="worker_not_built") from None
-    queue.run_worker(application)
+    from renewly.worker.queue import run_worker
+    run_worker(application)
 
 
 def run_embedded(application: App) -> None:
@@ -119,9 +108,7 @@ def worker_lines(found: WorkerStatus) -> list[str]:
         return ["worker: none runs on this database (`renewly worker` starts one)"]
     if not found.shared_queue:
         return ["worker: none (the database is in memory)"]
-    if found.queue is None:
-        return [f"queue: {NOT_BUILT}"]
-    return found.queue.describe()
+    return found.queue.describe() if found.queue is not None else []
 
 
 def status_json(found: WorkerStatus) -> dict[str, Any]:

@@ -4,7 +4,6 @@ tick is) on either engine; on SQLite whether a worker runs; on PostgreSQL the qu
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -30,7 +29,7 @@ class WorkerStatus:
     shared_queue: bool  # PostgreSQL: workers share the queue (else SQLite's one worker)
     batches: list[BatchSchedule]
     embedded: EmbeddedWorker | None  # SQLite's worker (None: in memory, or PostgreSQL)
-    # PostgreSQL: the queue's section; None on SQLite, or while renewly.worker.queue is not built.
+    # PostgreSQL: the queue's section; None on SQLite.
     queue: QueueSection | None
 
 
@@ -45,14 +44,9 @@ def worker_status(app: Ports) -> WorkerStatus:
                         schedule(app, now), embedded, queue)
 
 
-def queue_section(app: Ports) -> QueueSection | None:
-    """The hook of PostgreSQL's queue: `renewly.worker.queue.queue_status(app)`; None while that
-    module is not there (its section is then said to be missing, never made up)."""
-    try:
-        queue = importlib.import_module("renewly.worker.queue")
-    except ModuleNotFoundError as error:
-        if error.name != "renewly.worker.queue":
-            raise  # the module is there but something it needs is not: not ours to hide
-        return None
-    status: QueueSection = queue.queue_status(app)
+def queue_section(app: Ports) -> QueueSection:
+    """PostgreSQL's queue section: `renewly.worker.queue.queue_status(app)` (imported here, on
+    PostgreSQL only: procrastinate is not for SQLite's reads to load)."""
+    from renewly.worker.queue import queue_status
+    status: QueueSection = queue_status(app)
     return status
