@@ -538,3 +538,38 @@ gateway_rate_cap = Table(
     Column("next_slot", UTCDateTime(), nullable=False),
     CheckConstraint("id = 1", name="one_row"),
 )
+
+# -- the REST API (renewly/web, docs/api.md) -----------------------------------------------------
+
+# The operator's secret API keys (`renewly apikeys`): only a SHA-256 of each is kept, the secret
+# shown once at creation; `prefix` (its first characters) lets a list say which key is which.
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime()),
+    Column("last_used_at", UTCDateTime()),  # written at most once a minute (web/keys.py)
+)
+
+# POST requests sent with an Idempotency-Key, per API key: the first one's answer, replayed to
+# the same request sent again, for 24 hours (web/idempotency.py). `running` while the first one
+# executes, under a wall-clock lease (a process that died leaves it to the next try).
+idempotency_keys = Table(
+    "idempotency_keys", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("api_key_id", Id, ForeignKey("api_keys.id"), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("fingerprint", String(64), nullable=False),  # SHA-256 of the method, path and body
+    Column("status", String(8), nullable=False),
+    Column("locked_until", UTCDateTime()),  # wall clock, while running
+    Column("response_status", Integer),
+    Column("response_type", String(100)),
+    Column("response_body", LargeBinary),
+    Column("created_at", UTCDateTime(), nullable=False),  # wall clock: the 24 hours are real time
+    CheckConstraint("status IN ('running', 'done')", name="status"),
+    UniqueConstraint("api_key_id", "key", name="uq_idempotency_keys_api_key_key"),
+    Index("ix_idempotency_keys_created_at", "created_at"),
+)
