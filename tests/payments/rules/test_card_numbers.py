@@ -1,0 +1,20 @@
+"""R5.4: a card number in free text is recognised (Luhn's check digit) and withheld."""
+
+from __future__ import annotations
+
+from renewly.payments.rules.card_numbers import WITHHELD, holds_card_number, luhn_valid, withhold_card_numbers
+
+
+def test_r5_4_card_numbers_are_recognised_in_any_usual_writing():
+    for written in ("4242424242424242", "4242 4242 4242 4242", "4242-4242-4242-4242", "name 378282246310005 x"):
+        assert holds_card_number(written), written
+
+
+def test_r5_4_digits_that_are_no_card_number_are_left_alone():
+    for written in ("4242424242424241", "9223372036854775807", "12345", "2026-000123", "FR00123456789"):
+        assert not holds_card_number(written) and withhold_card_numbers(written) == written, written
+
+
+def test_r5_4_a_card_number_is_withheld_and_the_rest_kept():
+    assert withhold_card_numbers("card 4242 4242 4242 4242, 4000-0000-0000-0002!") == f"card {WITHHELD}, {WITHHELD}!"
+    assert luhn_valid("79927398713") and not luhn_valid("79927398710")
