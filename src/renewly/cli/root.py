@@ -15,6 +15,7 @@ from typer.exceptions import TyperException
 
 from renewly.cli import (
     accounts,
+    apikeys,
     batches,
     billing,
     cards,
@@ -31,6 +32,7 @@ from renewly.cli import (
     plans,
     policy,
     problems,
+    serve,
     subscriptions,
     support,
     worker,
@@ -43,8 +45,8 @@ GROUPS = {"db": db.app, "clock": clock.app, "worker": worker.app, "plans": plans
           "members": accounts.members_app, "subscriptions": subscriptions.app, "invoices": invoices.app,
           "cards": cards.app, "payments": payments.app, "gateway": gateway.app, "support": support.app,
           "outbox": outbox.app, "mail": mail.app, "policy": policy.app, "billing": billing.app,
-          "problems": problems.app, "contacts": contacts.app}
-ROOT_COMMANDS = (batches.app, policy.preview_app, importing.app, demo.app)
+          "problems": problems.app, "contacts": contacts.app, "apikeys": apikeys.app}
+ROOT_COMMANDS = (batches.app, policy.preview_app, importing.app, demo.app, serve.app)
 
 
 def _print_version(asked: bool) -> None:

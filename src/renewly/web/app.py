@@ -1,0 +1,60 @@
+"""`create_app(ports)`: the FastAPI application of the `/v1` API, for `renewly serve` and the
+tests. It is given ready `Ports` (bootstrap.py builds them) and never opens anything itself.
+
+Each resource is a module of `renewly.web.routes` with an `APIRouter` named `router`; ROUTERS
+lists them, and every one is mounted under `/v1` with the same documented security, version
+header and problems (docs/api.md, "How to add a resource").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends, FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRouter
+
+from renewly.ports import Ports
+from renewly.web import problems
+from renewly.web.authentication import DOCS_PATH, OPENAPI_PATH, Authentication
+from renewly.web.dependencies import documented
+from renewly.web.idempotency import Idempotency
+from renewly.web.problems import FieldError, Problem
+from renewly.web.routes import plans
+from renewly.web.versions import Versions
+
+ROUTERS: tuple[APIRouter, ...] = (plans.router,)
+# The problems every operation may answer: no key (401), a field refused at the door (422), an
+# Idempotency-Key or a version refused (400), a key reused (409), the database down (503).
+COMMON_PROBLEMS = problems.problems(400, 401, 409, 422, 503)
+
+
+def create_app(ports: Ports) -> FastAPI:
+    from importlib.metadata import version
+    app = FastAPI(title="Renewly API", version=version("renewly"), openapi_url=OPENAPI_PATH, docs_url=DOCS_PATH,
+                  redoc_url=None, swagger_ui_oauth2_redirect_url=None,
+                  generate_unique_id_function=lambda route: route.name,  # operationId: the function's name
+                  description="Subscription billing, invoicing and dunning: the host product's API (docs/api.md).")
+    app.state.ports = ports
+    for router in ROUTERS:
+        app.include_router(router, prefix="/v1", dependencies=[Depends(documented)], responses=COMMON_PROBLEMS)
+    problems.install(app)
+    # Added last runs first: versions, then authentication, then idempotency, then the routes.
+    app.add_middleware(Idempotency, ports=ports)
+    app.add_middleware(Authentication, ports=ports)
+    app.add_middleware(Versions)
+    app.openapi = lambda: openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with the Problem schema the error responses name."""
+    if app.openapi_schema is None:
+        document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for model in (Problem, FieldError):
+            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            schema.pop("$defs", None)
+            schemas[model.__name__] = schema
+        app.openapi_schema = document
+    return app.openapi_schema

@@ -1,0 +1,50 @@
+"""Every route answers only to a live secret API key (`Authorization: Bearer rnw_sk_...`), but
+the OpenAPI document and its docs page, which say nothing of any account. An unknown, revoked or
+missing key is 401 problem+json, before routing: an unknown path without a key is 401 too, so
+that a caller without a key learns nothing, not even which paths exist beyond the document.
+
+An ASGI middleware rather than a dependency of each route, so that no route can be added
+without it; the routes read the key it found with the `Caller` dependency (web/dependencies.py).
+"""
+
+from __future__ import annotations
+
+import anyio
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from renewly.ports import Ports
+from renewly.web.keys import authenticate
+from renewly.web.problems import problem_response
+
+OPENAPI_PATH = "/v1/openapi.json"
+DOCS_PATH = "/docs"
+PUBLIC_PATHS = frozenset({OPENAPI_PATH, DOCS_PATH})
+SCOPE_KEY = "renewly.api_key"  # where the key found is left for the routes
+
+
+class Authentication:
+    def __init__(self, app: ASGIApp, ports: Ports) -> None:
+        self.app, self.ports = app, ports
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (scope["path"] in PUBLIC_PATHS and scope["method"] in ("GET", "HEAD")):
+            await self.app(scope, receive, send)
+            return
+        secret = _bearer(scope)
+        found = None if secret is None else await anyio.to_thread.run_sync(authenticate, self.ports, secret)
+        if found is None:
+            said = ("this API key is unknown or revoked" if secret is not None else
+                    "an API key is required: Authorization: Bearer rnw_sk_... (renewly apikeys create)")
+            await problem_response(401, "unauthorized", said, headers={"WWW-Authenticate": "Bearer"})(
+                scope, receive, send)
+            return
+        scope[SCOPE_KEY] = found
+        await self.app(scope, receive, send)
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    return None

@@ -1,0 +1,127 @@
+"""Secret API keys: made (shown once), listed, revoked, and recognised on every request.
+
+A key is `rnw_sk_` and 43 characters of `secrets.token_urlsafe(32)`: 256 random bits. Only
+its SHA-256 is stored, and a request's key is found by that hash (a unique index). A password
+hash (argon2, bcrypt) exists to slow down guessing of low-entropy secrets that people choose;
+nobody can guess 256 random bits, so it would only add tens of milliseconds and a lot of memory
+to every request for no protection, and would forbid finding a key by its hash. Looking a hash
+up leaks nothing either: its timing says which hashes exist, not which secret makes one.
+
+`last_used_at` is written at most once a minute per key (USE_RECORDED_EVERY), so that a read
+does not become a write: what an operator wants from it ("is this key still in use?") needs no
+finer grain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select
+
+from renewly.accounts.rules.members import validate_text
+from renewly.adapters.db.tables import api_keys
+from renewly.outbox.records import audit
+from renewly.ports import Ports
+from renewly.shared.errors import Conflict, NotFound
+
+KEY_PREFIX = "rnw_sk_"
+NAME_LENGTH = 100  # api_keys.name
+SHOWN_PREFIX_LENGTH = 12  # api_keys.prefix: "rnw_sk_" and five characters of the secret
+# The longest Authorization value worth hashing: a key is 50 characters; anything much longer
+# is not one.
+LONGEST_SECRET = 200
+USE_RECORDED_EVERY = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """The key a request came with (what the routes and the audit log know of it)."""
+
+    id: int
+    name: str
+    prefix: str
+
+    @property
+    def actor(self) -> str:
+        """Who the audit log names for what this key did."""
+        return f"api:key-{self.id}"
+
+
+def secret_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_key(app: Ports, *, name: str, actor: str) -> tuple[dict[str, Any], str]:
+    """A new key named `name`: its row (as `list_keys` gives it) and the secret, which is never
+    shown again (only its hash is kept)."""
+    name = validate_text(name, "a key's name", NAME_LENGTH)
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    now = app.clock.now()
+    with app.engine.begin() as conn:
+        key_id = conn.execute(api_keys.insert().values(
+            name=name, prefix=secret[:SHOWN_PREFIX_LENGTH], secret_hash=secret_hash(secret), created_at=now,
+        ).returning(api_keys.c.id)).scalar_one()
+        audit(conn, now, actor, "api_key.created", "api_key", key_id, details={"name": name})
+    return describe_key(app, key_id), secret
+
+
+def describe_key(app: Ports, key_id: int) -> dict[str, Any]:
+    with app.engine.connect() as conn:
+        row = conn.execute(_listed().where(api_keys.c.id == key_id)).first()
+    if row is None:
+        raise NotFound(f"no API key {key_id}", code="unknown_api_key")
+    return dict(row._mapping)
+
+
+def list_keys(app: Ports) -> list[dict[str, Any]]:
+    with app.engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(_listed().order_by(api_keys.c.id))]
+
+
+def _listed():
+    return select(api_keys.c.id, api_keys.c.name, api_keys.c.prefix, api_keys.c.created_at,
+                  api_keys.c.last_used_at, api_keys.c.revoked_at)
+
+
+def revoke_key(app: Ports, key_id: int, *, actor: str) -> dict[str, Any]:
+    """From now on, requests with this key are refused (401). A key revoked stays revoked."""
+    now = app.clock.now()
+    with app.engine.begin() as conn:
+        row = conn.execute(select(api_keys.c.revoked_at).where(api_keys.c.id == key_id)).first()
+        if row is None:
+            raise NotFound(f"no API key {key_id}", code="unknown_api_key")
+        if row.revoked_at is not None:
+            raise Conflict(f"API key {key_id} was revoked on {row.revoked_at.isoformat()}", code="api_key_revoked")
+        conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(revoked_at=now))
+        audit(conn, now, actor, "api_key.revoked", "api_key", key_id)
+    return describe_key(app, key_id)
+
+
+def authenticate(app: Ports, secret: str) -> ApiKey | None:
+    """The live key this secret is, or None (unknown, revoked, or not a key at all). Records its
+    use, at most once a minute."""
+    if not secret.startswith(KEY_PREFIX) or len(secret) > LONGEST_SECRET or not secret.isascii():
+        return None
+    with app.engine.connect() as conn:
+        row = conn.execute(select(api_keys.c.id, api_keys.c.name, api_keys.c.prefix, api_keys.c.last_used_at)
+                           .where(api_keys.c.secret_hash == secret_hash(secret),
+                                  api_keys.c.revoked_at.is_(None))).first()
+    if row is None:
+        return None
+    now = app.clock.now()
+    if row.last_used_at is None or row.last_used_at <= now - USE_RECORDED_EVERY:
+        _record_use(app, row.id, now)
+    return ApiKey(row.id, row.name, row.prefix)
+
+
+def _record_use(app: Ports, key_id: int, now: datetime) -> None:
+    # Conditional: of requests at once with a stale mark, one writes it, the others change no row.
+    with app.engine.begin() as conn:
+        conn.execute(api_keys.update().where(
+            api_keys.c.id == key_id,
+            or_(api_keys.c.last_used_at.is_(None), api_keys.c.last_used_at <= now - USE_RECORDED_EVERY),
+        ).values(last_used_at=now))

@@ -1,0 +1,47 @@
+"""The API in this process (Starlette's TestClient over the ASGI app), on each engine, with a key."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from renewly.adapters.logs import configure_command_line_logs
+from renewly.web.app import create_app
+from renewly.web.keys import create_key
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _plain_logs():
+    """The logs `renewly serve` sets up, in plain text: structlog's default renders a traceback
+    (a 500's) with Rich and every frame's locals, seconds each."""
+    configure_command_line_logs("plain")
+
+
+@pytest.fixture
+def api_key(app) -> str:
+    """A live secret key of the test's database."""
+    return create_key(app, name="tests", actor="test:operator")[1]
+
+
+@pytest.fixture
+def anonymous(app):
+    """A client without a key."""
+    with TestClient(create_app(app), raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture
+def client(app, api_key):
+    """A client that sends the key with every request; bugs answer 500, as they would to a client."""
+    with TestClient(create_app(app), raise_server_exceptions=False,
+                    headers={"Authorization": f"Bearer {api_key}"}) as client:
+        yield client
+
+
+def problem(response, status: int, code: str) -> dict:
+    """The problem+json of a refusal, checked for its status and code."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert (body["status"], body["code"], body["type"]) == (status, code, f"urn:renewly:problem:{code}")
+    return body

@@ -1,0 +1,173 @@
+"""Idempotency-Key on a POST: the same request again replays the first answer; the key with
+another request is 409; two at once: one runs, the other waits and replays."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from renewly.adapters.db.tables import idempotency_keys, plans
+from renewly.billing.plans import create_plan
+from renewly.web import idempotency
+from renewly.web.app import create_app
+from renewly.web.keys import create_key
+from tests.web.conftest import problem
+
+PLAN = {"code": "team", "name": "Team", "interval": "month", "unit_amount": 1900, "currency": "USD"}
+
+
+def count(app, table) -> int:
+    with app.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+def test_the_same_request_again_gets_the_first_answer_replayed(app, client):
+    first = client.post("/v1/plans", json=PLAN, headers={"Idempotency-Key": "k-1"})
+    # The same content, its keys in another order and spaced otherwise: the same request.
+    again = client.post("/v1/plans", content=b'{"currency": "USD", "unit_amount": 1900, "interval": "month", '
+                                             b'"name": "Team", "code": "team"}',
+                        headers={"Idempotency-Key": "k-1", "Content-Type": "application/json"})
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true" and "idempotent-replayed" not in first.headers
+    assert count(app, plans) == 1
+
+
+def test_a_refusal_is_replayed_too(app, client):
+    first = client.post("/v1/plans", json={**PLAN, "currency": "XYZ"}, headers={"Idempotency-Key": "k-1"})
+    problem(first, 400, "unknown_currency")
+    again = client.post("/v1/plans", json={**PLAN, "currency": "XYZ"}, headers={"Idempotency-Key": "k-1"})
+    assert (again.status_code, again.json(), again.headers["content-type"]) == (400, first.json(),
+                                                                                "application/problem+json")
+
+
+def test_the_key_with_another_body_or_path_is_a_conflict(app, client):
+    assert client.post("/v1/plans", json=PLAN, headers={"Idempotency-Key": "k-1"}).status_code == 201
+    problem(client.post("/v1/plans", json={**PLAN, "unit_amount": 2900}, headers={"Idempotency-Key": "k-1"}),
+            409, "idempotency_key_reused")
+    problem(client.post("/v1/plans?x=1", json=PLAN, headers={"Idempotency-Key": "k-1"}), 409,
+            "idempotency_key_reused")
+    assert count(app, plans) == 1
+
+
+def test_keys_belong_to_the_api_key_that_sent_them(app, client):
+    other = create_key(app, name="other", actor="test:operator")[1]
+    assert client.post("/v1/plans", json=PLAN, headers={"Idempotency-Key": "k-1"}).status_code == 201
+    response = client.post("/v1/plans", json=PLAN, headers={"Idempotency-Key": "k-1",
+                                                            "Authorization": f"Bearer {other}"})
+    problem(response, 409, "plan_exists")  # ran: not the first key's answer
+
+
+def test_without_a_key_a_post_runs_each_time(app, client):
+    assert client.post("/v1/plans", json=PLAN).status_code == 201
+    problem(client.post("/v1/plans", json=PLAN), 409, "plan_exists")
+
+
+@pytest.mark.parametrize("key", [b"", b"x" * 256, "caf\u00e9".encode(), b"line\tbreak"])
+def test_a_malformed_key_is_refused(app, client, key):
+    problem(client.post("/v1/plans", json=PLAN, headers={"Idempotency-Key": key}), 400, "invalid_idempotency_key")
+    assert count(app, plans) == 0
+
+
+def test_a_door_refusal_is_kept_like_any_answer_below_500(app, client):
+    refused = client.post("/v1/plans", json={"code": "team"}, headers={"Idempotency-Key": "k-1"})
+    problem(refused, 422, "invalid_input")
+    assert client.post("/v1/plans", json={"code": "team"}, headers={"Idempotency-Key": "k-1"}).headers[
+        "idempotent-replayed"] == "true"
+
+
+def test_after_a_server_error_the_key_is_released_for_the_retry(app, client, monkeypatch):
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("renewly.web.routes.plans.create_plan", broken)
+    problem(client.post("/v1/plans", json=PLAN, headers={"Idempotency-Key": "k-1"}), 500, "internal_error")
+    monkeypatch.setattr("renewly.web.routes.plans.create_plan", create_plan)
+    retried = client.post("/v1/plans", json=PLAN, headers={"Idempotency-Key": "k-1"})
+    assert retried.status_code == 201 and "idempotent-replayed" not in retried.headers
+
+
+def test_a_key_is_kept_24_hours_of_wall_clock_then_purged(app, client, monkeypatch):
+    now = idempotency.wall_clock()
+    assert client.post("/v1/plans", json=PLAN, headers={"Idempotency-Key": "k-1"}).status_code == 201
+    monkeypatch.setattr(idempotency, "wall_clock", lambda: now + timedelta(hours=23, minutes=59))
+    assert client.post("/v1/plans", json=PLAN, headers={"Idempotency-Key": "k-1"}).headers[
+        "idempotent-replayed"] == "true"
+    monkeypatch.setattr(idempotency, "wall_clock", lambda: now + timedelta(hours=24, seconds=1))
+    problem(client.post("/v1/plans", json=PLAN, headers={"Idempotency-Key": "k-1"}), 409, "plan_exists")  # ran again
+    assert client.post("/v1/plans", json={**PLAN, "code": "solo"}, headers={"Idempotency-Key": "k-2"}
+                       ).status_code == 201
+    with app.engine.connect() as conn:
+        assert conn.execute(select(idempotency_keys.c.key)).scalars().all() == ["k-1", "k-2"]
+    monkeypatch.setattr(idempotency, "wall_clock", lambda: now + timedelta(hours=49))
+    client.post("/v1/plans", json={**PLAN, "code": "duo"}, headers={"Idempotency-Key": "k-3"})
+    with app.engine.connect() as conn:  # the expired ones went as a new key was written
+        assert conn.execute(select(idempotency_keys.c.key)).scalars().all() == ["k-3"]
+
+
+def slow_create_plan(started: threading.Event, delay: float):
+    def slowly(*args, **kwargs):
+        started.set()
+        threading.Event().wait(delay)
+        return create_plan(*args, **kwargs)
+    return slowly
+
+
+def post_at_once(app, api_key, count: int = 2) -> list:
+    answers: list = [None] * count
+    barrier = threading.Barrier(count)
+
+    def send(index: int) -> None:
+        with TestClient(create_app(app), headers={"Authorization": f"Bearer {api_key}"}) as own:
+            barrier.wait()
+            answers[index] = own.post("/v1/plans", json=PLAN, headers={"Idempotency-Key": "same"})
+
+    threads = [threading.Thread(target=send, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return answers
+
+
+def test_duplicates_at_once_one_runs_the_others_wait_and_replay(app, api_key, monkeypatch):
+    started = threading.Event()
+    monkeypatch.setattr("renewly.web.routes.plans.create_plan", slow_create_plan(started, 0.5))
+    answers = post_at_once(app, api_key, count=3)
+    assert [answer.status_code for answer in answers] == [201, 201, 201]
+    assert sorted(answer.headers.get("idempotent-replayed", "no") for answer in answers) == ["no", "true", "true"]
+    assert len({answer.text for answer in answers}) == 1
+    assert count(app, plans) == 1
+
+
+def test_a_duplicate_that_waited_too_long_is_told_to_try_again(app, api_key, monkeypatch):
+    started = threading.Event()
+    monkeypatch.setattr("renewly.web.routes.plans.create_plan", slow_create_plan(started, 1.5))
+    monkeypatch.setattr(idempotency, "WAIT_FOR_THE_FIRST", 0.2)
+    answers = post_at_once(app, api_key)
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [201, 409], [answer.text for answer in answers]
+    waited = next(answer for answer in answers if answer.status_code == 409)
+    problem(waited, 409, "idempotency_key_in_progress")
+    assert waited.headers["retry-after"] == "1"
+    assert count(app, plans) == 1
+
+
+def test_a_key_whose_request_died_is_taken_over_after_its_lease(app, client, monkeypatch):
+    reservation = idempotency.reserve(app, 1, "k-1", idempotency.fingerprint("POST", "/v1/plans", b"", b"{}"))
+    assert isinstance(reservation, idempotency.Run)  # and its process died there
+    now = idempotency.wall_clock()
+    assert isinstance(idempotency.reserve(app, 1, "k-1", idempotency.fingerprint("POST", "/v1/plans", b"", b"{}")),
+                      idempotency.InProgress)
+    monkeypatch.setattr(idempotency, "wall_clock", lambda: now + idempotency.LEASE + timedelta(seconds=1))
+    taken = idempotency.reserve(app, 1, "k-1", idempotency.fingerprint("POST", "/v1/plans", b"", b"{}"))
+    assert taken == reservation
+
+
+def test_a_body_over_a_mebibyte_is_refused(app, client):
+    problem(client.post("/v1/plans", content=b"{" + b" " * idempotency.LARGEST_BODY + b"}",
+                        headers={"Content-Type": "application/json"}), 413, "request_too_large")

@@ -1,0 +1,66 @@
+"""Secret API keys: shown once, stored as a hash, revoked for good; their last use recorded at
+most once a minute."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from renewly.adapters.db.tables import api_keys
+from renewly.shared.errors import Conflict, InvalidInput, NotFound
+from renewly.web.keys import authenticate, create_key, list_keys, revoke_key, secret_hash
+from tests.conftest import START
+
+
+def test_a_key_is_stored_as_its_hash_only(app):
+    row, secret = create_key(app, name="backend prod", actor="test:operator")
+    assert secret.startswith("rnw_sk_") and len(secret) == 50
+    with app.engine.connect() as conn:
+        stored = conn.execute(select(api_keys)).one()
+    assert stored.secret_hash == secret_hash(secret) and secret not in str(stored._mapping.values())
+    assert row == {"id": stored.id, "name": "backend prod", "prefix": secret[:12], "created_at": START,
+                   "last_used_at": None, "revoked_at": None}
+    assert create_key(app, name="other", actor="test:operator")[1] != secret
+
+
+def test_a_key_s_name_is_held_to_its_column(app):
+    for name in ("", "x" * 101, "tab\there"):
+        try:
+            create_key(app, name=name, actor="test:operator")
+        except InvalidInput:
+            continue
+        raise AssertionError(f"{name!r} was accepted")
+    assert list_keys(app) == []
+
+
+def test_only_a_live_key_authenticates(app):
+    _row, secret = create_key(app, name="k", actor="test:operator")
+    assert authenticate(app, secret).name == "k"
+    assert authenticate(app, secret + "x") is None
+    assert authenticate(app, "rnw_sk_" + "a" * 43) is None
+    revoke_key(app, 1, actor="test:operator")
+    assert authenticate(app, secret) is None
+
+
+def test_a_key_is_revoked_once_and_an_unknown_one_is_not_found(app):
+    create_key(app, name="k", actor="test:operator")
+    assert revoke_key(app, 1, actor="test:operator")["revoked_at"] == START
+    for key_id, refusal in ((1, Conflict), (2, NotFound)):
+        try:
+            revoke_key(app, key_id, actor="test:operator")
+        except refusal:
+            continue
+        raise AssertionError(f"key {key_id} was revoked")
+
+
+def test_last_use_is_written_at_most_once_a_minute(app):
+    _row, secret = create_key(app, name="k", actor="test:operator")
+    authenticate(app, secret)
+    assert list_keys(app)[0]["last_used_at"] == START
+    app.test_clock.set(START + timedelta(seconds=59))
+    authenticate(app, secret)
+    assert list_keys(app)[0]["last_used_at"] == START  # a read stays a read
+    app.test_clock.set(START + timedelta(seconds=60))
+    authenticate(app, secret)
+    assert list_keys(app)[0]["last_used_at"] == START + timedelta(seconds=60)

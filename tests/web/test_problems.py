@@ -1,0 +1,62 @@
+"""Every refusal is application/problem+json with the command line's stable code; the door names
+the fields it refuses, never their values; a card number is never echoed."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import OperationalError
+
+from tests.web.conftest import problem
+
+PLAN = {"code": "team", "name": "Team", "interval": "month", "unit_amount": 1900, "currency": "USD"}
+
+
+def test_a_use_case_s_refusal_keeps_its_code_and_its_status_follows_its_kind(client):
+    problem(client.get("/v1/plans/7"), 404, "unknown_plan")
+    assert client.post("/v1/plans", json=PLAN).status_code == 201
+    problem(client.post("/v1/plans", json=PLAN), 409, "plan_exists")
+    problem(client.post("/v1/plans", json={**PLAN, "code": "x", "currency": "ABC"}), 400, "unknown_currency")
+
+
+def test_the_door_names_each_field_it_refuses_without_repeating_it(client):
+    body = problem(client.post("/v1/plans", json={"code": "BAD CODE", "name": "n" * 201, "interval": "week",
+                                                   "unit_amount": 10**12, "currency": "USD", "extra": 1}),
+                   422, "invalid_input")
+    assert sorted(error["field"] for error in body["errors"]) == [
+        "body.code", "body.extra", "body.interval", "body.name", "body.unit_amount"]
+    assert "BAD CODE" not in body["detail"] and "n" * 201 not in str(body)
+
+
+def test_a_malformed_body_is_422_not_a_server_error(client):
+    for content in (b"{", b"[]", b"null", b"\xff\xfe", b'{"code": "\\ud800"}'):
+        response = client.post("/v1/plans", content=content, headers={"Content-Type": "application/json"})
+        assert response.status_code in (400, 422), (content, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_a_card_number_is_never_echoed(client):
+    body = problem(client.post("/v1/plans", json={**PLAN, "currency": "4242 4242 4242 4242"}), 422, "invalid_input")
+    assert "4242" not in str(body)
+    body = problem(client.post("/v1/plans", json={**PLAN, "code": "x", "name": "4242424242424242\x07"}),
+                   400, "invalid_text")
+    assert "4242424242424242" not in str(body) and "[card number withheld]" in body["detail"]
+
+
+def test_a_database_that_cannot_be_used_is_503_and_a_bug_is_500_without_its_traceback(client, monkeypatch):
+    def down(*_args, **_kwargs):
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr("renewly.web.routes.plans.create_plan", down)
+    response = client.post("/v1/plans", json=PLAN)
+    problem(response, 503, "database_unavailable")
+    assert response.headers["retry-after"] == "5"
+
+    def bug(*_args, **_kwargs):
+        raise KeyError("secret internals")
+
+    monkeypatch.setattr("renewly.web.routes.plans.create_plan", bug)
+    body = problem(client.post("/v1/plans", json=PLAN), 500, "internal_error")
+    assert "secret internals" not in str(body)
+
+
+def test_an_unknown_method_is_a_problem_too(client):
+    problem(client.delete("/v1/plans"), 405, "method_not_allowed")
