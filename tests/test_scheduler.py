@@ -113,44 +113,39 @@ def monthly_customers(app, anchors: list[date]) -> dict[str, int]:
     return found
 
 
-def test_renewals_fall_due_at_local_midnight_across_the_spring_change(databases, db_kind):
-    # Paris moves to summer time on Sunday 29 March 2026 at 01:00 UTC, Los Angeles on 8 March.
-    app = databases.fresh_app(db_kind, start=at(2026, 3, 1))
-    customers = monthly_customers(app, [date(2026, 1, 29), date(2026, 1, 30), date(2026, 1, 31)])
-    advance(app, at(2026, 3, 28, 12) - app.clock.now())
-    paris, los_angeles = customers["Europe/Paris"], customers["America/Los_Angeles"]
+# Paris moves to summer time on Sunday 29 March 2026 at 01:00 UTC, Los Angeles on 8 March; Paris
+# goes back to winter time on Sunday 25 October 2026, Los Angeles on Sunday 1 November.
+SPRING = (at(2026, 3, 1), [date(2026, 1, 29), date(2026, 1, 30), date(2026, 1, 31)],
+          at(2026, 3, 28, 12), at(2026, 3, 31, 12), {
+              ("Europe/Paris", date(2026, 3, 29)): at(2026, 3, 28, 23),  # midnight, still UTC+1
+              ("Europe/Paris", date(2026, 3, 30)): at(2026, 3, 29, 22),  # midnight, now UTC+2
+              ("Europe/Paris", date(2026, 3, 31)): at(2026, 3, 30, 22),
+              ("America/Los_Angeles", date(2026, 3, 29)): at(2026, 3, 29, 7),  # UTC-7 all along
+              ("America/Los_Angeles", date(2026, 3, 30)): at(2026, 3, 30, 7),
+              ("America/Los_Angeles", date(2026, 3, 31)): at(2026, 3, 31, 7)})
+AUTUMN = (at(2026, 10, 20), [date(2026, 9, 25), date(2026, 9, 26), date(2026, 10, 1), date(2026, 10, 2)],
+          at(2026, 10, 24, 12), at(2026, 11, 2, 12), {
+              ("Europe/Paris", date(2026, 10, 25)): at(2026, 10, 24, 22),  # midnight, still UTC+2
+              ("Europe/Paris", date(2026, 10, 26)): at(2026, 10, 25, 23),  # midnight, now UTC+1
+              ("Europe/Paris", date(2026, 11, 1)): at(2026, 10, 31, 23),
+              ("Europe/Paris", date(2026, 11, 2)): at(2026, 11, 1, 23),
+              ("America/Los_Angeles", date(2026, 10, 25)): at(2026, 10, 25, 7),
+              ("America/Los_Angeles", date(2026, 10, 26)): at(2026, 10, 26, 7),
+              ("America/Los_Angeles", date(2026, 11, 1)): at(2026, 11, 1, 7),  # midnight, still UTC-7
+              ("America/Los_Angeles", date(2026, 11, 2)): at(2026, 11, 2, 8)})  # midnight, now UTC-8
 
-    renewed = renewals_in_hourly_steps(app, until=at(2026, 3, 31, 12))
 
-    assert renewed == {
-        (paris, date(2026, 3, 29)): at(2026, 3, 28, 23),  # midnight, still UTC+1
-        (paris, date(2026, 3, 30)): at(2026, 3, 29, 22),  # midnight, now UTC+2
-        (paris, date(2026, 3, 31)): at(2026, 3, 30, 22),
-        (los_angeles, date(2026, 3, 29)): at(2026, 3, 29, 7),  # UTC-7 all along
-        (los_angeles, date(2026, 3, 30)): at(2026, 3, 30, 7),
-        (los_angeles, date(2026, 3, 31)): at(2026, 3, 31, 7),
-    }
+@pytest.mark.parametrize(("start", "anchors", "from_", "until", "expected"), [SPRING, AUTUMN],
+                         ids=["spring", "autumn"])
+def test_renewals_fall_due_at_local_midnight_across_a_time_change(databases, db_kind, start, anchors, from_,
+                                                                   until, expected):
+    app = databases.fresh_app(db_kind, start=start)
+    customers = monthly_customers(app, anchors)
+    advance(app, from_ - app.clock.now())
 
+    renewed = renewals_in_hourly_steps(app, until=until)
 
-def test_renewals_fall_due_at_local_midnight_across_the_autumn_change(databases, db_kind):
-    # Paris goes back to winter time on Sunday 25 October 2026, Los Angeles on Sunday 1 November.
-    app = databases.fresh_app(db_kind, start=at(2026, 10, 20))
-    customers = monthly_customers(app, [date(2026, 9, 25), date(2026, 9, 26), date(2026, 10, 1), date(2026, 10, 2)])
-    advance(app, at(2026, 10, 24, 12) - app.clock.now())
-    paris, los_angeles = customers["Europe/Paris"], customers["America/Los_Angeles"]
-
-    renewed = renewals_in_hourly_steps(app, until=at(2026, 11, 2, 12))
-
-    assert renewed == {
-        (paris, date(2026, 10, 25)): at(2026, 10, 24, 22),  # midnight, still UTC+2
-        (paris, date(2026, 10, 26)): at(2026, 10, 25, 23),  # midnight, now UTC+1
-        (paris, date(2026, 11, 1)): at(2026, 10, 31, 23),
-        (paris, date(2026, 11, 2)): at(2026, 11, 1, 23),
-        (los_angeles, date(2026, 10, 25)): at(2026, 10, 25, 7),
-        (los_angeles, date(2026, 10, 26)): at(2026, 10, 26, 7),
-        (los_angeles, date(2026, 11, 1)): at(2026, 11, 1, 7),  # midnight, still UTC-7
-        (los_angeles, date(2026, 11, 2)): at(2026, 11, 2, 8),  # midnight, now UTC-8
-    }
+    assert renewed == {(customers[zone], period): issued_at for (zone, period), issued_at in expected.items()}
 
 
 def test_a_batch_runs_log_line_says_its_batch_instant_seconds_and_counts():
