@@ -11,7 +11,7 @@ from sqlalchemy import select
 from renewly.accounts.accounts import add_member
 from renewly.accounts.contacts import approve_contact, list_contacts, refuse_contact, remove_contact, request_contact
 from renewly.adapters.db.tables import accounts, audit_log, billing_contacts, metadata, outbox
-from renewly.outbox.emails import billing_recipients
+from renewly.outbox.emails import addressees
 from renewly.scheduler import advance
 from renewly.shared.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from tests.builders import OPERATOR, customer, subscribed, with_card
@@ -35,7 +35,7 @@ def events(app, topic: str) -> list[dict]:
 
 def recipients(app, account_id: int) -> list[str]:
     with app.engine.connect() as conn:
-        return billing_recipients(conn, [account_id])[account_id]
+        return addressees(conn, [account_id])[account_id].emails
 
 
 def listed(app, account_id: int) -> list[tuple[str, str]]:
@@ -285,7 +285,7 @@ def test_r4_2_the_list_shows_the_owner_first_then_active_then_requested(app):
 
 # -- R4.3 billing e-mails go to the owner and every active contact ------------------------------------------
 
-def test_r4_3_billing_recipients_are_the_owner_and_the_active_contacts_only(app):
+def test_r4_3_addressees_are_the_owner_and_the_active_contacts_only(app):
     account_id = acme_with_admin(app)
     other_id = customer(app, name="Other", owner="boss@other.test")
     approved(app, account_id, ACCOUNTANT, "cfo@acme.test")
@@ -294,8 +294,12 @@ def test_r4_3_billing_recipients_are_the_owner_and_the_active_contacts_only(app)
     refuse_contact(app, account_id, email="refused@acme.test", acting_email=OWNER)
     remove_contact(app, account_id, email="cfo@acme.test", acting_email="cfo@acme.test")
     with app.engine.connect() as conn:
-        found = billing_recipients(conn, [account_id, other_id])
-    assert found == {account_id: [OWNER, ACCOUNTANT], other_id: ["boss@other.test"]}
+        found = addressees(conn, [account_id, other_id])
+        accountant_row = conn.execute(select(billing_contacts.c.id).where(
+            billing_contacts.c.email == ACCOUNTANT)).scalar_one()
+    assert {account: them.emails for account, them in found.items()} == {
+        account_id: [OWNER, ACCOUNTANT], other_id: ["boss@other.test"]}
+    assert found[account_id].contacts == {ACCOUNTANT: accountant_row}  # their removal link's row; not the owner's
 
 
 def test_r4_3_a_payment_failure_email_goes_to_the_owner_and_every_approved_contact(app):

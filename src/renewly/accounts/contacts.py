@@ -1,6 +1,6 @@
 """Billing contacts (R4): requests that wait for the owner's consent, approval, refusal, removal.
 
-The owner is always a billing contact without a row (`notices.billing_recipients` puts the owner
+The owner is always a billing contact without a row (`notices.addressees` puts the owner
 first); other addresses receive billing e-mails (R4.3) once their row is `active`. Each change is
 audited and reported in the outbox of its own transaction: the consent e-mail to the owner, the
 welcome e-mail to an approved contact, the notice to a removed one, `billing_contact.*` events for the

@@ -63,13 +63,6 @@ def addressees(conn: Connection, account_ids: Iterable[int]) -> dict[int, Addres
     return found
 
 
-def billing_recipients(conn: Connection, account_ids: Iterable[int]) -> dict[int, list[str]]:
-    """The owner, then the other billing contacts, for each account, in one query."""
-    found: dict[int, list[str]] = defaultdict(list)
-    found.update((account_id, them.emails) for account_id, them in addressees(conn, account_ids).items())
-    return found
-
-
 @dataclass(frozen=True, slots=True)
 class Unpaid:
     """An invoice a dunning text names: its number and what is still due on it."""
