@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
+import time
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from renewly.adapters.db.tables import dunning_steps, invoices, outbox, payment_attempts
 from renewly.billing.renewals import RenewalReport
+from renewly.payments.collect import CollectReport
 from renewly.scheduler import advance, merged, run_all, tick_due
-from renewly.worker.queue import _counts, _report, look_cron, queue_status
+from renewly.worker.queue import HELPERS_STILL_RUNNING, _counts, _FanOut, _report, look_cron, queue_status
 from tests.builders import customer, subscribed, team_plan, with_card
 from tests.conftest import START
 from tests.worker.workers import kill_workers, settle, start_workers, stop_workers, wait_for
@@ -299,3 +303,46 @@ def test_a_renewal_helpers_report_goes_through_json_and_adds_to_the_ticks():
     assert _report(saved, own) == helper
     assert merged([own, _report(saved, own)]) == RenewalReport(invoices_issued=5, subscriptions_renewed=5,
                                                                as_of=START, parked=1)
+
+
+def test_a_tick_cancels_the_helpers_no_worker_took_and_waits_for_the_others_in_one_query_a_look(databases):
+    app = databases.fresh_app("postgresql")
+    with app.engine.begin() as conn:
+        waiting, taken, started = conn.execute(text(
+            "INSERT INTO procrastinate_jobs (queue_name, task_name, args, status) VALUES "
+            "('slices', 'slices', '{}', 'todo'), ('slices', 'slices', '{}', 'doing'), "
+            "('slices', 'slices', '{}', 'doing') RETURNING id")).scalars().all()
+
+    def helpers_finish() -> None:  # the two started helpers report, a few looks later
+        time.sleep(0.3)
+        with app.engine.begin() as conn:
+            for job_id, attempted in ((taken, 2), (started, 5)):
+                conn.execute(text("INSERT INTO worker_helper_reports (job_id, batch, at, report) "
+                                  "VALUES (:id, 'collect', now(), CAST(:report AS jsonb))"),
+                             {"id": job_id, "report": json.dumps({"attempted": attempted})})
+            conn.execute(text("UPDATE procrastinate_jobs SET status = 'succeeded' WHERE id IN (:a, :b)"),
+                         {"a": taken, "b": started})
+
+    statements: list[str] = []
+    tick = threading.get_ident()
+
+    def seen(conn, cursor, statement, *_) -> None:
+        if threading.get_ident() == tick:  # the tick's, not the helpers'
+            statements.append(statement)
+
+    finishing = threading.Thread(target=helpers_finish)
+    own = CollectReport(attempted=3)
+    event.listen(app.engine, "before_cursor_execute", seen)
+    try:
+        finishing.start()
+        reports = _FanOut(SimpleNamespace(app=app), loop=None)._helpers_reports([waiting, taken, started], own)
+    finally:
+        finishing.join()
+        event.remove(app.engine, "before_cursor_execute", seen)
+    with app.engine.connect() as conn:
+        status = conn.execute(text("SELECT status FROM procrastinate_jobs WHERE id = :id"), {"id": waiting})
+        assert status.scalar_one() == "cancelled"
+    assert sorted(report.attempted for report in reports) == [2, 5]
+    looks = [s for s in statements if s == str(HELPERS_STILL_RUNNING.compile(dialect=app.engine.dialect))]
+    assert len(looks) > 1  # it waited, looking again
+    assert statements == looks + ["DELETE FROM worker_helper_reports WHERE job_id = ANY(%(ids)s) RETURNING report"]

@@ -68,6 +68,13 @@ TICK_LOCK = "tick"
 # batch have their own pool, `payments.concurrency`).
 JOBS_AT_ONCE = 2
 HELPER_POLL_SECONDS = 0.05  # how often a tick looks whether its helpers are done
+# The helpers among :ids not finished, those waiting cancelled first (the statement's snapshot
+# still shows them `todo`: hence the EXCEPT). One started meanwhile is not cancelled, and stays.
+HELPERS_STILL_RUNNING = text(
+    "WITH cancelled AS (UPDATE procrastinate_jobs SET status = 'cancelled' WHERE id = ANY(:ids) AND status = 'todo' "
+    "RETURNING id) "
+    "SELECT id FROM procrastinate_jobs WHERE id = ANY(:ids) AND status IN ('todo', 'doing') "
+    "EXCEPT SELECT id FROM cancelled")
 
 
 def conninfo(database_url: str) -> str:
@@ -239,19 +246,14 @@ class _FanOut:
         return [_on_loop(self.loop, deferrer.defer_async()) for _ in range(count)]
 
     def _helpers_reports(self, helpers: list[int], own: BatchReport) -> list[BatchReport]:
-        manager = self.tasks.queue.job_manager
         waiting = set(helpers)
         while waiting:
-            # Cancelled if no worker has started it (it may be a stalled one, put back); else
-            # waited for: it stops when the batch has no slice left (or when asked to stop).
-            for job_id in sorted(waiting):
-                if _on_loop(self.loop, manager.cancel_job_by_id_async(job_id)):
-                    waiting.discard(job_id)
-            with self.app.engine.connect() as conn:
-                running = set(conn.execute(text("SELECT id FROM procrastinate_jobs WHERE id = ANY(:ids) "
-                                                "AND status IN ('todo', 'doing')"), {"ids": sorted(waiting)})
-                              .scalars())
-            waiting &= running
+            # One query a look, whatever the number of helpers: those no worker has started are
+            # cancelled (it may be a stalled one, put back), what procrastinate's cancel_job does;
+            # the others, still running, are waited for: each stops when the batch has no slice
+            # left (or when asked to stop).
+            with self.app.engine.begin() as conn:
+                waiting = set(conn.execute(HELPERS_STILL_RUNNING, {"ids": sorted(waiting)}).scalars())
             if waiting:
                 time.sleep(HELPER_POLL_SECONDS)
         with self.app.engine.begin() as conn:
