@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping
 from functools import cache
 
-from facturx import generate_from_binary, xml_check_xsd
+from facturx import generate_from_binary
 from weasyprint import HTML
 from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher
@@ -33,11 +33,6 @@ def pdf_a3(html: str) -> bytes:
 def _fonts() -> FontConfiguration:
     # Fontconfig's view of the installed fonts, built once per process rather than per document.
     return FontConfiguration()
-
-
-def check_cii(xml: bytes) -> None:
-    """Refuse a CII XML that the Factur-X EN 16931 schema (XSD) does not accept."""
-    xml_check_xsd(xml, flavor="factur-x", level=FACTURX_LEVEL)
 
 
 def with_facturx(pdf: bytes, xml: bytes, *, lang: str, metadata: Mapping[str, str]) -> bytes:

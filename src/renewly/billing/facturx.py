@@ -1,8 +1,8 @@
 """The Factur-X XML of an issued document: UN/CEFACT CII, EN 16931 profile, from its frozen rows.
 
-Written with lxml in the order of the schema (`adapters/pdf.py: check_cii` checks it against the
-library's XSD); its figures are the invoice's as stored (subtotal, tax, total), never recomputed,
-so that the XML and the PDF it travels in cannot disagree.
+Written with lxml in the order of the schema (`adapters/pdf.py: with_facturx` checks it against
+the library's XSD before embedding it); its figures are the invoice's as stored (subtotal, tax,
+total), never recomputed, so that the XML and the PDF it travels in cannot disagree.
 """
 
 from __future__ import annotations
