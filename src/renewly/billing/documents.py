@@ -91,7 +91,8 @@ def document_of(app: Ports, invoice_id: int) -> bytes:
     if stored is not None:
         return stored
     with app.engine.connect() as conn:
-        pdf = render_document(frozen_document(conn, invoice_id))
+        frozen = frozen_document(conn, invoice_id)
+    pdf = render_document(frozen)  # tens of milliseconds: no connection held meanwhile
     try:
         with app.engine.begin() as conn:
             conn.execute(invoice_documents.insert().values(
