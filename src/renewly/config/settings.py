@@ -103,8 +103,8 @@ class SellerIdentity(BaseModel):
         return {**frozen, "recovery_indemnity_eur": RECOVERY_INDEMNITY_EUR}
 
     def is_the_demo_s(self) -> bool:
-        """Whether an invoice would still name the demo's seller: its name, VAT id or registration
-        left as shipped. The test clock and `renewly demo` keep it; the system clock refuses it."""
+        """Whether an invoice would still name the demo's seller: its name, VAT id, registration or
+        SIREN left as shipped. The test clock and `renewly demo` keep it; the system clock refuses it."""
         return any(getattr(self, key) == SellerIdentity.model_fields[key].default
                    for key in ("name", "vat_id", "registration", "siren"))
 

@@ -10,7 +10,7 @@ its username and password, its TLS, or is no SMTP server) raises `MailMisconfigu
 
 When no connection can be opened at all (refused, no route, a timeout, 421 at the greeting),
 the rest of the slice is answered with that at once, without a connection attempt per e-mail:
-a server down for hours costs one attempt per slice.
+a server down for hours costs one attempt per sender (`connections`, made at once) per slice.
 """
 
 from __future__ import annotations
