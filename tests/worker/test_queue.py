@@ -240,9 +240,12 @@ def test_sigterm_finishes_the_slice_in_hand_and_exits_0(databases):
         held_at_the_gate(app, holder, workers, "outbox")
         workers[0].send_signal(signal.SIGTERM)
         holder.rollback()
-    code, err = stop_workers(workers)[0]
-    assert code == 0, err[-2000:]
+    out, err = workers[0].communicate(timeout=30)
+    assert workers[0].returncode == 0, err[-2000:]
     assert '"worker stopped"' in err
+    # Its last line says what it left, as the embedded worker's does.
+    assert " ".join(out.split()) == ("worker stopped by SIGTERM after the slice in hand; still due: dunning (the "
+                                     "next worker or `renewly run` does it)")
     # The slice in hand was finished (its three declines recorded); the tick went no further
     # (dunning has not told anyone), left that work due, and no job is left running.
     assert attempts(app) == [("declined", START)] * 3
@@ -258,6 +261,25 @@ def test_sigterm_finishes_the_slice_in_hand_and_exits_0(databases):
     assert attempts(app) == [("declined", START)] * 3
     assert sorted((account, kind) for account, kind, _ in emails(app)) == [
         (account, "payment_failed_1") for account in (1, 2, 3)]
+
+
+def test_a_second_signal_stops_a_worker_at_once_exit_130_its_charges_left_to_the_janitor(databases):
+    app = databases.fresh_app("postgresql")
+    three_declined(app)
+    workers = start_workers(app, RENEWLY_WORKER__SLICE_HELPERS="0")
+    with app.engine.connect() as holder:
+        # Mid-tick, its slice waiting on a lock that is not let go: only a stop at once ends it.
+        held_at_the_gate(app, holder, workers, "outbox")
+        workers[0].send_signal(signal.SIGINT)
+        time.sleep(1)
+        workers[0].send_signal(signal.SIGINT)
+        out, err = workers[0].communicate(timeout=30)
+        holder.rollback()
+    assert workers[0].returncode == 130, err[-2000:]
+    assert "stopping after the slice in hand" in err and "stopped at once by a second signal" in err
+    assert out == ""
+    # The slice's transaction was rolled back: its charges stay pending, for the janitor.
+    assert attempts(app) == [("pending", START)] * 3
 
 
 def test_the_look_is_a_cron_line_of_seconds_under_a_minute_and_of_minutes_from_one_on():

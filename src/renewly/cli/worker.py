@@ -42,9 +42,22 @@ def worker(context: typer.Context) -> None:
 
 
 def run_on_postgresql(application: App) -> None:
-    """procrastinate's worker (renewly.worker.queue): it handles SIGTERM itself."""
+    """procrastinate's worker (renewly.worker.queue), which handles the signals itself: the first
+    lets the slice in hand finish, then one line on what is left; a second stops at once (130)."""
     from renewly.worker.queue import run_worker
-    run_worker(application)
+    number = run_worker(application)
+    _stopped(application, number, "")
+
+
+def _stopped(application: App, number: int | None, done: str) -> None:
+    """The worker's last line, on stdout, and its exit: 130 for Ctrl-C (SIGINT), else 0."""
+    from renewly.scheduler import still_due
+    by = signal.Signals(number).name if number else "a stop"
+    left = still_due(application, application.clock.now())
+    echo_wrapped(f"worker stopped by {by} after the slice in hand{done}; "
+                 + (f"still due: {', '.join(left)} (the next worker or `renewly run` does it)" if left
+                    else "nothing due was left"))
+    raise typer.Exit(130 if number == signal.SIGINT else 0)
 
 
 def run_embedded(application: App) -> None:
@@ -53,7 +66,6 @@ def run_embedded(application: App) -> None:
     from renewly.adapters.db.locks import holding_the_worker_lock
     from renewly.adapters.logs import get_logger
     from renewly.cli.common import stopping_on_signals
-    from renewly.scheduler import still_due
     from renewly.worker.embedded import Alarm
     from renewly.worker.embedded import run as run_worker
 
@@ -66,12 +78,7 @@ def run_embedded(application: App) -> None:
                  check_seconds=application.settings.worker.check_seconds)
         report = run_worker(application, alarm.nap)
     alarm.close()
-    by = signal.Signals(stopped.number).name if stopped.number else "a stop"
-    left = still_due(application, application.clock.now())
-    echo_wrapped(f"worker stopped by {by} after the slice in hand: {report.describe()}; "
-                 + (f"still due: {', '.join(left)} (the next worker or `renewly run` does it)" if left
-                    else "nothing due was left"))
-    raise typer.Exit(130 if stopped.number == signal.SIGINT else 0)
+    _stopped(application, stopped.number, f": {report.describe()}")
 
 
 def _log_stopping(_said: str) -> None:

@@ -27,7 +27,10 @@ Any number of workers, on any number of machines, share one database and its job
 
 SIGTERM or SIGINT asks the app to stop (`Ports.stop`): the batch in hand finishes its slice and
 stops, the worker takes no other job and exits; a tick stopped short leaves its work due, for
-the next look to find.
+the next look to find. A second signal stops the process at once (exit 130), as a second Ctrl-C
+stops a batch: the batches' work runs in threads that no exception reaches, so the process ends
+there; the database rolls back the transactions in hand, and the job left running is retried
+once stalled, as after a kill -9.
 """
 
 from __future__ import annotations
@@ -332,17 +335,18 @@ def queue_status(app: Ports) -> QueueStatus:
     return QueueStatus(jobs, live)
 
 
-def run_worker(app: Ports) -> None:
+def run_worker(app: Ports) -> int | None:
     """Run a worker until SIGTERM or SIGINT; then the job in hand finishes its slice, and it
-    returns. Its logs: one JSON line per batch run and per tick, with the job's id."""
+    returns the signal's number. Its logs: one JSON line per batch run and per tick, with the
+    job's id."""
     structlog.configure(processors=[structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
                                     structlog.processors.TimeStamper(fmt="iso", utc=True), renderer("json")],
                         logger_factory=lambda *_: structlog.PrintLogger(sys.stderr))
     app = replace(app, settings=app.settings.model_copy(update={"log_batch_runs": True, "log_format": "json"}))
-    asyncio.run(_work(app, job_queue(app)))
+    return asyncio.run(_work(app, job_queue(app)))
 
 
-async def _work(app: Ports, queue: procrastinate.App) -> None:
+async def _work(app: Ports, queue: procrastinate.App) -> int | None:
     settings = app.settings.worker
     async with queue.open_async():
         worker = Worker(queue, queues=list(QUEUES), name=f"renewly@{socket.gethostname()}:{os.getpid()}",
@@ -350,13 +354,20 @@ async def _work(app: Ports, queue: procrastinate.App) -> None:
                         update_heartbeat_interval=settings.heartbeat_seconds,
                         stalled_worker_timeout=settings.stalled_seconds)
         loop = asyncio.get_running_loop()
+        stopped_by: list[int] = []
 
-        def stop() -> None:
+        def stop(number: int) -> None:
+            if stopped_by:
+                log.warning("stopped at once by a second signal: the transactions in hand are rolled back")
+                sys.stderr.flush()
+                os._exit(130)
+            stopped_by.append(number)
+            log.info("stopping after the slice in hand (a second signal stops at once)")
             app.stop.ask()  # the batch in hand stops after its slice
             worker.stop()  # no other job is taken; the running ones are waited for
 
         for signal_number in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signal_number, stop)
+            loop.add_signal_handler(signal_number, stop, signal_number)
         log.info("worker started", worker=worker.worker_name, queues=list(QUEUES),
                  check_seconds=settings.check_seconds, heartbeat_seconds=settings.heartbeat_seconds,
                  stalled_seconds=settings.stalled_seconds)
@@ -366,3 +377,4 @@ async def _work(app: Ports, queue: procrastinate.App) -> None:
             for signal_number in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signal_number)
         log.info("worker stopped", worker=worker.worker_name)
+    return stopped_by[0] if stopped_by else None
