@@ -503,3 +503,21 @@ def test_0015_e_mails_written_before_it_are_due_at_once_and_the_outbox_keeps_its
     with engine.begin() as conn:
         conn.execute(text(row), {"at": stored(engine, OPENED), "topic": "email", "payload": "{}"})
         assert conn.execute(text("SELECT max(id) FROM outbox")).scalar_one() == 3  # id 2 is never given again
+
+
+# -- 0014: the job queue's schema, frozen ---------------------------------------------------------------
+
+def test_0014_applies_procrastinates_schema_as_frozen_beside_it_which_is_the_installed_procrastinates():
+    """A database made by 0014 has procrastinate 3.10.0's schema whatever procrastinate is
+    installed; that is the installed one's, as long as no revision brings a later one. An upgrade
+    of procrastinate fails here until a revision applies its migrations' SQL (0014's docstring),
+    and this test then names the version that revision brings the schema to."""
+    from importlib import resources
+    from importlib.metadata import version
+    from pathlib import Path
+
+    import renewly.adapters.db.engine as engine
+    frozen = Path(engine.__file__).parent / "migrations" / "versions" / "0014_procrastinate_schema.sql"
+    assert version("procrastinate") == "3.10.0", "procrastinate was upgraded: its schema needs a revision"
+    shipped = (resources.files("procrastinate.sql") / "schema.sql").read_text(encoding="utf-8")
+    assert frozen.read_text(encoding="utf-8").split("\n", 3)[3] == shipped

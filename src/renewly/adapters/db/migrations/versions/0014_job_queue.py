@@ -2,9 +2,10 @@
 
 On PostgreSQL, `renewly worker` is a procrastinate worker (renewly/worker/queue.py): its jobs,
 workers, periodic defers and events live in procrastinate's tables, types and functions, all
-named `procrastinate_*`. This revision applies the schema of the procrastinate this Renewly
-pins (3.10: `procrastinate.schema.SchemaManager.get_schema()`, a copy of which is frozen here
-by reading it at upgrade time from the installed package; constraints.txt pins the version).
+named `procrastinate_*`. This revision applies the schema of procrastinate 3.10.0, frozen beside
+it (`0014_procrastinate_schema.sql`, that version's `sql/schema.sql`), not the installed
+package's: a database made after an upgrade of procrastinate gets the same schema as one made
+before, so that the revision that brings the upgrade's changes applies to both.
 `worker_helper_reports` holds what each helper job of a tick's fan-out did, for the tick that
 waits for it to add up (a tick goes on to its chain's next round only if some batch did anything).
 
@@ -18,6 +19,7 @@ On SQLite the embedded worker needs no queue: a no-op.
 Revision ID: 0014
 Revises: 0013
 """
+from pathlib import Path
 from typing import Any
 
 from alembic import op
@@ -26,6 +28,8 @@ revision = '0014'
 down_revision = '0013'
 branch_labels = None
 depends_on = None
+
+SCHEMA = Path(__file__).with_name("0014_procrastinate_schema.sql")
 
 HELPER_REPORTS = """
 CREATE TABLE worker_helper_reports (
@@ -48,12 +52,10 @@ def upgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name != 'postgresql':
         return
-    from procrastinate.schema import SchemaManager
-
     # Many statements (functions with `$$` bodies, `%` in them): one query without parameters,
     # on psycopg itself, in the migration's transaction (SQLAlchemy would read `:name` or `%`).
     driver = _psycopg(bind)
-    driver.execute(SchemaManager.get_schema())
+    driver.execute(SCHEMA.read_text(encoding="utf-8"))
     driver.execute(HELPER_REPORTS)
 
 
