@@ -50,3 +50,18 @@ def test_logs_asked_for_before_structlog_is_loaded_go_to_stderr_as_configured(lo
                                                                                            "renew", 7)
     else:
         assert "row parked" in done.stderr and "batch=renew" in done.stderr and "subject_id=7" in done.stderr
+
+
+def test_the_mail_batchs_warnings_go_to_stderr_as_configured_not_to_stdout(tmp_path):
+    # `renewly mail send --json` prints its report on stdout: a warning there would break it. The
+    # module used to take structlog's own logger, unconfigured when it was the first to log.
+    script = ("from renewly.adapters.logs import configure_command_line_logs\n"
+              "configure_command_line_logs()\n"
+              "from renewly.mail import delivery\n"
+              "delivery.log.warning('e-mails to try again', count=3)\n")
+    shell = {**{name: value for name, value in os.environ.items() if not name.startswith("RENEWLY_")},
+             "RENEWLY_LOG_FORMAT": "json"}
+    done = subprocess.run([sys.executable, "-c", script], env=shell, cwd=tmp_path, capture_output=True, text=True,
+                          check=True)
+
+    assert done.stdout == "" and json.loads(done.stderr)["event"] == "e-mails to try again", done

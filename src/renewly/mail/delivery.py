@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import structlog
 from sqlalchemy import Connection, bindparam, func, or_, select, text
 
 from renewly.accounts.removal_links import RemovalLinks
 from renewly.adapters.db.bulk import among
 from renewly.adapters.db.locks import claim_unheld, hold_until_commit
 from renewly.adapters.db.tables import MAIL_DUE, outbox
+from renewly.adapters.logs import get_logger
 from renewly.adapters.mail.port import Envelope, MailMisconfigured
 from renewly.batches.reports import Reported
 from renewly.billing.documents import documents_of
@@ -38,7 +38,7 @@ from renewly.mail.rules.answers import SmtpAnswer, Verdict, combine, retry_delay
 from renewly.ports import Ports
 from renewly.shared.errors import InvalidInput
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 NO_SMTP = "no SMTP server configured (mail.host): e-mails stay in the outbox (renewly outbox show ID)"
 
