@@ -84,8 +84,8 @@ def main() -> None:
             bound_received = sink.received()
             if len(bound_received) != count or max(bound_received.values()) != 1:
                 sys.exit(f"bench: the bound's {count} e-mails did not all arrive once")
-            print(f"bound: the same e-mails through the same transport, no database: {bound_seconds:.2f} s "
-                  f"({count / bound_seconds:,.0f}/s)")
+            print(f"bound: the same e-mails through the same transport, no database:\n"
+                  f"  {bound_seconds:.2f} s ({count / bound_seconds:,.0f}/s)")
         finally:
             app.engine.dispose()
 

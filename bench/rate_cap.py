@@ -60,7 +60,9 @@ def per_second(instants: list[float]) -> float:
 def checked(label: str, instants: list[float], rate: float) -> tuple[float, int]:
     allowed = math.floor(rate * (1 + LATENESS)) + 1
     busiest = most_in_one_second(instants)
-    print(f"{label}: {per_second(instants):,.1f} acquisitions/s, busiest second {busiest} (at most {allowed})")
+    # Two lines of at most 80 columns; no bound where there is no cap to check.
+    print(f"{label}:\n  {per_second(instants):,.1f} acquisitions/s, busiest second {busiest}"
+          + (f" (at most {allowed})" if rate < UNCAPPED else ""))
     if rate < UNCAPPED and busiest > allowed:
         sys.exit(f"{label}: {busiest} acquisitions in one second, more than the cap allows ({allowed})")
     return per_second(instants), busiest

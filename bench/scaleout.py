@@ -54,6 +54,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 from bisect import bisect_left
@@ -192,12 +193,14 @@ def bench(made: ExitStack, args, count: int, hosts: list[int], settings: dict) -
     for n in (hosts[-1:] if args.cap else hosts):
         with database(admin, admin_url, f"renewly_bench_scaleout_{os.getpid()}", template=template) as url:
             result = run_hosts(machines[:n], url, count, settings, folder / f"hosts_{n}")
-            print(f"{n} host(s): {count:,} invoices in {result.seconds:.2f} s, {result.per_s:,.1f}/s; first call "
-                  f"+{result.first_call:.2f} s; each host's charges {result.shares}; busiest second "
-                  f"{result.busiest_second} calls, from +{result.busiest_at:.2f} s after the first; "
-                  f"{result.connections:,} connections opened; CPU per "
-                  f"invoice {result.hosts_cpu / count * 1000:.2f} ms in the hosts, "
-                  f"{result.bench_cpu / count * 1000:.2f} ms in the bench (forwarder)")
+            print(textwrap.fill(
+                f"{n} host(s): {count:,} invoices in {result.seconds:.2f} s, {result.per_s:,.1f}/s; first call "
+                f"+{result.first_call:.2f} s; each host's charges {result.shares}; busiest second "
+                f"{result.busiest_second} calls, from +{result.busiest_at:.2f} s after the first; "
+                f"{result.connections:,} connections opened; CPU per "
+                f"invoice {result.hosts_cpu / count * 1000:.2f} ms in the hosts, "
+                f"{result.bench_cpu / count * 1000:.2f} ms in the bench (forwarder)", width=80,
+                subsequent_indent="  "))
             runs.append(result)
     return runs
 
@@ -241,9 +244,11 @@ def report(args, count: int, latency_ms: int, slice_size: int, runs: list[Run]) 
               f"{run.calls_per_s / args.cap:>7.3f} {run.busiest_second:>9}  {run.shares}")
         over = windows_over(run.arrivals, 1.0, args.cap)
         if over:
-            print(f"{len(over)} of the one-second windows from a call hold more than {args.cap} calls, starting "
-                  f"from +{over[0]:.2f} s to +{over[-1]:.2f} s after the first call")
-        print(f"target: >= 0.95 of the cap ({0.95 * args.cap:.0f}/s), never more than {args.cap} calls in one second")
+            print(textwrap.fill(f"{len(over)} of the one-second windows from a call hold more than {args.cap} "
+                                f"calls, starting from +{over[0]:.2f} s to +{over[-1]:.2f} s after the first "
+                                "call", width=80, subsequent_indent="  "))
+        print(f"target: >= 0.95 of the cap ({0.95 * args.cap:.0f}/s),\n"
+              f"  never more than {args.cap} calls in one second")
         figures["windows_over_cap"] = len(over)
         if run.busiest_second > args.cap and not args.tiny:
             failures.append(f"{run.busiest_second} calls in one second, above the cap of {args.cap}")
