@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from renewly.accounts.contacts import request_contact, unsubscribe_contact
-from renewly.accounts.removal_links import RemovalLinks
+from renewly.accounts.removal_links import TEST_CLOCK_KEY, RemovalLinks
 from renewly.adapters.db.tables import audit_log, billing_contacts, outbox
 from renewly.config.settings import load_settings
 from renewly.mail.letters import letters_of
@@ -166,6 +166,9 @@ def test_r4_2_on_the_system_clock_links_need_a_secret_key_and_a_public_url(tmp_p
     assert RemovalLinks.of(configured).url(1, 2, settings_now()).startswith(
         "https://billing.example.com/billing-contacts/remove/")
     assert "k" * 32 not in repr(configured)
+    known = configured.model_copy(update={"secret_key": SecretStr(TEST_CLOCK_KEY)})
+    with pytest.raises(InvalidInput, match="^secret_key is the test clock's, which everyone knows"):
+        RemovalLinks.of(known)
 
 
 def settings_now():

@@ -56,6 +56,10 @@ class RemovalLinks:
         key, url = settings.secret_key.get_secret_value(), settings.public_url
         if settings.clock == "test":
             key, url = key or TEST_CLOCK_KEY, url or TEST_CLOCK_URL
+        if settings.clock != "test" and key == TEST_CLOCK_KEY:
+            raise InvalidInput("secret_key is the test clock's, which everyone knows: links signed with it "
+                               "could be forged; set a random one (docs/mail.md, RENEWLY_SECRET_KEY)",
+                               code="removal_links_unconfigured")
         missing = [name for name, value in (("secret_key", key), ("public_url", url)) if not value]
         if missing:
             raise InvalidInput(f"{' and '.join(missing)} not set: billing e-mails to contacts carry a signed "
