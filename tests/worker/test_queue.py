@@ -231,17 +231,27 @@ def test_a_worker_killed_mid_tick_loses_nothing_another_retries_its_stalled_tick
         (account, "payment_failed_1") for account in (1, 2, 3)]
 
 
+def signalled_mid_tick(app, *signals: int, let_go: bool) -> tuple[int, str, str]:
+    """One worker, mid-tick (the payment batch's slice, charged, waits at a lock on the outbox to
+    record its answers' events), sent `signals` a second apart; the lock let go then (`let_go`),
+    or only once the worker has exited. Its exit code, stdout and stderr."""
+    three_declined(app)
+    [worker] = start_workers(app, RENEWLY_WORKER__SLICE_HELPERS="0")
+    with app.engine.connect() as holder:
+        held_at_the_gate(app, holder, [worker], "outbox")
+        for number in signals:
+            worker.send_signal(number)
+            time.sleep(1)
+        if let_go:
+            holder.rollback()
+        out, err = worker.communicate(timeout=30)
+    return worker.returncode, out, err
+
+
 def test_sigterm_finishes_the_slice_in_hand_and_exits_0(databases):
     app = databases.fresh_app("postgresql")
-    three_declined(app)
-    workers = start_workers(app, RENEWLY_WORKER__SLICE_HELPERS="0")
-    with app.engine.connect() as holder:
-        # Mid-tick: the payment batch's slice, charged, waits to record its answers' events.
-        held_at_the_gate(app, holder, workers, "outbox")
-        workers[0].send_signal(signal.SIGTERM)
-        holder.rollback()
-    out, err = workers[0].communicate(timeout=30)
-    assert workers[0].returncode == 0, err[-2000:]
+    code, out, err = signalled_mid_tick(app, signal.SIGTERM, let_go=True)
+    assert code == 0, err[-2000:]
     assert '"worker stopped"' in err
     # Its last line says what it left, as the embedded worker's does.
     assert " ".join(out.split()) == ("worker stopped by SIGTERM after the slice in hand; still due: dunning (the "
@@ -265,17 +275,9 @@ def test_sigterm_finishes_the_slice_in_hand_and_exits_0(databases):
 
 def test_a_second_signal_stops_a_worker_at_once_exit_130_its_charges_left_to_the_janitor(databases):
     app = databases.fresh_app("postgresql")
-    three_declined(app)
-    workers = start_workers(app, RENEWLY_WORKER__SLICE_HELPERS="0")
-    with app.engine.connect() as holder:
-        # Mid-tick, its slice waiting on a lock that is not let go: only a stop at once ends it.
-        held_at_the_gate(app, holder, workers, "outbox")
-        workers[0].send_signal(signal.SIGINT)
-        time.sleep(1)
-        workers[0].send_signal(signal.SIGINT)
-        out, err = workers[0].communicate(timeout=30)
-        holder.rollback()
-    assert workers[0].returncode == 130, err[-2000:]
+    # Its slice waits on a lock that is not let go: only a stop at once ends it.
+    code, out, err = signalled_mid_tick(app, signal.SIGINT, signal.SIGINT, let_go=False)
+    assert code == 130, err[-2000:]
     assert "stopping after the slice in hand" in err and "stopped at once by a second signal" in err
     assert out == ""
     # The slice's transaction was rolled back: its charges stay pending, for the janitor.
