@@ -179,8 +179,11 @@ class _Tasks:
                 log.warning("stalled job dropped: the same job waits", job_id=job.id, task=job.task_name,
                             worker_id=job.worker_id)
                 continue
-            except ConnectorException:
-                continue  # another worker put it back first, or it ended meanwhile
+            except ConnectorException as error:
+                # Another worker put it back first, or it ended meanwhile; or the database refused
+                # (rights, a lost connection): said, not swallowed, and the next look tries again.
+                log.warning("stalled job not retried", job_id=job.id, task=job.task_name, reason=str(error))
+                continue
             log.warning("stalled job retried", job_id=job.id, task=job.task_name, worker_id=job.worker_id)
 
     # --- the work, in a thread ---
