@@ -91,8 +91,12 @@ def invoices_resend(account: AccountId, month: Annotated[str, typer.Option(help=
         year, number = (int(part) for part in month.split("-"))
     except ValueError:
         raise InvalidInput(f"malformed --month {month!r}: expected YYYY-MM", code="malformed_month") from None
-    sent = resend_invoices_of_month(open_app(), account, year=year, month=number, reason=reason, actor=actor())
-    typer.echo(f"sent again: {', '.join(sent)}")
+    application = open_app()
+    sent = resend_invoices_of_month(application, account, year=year, month=number, reason=reason, actor=actor())
+    # Written to the outbox, not sent yet: delivery is the mail batch's, if an SMTP server is set.
+    echo_wrapped(f"to send again: {', '.join(sent)}, in the outbox; "
+                 + ("the mail batch delivers them (renewly mail send)" if application.mailer is not None
+                    else "no SMTP server is configured (mail.host): they stay there"))
 
 
 @app.command("credit")
