@@ -34,6 +34,23 @@ def test_without_smtp_an_e_mail_reads_with_outbox_show_and_its_eml_is_what_would
     assert (as_json["state"], as_json["message_id"]) == ("waiting", f"<renewly.outbox.{row_id}@renewly.example>")
 
 
+def test_outbox_show_folds_an_e_mail_s_long_lines_to_80_columns_and_its_eml_keeps_them(app, renewly, tmp_path):
+    from renewly.accounts.contacts import request_contact
+    from tests.builders import customer
+    account_id = customer(app, name="Acme", owner="owner@acme.test")
+    request_contact(app, account_id, email="books@accountants.test", requested_by="books@accountants.test")
+    row_id = max(row["id"] for row in json.loads(renewly("outbox", "list", "--json").out))
+
+    shown = renewly("outbox", "show", str(row_id))
+    assert shown.code == 0, shown.err
+    assert max(len(line) for line in shown.out.splitlines()) <= 80
+    assert "Nothing changes without your consent" in shown.out
+
+    renewly("outbox", "show", str(row_id), "--eml", "request.eml")
+    sent = message_from_bytes((tmp_path / "request.eml").read_bytes(), policy=policy.default)
+    assert max(len(line) for line in sent.get_body(("plain",)).get_content().splitlines()) > 80  # as written
+
+
 def test_outbox_show_never_overwrites_a_file_and_refuses_an_unknown_row_in_one_line(app, renewly, tmp_path):
     [row_id] = write_emails(app, 1)
     (tmp_path / "kept.eml").write_text("someone's file")

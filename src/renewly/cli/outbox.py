@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -101,8 +102,19 @@ def outbox_show(row_id: Annotated[int, typer.Argument(metavar="ID", help="The ou
     typer.echo("")
     for part in message.walk():
         if part.get_content_type() == "text/plain":
-            typer.echo(part.get_content().rstrip("\n"))
+            for line in part.get_content().rstrip("\n").splitlines():
+                typer.echo(_folded(line))
             break
+
+
+def _folded(line: str) -> str:
+    """A line of an e-mail's text as shown: folded to 80 columns, its indent kept (the message
+    itself is as written: `--eml`); a word longer than that, a link, stays whole."""
+    if len(line) <= 80:
+        return line
+    indent = line[:len(line) - len(line.lstrip())]
+    return textwrap.fill(line.lstrip(), width=80, initial_indent=indent, subsequent_indent=indent,
+                         break_long_words=False, break_on_hyphens=False)
 
 
 def _messages(application, row: dict[str, Any]) -> list:
