@@ -71,10 +71,13 @@ TICK_LOCK = "tick"
 # batch have their own pool, `payments.concurrency`).
 JOBS_AT_ONCE = 2
 HELPER_POLL_SECONDS = 0.05  # how often a tick looks whether its helpers are done
-# The helpers among :ids not finished, those waiting cancelled first (the statement's snapshot
-# still shows them `todo`: hence the EXCEPT). One started meanwhile is not cancelled, and stays.
+# The helpers among :ids not finished, those no worker started deleted first (the statement's
+# snapshot still shows them `todo`: hence the EXCEPT). Deleted, not marked cancelled, as
+# procrastinate's cancel_job(delete_job=True) does: a tick leaves up to `slice_helpers` of them,
+# and marked rows would pile up in the job table by the hundred a day. One started meanwhile is
+# not touched, and is waited for.
 HELPERS_STILL_RUNNING = text(
-    "WITH cancelled AS (UPDATE procrastinate_jobs SET status = 'cancelled' WHERE id = ANY(:ids) AND status = 'todo' "
+    "WITH cancelled AS (DELETE FROM procrastinate_jobs WHERE id = ANY(:ids) AND status = 'todo' "
     "RETURNING id) "
     "SELECT id FROM procrastinate_jobs WHERE id = ANY(:ids) AND status IN ('todo', 'doing') "
     "EXCEPT SELECT id FROM cancelled")
@@ -255,7 +258,7 @@ class _FanOut:
         waiting = set(helpers)
         while waiting:
             # One query a look, whatever the number of helpers: those no worker has started are
-            # cancelled (it may be a stalled one, put back), what procrastinate's cancel_job does;
+            # deleted (it may be a stalled one, put back), what procrastinate's cancel_job does;
             # the others, still running, are waited for: each stops when the batch has no slice
             # left (or when asked to stop).
             with self.app.engine.begin() as conn:
