@@ -36,6 +36,7 @@ from renewly.payments import collect, verifications
 from renewly.ports import Ports
 from renewly.retention import deletion as retention
 from renewly.shared.errors import BillingError, InvalidInput
+from renewly.webhooks import delivery as webhooks
 
 log = get_logger(__name__)
 
@@ -109,12 +110,17 @@ MAIL = Batch("mail", lambda app: timedelta(minutes=app.settings.mail.interval_mi
              mail.next_mail_at, chained=False)
 
 
+# Events leave the outbox as webhooks to the endpoints registered for them (docs/webhooks.md):
+# a batch that has work only while an endpoint is enabled. Before retention too.
+WEBHOOKS = Batch("webhooks", lambda app: timedelta(minutes=app.settings.webhooks.interval_minutes),
+                 webhooks.deliver_due, webhooks.next_webhook_at, chained=False)
+
+
 def batches(app: Ports) -> tuple[Batch, ...]:
     """The batches this application runs, in the order a tick runs them."""
-    if not app.settings.mail.configured:
-        return BATCHES
     last = len(BATCHES) - 1  # retention
-    return (*BATCHES[:last], MAIL, *BATCHES[last:])
+    leaving = (MAIL, WEBHOOKS) if app.settings.mail.configured else (WEBHOOKS,)
+    return (*BATCHES[:last], *leaving, *BATCHES[last:])
 
 
 def run_tick(app: Ports, at: datetime, on_run: Callable[[BatchRun], None] | None = None,
@@ -358,7 +364,7 @@ def _plans(conn: Connection, app: Ports, start: datetime | None) -> list[_Plan]:
 
 def batch_named(name: str) -> Batch:
     """The batch of that name (a queued job names its batch)."""
-    found = next((batch for batch in BATCHES if batch.name == name), None)
+    found = next((batch for batch in (*BATCHES, MAIL, WEBHOOKS) if batch.name == name), None)
     if found is None:
         raise ValueError(f"no batch is named {name!r}")
     return found

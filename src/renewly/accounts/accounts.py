@@ -74,6 +74,8 @@ def add_member(app: Ports, account_id: int, *, email: str, role: str, actor: str
         member_id = conn.execute(members.insert().values(account_id=account_id, email=email, role=parsed_role.value,
                                                          created_at=now).returning(members.c.id)).scalar_one()
         audit(conn, now, actor, "member.added", "account", account_id, details={"email": email, "role": parsed_role})
+        writer.write(conn, writer.event(now, "account.updated", account_id,
+                                        {"account_id": account_id, "changed": ["members"]}))
     return member_id
 
 
@@ -90,6 +92,8 @@ def remove_member(app: Ports, account_id: int, *, email: str, actor: str) -> Non
             raise NotAllowed("the owner cannot be removed; support transfers ownership first", code="owner_required")
         conn.execute(members.delete().where(members.c.id == member.id))
         audit(conn, now, actor, "member.removed", "account", account_id, details={"email": email})
+        writer.write(conn, writer.event(now, "account.updated", account_id,
+                                        {"account_id": account_id, "changed": ["members"]}))
 
 
 def update_buyer_address(app: Ports, account_id: int, *, changes: dict[str, str], acting_email: str,
@@ -113,6 +117,8 @@ def update_buyer_address(app: Ports, account_id: int, *, changes: dict[str, str]
             updated_at=now, **{f"buyer_{key}": value for key, value in updated.items()}))
         audit(conn, now, actor, "buyer_address.updated", "account", account_id,
               details={"fields": sorted(changes), "by": validate_email(acting_email)})
+        writer.write(conn, writer.event(now, "account.updated", account_id,
+                                        {"account_id": account_id, "changed": ["buyer_address"]}))
     return updated
 
 
@@ -266,5 +272,6 @@ def transfer_ownership(app: Ports, account_id: int, *, to_email: str, reason: st
         conn.execute(members.update().where(members.c.id == account_members[to_email].id).values(role=Role.OWNER))
         audit(conn, now, actor, "ownership.transferred", "account", account_id, reason=reason.strip(),
               details={"from": previous, "to": to_email})
-        writer.write(conn, writer.event(now, "account.owner_changed", account_id, {"account_id": account_id}))
+        writer.write(conn, writer.event(now, "account.updated", account_id,
+                                        {"account_id": account_id, "changed": ["owner"]}))
     return previous

@@ -113,4 +113,7 @@ def change_seats(app: Ports, subscription_id: int, *, seats: int, actor: str) ->
         conn.execute(subscriptions.update().where(subscriptions.c.id == subscription_id).values(seats=seats))
         audit(conn, now, actor, "subscription.seats_changed", "subscription", subscription_id,
               details={"from": subscription.seats, "to": seats, "prorated": amount})
+        writer.write(conn, writer.event(now, "subscription.updated", subscription.account_id,
+                                        {"subscription_id": subscription_id, "seats": seats,
+                                         "previous_seats": subscription.seats}))
     return Money(amount, plan.currency)

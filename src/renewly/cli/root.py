@@ -35,6 +35,7 @@ from renewly.cli import (
     serve,
     subscriptions,
     support,
+    webhooks,
     worker,
 )
 from renewly.cli.common import STOPPED_AT_ONCE
@@ -44,8 +45,8 @@ from renewly.cli.common import STOPPED_AT_ONCE
 GROUPS = {"db": db.app, "clock": clock.app, "worker": worker.app, "plans": plans.app, "accounts": accounts.app,
           "members": accounts.members_app, "subscriptions": subscriptions.app, "invoices": invoices.app,
           "cards": cards.app, "payments": payments.app, "gateway": gateway.app, "support": support.app,
-          "outbox": outbox.app, "mail": mail.app, "policy": policy.app, "billing": billing.app,
-          "problems": problems.app, "contacts": contacts.app, "apikeys": apikeys.app}
+          "outbox": outbox.app, "mail": mail.app, "webhooks": webhooks.app, "policy": policy.app,
+          "billing": billing.app, "problems": problems.app, "contacts": contacts.app, "apikeys": apikeys.app}
 ROOT_COMMANDS = (batches.app, policy.preview_app, importing.app, demo.app, serve.app)
 
 

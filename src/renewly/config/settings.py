@@ -242,6 +242,47 @@ class MailSettings(BaseModel):
         return self
 
 
+# Standard Webhooks' (Svix's) schedule, two daily tries added so that it spans three days: after
+# the first try fails, the next comes 5 s later, then 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, 24 h, 24 h.
+DEFAULT_WEBHOOK_RETRIES = [5, 300, 1800, 7200, 18_000, 36_000, 36_000, 86_400, 86_400]
+
+
+class WebhookSettings(BaseModel):
+    """Webhooks to the host product (docs/webhooks.md): each outbox event, signed (Standard
+    Webhooks), to every endpoint registered for its type (`renewly webhooks add`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The waits before each try again, in seconds: the n-th failure of a delivery waits the n-th
+    # value; once they are spent, the delivery has failed (`renewly webhooks replay` tries again).
+    retry_schedule_seconds: list[int] = Field(default_factory=lambda: list(DEFAULT_WEBHOOK_RETRIES),
+                                              min_length=1, max_length=30)
+    # An endpoint whose every try has failed for this long is disabled, and the operator told.
+    disable_after_hours: int = Field(72, ge=1, le=30 * 24)
+    timeout_seconds: float = Field(15, gt=0, le=120)  # one POST, from connecting to the response read
+    concurrency: int = Field(16, ge=1, le=256)  # POSTs in flight at once, per process
+    slice_size: int = Field(200, ge=1, le=5000)  # deliveries claimed per slice
+    interval_minutes: int = Field(1, ge=1, le=WEEK_MINUTES)  # how often the worker's webhooks batch runs
+    # How long a process may take over a slice before another may send its deliveries in its
+    # place (the first one died): at least the longest a slice can take (checked).
+    lease_seconds: int = Field(600, ge=10, le=86_400)
+
+    @field_validator("retry_schedule_seconds")
+    @classmethod
+    def _waits(cls, waits: list[int]) -> list[int]:
+        if any(not 1 <= wait <= 7 * 86_400 for wait in waits):
+            raise ValueError("each wait is from 1 second to 7 days (604800)")
+        return waits
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_slice(self) -> WebhookSettings:
+        rounds = -(-self.slice_size // self.concurrency)
+        if self.lease_seconds < rounds * self.timeout_seconds:
+            raise ValueError(f"lease_seconds ({self.lease_seconds}) is shorter than a slice can take: "
+                             f"{rounds} round(s) of {self.concurrency} POSTs of up to {self.timeout_seconds} s")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RENEWLY_", env_nested_delimiter="__", extra="forbid")
 
@@ -254,6 +295,7 @@ class Settings(BaseSettings):
     payments: PaymentSettings = PaymentSettings()
     worker: WorkerSettings = WorkerSettings()
     mail: MailSettings = MailSettings()
+    webhooks: WebhookSettings = WebhookSettings()
     # Signs the removal links of billing e-mails (R4.2, accounts/removal_links.py): 32 characters
     # or more, random, the same in every process of a deployment. Changing it kills the links
     # already sent. Never printed nor logged.

@@ -111,15 +111,19 @@ def give(conn: Connection, app: Ports, given: list[tuple[NoticeCase, int, str | 
         if after.cancelled:
             if after.deletion_on is None:
                 raise ValueError(f"account {case.account_id} cancelled by step {step.name} without a deletion day")
+            deletion_due = local_midnight_utc(after.deletion_on, case.timezone)
             cancelled.append({"id": case.account_id, "status": status, "banner": banner, "cancelled_at": as_of,
-                              "deletion_due_at": local_midnight_utc(after.deletion_on, case.timezone),
-                              "updated_at": as_of})
+                              "deletion_due_at": deletion_due, "updated_at": as_of})
             result.cancelled += 1
         elif after.changed:
             past_due.append({"id": case.account_id, "status": status, "banner": banner, "updated_at": as_of})
         if after.changed:
             result.rows.append(writer.event(as_of, "account.dunning_state", case.account_id,
                                             {"status": status, "banners": banners_seen(banner, status)}))
+        if after.cancelled:
+            # R9.1, R10.3: the host product closes the account's access, and knows when its data goes.
+            result.rows.append(writer.event(as_of, "account.cancelled", case.account_id, {
+                "account_id": case.account_id, "case_id": case.case_id, "deletion_due_at": deletion_due.isoformat()}))
         if step.email:
             result.rows.append(_email(policy, templates, case, step_index, reason, texts,
                                       recipients[case.account_id], support_email, as_of))

@@ -151,6 +151,10 @@ def recover_cases(conn: Connection, app: Ports, paid_invoice_ids: list[int], as_
     events = [writer.event(as_of, "dunning.recovered", row.account_id,
                            {"case_id": row.id, "invoices": [invoice.number for invoice in paid[row.id]],
                             "reactivated": row.status == AccountStatus.CANCELLED}) for row in recovered]
+    # R9.3: a cancelled account that paid is active again (_close): the host product opens it again.
+    events += [writer.event(as_of, "account.reactivated", row.account_id, {"account_id": row.account_id,
+                                                                            "case_id": row.id})
+               for row in recovered if row.status == AccountStatus.CANCELLED]
     _close(conn, recovered, "recovered", as_of, events)
     writer.write_many(conn, emails + events)
     return {row.account_id for row in recovered}

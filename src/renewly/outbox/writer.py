@@ -13,9 +13,10 @@ go straight to COPY):
 - `account_id`: the account concerned (every topic today names one);
 - `payload`: a JSON object, what the topic says. The table adds `id` (increasing, never given
   twice, even after the retention batch deleted rows: a consumer may drop an id it has seen),
-  `delivered_at` (NULL until a relay delivers the row), and for e-mails what delivery keeps of
-  its tries (`attempts`, `next_attempt_at`, `claimed_until`, `failed_at`, `last_error`:
-  renewly.mail.delivery).
+  `delivered_at` (NULL until a relay delivers the row: for an event, once the webhooks batch has
+  made its deliveries to the endpoints that want it, renewly.webhooks.delivery), and for e-mails
+  what delivery keeps of its tries (`attempts`, `next_attempt_at`, `claimed_until`, `failed_at`,
+  `last_error`: renewly.mail.delivery).
 
 An e-mail's payload is `{"kind", "locale", "recipients", "subject", "body", "html", **about}`:
 its subject, text and HTML parts rendered from the templates of `kind` (outbox/rendering.py: a
@@ -51,17 +52,19 @@ from renewly.adapters.db.tables import outbox
 EMAIL = "email"
 
 # Every topic written. An event of another topic is refused: a new one is added here, where
-# delivery reads what it has to handle (and the demo, `renewly outbox list`, what they show).
+# delivery reads what it has to handle (and the demo, `renewly outbox list`, what they show),
+# and given its public name for webhooks (renewly.webhooks.rules.events.PUBLIC_TYPES).
 TOPICS = frozenset({
     EMAIL,
-    "account.created", "account.owner_changed", "account.dunning_state", "account.deleted",
+    "account.created", "account.updated", "account.dunning_state", "account.cancelled", "account.reactivated",
+    "account.deleted",
     "billing_contact.added", "billing_contact.removed",
-    "subscription.created",
+    "subscription.created", "subscription.updated",
     "invoice.issued", "credit_note.issued",
     "payment.succeeded", "payment.declined", "payment_method.updated",
     "dunning.case_opened", "dunning.invoices_joined", "dunning.steps_taken", "dunning.recovered", "dunning.closed",
     "reactivation.granted", "reactivation.expired",
-    "batch.row_parked",
+    "batch.row_parked", "webhook_endpoint.disabled",
 })
 
 COLUMNS = ("created_at", "topic", "account_id", "payload")

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Date,
@@ -238,6 +239,10 @@ invoice_lines = Table(
 # The e-mails delivery has still to send (or try again): ix_outbox_mail_due's rows.
 MAIL_DUE = "topic = 'email' AND delivered_at IS NULL AND failed_at IS NULL"
 
+# The events the webhooks batch has still to hand to the endpoints that want them (renewly.webhooks:
+# `delivered_at` is set once their deliveries are made): ix_outbox_events_due's rows.
+EVENTS_DUE = "topic <> 'email' AND delivered_at IS NULL"
+
 # The PDF of an issued document, rendered once (the first download) and served as stored ever
 # after (R2.4): content-addressed by its SHA-256, which every read checks. Triggers (migration
 # 0016) refuse any UPDATE, and a DELETE but the retention batch's, with its invoice (R10.2).
@@ -276,7 +281,71 @@ outbox = Table(
     Index("ix_outbox_mail_failed", "id", sqlite_where=text("failed_at IS NOT NULL"),
           postgresql_where=text("failed_at IS NOT NULL")),
     Index("ix_outbox_account_id", "account_id"),
+    Index("ix_outbox_events_due", "id", sqlite_where=text(EVENTS_DUE), postgresql_where=text(EVENTS_DUE)),
     sqlite_autoincrement=True,
+)
+
+# -- webhooks to the host product (renewly.webhooks, migration 0018, docs/webhooks.md) -----------
+
+# Where the host product receives events: its URL, the secret every delivery is signed with
+# (Standard Webhooks, `whsec_...`), the public event types it wants (renewly.webhooks.rules.events).
+# Disabled by the operator or after `webhooks.disable_after_hours` of failures (`failing_since`:
+# the first failure since its last success): it gets no new event, its deliveries wait.
+webhook_endpoints = Table(
+    "webhook_endpoints", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("url", String(2000), nullable=False),
+    Column("secret", String(100), nullable=False),
+    Column("event_types", Document, nullable=False),
+    Column("description", String(500), nullable=False, server_default=""),
+    Column("created_at", UTCDateTime(), nullable=False),
+    # It receives the events written from then on: registered, or enabled again.
+    Column("events_from", UTCDateTime(), nullable=False),
+    Column("disabled_at", UTCDateTime()),
+    Column("disabled_reason", Text),
+    Column("failing_since", UTCDateTime()),
+)
+
+# What a delivery still has to be tried: pending (its schedule running) or a replay asked by the
+# operator (one try): ix_webhook_deliveries_due's rows.
+DELIVERY_DUE = "status IN ('pending', 'replay')"
+
+# One per endpoint and outbox event it wants, made by the webhooks batch: its webhook-id is the
+# event's (`msg_<outbox id>`), the same at every try. Its event goes with it: the retention batch
+# deletes a deleted account's outbox rows (R10.1), and their deliveries and attempts with them.
+webhook_deliveries = Table(
+    "webhook_deliveries", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("endpoint_id", Id, ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), nullable=False),
+    Column("outbox_id", Id, ForeignKey("outbox.id", ondelete="CASCADE"), nullable=False),
+    Column("status", String(16), nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("next_attempt_at", UTCDateTime()),
+    Column("claimed_until", UTCDateTime()),  # a process's wall-clock lease while it sends
+    Column("delivered_at", UTCDateTime()),
+    Column("failed_at", UTCDateTime()),
+    CheckConstraint("status IN ('pending', 'replay', 'delivered', 'failed')", name="status"),
+    UniqueConstraint("endpoint_id", "outbox_id", name="uq_webhook_deliveries_endpoint_event"),
+    Index("ix_webhook_deliveries_due", "next_attempt_at", sqlite_where=text(DELIVERY_DUE),
+          postgresql_where=text(DELIVERY_DUE)),
+    Index("ix_webhook_deliveries_outbox_id", "outbox_id"),
+)
+
+# The log of a delivery: one row per try, what the endpoint answered (its HTTP status, or what
+# went wrong: a timeout, a connection refused or dropped), how long it took, and the first
+# characters of its response (webhooks.rules.answers.EXCERPT_CHARACTERS).
+webhook_delivery_attempts = Table(
+    "webhook_delivery_attempts", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("delivery_id", Id, ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("replay", Boolean, nullable=False, server_default=text("false")),  # asked by the operator
+    Column("http_status", Integer),
+    Column("error", Text),
+    Column("latency_ms", Integer, nullable=False),
+    Column("response_excerpt", Text, nullable=False, server_default=""),
+    Index("ix_webhook_delivery_attempts_delivery_id", "delivery_id"),
 )
 
 # Append-only: triggers refuse UPDATE, DELETE, TRUNCATE and, on SQLite, REPLACE (migrations 0001, 0009),
