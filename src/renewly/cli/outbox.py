@@ -138,6 +138,11 @@ def _messages(application, row: dict[str, Any]) -> list:
 
 
 def _delivery_line(row: dict[str, Any], state: str) -> str:
+    if row["topic"] != "email":
+        if state == "delivered":
+            return (f"handed to the webhook endpoints that want it {utc_minute(row['delivered_at'])} UTC "
+                    f"(renewly webhooks deliveries --event {row['id']})")
+        return "waiting for the webhooks batch (while no endpoint is enabled, events wait)"
     if state == "delivered":
         return f"delivered {utc_minute(row['delivered_at'])} UTC" + (
             f" after {row['attempts']} attempts" if row.get("attempts", 0) > 1 else "")
@@ -146,4 +151,4 @@ def _delivery_line(row: dict[str, Any], state: str) -> str:
     if state == "to try again":
         return (f"to try again from {utc_minute(row['next_attempt_at'])} UTC, {row['attempts']} attempt(s) so "
                 f"far; last: {row['last_error']}")
-    return "waiting for delivery" if row["topic"] == "email" else "waiting (events are not delivered yet)"
+    return "waiting for delivery"

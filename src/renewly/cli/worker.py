@@ -103,7 +103,7 @@ def status(as_json: JsonFlag = False) -> None:
                   duration(item.late_by) if item.next_tick_at else ""]
                  for item in found.batches],
                 whole=("batch", "last run (UTC)", "next tick (UTC)"))
-    for line in worker_lines(found):
+    for line in worker_lines(found) + webhook_lines(found):
         echo_wrapped(line)
 
 
@@ -118,6 +118,12 @@ def worker_lines(found: WorkerStatus) -> list[str]:
     return found.queue.describe() if found.queue is not None else []
 
 
+def webhook_lines(found: WorkerStatus) -> list[str]:
+    return [f"webhooks: endpoint {endpoint['id']} ({endpoint['url']}) disabled {utc_minute(endpoint['disabled_at'])} "
+            f"UTC: {endpoint['disabled_reason']}; its deliveries wait (renewly webhooks enable {endpoint['id']})"
+            for endpoint in found.disabled_endpoints]
+
+
 def status_json(found: WorkerStatus) -> dict[str, Any]:
     return {"now": found.now, "clock": found.clock, "engine": "postgresql" if found.shared_queue else "sqlite",
             "batches": [{"batch": item.batch, "interval_minutes": item.interval // timedelta(minutes=1),
@@ -126,7 +132,8 @@ def status_json(found: WorkerStatus) -> dict[str, Any]:
                         for item in found.batches],
             "worker": None if found.embedded is None else {"live": found.embedded.live, "pid": found.embedded.pid,
                                                            "lock_file": found.embedded.lock_file},
-            "queue": None if found.queue is None else found.queue.as_json()}
+            "queue": None if found.queue is None else found.queue.as_json(),
+            "webhook_endpoints_disabled": found.disabled_endpoints}
 
 
 def duration(span: timedelta) -> str:

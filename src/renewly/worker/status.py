@@ -1,6 +1,7 @@
 """`renewly worker status`: where each batch stands (its last run, its next tick, how late that
 tick is) on either engine; on SQLite whether a worker runs; on PostgreSQL the queue's own section
-(queued and failed jobs per task, live workers), which the queue module gives."""
+(queued and failed jobs per task, live workers), which the queue module gives; and the webhook
+endpoints no batch sends to, disabled (docs/webhooks.md)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any, Protocol
 from renewly.adapters.db.locks import EmbeddedWorker, embedded_worker, several_writers
 from renewly.ports import Ports
 from renewly.scheduler import BatchSchedule, schedule
+from renewly.webhooks.endpoints import disabled_endpoints
 
 
 class QueueSection(Protocol):
@@ -31,6 +33,9 @@ class WorkerStatus:
     embedded: EmbeddedWorker | None  # SQLite's worker (None: in memory, or PostgreSQL)
     # PostgreSQL: the queue's section; None on SQLite.
     queue: QueueSection | None
+    # Webhook endpoints not sent to (disabled by the operator, or by the webhooks batch after days
+    # of failure): id, url, disabled_at, disabled_reason.
+    disabled_endpoints: list[dict[str, Any]]
 
 
 def worker_status(app: Ports) -> WorkerStatus:
@@ -41,7 +46,7 @@ def worker_status(app: Ports) -> WorkerStatus:
     else:
         embedded = embedded_worker(app.engine)
     return WorkerStatus(now, "test" if app.test_clock else "system", several_writers(app.engine),
-                        schedule(app, now), embedded, queue)
+                        schedule(app, now), embedded, queue, disabled_endpoints(app))
 
 
 def queue_section(app: Ports) -> QueueSection:
