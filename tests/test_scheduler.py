@@ -41,7 +41,8 @@ def test_advance_runs_the_batches_due_on_the_way_in_time_order_day_by_day(app):
     assert [(run.batch, run.report.did_anything) for run in runs if run.at == at(2026, 1, 2)][:6] == [
         ("collect", False), ("dunning", False), ("renew", True), ("collect", True), ("dunning", False),
         ("renew", False)]
-    assert [run.batch for run in runs if run.at == at(2026, 1, 2)][-2:] == ["void-verifications", "retention"]
+    assert [run.batch for run in runs if run.at == at(2026, 1, 2)][-3:] == [
+        "void-verifications", "webhooks", "retention"]
     assert all(run.at.minute == run.at.second == 0 for run in runs)  # on the hourly ticks
     assert [(i["issue_date"], i["status"]) for i in list_invoices(app)] == [
         (date(2026, 1, 2), "paid"), (date(2026, 1, 3), "paid"), (date(2026, 1, 5), "paid")]  # collected at once
@@ -186,8 +187,8 @@ def test_a_worker_runs_one_tick_at_the_boundary_of_a_batch_whose_work_has_come(a
 # -- the mail batch -------------------------------------------------------------------------------
 
 def test_without_smtp_no_tick_runs_or_waits_for_a_mail_batch(app):
-    from renewly.scheduler import BATCHES, batches
-    assert batches(app) == BATCHES and "mail" not in [batch.name for batch in BATCHES]
+    from renewly.scheduler import BATCHES, WEBHOOKS, batches
+    assert batches(app) == (*BATCHES[:-1], WEBHOOKS, BATCHES[-1]) and "mail" not in [batch.name for batch in BATCHES]
 
 
 def test_with_smtp_a_tick_sends_what_it_wrote_before_retention_and_retries_on_the_clock(databases, db_kind):
@@ -200,7 +201,7 @@ def test_with_smtp_a_tick_sends_what_it_wrote_before_retention_and_retries_on_th
 
     server = SmtpServer()  # down at first: nobody listens on its port
     app = databases.fresh_app(db_kind, mail=mail_settings(server.port, interval_minutes=5))
-    assert [batch.name for batch in batches(app)][-2:] == ["mail", "retention"]
+    assert [batch.name for batch in batches(app)][-3:] == ["mail", "webhooks", "retention"]
     write_emails(app, 3)
 
     [mail] = [run for run in run_all(app, app.clock.now()) if run.batch == "mail"]

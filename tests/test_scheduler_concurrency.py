@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from renewly.adapters.db.tables import batch_runs, card_verifications
-from renewly.scheduler import BATCHES
+from renewly.scheduler import batches
 from tests.builders import customer, with_card
 from tests.conftest import START
 from tests.processes import run_at_once, run_together
@@ -29,10 +29,10 @@ def test_two_runs_at_once_record_when_each_batch_last_ran_and_neither_fails(pg_a
     reports = run_at_once(app, ["run"], gate="batch_runs",
                           holding="INSERT INTO batch_runs (batch, last_run_at) VALUES ('collect', now())")
 
-    assert [[run["batch"] for run in report] for report in reports] == [[batch.name for batch in BATCHES]] * 2
+    assert [[run["batch"] for run in report] for report in reports] == [[batch.name for batch in batches(app)]] * 2
     with app.engine.connect() as conn:
         assert dict(conn.execute(select(batch_runs.c.batch, batch_runs.c.last_run_at)).all()) == {
-            batch.name: now for batch in BATCHES}
+            batch.name: now for batch in batches(app)}
 
 
 def holds_due_on_day_3(app) -> None:

@@ -86,7 +86,7 @@ def test_an_advance_asked_to_stop_leaves_the_clock_at_the_last_tick_begun_and_ru
 
     app.stop = StopRequest()  # the next run finishes that tick, the next advance goes on
     assert [run.batch for run in run_all(app, app.clock.now())] == [
-        "collect", "dunning", "renew", "void-verifications", "retention"]
+        "collect", "dunning", "renew", "void-verifications", "webhooks", "retention"]
     assert still_due(app, app.clock.now()) == []
     assert advance(app, timedelta(days=6)).now == at(2026, 1, 8)
     assert [(i["issue_date"], i["status"]) for i in list_invoices(app)] == [

@@ -31,7 +31,7 @@ def test_each_batch_says_its_last_run_its_next_tick_and_how_late_that_tick_is(ap
 
     assert found.now == START + timedelta(days=35)
     standing = {item.batch: item for item in found.batches}
-    assert list(standing) == ["collect", "dunning", "renew", "void-verifications", "retention"]
+    assert list(standing) == ["collect", "dunning", "renew", "void-verifications", "webhooks", "retention"]
     assert all(item.last_run_at == START for item in found.batches)
     assert standing["renew"].next_tick_at == datetime(2026, 2, 1, tzinfo=UTC)
     assert standing["renew"].late_by == timedelta(days=4)

@@ -26,7 +26,8 @@ def webhooks_add(url: Annotated[str, typer.Argument(help="Where events are POSTe
     from renewly.webhooks.endpoints import add_endpoint
     added = add_endpoint(open_app(), url=url, event_types=event, description=description, actor=actor())
     echo_wrapped(f"webhook endpoint {added.id}: {added.url} receives {', '.join(added.event_types)}")
-    typer.echo(f"signing secret (shown this once): {added.secret}")
+    typer.echo("its signing secret, shown this once (the receiver verifies with it):")
+    typer.echo(added.secret)  # alone on its line: 50 characters, a terminal's double click takes it whole
 
 
 @app.command("list")
