@@ -3,6 +3,8 @@ removed, each act audited; a refused request changes nothing."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import select
 from standardwebhooks import Webhook
@@ -47,6 +49,7 @@ def test_disabled_it_gets_no_new_event_enabled_it_gets_those_written_from_then_o
     with pytest.raises(NotAllowed):
         disable_endpoint(app, endpoint.id, actor=OPERATOR)
 
+    app.test_clock.set(app.clock.now() + timedelta(minutes=1))
     assert enable_endpoint(app, endpoint.id, actor=OPERATOR) == 0
     customer(app, name="Later", owner="owner@later.test")
     report = deliver_due(app, app.clock.now())

@@ -34,11 +34,12 @@ def written_topics() -> list[re.Pattern]:
                     and isinstance(node.func.value, ast.Name) and node.func.value.id == "writer"):
                 continue
             topic = node.args[1]
-            if isinstance(topic, ast.Constant):
-                patterns.append(re.compile(re.escape(topic.value)))
-            elif isinstance(topic, ast.JoinedStr):
-                patterns.append(re.compile("".join(re.escape(part.value) if isinstance(part, ast.Constant)
-                                                   else "[a-z_]+" for part in topic.values)))
+            for written in (topic.body, topic.orelse) if isinstance(topic, ast.IfExp) else (topic,):
+                if isinstance(written, ast.Constant):
+                    patterns.append(re.compile(re.escape(written.value)))
+                elif isinstance(written, ast.JoinedStr):
+                    patterns.append(re.compile("".join(re.escape(part.value) if isinstance(part, ast.Constant)
+                                                       else "[a-z_]+" for part in written.values)))
     return patterns
 
 
