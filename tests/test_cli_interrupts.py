@@ -14,9 +14,9 @@ from datetime import date, timedelta
 
 from sqlalchemy import func, select, update
 
+from renewly.adapters.clock import wall_clock
 from renewly.adapters.db.tables import payment_attempts
 from renewly.billing.invoices import list_invoices
-from renewly.payments.attempts import wall_clock
 from renewly.payments.reconcile import reconcile
 from tests.builders import subscribed, team_plan
 from tests.payment_builders import attempts, paying_customer, successes_per_invoice

@@ -51,6 +51,8 @@ def test_an_endpoint_is_added_its_secret_printed_once_then_its_events_sent_logge
     first, second = receiver.received()
     assert Webhook(secret).verify(second.body, second.headers)["type"] == "account.created"
 
+    shown = renewly("outbox", "show", "1")
+    assert "handed to the webhook endpoints that want it" in shown.out and "--event 1" in shown.out
     deliveries = renewly("webhooks", "deliveries")
     assert deliveries.code == 0 and "account.created" in deliveries.out and fits(deliveries.out)
     [delivery] = renewly("webhooks", "deliveries", "--endpoint", str(endpoint["id"]), "--json").json()

@@ -12,11 +12,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
+from renewly.adapters.clock import wall_clock
 from renewly.adapters.db.tables import invoices, payment_attempts
 from renewly.adapters.gateways.simulated import Fault
 from renewly.billing.invoices import issue_credit_note, list_invoices
 from renewly.billing.subscriptions import create_subscription
-from renewly.payments.attempts import wall_clock
 from renewly.payments.collect import claim_slice, collect_due
 from renewly.payments.reconcile import reconcile
 from renewly.payments.rules.charges import attempt_key

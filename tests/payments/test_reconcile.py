@@ -11,11 +11,11 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
+from renewly.adapters.clock import wall_clock
 from renewly.adapters.db.tables import cards, gateway_customers, invoices, payment_attempts
 from renewly.adapters.gateways.simulated import Fault
 from renewly.billing.invoices import list_invoices
 from renewly.billing.subscriptions import create_subscription
-from renewly.payments.attempts import wall_clock
 from renewly.payments.collect import claim_slice, collect_due
 from renewly.payments.reconcile import reconcile
 from renewly.payments.rules.charges import ChargeRequest

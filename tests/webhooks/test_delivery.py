@@ -20,7 +20,7 @@ from renewly.shared.errors import NotAllowed
 from renewly.webhooks.deliveries import get_delivery, list_deliveries, replay_delivery
 from renewly.webhooks.delivery import deliver_due, next_webhook_at
 from renewly.webhooks.endpoints import add_endpoint, enable_endpoint
-from renewly.webhooks.rules.events import message
+from renewly.webhooks.rules.events import public_type
 from renewly.worker.status import worker_status
 from tests.builders import OPERATOR, customer
 from tests.webhooks.receiver import DROP, OK, SERVER_ERROR, SLOW, Receiver
@@ -96,7 +96,7 @@ def test_every_event_reaches_the_endpoints_that_want_it_signed_through_30_percen
             tries = by_id[f"msg_{outbox_id}"]
             topic, payload = events[outbox_id]
             parsed, sent, _ = tries[0]
-            assert parsed["type"] == message(topic, app.clock.now(), 0, {})["type"]
+            assert parsed["type"] == public_type(topic)
             assert parsed["data"] == {"account_id": 1 + payload["n"] % 3, **payload}
             # A repeat is the same message under the same webhook-id, byte for byte.
             assert {body for _, body, _ in tries} == {sent}
@@ -230,3 +230,9 @@ def test_two_webhook_sends_at_once_hand_each_event_over_once_and_deliver_it_once
     ids = Counter(request.webhook_id for request in receiver.received())
     assert len(ids) == 80 and max(ids.values()) == 1
     assert {row.endpoint_id for row in deliveries(pg_app)} == {endpoint.id}
+
+
+def test_a_queue_worker_s_helper_finds_the_webhooks_and_mail_batches_by_name():
+    """On PostgreSQL a tick's helpers run the batch a job names (worker/queue.py)."""
+    from renewly.scheduler import MAIL, WEBHOOKS, batch_named
+    assert (batch_named("webhooks"), batch_named("mail")) == (WEBHOOKS, MAIL)

@@ -32,6 +32,12 @@ class SystemClock:
         return datetime.now(UTC)
 
 
+def wall_clock() -> datetime:
+    """The machine's time, whatever clock billing runs on: for leases over work in hand, which
+    are about live processes, not billing time."""
+    return datetime.now(UTC)
+
+
 class PersistedTestClock:
     """A frozen instant stored in the database; it starts at today's midnight (UTC) when first read."""
 

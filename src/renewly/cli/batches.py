@@ -134,7 +134,7 @@ def reconcile_command(as_json: JsonFlag = False) -> None:
 
 
 def describe_unanswered(waiting) -> str:
-    from renewly.payments.attempts import wall_clock
+    from renewly.adapters.clock import wall_clock
     charged = "; the gateway charged it" if waiting.charged_at_gateway else ""
     since = f"{waiting.status} since {waiting.attempted_at:%Y-%m-%d %H:%M} UTC{charged}"
     lease = waiting.lease_expires_at

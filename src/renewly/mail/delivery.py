@@ -20,12 +20,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, or_, select, text
 
 from renewly.accounts.removal_links import RemovalLinks
+from renewly.adapters.clock import wall_clock
 from renewly.adapters.db.bulk import among
 from renewly.adapters.db.locks import claim_unheld, hold_until_commit
 from renewly.adapters.db.tables import MAIL_DUE, outbox
@@ -66,12 +67,6 @@ class MailReport(Reported):
         if self.failed:
             line += f", {self.failed} failed (renewly outbox list --failed)"
         return line
-
-
-def wall_clock() -> datetime:
-    # Leases are about live processes, not billing time: they follow the wall clock even when
-    # billing runs on a test clock.
-    return datetime.now(UTC)
 
 
 def deliver_due(app: Ports, as_of: datetime, on_slice: Callable[[MailReport], None] | None = None) -> MailReport:

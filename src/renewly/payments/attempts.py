@@ -7,7 +7,7 @@ way whoever got it: attempt settled, invoice paid, event in the outbox, in one t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Connection, select
 
@@ -37,11 +37,6 @@ class Claim:
     # mark, checked before the answer is recorded.
     lease: datetime | None = None
 
-
-def wall_clock() -> datetime:
-    # Leases are about live processes, not billing time: they follow the wall clock even when
-    # billing runs on a test clock.
-    return datetime.now(UTC)
 
 
 def ask_safely(call, idempotency_key: str) -> GatewayResult:

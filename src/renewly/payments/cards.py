@@ -17,13 +17,13 @@ from sqlalchemy import Connection, select
 
 from renewly.accounts.accounts import _live_account, load_account, require_access, require_owner
 from renewly.accounts.rules.members import validate_email
+from renewly.adapters.clock import wall_clock
 from renewly.adapters.db.tables import card_verifications, cards, gateway_customers, invoices
 from renewly.billing.rules.invoices import InvoiceKind, InvoiceStatus
 from renewly.outbox import writer
 from renewly.outbox.emails import email_row
 from renewly.outbox.records import audit
 from renewly.outbox.rendering import templates_of
-from renewly.payments.attempts import wall_clock
 from renewly.payments.retries import card_update_reason, request_retries, retry_requests
 from renewly.payments.rules.charges import Outcome, SavedCard, decline_in_words, verification_key
 from renewly.ports import Ports

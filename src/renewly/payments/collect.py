@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, and_, case, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from renewly.adapters.clock import wall_clock
 from renewly.adapters.db.bulk import among, among_texts, insert_rows
 from renewly.adapters.db.locks import claim_unheld
 from renewly.adapters.db.tables import (
@@ -33,7 +34,7 @@ from renewly.adapters.logs import get_logger
 from renewly.batches.reports import Reported
 from renewly.billing.issuing import amount_due
 from renewly.billing.rules.invoices import InvoiceKind, InvoiceStatus
-from renewly.payments.attempts import Claim, ask_safely, settle_attempts, wall_clock
+from renewly.payments.attempts import Claim, ask_safely, settle_attempts
 from renewly.payments.janitor import settle_unsettled_attempts
 from renewly.payments.rate_limit import GatewayCalls, RateCap, gateway_rate_cap
 from renewly.payments.rules.charges import UNSETTLED, AttemptStatus, ChargeRequest, GatewayResult, Outcome, attempt_key

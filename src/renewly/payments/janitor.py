@@ -24,11 +24,12 @@ from typing import Any
 from sqlalchemy import Row, and_, exists, or_, select
 
 from renewly.accounts.accounts import lock_accounts
+from renewly.adapters.clock import wall_clock
 from renewly.adapters.db.bulk import among, update_rows
 from renewly.adapters.db.locks import claim_unheld
 from renewly.adapters.db.tables import accounts, cards, gateway_customers, invoices, payment_attempts, reactivations
 from renewly.billing.rules.invoices import InvoiceStatus
-from renewly.payments.attempts import Claim, ask_safely, settle_attempts, still_claimed, wall_clock
+from renewly.payments.attempts import Claim, ask_safely, settle_attempts, still_claimed
 from renewly.payments.rate_limit import RateCap, call_concurrently, gateway_rate_cap
 from renewly.payments.rules.charges import AttemptStatus, ChargeRequest, GatewayResult, Outcome
 from renewly.ports import Ports

@@ -20,8 +20,8 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from renewly.adapters.clock import wall_clock
 from renewly.adapters.db.tables import invoices, payment_attempts
-from renewly.payments.attempts import wall_clock
 from renewly.payments.rules.charges import UNSETTLED, AttemptStatus, Outcome
 from renewly.ports import Ports
 from renewly.shared.money import Money

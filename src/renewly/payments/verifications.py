@@ -18,11 +18,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, func, or_, select
 
+from renewly.adapters.clock import wall_clock
 from renewly.adapters.db.bulk import among, update_rows
 from renewly.adapters.db.locks import claim_unheld, hold_until_commit
 from renewly.adapters.db.tables import card_verifications
 from renewly.batches.reports import Reported
-from renewly.payments.attempts import wall_clock
 from renewly.payments.rate_limit import call_concurrently, gateway_rate_cap
 from renewly.payments.rules.charges import Outcome, verification_key
 from renewly.ports import Ports

@@ -8,12 +8,12 @@ from typing import Any
 
 from sqlalchemy import select
 
+from renewly.adapters.clock import wall_clock
 from renewly.adapters.db.locks import hold_until_commit
 from renewly.adapters.db.tables import outbox, webhook_deliveries, webhook_delivery_attempts, webhook_endpoints
 from renewly.outbox.records import audit
 from renewly.ports import Ports
 from renewly.shared.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from renewly.webhooks.delivery import wall_clock
 from renewly.webhooks.rules.answers import Status
 from renewly.webhooks.rules.events import public_type, webhook_id
 

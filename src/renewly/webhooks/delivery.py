@@ -25,12 +25,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from sqlalchemy import Connection, func, or_, select, text
 
+from renewly.adapters.clock import wall_clock
 from renewly.adapters.db.bulk import among, insert_rows, update_rows
 from renewly.adapters.db.locks import claim_unheld, hold_rows, hold_until_commit
 from renewly.adapters.db.tables import (
@@ -89,12 +90,6 @@ class WebhookReport(Reported):
         if self.endpoints_disabled:
             line += f", {self.endpoints_disabled} endpoint(s) disabled (renewly webhooks list)"
         return line
-
-
-def wall_clock() -> datetime:
-    # Leases are about live processes, not billing time: they follow the wall clock even when
-    # billing runs on a test clock.
-    return datetime.now(UTC)
 
 
 def deliver_due(app: Ports, as_of: datetime, on_slice: Callable[[WebhookReport], None] | None = None
