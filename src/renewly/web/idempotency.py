@@ -35,9 +35,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from renewly.adapters.clock import wall_clock
 from renewly.adapters.db.locks import claim_unheld, hold_until_commit
 from renewly.adapters.db.tables import idempotency_keys
-from renewly.payments.attempts import wall_clock
 from renewly.ports import Ports
 from renewly.web.problems import problem_response
 
