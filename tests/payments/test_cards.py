@@ -17,6 +17,7 @@ from renewly.adapters.db.tables import audit_log, card_verifications, members, o
 from renewly.adapters.gateways.simulated import Fault
 from renewly.payments.cards import CardRefused, add_card, current_card
 from renewly.payments.collect import collect_due
+from renewly.payments.rules.card_numbers import CardNumberRefused
 from renewly.payments.rules.charges import verification_key
 from renewly.scheduler import advance
 from renewly.shared.errors import NotAllowed
@@ -232,6 +233,16 @@ def test_r6_1_after_support_transfers_ownership_the_new_owner_changes_the_card(a
     saved = save_card(app, account_id, GOOD_CARD, acting="admin@acme.test")
     assert saved.retries_requested == 1  # R7.1: the unpaid first invoice
     assert current_card(app, account_id)["added_by"] == "admin@acme.test"
+
+
+def test_r5_4_a_card_number_given_for_a_token_is_refused_before_the_gateway_sees_it(app):
+    account_id, _ = subscribed(app, card=None)
+    before, held = snapshot(app), app.gateway.held_authorizations()
+    for given in (GOOD_CARD, "4242 4242 4242 4242", "tok_4242-4242-4242-4242"):
+        with pytest.raises(CardNumberRefused) as refused:
+            add_card(app, account_id, card_token=given, acting_email=OWNER)
+        assert refused.value.code == "card_number_refused" and "4242" not in refused.value.message
+    assert snapshot(app) == before and app.gateway.held_authorizations() == held  # no gateway customer either
 
 
 # -- bad input at the command line: one line on stderr, exit 2, nothing saved ---------------------------

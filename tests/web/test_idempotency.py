@@ -54,6 +54,17 @@ def test_the_key_with_another_body_or_path_is_a_conflict(app, client):
     assert count(app, plans) == 1
 
 
+def test_r5_4_a_card_number_sent_by_mistake_is_not_kept_in_a_requests_fingerprint():
+    def of(body: bytes) -> str:
+        return idempotency.fingerprint("POST", "/v1/accounts/1/payment_method", b"", body)
+
+    # A hash of a body with a card number would let its digits be found by trying them all.
+    assert of(b'{"token": "4242424242424242"}') == of(b'{"token": "5555 5555 5555 4444"}')
+    assert of(b'{"token": "4242424242424242"}') != of(b'{"token": "pm_sim_1"}')
+    assert of(b"number=4242424242424242") == of(b"number=5555-5555-5555-4444")
+    assert of(b'{"token": "\\ud800"}') != of(b"\xff\xfe") != of(b"\xff")  # no text: hashed all the same
+
+
 def test_keys_belong_to_the_api_key_that_sent_them(app, client):
     other = create_key(app, name="other", actor="test:operator")[1]
     assert client.post("/v1/plans", json=PLAN, headers={"Idempotency-Key": "k-1"}).status_code == 201

@@ -39,6 +39,10 @@ def test_a_card_number_is_never_echoed(client):
     body = problem(client.post("/v1/plans", json={**PLAN, "code": "x", "name": "4242424242424242\x07"}),
                    400, "invalid_text")
     assert "4242424242424242" not in str(body) and "[card number withheld]" in body["detail"]
+    # A key of the body is the name of the field refused: a card number sent as one is withheld too.
+    body = problem(client.post("/v1/plans", json={**PLAN, "4242424242424242": "12/30"}), 422, "invalid_input")
+    assert "4242424242424242" not in str(body) and body["errors"] == [
+        {"field": "body.[card number withheld]", "message": "Extra inputs are not permitted"}]
 
 
 def test_a_database_that_cannot_be_used_is_503_and_a_bug_is_500_without_its_traceback(client, monkeypatch):

@@ -25,6 +25,7 @@ from renewly.outbox.emails import email_row
 from renewly.outbox.records import audit
 from renewly.outbox.rendering import templates_of
 from renewly.payments.retries import card_update_reason, request_retries, retry_requests
+from renewly.payments.rules.card_numbers import CardNumberRefused, holds_card_number
 from renewly.payments.rules.charges import Outcome, SavedCard, decline_in_words, verification_key
 from renewly.ports import Ports
 from renewly.shared.errors import BillingError
@@ -54,6 +55,8 @@ def may_change_card(app: Ports, account_id: int, acting_email: str):
 
 
 def add_card(app: Ports, account_id: int, *, card_token: str, acting_email: str) -> CardSaved:
+    if holds_card_number(card_token):  # R5.4: a number pasted for a token never reaches the gateway
+        raise CardNumberRefused()
     now = app.clock.now()
     actor = validate_email(acting_email)
     payments = app.settings.payments

@@ -87,8 +87,9 @@ def install(app: FastAPI) -> None:
 
     async def invalid_request(_request: Request, error: Exception) -> Response:
         assert isinstance(error, RequestValidationError)
-        errors = [FieldError(field=".".join(str(part) for part in item.get("loc", ())), message=item.get("msg", ""))
-                  for item in error.errors()]
+        # A key of the body becomes a field's name: a card number sent as one is withheld too.
+        errors = [FieldError(field=withhold_card_numbers(".".join(str(part) for part in item.get("loc", ()))),
+                             message=withhold_card_numbers(item.get("msg", ""))) for item in error.errors()]
         said = "; ".join(f"{each.field}: {each.message}" for each in errors[:5])
         return problem_response(422, "invalid_input", f"the request was refused: {said}", errors=errors)
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from renewly.payments.rules.card_numbers import WITHHELD, holds_card_number, luhn_valid, withhold_card_numbers
+from renewly.payments.rules.card_numbers import (
+    WITHHELD,
+    holds_card_number,
+    holds_card_number_anywhere,
+    luhn_valid,
+    withhold_card_numbers,
+)
 
 
 def test_r5_4_card_numbers_are_recognised_in_any_usual_writing():
@@ -18,3 +24,16 @@ def test_r5_4_digits_that_are_no_card_number_are_left_alone():
 def test_r5_4_a_card_number_is_withheld_and_the_rest_kept():
     assert withhold_card_numbers("card 4242 4242 4242 4242, 4000-0000-0000-0002!") == f"card {WITHHELD}, {WITHHELD}!"
     assert luhn_valid("79927398713") and not luhn_valid("79927398710")
+
+
+def test_r5_4_a_card_number_is_found_anywhere_in_a_json_document_key_or_value():
+    for document in ("4242 4242 4242 4242", {"token": "4242424242424242"}, {"4242424242424242": 1},
+                     {"a": [{"b": ["x", "pan 4242-4242-4242-4242"]}]}):
+        assert holds_card_number_anywhere(document), document
+    # Numbers are ids and amounts; digits that fail Luhn's check are no card number.
+    for document in ({"account_id": 4242424242424242}, {"token": "4242424242424241"}, None, [], {"a": {}}):
+        assert not holds_card_number_anywhere(document), document
+    deep: list = ["4242424242424242"]
+    for _ in range(100_000):  # no recursion limit to hit
+        deep = [deep]
+    assert holds_card_number_anywhere(deep)

@@ -8,9 +8,23 @@ pasted from the wrong box) is refused or has it withheld before it is written an
 from __future__ import annotations
 
 import re
+from typing import Any
+
+from renewly.shared.errors import InvalidInput
 
 _DIGIT_RUN = re.compile(r"\d(?:[ -]?\d){11,18}")
 WITHHELD = "[card number withheld]"
+
+
+class CardNumberRefused(InvalidInput):
+    """A card number where Renewly takes none (a card token, a request's body): refused, and the
+    refusal does not repeat it."""
+
+    code = "card_number_refused"
+
+    def __init__(self) -> None:
+        super().__init__("a card number was sent: Renewly never takes one (R5.4); send the token the payment "
+                         "gateway's card form gives")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -35,3 +49,21 @@ def holds_card_number(text: str) -> bool:
 def withhold_card_numbers(text: str) -> str:
     """`text` with every card number in it replaced by WITHHELD."""
     return _DIGIT_RUN.sub(lambda match: WITHHELD if _is_pan(match.group()) else match.group(), text)
+
+
+def holds_card_number_anywhere(document: Any) -> bool:
+    """Whether a card number is in a JSON document (a request's body): in any string of it, key
+    or value, at any depth. Numbers are left alone: they are ids and amounts, and a field that
+    takes text refuses a number."""
+    pending = [document]
+    while pending:  # a loop, not recursion: a body nested thousands deep is no stack overflow
+        value = pending.pop()
+        if isinstance(value, str):
+            if holds_card_number(value):
+                return True
+        elif isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return False
