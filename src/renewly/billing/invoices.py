@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import MAXYEAR, MINYEAR, date
 from decimal import Decimal
 from typing import Any
@@ -10,6 +11,7 @@ from sqlalchemy import Connection, func, select
 
 from renewly.accounts.accounts import load_account, lock_accounts
 from renewly.accounts.rules.members import REASON_LENGTH, validate_text
+from renewly.adapters.db.bulk import among
 from renewly.adapters.db.tables import invoice_lines, invoices, payment_attempts
 from renewly.billing.issuing import store_documents
 from renewly.billing.rules.invoices import InvoiceStatus, IssuedInvoice, draft_credit_note
@@ -32,13 +34,28 @@ def list_invoices(app: Ports, account_id: int | None = None) -> list[dict[str, A
 
 def show_invoice(app: Ports, number: str) -> dict[str, Any]:
     with app.engine.connect() as conn:
-        row = _find(conn, number)
-        lines = conn.execute(select(invoice_lines).where(invoice_lines.c.invoice_id == row.id)
-                             .order_by(invoice_lines.c.position)).all()
-    return {**_summary(row), "seller": row.seller, "buyer": row.buyer, "tax_rate": row.tax_rate,
-            "lines": [{key: getattr(line, key) for key in ("position", "kind", "description", "quantity",
-                                                            "unit_amount", "amount", "period_start", "period_end")}
-                      for line in lines]}
+        [shown] = as_shown(conn, [_find(conn, number)])
+    return shown
+
+
+def as_shown(conn: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """Invoices and credit notes (rows of `invoices`) as issued: each with its lines, its seller
+    and buyer snapshots, and a credit note with the number of the invoice it corrects. One query
+    for all the lines and one for those numbers, however many rows (a page of the API's list)."""
+    ids = [row.id for row in rows]
+    lines: dict[int, list[dict[str, Any]]] = {invoice_id: [] for invoice_id in ids}
+    if ids:
+        for line in conn.execute(select(invoice_lines).where(among(conn, invoice_lines.c.invoice_id, ids))
+                                 .order_by(invoice_lines.c.invoice_id, invoice_lines.c.position)):
+            lines[line.invoice_id].append({key: getattr(line, key) for key in _LINE_KEYS})
+    credited = sorted({row.credited_invoice_id for row in rows if row.credited_invoice_id is not None})
+    numbers = {row.id: row.number for row in conn.execute(select(invoices.c.id, invoices.c.number)
+                                                          .where(among(conn, invoices.c.id, credited)))}
+    return [{**_summary(row), "credited_invoice_number": numbers.get(row.credited_invoice_id), "seller": row.seller,
+             "buyer": row.buyer, "tax_rate": row.tax_rate, "lines": lines[row.id]} for row in rows]
+
+
+_LINE_KEYS = ("position", "kind", "description", "quantity", "unit_amount", "amount", "period_start", "period_end")
 
 
 def _summary(row) -> dict[str, Any]:

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Literal
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from renewly.payments.rules.card_numbers import CardNumberRefused, holds_card_number_anywhere
 from renewly.ports import Ports
 from renewly.web import versions
 from renewly.web.authentication import SCOPE_KEY
@@ -37,3 +39,20 @@ def documented(_key: Annotated[HTTPAuthorizationCredentials | None, Depends(_bea
                                                                              "(default: the current one).")] = None,
                ) -> None:
     return None
+
+
+async def refuse_card_numbers(request: Request) -> None:
+    """R5.4 at the door of a route that takes card tokens (`dependencies=[Depends(...)]`): a body
+    with a card number anywhere in it, a field or a key, is refused (400 card_number_refused)
+    before any field is read, so that no use case, gateway or log sees it; the problem does not
+    repeat it. Runs before the body's own checks: a card number among unknown fields is refused
+    as such too."""
+    body = await request.body()  # read once by FastAPI already: kept by the request
+    if not body:
+        return
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):  # not JSON (the body's checks refuse it next): its text
+        document = body.decode("utf-8", "replace")
+    if holds_card_number_anywhere(document):
+        raise CardNumberRefused()
