@@ -26,6 +26,14 @@ def test_the_door_names_each_field_it_refuses_without_repeating_it(client):
     assert "BAD CODE" not in body["detail"] and "n" * 201 not in str(body)
 
 
+def test_a_query_parameter_the_operation_does_not_take_is_refused_as_an_unknown_field_is(client):
+    # A filter misspelt must not answer as if there were none.
+    body = problem(client.get("/v1/plans", params={"limit": 2, "acount_id": 1, "": "x"}), 422, "invalid_input")
+    assert body["errors"] == [{"field": "query.", "message": "Extra inputs are not permitted"},
+                              {"field": "query.acount_id", "message": "Extra inputs are not permitted"}]
+    assert client.get("/v1/plans", params={"limit": 2}).status_code == 200
+
+
 def test_a_malformed_body_is_422_not_a_server_error(client):
     for content in (b"{", b"[]", b"null", b"\xff\xfe", b'{"code": "\\ud800"}'):
         response = client.post("/v1/plans", content=content, headers={"Content-Type": "application/json"})

@@ -17,13 +17,14 @@ from fastapi.routing import APIRouter
 from renewly.ports import Ports
 from renewly.web import problems
 from renewly.web.authentication import DOCS_PATH, OPENAPI_PATH, Authentication
-from renewly.web.dependencies import documented
+from renewly.web.dependencies import documented, known_query_parameters_only
 from renewly.web.idempotency import Idempotency
 from renewly.web.problems import FieldError, Problem
-from renewly.web.routes import invoices, payment_methods, plans
+from renewly.web.routes import billing_contacts, events, invoices, payment_methods, plans
 from renewly.web.versions import Versions
 
-ROUTERS: tuple[APIRouter, ...] = (plans.router, invoices.router, payment_methods.router)
+ROUTERS: tuple[APIRouter, ...] = (plans.router, invoices.router, payment_methods.router, billing_contacts.router,
+                                  events.router)
 # The problems every operation may answer: no key (401), a field refused at the door (422), an
 # Idempotency-Key or a version refused (400), a key reused (409), the database down (503).
 COMMON_PROBLEMS = problems.problems(400, 401, 409, 422, 503)
@@ -37,7 +38,8 @@ def create_app(ports: Ports) -> FastAPI:
                   description="Subscription billing, invoicing and dunning: the host product's API (docs/api.md).")
     app.state.ports = ports
     for router in ROUTERS:
-        app.include_router(router, prefix="/v1", dependencies=[Depends(documented)], responses=COMMON_PROBLEMS)
+        app.include_router(router, prefix="/v1", responses=COMMON_PROBLEMS,
+                           dependencies=[Depends(documented), Depends(known_query_parameters_only)])
     problems.install(app)
     # Added last runs first: versions, then authentication, then idempotency, then the routes.
     app.add_middleware(Idempotency, ports=ports)
