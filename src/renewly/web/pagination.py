@@ -73,7 +73,14 @@ def paginate(conn: Connection, query: Select, key: Column, page: PageRequest,
     each row made an item by `shape`: the rows after the cursor, in increasing `key`, one more
     asked to know whether more follow."""
     rows: Sequence[Any] = conn.execute(query.where(key > page.after).order_by(key).limit(page.limit + 1)).all()
+    return page_of(rows, page, lambda row: getattr(row, key.name), shape)
+
+
+def page_of(rows: Sequence[Any], page: PageRequest, key: Callable[[Any], int],
+            shape: Callable[[Any], Item]) -> Page[Item]:
+    """The page of `rows` that a use case listed after the cursor, asked for `page.limit + 1`
+    (the one more says whether more follow); `key` gives a row's cursor, usually its id."""
     more = len(rows) > page.limit
     shown = rows[:page.limit]
     return Page(data=[shape(row) for row in shown], has_more=more,
-                next_cursor=encode(getattr(shown[-1], key.name)) if more else None)
+                next_cursor=encode(key(shown[-1])) if more else None)
