@@ -37,8 +37,8 @@ def declined(app, *, plan: str, owner: str = OWNER, locale: str = "en", name: st
     return account_id
 
 
-def banner(client, account_id: int, member: str) -> dict | None:
-    answer = client.get(f"/v1/accounts/{account_id}/banner", params={"member": member})
+def banner(api, account_id: int, member: str) -> dict | None:
+    answer = api.get(f"/v1/accounts/{account_id}/banner", params={"member": member})
     assert answer.status_code == 200, answer.text
     shown = answer.json()
     assert (shown["object"], shown["account_id"], shown["member"]) == ("member_banner", account_id, member.lower())
@@ -47,58 +47,58 @@ def banner(client, account_id: int, member: str) -> dict | None:
 
 # -- the banner a member sees (R8.3, R8.4) ---------------------------------------------------------------
 
-def test_r8_3_r8_4_r12_the_banner_by_role_and_day_in_the_account_s_language(app, client):
+def test_r8_3_r8_4_r12_the_banner_by_role_and_day_in_the_account_s_language(app, api):
     """Admins from day 4, agents from day 21; a French account's members read it in French."""
     plan = team_plan(app)
     account_id = declined(app, plan=plan)
     french = declined(app, plan=plan, owner="owner@martin.example", locale="fr", name="Martin")
     to_day(app, 0)
-    assert [banner(client, account_id, email) for email in (OWNER, ADMIN, AGENT)] == [None, None, None]
+    assert [banner(api, account_id, email) for email in (OWNER, ADMIN, AGENT)] == [None, None, None]
 
     to_day(app, 4)
     payment_failed = {"code": "owner_and_admins", "severity": "warning", "name": "payment failed warning",
                       "text": DAY_4_TEXT}
-    assert banner(client, account_id, OWNER) == payment_failed
-    assert banner(client, account_id, ADMIN) == payment_failed
-    assert banner(client, account_id, AGENT) is None
-    agent = client.get(f"/v1/accounts/{account_id}/banner", params={"member": "Agent@Acme.test"}).json()
+    assert banner(api, account_id, OWNER) == payment_failed
+    assert banner(api, account_id, ADMIN) == payment_failed
+    assert banner(api, account_id, AGENT) is None
+    agent = api.get(f"/v1/accounts/{account_id}/banner", params={"member": "Agent@Acme.test"}).json()
     assert (agent["member"], agent["role"], agent["locale"], agent["banner"]) == (AGENT, "agent", "en", None)
-    assert banner(client, french, "admin@martin.example") == {
+    assert banner(api, french, "admin@martin.example") == {
         "code": "owner_and_admins", "severity": "warning", "name": "avertissement de paiement refusé",
         "text": "Votre dernier paiement a échoué. Le propriétaire du compte doit mettre à jour la carte pour éviter "
                 "la résiliation."}
-    assert banner(client, french, "agent@martin.example") is None
+    assert banner(api, french, "agent@martin.example") is None
 
     to_day(app, 21)
     cancellation = {"code": "everyone", "severity": "critical", "name": "cancellation warning", "text": DAY_21_TEXT}
-    assert [banner(client, account_id, email) for email in (OWNER, ADMIN, AGENT)] == [cancellation] * 3
-    in_french = banner(client, french, "agent@martin.example")
+    assert [banner(api, account_id, email) for email in (OWNER, ADMIN, AGENT)] == [cancellation] * 3
+    in_french = banner(api, french, "agent@martin.example")
     assert (in_french["code"], in_french["name"]) == ("everyone", "avertissement d'annulation")
     assert in_french["text"].startswith("Ce compte sera résilié le 30 ")
 
 
-def test_a_banner_refused(app, client):
+def test_a_banner_refused(app, api):
     account_id, _ = subscribed(app, card=GOOD_CARD)
-    problem(client.get("/v1/accounts/2/banner", params={"member": OWNER}), 404, "unknown_account")
-    problem(client.get(f"/v1/accounts/{account_id}/banner", params={"member": "nobody@acme.test"}), 404,
+    problem(api.get("/v1/accounts/2/banner", params={"member": OWNER}), 404, "unknown_account")
+    problem(api.get(f"/v1/accounts/{account_id}/banner", params={"member": "nobody@acme.test"}), 404,
             "unknown_member")
-    problem(client.get(f"/v1/accounts/{account_id}/banner", params={"member": "not an e-mail"}), 422, "invalid_input")
-    problem(client.get(f"/v1/accounts/{account_id}/banner", params={"member": "a@b.c" + "x" * 320}), 422,
+    problem(api.get(f"/v1/accounts/{account_id}/banner", params={"member": "not an e-mail"}), 422, "invalid_input")
+    problem(api.get(f"/v1/accounts/{account_id}/banner", params={"member": "a@b.c" + "x" * 320}), 422,
             "invalid_input")
-    problem(client.get(f"/v1/accounts/{account_id}/banner"), 422, "invalid_input")
-    problem(client.get("/v1/accounts/0/banner", params={"member": OWNER}), 422, "invalid_input")
-    problem(client.get(f"/v1/accounts/{2**63}/banner", params={"member": OWNER}), 422, "invalid_input")
+    problem(api.get(f"/v1/accounts/{account_id}/banner"), 422, "invalid_input")
+    problem(api.get("/v1/accounts/0/banner", params={"member": OWNER}), 422, "invalid_input")
+    problem(api.get(f"/v1/accounts/{2**63}/banner", params={"member": OWNER}), 422, "invalid_input")
 
 
 # -- the open case and the preview (R8, R8.8) -------------------------------------------------------------
 
-def test_r8_the_open_case_says_since_when_its_steps_its_invoices_and_the_next_step(app, client):
+def test_r8_the_open_case_says_since_when_its_steps_its_invoices_and_the_next_step(app, api):
     plan = team_plan(app)
     account_id = declined(app, plan=plan)
     healthy, _ = subscribed(app, card=GOOD_CARD, plan=plan, owner="owner@globex.test", name="Globex")
     to_day(app, 4)
 
-    found = client.get(f"/v1/accounts/{account_id}/dunning").json()
+    found = api.get(f"/v1/accounts/{account_id}/dunning").json()
     assert {key: found[key] for key in ("object", "account_id", "status", "banner")} == {
         "object": "dunning", "account_id": account_id, "status": "past_due", "banner": "owner_and_admins"}
     case = found["case"]
@@ -119,7 +119,7 @@ def test_r8_the_open_case_says_since_when_its_steps_its_invoices_and_the_next_st
         "charge attempt", "e-mail 'suspension_warning' to billing contacts if it fails", "banner for every member"]}
 
     # The preview is what the command line's `renewly preview` shows, and its first day the case's next step.
-    preview = client.get(f"/v1/accounts/{account_id}/dunning/preview").json()
+    preview = api.get(f"/v1/accounts/{account_id}/dunning/preview").json()
     expected = preview_account(app, account_id)
     assert (preview["object"], preview["today"], preview["status"], preview["policy_version"]) == (
         "dunning_preview", "2026-01-05", "past_due", expected.policy_version)
@@ -132,15 +132,15 @@ def test_r8_the_open_case_says_since_when_its_steps_its_invoices_and_the_next_st
                                                                  None]  # None: the deletion
 
     # An account that pays owes nothing overdue: no case, and its preview is what a failed renewal would start.
-    assert client.get(f"/v1/accounts/{healthy}/dunning").json() == {
+    assert api.get(f"/v1/accounts/{healthy}/dunning").json() == {
         "object": "dunning", "account_id": healthy, "status": "active", "banner": "none", "case": None}
-    [hypothetical] = client.get(f"/v1/accounts/{healthy}/dunning/preview").json()["cases"]
+    [hypothetical] = api.get(f"/v1/accounts/{healthy}/dunning/preview").json()["cases"]
     assert hypothetical["about"] == "if the payment of the renewal on 2026-02-01 fails"
 
 
-def test_the_case_and_the_preview_refused(client):
+def test_the_case_and_the_preview_refused(api):
     for path in ("dunning", "dunning/preview"):
-        problem(client.get(f"/v1/accounts/1/{path}"), 404, "unknown_account")
-        problem(client.get(f"/v1/accounts/0/{path}"), 422, "invalid_input")
-        problem(client.get(f"/v1/accounts/{2**63}/{path}"), 422, "invalid_input")
-        problem(client.get(f"/v1/accounts/one/{path}"), 422, "invalid_input")
+        problem(api.get(f"/v1/accounts/1/{path}"), 404, "unknown_account")
+        problem(api.get(f"/v1/accounts/0/{path}"), 422, "invalid_input")
+        problem(api.get(f"/v1/accounts/{2**63}/{path}"), 422, "invalid_input")
+        problem(api.get(f"/v1/accounts/one/{path}"), 422, "invalid_input")
