@@ -40,6 +40,7 @@ class OpenCase:
     timezone: str
     day0: date  # the renewal date of its first unpaid invoice, in the account's time zone
     opened_at: datetime
+    last_step: str | None  # the last step taken, by its name; None: none yet
     warned_on: date | None  # when the warning before the cancellation was given
     awaiting_step: str | None  # a step whose notice waits for the answer of its charges
     steps: list[StepTaken]
@@ -72,7 +73,7 @@ def account_dunning(app: Ports, account_id: int) -> AccountDunning:
     coming = preview_account(app, account_id).cases
     return AccountDunning(account_id, account.status, account.banner, OpenCase(
         case_id=case.id, timezone=zone, day0=case.day0, opened_at=case.opened_at,
-        warned_on=local_date(case.warned_at, zone) if case.warned_at else None,
+        last_step=case.last_step_name, warned_on=local_date(case.warned_at, zone) if case.warned_at else None,
         awaiting_step=case.awaiting_step_name,
         steps=[StepTaken(step.name, step.day, step.taken_at, local_date(step.taken_at, zone), step.email,
                          bool(step.charge_requested)) for step in steps],

@@ -84,7 +84,7 @@ def dunning_get(account_id: AccountPath, app: AppPorts) -> Dunning:
     case = found.case
     shown = None if case is None else DunningCase(
         id=case.case_id, since=case.day0, opened_at=case.opened_at, timezone=case.timezone,
-        last_step=case.steps[-1].name if case.steps else None, awaiting_step=case.awaiting_step,
+        last_step=case.last_step, awaiting_step=case.awaiting_step,
         warned_on=case.warned_on,
         steps=[StepTaken(name=step.name, day=step.day, taken_at=step.taken_at, taken_on=step.taken_on,
                          email=step.email, charge=step.charge) for step in case.steps],
