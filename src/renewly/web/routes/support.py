@@ -84,7 +84,8 @@ class InvoiceResend(BaseModel):
     object: Literal["invoice_resend"] = "invoice_resend"
     account_id: int
     month: str
-    invoices: list[str] = Field(description="The numbers sent again, each in its own e-mail.")
+    invoices: list[str] = Field(description="The invoices' numbers: one e-mail each to the billing contacts, "
+                                            "written to the outbox, which the mail batch delivers.")
 
 
 @router.post("/accounts/{account_id}/resend_invoices", response_model=InvoiceResend, responses=problems(403, 404))
