@@ -337,7 +337,8 @@ def test_r8_the_command_line_shows_banners_by_role_e_mails_and_the_preview(app, 
         "owner": "owner_and_admins", "admin": "owner_and_admins", "agent": "none"}
     banner = run_cli(app, monkeypatch, capsys, "accounts", "banner", str(account_id), "--member", "agent@acme.test",
                      "--json")
-    assert (banner.code, json.loads(banner.out)) == (0, {"banner": "none", "text": ""})
+    assert (banner.code, json.loads(banner.out)) == (0, {"banner": "none", "text": "", "member": "agent@acme.test",
+                                                      "role": "agent", "locale": "en"})
     listed = json.loads(run_cli(app, monkeypatch, capsys, "outbox", "list", "--account", str(account_id), "--topic",
                                 "email", "--json").out)
     assert [(e["payload"]["kind"], e["payload"]["recipients"]) for e in listed] == [

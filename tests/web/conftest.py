@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from renewly.adapters.logs import configure_command_line_logs
 from renewly.web.app import create_app
 from renewly.web.keys import create_key
+from tests.web.conformance import Documented
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -36,6 +37,12 @@ def client(app, api_key):
     with TestClient(create_app(app), raise_server_exceptions=False,
                     headers={"Authorization": f"Bearer {api_key}"}) as client:
         yield client
+
+
+@pytest.fixture
+def api(client) -> Documented:
+    """The keyed client, each answer held to the OpenAPI document before the test reads it."""
+    return Documented(client)
 
 
 def problem(response, status: int, code: str) -> dict:

@@ -76,15 +76,18 @@ def banners_by_role(app: Ports, account_id: int) -> dict[str, dict[str, str]]:
 
 
 def banner_for_member(app: Ports, account_id: int, email: str) -> dict[str, str]:
-    """"Which banner does member M see now", with its text in the account's language."""
+    """"Which banner does member M see now", with its text in the account's language; with the
+    member (the e-mail as stored), its role and that language, which the API's answer names."""
+    email = validate_email(email)
     with app.engine.connect() as conn:
         row = conn.execute(select(accounts, members.c.role).join(members, members.c.account_id == accounts.c.id)
-                           .where(accounts.c.id == account_id, members.c.email == validate_email(email))).first()
+                           .where(accounts.c.id == account_id, members.c.email == email)).first()
         if row is None:
             load_account(conn, account_id)  # an unknown account is refused as such
             raise NotFound(f"{email} is not a member of account {account_id}", code="unknown_member")
         context = _banner_context(conn, app, row)
-    return banner_text(app, row, Role(row.role), context)
+    return {**banner_text(app, row, Role(row.role), context), "member": email, "role": row.role,
+            "locale": row.locale}
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from renewly.accounts.rules.members import AccountStatus, Role
-from renewly.dunning.rules.banners import banner_in_words, banner_seen, banners_seen
+from renewly.dunning.rules.banners import Severity, banner_in_words, banner_seen, banner_severity, banners_seen
 
 
 @pytest.mark.parametrize("account_banner, role, seen", [
@@ -43,3 +43,11 @@ def test_a_banner_reads_as_words_in_the_readers_language_not_as_its_policy_code(
 
 def test_a_banner_code_the_catalogue_does_not_know_still_reads_as_words():
     assert banner_in_words("grace_period") == "grace period"
+
+
+@pytest.mark.parametrize("seen, severity", [
+    ("none", None), ("owner_and_admins", Severity.WARNING), ("everyone", Severity.CRITICAL),
+    ("cancelled", Severity.CRITICAL), ("reactivated", Severity.CRITICAL), ("deleted", Severity.CRITICAL),
+])
+def test_r8_3_r8_4_the_failed_payment_banner_warns_and_every_later_one_is_critical(seen, severity):
+    assert banner_severity(seen) == severity

@@ -53,6 +53,22 @@ def banners_seen(account_banner: str, status: str, reactivation_running: bool = 
     return {role.value: banner_seen(account_banner, status, role, reactivation_running) for role in Role}
 
 
+class Severity(StrEnum):
+    """How urgent a banner is, for the host product's dashboard to style it."""
+
+    WARNING = "warning"  # a payment failed: the owner can still fix the card before anything is lost
+    CRITICAL = "critical"  # the account is about to be, or is, cancelled
+
+
+def banner_severity(seen: str) -> Severity | None:
+    """The severity of what a member sees (`banner_seen`), None for no banner: the owner's and
+    admins' banner of a failed payment is a warning; from the announced cancellation on, every
+    banner is critical (a reactivated owner has days to pay before the account closes again)."""
+    if seen == Audience.NONE.value:
+        return None
+    return Severity.WARNING if seen == Audience.OWNER_AND_ADMINS.value else Severity.CRITICAL
+
+
 def banner_in_words(code: str, locale: str = "en") -> str:
     """A banner as words ("payment failed warning"), not its policy code ("owner_and_admins"):
     what the command line and the demo print; --json keeps the code."""
