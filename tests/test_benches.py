@@ -118,7 +118,10 @@ TIMEOUT = 180  # seconds; a tiny run takes a few (bench/worker_chaos.py a minute
 # bench/scaleout.py makes its hosts as network namespaces: root and iproute2's `ip` only.
 MAKES_HOSTS = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
                                  reason="bench/scaleout.py makes network namespaces: it needs root and `ip`")
-NEEDS = {"scaleout": [MAKES_HOSTS]}
+# Its runs one at a time under `make test` (pytest-xdist): each picks free /30 networks for its
+# hosts' links from what the machine has before it adds its own, so two at once could pick the same.
+ONE_HOST_MAKER_AT_A_TIME = pytest.mark.xdist_group("scaleout-hosts")
+NEEDS = {"scaleout": [MAKES_HOSTS, ONE_HOST_MAKER_AT_A_TIME]}
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +158,7 @@ def test_a_bench_runs_on_its_own_database_whatever_the_environment_names(bench, 
 
 
 @MAKES_HOSTS
+@ONE_HOST_MAKER_AT_A_TIME
 def test_the_scaleout_bench_under_a_cap_reads_the_gateways_ledger(server):
     # Two hosts sharing a cap of 40 calls a second.
     out = run_tiny("scaleout", server, arguments=["--cap", "40"])
@@ -170,6 +174,7 @@ def test_the_scaleout_bench_under_a_cap_reads_the_gateways_ledger(server):
 
 
 @MAKES_HOSTS
+@ONE_HOST_MAKER_AT_A_TIME
 def test_the_scaleout_bench_stopped_midway_removes_its_hosts_links_and_databases(server):
     bench = subprocess.Popen([sys.executable, str(ROOT / "bench" / "scaleout.py"), "--tiny", "--invoices", "2000",
                               "--postgres-url", ADMIN_URL], cwd=ROOT, stdout=subprocess.PIPE,
