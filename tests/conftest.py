@@ -67,7 +67,11 @@ def admin_connection() -> psycopg.Connection:
 
 @pytest.fixture(scope="session")
 def postgres_url():
-    name = f"renewly_test_{uuid.uuid4().hex[:10]}"
+    # One database per session, so one per xdist worker (`make test` runs two, gw0 and gw1),
+    # named after its worker for whoever looks at the server; the random part keeps apart the
+    # sessions of other checkouts on the same server.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"renewly_test_{worker}_{uuid.uuid4().hex[:10]}"
     admin = admin_connection()
     admin.execute(f'CREATE DATABASE "{name}"')
     url = make_url(ADMIN_URL).set(drivername="postgresql+psycopg", database=name).render_as_string(False)
@@ -88,19 +92,20 @@ def postgres_reset(postgres_url):
     with engine.connect() as conn:
         sequences = conn.execute(text("SELECT sequence_name FROM information_schema.sequences "
                                       "WHERE sequence_schema = 'public'")).scalars().all()
+    quote = engine.dialect.identifier_preparer.quote
+    # The job queue of `renewly worker` (migration 0014): procrastinate's tables, and the reports
+    # of a tick's helpers; a test's workers are gone by now.
+    tables = [quote(table.name) for table in reversed(metadata.sorted_tables)] + list(QUEUE_TABLES)
+    # All of it in one round trip to the server (a statement each took three times as long, some
+    # 70 ms a test under load; a database copied from a template, 185 ms).
+    statements = ";\n".join(["SET LOCAL session_replication_role = replica",
+                             *(f"DELETE FROM {table}" for table in tables),
+                             *(f"ALTER SEQUENCE {quote(sequence)} RESTART" for sequence in sequences),
+                             f"DROP SCHEMA IF EXISTS {LEDGER_SCHEMA} CASCADE"])
 
     def reset() -> None:
         with engine.begin() as conn:
-            conn.execute(text("SET LOCAL session_replication_role = replica"))
-            for table in reversed(metadata.sorted_tables):
-                conn.execute(table.delete())
-            # The job queue of `renewly worker` (migration 0014): procrastinate's tables, and the
-            # reports of a tick's helpers; a test's workers are gone by now.
-            for table in QUEUE_TABLES:
-                conn.execute(text(f"DELETE FROM {table}"))
-            for sequence in sequences:
-                conn.execute(text(f"ALTER SEQUENCE {sequence} RESTART"))
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {LEDGER_SCHEMA} CASCADE"))
+            conn.exec_driver_sql(statements)
 
     yield reset
     engine.dispose()

@@ -23,6 +23,11 @@ from renewly.adapters.gateways.simulated import sim_operations
 from renewly.demo import run_demo
 from tests.builders import Outcome
 
+# Under `make test` (pytest-xdist), the tests of this module run in one process: their module
+# fixtures (the demo, run once for its JSON timeline and once as printed) would otherwise be made
+# again in each.
+pytestmark = pytest.mark.xdist_group("demo")
+
 
 @pytest.fixture(scope="module")
 def timeline(tmp_path_factory) -> list[dict]:

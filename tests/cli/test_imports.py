@@ -50,6 +50,21 @@ def test_a_simple_read_loads_no_logs_gateway_settlement_scheduler_nor_migrations
     assert done.stdout.splitlines()[-1] == "", f"renewly clock show imported: {done.stdout.splitlines()[-1]}"
 
 
+def test_a_batch_run_with_no_pdf_to_make_loads_no_pdf_library(tmp_path):
+    # WeasyPrint and factur-x cost about half a second of CPU to import (more than the rest of a
+    # batch command's start): only what renders or e-mails an invoice's PDF loads them.
+    shell = {**{name: value for name, value in os.environ.items() if not name.startswith("RENEWLY_")},
+             "RENEWLY_DATABASE_URL": f"sqlite:///{tmp_path / 'renewly.db'}", "RENEWLY_CLOCK": "test"}
+    script = ("import sys; sys.argv = ['renewly', 'run']\n"
+              "from renewly.cli import main\n"
+              "try:\n    main()\nexcept SystemExit:\n    pass\n"
+              "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in ('weasyprint', 'facturx'))))")
+    done = subprocess.run([sys.executable, "-c", script], env=shell, cwd=tmp_path, capture_output=True, text=True,
+                          check=True)
+    assert "renew:" in done.stdout, done.stdout
+    assert done.stdout.splitlines()[-1] == "", f"renewly run imported: {done.stdout.splitlines()[-1]}"
+
+
 def imports_of(path: Path) -> set[str]:
     """The renewly.cli modules a module imports at its top level (not inside functions)."""
     found = set()

@@ -24,6 +24,11 @@ def shell_environment(folder: Path) -> dict[str, str]:
             "RENEWLY_CLOCK": "test"}
 
 
+# Under `make test` (pytest-xdist), the tests of this module run in one process: their module
+# fixture (`renewly demo`'s database, made once) would otherwise be made again in each.
+pytestmark = pytest.mark.xdist_group("reading")
+
+
 @pytest.fixture(scope="module")
 def after_the_demo(tmp_path_factory) -> tuple[Path, str]:
     """A folder where `renewly demo` ran with COLUMNS=80, and what it printed."""

@@ -98,6 +98,11 @@ def every_day_to(app, zone: str, cadence: str, last: int, *, first: int = -1) ->
         run_all(app, app.clock.now())
 
 
+# Under `make test` (pytest-xdist), the tests of this module run in one process: their module
+# fixture (every zone and cadence, lived once per engine) would otherwise be made again in each.
+pytestmark = pytest.mark.xdist_group("cadences")
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def lives(request, tmp_path_factory, sqlite_template) -> dict[tuple[str, str], Lived]:
     """Every zone and cadence, lived once per engine (each on a database of its own)."""

@@ -90,6 +90,11 @@ def observe(app) -> Timeline:
     return seen
 
 
+# Under `make test` (pytest-xdist), the tests of this module run in one process: their module
+# fixture (the timeline, observed once per engine) would otherwise be made again in each.
+pytestmark = pytest.mark.xdist_group("r8-schedule")
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def timeline(request, tmp_path_factory, sqlite_template) -> Timeline:
     with pytest.MonkeyPatch.context() as patch:  # no RENEWLY_* from the shell, as for every test
