@@ -182,3 +182,12 @@ def test_a_key_whose_request_died_is_taken_over_after_its_lease(app, client, mon
 def test_a_body_over_a_mebibyte_is_refused(app, client):
     problem(client.post("/v1/plans", content=b"{" + b" " * idempotency.LARGEST_BODY + b"}",
                         headers={"Content-Type": "application/json"}), 413, "request_too_large")
+
+
+def test_a_long_request_keeps_its_key_while_it_runs(app, api_key, monkeypatch):
+    monkeypatch.setattr(idempotency, "LEASE", timedelta(seconds=0.3))  # renewed every 0.1 s
+    started = threading.Event()
+    monkeypatch.setattr("renewly.web.routes.plans.create_plan", slow_create_plan(started, 1.0))
+    answers = post_at_once(app, api_key)  # the second one waits past several leases, then replays
+    assert sorted(answer.headers.get("idempotent-replayed", "no") for answer in answers) == ["no", "true"]
+    assert count(app, plans) == 1
