@@ -14,7 +14,7 @@ def test_a_use_case_s_refusal_keeps_its_code_and_its_status_follows_its_kind(cli
     problem(client.get("/v1/plans/7"), 404, "unknown_plan")
     assert client.post("/v1/plans", json=PLAN).status_code == 201
     problem(client.post("/v1/plans", json=PLAN), 409, "plan_exists")
-    problem(client.post("/v1/plans", json={**PLAN, "code": "x", "currency": "ABC"}), 400, "unknown_currency")
+    problem(client.post("/v1/plans", json={**PLAN, "code": "x", "name": "tab\there"}), 400, "invalid_text")
 
 
 def test_the_door_names_each_field_it_refuses_without_repeating_it(client):

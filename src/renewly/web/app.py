@@ -20,11 +20,20 @@ from renewly.web.authentication import DOCS_PATH, OPENAPI_PATH, Authentication
 from renewly.web.dependencies import documented, known_query_parameters_only
 from renewly.web.idempotency import Idempotency
 from renewly.web.problems import FieldError, Problem
-from renewly.web.routes import billing_contacts, events, invoices, payment_methods, plans
+from renewly.web.routes import (
+    accounts,
+    billing_contacts,
+    events,
+    invoices,
+    payment_methods,
+    plans,
+    subscriptions,
+    test_clock,
+)
 from renewly.web.versions import Versions
 
-ROUTERS: tuple[APIRouter, ...] = (plans.router, invoices.router, payment_methods.router, billing_contacts.router,
-                                  events.router)
+ROUTERS: tuple[APIRouter, ...] = (accounts.router, plans.router, subscriptions.router, invoices.router,
+                                  payment_methods.router, billing_contacts.router, events.router, test_clock.router)
 # The problems every operation may answer: no key (401), a field refused at the door (422), an
 # Idempotency-Key or a version refused (400), a key reused (409), the database down (503).
 COMMON_PROBLEMS = problems.problems(400, 401, 409, 422, 503)
