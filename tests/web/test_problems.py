@@ -3,8 +3,11 @@ the fields it refuses, never their values; a card number is never echoed."""
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy.exc import OperationalError
 
+from renewly.web.problems import problem_response
 from tests.web.conftest import problem
 
 PLAN = {"code": "team", "name": "Team", "interval": "month", "unit_amount": 1900, "currency": "USD"}
@@ -72,3 +75,9 @@ def test_a_database_that_cannot_be_used_is_503_and_a_bug_is_500_without_its_trac
 
 def test_an_unknown_method_is_a_problem_too(client):
     problem(client.delete("/v1/plans"), 405, "method_not_allowed")
+
+
+def test_a_lone_surrogate_quoted_in_a_detail_is_written_as_its_json_escape():
+    response = problem_response(400, "invalid_text", "a name holds a control character ('\ud800')")
+    assert b"\\ud800" in response.body
+    assert json.loads(response.body)["detail"] == "a name holds a control character ('\ud800')"
