@@ -20,7 +20,9 @@ from renewly.shared.calendar import is_known_timezone
 from renewly.shared.errors import InvalidInput
 from renewly.shared.money import tender_currencies
 
-LARGEST_ID = 2**63 - 1  # BIGINT on PostgreSQL; SQLite's INTEGER holds the same
+# The largest id the API takes: the largest integer every JSON reader keeps exactly (a JavaScript
+# number, a float64), far below what both engines hold (2^63-1) and what any sequence reaches.
+LARGEST_ID = 2**53 - 1
 
 
 def text(max_length: int, *, min_length: int = 1) -> object:

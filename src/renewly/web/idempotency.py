@@ -40,6 +40,7 @@ from renewly.adapters.db.locks import claim_unheld, hold_until_commit
 from renewly.adapters.db.tables import idempotency_keys
 from renewly.payments.rules.card_numbers import withhold_card_numbers
 from renewly.ports import Ports
+from renewly.web.authentication import SCOPE_KEY
 from renewly.web.problems import problem_response
 
 HEADER = "idempotency-key"
@@ -182,7 +183,7 @@ class Idempotency:
             return
         replay_body = _replaying(body, receive)
         key = _header(scope, HEADER)
-        api_key = scope.get("renewly.api_key")
+        api_key = scope.get(SCOPE_KEY)
         if key is None or scope["method"] != "POST" or api_key is None:
             await self.app(scope, replay_body, send)
             return
