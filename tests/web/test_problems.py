@@ -81,3 +81,13 @@ def test_a_lone_surrogate_quoted_in_a_detail_is_written_as_its_json_escape():
     response = problem_response(400, "invalid_text", "a name holds a control character ('\ud800')")
     assert b"\\ud800" in response.body
     assert json.loads(response.body)["detail"] == "a name holds a control character ('\ud800')"
+
+
+def test_numbers_booleans_and_dates_are_taken_as_json_says_them_not_coerced(app, client):
+    for unit_amount in (True, "1900", 19.5):
+        problem(client.post("/v1/plans", json={**PLAN, "unit_amount": unit_amount}), 422, "invalid_input")
+    assert client.post("/v1/plans", json={**PLAN, "unit_amount": 1900.0}).json()["unit_amount"] == 1900
+    for change in ({"start": 0}, {"start": "2026-01-01T00:00:00"}, {"backdate": "yes"}, {"backdate": 1}):
+        problem(client.post("/v1/subscriptions", json={"account_id": 1, "plan": "team", **change}), 422,
+                "invalid_input")
+    problem(client.post("/v1/test_clock/advance", json={"days": False, "hours": 1}), 422, "invalid_input")

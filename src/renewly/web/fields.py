@@ -6,14 +6,16 @@ own codes; these only spare them what no column could take, and document it in t
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Collection
+from datetime import date
 from functools import cache
 from typing import Annotated
 from zoneinfo import available_timezones
 
 from fastapi import Path
-from pydantic import AfterValidator, Field, JsonValue, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, Field, JsonValue, StringConstraints
 
 from renewly.accounts.rules.members import validate_country
 from renewly.shared.calendar import is_known_timezone
@@ -62,7 +64,27 @@ def timezones() -> frozenset[str]:
     return frozenset(zone for zone in available_timezones() if is_known_timezone(zone))
 
 
-Id = Annotated[int, Field(ge=1, le=LARGEST_ID)]
+def _json_integer(value: object) -> object:
+    # pydantic's lax mode takes true for 1 and "5" for 5: not integers in JSON, and the document
+    # says integer. An integral float (5.0) is one, as JSON Schema says.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("an integer is expected")
+    return value
+
+
+def _json_date(value: object) -> object:
+    # A date as the document says it (RFC 3339 full-date), not a timestamp nor a datetime.
+    if value is not None and not (isinstance(value, str) and _DATE.fullmatch(value)):
+        raise ValueError("a date is expected, YYYY-MM-DD")
+    return value
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# The types of a request body's numbers, booleans and dates: what JSON says, nothing coerced.
+Integer = Annotated[int, BeforeValidator(_json_integer)]
+Boolean = Annotated[bool, Field(strict=True)]
+Day = Annotated[date | None, BeforeValidator(_json_date)]
+Id = Annotated[Integer, Field(ge=1, le=LARGEST_ID)]
 # An address the rules then check (accounts.rules.members.validate_email); no \s in the pattern:
 # JSON Schema's regular expressions (ECMAScript's) and pydantic's (Rust's) disagree on it.
 Email = Annotated[str, StringConstraints(min_length=3, max_length=320, pattern=r"^[^@]+@[^@]+$"),

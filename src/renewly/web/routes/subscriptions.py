@@ -15,13 +15,13 @@ from renewly.billing.rules.plans import MAX_SEATS
 from renewly.billing.subscriptions import cancel_subscription, change_seats, create_subscription
 from renewly.shared.errors import NotFound
 from renewly.web.dependencies import AppPorts, Caller
-from renewly.web.fields import LARGEST_ID, Id, path_id
+from renewly.web.fields import LARGEST_ID, Boolean, Day, Id, Integer, path_id
 from renewly.web.pagination import Page, Paged, paginate
 from renewly.web.problems import problems
 
 router = APIRouter(tags=["subscriptions"])
 SubscriptionId = Annotated[int, path_id("The subscription's id.")]
-Seats = Annotated[int, Field(ge=1, le=MAX_SEATS, description="How many seats are billed.")]
+Seats = Annotated[Integer, Field(ge=1, le=MAX_SEATS, description="How many seats are billed.")]
 
 
 class Subscription(BaseModel):
@@ -43,8 +43,8 @@ class SubscriptionIn(BaseModel):
     account_id: Id
     plan: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="The plan's code.")]
     seats: Seats = 1
-    start: date | None = Field(None, description="Default: today in the account's time zone.")
-    backdate: bool = Field(False, description="A start more than one period ago: its periods up to today "
+    start: Day = Field(None, description="Default: today in the account's time zone.")
+    backdate: Boolean = Field(False, description="A start more than one period ago: its periods up to today "
                                               "in one catch-up invoice.")
 
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from renewly.scheduler import MOST_DAYS_PER_ADVANCE, advance
 from renewly.web.dependencies import AppPorts
+from renewly.web.fields import Boolean, Integer
 
 router = APIRouter(tags=["test clock"])
 
@@ -24,9 +25,9 @@ class TestClock(BaseModel):
 
 class AdvanceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    days: Annotated[int, Field(ge=0, le=MOST_DAYS_PER_ADVANCE)] = 0
-    hours: Annotated[int, Field(ge=0, le=24 * MOST_DAYS_PER_ADVANCE)] = 0
-    run_batches: bool = Field(True, description="Run the batches due on the way (default), or let time pass "
+    days: Annotated[Integer, Field(ge=0, le=MOST_DAYS_PER_ADVANCE)] = 0
+    hours: Annotated[Integer, Field(ge=0, le=24 * MOST_DAYS_PER_ADVANCE)] = 0
+    run_batches: Boolean = Field(True, description="Run the batches due on the way (default), or let time pass "
                                                 "as if Renewly were down.")
 
 
