@@ -191,3 +191,12 @@ def test_a_long_request_keeps_its_key_while_it_runs(app, api_key, monkeypatch):
     answers = post_at_once(app, api_key)  # the second one waits past several leases, then replays
     assert sorted(answer.headers.get("idempotent-replayed", "no") for answer in answers) == ["no", "true"]
     assert count(app, plans) == 1
+
+
+def test_every_post_documents_its_idempotency_key(anonymous):
+    document = anonymous.get("/v1/openapi.json").json()
+    posts = [operations["post"] for operations in document["paths"].values() if "post" in operations]
+    assert len(posts) >= 8
+    for operation in posts:
+        assert {"name": "Idempotency-Key", "in": "header", "required": False}.items() <= next(
+            parameter for parameter in operation["parameters"] if parameter["name"] == "Idempotency-Key").items()
