@@ -80,11 +80,18 @@ def _json_date(value: object) -> object:
 
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-# The types of a request body's numbers, booleans and dates: what JSON says, nothing coerced.
-Integer = Annotated[int, BeforeValidator(_json_integer)]
+
+
+def integer(*, ge: int, le: int, description: str | None = None) -> tuple[object, ...]:
+    """A request body's integer from `ge` to `le`: `seats: Annotated[int, *integer(ge=1, le=10)]`
+    (the bounds before the check of its JSON type, so that the document states them)."""
+    return Field(ge=ge, le=le, description=description), BeforeValidator(_json_integer)
+
+
+# The types of a request body's booleans, dates and ids: what JSON says, nothing coerced.
 Boolean = Annotated[bool, Field(strict=True)]
 Day = Annotated[date | None, BeforeValidator(_json_date)]
-Id = Annotated[Integer, Field(ge=1, le=LARGEST_ID)]
+Id = Annotated[int, *integer(ge=1, le=LARGEST_ID)]
 # An address the rules then check (accounts.rules.members.validate_email); no \s in the pattern:
 # JSON Schema's regular expressions (ECMAScript's) and pydantic's (Rust's) disagree on it.
 Email = Annotated[str, StringConstraints(min_length=3, max_length=320, pattern=r"^[^@]+@[^@]+$"),

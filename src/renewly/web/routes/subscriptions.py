@@ -15,13 +15,13 @@ from renewly.billing.rules.plans import MAX_SEATS
 from renewly.billing.subscriptions import cancel_subscription, change_seats, create_subscription
 from renewly.shared.errors import NotFound
 from renewly.web.dependencies import AppPorts, Caller
-from renewly.web.fields import LARGEST_ID, Boolean, Day, Id, Integer, path_id
+from renewly.web.fields import LARGEST_ID, Boolean, Day, Id, integer, path_id
 from renewly.web.pagination import Page, Paged, paginate
 from renewly.web.problems import problems
 
 router = APIRouter(tags=["subscriptions"])
 SubscriptionId = Annotated[int, path_id("The subscription's id.")]
-Seats = Annotated[Integer, Field(ge=1, le=MAX_SEATS, description="How many seats are billed.")]
+Seats = Annotated[int, *integer(ge=1, le=MAX_SEATS, description="How many seats are billed.")]
 
 
 class Subscription(BaseModel):

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from renewly.scheduler import MOST_DAYS_PER_ADVANCE, advance
 from renewly.web.dependencies import AppPorts
-from renewly.web.fields import Boolean, Integer
+from renewly.web.fields import Boolean, integer
 
 router = APIRouter(tags=["test clock"])
 
@@ -25,8 +25,8 @@ class TestClock(BaseModel):
 
 class AdvanceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    days: Annotated[Integer, Field(ge=0, le=MOST_DAYS_PER_ADVANCE)] = 0
-    hours: Annotated[Integer, Field(ge=0, le=24 * MOST_DAYS_PER_ADVANCE)] = 0
+    days: Annotated[int, *integer(ge=0, le=MOST_DAYS_PER_ADVANCE)] = 0
+    hours: Annotated[int, *integer(ge=0, le=24 * MOST_DAYS_PER_ADVANCE)] = 0
     run_batches: Boolean = Field(True, description="Run the batches due on the way (default), or let time pass "
                                                 "as if Renewly were down.")
 
