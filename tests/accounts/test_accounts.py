@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import select
 
 from renewly.accounts.accounts import (
     add_member,
@@ -12,6 +13,7 @@ from renewly.accounts.accounts import (
     remove_member,
     update_buyer_address,
 )
+from renewly.adapters.db.tables import outbox
 from renewly.billing.invoices import show_invoice
 from renewly.billing.renewals import renew_due
 from renewly.shared.errors import Conflict, InvalidInput, NotAllowed, NotFound
@@ -133,6 +135,9 @@ def test_r8_an_admin_becomes_an_agent_and_back(app):
     assert ("agent", "ann@acme.test") in members_of(app, account_id)
     change_member_role(app, account_id, email="ann@acme.test", role="admin", actor=OPERATOR)
     assert ("admin", "ann@acme.test") in members_of(app, account_id)
+    with app.engine.connect() as conn:  # the host product is told, as of every change of members
+        told = conn.execute(select(outbox.c.payload).where(outbox.c.topic == "account.updated")).scalars().all()
+    assert told[-2:] == [{"account_id": account_id, "changed": ["members"]}] * 2
 
 
 @pytest.mark.parametrize(("email", "role", "error", "code"), [

@@ -114,6 +114,8 @@ def change_member_role(app: Ports, account_id: int, *, email: str, role: str, ac
         conn.execute(members.update().where(members.c.id == member.id).values(role=parsed_role.value))
         audit(conn, now, actor, "member.role_changed", "account", account_id,
               details={"email": email, "from": member.role, "to": parsed_role})
+        writer.write(conn, writer.event(now, "account.updated", account_id,
+                                        {"account_id": account_id, "changed": ["members"]}))
 
 
 def update_buyer_address(app: Ports, account_id: int, *, changes: dict[str, str], acting_email: str,
