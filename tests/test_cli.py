@@ -111,7 +111,7 @@ BAD_INPUTS = {
     "credit-no-reason": ["invoices", "credit", "2026-000001", "--reason", " "],
     "unknown-invoice": ["invoices", "show", "2026-000999"],
     "seats-unchanged": ["subscriptions", "change-seats", "1", "--seats", "3"],
-    "unknown-command": ["subscriptions", "cancel", "1"],
+    "unknown-command": ["subscriptions", "pause", "1"],
     # Hostile inputs (issue 9): the same limits on both engines, one line, nothing changed.
     "account-without-country": ["accounts", "create", "--name", "N", "--owner-email", "n@n.example"],
     "account-name-with-an-ansi-escape": ["accounts", "create", "--name", "Acme\x1b[2J\x1b[31m", "--owner-email",

@@ -255,6 +255,11 @@ class ClockMove:
     stopped: bool = False
 
 
+# One advance runs about a simulated year a second: a longer one is a typo (`--days 1000000` would
+# run for an hour); ten years at once is more than any story a test clock tells.
+MOST_DAYS_PER_ADVANCE = 3660
+
+
 def advance(app: Ports, by: timedelta, *, run_batches: bool = True,
             on_run: Callable[[BatchRun], None] | None = None, on_progress: Progress | None = None) -> ClockMove:
     """Move the test clock `by` from wherever it is when this move gets its turn: advances at
@@ -265,6 +270,9 @@ def advance(app: Ports, by: timedelta, *, run_batches: bool = True,
         raise InvalidInput("the clock is the system clock; set RENEWLY_CLOCK=test to move time", code="not_test_clock")
     if by <= timedelta(0):
         raise InvalidInput("the test clock only moves forward", code="clock_backwards")
+    if by > timedelta(days=MOST_DAYS_PER_ADVANCE):
+        raise InvalidInput(f"an advance moves at most {MOST_DAYS_PER_ADVANCE} days (ten years); advance again "
+                           "for more", code="advance_too_long")
     with clock.turn():
         start = clock.now()
         if by > LATEST_TEST_CLOCK - start:

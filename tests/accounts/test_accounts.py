@@ -3,8 +3,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import select
 
-from renewly.accounts.accounts import add_member, create_account, describe_account, remove_member, update_buyer_address
+from renewly.accounts.accounts import (
+    add_member,
+    change_member_role,
+    create_account,
+    describe_account,
+    remove_member,
+    update_buyer_address,
+)
+from renewly.adapters.db.tables import outbox
 from renewly.billing.invoices import show_invoice
 from renewly.billing.renewals import renew_due
 from renewly.shared.errors import Conflict, InvalidInput, NotAllowed, NotFound
@@ -117,3 +126,38 @@ def test_r3_1_a_bad_buyer_address_is_refused_and_the_old_one_kept(app, changes):
     with pytest.raises(InvalidInput):
         update_buyer_address(app, account_id, changes=changes, acting_email="owner@acme.test", actor=OPERATOR)
     assert describe_account(app, account_id)["buyer"] == before
+
+
+def test_r8_an_admin_becomes_an_agent_and_back(app):
+    account_id = customer(app)
+    add_member(app, account_id, email="ann@acme.test", role="admin", actor=OPERATOR)
+    change_member_role(app, account_id, email="Ann@Acme.test", role="agent", actor=OPERATOR)
+    assert ("agent", "ann@acme.test") in members_of(app, account_id)
+    change_member_role(app, account_id, email="ann@acme.test", role="admin", actor=OPERATOR)
+    assert ("admin", "ann@acme.test") in members_of(app, account_id)
+    with app.engine.connect() as conn:  # the host product is told, as of every change of members
+        told = conn.execute(select(outbox.c.payload).where(outbox.c.topic == "account.updated")).scalars().all()
+    assert told[-2:] == [{"account_id": account_id, "changed": ["members"]}] * 2
+
+
+@pytest.mark.parametrize(("email", "role", "error", "code"), [
+    ("owner@acme.test", "agent", NotAllowed, "owner_required"),  # only a transfer changes the owner
+    ("ann@acme.test", "owner", InvalidInput, "second_owner"),
+    ("ann@acme.test", "admin", InvalidInput, "role_unchanged"),
+    ("ann@acme.test", "boss", InvalidInput, "unknown_role"),
+    ("nobody@acme.test", "agent", NotFound, "unknown_member"),
+])
+def test_r1_a_role_change_refused_changes_nothing(app, email, role, error, code):
+    account_id = customer(app)
+    add_member(app, account_id, email="ann@acme.test", role="admin", actor=OPERATOR)
+    before = members_of(app, account_id)
+    with pytest.raises(error) as refused:
+        change_member_role(app, account_id, email=email, role=role, actor=OPERATOR)
+    assert refused.value.code == code and members_of(app, account_id) == before
+
+
+def test_r3_1_an_address_change_with_nothing_to_change_is_refused(app):
+    account_id = customer(app)
+    with pytest.raises(InvalidInput) as refused:
+        update_buyer_address(app, account_id, changes={}, acting_email="owner@acme.test", actor=OPERATOR)
+    assert refused.value.code == "nothing_to_change"

@@ -3,13 +3,15 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from renewly.accounts.accounts import describe_account
+from renewly.adapters.db.tables import outbox
 from renewly.billing.invoices import list_invoices, show_invoice
 from renewly.billing.renewals import renew_due
-from renewly.billing.subscriptions import change_seats, create_subscription
+from renewly.billing.subscriptions import cancel_subscription, change_seats, create_subscription
 from renewly.scheduler import advance
-from renewly.shared.errors import InvalidInput, NotFound
+from renewly.shared.errors import InvalidInput, NotAllowed, NotFound
 from renewly.shared.money import Money
 from tests.builders import OPERATOR, customer, subscribed, team_plan
 
@@ -138,3 +140,34 @@ def test_changing_to_the_same_seat_count_or_an_unknown_subscription_is_refused(a
         change_seats(app, 99, seats=4, actor=OPERATOR)
     renew_due(app, FEB_1)
     assert lines(app, "2026-000002") == [("subscription", 3, 1900, 5700)]
+
+
+def test_a_cancelled_subscription_is_never_renewed_and_its_issued_invoice_stays(app):
+    account_id, subscription_id = subscribed(app, seats=3)
+    assert cancel_subscription(app, subscription_id, actor=OPERATOR) == Money(0, "USD")
+    renew_due(app, datetime(2026, 4, 1, tzinfo=UTC))
+    assert [invoice["number"] for invoice in list_invoices(app, account_id)] == ["2026-000001"]
+    assert describe_account(app, account_id)["subscriptions"][0]["status"] == "cancelled"
+    with app.engine.connect() as conn:
+        event = conn.execute(select(outbox.c.topic, outbox.c.payload).where(outbox.c.topic == "subscription.cancelled")
+                             ).one()
+    assert event.payload == {"subscription_id": subscription_id}
+
+
+def test_a_cancellation_says_which_prorations_will_never_be_invoiced(app):
+    _, subscription_id = subscribed(app, seats=3)
+    advance(app, timedelta(days=15))
+    change_seats(app, subscription_id, seats=5, actor=OPERATOR)
+    assert cancel_subscription(app, subscription_id, actor=OPERATOR) == Money(1961, "USD")
+
+
+def test_a_subscription_is_cancelled_once_and_then_changes_no_more(app):
+    _, subscription_id = subscribed(app, seats=3)
+    cancel_subscription(app, subscription_id, actor=OPERATOR)
+    for act in (lambda: cancel_subscription(app, subscription_id, actor=OPERATOR),
+                lambda: change_seats(app, subscription_id, seats=4, actor=OPERATOR)):
+        with pytest.raises(NotAllowed) as refused:
+            act()
+        assert refused.value.code == "subscription_inactive"
+    with pytest.raises(NotFound):
+        cancel_subscription(app, subscription_id + 1, actor=OPERATOR)

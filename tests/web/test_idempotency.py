@@ -38,9 +38,9 @@ def test_the_same_request_again_gets_the_first_answer_replayed(app, client):
 
 
 def test_a_refusal_is_replayed_too(app, client):
-    first = client.post("/v1/plans", json={**PLAN, "currency": "XYZ"}, headers={"Idempotency-Key": "k-1"})
-    problem(first, 400, "unknown_currency")
-    again = client.post("/v1/plans", json={**PLAN, "currency": "XYZ"}, headers={"Idempotency-Key": "k-1"})
+    first = client.post("/v1/plans", json={**PLAN, "name": " "}, headers={"Idempotency-Key": "k-1"})
+    problem(first, 400, "invalid_plan")
+    again = client.post("/v1/plans", json={**PLAN, "name": " "}, headers={"Idempotency-Key": "k-1"})
     assert (again.status_code, again.json(), again.headers["content-type"]) == (400, first.json(),
                                                                                 "application/problem+json")
 
@@ -182,3 +182,21 @@ def test_a_key_whose_request_died_is_taken_over_after_its_lease(app, client, mon
 def test_a_body_over_a_mebibyte_is_refused(app, client):
     problem(client.post("/v1/plans", content=b"{" + b" " * idempotency.LARGEST_BODY + b"}",
                         headers={"Content-Type": "application/json"}), 413, "request_too_large")
+
+
+def test_a_long_request_keeps_its_key_while_it_runs(app, api_key, monkeypatch):
+    monkeypatch.setattr(idempotency, "LEASE", timedelta(seconds=1.2))  # renewed every 0.4 s
+    started = threading.Event()
+    monkeypatch.setattr("renewly.web.routes.plans.create_plan", slow_create_plan(started, 2.5))
+    answers = post_at_once(app, api_key)  # the second one waits past several leases, then replays
+    assert sorted(answer.headers.get("idempotent-replayed", "no") for answer in answers) == ["no", "true"]
+    assert count(app, plans) == 1
+
+
+def test_every_post_documents_its_idempotency_key(anonymous):
+    document = anonymous.get("/v1/openapi.json").json()
+    posts = [operations["post"] for operations in document["paths"].values() if "post" in operations]
+    assert len(posts) >= 8
+    for operation in posts:
+        assert {"name": "Idempotency-Key", "in": "header", "required": False}.items() <= next(
+            parameter for parameter in operation["parameters"] if parameter["name"] == "Idempotency-Key").items()

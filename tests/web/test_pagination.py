@@ -44,7 +44,7 @@ def test_a_limit_out_of_bounds_is_refused_with_its_field(client, limit):
     assert [error["field"] for error in body["errors"]] == ["query.limit"]
 
 
-@pytest.mark.parametrize("cursor", ["abc", encode(-1), "eyJhZnRlciI6ICJ4In0=", "W10=", encode(2**63)])
+@pytest.mark.parametrize("cursor", ["abc", encode(-1), "eyJhZnRlciI6ICJ4In0=", "W10=", encode(2**53)])
 def test_a_cursor_this_api_did_not_give_is_refused(client, cursor):
     problem(client.get("/v1/plans", params={"cursor": cursor}), 400, "invalid_cursor")
 

@@ -3,8 +3,11 @@ the fields it refuses, never their values; a card number is never echoed."""
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy.exc import OperationalError
 
+from renewly.web.problems import problem_response
 from tests.web.conftest import problem
 
 PLAN = {"code": "team", "name": "Team", "interval": "month", "unit_amount": 1900, "currency": "USD"}
@@ -14,7 +17,7 @@ def test_a_use_case_s_refusal_keeps_its_code_and_its_status_follows_its_kind(cli
     problem(client.get("/v1/plans/7"), 404, "unknown_plan")
     assert client.post("/v1/plans", json=PLAN).status_code == 201
     problem(client.post("/v1/plans", json=PLAN), 409, "plan_exists")
-    problem(client.post("/v1/plans", json={**PLAN, "code": "x", "currency": "ABC"}), 400, "unknown_currency")
+    problem(client.post("/v1/plans", json={**PLAN, "code": "x", "name": "tab\there"}), 400, "invalid_text")
 
 
 def test_the_door_names_each_field_it_refuses_without_repeating_it(client):
@@ -72,3 +75,19 @@ def test_a_database_that_cannot_be_used_is_503_and_a_bug_is_500_without_its_trac
 
 def test_an_unknown_method_is_a_problem_too(client):
     problem(client.delete("/v1/plans"), 405, "method_not_allowed")
+
+
+def test_a_lone_surrogate_quoted_in_a_detail_is_written_as_its_json_escape():
+    response = problem_response(400, "invalid_text", "a name holds a control character ('\ud800')")
+    assert b"\\ud800" in response.body
+    assert json.loads(response.body)["detail"] == "a name holds a control character ('\ud800')"
+
+
+def test_numbers_booleans_and_dates_are_taken_as_json_says_them_not_coerced(app, client):
+    for unit_amount in (True, "1900", 19.5):
+        problem(client.post("/v1/plans", json={**PLAN, "unit_amount": unit_amount}), 422, "invalid_input")
+    assert client.post("/v1/plans", json={**PLAN, "unit_amount": 1900.0}).json()["unit_amount"] == 1900
+    for change in ({"start": 0}, {"start": "2026-01-01T00:00:00"}, {"backdate": "yes"}, {"backdate": 1}):
+        problem(client.post("/v1/subscriptions", json={"account_id": 1, "plan": "team", **change}), 422,
+                "invalid_input")
+    problem(client.post("/v1/test_clock/advance", json={"days": False, "hours": 1}), 422, "invalid_input")

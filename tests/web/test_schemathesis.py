@@ -24,7 +24,7 @@ from renewly.web.keys import create_key
 
 load_all_checks()
 ALL_CHECKS = CHECKS.get_all()
-EXAMPLES = int(os.environ.get("RENEWLY_TEST_API_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("RENEWLY_TEST_API_EXAMPLES", "7"))
 CHECKS_CONFIG = {"positive_data_acceptance": {"expected-statuses": ["2xx", "400", "401", "403", "404", "409"]}}
 
 

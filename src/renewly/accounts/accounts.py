@@ -25,7 +25,7 @@ from renewly.accounts.rules.members import (
     validate_member_role,
     validate_text,
 )
-from renewly.adapters.db.locks import hold_rows
+from renewly.adapters.db.locks import hold_rows, hold_until_commit
 from renewly.adapters.db.tables import accounts, members, reactivations, subscriptions
 from renewly.dunning.rules.access import dashboard_access, refusal
 from renewly.dunning.rules.reactivation import last_day
@@ -96,10 +96,34 @@ def remove_member(app: Ports, account_id: int, *, email: str, actor: str) -> Non
                                         {"account_id": account_id, "changed": ["members"]}))
 
 
+def change_member_role(app: Ports, account_id: int, *, email: str, role: str, actor: str) -> None:
+    """An admin becomes an agent or the other way round: which banners they see (R8.3, R8.4)
+    follows at once. The owner's role changes only by a transfer of ownership (R6.1)."""
+    email, parsed_role = validate_email(email), validate_member_role(role)
+    now = app.clock.now()
+    with app.engine.begin() as conn:
+        _live_account(conn, account_id)
+        member = conn.execute(hold_until_commit(select(members).where(members.c.account_id == account_id,
+                                                                      members.c.email == email), conn)).first()
+        if member is None:
+            raise NotFound(f"{email} is not a member of account {account_id}", code="unknown_member")
+        if member.role == Role.OWNER:
+            raise NotAllowed("the owner's role changes only by a transfer of ownership", code="owner_required")
+        if member.role == parsed_role:
+            raise InvalidInput(f"{email} is already an {parsed_role} of account {account_id}", code="role_unchanged")
+        conn.execute(members.update().where(members.c.id == member.id).values(role=parsed_role.value))
+        audit(conn, now, actor, "member.role_changed", "account", account_id,
+              details={"email": email, "from": member.role, "to": parsed_role})
+        writer.write(conn, writer.event(now, "account.updated", account_id,
+                                        {"account_id": account_id, "changed": ["members"]}))
+
+
 def update_buyer_address(app: Ports, account_id: int, *, changes: dict[str, str], acting_email: str,
                          actor: str) -> dict[str, str]:
     """The owner changes the buyer address printed on invoices issued from now on (R3.1); issued
     ones keep theirs. Only the owner manages billing (R1.1): anyone else is told who can."""
+    if not changes:
+        raise InvalidInput("nothing to change: give at least one field of the buyer address", code="nothing_to_change")
     require_owner_of(app, account_id, acting_email)
     if "country" in changes and not (changes["country"] or "").strip():
         # As at creation: without a country, invoices went out at 0 % unsaid.

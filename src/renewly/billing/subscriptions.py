@@ -1,11 +1,11 @@
-"""Subscriptions: start one (its first invoice is issued at once when it starts today or earlier)
-and change its seats (the difference is prorated onto the next invoice)."""
+"""Subscriptions: start one (its first invoice is issued at once when it starts today or earlier),
+change its seats (the difference is prorated onto the next invoice), cancel it."""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from renewly.accounts.accounts import _live_account
 from renewly.adapters.clock import LATEST_TEST_CLOCK
@@ -117,3 +117,30 @@ def change_seats(app: Ports, subscription_id: int, *, seats: int, actor: str) ->
                                         {"subscription_id": subscription_id, "seats": seats,
                                          "previous_seats": subscription.seats}))
     return Money(amount, plan.currency)
+
+
+def cancel_subscription(app: Ports, subscription_id: int, *, actor: str) -> Money:
+    """Stop a subscription now: it is never renewed nor invoiced again. The period invoiced
+    already stays as it was issued (R2.4: a refund is a credit note, `renewly invoices credit`,
+    the operator's decision), as do its unpaid invoices, which dunning goes on chasing. The
+    prorations of seat changes that waited for its next invoice will never be invoiced: their
+    sum is returned (below zero, a credit the customer will not get) and audited, as Stripe
+    leaves pending items uninvoiced when a subscription is cancelled without `invoice_now`."""
+    now = app.clock.now()
+    with app.engine.begin() as conn:
+        query = hold_until_commit(select(subscriptions).where(subscriptions.c.id == subscription_id), conn)
+        subscription = conn.execute(query).first()  # held: the renewal batch must not renew it meanwhile
+        if subscription is None:
+            raise NotFound(f"no subscription {subscription_id}", code="unknown_subscription")
+        if subscription.status != "active":
+            raise NotAllowed(f"subscription {subscription_id} is {subscription.status}", code="subscription_inactive")
+        _live_account(conn, subscription.account_id)
+        plan = conn.execute(select(plans).where(plans.c.id == subscription.plan_id)).one()
+        left = conn.execute(select(func.coalesce(func.sum(pending_items.c.amount), 0)).where(
+            pending_items.c.subscription_id == subscription_id, pending_items.c.invoice_id.is_(None))).scalar_one()
+        conn.execute(subscriptions.update().where(subscriptions.c.id == subscription_id).values(status="cancelled"))
+        audit(conn, now, actor, "subscription.cancelled", "subscription", subscription_id,
+              details={"account_id": subscription.account_id, "prorations_not_invoiced": int(left)})
+        writer.write(conn, writer.event(now, "subscription.cancelled", subscription.account_id,
+                                        {"subscription_id": subscription_id}))
+    return Money(int(left), plan.currency)

@@ -148,6 +148,15 @@ def members_add(account: AccountId, email: Annotated[str, typer.Option(help="The
     typer.echo(add_member(open_app(), account, email=email, role=role, actor=actor()))
 
 
+@members_app.command("set-role")
+def members_set_role(account: AccountId, email: Annotated[str, typer.Option(help="The member's e-mail.")],
+                     role: Annotated[str, typer.Option(help="admin or agent")]) -> None:
+    """Make an admin an agent or the other way round (the owner changes by a transfer)."""
+    from renewly.accounts.accounts import change_member_role
+    change_member_role(open_app(), account, email=email, role=role, actor=actor())
+    typer.echo(f"{email.strip().lower()} is now an {role} of account {account}")
+
+
 @members_app.command("remove")
 def members_remove(account: AccountId,
                    email: Annotated[str, typer.Option(help="The member's e-mail.")]) -> None:

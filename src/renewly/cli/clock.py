@@ -12,11 +12,6 @@ from renewly.cli.common import JsonFlag, echo_wrapped, group, open_app, parse_da
 
 app = group("The test clock.")
 
-# One advance runs about a simulated year a second: a longer one is a typo (`--days 1000000` would
-# run for an hour); ten years at once is more than any story a test clock tells.
-MOST_DAYS_PER_ADVANCE = 3660
-
-
 def days_to_the_clocks_end() -> int:
     """No advance can go further than from the earliest day the test clock starts on (1970) to its end."""
     from renewly.adapters.clock import LATEST_TEST_CLOCK
@@ -72,9 +67,7 @@ def clock_advance(days: Annotated[int, typer.Option("--days", help="How many day
         raise InvalidInput("the test clock only moves forward", code="clock_backwards")
     if days > days_to_the_clocks_end() or hours > 24 * days_to_the_clocks_end():
         raise InvalidInput(f"the test clock stops at {LATEST_TEST_CLOCK.isoformat()}", code="clock_too_far")
-    if timedelta(days=days, hours=hours) > timedelta(days=MOST_DAYS_PER_ADVANCE):
-        raise InvalidInput(f"an advance moves at most {MOST_DAYS_PER_ADVANCE} days (ten years); advance again "
-                           "for more", code="advance_too_long")
+    # The longest advance (scheduler.MOST_DAYS_PER_ADVANCE) is refused by `advance`, before any work.
     from renewly.cli.progress import bar, days_of_an_advance
     application = open_app()
     with (bar("days", max(1, days), as_json=as_json) as update,

@@ -1,4 +1,4 @@
-"""`renewly subscriptions ...`: starting them, changing their seats."""
+"""`renewly subscriptions ...`: starting them, changing their seats, cancelling them."""
 
 from __future__ import annotations
 
@@ -46,3 +46,12 @@ def subscriptions_change_seats(subscription: Annotated[int, typer.Argument(help=
     prorated = change_seats(open_app(), subscription, seats=seats, actor=actor())
     typer.echo(f"subscription {subscription}: {seats} seat(s); prorated on the next invoice: "
                f"{money(prorated.amount, prorated.currency)}")
+
+
+@app.command("cancel")
+def subscriptions_cancel(subscription: Annotated[int, typer.Argument(help="The subscription's id.")]) -> None:
+    """Stop a subscription now: never renewed nor invoiced again; issued invoices stay as they are."""
+    from renewly.billing.subscriptions import cancel_subscription
+    left = cancel_subscription(open_app(), subscription, actor=actor())
+    typer.echo(f"subscription {subscription}: cancelled"
+               + (f"; prorations not invoiced: {money(left.amount, left.currency)}" if left.amount else ""))

@@ -59,7 +59,7 @@ TOPICS = frozenset({
     "account.created", "account.updated", "account.dunning_state", "account.cancelled", "account.reactivated",
     "account.deleted",
     "billing_contact.added", "billing_contact.removed",
-    "subscription.created", "subscription.updated",
+    "subscription.created", "subscription.updated", "subscription.cancelled",
     "invoice.issued", "credit_note.issued",
     "payment.succeeded", "payment.declined", "payment_method.updated",
     "dunning.case_opened", "dunning.invoices_joined", "dunning.steps_taken", "dunning.recovered", "dunning.closed",

@@ -18,25 +18,35 @@ from renewly.ports import Ports
 from renewly.web import problems
 from renewly.web.authentication import DOCS_PATH, OPENAPI_PATH, Authentication
 from renewly.web.dependencies import documented, known_query_parameters_only
-from renewly.web.idempotency import Idempotency
+from renewly.web.idempotency import KEY_LENGTH, Idempotency
 from renewly.web.problems import FieldError, Problem
 from renewly.web.routes import (
+    accounts,
     billing_contacts,
     dunning,
     events,
     invoices,
     payment_methods,
     plans,
+    subscriptions,
     support,
+    test_clock,
     webhook_endpoints,
 )
 from renewly.web.versions import Versions
 
-ROUTERS: tuple[APIRouter, ...] = (plans.router, invoices.router, payment_methods.router, billing_contacts.router,
-                                  events.router, dunning.router, support.router, webhook_endpoints.router)
+ROUTERS: tuple[APIRouter, ...] = (accounts.router, plans.router, subscriptions.router, invoices.router,
+                                  payment_methods.router, billing_contacts.router, events.router, dunning.router,
+                                  support.router, webhook_endpoints.router, test_clock.router)
 # The problems every operation may answer: no key (401), a field refused at the door (422), an
 # Idempotency-Key or a version refused (400), a key reused (409), the database down (503).
 COMMON_PROBLEMS = problems.problems(400, 401, 409, 422, 503)
+
+
+IDEMPOTENCY_KEY_PARAMETER = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "description": "Sent again with the same request, its first answer is replayed (24 hours); a UUID.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": KEY_LENGTH, "pattern": "^[ -~]+$"}}
 
 
 def create_app(ports: Ports) -> FastAPI:
@@ -59,7 +69,8 @@ def create_app(ports: Ports) -> FastAPI:
 
 
 def openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, with the Problem schema the error responses name."""
+    """FastAPI's document, with the Problem schema the error responses name and the
+    Idempotency-Key header every POST takes (web/idempotency.py reads it before any route)."""
     if app.openapi_schema is None:
         document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
@@ -67,5 +78,8 @@ def openapi(app: FastAPI) -> dict[str, Any]:
             schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
             schema.pop("$defs", None)
             schemas[model.__name__] = schema
+        for operations in document["paths"].values():
+            if "post" in operations:
+                operations["post"].setdefault("parameters", []).append(IDEMPOTENCY_KEY_PARAMETER)
         app.openapi_schema = document
     return app.openapi_schema

@@ -36,9 +36,10 @@ _bearer = HTTPBearer(auto_error=False, description="A secret API key: `renewly a
 
 
 def documented(_key: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
-               _version: Annotated[Literal[versions.CURRENT] | None,  # type: ignore[valid-type]
+               _version: Annotated[Literal[versions.CURRENT],  # type: ignore[valid-type]
                                    Header(alias=versions.HEADER, description="The API version asked for "
-                                                                             "(default: the current one).")] = None,
+                                                                             "(default: the current one).")
+                                   ] = versions.CURRENT,
                ) -> None:
     return None
 

@@ -6,9 +6,9 @@ true`), for 24 hours; the key with another request (another path or body) is ref
 Two requests with one key at once: the first one written runs; the other waits for its answer
 (up to WAIT_FOR_THE_FIRST, polling) and replays it; if the first is still running by then, the
 other is refused, 409 `idempotency_key_in_progress` with `Retry-After`, and may simply try again.
-The first one holds the key under a wall-clock lease (LEASE): a process that died while running
-it leaves the key to the next try once the lease ends. A request that runs longer than the lease
-could then run twice: no request of this API runs near five minutes.
+The first one holds the key under a wall-clock lease (LEASE), renewed every third of it while
+the request runs (a test-clock advance of years takes minutes): only a process that died while
+running it leaves the key, to the next try once the lease ends.
 
 Only answers below 500 are kept: a 4xx says what the request was worth when it came (an unknown
 account stays refused on a replay, as Stripe does); after a 500 or a 503 nothing was changed
@@ -40,6 +40,7 @@ from renewly.adapters.db.locks import claim_unheld, hold_until_commit
 from renewly.adapters.db.tables import idempotency_keys
 from renewly.payments.rules.card_numbers import withhold_card_numbers
 from renewly.ports import Ports
+from renewly.web.authentication import SCOPE_KEY
 from renewly.web.problems import problem_response
 
 HEADER = "idempotency-key"
@@ -137,6 +138,14 @@ def _purge_expired(conn, now) -> None:
         conn.execute(delete(idempotency_keys).where(idempotency_keys.c.id.in_(ids)))
 
 
+def extend(app: Ports, row_id: int) -> None:
+    """The request still runs: its lease goes on (a live process never loses its key)."""
+    with app.engine.begin() as conn:
+        conn.execute(idempotency_keys.update().where(idempotency_keys.c.id == row_id,
+                                                     idempotency_keys.c.status == "running")
+                     .values(locked_until=wall_clock() + LEASE))
+
+
 def finish(app: Ports, row_id: int, status: int, media_type: str, body: bytes) -> None:
     with app.engine.begin() as conn:
         conn.execute(idempotency_keys.update().where(idempotency_keys.c.id == row_id,
@@ -174,7 +183,7 @@ class Idempotency:
             return
         replay_body = _replaying(body, receive)
         key = _header(scope, HEADER)
-        api_key = scope.get("renewly.api_key")
+        api_key = scope.get(SCOPE_KEY)
         if key is None or scope["method"] != "POST" or api_key is None:
             await self.app(scope, replay_body, send)
             return
@@ -218,11 +227,23 @@ class Idempotency:
                 chunks.append(message.get("body", b""))
             await send(message)
 
-        try:
-            await self.app(scope, receive, keeping)
-        except BaseException:
+        async def keeping_the_lease() -> None:
+            while True:
+                await anyio.sleep(LEASE.total_seconds() / 3)
+                await anyio.to_thread.run_sync(extend, self.ports, run.row_id)
+
+        failed: Exception | None = None
+        async with anyio.create_task_group() as lease:
+            lease.start_soon(keeping_the_lease)
+            try:
+                await self.app(scope, receive, keeping)
+            except Exception as error:  # raised again once the key is released
+                failed = error
+            finally:
+                lease.cancel_scope.cancel()
+        if failed is not None:
             await anyio.to_thread.run_sync(release, self.ports, run.row_id)
-            raise
+            raise failed
         status = answer["status"]
         assert isinstance(status, int)
         if status >= 500:

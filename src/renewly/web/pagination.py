@@ -21,11 +21,11 @@ from pydantic import BaseModel
 from sqlalchemy import Column, Connection, Select
 
 from renewly.shared.errors import InvalidInput
+from renewly.web.fields import LARGEST_ID
 
 Item = TypeVar("Item")
 MOST_PER_PAGE = 100
 CURSOR_LENGTH = 100
-LARGEST_ID = 2**63 - 1  # BIGINT on PostgreSQL, INTEGER on SQLite: the same limit on both
 
 
 class Page(BaseModel, Generic[Item]):

@@ -52,8 +52,9 @@ def problem_response(status: int, code: str, detail: str, *, title: str | None =
     """The one way a problem is answered (routes, handlers and middleware alike)."""
     body = Problem(type=f"urn:renewly:problem:{code}", title=title or TITLES.get(status, "Refused"), status=status,
                    detail=withhold_card_numbers(detail), code=code, errors=errors)
-    return Response(json.dumps(body.model_dump(exclude_none=True), ensure_ascii=False), status_code=status,
-                    media_type=MEDIA_TYPE, headers=headers)
+    # A lone surrogate quoted from a request (a rule's message) is written as its JSON escape.
+    content = json.dumps(body.model_dump(exclude_none=True), ensure_ascii=False).encode("utf-8", "backslashreplace")
+    return Response(content, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
 TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",

@@ -14,7 +14,7 @@ from renewly.billing.plans import create_plan
 from renewly.billing.rules.plans import MAX_UNIT_AMOUNT
 from renewly.shared.errors import NotFound
 from renewly.web.dependencies import AppPorts, Caller
-from renewly.web.fields import Currency, path_id, text
+from renewly.web.fields import Currency, integer, path_id, text
 from renewly.web.pagination import Page, Paged, paginate
 from renewly.web.problems import problems
 
@@ -27,7 +27,7 @@ class PlanIn(BaseModel):
                                description="Unique: what subscriptions name.")]
     name: Annotated[str, text(200)]
     interval: Literal["month", "year"]
-    unit_amount: Annotated[int, Field(ge=0, le=MAX_UNIT_AMOUNT, description="Per seat and period, in minor units.")]
+    unit_amount: Annotated[int, *integer(ge=0, le=MAX_UNIT_AMOUNT, description="Per seat and period, in minor units.")]
     currency: Currency
 
 

@@ -29,6 +29,7 @@ PUBLIC_TYPES: Mapping[str, str] = MappingProxyType({
     "billing_contact.removed": "contact.removed",  # R4.2
     "subscription.created": "subscription.created",
     "subscription.updated": "subscription.updated",  # its seats changed
+    "subscription.cancelled": "subscription.cancelled",  # never renewed again (the API, the command line)
     "invoice.issued": "invoice.issued",
     "credit_note.issued": "credit_note.issued",
     "payment.succeeded": "payment.succeeded",
