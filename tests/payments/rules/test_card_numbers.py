@@ -37,3 +37,12 @@ def test_r5_4_a_card_number_is_found_anywhere_in_a_json_document_key_or_value():
     for _ in range(100_000):  # no recursion limit to hit
         deep = [deep]
     assert holds_card_number_anywhere(deep)
+
+
+def test_r5_4_a_gateway_token_s_random_digits_are_no_card_number():
+    # Hex tokens hold a dozen digits in a row now and then, a tenth of them Luhn-valid: the
+    # simulated gateway's `pm_sim_` tokens were refused as card numbers a few times a run.
+    for token in ("pm_sim_ab4242424242424242cd", "pm_sim_424242424242424242424242", "cus_4242424242424242x"):
+        assert not holds_card_number(token) and withhold_card_numbers(token) == token, token
+    for pasted in ("pm_sim_4242424242424242", "4242424242424242\x07", "(4242 4242 4242 4242)"):
+        assert holds_card_number(pasted), pasted

@@ -1,7 +1,7 @@
 """Card numbers (PANs) in free text: Renewly never stores, logs nor repeats one (R5.4).
 
 A PAN is 12 to 19 digits, often written in groups separated by spaces or dashes, whose last digit
-is Luhn's check digit. A text that holds one (a gateway token field given a card number, a name
+is Luhn's check digit, standing apart from other letters and digits. A text that holds one (a gateway token field given a card number, a name
 pasted from the wrong box) is refused or has it withheld before it is written anywhere.
 """
 
@@ -12,7 +12,9 @@ from typing import Any
 
 from renewly.shared.errors import InvalidInput
 
-_DIGIT_RUN = re.compile(r"\d(?:[ -]?\d){11,18}")
+# A number standing apart from letters and digits: a gateway's token (`pm_sim_` and random hex)
+# often holds a dozen digits in a row, a tenth of which pass Luhn's check, and is no card number.
+_DIGIT_RUN = re.compile(r"(?<![0-9A-Za-z])\d(?:[ -]?\d){11,18}(?![0-9A-Za-z])")
 WITHHELD = "[card number withheld]"
 
 
