@@ -1,8 +1,8 @@
 """Card numbers (PANs) in free text: Renewly never stores, logs nor repeats one (R5.4).
 
 A PAN is 12 to 19 digits, often written in groups separated by spaces or dashes, whose last digit
-is Luhn's check digit, standing apart from other letters and digits. A text that holds one (a gateway token field given a card number, a name
-pasted from the wrong box) is refused or has it withheld before it is written anywhere.
+is Luhn's check digit, standing apart from other letters and digits. A text that holds one (a
+gateway token field given a card number, a name pasted from the wrong box) is refused or has it withheld before it is written anywhere.
 """
 
 from __future__ import annotations
