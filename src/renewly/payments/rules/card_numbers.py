@@ -2,7 +2,8 @@
 
 A PAN is 12 to 19 digits, often written in groups separated by spaces or dashes, whose last digit
 is Luhn's check digit, standing apart from other letters and digits. A text that holds one (a
-gateway token field given a card number, a name pasted from the wrong box) is refused or has it withheld before it is written anywhere.
+gateway token field given a card number, a name pasted from the wrong box) is refused or has it
+withheld before it is written anywhere.
 """
 
 from __future__ import annotations
