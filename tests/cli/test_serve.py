@@ -93,3 +93,16 @@ def test_serve_beside_a_worker_serves_the_api_alone_and_says_so(databases, tmp_p
             if process is not None and process.poll() is None:
                 process.send_signal(signal.SIGTERM)
                 process.communicate(timeout=60)
+
+
+def test_an_address_it_cannot_listen_on_is_one_line_and_exit_2(app, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for host in ("no-such-host.invalid", "\x1b[31mred", "127.0.0.1"):
+            refused = subprocess.run([str(RENEWLY), "serve", "--host", host, "--port", str(port)],
+                                     env=worker_environment(app), cwd=tmp_path, capture_output=True, text=True,
+                                     timeout=60)
+            assert (refused.returncode, refused.stdout) == (2, ""), refused.stderr
+            assert refused.stderr.startswith("error: cannot listen on ") and refused.stderr.count("\n") == 1

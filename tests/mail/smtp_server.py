@@ -85,6 +85,7 @@ class SmtpServer:
 
 
 def mail_settings(port: int, **more) -> dict:
-    """The `[mail]` settings of a Renewly sending to 127.0.0.1:`port` (plain SMTP on loopback)."""
+    """The `[mail]` settings of a Renewly sending to 127.0.0.1:`port` (plain SMTP on loopback).
+    A long timeout: on a loaded CI machine the sink answers late; a test of timeouts sets its own."""
     return {"host": "127.0.0.1", "port": port, "security": "none", "from_address": "Billing <billing@seller.example>",
-            "retry_first_seconds": 60, "retry_max_seconds": 3600, "timeout_seconds": 5, **more}
+            "retry_first_seconds": 60, "retry_max_seconds": 3600, "timeout_seconds": 60, **more}

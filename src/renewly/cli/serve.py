@@ -14,6 +14,7 @@ in the batches stops the server too (exit 1, its traceback), as it ends `renewly
 from __future__ import annotations
 
 import signal
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -43,6 +44,7 @@ def serve(host: Annotated[str, typer.Option(help="The address to listen on.")] =
     from renewly.web.app import create_app
 
     application = open_app(issues_invoices=batches)  # the batches renew subscriptions
+    listening = listening_socket(host, port)  # refused here, before a thread or a line is started
     application.settings = application.settings.model_copy(update={"log_batch_runs": True, "log_format": "json"})
     configure_command_line_logs("json")
     server = uvicorn.Server(uvicorn.Config(create_app(application), host=host, port=port, log_config=None,
@@ -55,8 +57,27 @@ def serve(host: Annotated[str, typer.Option(help="The address to listen on.")] =
         # uvicorn stops on SIGINT and SIGTERM, then raises the signal again once it has stopped:
         # the handlers above hear it, and the batch in hand finishes its slice.
         get_logger("renewly.serve").info("serving", host=host, port=port, batches=in_process)
-        server.run()
+        server.run(sockets=[listening])
     raise typer.Exit(130 if stopped.number == signal.SIGINT else 0)
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The socket serve listens on, bound here rather than by uvicorn so that an address that
+    cannot be resolved or bound is one line and exit 2, like any other bad input."""
+    from renewly.shared.errors import InvalidInput
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        listening = socket.socket(family, kind, protocol)
+    except (OSError, UnicodeError, ValueError) as error:
+        raise InvalidInput(f"cannot listen on {host!r}: {error}", code="invalid_address") from None
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind(address)
+    except OSError as error:
+        listening.close()
+        raise InvalidInput(f"cannot listen on {host!r} port {port}: {error.strerror or error}",
+                           code="invalid_address") from None
+    return listening
 
 
 @contextmanager

@@ -133,6 +133,7 @@ def webhooks_replay(delivery: DeliveryId) -> None:
 def webhooks_types(as_json: JsonFlag = False) -> None:
     """The event types an endpoint may receive."""
     from renewly.webhooks.rules.events import TYPES
+    open_app()  # a broken configuration is refused here as by every command, before it is relied on
     if as_json:
         print_json(sorted(TYPES))
         return

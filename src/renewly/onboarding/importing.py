@@ -203,6 +203,8 @@ def write_accounts(conn: Connection, part: Sequence[Account], *, now: datetime, 
         events.append(writer.event(now, "account.created", account_id, {"account_id": account_id}))
         audit_rows += [_audit(now, actor, "member.added", "account", account_id, {"email": m.email, "role": m.role})
                        for m in a.members]
+        events += [writer.event(now, "account.updated", account_id, {"account_id": account_id, "changed": ["members"]})
+                   for _ in a.members]
         if a.card:
             audit_rows.append(_audit(now, actor, "gateway_customer.created", "account", account_id, {}))
             audit_rows.append(_audit(now, actor, "card.updated", "account", account_id, {

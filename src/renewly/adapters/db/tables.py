@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -340,7 +341,7 @@ webhook_delivery_attempts = Table(
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("delivery_id", Id, ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), nullable=False),
     Column("at", UTCDateTime(), nullable=False),
-    Column("replay", Boolean, nullable=False, server_default=text("false")),  # asked by the operator
+    Column("replay", Boolean, nullable=False, server_default=false()),  # asked by the operator
     Column("http_status", Integer),
     Column("error", Text),
     Column("latency_ms", Integer, nullable=False),
