@@ -82,6 +82,21 @@ def test_disabled_listed_as_such_enabled_again_removed(app, renewly):
     assert renewly("webhooks", "list", "--json").json() == []
 
 
+def test_a_secret_is_rotated_the_new_one_printed_once_the_old_one_signing_for_a_while(app, renewly):
+    added = renewly("webhooks", "add", "https://host.example/h", "--event", "*")
+    old = added.out.splitlines()[-1]
+    rotated = renewly("webhooks", "rotate-secret", "1", "--overlap-hours", "2")
+    assert rotated.code == 0 and fits(rotated.out), rotated.err
+    new = rotated.out.splitlines()[-1]
+    assert new.startswith("whsec_") and new != old
+    assert "the old one signs beside it until" in rotated.out
+    assert renewly("webhooks", "list", "--json").json()[0]["previous_secret_until"] is not None
+    assert new not in renewly("webhooks", "list", "--json").out
+    leaked = renewly("webhooks", "rotate-secret", "1", "--overlap-hours", "0")
+    assert "the old one signs no more" in leaked.out
+    assert renewly("webhooks", "list", "--json").json()[0]["previous_secret_until"] is None
+
+
 def test_the_types_are_listed(renewly):
     assert sorted(renewly("webhooks", "types", "--json").json()) == sorted(TYPES)
     assert renewly("webhooks", "types").out.split() == sorted(TYPES)
@@ -100,6 +115,8 @@ REFUSALS = [
     (["attempts", "7"], "no webhook delivery 7"),
     (["deliveries", "--endpoint", "7"], "no webhook endpoint 7"),
     (["deliveries", "--limit", "0"], "from 1 to 1000"),
+    (["rotate-secret", "7"], "no webhook endpoint 7"),
+    (["rotate-secret", "7", "--overlap-hours", "169"], "less than or equal to 168"),
 ]
 
 

@@ -144,3 +144,25 @@ def test_deliveries_are_listed_newest_first_page_by_page(app, client, receiver):
     rest = client.get(path, params={"limit": 2, "cursor": first["next_cursor"]}).json()
     assert [each["id"] for each in first["data"]] == [3, 2] and first["has_more"]
     assert ([each["id"] for each in rest["data"]], rest["has_more"]) == ([1], False)
+
+
+def test_an_endpoint_s_secret_is_rotated_the_new_one_in_that_answer_only(client):
+    endpoint = client.post("/v1/webhook_endpoints", json=HOOK).json()
+    rotated = client.post("/v1/webhook_endpoints/1/rotate_secret", json={"overlap_hours": 2})
+    assert rotated.status_code == 200
+    body = rotated.json()
+    assert body["secret"].startswith("whsec_") and body["secret"] != endpoint["secret"]
+    assert body["previous_secret_until"] is not None
+    shown = client.get("/v1/webhook_endpoints/1")
+    assert shown.json()["previous_secret_until"] == body["previous_secret_until"]
+    assert body["secret"] not in shown.text and endpoint["secret"] not in shown.text
+    assert client.post("/v1/webhook_endpoints/1/rotate_secret").json()["previous_secret_until"] is not None
+    assert client.post("/v1/webhook_endpoints/1/rotate_secret",
+                       json={"overlap_hours": 0}).json()["previous_secret_until"] is None
+
+
+def test_rotating_an_unknown_endpoint_or_with_too_long_an_overlap_is_refused(client):
+    client.post("/v1/webhook_endpoints", json=HOOK)
+    problem(client.post("/v1/webhook_endpoints/9/rotate_secret"), 404, "unknown_webhook_endpoint")
+    assert client.post("/v1/webhook_endpoints/1/rotate_secret", json={"overlap_hours": 169}).status_code == 422
+    assert client.get("/v1/webhook_endpoints/1").json()["previous_secret_until"] is None

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from renewly.adapters.db.tables import audit_log, webhook_deliveries
 from renewly.adapters.webhooks import sign
@@ -20,6 +21,7 @@ from renewly.webhooks.endpoints import (
     get_endpoint,
     list_endpoints,
     remove_endpoint,
+    rotate_secret,
 )
 from tests.builders import OPERATOR, customer, database_rows
 
@@ -94,4 +96,57 @@ def test_a_refused_request_changes_nothing(app, change, refusal):
     before = database_rows(app)
     with pytest.raises(refusal):
         change(app)
+    assert database_rows(app) == before
+
+
+def test_a_rotated_secret_is_given_once_and_the_old_one_signs_beside_it_until_the_overlap_ends(
+        databases, db_kind, receiver):
+    app = databases.fresh_app(db_kind)
+    added = add_endpoint(app, url=receiver.url, event_types=["account.created"], actor=OPERATOR)
+    rotated = rotate_secret(app, added.id, overlap_hours=24, actor=OPERATOR)
+    assert rotated.secret.startswith("whsec_") and rotated.secret != added.secret
+    assert rotated.previous_secret_until == app.clock.now() + timedelta(hours=24)
+    assert get_endpoint(app, added.id)["previous_secret_until"] == rotated.previous_secret_until
+    assert "secret" not in get_endpoint(app, added.id)
+
+    customer(app, name="During the overlap")
+    deliver_due(app, app.clock.now())
+    app.test_clock.set(rotated.previous_secret_until)
+    customer(app, name="After it")
+    deliver_due(app, app.clock.now())
+
+    during, after = receiver.received()
+    for holder in (added.secret, rotated.secret):  # a receiver holding either secret accepts it
+        assert Webhook(holder).verify(during.body, during.headers)["type"] == "account.created"
+    assert Webhook(rotated.secret).verify(after.body, after.headers)["type"] == "account.created"
+    with pytest.raises(WebhookVerificationError):
+        Webhook(added.secret).verify(after.body, after.headers)
+    with app.engine.connect() as conn:
+        assert conn.execute(select(audit_log.c.action, audit_log.c.details)
+                            .where(audit_log.c.action == "webhook_endpoint.secret_rotated")).all() == [
+            ("webhook_endpoint.secret_rotated", {"previous_secret_until": rotated.previous_secret_until.isoformat()})]
+
+
+def test_a_leaked_secret_rotated_with_no_overlap_and_a_second_rotation_end_the_old_secrets_at_once(app, receiver):
+    added = add_endpoint(app, url=receiver.url, event_types=["account.created"], actor=OPERATOR)
+    first = rotate_secret(app, added.id, overlap_hours=24, actor=OPERATOR)
+    second = rotate_secret(app, added.id, overlap_hours=0, actor=OPERATOR)
+    assert second.previous_secret_until is None
+    customer(app)
+    deliver_due(app, app.clock.now())
+    [sent] = receiver.received()
+    assert len(sent.headers["webhook-signature"].split(" ")) == 1
+    assert Webhook(second.secret).verify(sent.body, sent.headers)["type"] == "account.created"
+    for old in (added.secret, first.secret):
+        with pytest.raises(WebhookVerificationError):
+            Webhook(old).verify(sent.body, sent.headers)
+
+
+def test_rotating_an_unknown_endpoint_or_a_week_and_more_of_overlap_changes_nothing(app):
+    added = add_endpoint(app, url="https://host.example/hooks", event_types=["*"], actor=OPERATOR)
+    before = database_rows(app)
+    with pytest.raises(NotFound):
+        rotate_secret(app, added.id + 1, actor=OPERATOR)
+    with pytest.raises(InvalidInput):
+        rotate_secret(app, added.id, overlap_hours=169, actor=OPERATOR)
     assert database_rows(app) == before

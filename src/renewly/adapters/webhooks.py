@@ -34,11 +34,14 @@ def new_secret() -> str:
     return SECRET_PREFIX + b64encode(secrets.token_bytes(SECRET_BYTES)).decode("ascii")
 
 
-def sign(secret: str, webhook_id: str, body: str, sent_at: datetime | None = None) -> dict[str, str]:
-    """The Standard Webhooks headers of `body` sent now (or at `sent_at`)."""
+def sign(secret: str | Sequence[str], webhook_id: str, body: str, sent_at: datetime | None = None) -> dict[str, str]:
+    """The Standard Webhooks headers of `body` sent now (or at `sent_at`). Several secrets (a
+    rotation's new one and its predecessor): one signature each, separated by a space, as the spec
+    allows; the receiver accepts the message if one of them verifies with the secret it holds."""
     at = (sent_at or datetime.now(UTC)).replace(microsecond=0)
+    keys = [secret] if isinstance(secret, str) else list(secret)
     return {"webhook-id": webhook_id, "webhook-timestamp": str(int(at.timestamp())),
-            "webhook-signature": Webhook(secret).sign(webhook_id, at, body)}
+            "webhook-signature": " ".join(Webhook(key).sign(webhook_id, at, body) for key in keys)}
 
 
 @dataclass(frozen=True)

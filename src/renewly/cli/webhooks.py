@@ -69,6 +69,23 @@ def webhooks_enable(endpoint: EndpointId) -> None:
     echo_wrapped(f"webhook endpoint {endpoint} enabled; {waiting} delivery(ies) that waited are due now")
 
 
+@app.command("rotate-secret")
+def webhooks_rotate_secret(endpoint: EndpointId,
+                           overlap_hours: Annotated[int, typer.Option(
+                               min=0, max=168, help="How long the old secret still signs beside the new one; "
+                                                    "0 if it leaked.")] = 24) -> None:
+    """Give an endpoint a new signing secret, printed this once; the old one still signs for a while."""
+    from renewly.webhooks.endpoints import rotate_secret
+    rotated = rotate_secret(open_app(), endpoint, overlap_hours=overlap_hours, actor=actor())
+    if rotated.previous_secret_until is None:
+        echo_wrapped(f"webhook endpoint {endpoint}: a new signing secret; the old one signs no more")
+    else:
+        echo_wrapped(f"webhook endpoint {endpoint}: a new signing secret; the old one signs beside it until "
+                     f"{utc_minute(rotated.previous_secret_until)} UTC")
+    typer.echo("the new signing secret, shown this once (give it to the receiver):")
+    typer.echo(rotated.secret)
+
+
 @app.command("remove")
 def webhooks_remove(endpoint: EndpointId) -> None:
     """Remove an endpoint, with its deliveries and their log."""

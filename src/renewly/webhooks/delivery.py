@@ -55,6 +55,7 @@ from renewly.webhooks.rules.answers import (
     bounded,
     endpoint_health,
 )
+from renewly.webhooks.rules.endpoints import signing_secrets
 from renewly.webhooks.rules.events import body, message, receives, webhook_id
 
 log = structlog.get_logger(__name__)
@@ -103,10 +104,11 @@ def deliver_due(app: Ports, as_of: datetime, on_slice: Callable[[WebhookReport],
     settings = app.settings.webhooks
     while not app.stop.asked:
         lease = wall_clock() + timedelta(seconds=settings.lease_seconds)
-        work = _claim(app, max(as_of, app.clock.now()), lease, settings.slice_size)
+        now = max(as_of, app.clock.now())
+        work = _claim(app, now, lease, settings.slice_size)
         if not work:
             break
-        replies = post_all([_post(row) for row in work], concurrency=settings.concurrency,
+        replies = post_all([_post(row, now) for row in work], concurrency=settings.concurrency,
                            timeout=settings.timeout_seconds, excerpt_bytes=EXCERPT_CHARACTERS * 4)
         _mark(app, work, replies, max(as_of, app.clock.now()), lease, report)
         if on_slice is not None:
@@ -147,7 +149,8 @@ def _hand_over(app: Ports, as_of: datetime, report: WebhookReport) -> bool:
 def _claim(app: Ports, now: datetime, lease: datetime, size: int) -> Sequence[Any]:
     query = (select(webhook_deliveries.c.id, webhook_deliveries.c.endpoint_id, webhook_deliveries.c.outbox_id,
                     webhook_deliveries.c.status, webhook_deliveries.c.attempts, webhook_deliveries.c.delivered_at,
-                    webhook_endpoints.c.url, webhook_endpoints.c.secret, outbox.c.created_at, outbox.c.topic,
+                    webhook_endpoints.c.url, webhook_endpoints.c.secret, webhook_endpoints.c.previous_secret,
+                    webhook_endpoints.c.previous_secret_until, outbox.c.created_at, outbox.c.topic,
                     outbox.c.account_id, outbox.c.payload)
              .select_from(webhook_deliveries
                           .join(webhook_endpoints, webhook_endpoints.c.id == webhook_deliveries.c.endpoint_id)
@@ -168,9 +171,10 @@ def _claim(app: Ports, now: datetime, lease: datetime, size: int) -> Sequence[An
     return rows
 
 
-def _post(row: Any) -> Post:
+def _post(row: Any, now: datetime) -> Post:
     sent = body(message(row.topic, row.created_at, row.account_id, row.payload))
-    return Post(row.url, sign(row.secret, webhook_id(row.outbox_id), sent), sent.encode("utf-8"))
+    keys = signing_secrets(row.secret, row.previous_secret, row.previous_secret_until, now)
+    return Post(row.url, sign(keys, webhook_id(row.outbox_id), sent), sent.encode("utf-8"))
 
 
 def _answer(reply: Reply) -> Answer:

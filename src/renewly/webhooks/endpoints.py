@@ -1,6 +1,6 @@
 """The endpoints the host product receives events at: registered, listed, disabled, enabled,
-removed (`renewly webhooks ...`, the API's /v1/webhook_endpoints). Each operator's act is
-audited; the secret is given once, when the endpoint is registered, and never shown again."""
+removed, their secret rotated (`renewly webhooks ...`, the API's /v1/webhook_endpoints). Each
+operator's act is audited; a secret is given once, when it is made, and never shown again."""
 
 from __future__ import annotations
 
@@ -19,7 +19,13 @@ from renewly.outbox.records import audit
 from renewly.ports import Ports
 from renewly.shared.errors import NotAllowed, NotFound
 from renewly.webhooks.rules.answers import Status
-from renewly.webhooks.rules.endpoints import validate_description, validate_reason, validate_url
+from renewly.webhooks.rules.endpoints import (
+    previous_secret_until,
+    validate_description,
+    validate_overlap_hours,
+    validate_reason,
+    validate_url,
+)
 from renewly.webhooks.rules.events import validate_event_types
 
 log = structlog.get_logger(__name__)
@@ -107,6 +113,33 @@ def enable_endpoint(app: Ports, endpoint_id: int, *, actor: str) -> int:
     return waiting
 
 
+@dataclass(frozen=True)
+class RotatedSecret:
+    """An endpoint's new secret, shown this once, and until when its old one still signs too."""
+
+    id: int
+    secret: str
+    previous_secret_until: datetime | None
+
+
+def rotate_secret(app: Ports, endpoint_id: int, *, overlap_hours: int = 24, actor: str) -> RotatedSecret:
+    """Give an endpoint a new signing secret. For `overlap_hours` (0: none, a leaked secret) every
+    webhook is signed with the new secret and the old one, so the receiver can switch to the new
+    one without refusing an event meanwhile; then with the new one alone. A rotation during an
+    overlap ends the older secret at once: two secrets sign at most."""
+    overlap_hours = validate_overlap_hours(overlap_hours)
+    secret, now = new_secret(), app.clock.now()
+    until = previous_secret_until(now, overlap_hours)
+    with app.engine.begin() as conn:
+        endpoint = _locked(conn, endpoint_id)
+        conn.execute(webhook_endpoints.update().where(webhook_endpoints.c.id == endpoint_id)
+                     .values(secret=secret, previous_secret=endpoint.secret if until else None,
+                             previous_secret_until=until))
+        audit(conn, now, actor, "webhook_endpoint.secret_rotated", TARGET, endpoint_id,
+              details={"previous_secret_until": until.isoformat() if until else None})
+    return RotatedSecret(endpoint_id, secret, until)
+
+
 def remove_endpoint(app: Ports, endpoint_id: int, *, actor: str) -> None:
     """Remove an endpoint, with its deliveries and their log."""
     now = app.clock.now()
@@ -142,7 +175,8 @@ def disabled_endpoints(app: Ports) -> list[dict[str, Any]]:
 _SHOWN = (webhook_endpoints.c.id, webhook_endpoints.c.url, webhook_endpoints.c.event_types,
           webhook_endpoints.c.description, webhook_endpoints.c.created_at, webhook_endpoints.c.events_from,
           webhook_endpoints.c.disabled_at,
-          webhook_endpoints.c.disabled_reason, webhook_endpoints.c.failing_since)
+          webhook_endpoints.c.disabled_reason, webhook_endpoints.c.failing_since,
+          webhook_endpoints.c.previous_secret_until)
 
 
 def _shown(row, counts: dict[str, int]) -> dict[str, Any]:

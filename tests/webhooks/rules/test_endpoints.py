@@ -1,9 +1,20 @@
 """Which endpoints may be registered: http(s) URLs only, checked at the door."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from renewly.shared.errors import InvalidInput
-from renewly.webhooks.rules.endpoints import URL_LENGTH, validate_description, validate_url
+from renewly.webhooks.rules.endpoints import (
+    URL_LENGTH,
+    previous_secret_until,
+    signing_secrets,
+    validate_description,
+    validate_overlap_hours,
+    validate_url,
+)
+
+NOON = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("url", [
@@ -32,3 +43,22 @@ def test_a_description_is_optional_printable_and_bounded():
     for bad in ("two\nlines", "x" * 501):
         with pytest.raises(InvalidInput):
             validate_description(bad)
+
+
+def test_a_rotated_secret_s_predecessor_signs_beside_it_until_the_overlap_ends():
+    until = previous_secret_until(NOON, 24)
+    assert until == NOON + timedelta(hours=24)
+    assert signing_secrets("whsec_new", "whsec_old", until, NOON) == ["whsec_new", "whsec_old"]
+    assert signing_secrets("whsec_new", "whsec_old", until, until - timedelta(seconds=1)) == ["whsec_new", "whsec_old"]
+    assert signing_secrets("whsec_new", "whsec_old", until, until) == ["whsec_new"]
+    assert signing_secrets("whsec_new", None, None, NOON) == ["whsec_new"]
+
+
+def test_an_overlap_of_zero_hours_ends_the_old_secret_at_once():
+    assert previous_secret_until(NOON, 0) is None
+
+
+@pytest.mark.parametrize("hours", [-1, 169, 10**20, True, 1.5])
+def test_an_overlap_outside_zero_to_a_week_is_refused(hours):
+    with pytest.raises(InvalidInput, match="0 to 168 hours"):
+        validate_overlap_hours(hours)

@@ -305,6 +305,9 @@ webhook_endpoints = Table(
     Column("disabled_at", UTCDateTime()),
     Column("disabled_reason", Text),
     Column("failing_since", UTCDateTime()),
+    # A rotated secret's predecessor signs beside the new one until then (webhooks.endpoints.rotate_secret).
+    Column("previous_secret", String(100)),
+    Column("previous_secret_until", UTCDateTime()),
 )
 
 # What a delivery still has to be tried: pending (its schedule running) or a replay asked by the

@@ -1,7 +1,7 @@
 """`/v1/webhook_endpoints`, `/v1/webhook_deliveries`, `/v1/webhook_event_types`: where the host
 product receives events, what became of each delivery, one more try (renewly.webhooks, the same
 use cases as `renewly webhooks ...`; docs/webhooks.md). An endpoint's signing secret is in the
-answer that registers it, and in no other."""
+answer that registers it or rotates it, and in no other."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from renewly.web.fields import path_id, text
 from renewly.web.pagination import Page, Paged, page_of
 from renewly.web.problems import problems
 from renewly.webhooks import deliveries, endpoints
-from renewly.webhooks.rules.endpoints import DESCRIPTION_LENGTH, REASON_LENGTH, URL_LENGTH
+from renewly.webhooks.rules.endpoints import DESCRIPTION_LENGTH, MOST_OVERLAP_HOURS, REASON_LENGTH, URL_LENGTH
 from renewly.webhooks.rules.events import MOST_TYPES, TYPES
 
 router = APIRouter(tags=["webhooks"])
@@ -42,6 +42,12 @@ class DisableIn(BaseModel):
     reason: Annotated[str, text(REASON_LENGTH, min_length=0), Field(description="Why, for the audit log.")] = ""
 
 
+class RotateSecretIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    overlap_hours: int = Field(24, ge=0, le=MOST_OVERLAP_HOURS,
+                               description="How long the old secret still signs beside the new one (0: stops at once).")
+
+
 class DeliveryCounts(BaseModel):
     pending: int
     replay: int
@@ -60,11 +66,17 @@ class WebhookEndpoint(BaseModel):
     disabled_at: datetime | None
     disabled_reason: str | None
     failing_since: datetime | None = Field(description="Its first failed try since its last success.")
+    previous_secret_until: datetime | None = Field(
+        description="After a secret rotation: webhooks are signed with the old secret too until then.")
     deliveries: DeliveryCounts
 
 
 class NewWebhookEndpoint(WebhookEndpoint):
     secret: str = Field(description="The signing secret (`whsec_...`): in this answer only, never again.")
+
+
+class RotatedWebhookEndpoint(WebhookEndpoint):
+    secret: str = Field(description="The new signing secret (`whsec_...`): in this answer only, never again.")
 
 
 class DeletedWebhookEndpoint(BaseModel):
@@ -149,6 +161,17 @@ def webhook_endpoints_enable(endpoint_id: EndpointId, app: AppPorts, caller: Cal
     """Send to an endpoint again: the deliveries that waited at once, then the events written from now on."""
     endpoints.enable_endpoint(app, endpoint_id, actor=caller.actor)
     return _endpoint(endpoints.get_endpoint(app, endpoint_id))
+
+
+@router.post("/webhook_endpoints/{endpoint_id}/rotate_secret", response_model=RotatedWebhookEndpoint,
+             responses=problems(404))
+def webhook_endpoints_rotate_secret(endpoint_id: EndpointId, app: AppPorts, caller: Caller,
+                                    body: RotateSecretIn | None = None) -> RotatedWebhookEndpoint:
+    """A new signing secret, in this answer only; the old one still signs beside it for
+    `overlap_hours` (24 by default), so the receiver switches without refusing an event."""
+    rotated = endpoints.rotate_secret(app, endpoint_id, overlap_hours=body.overlap_hours if body else 24,
+                                      actor=caller.actor)
+    return RotatedWebhookEndpoint(**endpoints.get_endpoint(app, endpoint_id), secret=rotated.secret)
 
 
 @router.delete("/webhook_endpoints/{endpoint_id}", response_model=DeletedWebhookEndpoint, responses=problems(404))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from renewly.accounts.rules.members import validate_text
@@ -10,6 +11,8 @@ from renewly.shared.errors import InvalidInput
 URL_LENGTH = 2000  # webhook_endpoints.url
 DESCRIPTION_LENGTH = 500  # webhook_endpoints.description
 REASON_LENGTH = 500
+# How long a rotated secret's predecessor still signs, at most: a week to update every receiver.
+MOST_OVERLAP_HOURS = 168
 
 
 def validate_url(url: str) -> str:
@@ -48,3 +51,25 @@ def validate_description(description: str | None) -> str:
 
 def validate_reason(reason: str | None) -> str:
     return validate_text(reason, "why it is disabled", REASON_LENGTH, required=False)
+
+
+def validate_overlap_hours(hours: int) -> int:
+    """How long the old secret still signs beside the new one after a rotation: 0 (at once, a
+    leaked secret) to a week."""
+    if isinstance(hours, bool) or not isinstance(hours, int) or not 0 <= hours <= MOST_OVERLAP_HOURS:
+        raise InvalidInput(f"the old secret signs for 0 to {MOST_OVERLAP_HOURS} hours after a rotation "
+                           f"(got {hours!r})", code="invalid_overlap")
+    return hours
+
+
+def previous_secret_until(now: datetime, hours: int) -> datetime | None:
+    """Until when a rotation's old secret signs beside the new one; None: it stops at once."""
+    return now + timedelta(hours=hours) if hours else None
+
+
+def signing_secrets(secret: str, previous: str | None, previous_until: datetime | None, now: datetime) -> list[str]:
+    """The secrets a webhook sent at `now` is signed with: the endpoint's, and its predecessor's
+    while the rotation's overlap lasts (the receiver may still hold the old one)."""
+    if previous is not None and previous_until is not None and now < previous_until:
+        return [secret, previous]
+    return [secret]
