@@ -66,6 +66,8 @@ def test_r4_1_a_request_adds_nothing_and_asks_the_owner_for_consent(app):
     assert ADMIN in consent["subject"] and ACCOUNTANT in consent["subject"]
     assert ADMIN in consent["body"] and ACCOUNTANT in consent["body"] and "consent" in consent["body"]
     assert events(app, "billing_contact.added") == []
+    assert events(app, "billing_contact.requested") == [{"account_id": account_id, "email": ACCOUNTANT,
+                                                         "requested_by": ADMIN}]
 
 
 def test_r4_1_the_consent_email_is_in_the_accounts_language(app):
@@ -120,6 +122,7 @@ def test_r4_1_the_owner_may_refuse_and_the_address_gets_nothing(app):
     with pytest.raises(NotAllowed):
         refuse_contact(app, account_id, email=ACCOUNTANT, acting_email=ADMIN)
     refuse_contact(app, account_id, email=ACCOUNTANT, acting_email=OWNER)
+    assert events(app, "billing_contact.refused") == [{"account_id": account_id, "email": ACCOUNTANT}]
     assert recipients(app, account_id) == [OWNER]
     assert listed(app, account_id) == [(OWNER, "owner")]
     assert emails(app, "contact_added") == []

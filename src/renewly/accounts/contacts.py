@@ -51,6 +51,9 @@ def request_contact(app: Ports, account_id: int, *, email: str, requested_by: st
             else:
                 audit(conn, now, requested_by, "billing_contact.requested", "account", account_id,
                       details={"email": email})
+                writer.write(conn, writer.event(now, "billing_contact.requested", account_id,
+                                                {"account_id": account_id, "email": email,
+                                                 "requested_by": requested_by}))
                 _email(conn, app, account, "contact_request", [owner], now, contact=email, requested_by=requested_by,
                        owner=owner)
     except IntegrityError:  # the same request, committed by someone else meanwhile
@@ -83,6 +86,8 @@ def refuse_contact(app: Ports, account_id: int, *, email: str, acting_email: str
                        account_id=account_id)
         _decide(conn, account_id, email, ContactStatus.REQUESTED, ContactStatus.REFUSED, decided_at=now)
         audit(conn, now, acting, "billing_contact.refused", "account", account_id, details={"email": email})
+        writer.write(conn, writer.event(now, "billing_contact.refused", account_id,
+                                        {"account_id": account_id, "email": email}))
 
 
 def remove_contact(app: Ports, account_id: int, *, email: str, acting_email: str) -> None:

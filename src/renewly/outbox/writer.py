@@ -58,7 +58,7 @@ TOPICS = frozenset({
     EMAIL,
     "account.created", "account.updated", "account.dunning_state", "account.cancelled", "account.reactivated",
     "account.deleted",
-    "billing_contact.added", "billing_contact.removed",
+    "billing_contact.requested", "billing_contact.added", "billing_contact.refused", "billing_contact.removed",
     "subscription.created", "subscription.updated", "subscription.cancelled",
     "invoice.issued", "credit_note.issued",
     "payment.succeeded", "payment.declined", "payment_method.updated",

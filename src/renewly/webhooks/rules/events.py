@@ -25,7 +25,9 @@ PUBLIC_TYPES: Mapping[str, str] = MappingProxyType({
     "account.reactivated": "account.reactivated",  # a cancelled account paid: active again (R9.3)
     "account.deleted": "account.deleted",  # its personal data deleted (R10.3)
     "account.dunning_state": "member.banner_changed",  # the banner each role now sees (R8.3, R8.4)
+    "billing_contact.requested": "contact.requested",  # R4.1: waits for the owner's consent
     "billing_contact.added": "contact.added",  # R4.1
+    "billing_contact.refused": "contact.refused",  # R4.1: the owner said no
     "billing_contact.removed": "contact.removed",  # R4.2
     "subscription.created": "subscription.created",
     "subscription.updated": "subscription.updated",  # its seats changed
