@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, String, Text, cast, literal, select
 
-from renewly.adapters.db.bulk import among, among_texts, chunked, insert_rows
+from renewly.adapters.db.bulk import among, among_texts, chunked
 from renewly.adapters.db.locks import hold_until_commit
 from renewly.adapters.db.tables import audit_log, outbox
 from renewly.ports import Ports
@@ -83,14 +83,18 @@ def retry_failed(app: Ports, *, since: date | None = None, actor: str) -> Retrie
 
 
 def _put_back(conn: Connection, ids: Sequence[int], now: datetime, actor: str) -> None:
-    """Due again at once, slice by slice: one UPDATE and one bulk insert of audit lines each.
+    """Due again at once, slice by slice: one INSERT of audit lines and one UPDATE each.
     The attempts and the last error stay: they are the e-mail's history."""
     for ids_slice in chunked(ids, SLICE):
+        # The audit lines first, from the rows themselves (INSERT ... SELECT: nothing per row in Python).
+        conn.execute(audit_log.insert().from_select(
+            ["at", "actor", "action", "target_type", "target_id", "reason", "details"],
+            select(literal(now, audit_log.c.at.type), literal(actor, String()), literal(RETRIED, String()),
+                   literal("outbox", String()), cast(outbox.c.id, String()), literal("", Text()),
+                   literal({}, audit_log.c.details.type))
+            .where(among(conn, outbox.c.id, ids_slice), outbox.c.failed_at.is_not(None)).order_by(outbox.c.id)))
         conn.execute(outbox.update().where(among(conn, outbox.c.id, ids_slice), outbox.c.failed_at.is_not(None))
                      .values(failed_at=None, next_attempt_at=now, claimed_until=None))
-        insert_rows(conn, audit_log, [{"at": now, "actor": actor, "action": RETRIED, "target_type": "outbox",
-                                       "target_id": str(row_id), "reason": "", "details": {}}
-                                      for row_id in ids_slice])
 
 
 def _put_back_before(conn: Connection, ids: Sequence[int]) -> set[int]:
