@@ -123,3 +123,26 @@ def test_tls_with_a_server_whose_certificate_no_authority_signed_is_refused_in_o
     assert line.startswith(f"error: TLS with the SMTP server 127.0.0.1:{server.port} failed (mail.security = 'tls'):")
     assert "CERTIFICATE_VERIFY_FAILED" in line
     assert server.mailbox.messages == []
+
+
+def test_mail_send_over_starttls_trusts_the_private_authority_of_mail_ca_file(app, renewly, monkeypatch, tmp_path):
+    import ssl
+
+    import trustme
+
+    authority = trustme.CA()
+    authority.cert_pem.write_to_path(str(tmp_path / "authority.pem"))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    server = SmtpServer(tls_context=context, require_starttls=True).start()
+    try:
+        write_emails(app, 2)
+        configure(monkeypatch, server.port, security="starttls")
+        refused = renewly("mail", "send")  # the system does not know that authority
+        monkeypatch.setenv("RENEWLY_MAIL__CA_FILE", str(tmp_path / "authority.pem"))
+        sent = renewly("mail", "send")
+    finally:
+        server.stop()
+    assert refused.code == 2 and refused.err.endswith("a private authority's certificate goes in mail.ca_file\n")
+    assert (sent.code, sent.out) == (0, "2 e-mail(s) delivered\n")
+    assert server.mailbox.tls in (["TLSv1.3"] * 2, ["TLSv1.2"] * 2)

@@ -97,3 +97,55 @@ def test_deliver_due_is_not_run_without_smtp(app):
     from renewly.shared.errors import InvalidInput
     with pytest.raises(InvalidInput, match="no SMTP server configured"):
         deliver_due(app, app.clock.now())
+
+
+def test_outbox_retry_puts_failed_e_mails_back_names_the_actor_and_refuses_one_that_did_not_fail(
+        app, renewly, monkeypatch):
+    from sqlalchemy import select
+
+    from renewly.adapters.db.tables import audit_log
+    server = SmtpServer().start()
+    try:
+        server.mailbox.refused["gone@buyer.example"] = "550 5.1.1 no such user"
+        gone = write_emails(app, 2, recipients=["gone@buyer.example"])
+        [delivered] = write_emails(app, 1)
+        for key, value in mail_settings(server.port).items():
+            monkeypatch.setenv(f"RENEWLY_MAIL__{key.upper()}", str(value))
+        assert renewly("mail", "send").code == 1
+
+        refused = renewly("outbox", "retry", str(gone[0]), str(delivered))
+        assert (refused.code, refused.out) == (2, "")
+        assert refused.err == f"error: e-mail {delivered}: delivered already, nothing to send again\n"
+        retried = renewly("outbox", "retry", str(gone[0]))
+        assert retried.code == 0, retried.err
+        assert " ".join(retried.out.split()) == (f"1 e-mail(s) due again, with the same Message-ID: {gone[0]}; the "
+                                                 "worker's mail batch or `renewly mail send` sends them")
+        assert max(len(line) for line in retried.out.splitlines()) <= 80
+        again = json.loads(renewly("outbox", "retry", str(gone[0]), "--json").out)
+        assert again == {"retried": [], "already_due": [gone[0]]}
+        shown = renewly("outbox", "show", str(gone[0]))
+        assert "to try again from" in shown.out and "no such user" in shown.out
+        assert json.loads(renewly("outbox", "retry", "--failed", "--json").out) == {"retried": [gone[1]],
+                                                                                     "already_due": []}
+        assert renewly("outbox", "retry", "--failed").out == "no failed e-mail to send again\n"
+
+        del server.mailbox.refused["gone@buyer.example"]
+        assert renewly("mail", "send").out == "2 e-mail(s) delivered\n"
+    finally:
+        server.stop()
+    assert sorted(server.mailbox.message_ids[f"<renewly.outbox.{row_id}@seller.example>"] for row_id in gone) == [1, 1]
+    with app.engine.connect() as conn:
+        assert conn.execute(select(audit_log.c.actor, audit_log.c.target_id).where(
+            audit_log.c.action == "email.retried").order_by(audit_log.c.id)).all() == [
+            ("test:cli", str(gone[0])), ("test:cli", str(gone[1]))]
+
+
+def test_outbox_retry_asks_for_ids_or_failed_and_since_goes_with_failed_each_in_one_line(app, renewly):
+    for args, said in [((), "name the e-mails to send again (outbox list --failed), or --failed for all of them"),
+                       (("1", "--failed"), "name e-mails or ask for --failed, not both"),
+                       (("--since", "2026-01-01"), "--since goes with --failed"),
+                       (("--failed", "--since", "2026-13-01"), "malformed --since date '2026-13-01': expected "
+                                                               "YYYY-MM-DD"),
+                       (("999",), "no outbox row 999 (renewly outbox list --failed)")]:
+        refused = renewly("outbox", "retry", *args)
+        assert (refused.code, refused.out, refused.err) == (2, "", f"error: {said}\n"), args

@@ -33,6 +33,7 @@ class Mailbox:
         self.replies: deque[str] = deque()  # the DATA replies (or DROP) of the next e-mails
         self.refused: dict[str, str] = {}  # recipient -> its RCPT reply
         self.latency = 0.0  # seconds before the reply to each e-mail's data
+        self.tls: list[str | None] = []  # the TLS version each kept e-mail came over (None: plain text)
 
     @property
     def message_ids(self) -> Counter[str]:
@@ -50,15 +51,17 @@ class Mailbox:
         reply = self.replies.popleft() if self.replies else None
         if reply in (DROP, KEEP_THEN_DROP):
             if reply == KEEP_THEN_DROP:
-                self._keep(envelope)
+                self._keep(server, envelope)
             server.transport.close()
             return "250 never heard"
         if reply is not None:
             return reply
-        self._keep(envelope)
+        self._keep(server, envelope)
         return "250 2.0.0 queued"
 
-    def _keep(self, envelope) -> None:
+    def _keep(self, server, envelope) -> None:
+        tls = server.transport.get_extra_info("ssl_object")
+        self.tls.append(tls.version() if tls is not None else None)
         self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
 

@@ -12,10 +12,12 @@ import typer
 from renewly.cli.common import (
     AccountFilter,
     JsonFlag,
+    actor,
     echo_wrapped,
     group,
     json_default,
     open_app,
+    parse_date,
     print_json,
     print_table,
     utc_minute,
@@ -152,3 +154,47 @@ def _delivery_line(row: dict[str, Any], state: str) -> str:
         return (f"to try again from {utc_minute(row['next_attempt_at'])} UTC, {row['attempts']} attempt(s) so "
                 f"far; last: {row['last_error']}")
     return "waiting for delivery"
+
+
+@app.command("retry")
+def outbox_retry(row_ids: Annotated[list[int] | None, typer.Argument(
+                     metavar="ID", help="The failed e-mails' outbox ids (outbox list --failed).",
+                     show_default=False)] = None,
+                 failed: Annotated[bool, typer.Option("--failed", help="Every e-mail that failed for good.")] = False,
+                 since: Annotated[str | None, typer.Option(
+                     "--since", metavar="DATE", help="With --failed: only those that failed on DATE (UTC) or "
+                                                     "later.")] = None,
+                 as_json: JsonFlag = False) -> None:
+    """Send failed e-mails again, with the same Message-ID, at the next delivery.
+
+    An e-mail that did not fail (delivered, still waiting, an event) is refused, and nothing
+    changes; one already put back and not sent yet is left as it is."""
+    from renewly.mail.retry import retry_emails, retry_failed
+    from renewly.shared.errors import InvalidInput
+    if failed and row_ids:
+        raise InvalidInput("name e-mails or ask for --failed, not both", code="ids_and_failed")
+    if since is not None and not failed:
+        raise InvalidInput("--since goes with --failed", code="since_without_failed")
+    if not failed and not row_ids:
+        raise InvalidInput("name the e-mails to send again (outbox list --failed), or --failed for all of them",
+                           code="nothing_to_retry")
+    day = parse_date(since, "--since date") if since is not None else None
+    application = open_app()
+    done = retry_failed(application, since=day, actor=actor()) if failed else retry_emails(
+        application, row_ids or [], actor=actor())
+    if as_json:
+        print_json({"retried": done.retried, "already_due": done.already_due})
+        return
+    if not done.retried and not done.already_due:
+        typer.echo("no failed e-mail to send again")
+        return
+    if done.retried:
+        echo_wrapped(f"{len(done.retried)} e-mail(s) due again, with the same Message-ID: {_ids(done.retried)}; "
+                     "the worker's mail batch or `renewly mail send` sends them")
+    if done.already_due:
+        echo_wrapped(f"{len(done.already_due)} e-mail(s) put back before, not sent yet: {_ids(done.already_due)}")
+
+
+def _ids(ids: list[int], shown: int = 10) -> str:
+    return ", ".join(str(row_id) for row_id in ids[:shown]) + (f" and {len(ids) - shown} more" if len(ids) > shown
+                                                               else "")

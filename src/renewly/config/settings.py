@@ -185,6 +185,9 @@ class MailSettings(BaseModel):
     # starttls: upgrade a plain connection (port 587); tls: TLS from the first byte (port 465);
     # none: plain text, only for a relay on the same machine or network.
     security: Literal["none", "starttls", "tls"] = "starttls"
+    # The server's certificate is always verified (its chain and its name, `host`), against the
+    # system's authorities, or only those of this PEM file (a private CA): never plain text instead.
+    ca_file: Path | None = None
     username: str = Field("", max_length=320)
     # Never printed nor logged: pydantic shows it as "**********".
     password: SecretStr = SecretStr("")
@@ -209,6 +212,22 @@ class MailSettings(BaseModel):
     @property
     def configured(self) -> bool:
         return bool(self.host)
+
+    @field_validator("ca_file")
+    @classmethod
+    def _authorities(cls, path: Path | None) -> Path | None:
+        """Read at the door: a file that holds no certificate would fail every delivery later."""
+        if path is None:
+            return None
+        import ssl
+        if not path.is_file():
+            raise ValueError(f"ca_file {path} is not a file")
+        try:
+            ssl.create_default_context(cafile=str(path))
+        except (ssl.SSLError, OSError, UnicodeDecodeError) as error:
+            raise ValueError(f"ca_file {path} holds no certificate authority in PEM: "
+                             f"{getattr(error, 'reason', None) or error}") from None
+        return path.resolve()
 
     @property
     def smtp_port(self) -> int:
@@ -235,6 +254,8 @@ class MailSettings(BaseModel):
             raise ValueError(f"from_address {self.from_address!r} is not an e-mail address")
         if any(character in self.sender_domain for character in " <>@\"\r\n") or not self.sender_domain:
             raise ValueError(f"message_id_domain {self.sender_domain!r} is not a domain")
+        if self.ca_file is not None and self.security == "none":
+            raise ValueError("ca_file is set but security is 'none': no certificate to verify")
         if bool(self.username) != bool(self.password.get_secret_value()):
             raise ValueError("username and password go together: set both or neither")
         if self.retry_max_seconds < self.retry_first_seconds:

@@ -67,6 +67,7 @@ class SmtpSession:
     def __init__(self, settings: MailSettings) -> None:
         self.settings = settings
         self._idle: list[aiosmtplib.SMTP] = []  # connections kept for the next slice
+        self._tls = tls_context(settings) if settings.security != "none" else None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="smtp", daemon=True)
         self._thread.start()
@@ -151,7 +152,7 @@ class SmtpSession:
         client = aiosmtplib.SMTP(
             hostname=settings.host, port=settings.smtp_port, timeout=settings.timeout_seconds,
             local_hostname=_local_hostname(), use_tls=settings.security == "tls",
-            start_tls=settings.security == "starttls",
+            start_tls=settings.security == "starttls", tls_context=self._tls,
             username=settings.username or None,
             password=settings.password.get_secret_value() or None)
         where = f"{settings.host}:{settings.smtp_port}"
@@ -170,8 +171,11 @@ class SmtpSession:
             raise MailMisconfigured(f"the SMTP server {where} refuses Renewly: {_said(error)}") from None
         except (aiosmtplib.SMTPException, OSError) as error:
             if _is_tls_trouble(error):
+                hint = "" if not _is_tls_trouble(error, ssl.SSLCertVerificationError) else (
+                    f"; its certificate is checked against {settings.ca_file} (mail.ca_file)" if settings.ca_file
+                    else "; a private authority's certificate goes in mail.ca_file")
                 raise MailMisconfigured(f"TLS with the SMTP server {where} failed ({mail_security(settings)}): "
-                                        f"{_first_line(error)}") from None
+                                        f"{_first_line(error)}{hint}") from None
             if isinstance(error, aiosmtplib.SMTPException) and not isinstance(error, _NO_CONNECTION):
                 # It answered, but not as Renewly needs ("STARTTLS extension not supported").
                 raise MailMisconfigured(f"the SMTP server {where} does not offer what mail.security or "
@@ -212,6 +216,18 @@ class _Unreachable(Exception):
         self.answer = answer
 
 
+def tls_context(settings: MailSettings) -> ssl.SSLContext:
+    """How the server's certificate is checked, for STARTTLS and implicit TLS alike: its chain up
+    to an authority the system trusts, or one of `mail.ca_file` alone; its name, `mail.host`; TLS
+    1.2 at least (the standard library's defaults, stated here so that nobody loosens them)."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH,
+                                         cafile=str(settings.ca_file) if settings.ca_file else None)
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.minimum_version = max(context.minimum_version, ssl.TLSVersion.TLSv1_2)
+    return context
+
+
 def mail_security(settings: MailSettings) -> str:
     return f"mail.security = {settings.security!r}"
 
@@ -225,10 +241,10 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def _is_tls_trouble(error: BaseException) -> bool:
+def _is_tls_trouble(error: BaseException, kind: type[BaseException] = ssl.SSLError) -> bool:
     seen: BaseException | None = error
     while seen is not None:
-        if isinstance(seen, ssl.SSLError):
+        if isinstance(seen, kind):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
