@@ -33,6 +33,13 @@ ROOT = Path(__file__).resolve().parents[1]
 # CPU of the PostgreSQL backends is read in /proc, where the server runs on this machine), and
 # the figures --tiny fixes, which show that the run was a tiny one.
 LAST_LINES = {
+    "api": {
+        "keys": {"accounts", "rate", "sent", "unsent", "achieved_per_s", "p50_ms", "p99_ms", "account_p99_ms",
+                 "invoices_p99_ms", "banner_p99_ms", "per_s", "hello_per_s", "ratio", "cpu_us", "hello_cpu_us",
+                 "cpu_ratio", "connections", "processes"},
+        "sometimes": set(),
+        "tiny": {"accounts": "200", "rate": "50", "connections": "4"},
+    },
     "cli": {
         "keys": {f"{name}_{figure}" for name in ("help", "read", "plans", "account")
                  for figure in ("s", "cpu_s", "ratio")}
@@ -139,7 +146,7 @@ def server():
 # clock asked an SQLite connection for PostgreSQL's backend), or would have run there. Their
 # tiny run is made in such a shell: a second run of each, without the variable, cost four bench
 # runs of the suite and checked nothing more.
-OWN_DATABASE = {"renewal", "dunning", "collect", "import_accounts"}
+OWN_DATABASE = {"renewal", "dunning", "collect", "import_accounts", "api"}
 
 
 @pytest.mark.parametrize("bench", [pytest.param(bench, marks=NEEDS.get(bench, [])) for bench in sorted(LAST_LINES)])

@@ -1,0 +1,373 @@
+"""The API benchmark (issue 13): `renewly serve` on PostgreSQL with N accounts, read over HTTP.
+
+    .venv/bin/python bench/api.py                     # 100,000 accounts, 500 requests/s for 30 s
+    .venv/bin/python bench/api.py --accounts 20000 --seconds 20
+    .venv/bin/python bench/api.py --tiny              # 200 accounts, a few seconds: tests/test_benches.py
+
+It creates a database of its own (on the server of --postgres-url), loads N accounts set-based,
+each with an owner, an admin and an agent and a monthly subscription (bench/renewal.py's loader),
+issues their renewal invoices with the renewal batch (`renew_due`), makes an API key, and starts
+`renewly serve` (uvicorn) on loopback, a process of its own. This process is the load generator:
+worker processes of plain HTTP/1.1 keep-alive connections (http.client, one a thread), bounded in
+count and time.
+
+1. **Latency at a fixed rate** (--rate, 500/s): an open loop, requests sent on a schedule whatever
+   the answers, in equal thirds `GET /v1/accounts/{id}`, `GET /v1/invoices?account_id={id}` and
+   `GET /v1/accounts/{id}/banner?member=...`, for random accounts. A request's latency runs from
+   its scheduled instant, so a server (or a load generator) that falls behind shows in it. p50 and
+   p99, overall and per path. Target: p99 <= 20 ms.
+2. **Throughput at saturation**: a closed loop, every connection sending its next request as soon
+   as the last is answered, the same mix; then the same for a FastAPI hello-world (one route, a
+   constant JSON) served the same way (uvicorn, same options, a process of its own) in the same
+   run. The ratio Renewly / hello-world says what Renewly's work costs beyond the framework and
+   the server on this machine, whatever its load. Target: >= 0.3. The servers' CPU per request
+   (from /proc) is printed too: less moved by the machine's load than wall-clock figures.
+
+Every answer is checked (status 200 and the account's id in its body; a wrong one exits 1), and
+the seeded data once, in full, before timing. The last line is key=value pairs, for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import math
+import multiprocessing
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from sqlalchemy import text
+
+sys.path.insert(0, str(Path(__file__).parent))
+from cli import renewly_command  # noqa: E402
+from renewal import bench_database, load_postgres, make_app, renew  # noqa: E402
+
+from renewly.web.keys import create_key  # noqa: E402
+
+PATHS = ("account", "invoices", "banner")
+ROLES = ("owner", "admin", "agent")
+SELLER = {"RENEWLY_SELLER__NAME": "Renewly Bench SAS", "RENEWLY_SELLER__VAT_ID": "FR99999999999",
+          "RENEWLY_SELLER__REGISTRATION": "RCS Bench 999", "RENEWLY_SELLER__SIREN": "999999998",
+          "RENEWLY_SELLER__SIRET": "99999999800001"}
+P99_TARGET_MS = 20.0
+RATIO_TARGET = 0.3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=100_000)
+    parser.add_argument("--rate", type=float, default=500.0, help="requests/s of the fixed-rate phase")
+    parser.add_argument("--seconds", type=float, default=30.0, help="how long the fixed-rate phase lasts")
+    parser.add_argument("--saturation-seconds", type=float, default=10.0, help="how long each saturation run lasts")
+    parser.add_argument("--connections", type=int, default=16, help="connections of the saturation runs")
+    parser.add_argument("--processes", type=int, default=2, help="load generator processes")
+    parser.add_argument("--tiny", action="store_true",
+                        help="a check that the bench still runs and verifies its results, not a measure: "
+                             "200 accounts, 50 requests/s for 2 s, saturation runs of 1 s")
+    parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
+                        help="a server where the bench may create and drop a database")
+    args = parser.parse_args()
+    if args.tiny:
+        args.accounts, args.rate, args.seconds, args.saturation_seconds, args.connections = 200, 50.0, 2.0, 1.0, 4
+
+    with bench_database(args.postgres_url) as url:
+        secret = seed(url, args.accounts)
+        with served([*renewly_command(), "serve", "--port", "{port}"], url) as renewly:
+            check_seeded(renewly.port, secret, args.accounts)
+            fixed = fixed_rate(renewly.port, secret, args)
+            renewly_saturated = saturate(renewly, secret, args, hello=False)
+        with served([sys.executable, str(Path(__file__).resolve()), "--serve-hello", "{port}"], url) as hello:
+            hello_saturated = saturate(hello, secret, args, hello=True)
+
+    latencies = fixed["latencies"]
+    p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+    achieved = fixed["sent"] / fixed["seconds"]
+    print(f"fixed rate: {fixed['sent']:,} of {fixed['scheduled']:,} requests answered in {fixed['seconds']:.1f} s "
+          f"({achieved:,.0f}/s, asked {args.rate:,.0f}/s; {fixed['unsent']:,} unsent within the time bound) over "
+          f"{args.accounts:,} accounts: p50 {p50:.1f} ms, p99 {p99:.1f} ms "
+          f"({'meets' if p99 <= P99_TARGET_MS else 'MISSES'} the target, p99 <= {P99_TARGET_MS:.0f} ms)")
+    for name in PATHS:
+        mine = fixed["by_path"][name]
+        print(f"  {name:<9} answered {len(mine):6,}  p50 {percentile(mine, 50):8.1f} ms  "
+              f"p99 {percentile(mine, 99):8.1f} ms  max {max(mine):8.1f} ms")
+    ratio = renewly_saturated["per_s"] / hello_saturated["per_s"]
+    cpu_ratio = hello_saturated["cpu_us"] / renewly_saturated["cpu_us"]
+    print(f"saturation ({args.connections} connections, {args.processes} load processes): Renewly "
+          f"{renewly_saturated['per_s']:,.0f} requests/s ({renewly_saturated['cpu_us']:,.0f} us of server CPU "
+          f"each), hello-world {hello_saturated['per_s']:,.0f}/s ({hello_saturated['cpu_us']:,.0f} us each): "
+          f"ratio {ratio:.2f} ({'meets' if ratio >= RATIO_TARGET else 'MISSES'} the target, >= {RATIO_TARGET}); "
+          f"by server CPU {cpu_ratio:.2f}")
+    figures = {"accounts": args.accounts, "rate": args.rate, "sent": fixed["sent"], "unsent": fixed["unsent"],
+               "achieved_per_s": achieved, "p50_ms": p50, "p99_ms": p99,
+               **{f"{name}_p99_ms": percentile(fixed["by_path"][name], 99) for name in PATHS},
+               "per_s": renewly_saturated["per_s"], "hello_per_s": hello_saturated["per_s"], "ratio": ratio,
+               "cpu_us": renewly_saturated["cpu_us"], "hello_cpu_us": hello_saturated["cpu_us"],
+               "cpu_ratio": cpu_ratio, "connections": args.connections, "processes": args.processes}
+    print(" ".join(f"{key}={format_figure(value)}" for key, value in figures.items()))
+
+
+def format_figure(value: float | int) -> str:
+    if isinstance(value, int) or value >= 100:
+        return f"{value:.0f}"
+    return f"{value:.3g}"
+
+
+def percentile(values: list[float], which: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * which / 100))]
+
+
+# -- the data ------------------------------------------------------------------------------------------
+
+def seed(url: str, count: int) -> str:
+    """N accounts with their three members, subscriptions and one issued invoice each; the API key."""
+    app = make_app(url, 2000)
+    load_postgres(app.engine, count)
+    started = time.perf_counter()
+    with app.engine.begin() as conn:
+        for role in ROLES:
+            conn.execute(text("""
+                INSERT INTO members (account_id, email, role, created_at)
+                SELECT id, :role || id || '@customer' || id || '.example', :role, created_at FROM accounts
+                ORDER BY id"""), {"role": role})
+    with app.engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE members")
+    print(f"PostgreSQL: {3 * count:,} members in {time.perf_counter() - started:.1f} s")
+    renew(app, count, "PostgreSQL")  # one invoice per account, checked (bench/renewal.py)
+    secret = create_key(app, name="bench", actor="bench:api")[1]
+    app.engine.dispose()
+    return secret
+
+
+def member_email(account_id: int, role: str) -> str:
+    return f"{role}{account_id}@customer{account_id}.example"
+
+
+def check_seeded(port: int, secret: str, count: int) -> None:
+    """What the API says of the first and last accounts, in full."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    for account_id in sorted({1, count}):
+        account = get_json(connection, secret, f"/v1/accounts/{account_id}")
+        invoices = get_json(connection, secret, f"/v1/invoices?account_id={account_id}")["data"]
+        banners = [get_json(connection, secret,
+                            f"/v1/accounts/{account_id}/banner?member={member_email(account_id, role)}")
+                   for role in ROLES]
+        wrong = []
+        if (account["id"], account["name"], account["owner_email"]) != (
+                account_id, f"Account {account_id}", member_email(account_id, "owner")):
+            wrong.append(f"account {account}")
+        if [(invoice["account_id"], invoice["period_start"], len(invoice["lines"])) for invoice in invoices] != [
+                (account_id, "2026-02-01", 1)]:
+            wrong.append(f"invoices {invoices}")
+        if [(banner["role"], banner["banner"]) for banner in banners] != [(role, None) for role in ROLES]:
+            wrong.append(f"banners {banners}")
+        if wrong:
+            sys.exit(f"bench: wrong answer for account {account_id}: " + "; ".join(wrong))
+    connection.close()
+
+
+def get_json(connection: http.client.HTTPConnection, secret: str, path: str) -> dict:
+    connection.request("GET", path, headers={"Authorization": f"Bearer {secret}"})
+    answer = connection.getresponse()
+    body = answer.read()
+    if answer.status != 200:
+        sys.exit(f"bench: GET {path} answered {answer.status}: {body[:300]!r}")
+    return json.loads(body)
+
+
+# -- the servers -------------------------------------------------------------------------------------------
+
+class served:
+    """A server process on a free loopback port, stopped (SIGTERM, then SIGKILL) at the end."""
+
+    def __init__(self, command: list[str], url: str) -> None:
+        self.port = free_port()
+        self.command = [part.replace("{port}", str(self.port)) for part in command]
+        self.url = url
+
+    def __enter__(self) -> served:
+        environment = {name: value for name, value in os.environ.items() if not name.startswith("RENEWLY_")}
+        # An operator's settings: on the system clock, a seller of its own (docs/configuration.md).
+        environment |= {"RENEWLY_DATABASE_URL": self.url, "RENEWLY_CLOCK": "system", **SELLER}
+        # Its logs to a file, not a pipe: a pipe nobody reads would stop a chatty server once full.
+        self.log = tempfile.TemporaryFile("w+")
+        self.process = subprocess.Popen(self.command, env=environment, stdout=self.log, stderr=self.log, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.log.seek(0)
+                sys.exit(f"bench: {' '.join(self.command)} exited {self.process.returncode}: {self.log.read()[-2000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        self.__exit__()
+        sys.exit(f"bench: {' '.join(self.command)} did not listen within 60 s")
+
+    def cpu_seconds(self) -> float:
+        """The server's user and system CPU so far (its threads included)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def __exit__(self, *_exc) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def serve_hello(port: int) -> None:
+    """FastAPI's hello-world, served as `renewly serve` serves Renewly (cli/serve.py)."""
+    import uvicorn
+    from fastapi import FastAPI
+
+    hello = FastAPI()
+
+    @hello.get("/hello")
+    def say_hello(account_id: int = 0) -> dict:
+        return {"hello": "world", "id": account_id}
+
+    uvicorn.Server(uvicorn.Config(hello, host="127.0.0.1", port=port, log_config=None, access_log=False,
+                                  server_header=False)).run()
+
+
+# -- the load ------------------------------------------------------------------------------------------------
+
+def request_for(index: int, seed: int, count: int, hello: bool) -> tuple[str, str, int]:
+    """The request number `index` of the mix: (its path's name, its path, its account)."""
+    account_id = random.Random(seed * 1_000_003 + index).randint(1, count)
+    name = PATHS[index % len(PATHS)]
+    if hello:
+        return name, f"/hello?account_id={account_id}", account_id
+    if name == "account":
+        return name, f"/v1/accounts/{account_id}", account_id
+    if name == "invoices":
+        return name, f"/v1/invoices?account_id={account_id}", account_id
+    role = ROLES[index % 7 % len(ROLES)]
+    return name, f"/v1/accounts/{account_id}/banner?member={member_email(account_id, role)}", account_id
+
+
+def drive(job: dict) -> dict:
+    """One load generator process: `threads` connections, each a thread. With `rate`, an open
+    loop: request i of this process is due at start + i / rate; else a closed loop for `seconds`.
+    Returns the latencies (ms) by path, the count sent and the first wrong answer, if any."""
+    latencies: dict[str, list[float]] = {name: [] for name in PATHS}
+    lock = threading.Lock()
+    state = {"next": 0, "wrong": None, "sent": 0}
+    start = job["start"]
+    end = start + job["seconds"]
+    total = int(job["rate"] * job["seconds"]) if job["rate"] else None
+    headers = {"Authorization": f"Bearer {job['secret']}"}
+
+    def worker() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", job["port"], timeout=30)
+        while True:
+            with lock:
+                index = state["next"]
+                state["next"] += 1
+            if total is not None:
+                if index >= total:
+                    break
+                due = start + index / job["rate"]
+                pause = due - time.perf_counter()
+                if pause > 0:
+                    time.sleep(pause)
+            else:
+                due = time.perf_counter()
+                if due >= end:
+                    break
+            if time.perf_counter() > end + max(10.0, job["seconds"]):  # bounded in time, whatever the server does
+                break
+            name, path, account_id = request_for(index * job["processes"] + job["number"], job["seed"],
+                                                 job["accounts"], job["hello"])
+            try:
+                connection.request("GET", path, headers=headers)
+                answer = connection.getresponse()
+                body = answer.read()
+            except (OSError, http.client.HTTPException) as error:
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", job["port"], timeout=30)
+                answer, body = None, repr(error).encode()
+            elapsed_ms = (time.perf_counter() - due) * 1000
+            good = answer is not None and answer.status == 200 and any(
+                mark.encode() in body for mark in (f'"id":{account_id},', f'"account_id":{account_id},',
+                                                   f'"id":{account_id}}}'))
+            with lock:
+                state["sent"] += 1
+                latencies[name].append(elapsed_ms)
+                if not good and state["wrong"] is None:
+                    state["wrong"] = f"GET {path}: {answer.status if answer else 'no answer'} {body[:200]!r}"
+        connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(job["threads"])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {"latencies": latencies, "sent": state["sent"], "wrong": state["wrong"]}
+
+
+def run_load(port: int, secret: str, args, *, rate: float, seconds: float, threads: int, hello: bool) -> dict:
+    """The load generator's processes, started together; their results merged."""
+    start = time.perf_counter() + 1.0  # every process started and connected before the first request
+    jobs = [{"port": port, "secret": secret, "rate": rate / args.processes, "seconds": seconds,
+             "threads": max(1, threads // args.processes), "start": start, "processes": args.processes,
+             "number": number, "seed": 13, "accounts": args.accounts, "hello": hello}
+            for number in range(args.processes)]
+    # perf_counter is CLOCK_MONOTONIC, shared by the processes of this machine: one start for all.
+    with multiprocessing.get_context("fork").Pool(args.processes) as pool:
+        results = pool.map(drive, jobs)
+    elapsed = time.perf_counter() - start
+    wrong = [result["wrong"] for result in results if result["wrong"]]
+    if wrong:
+        sys.exit(f"bench: wrong answer: {wrong[0]}")
+    by_path = {name: [ms for result in results for ms in result["latencies"][name]] for name in PATHS}
+    return {"sent": sum(result["sent"] for result in results), "by_path": by_path,
+            "latencies": [ms for mine in by_path.values() for ms in mine], "elapsed": elapsed}
+
+
+def fixed_rate(port: int, secret: str, args) -> dict:
+    """The open loop. A server slower than the rate leaves requests unsent when the time bound
+    (twice the phase, at least 10 s more) comes: they count as answered later than any that was."""
+    threads = max(8, int(args.rate * 0.05))  # enough connections for answers of 50 ms at that rate
+    done = run_load(port, secret, args, rate=args.rate, seconds=args.seconds, threads=threads, hello=False)
+    scheduled = int(args.rate / args.processes * args.seconds) * args.processes
+    unsent = scheduled - done["sent"]
+    return {**done, "seconds": min(done["elapsed"], args.seconds) if not unsent else done["elapsed"],
+            "scheduled": scheduled, "unsent": unsent,
+            "latencies": done["latencies"] + [math.inf] * unsent}
+
+
+def saturate(server: served, secret: str, args, *, hello: bool) -> dict:
+    cpu_before = server.cpu_seconds()
+    done = run_load(server.port, secret, args, rate=0, seconds=args.saturation_seconds, threads=args.connections,
+                    hello=hello)
+    cpu = server.cpu_seconds() - cpu_before
+    if not done["sent"]:
+        sys.exit("bench: no request answered in the saturation run")
+    return {"per_s": done["sent"] / args.saturation_seconds, "cpu_us": cpu / done["sent"] * 1e6}
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve-hello":
+        serve_hello(int(sys.argv[2]))
+    else:
+        main()
