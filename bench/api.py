@@ -279,6 +279,7 @@ def drive(job: dict) -> dict:
 
     def worker() -> None:
         connection = http.client.HTTPConnection("127.0.0.1", job["port"], timeout=30)
+        time.sleep(max(0.0, start - time.perf_counter()))  # the closed loop too starts at `start`, not before
         while True:
             with lock:
                 index = state["next"]
