@@ -31,7 +31,7 @@ from tests.builders import Outcome
 START = datetime(2026, 1, 1, tzinfo=UTC)
 ADMIN_URL = os.environ.get("RENEWLY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("RENEWLY_TEST_REQUIRE_POSTGRES") == "1"
-QUEUE_TABLES = ("worker_helper_reports", "procrastinate_events", "procrastinate_periodic_defers",
+QUEUE_TABLES = ("worker_queues", "worker_helper_reports", "procrastinate_events", "procrastinate_periodic_defers",
                 "procrastinate_jobs", "procrastinate_workers")
 
 
