@@ -165,6 +165,16 @@ def pg_app(databases) -> App:
     return databases.fresh_app("postgresql")
 
 
+@pytest.fixture
+def smtp():
+    """A real SMTP server on loopback, running for the test (tests/mail, tests/cli)."""
+    from tests.mail.smtp_server import SmtpServer
+
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
 
 
 @pytest.fixture
