@@ -31,7 +31,7 @@ from tests.builders import Outcome
 START = datetime(2026, 1, 1, tzinfo=UTC)
 ADMIN_URL = os.environ.get("RENEWLY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("RENEWLY_TEST_REQUIRE_POSTGRES") == "1"
-QUEUE_TABLES = ("worker_helper_reports", "procrastinate_events", "procrastinate_periodic_defers",
+QUEUE_TABLES = ("worker_queues", "worker_helper_reports", "procrastinate_events", "procrastinate_periodic_defers",
                 "procrastinate_jobs", "procrastinate_workers")
 
 
@@ -163,6 +163,16 @@ def app(databases, db_kind) -> App:
 @pytest.fixture
 def pg_app(databases) -> App:
     return databases.fresh_app("postgresql")
+
+
+@pytest.fixture
+def smtp():
+    """A real SMTP server on loopback, running for the test (tests/mail, tests/cli)."""
+    from tests.mail.smtp_server import SmtpServer
+
+    server = SmtpServer().start()
+    yield server
+    server.stop()
 
 
 

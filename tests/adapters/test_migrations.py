@@ -521,3 +521,29 @@ def test_0014_applies_procrastinates_schema_as_frozen_beside_it_which_is_the_ins
     assert version("procrastinate") == "3.10.0", "procrastinate was upgraded: its schema needs a revision"
     shipped = (resources.files("procrastinate.sql") / "schema.sql").read_text(encoding="utf-8")
     assert frozen.read_text(encoding="utf-8").split("\n", 3)[3] == shipped
+
+
+# -- 0019: each queue worker's own queue ----------------------------------------------------------------
+
+def before_0019() -> str:
+    from alembic.script import ScriptDirectory
+    return ScriptDirectory.from_config(alembic_config(None)).get_revision("0019").down_revision
+
+
+@pytest.mark.postgres_only
+def test_0019_a_workers_own_queue_goes_with_its_worker_and_back_and_again(tmp_path):
+    with database_at("postgresql", tmp_path, before_0019()) as engine:
+        upgrade(engine)
+        with engine.begin() as conn:
+            worker, other = conn.execute(text("INSERT INTO procrastinate_workers (last_heartbeat) "
+                                              "VALUES (now()), (now()) RETURNING id")).scalars().all()
+            conn.execute(text("INSERT INTO worker_queues VALUES (:id, 'slices@a@w')"), {"id": worker})
+            with pytest.raises(IntegrityError, match="worker_queues_queue_name_key"), conn.begin_nested():
+                conn.execute(text("INSERT INTO worker_queues VALUES (:id, 'slices@a@w')"), {"id": other})  # one owner
+            conn.execute(text("DELETE FROM procrastinate_workers"))  # stopped, or pruned as dead
+            assert conn.execute(text("SELECT count(*) FROM worker_queues")).scalar_one() == 0
+        command.downgrade(alembic_config(engine), before_0019())
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT to_regclass('worker_queues')")).scalar() is None
+        upgrade(engine)
+        assert current_revision(engine) == head_revision()

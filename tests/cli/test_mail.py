@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from tests.mail.smtp_server import SmtpServer, mail_settings
 from tests.mail.test_delivery import write_emails
-
-
-@pytest.fixture
-def smtp():
-    server = SmtpServer().start()
-    yield server
-    server.stop()
 
 
 def configure(monkeypatch, port: int, **more) -> None:

@@ -9,12 +9,16 @@ Any number of workers, on any number of machines, share one database and its job
   lock `tick` keeps at most one tick waiting, its lock `tick` keeps ticks from running at once.
 - **tick** (queue `ticks`): `scheduler.run_tick(app, T)`, never before the app clock reaches T,
   and not at all when nothing is due at T any more (a later tick did it). As each batch of the
-  tick starts, it defers helper `slices` jobs for that batch and instant, one per other live
+  tick starts, it defers helper `slices` jobs for that batch and instant, one to each other live
   worker (at most `worker.slice_helpers`), and runs the batch itself; the batches claim their
   slices with SKIP LOCKED and leases, so tick and helpers share the work. Before the tick goes on
   to its next batch, it cancels the helpers no worker has started and waits for the others, and
   adds their reports (table `worker_helper_reports`) to its own: the chain's next round depends
-  on what all of them did, and the chain's order within a tick holds.
+  on what all of them did, and the chain's order within a tick holds. One to each worker: every
+  worker listens, beside the shared queues, on a queue of its own (`slices@...`, table
+  `worker_queues`, migration 0019), and the tick defers each helper to another live worker's own
+  queue: procrastinate hands a job to whichever worker fetches it first, so helpers on one shared
+  queue went two to one worker (it runs `JOBS_AT_ONCE`) and none to another.
 - **follow_up** (queue `ticks`): written by renewly.worker.follow_ups in the transaction that
   makes work due (a card update's retry, R7.1), for the batch's next tick; early (a test clock
   behind it), it waits and looks again; then it defers the tick.
@@ -23,7 +27,9 @@ Any number of workers, on any number of machines, share one database and its job
   `worker.stalled_seconds` (or ends one, aborted, whose twin waits already: a tick the looks
   deferred again meanwhile, under the same queueing lock). A tick run again finds its batches'
   work where the dead one left it, and their idempotency keeps every invoice, charge and e-mail
-  exactly once.
+  exactly once. A helper put back goes to the shared `slices` queue, any worker's; and so do the
+  helpers waiting in the own queue of a worker no longer alive (`HELPERS_OF_THE_DEAD`): the tick
+  that deferred them deletes them once its own run is done, unless a worker took them first.
 
 SIGTERM or SIGINT asks the app to stop (`Ports.stop`): the batch in hand finishes its slice and
 stops, the worker takes no other job and exits; a tick stopped short leaves its work due, for
@@ -37,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -55,6 +62,7 @@ from procrastinate.worker import Worker
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from renewly import scheduler
 from renewly.adapters.logs import renderer
@@ -81,6 +89,20 @@ HELPERS_STILL_RUNNING = text(
     "RETURNING id) "
     "SELECT id FROM procrastinate_jobs WHERE id = ANY(:ids) AND status IN ('todo', 'doing') "
     "EXCEPT SELECT id FROM cancelled")
+# The live workers' own queues, the tick's worker's aside: one helper each, at most :helpers of
+# them, chosen at random when there are more (a worker alive: its heartbeat within :seconds).
+LIVE_OWN_QUEUES = text(
+    "SELECT q.queue_name FROM worker_queues AS q JOIN procrastinate_workers AS w ON w.id = q.worker_id "
+    "WHERE w.last_heartbeat > now() - make_interval(secs => :seconds) AND q.queue_name <> :own "
+    "ORDER BY random() LIMIT :helpers")
+# Helpers waiting in the own queue of a worker not alive (dead, or stopped since it was chosen):
+# moved to the shared queue, where any worker takes them (an UPDATE: procrastinate tells no
+# listener, its workers find them at their next fetch).
+HELPERS_OF_THE_DEAD = text(
+    "UPDATE procrastinate_jobs AS j SET queue_name = :shared WHERE j.task_name = 'slices' AND j.status = 'todo' "
+    "AND j.queue_name <> :shared AND NOT EXISTS (SELECT FROM worker_queues AS q "
+    "JOIN procrastinate_workers AS w ON w.id = q.worker_id WHERE q.queue_name = j.queue_name "
+    "AND w.last_heartbeat > now() - make_interval(secs => :seconds)) RETURNING j.id")
 
 
 def conninfo(database_url: str) -> str:
@@ -88,13 +110,20 @@ def conninfo(database_url: str) -> str:
     return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def job_queue(app: Ports) -> procrastinate.App:
-    """The procrastinate App of these tasks, on the app's database; opened by `run_worker`, used
-    unopened to write a job on a caller's connection (renewly.worker.follow_ups)."""
+def job_queue(app: Ports, own_queue: str = "") -> procrastinate.App:
+    """The procrastinate App of these tasks, on the app's database; opened by `run_worker` (with
+    the worker's `own_queue`), used unopened to write a job on a caller's connection
+    (renewly.worker.follow_ups)."""
     queue = procrastinate.App(connector=procrastinate.PsycopgConnector(
         conninfo=conninfo(app.settings.database_url), min_size=1, max_size=4 + JOBS_AT_ONCE))
-    _Tasks(app, queue).register()
+    _Tasks(app, queue, own_queue).register()
     return queue
+
+
+def own_queue_name(worker_name: str) -> str:
+    """A worker's own queue: random first (unique whatever the host and pid, a container's pid 1
+    on every machine), then the worker's name for whoever reads the job table; 128 at most."""
+    return f"{SLICES}@{secrets.token_hex(6)}@{worker_name}"[:128]
 
 
 def follow_up_options(app: Ports, at: datetime) -> dict[str, Any]:
@@ -118,8 +147,8 @@ def look_cron(check_seconds: int) -> str:
 class _Tasks:
     """The tasks, bound to one app and its queue."""
 
-    def __init__(self, app: Ports, queue: procrastinate.App) -> None:
-        self.app, self.queue = app, queue
+    def __init__(self, app: Ports, queue: procrastinate.App, own_queue: str) -> None:
+        self.app, self.queue, self.own_queue = app, queue, own_queue
 
     def register(self) -> None:
         settings = self.app.settings.worker
@@ -172,9 +201,11 @@ class _Tasks:
 
     async def _retry_stalled(self, timestamp: int) -> None:
         manager = self.queue.job_manager
-        for job in await manager.get_stalled_jobs(seconds_since_heartbeat=self.app.settings.worker.stalled_seconds):
+        seconds = self.app.settings.worker.stalled_seconds
+        for job in await manager.get_stalled_jobs(seconds_since_heartbeat=seconds):
             try:
-                await manager.retry_job(job)
+                # A helper goes back to the shared queue: its worker's own one has nobody to take it.
+                await manager.retry_job(job, queue=SLICES if job.task_name == "slices" else None)
             except UniqueViolation:
                 # The same job waits already (its queueing lock: a look deferred the tick again
                 # while this one was stalled), and does its work: this one ends, aborted.
@@ -188,6 +219,13 @@ class _Tasks:
                 log.warning("stalled job not retried", job_id=job.id, task=job.task_name, reason=str(error))
                 continue
             log.warning("stalled job retried", job_id=job.id, task=job.task_name, worker_id=job.worker_id)
+        moved = await asyncio.to_thread(self._shared_helpers_of_the_dead, seconds)
+        if moved:
+            log.warning("helpers of a worker not alive moved to the shared queue", job_ids=moved)
+
+    def _shared_helpers_of_the_dead(self, seconds: float) -> list[int]:
+        with self.app.engine.begin() as conn:
+            return list(conn.execute(HELPERS_OF_THE_DEAD, {"shared": SLICES, "seconds": seconds}).scalars())
 
     # --- the work, in a thread ---
 
@@ -247,12 +285,11 @@ class _FanOut:
             work_at = batch.next_work_at(conn, self.app)
             if work_at is None or work_at > at:
                 return []  # nothing for helpers to take
-            others = conn.execute(text("SELECT count(*) FROM procrastinate_workers WHERE last_heartbeat > "
-                                       "now() - make_interval(secs => :seconds)"),
-                                  {"seconds": settings.stalled_seconds}).scalar_one() - 1
-        count = min(max(others, 0), settings.slice_helpers)
-        deferrer = self.tasks.slices.configure(task_kwargs={"batch": batch.name, "at": at.isoformat()})
-        return [_on_loop(self.loop, deferrer.defer_async()) for _ in range(count)]
+            others = conn.execute(LIVE_OWN_QUEUES, {"seconds": settings.stalled_seconds, "own": self.tasks.own_queue,
+                                                    "helpers": settings.slice_helpers}).scalars().all()
+        kwargs: dict[str, Any] = {"batch": batch.name, "at": at.isoformat()}
+        return [_on_loop(self.loop, self.tasks.slices.configure(queue=other, task_kwargs=kwargs).defer_async())
+                for other in others]
 
     def _helpers_reports(self, helpers: list[int], own: BatchReport) -> list[BatchReport]:
         waiting = set(helpers)
@@ -349,13 +386,16 @@ def run_worker(app: Ports) -> int | None:
                                     structlog.processors.TimeStamper(fmt="iso", utc=True), renderer("json")],
                         logger_factory=lambda *_: structlog.PrintLogger(sys.stderr))
     app = replace(app, settings=app.settings.model_copy(update={"log_batch_runs": True, "log_format": "json"}))
-    return asyncio.run(_work(app, job_queue(app)))
+    name = f"renewly@{socket.gethostname()}:{os.getpid()}"
+    own_queue = own_queue_name(name)
+    return asyncio.run(_work(app, job_queue(app, own_queue), name, own_queue))
 
 
-async def _work(app: Ports, queue: procrastinate.App) -> int | None:
+async def _work(app: Ports, queue: procrastinate.App, name: str, own_queue: str) -> int | None:
     settings = app.settings.worker
+    queues = [*QUEUES, own_queue]
     async with queue.open_async():
-        worker = Worker(queue, queues=list(QUEUES), name=f"renewly@{socket.gethostname()}:{os.getpid()}",
+        worker = Worker(queue, queues=queues, name=name,
                         concurrency=JOBS_AT_ONCE, install_signal_handlers=False, delete_jobs="successful",
                         update_heartbeat_interval=settings.heartbeat_seconds,
                         stalled_worker_timeout=settings.stalled_seconds)
@@ -374,13 +414,41 @@ async def _work(app: Ports, queue: procrastinate.App) -> int | None:
 
         for signal_number in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signal_number, stop, signal_number)
-        log.info("worker started", worker=worker.worker_name, queues=list(QUEUES),
+        log.info("worker started", worker=worker.worker_name, queues=queues,
                  check_seconds=settings.check_seconds, heartbeat_seconds=settings.heartbeat_seconds,
                  stalled_seconds=settings.stalled_seconds)
+        joining = asyncio.create_task(_say_own_queue(app, worker, own_queue))
         try:
             await worker.run()
         finally:
+            joining.cancel()
             for signal_number in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signal_number)
         log.info("worker stopped", worker=worker.worker_name)
     return stopped_by[0] if stopped_by else None
+
+
+async def _say_own_queue(app: Ports, worker: Worker, own_queue: str) -> None:
+    """Once procrastinate has registered the worker (its id), say which queue is its own, for the
+    ticks to defer helpers there; its row goes with the worker's (migration 0019). Until then, or
+    if the database refuses, the worker gets no helper, only the shared queues' jobs."""
+    while True:
+        if worker.worker_id is None:
+            await asyncio.sleep(0.05)
+            continue
+        try:
+            await asyncio.to_thread(_record_own_queue, app, worker.worker_id, own_queue)
+            return
+        except IntegrityError as error:  # its procrastinate row is gone already: pruned, taken for dead
+            log.warning("own queue not recorded: the worker gets no helper", reason=str(error).splitlines()[0])
+            return
+        except SQLAlchemyError as error:
+            log.warning("own queue not recorded yet; the worker tries again later",
+                        reason=str(error).splitlines()[0], retry_in_seconds=app.settings.worker.check_seconds)
+            await asyncio.sleep(app.settings.worker.check_seconds)
+
+
+def _record_own_queue(app: Ports, worker_id: int, own_queue: str) -> None:
+    with app.engine.begin() as conn:
+        conn.execute(text("INSERT INTO worker_queues (worker_id, queue_name) VALUES (:id, :queue)"),
+                     {"id": worker_id, "queue": own_queue})
