@@ -7,16 +7,15 @@ once procrastinate has registered it: the tick defers one helper to the own queu
 live worker. A worker's row goes with its procrastinate row (ON DELETE CASCADE): when it stops,
 or when a starting worker prunes it, dead.
 
-On SQLite the embedded worker needs no queue: a no-op. It follows 0022 (the webhooks' secret
-rotation), merged before it: the chain is set when the branches meet, as for 0015.
+On SQLite the embedded worker needs no queue: a no-op.
 
 Revision ID: 0019
-Revises: 0022
+Revises: 0018
 """
 from alembic import op
 
 revision = '0019'
-down_revision = '0022'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 

@@ -5,14 +5,14 @@ endpoint a new secret; the old one stays in `previous_secret` and every webhook 
 both (Standard Webhooks: signatures separated by a space) until `previous_secret_until`, so the
 receiver can switch to the new secret without losing an event.
 
-Revision ID: 0022
-Revises: 0018
+Revision ID: 0020
+Revises: 0019
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0022'
-down_revision = '0018'
+revision = '0020'
+down_revision = '0019'
 branch_labels = None
 depends_on = None
 
