@@ -175,6 +175,15 @@ def smtp():
     server.stop()
 
 
+@pytest.fixture
+def receiver():
+    """A real HTTP server on loopback receiving webhooks: it answers 200 until a test tells it
+    otherwise (tests/webhooks, tests/web, tests/cli)."""
+    from tests.webhooks.receiver import Receiver
+
+    server = Receiver().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

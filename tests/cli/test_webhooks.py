@@ -5,19 +5,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from standardwebhooks import Webhook
 
 from renewly.webhooks.rules.events import TYPES
 from tests.builders import customer
-from tests.webhooks.receiver import SERVER_ERROR, Receiver
-
-
-@pytest.fixture
-def receiver():
-    server = Receiver().start()
-    yield server
-    server.stop()
+from tests.webhooks.receiver import SERVER_ERROR
 
 
 def fits(text: str) -> bool:

@@ -19,11 +19,9 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-import pytest
 from standardwebhooks import Webhook
 
 from tests.web.conftest import problem
-from tests.webhooks.receiver import Receiver
 
 DECLINES = "4000000000000341"  # the card check passes, every charge is declined
 GOOD_CARD = "4242424242424242"
@@ -32,13 +30,6 @@ LAST_DAY = 35
 MEMBERS = {"owner": "owner@acme.test", "admin": "admin@acme.test", "agent": "agent@acme.test"}
 SUPPORT_REASON = "the owner called: a new card is on its way"
 
-
-@pytest.fixture
-def receiver():
-    """The host product's webhook receiver, on loopback: it answers 200."""
-    server = Receiver().start()
-    yield server
-    server.stop()
 
 
 def day_of(instant: str) -> int:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import get_args
 
-import pytest
 from standardwebhooks import Webhook
 
 from renewly.web.routes.webhook_endpoints import DeliveryStatus
@@ -16,17 +15,10 @@ from renewly.webhooks.rules.answers import Status
 from renewly.webhooks.rules.events import TYPES
 from tests.builders import customer
 from tests.web.conftest import problem
-from tests.webhooks.receiver import SERVER_ERROR, Receiver
+from tests.webhooks.receiver import SERVER_ERROR
 
 HOOK = {"url": "https://app.example.com/renewly/webhooks", "event_types": ["account.cancelled", "contact.*"],
         "description": "production"}
-
-
-@pytest.fixture
-def receiver():
-    server = Receiver().start()
-    yield server
-    server.stop()
 
 
 def test_an_endpoint_is_registered_its_secret_in_that_answer_only(client):
