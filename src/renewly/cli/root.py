@@ -31,6 +31,7 @@ from renewly.cli import (
     payments,
     plans,
     policy,
+    portal,
     problems,
     serve,
     subscriptions,
@@ -46,7 +47,8 @@ GROUPS = {"db": db.app, "clock": clock.app, "worker": worker.app, "plans": plans
           "members": accounts.members_app, "subscriptions": subscriptions.app, "invoices": invoices.app,
           "cards": cards.app, "payments": payments.app, "gateway": gateway.app, "support": support.app,
           "outbox": outbox.app, "mail": mail.app, "webhooks": webhooks.app, "policy": policy.app,
-          "billing": billing.app, "problems": problems.app, "contacts": contacts.app, "apikeys": apikeys.app}
+          "billing": billing.app, "problems": problems.app, "contacts": contacts.app, "apikeys": apikeys.app,
+          "portal": portal.app}
 ROOT_COMMANDS = (batches.app, policy.preview_app, importing.app, demo.app, serve.app)
 
 

@@ -263,6 +263,20 @@ class MailSettings(BaseModel):
         return self
 
 
+class PortalSettings(BaseModel):
+    """The billing portal (docs/portal.md): its one-time sign-in links and the sessions they open."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    link_minutes: int = Field(5, ge=1, le=60)  # how long a sign-in link works (once)
+    session_idle_minutes: int = Field(30, ge=1, le=1440)  # a session unused this long is over
+    session_hours: int = Field(12, ge=1, le=168)  # and every session is over this long after sign-in
+    # Behind a proxy that terminates TLS but does not say so (X-Forwarded-Proto from an address
+    # uvicorn trusts): every portal cookie is Secure. Otherwise a cookie is Secure when its request
+    # came over HTTPS.
+    https_only: bool = False
+
+
 # Standard Webhooks' (Svix's) schedule, two daily tries added so that it spans three days: after
 # the first try fails, the next comes 5 s later, then 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, 24 h, 24 h.
 DEFAULT_WEBHOOK_RETRIES = [5, 300, 1800, 7200, 18_000, 36_000, 36_000, 86_400, 86_400]
@@ -317,6 +331,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     mail: MailSettings = MailSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    portal: PortalSettings = PortalSettings()
     # Signs the removal links of billing e-mails (R4.2, accounts/removal_links.py): 32 characters
     # or more, random, the same in every process of a deployment. Changing it kills the links
     # already sent. Never printed nor logged.

@@ -1,6 +1,9 @@
 """`create_app(ports)`: the FastAPI application of the `/v1` API, for `renewly serve` and the
 tests. It is given ready `Ports` (bootstrap.py builds them) and never opens anything itself.
 
+The billing portal's pages for people are mounted at /portal (web/portal, docs/portal.md), outside
+the API's keys, versions and idempotency.
+
 Each resource is a module of `renewly.web.routes` with an `APIRouter` named `router`; ROUTERS
 lists them, and every one is mounted under `/v1` with the same documented security, version
 header and problems (docs/api.md, "How to add a resource").
@@ -16,9 +19,10 @@ from fastapi.routing import APIRouter
 
 from renewly.ports import Ports
 from renewly.web import problems
-from renewly.web.authentication import DOCS_PATH, OPENAPI_PATH, Authentication
+from renewly.web.authentication import DOCS_PATH, OPENAPI_PATH, PORTAL_PREFIX, Authentication
 from renewly.web.dependencies import documented, known_query_parameters_only
 from renewly.web.idempotency import KEY_LENGTH, Idempotency
+from renewly.web.portal.app import create_portal
 from renewly.web.problems import FieldError, Problem
 from renewly.web.routes import (
     accounts,
@@ -28,6 +32,7 @@ from renewly.web.routes import (
     invoices,
     payment_methods,
     plans,
+    portal_sessions,
     subscriptions,
     support,
     test_clock,
@@ -37,7 +42,7 @@ from renewly.web.versions import Versions
 
 ROUTERS: tuple[APIRouter, ...] = (accounts.router, plans.router, subscriptions.router, invoices.router,
                                   payment_methods.router, billing_contacts.router, events.router, dunning.router,
-                                  support.router, webhook_endpoints.router, test_clock.router)
+                                  support.router, webhook_endpoints.router, test_clock.router, portal_sessions.router)
 # The problems every operation may answer: no key (401), a field refused at the door (422), an
 # Idempotency-Key or a version refused (400), a key reused (409), the database down (503).
 COMMON_PROBLEMS = problems.problems(400, 401, 409, 422, 503)
@@ -60,6 +65,8 @@ def create_app(ports: Ports) -> FastAPI:
         app.include_router(router, prefix="/v1", responses=COMMON_PROBLEMS,
                            dependencies=[Depends(documented), Depends(known_query_parameters_only)])
     problems.install(app)
+    # The billing portal's pages (docs/portal.md): sessions, not keys; outside the API's document.
+    app.mount(PORTAL_PREFIX, create_portal(ports))
     # Added last runs first: versions, then authentication, then idempotency, then the routes.
     app.add_middleware(Idempotency, ports=ports)
     app.add_middleware(Authentication, ports=ports)

@@ -19,6 +19,9 @@ from renewly.web.problems import problem_response
 OPENAPI_PATH = "/v1/openapi.json"
 DOCS_PATH = "/docs"
 PUBLIC_PATHS = frozenset({OPENAPI_PATH, DOCS_PATH})
+# The billing portal's pages (web/portal, docs/portal.md): people with a session cookie, not API
+# keys; its own middleware (sessions, CSRF, security headers) guards them.
+PORTAL_PREFIX = "/portal"
 SCOPE_KEY = "renewly.api_key"  # where the key found is left for the routes
 
 
@@ -27,7 +30,8 @@ class Authentication:
         self.app, self.ports = app, ports
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or (scope["path"] in PUBLIC_PATHS and scope["method"] in ("GET", "HEAD")):
+        if (scope["type"] != "http" or (scope["path"] in PUBLIC_PATHS and scope["method"] in ("GET", "HEAD"))
+                or for_the_portal(scope)):
             await self.app(scope, receive, send)
             return
         secret = _bearer(scope)
@@ -40,6 +44,11 @@ class Authentication:
             return
         scope[SCOPE_KEY] = found
         await self.app(scope, receive, send)
+
+
+def for_the_portal(scope: Scope) -> bool:
+    path = scope["path"]
+    return path == PORTAL_PREFIX or path.startswith(PORTAL_PREFIX + "/")
 
 
 def _bearer(scope: Scope) -> str | None:

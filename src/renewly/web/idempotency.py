@@ -40,7 +40,7 @@ from renewly.adapters.db.locks import claim_unheld, hold_until_commit
 from renewly.adapters.db.tables import idempotency_keys
 from renewly.payments.rules.card_numbers import withhold_card_numbers
 from renewly.ports import Ports
-from renewly.web.authentication import SCOPE_KEY
+from renewly.web.authentication import SCOPE_KEY, for_the_portal
 from renewly.web.problems import problem_response
 
 HEADER = "idempotency-key"
@@ -173,7 +173,7 @@ class Idempotency:
         self.app, self.ports = app, ports
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH") or for_the_portal(scope):
             await self.app(scope, receive, send)
             return
         body = await _read_body(receive)

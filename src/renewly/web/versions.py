@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from renewly.web.authentication import for_the_portal
 from renewly.web.problems import problem_response
 
 HEADER = "Renewly-Version"
@@ -21,7 +22,7 @@ class Versions:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or for_the_portal(scope):  # pages for people, not the API
             await self.app(scope, receive, send)
             return
 

@@ -646,3 +646,33 @@ idempotency_keys = Table(
     UniqueConstraint("api_key_id", "key", name="uq_idempotency_keys_api_key_key"),
     Index("ix_idempotency_keys_created_at", "created_at"),
 )
+
+# -- the billing portal (renewly/portal/sessions.py, renewly/web/portal, docs/portal.md) ----------
+
+# One-time sign-in links, made for one member: the SHA-256 of the token only; used once
+# (`used_at`), before `expires_at`. A member removed takes their links along (ON DELETE CASCADE).
+portal_links = Table(
+    "portal_links", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("member_id", Id, ForeignKey("members.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_by", String(200), nullable=False),  # the API key's name, or the command line's actor
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("used_at", UTCDateTime()),
+)
+
+# The sessions links open: the SHA-256 of the random id the browser's cookie holds. Ended at
+# sign-out or when another sign-in replaces it in the same browser (`ended_at`); expired when
+# unused for portal.session_idle_minutes (`last_seen_at`, written at most once a minute) or at
+# `expires_at` (portal.session_hours after sign-in).
+portal_sessions = Table(
+    "portal_sessions", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("member_id", Id, ForeignKey("members.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_seen_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("ended_at", UTCDateTime()),
+)

@@ -1,0 +1,1 @@
+"""The billing portal's pages for people (docs/portal.md): app (create_portal), routes, rendering, security."""

@@ -1,0 +1,224 @@
+"""The portal's pages and forms (docs/portal.md). Every page but sign-in wants a session; who
+may see what is decided by the account at each request (renewly.portal.pages):
+
+- the owner: plan and seats, the card on file, invoices with their PDF (R2.2), the buyer
+  address (R3.1), billing contacts (R4); during a temporary reactivation too, these being the
+  billing pages (R9.2);
+- an admin or an agent: their banner of today (R8.3, R8.4), and on every billing page who can
+  (the owner, named: R1.1); they may ask to become a billing contact (R4.1);
+- anyone of a cancelled account (but the owner during a reactivation): why, and how to ask
+  support (R9.1).
+
+A form posts, then the browser is sent back to its page (303); htmx (static/htmx.min.js)
+replaces only the contacts' list when it is there, the same answer otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+
+from renewly.accounts.accounts import update_buyer_address
+from renewly.accounts.contacts import approve_contact, refuse_contact, remove_contact, request_contact
+from renewly.adapters.db.tables import invoices
+from renewly.billing.documents import MEDIA_TYPE, invoice_pdf
+from renewly.dunning.rules.access import Access
+from renewly.outbox.rendering import templates_of
+from renewly.portal.overview import billing_overview
+from renewly.portal.pages import Visitor, plans_of, visitor
+from renewly.portal.sessions import PortalSession, session_of, sign_in, sign_out
+from renewly.ports import Ports
+from renewly.shared.errors import BillingError, InvalidInput, NotFound
+from renewly.web.authentication import PORTAL_PREFIX
+from renewly.web.portal.rendering import browser_locale, page
+from renewly.web.portal.security import cookie_is_secure
+
+SESSION_COOKIE = "renewly_portal"
+ADDRESS_FIELDS = ("name", "line1", "line2", "postcode", "city", "country", "vat_id")
+router = APIRouter()
+
+
+class SignInRequired(Exception):
+    """No live session: the page says how to get a link (401)."""
+
+
+class Refused(Exception):
+    """A member who may not see this page: the page says why (403)."""
+
+    def __init__(self, kind: str, who: Visitor) -> None:
+        super().__init__(kind)
+        self.kind, self.who = kind, who
+
+
+def ports(request: Request) -> Ports:
+    return request.app.state.ports
+
+
+AppPorts = Annotated[Ports, Depends(ports)]
+
+
+def current_session(request: Request, app: AppPorts) -> PortalSession:
+    secret = request.cookies.get(SESSION_COOKIE)
+    found = session_of(app, secret) if secret else None
+    if found is None:
+        raise SignInRequired()
+    return found
+
+
+def member(app: AppPorts, session: Annotated[PortalSession, Depends(current_session)]) -> Visitor:
+    """A member who may use the portal now: not one of a cancelled account (R9.1, R9.2)."""
+    who = visitor(app, session.account_id, session.member)
+    if who.access is Access.NONE:
+        raise Refused("cancelled", who)
+    return who
+
+
+def owner(who: Annotated[Visitor, Depends(member)]) -> Visitor:
+    """The account's owner: anyone else is told who can (R1.1)."""
+    if not who.is_owner:
+        raise Refused("owner_only", who)
+    return who
+
+
+Member = Annotated[Visitor, Depends(member)]
+Owner = Annotated[Visitor, Depends(owner)]
+
+
+def _page(request: Request, name: str, who: Visitor, status: int = 200, **values) -> Response:
+    return page(request, name, locale=who.locale, status=status, who=who, base=PORTAL_PREFIX, **values)
+
+
+def _back(path: str) -> RedirectResponse:
+    return RedirectResponse(PORTAL_PREFIX + path, status_code=303)
+
+
+# -- signing in and out --------------------------------------------------------------------------
+
+@router.get("/sign-in/{token}")
+def sign_in_page(token: str, request: Request, app: AppPorts) -> Response:
+    """Opening a one-time link: a new session (any this browser held is ended), then home."""
+    try:
+        started = sign_in(app, token, replacing=request.cookies.get(SESSION_COOKIE))
+    except BillingError as refused:
+        status = 404 if refused.code == "portal_link_invalid" else 403
+        return page(request, "problem.html", locale=browser_locale(request), status=status, kind=refused.code,
+                    base=PORTAL_PREFIX, detail="")
+    answer = _back("/")
+    answer.set_cookie(SESSION_COOKIE, started.secret, path=PORTAL_PREFIX, httponly=True, samesite="lax",
+                      secure=cookie_is_secure(request.scope, app.settings.portal.https_only))
+    return answer
+
+
+@router.post("/sign-out")
+def sign_out_form(request: Request, app: AppPorts) -> Response:
+    secret = request.cookies.get(SESSION_COOKIE)
+    if secret:
+        sign_out(app, secret)
+    answer = page(request, "problem.html", locale=browser_locale(request), status=200, kind="signed_out",
+                  base=PORTAL_PREFIX, detail="")
+    answer.delete_cookie(SESSION_COOKIE, path=PORTAL_PREFIX, httponly=True, samesite="lax",
+                         secure=cookie_is_secure(request.scope, app.settings.portal.https_only))
+    return answer
+
+
+# -- home ----------------------------------------------------------------------------------------
+
+@router.get("/")
+def home(request: Request, app: AppPorts, who: Member) -> Response:
+    """The owner: plan, seats and card; an admin or an agent: their banner, and who manages billing."""
+    if not who.is_owner:
+        return _page(request, "member_home.html", who)
+    overview = billing_overview(app, who.account_id, acting_email=who.member)
+    plans = plans_of(app, {subscription["plan_id"] for subscription in overview["subscriptions"]})
+    return _page(request, "owner_home.html", who, overview=overview, plans=plans)
+
+
+@router.post("/contact-request")
+def ask_to_be_a_contact(request: Request, app: AppPorts, who: Member) -> Response:
+    """An admin or an agent asks the owner to receive billing e-mails (R4.1): nothing is added
+    before the owner approves."""
+    if who.is_owner:
+        return _back("/contacts")
+    request_contact(app, who.account_id, email=who.member, requested_by=who.member)
+    return _page(request, "member_home.html", who, asked=True)
+
+
+# -- the owner's billing pages -------------------------------------------------------------------
+
+@router.get("/invoices")
+def invoices_page(request: Request, app: AppPorts, who: Owner) -> Response:
+    overview = billing_overview(app, who.account_id, acting_email=who.member)
+    return _page(request, "invoices.html", who, invoices=list(reversed(overview["invoices"])))
+
+
+@router.get("/invoices/{invoice_id}/pdf")
+def invoice_download(invoice_id: int, app: AppPorts, who: Owner) -> Response:
+    """The stored PDF (R2.2, R2.4), only of this account's invoices: any other id is unknown."""
+    with app.engine.connect() as conn:
+        row = conn.execute(select(invoices.c.number, invoices.c.locale).where(
+            invoices.c.id == invoice_id, invoices.c.account_id == who.account_id)).first()
+    if row is None:
+        raise NotFound(f"no invoice {invoice_id}", code="unknown_invoice")
+    pdf = invoice_pdf(app, row.number, acting_email=who.member)
+    name = templates_of(app).attachment_name(row.locale, row.number)
+    fallback = name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
+    return Response(pdf, media_type=MEDIA_TYPE, headers={
+        "Content-Disposition": f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name)}"})
+
+
+@router.get("/address")
+def address_page(request: Request, app: AppPorts, who: Owner) -> Response:
+    overview = billing_overview(app, who.account_id, acting_email=who.member)
+    return _page(request, "address.html", who, buyer=overview["buyer"], error="", saved=False)
+
+
+@router.post("/address")
+def address_form(request: Request, app: AppPorts, who: Owner, name: Annotated[str, Form()] = "",
+                 line1: Annotated[str, Form()] = "", line2: Annotated[str, Form()] = "",
+                 postcode: Annotated[str, Form()] = "", city: Annotated[str, Form()] = "",
+                 country: Annotated[str, Form()] = "", vat_id: Annotated[str, Form()] = "") -> Response:
+    """The buyer address of invoices issued from now on; those issued keep theirs (R3.1)."""
+    sent = {"name": name, "line1": line1, "line2": line2, "postcode": postcode, "city": city,
+            "country": country.strip().upper(), "vat_id": vat_id}
+    try:
+        update_buyer_address(app, who.account_id, changes=sent, acting_email=who.member,
+                             actor=f"portal:{who.member}")
+    except InvalidInput as refused:
+        return _page(request, "address.html", who, status=400, buyer=sent, error=refused.message, saved=False)
+    overview = billing_overview(app, who.account_id, acting_email=who.member)
+    return _page(request, "address.html", who, buyer=overview["buyer"], error="", saved=True)
+
+
+@router.get("/contacts")
+def contacts_page(request: Request, app: AppPorts, who: Owner) -> Response:
+    return _contacts(request, app, who)
+
+
+@router.post("/contacts/{action}")
+def contacts_form(action: str, request: Request, app: AppPorts, who: Owner,
+                  email: Annotated[str, Form(max_length=320)]) -> Response:
+    """Approve or refuse a request (R4.1), remove a contact (R4.2; never the owner)."""
+    decide = {"approve": approve_contact, "refuse": refuse_contact, "remove": remove_contact}.get(action)
+    if decide is None:
+        raise InvalidInput(f"unknown action {action!r}", code="unknown_action")
+    error = ""
+    try:
+        decide(app, who.account_id, email=email, acting_email=who.member)
+    except BillingError as refused:
+        error = refused.message
+    partial = request.headers.get("hx-request") == "true"
+    if partial or error:
+        # htmx swaps only a 2xx answer: the list with the refusal in it; without htmx, the page (400).
+        return _contacts(request, app, who, error=error, partial=partial, status=400 if error and not partial else 200)
+    return _back("/contacts")
+
+
+def _contacts(request: Request, app: AppPorts, who: Visitor, *, error: str = "", partial: bool = False,
+              status: int = 200) -> Response:
+    overview = billing_overview(app, who.account_id, acting_email=who.member)
+    return _page(request, "contacts_list.html" if partial else "contacts.html", who, status=status,
+                 contacts=overview["billing_contacts"], requests=overview["contact_requests"], error=error)
