@@ -150,9 +150,9 @@ def verify(app: App, count: int, report) -> None:
                  for table in WRITTEN}
         found["audit_log"] -= 1  # plan.created
     # Per account: created, one member, a gateway customer, its card, a subscription (audit);
-    # account.created, payment_method.updated, subscription.created (outbox).
+    # account.created, account.updated (its member), payment_method.updated, subscription.created (outbox).
     expected = {"accounts": count, "members": 2 * count, "subscriptions": count, "gateway_customers": count,
-                "cards": count, "audit_log": 5 * count, "outbox": 3 * count}
+                "cards": count, "audit_log": 5 * count, "outbox": 4 * count}
     reported = (report.accounts, report.members, report.subscriptions, report.cards, report.problems)
     if found != expected or reported != (count, count, count, count, []):
         sys.exit(f"bench: wrong result: rows {found}, expected {expected}; report {reported}")

@@ -10,13 +10,13 @@ Both belong to a member (ON DELETE CASCADE): a member removed, or an account's p
 deleted (R10.1), takes their links and sessions along.
 
 Revision ID: 0021
-Revises: 0022
+Revises: 0020
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0021'
-down_revision = '0022'  # the last one merged when this branch was made (the chain is set when branches meet)
+down_revision = '0020'
 branch_labels = None
 depends_on = None
 
