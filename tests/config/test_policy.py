@@ -195,6 +195,21 @@ def test_r8_no_command_starts_with_a_bad_policy_file(command, bad_policy, tmp_pa
     assert not database.exists()  # refused before anything was touched
 
 
+@pytest.mark.parametrize("command", [["run"], ["clock", "show"], ["policy", "show"]])
+def test_r8_no_command_starts_with_a_policy_naming_an_e_mail_without_templates(command, tmp_path, monkeypatch,
+                                                                                capsys):
+    path = tmp_path / "policy.toml"
+    path.write_text(DEFAULT_POLICY.read_text(encoding="utf-8")
+                    .replace('email = "payment_failed_1"', 'email = "no_such_email"', 1), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RENEWLY_POLICY_FILE", str(path))
+    monkeypatch.setenv("RENEWLY_DATABASE_URL", f"sqlite:///{tmp_path / 'renewly.db'}")
+    monkeypatch.setenv("RENEWLY_CLOCK", "test")
+    code, out, err = renewly(monkeypatch, capsys, *command)
+    assert (code, out) == (2, "")
+    assert err.startswith(f"error: {path}:") and "no templates mail/no_such_email" in err and err.count("\n") == 1
+
+
 def test_r8_the_installed_command_refuses_to_start_with_a_bad_policy_file(bad_policy, tmp_path):
     path, line = bad_policy
     environment = {**os.environ, "RENEWLY_POLICY_FILE": str(path), "RENEWLY_CLOCK": "test",

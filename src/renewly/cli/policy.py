@@ -101,8 +101,11 @@ def _case_impact_json(impact, found) -> dict[str, Any]:
 def policy_show(as_json: JsonFlag = False) -> None:
     """The policy in force: its version and steps."""
     from renewly.config.policy import load_policy, policy_path
+    from renewly.config.settings import load_settings
     from renewly.dunning.rules.preview import describe_step
-    policy = load_policy()
+    from renewly.outbox.rendering import mail_templates
+    # As every command that starts the application: a step naming an e-mail without templates is refused.
+    policy = load_policy(has_email=mail_templates(load_settings().templates_dir).has_email)
     if as_json:
         print_json({"file": str(policy_path()), "version": policy.version,
                     "steps": [{"name": s.name, "day": s.day, "charge": s.charge, "email": s.email,
