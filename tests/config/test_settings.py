@@ -126,3 +126,20 @@ def test_the_smtp_password_is_never_printed(monkeypatch):
                                                      "username": "renewly"})
     assert settings.mail.password.get_secret_value() == "s3cret-pw"
     assert "s3cret-pw" not in repr(settings) and "s3cret-pw" not in str(settings.model_dump())
+
+
+@pytest.mark.parametrize("origin", ["app.example.com", "https://app.example.com/dashboard", "https://*.example.com",
+                                    "http://app.example.com", "https://app.example.com 'unsafe-inline'",
+                                    "https://app.example.com;script-src *", "https://a:b@app.example.com", "*",
+                                    "'self'", "https://app.example.com:99999", "https://app.example.com?x=1", ""])
+def test_an_embed_origin_is_a_scheme_host_and_port_only_checked_at_start(origin):
+    """It goes into the embed's Content-Security-Policy (frame-ancestors): nothing else may."""
+    with pytest.raises(InvalidInput, match=r"^configuration: embed.allowed_origins.*an allowed origin is https://"):
+        load_settings(config_file=None, database_url="sqlite:///renewly.db", embed={"allowed_origins": [origin]})
+
+
+def test_embed_origins_are_kept_as_the_browser_names_them():
+    settings = load_settings(config_file=None, database_url="sqlite:///renewly.db", embed={"allowed_origins": [
+        "https://App.Example.com/", "https://app.example.com:8443", "http://localhost:5173", "http://127.0.0.1"]})
+    assert settings.embed.allowed_origins == ["https://app.example.com", "https://app.example.com:8443",
+                                              "http://localhost:5173", "http://127.0.0.1"]

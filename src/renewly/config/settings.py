@@ -7,6 +7,7 @@ docs/configuration.md for every key.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from decimal import Decimal
 from pathlib import Path
@@ -277,6 +278,44 @@ class PortalSettings(BaseModel):
     https_only: bool = False
 
 
+class EmbedSettings(BaseModel):
+    """The banner embed in the host product's dashboard (docs/portal.md): the origins allowed to
+    frame it, and how long a banner token works."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The host product's pages that may show the banner in an iframe (its Content-Security-Policy's
+    # frame-ancestors): origins, `https://app.example.com` (a port if any; http:// only for localhost).
+    # Empty: no page may frame it, and no banner token is made.
+    allowed_origins: list[str] = Field(default_factory=list, max_length=20)
+    token_minutes: int = Field(5, ge=1, le=60)  # how long a banner token works (the iframe's page load)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        return [_as_value_error(web_origin, origin) for origin in origins]
+
+
+def web_origin(value: str) -> str:
+    """An origin as a Content-Security-Policy source names it: scheme, host and port, nothing else
+    (no path, query, wildcard, space or quote that would change the policy around it)."""
+    from urllib.parse import urlsplit
+    origin = value.strip().rstrip("/").lower()
+    parts = urlsplit(origin)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    host = parts.hostname or ""
+    local = host in ("localhost", "127.0.0.1")
+    if (parts.scheme not in ("https", "http") or (parts.scheme == "http" and not local) or port == -1
+            or not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", host) or parts.path or parts.query
+            or parts.fragment or parts.username is not None or parts.password is not None):
+        raise InvalidInput(f"an allowed origin is https://host or https://host:port (http:// only for "
+                           f"localhost), got {value!r}")
+    return origin
+
+
 # Standard Webhooks' (Svix's) schedule, two daily tries added so that it spans three days: after
 # the first try fails, the next comes 5 s later, then 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, 24 h, 24 h.
 DEFAULT_WEBHOOK_RETRIES = [5, 300, 1800, 7200, 18_000, 36_000, 36_000, 86_400, 86_400]
@@ -332,6 +371,7 @@ class Settings(BaseSettings):
     mail: MailSettings = MailSettings()
     webhooks: WebhookSettings = WebhookSettings()
     portal: PortalSettings = PortalSettings()
+    embed: EmbedSettings = EmbedSettings()
     # Signs the removal links of billing e-mails (R4.2, accounts/removal_links.py): 32 characters
     # or more, random, the same in every process of a deployment. Changing it kills the links
     # already sent. Never printed nor logged.

@@ -19,13 +19,15 @@ from fastapi.routing import APIRouter
 
 from renewly.ports import Ports
 from renewly.web import problems
-from renewly.web.authentication import DOCS_PATH, OPENAPI_PATH, PORTAL_PREFIX, Authentication
+from renewly.web.authentication import DOCS_PATH, EMBED_PREFIX, OPENAPI_PATH, PORTAL_PREFIX, Authentication
 from renewly.web.dependencies import documented, known_query_parameters_only
+from renewly.web.embed.app import create_embed
 from renewly.web.idempotency import KEY_LENGTH, Idempotency
 from renewly.web.portal.app import create_portal
 from renewly.web.problems import FieldError, Problem
 from renewly.web.routes import (
     accounts,
+    banner_tokens,
     billing_contacts,
     dunning,
     events,
@@ -42,7 +44,8 @@ from renewly.web.versions import Versions
 
 ROUTERS: tuple[APIRouter, ...] = (accounts.router, plans.router, subscriptions.router, invoices.router,
                                   payment_methods.router, billing_contacts.router, events.router, dunning.router,
-                                  support.router, webhook_endpoints.router, test_clock.router, portal_sessions.router)
+                                  support.router, webhook_endpoints.router, test_clock.router, portal_sessions.router,
+                                  banner_tokens.router)
 # The problems every operation may answer: no key (401), a field refused at the door (422), an
 # Idempotency-Key or a version refused (400), a key reused (409), the database down (503).
 COMMON_PROBLEMS = problems.problems(400, 401, 409, 422, 503)
@@ -67,6 +70,8 @@ def create_app(ports: Ports) -> FastAPI:
     problems.install(app)
     # The billing portal's pages (docs/portal.md): sessions, not keys; outside the API's document.
     app.mount(PORTAL_PREFIX, create_portal(ports))
+    # The banner embed for the host product's dashboard (docs/portal.md): a signed token, no key.
+    app.mount(EMBED_PREFIX, create_embed(ports))
     # Added last runs first: versions, then authentication, then idempotency, then the routes.
     app.add_middleware(Idempotency, ports=ports)
     app.add_middleware(Authentication, ports=ports)

@@ -22,6 +22,9 @@ PUBLIC_PATHS = frozenset({OPENAPI_PATH, DOCS_PATH})
 # The billing portal's pages (web/portal, docs/portal.md): people with a session cookie, not API
 # keys; its own middleware (sessions, CSRF, security headers) guards them.
 PORTAL_PREFIX = "/portal"
+# The banner embed (web/embed.py): a page shown in the host product's dashboard by a signed
+# token of a few minutes (POST /v1/banner_tokens), not a key; and its web component's script.
+EMBED_PREFIX = "/embed"
 SCOPE_KEY = "renewly.api_key"  # where the key found is left for the routes
 
 
@@ -48,7 +51,7 @@ class Authentication:
 
 def for_the_portal(scope: Scope) -> bool:
     path = scope["path"]
-    return path == PORTAL_PREFIX or path.startswith(PORTAL_PREFIX + "/")
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in (PORTAL_PREFIX, EMBED_PREFIX))
 
 
 def _bearer(scope: Scope) -> str | None:

@@ -1,0 +1,2 @@
+"""The banner embed for the host product's dashboard (docs/portal.md), mounted at /embed.
+"""
