@@ -9,6 +9,10 @@ may see what is decided by the account at each request (renewly.portal.pages):
 - anyone of a cancelled account (but the owner during a reactivation): why, and how to ask
   support (R9.1).
 
+Without a session: the page a billing e-mail's removal link opens (R4.2), which says which address
+leaves which account's billing e-mails and removes it only when its button is pressed (a GET
+changes nothing: mail scanners follow links), or at RFC 8058's one-click POST from a mail client.
+
 A form posts, then the browser is sent back to its page (303); htmx (static/htmx.min.js)
 replaces only the contacts' list when it is there, the same answer otherwise.
 """
@@ -23,7 +27,15 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
 from renewly.accounts.accounts import update_buyer_address
-from renewly.accounts.contacts import approve_contact, refuse_contact, remove_contact, request_contact
+from renewly.accounts.contacts import (
+    approve_contact,
+    refuse_contact,
+    removal_locale,
+    removal_of,
+    remove_contact,
+    request_contact,
+    unsubscribe_contact,
+)
 from renewly.adapters.db.tables import invoices
 from renewly.billing.documents import MEDIA_TYPE, invoice_pdf
 from renewly.dunning.rules.access import Access
@@ -35,7 +47,8 @@ from renewly.ports import Ports
 from renewly.shared.errors import BillingError, InvalidInput, NotFound
 from renewly.web.authentication import PORTAL_PREFIX
 from renewly.web.portal.rendering import browser_locale, page
-from renewly.web.portal.security import cookie_is_secure
+from renewly.web.portal.security import ONE_CLICK, cookie_is_secure
+from renewly.web.problems import status_of
 
 SESSION_COOKIE = "renewly_portal"
 ADDRESS_FIELDS = ("name", "line1", "line2", "postcode", "city", "country", "vat_id")
@@ -123,6 +136,52 @@ def sign_out_form(request: Request, app: AppPorts) -> Response:
     answer.delete_cookie(SESSION_COOKIE, path=PORTAL_PREFIX, httponly=True, samesite="lax",
                          secure=cookie_is_secure(request.scope, app.settings.portal.https_only))
     return answer
+
+
+# -- a billing e-mail's removal link (R4.2): no session -----------------------------------------
+
+REMOVAL_REFUSALS = frozenset({"removal_link_invalid", "removal_link_expired", "removal_link_used", "unknown_contact"})
+
+
+@router.get("/billing-contacts/remove/{token}")
+def removal_page(token: str, request: Request, app: AppPorts) -> Response:
+    """Which address stops receiving which account's billing e-mails, and a button: nothing yet."""
+    try:
+        removal = removal_of(app, token)
+    except BillingError as refused:
+        return _removal_refused(request, app, token, refused)
+    return page(request, "removal.html", locale=removal.locale, removal=removal, done=False, base=PORTAL_PREFIX,
+                action=f"{PORTAL_PREFIX}/billing-contacts/remove/{token}")
+
+
+@router.post("/billing-contacts/remove/{token}")
+def removal_form(token: str, request: Request, app: AppPorts,
+                 one_click: Annotated[str, Form(alias="List-Unsubscribe")] = "") -> Response:
+    """The page's button (with its CSRF token), or a mail client's one-click POST (RFC 8058:
+    `List-Unsubscribe=One-Click`, no token, no cookie): the contact leaves, once."""
+    if request.scope.get(ONE_CLICK) and one_click != "One-Click":
+        return page(request, "problem.html", locale=browser_locale(request), status=403, kind="csrf",
+                    base=PORTAL_PREFIX, detail="")
+    try:
+        removal = removal_of(app, token)
+        unsubscribe_contact(app, token)
+    except BillingError as refused:
+        return _removal_refused(request, app, token, refused)
+    return page(request, "removal.html", locale=removal.locale, removal=removal, done=True, base=PORTAL_PREFIX,
+                action="")
+
+
+def _removal_refused(request: Request, app: Ports, token: str, refused: BillingError) -> Response:
+    """Expired, used, altered: a page in the account's language when the link still names one."""
+    kind = refused.code if refused.code in REMOVAL_REFUSALS else "removal_refused"
+    try:
+        locale = removal_locale(app, token) or browser_locale(request)
+    except BillingError:  # links unconfigured (no public_url): said in the page's detail
+        locale = browser_locale(request)
+    status = {"removal_link_expired": 410, "removal_link_invalid": 404}.get(kind) or status_of(refused)
+    detail = "" if kind in REMOVAL_REFUSALS else refused.message
+    return page(request, "removal.html", locale=locale, status=status, kind=kind, removal=None, detail=detail,
+                done=False, base=PORTAL_PREFIX, action="")
 
 
 # -- home ----------------------------------------------------------------------------------------
