@@ -22,6 +22,8 @@ PUBLIC_PATHS = frozenset({OPENAPI_PATH, DOCS_PATH})
 # The billing portal's pages (web/portal, docs/portal.md): people with a session cookie, not API
 # keys; its own middleware (sessions, CSRF, security headers) guards them.
 PORTAL_PREFIX = "/portal"
+# The simulated gateway's card form (adapters/gateways/card_form.py): a page for people too.
+GATEWAY_FORM_PREFIX = "/gateway/sim"
 SCOPE_KEY = "renewly.api_key"  # where the key found is left for the routes
 
 
@@ -47,8 +49,9 @@ class Authentication:
 
 
 def for_the_portal(scope: Scope) -> bool:
+    """Pages for people (the portal, the simulated gateway's card form): no key, version, idempotency."""
     path = scope["path"]
-    return path == PORTAL_PREFIX or path.startswith(PORTAL_PREFIX + "/")
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in (PORTAL_PREFIX, GATEWAY_FORM_PREFIX))
 
 
 def _bearer(scope: Scope) -> str | None:

@@ -1,8 +1,9 @@
 """The portal's pages and forms (docs/portal.md). Every page but sign-in wants a session; who
 may see what is decided by the account at each request (renewly.portal.pages):
 
-- the owner: plan and seats, the card on file, invoices with their PDF (R2.2), the buyer
-  address (R3.1), billing contacts (R4); during a temporary reactivation too, these being the
+- the owner: plan and seats, the card on file and its change through the gateway's own card
+  form (R5.4, R6.1, R7.1), invoices with their PDF (R2.2), the buyer address (R3.1), billing
+  contacts (R4); during a temporary reactivation too, these being the
   billing pages (R9.2);
 - an admin or an agent: their banner of today (R8.3, R8.4), and on every billing page who can
   (the owner, named: R1.1); they may ask to become a billing contact (R4.1);
@@ -22,8 +23,9 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
+from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import select
 
 from renewly.accounts.accounts import update_buyer_address
@@ -37,9 +39,11 @@ from renewly.accounts.contacts import (
     unsubscribe_contact,
 )
 from renewly.adapters.db.tables import invoices
+from renewly.adapters.gateways.card_form import form_url
 from renewly.billing.documents import MEDIA_TYPE, invoice_pdf
 from renewly.dunning.rules.access import Access
 from renewly.outbox.rendering import templates_of
+from renewly.payments.cards import CardRefused, add_card, may_change_card
 from renewly.portal.overview import billing_overview
 from renewly.portal.pages import Visitor, plans_of, visitor
 from renewly.portal.sessions import PortalSession, session_of, sign_in, sign_out
@@ -274,6 +278,69 @@ def contacts_form(action: str, request: Request, app: AppPorts, who: Owner,
         # htmx swaps only a 2xx answer: the list with the refusal in it; without htmx, the page (400).
         return _contacts(request, app, who, error=error, partial=partial, status=400 if error and not partial else 200)
     return _back("/contacts")
+
+
+# -- the card: through the gateway's own form (R5.4), the owner only (R6.1) -------------------------
+#
+# The page links to the gateway's form with a `state` signed for this session and account; the
+# gateway sends the browser back to /card/return with that state and a token, never a number.
+# The state makes a token brought by anyone else's link (another session, a forged address, one
+# older than CARD_FORM_MINUTES) change nothing.
+
+CARD_FORM_MINUTES = 30
+CARD_STATE_SALT = "renewly.portal.card-form"
+
+
+def _card_state(request: Request, session: PortalSession, now: float) -> str:
+    return URLSafeSerializer(request.app.state.secret, salt=CARD_STATE_SALT).dumps(
+        [session.session_id, session.account_id, int(now)])
+
+
+def _card_state_holds(request: Request, session: PortalSession, state: str, now: float) -> bool:
+    try:
+        value = URLSafeSerializer(request.app.state.secret, salt=CARD_STATE_SALT).loads(state)
+    except BadData:
+        return False
+    return (isinstance(value, list) and len(value) == 3 and value[:2] == [session.session_id, session.account_id]
+            and isinstance(value[2], int) and 0 <= now - value[2] <= CARD_FORM_MINUTES * 60)
+
+
+@router.get("/card")
+def card_page(request: Request, app: AppPorts, who: Owner, session: Annotated[PortalSession, Depends(current_session)],
+              saved: int = 0, retries: int = 0) -> Response:
+    """The card on file and the way to the gateway's card form (a link: no number is typed here)."""
+    overview = billing_overview(app, who.account_id, acting_email=who.member)
+    may_change_card(app, who.account_id, who.member)
+    available = app.gateway.name == "simulated"
+    url = form_url(PORTAL_PREFIX + "/card/return", _card_state(request, session, app.clock.now().timestamp()),
+                   who.locale) if available else ""
+    return _page(request, "card.html", who, card=overview["payment_method"], form_url=url, saved=bool(saved),
+                 retries=max(retries, 0), error="", detail="")
+
+
+@router.get("/card/return")
+def card_return(request: Request, app: AppPorts, who: Owner,
+                session: Annotated[PortalSession, Depends(current_session)],
+                state: str = "", token: Annotated[str, Query(max_length=255)] = "") -> Response:
+    """Back from the gateway's form with a token: saved for the owner after its verification
+    (R5.1), unpaid invoices retried at the next payment batch (R7.1); a declined card says why."""
+    if not token:  # the form's "cancel"
+        return _back("/card")
+    if not _card_state_holds(request, session, state, app.clock.now().timestamp()):
+        return _card_refused(request, app, who, "state")
+    try:
+        saved = add_card(app, who.account_id, card_token=token, acting_email=who.member)
+    except CardRefused as refused:
+        return _card_refused(request, app, who, "declined", refused.message)
+    except InvalidInput:  # a token the gateway does not know
+        return _card_refused(request, app, who, "token")
+    return _back(f"/card?saved=1&retries={saved.retries_requested}")
+
+
+def _card_refused(request: Request, app: Ports, who: Visitor, error: str, detail: str = "") -> Response:
+    overview = billing_overview(app, who.account_id, acting_email=who.member)
+    return _page(request, "card.html", who, status=400, card=overview["payment_method"], form_url="", saved=False,
+                 retries=0, error=error, detail=detail)
 
 
 def _contacts(request: Request, app: AppPorts, who: Visitor, *, error: str = "", partial: bool = False,
