@@ -164,7 +164,7 @@ def test_r4_2_on_the_system_clock_links_need_a_secret_key_and_a_public_url(tmp_p
     configured = settings.model_copy(update={"secret_key": SecretStr("k" * 32),
                                              "public_url": "https://billing.example.com"})
     assert RemovalLinks.of(configured).url(1, 2, settings_now()).startswith(
-        "https://billing.example.com/billing-contacts/remove/")
+        "https://billing.example.com/portal/billing-contacts/remove/")
     assert "k" * 32 not in repr(configured)
     known = configured.model_copy(update={"secret_key": SecretStr(TEST_CLOCK_KEY)})
     with pytest.raises(InvalidInput, match="^secret_key is the test clock's, which everyone knows"):

@@ -26,7 +26,7 @@ from tests.mail.smtp_server import mail_settings
 OWNER = "owner@acme.test"
 BOOKS = "books@acme.test"
 CFO = "cfo@acme.test"
-LINK = "https://billing.renewly.example/billing-contacts/remove/"
+LINK = "https://billing.renewly.example/portal/billing-contacts/remove/"
 
 
 @pytest.fixture

@@ -12,17 +12,18 @@ accounts/removal_links.py) or is removed by the owner (`remove_contact`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, case, select
 from sqlalchemy.exc import IntegrityError
 
-from renewly.accounts.accounts import _live_account, owner_of
-from renewly.accounts.removal_links import RemovalLinks
+from renewly.accounts.accounts import _live_account, load_account, owner_of
+from renewly.accounts.removal_links import RemovalLinks, RemovalToken
 from renewly.accounts.rules.contacts import CURRENT, ContactStatus, check_decision, check_removal, check_request
 from renewly.accounts.rules.members import validate_email
-from renewly.adapters.db.tables import billing_contacts
+from renewly.adapters.db.tables import accounts, billing_contacts
 from renewly.outbox import writer
 from renewly.outbox.emails import Addressees, email_row
 from renewly.outbox.records import audit
@@ -107,6 +108,36 @@ def remove_contact(app: Ports, account_id: int, *, email: str, acting_email: str
                    owner=owner)
 
 
+@dataclass(frozen=True)
+class Removal:
+    """What a removal link removes: an address from one account's billing contacts."""
+
+    account_id: int
+    account_name: str
+    email: str
+    locale: str
+
+
+def removal_of(app: Ports, token: str) -> Removal:
+    """R4.2: what a billing e-mail's removal link would remove, nothing changed (the portal's
+    page asks before it removes: a mail scanner following the link removes nothing). Refused as
+    `unsubscribe_contact` refuses it."""
+    named = RemovalLinks.of(app.settings).read(token, app.clock.now())
+    with app.engine.connect() as conn:
+        email = _still_listed(conn, named)
+        account = load_account(conn, named.account_id)
+    return Removal(named.account_id, account.name, email, account.locale)
+
+
+def removal_locale(app: Ports, token: str) -> str | None:
+    """The language of the account a removal link names, even expired or used; None if altered."""
+    account_id = RemovalLinks.of(app.settings).account_of(token)
+    if account_id is None:
+        return None
+    with app.engine.connect() as conn:
+        return conn.execute(select(accounts.c.locale).where(accounts.c.id == account_id)).scalar()
+
+
 def unsubscribe_contact(app: Ports, token: str) -> tuple[int, str]:
     """R4.2: a contact follows the removal link of a billing e-mail: the contact it names leaves
     that account's billing contacts, as if it had removed itself (audit row, event). Returns
@@ -114,20 +145,26 @@ def unsubscribe_contact(app: Ports, token: str) -> tuple[int, str]:
     now = app.clock.now()
     named = RemovalLinks.of(app.settings).read(token, now)
     with app.engine.begin() as conn:
-        row = conn.execute(select(billing_contacts.c.email, billing_contacts.c.status).where(
-            billing_contacts.c.id == named.contact_id, billing_contacts.c.account_id == named.account_id)).first()
-        if row is None:  # its account's data deleted since (R10.1)
-            raise NotFound("this removal link names no billing contact any more: nothing changed",
-                           code="unknown_contact")
-        _live_account(conn, named.account_id)
-        if row.status != ContactStatus.ACTIVE.value:
-            # Used already, or removed since by the owner; an address added again is another row.
-            raise Conflict(f"this removal link was used already: {row.email} is no longer a billing contact of "
-                           f"account {named.account_id}; nothing changed", code="removal_link_used")
-        check_removal(row.email, acting=row.email, owner=owner_of(conn, named.account_id),
-                      current=ContactStatus.ACTIVE, account_id=named.account_id)
-        _removed(conn, named.account_id, row.email, ContactStatus.ACTIVE, now, actor=row.email, by_link=True)
-    return named.account_id, row.email
+        email = _still_listed(conn, named)
+        _removed(conn, named.account_id, email, ContactStatus.ACTIVE, now, actor=email, by_link=True)
+    return named.account_id, email
+
+
+def _still_listed(conn: Connection, named: RemovalToken) -> str:
+    """The address of the active contact a link names; refused if it is no longer one."""
+    row = conn.execute(select(billing_contacts.c.email, billing_contacts.c.status).where(
+        billing_contacts.c.id == named.contact_id, billing_contacts.c.account_id == named.account_id)).first()
+    if row is None:  # its account's data deleted since (R10.1)
+        raise NotFound("this removal link names no billing contact any more: nothing changed",
+                       code="unknown_contact")
+    _live_account(conn, named.account_id)
+    if row.status != ContactStatus.ACTIVE.value:
+        # Used already, or removed since by the owner; an address added again is another row.
+        raise Conflict(f"this removal link was used already: {row.email} is no longer a billing contact of "
+                       f"account {named.account_id}; nothing changed", code="removal_link_used")
+    check_removal(row.email, acting=row.email, owner=owner_of(conn, named.account_id),
+                  current=ContactStatus.ACTIVE, account_id=named.account_id)
+    return row.email
 
 
 def _removed(conn: Connection, account_id: int, email: str, current: ContactStatus, at: datetime, *, actor: str,

@@ -2,7 +2,8 @@
 
 Every billing e-mail to a contact who is not the owner carries one (mail/letters.py puts it in
 the text and in RFC 8058's `List-Unsubscribe` headers); `renewly contacts unsubscribe TOKEN`
-applies it (accounts/contacts.py: `unsubscribe_contact`), and the portal's page will.
+applies it (accounts/contacts.py: `unsubscribe_contact`), and so does the portal's page the link
+opens (`/portal/billing-contacts/remove/TOKEN`, web/portal/routes.py), also to RFC 8058's one-click POST.
 
 - **Signed** with the `secret_key` setting (itsdangerous, HMAC-SHA256): an altered token is
   refused. The key is a setting, not a value generated into the database: every process of a
@@ -30,7 +31,9 @@ from renewly.config.settings import Settings
 from renewly.shared.errors import InvalidInput
 
 SALT = "renewly.billing-contact.removal"
-PATH = "/billing-contacts/remove/"
+PATH = "/portal/billing-contacts/remove/"  # the portal's page (docs/portal.md), under `public_url`
+# What a pasted link is cut at: also the links of the releases before the page, which lacked /portal.
+TOKEN_AFTER = "/billing-contacts/remove/"
 # The test clock's key and address: known to all, so never accepted on the system clock.
 TEST_CLOCK_KEY = "renewly-test-clock-key-known-to-everyone-never-secret"
 TEST_CLOCK_URL = "https://billing.renewly.example"
@@ -77,7 +80,7 @@ class RemovalLinks:
     def read(self, token: str, now: datetime) -> RemovalToken:
         """The contact a token names, if it is intact and not expired at `now`; otherwise
         InvalidInput in one line (the command line's exit 2), nothing changed."""
-        token = token.strip().rpartition(PATH)[2]  # the whole link pasted is taken too
+        token = token.strip().rpartition(TOKEN_AFTER)[2]  # the whole link pasted is taken too
         try:
             value = self._serializer(now).loads(token, max_age=int(self.lifetime.total_seconds()))
         except SignatureExpired as expired:
@@ -92,6 +95,15 @@ class RemovalLinks:
             raise InvalidInput("this removal link is not valid (altered or cut short): nothing changed",
                                code="removal_link_invalid")
         return RemovalToken(account_id=value[0], contact_id=value[1])
+
+    def account_of(self, token: str) -> int | None:
+        """The account an intact token names, expired or not (only to speak its language when
+        refusing it); None for an altered one."""
+        try:
+            value = self._serializer(datetime.now()).loads(token.strip().rpartition(TOKEN_AFTER)[2])
+        except BadData:
+            return None
+        return value[0] if isinstance(value, list) and value and isinstance(value[0], int) else None
 
     def _serializer(self, at: datetime) -> URLSafeTimedSerializer:
         # itsdangerous reads time.time() to sign and to measure age; the injected clock's

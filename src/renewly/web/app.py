@@ -2,7 +2,8 @@
 tests. It is given ready `Ports` (bootstrap.py builds them) and never opens anything itself.
 
 The billing portal's pages for people are mounted at /portal (web/portal, docs/portal.md), outside
-the API's keys, versions and idempotency.
+the API's keys, versions and idempotency; so is the simulated gateway's card form, at /gateway/sim
+(adapters/gateways/card_form.py), the page where a card number goes instead of Renewly.
 
 Each resource is a module of `renewly.web.routes` with an `APIRouter` named `router`; ROUTERS
 lists them, and every one is mounted under `/v1` with the same documented security, version
@@ -17,6 +18,8 @@ from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRouter
 
+from renewly.adapters.gateways.card_form import PREFIX as CARD_FORM_PREFIX
+from renewly.adapters.gateways.card_form import create_card_form
 from renewly.ports import Ports
 from renewly.web import problems
 from renewly.web.authentication import DOCS_PATH, EMBED_PREFIX, OPENAPI_PATH, PORTAL_PREFIX, Authentication
@@ -72,6 +75,8 @@ def create_app(ports: Ports) -> FastAPI:
     app.mount(PORTAL_PREFIX, create_portal(ports))
     # The banner embed for the host product's dashboard (docs/portal.md): a signed token, no key.
     app.mount(EMBED_PREFIX, create_embed(ports))
+    # The simulated gateway's own card form (its page, not Renewly's: the number goes there only).
+    app.mount(CARD_FORM_PREFIX, create_card_form(lambda: ports.gateway))
     # Added last runs first: versions, then authentication, then idempotency, then the routes.
     app.add_middleware(Idempotency, ports=ports)
     app.add_middleware(Authentication, ports=ports)

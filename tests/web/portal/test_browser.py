@@ -1,6 +1,8 @@
 """A smoke test in a real browser (pytest-playwright driving Debian's Chromium, /usr/bin/chromium:
 Playwright's own browser download is not used): the owner opens a one-time sign-in link, sees the
-overview, goes to the invoices and downloads a PDF, the same bytes the API gives (R2.2, R2.4).
+overview, goes to the invoices and downloads a PDF, the same bytes the API gives (R2.2, R2.4);
+the owner changes the card on the simulated gateway's form and comes back (R5.4); a contact
+removes itself with a billing e-mail's link (R4.2).
 
 `renewly serve`'s application runs in a thread (uvicorn) on the test's database. Chromium comes
 from .ci/run (`apt-get install chromium`); without it the test is skipped, with the reason, only
@@ -18,9 +20,11 @@ from urllib.parse import urlsplit
 import pytest
 import uvicorn
 
+from renewly.accounts.contacts import request_contact
 from renewly.billing.documents import invoice_pdf
 from renewly.portal.sessions import create_link
 from renewly.web.app import create_app
+from tests.accounts.test_removal_links import link_for, recipients
 from tests.builders import OPERATOR, subscribed
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -76,3 +80,30 @@ def test_r2_2_the_owner_signs_in_by_link_and_downloads_an_invoice_pdf_in_a_brows
     assert page.locator('[data-problem="sign_in_required"]').count() == 1
     page.goto(served + urlsplit(link.url).path)
     assert page.locator('[data-problem="portal_link_used"]').count() == 1
+
+
+def test_r5_4_the_owner_changes_the_card_on_the_gateway_s_form_in_a_browser(app, served, page):
+    """The portal's link, the gateway's form (its own page and policy), the way back with a token."""
+    account_id, _ = subscribed(app, card=None)
+    page.goto(served + urlsplit(create_link(app, account_id, member=OWNER, actor=OPERATOR).url).path)
+    page.get_by_role("link", name="Card", exact=True).click()
+    page.get_by_role("link", name="Change the card").click()
+    assert urlsplit(page.url).path == "/gateway/sim/card-form"
+    page.get_by_label("Card number").fill("5555 5555 5555 4444")
+    page.get_by_label("Expiry month").fill("12")
+    page.get_by_label("Expiry year").fill("2035")
+    page.get_by_role("button", name="Save the card").click()
+    assert urlsplit(page.url).path == "/portal/card"
+    assert page.locator('[data-saved="card"]').count() == 1
+    assert page.locator('[data-card="4444"]').inner_text() == "mastercard ending in 4444, expires 12/2035"
+
+
+def test_r4_2_a_contact_removes_itself_with_the_e_mail_s_link_in_a_browser(app, served, page):
+    account_id, _ = subscribed(app)
+    request_contact(app, account_id, email="books@acme.test", requested_by=OWNER)
+    page.goto(served + urlsplit(link_for(app, account_id, "books@acme.test")).path)
+    assert page.locator('[data-removal="confirm"]').count() == 1
+    assert recipients(app, account_id) == [OWNER, "books@acme.test"]  # opening it removed nothing
+    page.get_by_role("button", name="Stop the billing e-mails").click()
+    assert page.locator('[data-removal="done"]').count() == 1
+    assert recipients(app, account_id) == [OWNER]

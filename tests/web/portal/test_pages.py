@@ -20,7 +20,7 @@ from tests.web.portal.conftest import shown, submit
 from tests.web.test_dunning import DAY_4_TEXT, DAY_21_TEXT, declined, to_day
 
 OWNER, ADMIN, AGENT = "owner@acme.test", "admin@acme.test", "agent@acme.test"
-BILLING_PAGES = ("/portal/invoices", "/portal/address", "/portal/contacts", "/portal/invoices/1/pdf")
+BILLING_PAGES = ("/portal/invoices", "/portal/address", "/portal/contacts", "/portal/invoices/1/pdf", "/portal/card")
 
 
 def team(app, **account) -> int:

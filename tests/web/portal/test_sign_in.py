@@ -142,7 +142,9 @@ def test_a_member_removed_loses_their_session(app, browsers):
 
 
 def test_no_page_answers_without_a_session(app, browsers):
-    """Every route of the portal but sign-in, read from its route table: a new page cannot escape."""
+    """Every route of the portal but sign-in, read from its route table: a new page cannot escape.
+    The removal link's page (R4.2) needs no session: its signed token is the credential, and
+    without one that holds it shows nothing of any account."""
     subscribed(app)
     anonymous = browsers.new()
     token = anonymous.get("/portal/sign-in/x").cookies.get("renewly_csrf") or anonymous.cookies["renewly_csrf"]
@@ -152,6 +154,12 @@ def test_no_page_answers_without_a_session(app, browsers):
         if route.path == "/sign-in/{token}":
             continue
         path = "/portal" + route.path.replace("{invoice_id}", "1").replace("{action}", "approve")
+        if route.path == "/billing-contacts/remove/{token}":
+            for method in route.methods:
+                answer = anonymous.request(method, path.replace("{token}", "x"), data={"csrf_token": token})
+                shown(answer, 404, 'data-problem="removal_link_invalid"')
+                checked += 1
+            continue
         for method in route.methods:
             answer = anonymous.request(method, path, data={"csrf_token": token, "email": OWNER, "name": "x"})
             if path == "/portal/sign-out":  # signing out without a session: nothing to end
@@ -159,7 +167,7 @@ def test_no_page_answers_without_a_session(app, browsers):
             else:
                 shown(answer, 401, 'data-problem="sign_in_required"')
             checked += 1
-    assert checked >= 9
+    assert checked >= 11
 
 
 def test_renewly_portal_link_prints_a_link_that_signs_the_member_in(app, renewly, browsers):

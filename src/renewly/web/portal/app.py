@@ -57,6 +57,7 @@ def create_portal(ports: Ports) -> FastAPI:
         portal.mount("/", unconfigured)
         portal.add_middleware(SecurityHeaders)
         return portal
+    portal.state.secret = secret  # also signs the card form's state (routes.py)
     portal.include_router(routes.router)
     portal.mount("/static", StaticFiles(directory=STATIC), name="static")
     _install_problem_pages(portal)

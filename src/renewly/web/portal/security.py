@@ -11,6 +11,12 @@ things are added to it for pages that work without JavaScript:
   the request's scope for the templates, and sets that one in the cookie. Its cookie is HttpOnly
   (no script needs it: the pages carry it), SameSite=Lax, Secure over HTTPS (`cookie_is_secure`).
 
+One POST is taken without a token: RFC 8058's one-click removal, which a mail client sends to a
+billing e-mail's `List-Unsubscribe` address without any page or cookie. On that path only, a
+request without a token is let through marked `ONE_CLICK`, and its route then accepts nothing
+but the body `List-Unsubscribe=One-Click`; the signed token in its address is what authorizes it
+(whoever holds the link can remove that contact, by design). A token sent there is checked as anywhere.
+
 The headers: a Content-Security-Policy without inline scripts or styles (htmx is a file of the
 portal's own, /portal/static/htmx.min.js), no framing at all (frame-ancestors 'none'), no
 Referer sent (a sign-in link's token stays in the address it was opened at), nothing cached.
@@ -32,6 +38,8 @@ CSRF_COOKIE = "renewly_csrf"
 CSRF_HEADER = "x-csrftoken"
 CSRF_FIELD = "csrf_token"
 SCOPE_TOKEN = "renewly.csrf_token"  # the token the page being rendered puts in its forms
+ONE_CLICK = "renewly.one_click"  # a POST without a token to a removal link's address (RFC 8058)
+ONE_CLICK_PATH = "/billing-contacts/remove/"
 LARGEST_FORM = 64 * 1024  # the portal's forms are an address at most
 
 CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -83,6 +91,11 @@ class PortalCSRF(CSRFMiddleware):
             held = Request(scope).cookies.get(self.cookie_name)
             # A cookie this server did not sign (altered, or from another key) is replaced.
             scope[SCOPE_TOKEN] = held if held and self._intact(held) else self._generate_csrf_token()
+            if (scope["method"] == "POST" and ONE_CLICK_PATH in scope["path"]
+                    and self.header_name not in MutableHeaders(scope=scope)):
+                scope[ONE_CLICK] = True
+                await self.app(scope, receive, send)
+                return
         await super().__call__(scope, receive, send)
 
     async def send(self, message: Message, send: Send, scope: Scope) -> None:
