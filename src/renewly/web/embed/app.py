@@ -20,10 +20,8 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from renewly.adapters.logs import get_logger
 from renewly.batches.parking import is_infrastructure
@@ -33,6 +31,7 @@ from renewly.portal.banner_tokens import bearer_of
 from renewly.ports import Ports
 from renewly.shared.errors import BillingError
 from renewly.web.portal.rendering import browser_locale, page
+from renewly.web.portal.security import SecurityHeaders
 
 STATIC = Path(__file__).resolve().parent / "static"
 FILES = {"renewly-banner.js": "text/javascript; charset=utf-8", "embed.css": "text/css; charset=utf-8"}
@@ -46,31 +45,11 @@ def content_security_policy(origins: list[str]) -> str:
             f"frame-ancestors {ancestors}")
 
 
-class EmbedHeaders:
+def embed_headers(origins: list[str]) -> dict[str, str]:
     """The embed's headers on every answer; no X-Frame-Options, which knows no list of origins
     (the CSP's frame-ancestors says who may frame it)."""
-
-    def __init__(self, app: ASGIApp, origins: list[str]) -> None:
-        self.app = app
-        self.headers = {"content-security-policy": content_security_policy(origins),
-                        "x-content-type-options": "nosniff", "referrer-policy": "no-referrer",
-                        "cache-control": "no-store"}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in self.headers.items():
-                    if name not in headers:
-                        headers[name] = value
-                del headers["set-cookie"]  # never a cookie from the embed, whoever tried
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
+    return {"content-security-policy": content_security_policy(origins), "x-content-type-options": "nosniff",
+            "referrer-policy": "no-referrer", "cache-control": "no-store"}
 
 
 def refusal(request: Request, status: int, kind: str) -> Response:
@@ -99,7 +78,8 @@ def create_embed(ports: Ports) -> FastAPI:
     for name, media_type in FILES.items():
         embed.add_api_route(f"/{name}", _file(name, media_type), methods=["GET"])
     _install_refusals(embed)
-    embed.add_middleware(EmbedHeaders, origins=ports.settings.embed.allowed_origins)
+    embed.add_middleware(SecurityHeaders, headers=embed_headers(ports.settings.embed.allowed_origins),
+                         no_cookies=True)
     return embed
 
 

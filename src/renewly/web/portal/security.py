@@ -61,8 +61,11 @@ def cookie_is_secure(scope: Scope, https_only: bool) -> bool:
 
 
 class SecurityHeaders:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    """`headers` on every answer where a route did not set its own (the portal's by default);
+    `no_cookies`: a Set-Cookie is removed, whoever tried (the banner embed sets none)."""
+
+    def __init__(self, app: ASGIApp, headers: dict[str, str] | None = None, no_cookies: bool = False) -> None:
+        self.app, self.headers, self.no_cookies = app, HEADERS if headers is None else headers, no_cookies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -72,9 +75,11 @@ class SecurityHeaders:
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                for name, value in HEADERS.items():
+                for name, value in self.headers.items():
                     if name not in headers:
                         headers[name] = value
+                if self.no_cookies:
+                    del headers["set-cookie"]
             await send(message)
 
         await self.app(scope, receive, with_headers)
