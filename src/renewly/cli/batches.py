@@ -1,5 +1,6 @@
-"""`renewly run`, `renew`, `collect`, `dunning`, `retention`, `reconcile`: the batches, once, as of
-now or earlier, and their reports. Each report says itself (renewly.batches.reports)."""
+"""`renewly run`, `renew`, `collect`, `retention`, `reconcile`: the batches, once, as of
+now or earlier, and their reports (`renewly dunning`, the sweep: cli/dunning.py). Each report says
+itself (renewly.batches.reports)."""
 
 from __future__ import annotations
 
@@ -145,13 +146,6 @@ def describe_unanswered(waiting) -> str:
     if waiting.status == "pending" and lease is not None:
         return f"{since}; its lease ended {lease:%Y-%m-%d %H:%M:%S} UTC: the next payment batch settles it"
     return f"{since}: the next payment batch settles it"
-
-
-@app.command("dunning")
-def dunning_command(as_of: AsOf = None, as_json: JsonFlag = False) -> None:
-    """The dunning sweep: open cases for failed payments and take each step due, once (R8)."""
-    from renewly.dunning.sweep import run_dunning
-    run_one_batch(run_dunning, as_of, as_json)
 
 
 @app.command("retention")

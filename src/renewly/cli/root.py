@@ -23,6 +23,7 @@ from renewly.cli import (
     contacts,
     db,
     demo,
+    dunning,
     gateway,
     importing,
     invoices,
@@ -47,8 +48,8 @@ GROUPS = {"db": db.app, "clock": clock.app, "worker": worker.app, "plans": plans
           "members": accounts.members_app, "subscriptions": subscriptions.app, "invoices": invoices.app,
           "cards": cards.app, "payments": payments.app, "gateway": gateway.app, "support": support.app,
           "outbox": outbox.app, "mail": mail.app, "webhooks": webhooks.app, "policy": policy.app,
-          "billing": billing.app, "problems": problems.app, "contacts": contacts.app, "apikeys": apikeys.app,
-          "portal": portal.app}
+          "dunning": dunning.app, "billing": billing.app, "problems": problems.app, "contacts": contacts.app,
+          "apikeys": apikeys.app, "portal": portal.app}
 ROOT_COMMANDS = (batches.app, policy.preview_app, importing.app, demo.app, serve.app)
 
 

@@ -10,6 +10,7 @@ a day away from UTC) and the rules leave out those whose local day falls outside
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, and_, exists, func, select
 
@@ -20,6 +21,7 @@ from renewly.dunning.rules.recovery_report import (
     Cancellation,
     CaseOutcome,
     FailedInvoice,
+    Figures,
     RecoveryReport,
     recovery_report,
     report_weeks,
@@ -87,3 +89,24 @@ def _cancellations(conn: Connection, since: datetime, until: datetime) -> list[C
     rows = conn.execute(select(accounts.c.currency, accounts.c.timezone, accounts.c.cancelled_at)
                         .where(accounts.c.cancelled_at >= since, accounts.c.cancelled_at < until))
     return [Cancellation(row.currency, local_date(row.cancelled_at, row.timezone)) for row in rows]
+
+
+def report_as_json(report: RecoveryReport, timezone: str) -> dict[str, Any]:
+    """The report as `renewly dunning recovery --json` prints it and the API answers it: amounts
+    in minor units beside their currency, the share a number from 0 to 1 (4 places, rounded down)."""
+    return {"object": "dunning_recovery", "timezone": timezone, "first_day": report.first_day,
+            "last_day": report.last_day, "weeks": [week.label for week in report.weeks],
+            "currencies": [{"currency": each.currency,
+                            "weeks": [{"week": week.week.label, "monday": week.week.monday,
+                                       **_figures_json(week.figures)} for week in each.weeks],
+                            "total": _figures_json(each.total)} for each in report.currencies]}
+
+
+def _figures_json(figures: Figures) -> dict[str, Any]:
+    share = figures.share_recovered
+    return {"failed_invoices": figures.failed_invoices, "failed": figures.failed, "recovered": figures.recovered,
+            "credited": figures.credited, "unpaid": figures.unpaid,
+            "share_recovered": None if share is None else float(share),
+            "cases_opened": figures.cases_opened, "cases_recovered": figures.cases_recovered,
+            "median_days_to_recover": figures.median_days_to_recover,
+            "p90_days_to_recover": figures.p90_days_to_recover, "accounts_cancelled": figures.accounts_cancelled}

@@ -209,3 +209,12 @@ def recovery_report(weeks: tuple[IsoWeek, ...], invoices: Iterable[FailedInvoice
             total=figures([invoice for key in keys for invoice in failed[key]],
                           [case for key in keys for case in opened[key]], sum(cancelled[key] for key in keys))))
     return RecoveryReport(weeks=weeks, currencies=tuple(reports))
+
+
+def share_in_words(share: Decimal | None, locale: str) -> str:
+    """A share as a percentage in the reader's language ("25%", "99.99%", "25 %" in French), with
+    every place it has, so that nothing short of everything reads 100%; a dash for no share."""
+    if share is None:
+        return "–"
+    from babel.numbers import format_percent  # Babel's numbers load only for a report that prints
+    return format_percent(share.normalize(), locale=locale, decimal_quantization=False)

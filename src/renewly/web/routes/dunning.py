@@ -1,6 +1,7 @@
 """Dunning as the host product reads it: an account's open case, what the policy will do to it on
 each coming day (R8.8), and the banner a member sees now (R8.3, R8.4, R9), with its text in the
-account's language, for the host's dashboard to show."""
+account's language, for the host's dashboard to show; and the recovery report, week by week
+(docs/dunning.md, "The recovery report")."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from renewly.accounts.rules.members import AccountStatus, Role
 from renewly.dunning.cases import account_dunning
 from renewly.dunning.preview import preview_account
 from renewly.dunning.reactivation import banner_for_member
+from renewly.dunning.recovery_report import recovery_report_of, report_as_json
 from renewly.dunning.rules.banners import Audience, Severity, banner_in_words, banner_severity
 from renewly.dunning.rules.preview import DayPreview
+from renewly.dunning.rules.recovery_report import DEFAULT_WEEKS, MAX_WEEKS
 from renewly.web.dependencies import AppPorts
 from renewly.web.fields import Email, path_id
 from renewly.web.problems import problems
@@ -158,3 +161,51 @@ def member_banner(account_id: AccountPath,
                             code=cast(BannerCode, seen["banner"]), severity=severity,
                             name=banner_in_words(seen["banner"], seen["locale"]),
                             text=seen["text"]))
+
+
+class RecoveryFigures(BaseModel):
+    failed_invoices: int = Field(description="Invoices that entered dunning (joined a case) in the week.")
+    failed: int = Field(description="Their totals, in minor units of the currency.")
+    recovered: int = Field(description="What charges collected on them since, whenever paid (minor units).")
+    credited: int = Field(description="What credit notes took off them (minor units).")
+    unpaid: int = Field(description="failed - recovered - credited: still chased, or lost with a cancelled account.")
+    share_recovered: float | None = Field(ge=0, le=1, description="recovered / failed, 4 places rounded down; "
+                                                                  "null: nothing failed.")
+    cases_opened: int = Field(description="Dunning cases opened in the week.")
+    cases_recovered: int = Field(description="Of those, the ones that ended with nothing unpaid, one invoice at "
+                                             "least paid.")
+    median_days_to_recover: int | None = Field(description="Local days from opening to recovery, nearest rank; "
+                                                           "null: none recovered.")
+    p90_days_to_recover: int | None = Field(description="The 90th percentile of the same, nearest rank.")
+    accounts_cancelled: int = Field(description="Accounts dunning cancelled in the week, still cancelled or "
+                                                "deleted since.")
+
+
+class RecoveryWeek(RecoveryFigures):
+    week: str = Field(description="The ISO week, e.g. 2026-W05.", examples=["2026-W05"])
+    monday: date
+
+
+class CurrencyRecovery(BaseModel):
+    currency: str = Field(description="ISO 4217: every amount of this object is in it, never converted.")
+    weeks: list[RecoveryWeek] = Field(description="Every week asked for, oldest first, zeros included.")
+    total: RecoveryFigures = Field(description="The weeks together (days: over all their recovered cases).")
+
+
+class Recovery(BaseModel):
+    object: Literal["dunning_recovery"] = "dunning_recovery"
+    timezone: str = Field(description="The seller's time zone, whose today ends the weeks (each row is dated in "
+                                      "its account's).")
+    first_day: date
+    last_day: date
+    weeks: list[str] = Field(description="The ISO weeks, oldest first.")
+    currencies: list[CurrencyRecovery] = Field(description="One per currency with something in these weeks.")
+
+
+@router.get("/dunning/recovery", response_model=Recovery, responses=problems(422))
+def dunning_recovery(app: AppPorts,
+                     weeks: Annotated[int, Query(ge=1, le=MAX_WEEKS, description=f"How many ISO weeks, this one "
+                                                                                 f"included (1 to {MAX_WEEKS}).")]
+                     = DEFAULT_WEEKS) -> Recovery:
+    """Failed payments recovered per ISO week and currency: amounts, share, days to recover, cancellations."""
+    return Recovery.model_validate(report_as_json(recovery_report_of(app, weeks), app.settings.seller.timezone))
