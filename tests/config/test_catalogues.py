@@ -30,7 +30,9 @@ def ids_of(path: Path, locale: str | None = None):
 
 
 def test_the_template_catalogue_holds_what_the_sources_ask_for():
-    template = {message.id for message in ids_of(LOCALE_DIR / "messages.pot") if message.id}
+    # A plural message is known by its singular, as extracted_ids names it.
+    template = {message.id if isinstance(message.id, str) else message.id[0]
+                for message in ids_of(LOCALE_DIR / "messages.pot") if message.id}
     assert "Invoice %(number)s" in template
     assert template == extracted_ids(), "run pybabel extract and update (docs/invoices.md)"
 
