@@ -64,6 +64,16 @@ def test_weeks_not_a_number_and_the_sweep_s_options_before_recovery_are_refused(
     assert misplaced.err.startswith("error: ") and "--json" in misplaced.err
 
 
+def test_the_option_says_the_rules_weeks():
+    from typer.main import get_command
+
+    from renewly.cli.dunning import app
+    from renewly.dunning.rules.recovery_report import DEFAULT_WEEKS, MAX_WEEKS
+    (weeks,) = [param for param in get_command(app).commands["recovery"].params if param.name == "weeks"]
+    assert weeks.default == DEFAULT_WEEKS
+    assert weeks.help.endswith(f"(1 to {MAX_WEEKS}).")
+
+
 def test_renewly_dunning_alone_is_still_the_sweep(renewly):
     swept = renewly("dunning", "--json")
     assert swept.code == 0, swept.err
