@@ -95,3 +95,11 @@ def test_a_chart_id_that_could_break_the_markup_is_refused():
     with pytest.raises(ValueError):
         bar_chart('x" onload="', title="", description="", labels=[], series=[Series("a", ())],
                   value_text=str, no_data="")
+
+
+def test_zeros_are_data_bars_of_no_height_on_an_axis_that_claims_no_scale():
+    chart = parsed(failed_and_recovered([0, 0, 0], [0, 0, 0]))
+    assert [float(bar.get("height")) for bar in bars(chart)] == [0.0] * 6
+    texts = [text.text for text in chart.iter(f"{SVG}text")]
+    assert "No data" not in texts
+    assert [text for text in texts if text.startswith("$")] == ["$0.00"]  # 0 alone on the value axis

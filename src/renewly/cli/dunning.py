@@ -42,17 +42,23 @@ def recovery(weeks: Weeks = 12, as_json: JsonFlag = False) -> None:
     if as_json:
         print_json(report_as_json(report, timezone))
         return
-    echo_wrapped(f"Recovery of failed payments, {report.first_day} to {report.last_day} (weeks in {timezone}); "
-               "each invoice in the week it entered dunning, each case in the week it opened.")
+    echo_wrapped(f"Recovery of failed payments, {report.first_day} to {report.last_day} (ISO weeks up to "
+                 f"today's in {timezone}, each row on its account's local day): each invoice in the week it "
+                 "entered dunning, each case in the week it opened, each cancellation in its own week.")
     if not report.currencies:
         echo_wrapped("No payment entered dunning and no account was cancelled in these weeks.")
         return
     for each in report.currencies:
         rows = [[label, money(figures.failed, each.currency), money(figures.recovered, each.currency),
                  share_in_words(figures.share_recovered, "en"), f"{figures.cases_recovered}/{figures.cases_opened}",
-                 figures.median_days_to_recover, figures.p90_days_to_recover, figures.accounts_cancelled]
+                 _days(figures.median_days_to_recover), _days(figures.p90_days_to_recover),
+                 figures.accounts_cancelled]
                 for label, figures in [*((week.week.label, week.figures) for week in each.weeks),
                                        ("total", each.total)]]
         typer.echo("")
         print_table(each.currency, ["week", "failed", "recovered", "share", "cases", "days p50", "days p90",
                                     "cancelled"], rows, whole=["week"])
+
+
+def _days(days: int | None) -> str:
+    return "–" if days is None else str(days)

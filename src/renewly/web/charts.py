@@ -56,7 +56,8 @@ def bar_chart(chart_id: str, *, title: str, description: str, labels: Sequence[s
                 index, _n(x), _n(TOP + PLOT_HEIGHT - height), _n(bar), _n(height), COLOURS[index % len(COLOURS)],
                 label, each.name, value_text(value)))
     return _svg(chart_id, title, description, [
-        *_value_axis(top, value_text), *_label_axis(labels), *shapes, *_legend(series)])
+        *_value_axis(top, value_text, nothing_above_0=max(values) <= 0), *_label_axis(labels), *shapes,
+        *_legend(series)])
 
 
 def line_chart(chart_id: str, *, title: str, description: str, labels: Sequence[str], series: Sequence[Series],
@@ -127,10 +128,11 @@ def _no_data(chart_id: str, title: str, description: str, no_data: str) -> Marku
             _n(LEFT + PLOT_WIDTH / 2), _n(TOP + PLOT_HEIGHT / 2), no_data)])
 
 
-def _value_axis(top: int, value_text: Callable[[int], str]) -> list[Markup]:
-    """Lines and labels at 0, half and the top."""
+def _value_axis(top: int, value_text: Callable[[int], str], *, nothing_above_0: bool = False) -> list[Markup]:
+    """Lines and labels at 0, half and the top; at 0 alone when every value is 0 (a scale up to
+    an amount nobody had would suggest one)."""
     parts = []
-    for value in (0, top // 2, top):
+    for value in (0,) if nothing_above_0 else sorted({0, top // 2, top}):
         y = TOP + PLOT_HEIGHT - _y_length(value, top)
         parts.append(Markup('<line class="grid" x1="{}" y1="{}" x2="{}" y2="{}" stroke="#d0d0d0"/>'
                             '<text x="{}" y="{}" text-anchor="end" fill="#333333">{}</text>').format(
