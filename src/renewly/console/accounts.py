@@ -104,7 +104,7 @@ def _outbox(conn: Connection, account_id: int) -> list[dict[str, Any]]:
 
 
 def _audit(conn: Connection, account_id: int) -> list[dict[str, Any]]:
-    names = dict(conn.execute(select(staff.c.id, staff.c.name)).tuples().all())
+    names = {row.id: row.name for row in conn.execute(select(staff.c.id, staff.c.name))}
     rows = conn.execute(select(audit_log.c.at, audit_log.c.actor, audit_log.c.action, audit_log.c.reason)
                         .where(audit_log.c.target_type == "account", audit_log.c.target_id == str(account_id))
                         .order_by(audit_log.c.id.desc()).limit(MOST_ENTRIES))
