@@ -1,8 +1,8 @@
 """Staff accounts of the support console (`renewly staff create | list | disable`, docs/console.md).
 
-A password is hashed with Argon2id (`PARAMETERS`) and only the hash is kept; it is never printed, logged nor audited. A staff member
-is never deleted: the audit log names them `console:staff-ID`. Disabling one refuses their
-sign-in and ends their sessions at the next click.
+A password is hashed with Argon2id (`PARAMETERS`) and only the hash is kept; it is never
+printed, logged nor audited. A staff member is never deleted: the audit log names them
+`console:staff-ID`. Disabling one refuses their sign-in and ends their sessions at once.
 """
 
 from __future__ import annotations
