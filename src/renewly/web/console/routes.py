@@ -11,6 +11,7 @@ session; without one, the browser is sent to the sign-in form.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 from pathlib import Path
@@ -111,7 +112,7 @@ def sign_in_form(request: Request, app: AppPorts, email: Annotated[str, Form(max
         started = sign_in(app, email=email, password=password, ip=ip,
                           replacing=request.cookies.get(SESSION_COOKIE))
     except SignInThrottled as throttled:
-        seconds = max(int((throttled.retry_at - app.clock.now()).total_seconds()) + 1, 1)
+        seconds = max(math.ceil((throttled.retry_at - app.clock.now()).total_seconds()), 1)
         answer = console_page(request, "sign_in.html", status=429, email=email, error="throttled",
                               retry_at=at_minute(throttled.retry_at), retry_iso=throttled.retry_at.isoformat())
         answer.headers["retry-after"] = str(seconds)
