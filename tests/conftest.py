@@ -166,6 +166,14 @@ def pg_app(databases) -> App:
 
 
 @pytest.fixture
+def cheap_argon2(monkeypatch):
+    """Staff passwords hashed with Argon2id's cheapest parameters (argon2-cffi's profile for
+    tests): the real ones take most of a second a hash on a loaded machine."""
+    from argon2 import profiles
+    monkeypatch.setattr("renewly.console.staff.PARAMETERS", profiles.CHEAPEST)
+
+
+@pytest.fixture
 def smtp():
     """A real SMTP server on loopback, running for the test (tests/mail, tests/cli)."""
     from tests.mail.smtp_server import SmtpServer

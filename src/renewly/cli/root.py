@@ -35,6 +35,7 @@ from renewly.cli import (
     portal,
     problems,
     serve,
+    staff,
     subscriptions,
     support,
     webhooks,
@@ -49,7 +50,7 @@ GROUPS = {"db": db.app, "clock": clock.app, "worker": worker.app, "plans": plans
           "cards": cards.app, "payments": payments.app, "gateway": gateway.app, "support": support.app,
           "outbox": outbox.app, "mail": mail.app, "webhooks": webhooks.app, "policy": policy.app,
           "dunning": dunning.app, "billing": billing.app, "problems": problems.app, "contacts": contacts.app,
-          "apikeys": apikeys.app, "portal": portal.app}
+          "apikeys": apikeys.app, "portal": portal.app, "staff": staff.app}
 ROOT_COMMANDS = (batches.app, policy.preview_app, importing.app, demo.app, serve.app)
 
 

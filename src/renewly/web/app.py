@@ -1,7 +1,8 @@
 """`create_app(ports)`: the FastAPI application of the `/v1` API, for `renewly serve` and the
 tests. It is given ready `Ports` (bootstrap.py builds them) and never opens anything itself.
 
-The billing portal's pages for people are mounted at /portal (web/portal, docs/portal.md), outside
+The billing portal's pages for people are mounted at /portal (web/portal, docs/portal.md), and
+the support console's for the operator's staff at /console (web/console, docs/console.md), outside
 the API's keys, versions and idempotency; so is the simulated gateway's card form, at /gateway/sim
 (adapters/gateways/card_form.py), the page where a card number goes instead of Renewly.
 
@@ -22,7 +23,15 @@ from renewly.adapters.gateways.card_form import PREFIX as CARD_FORM_PREFIX
 from renewly.adapters.gateways.card_form import create_card_form
 from renewly.ports import Ports
 from renewly.web import problems
-from renewly.web.authentication import DOCS_PATH, EMBED_PREFIX, OPENAPI_PATH, PORTAL_PREFIX, Authentication
+from renewly.web.authentication import (
+    CONSOLE_PREFIX,
+    DOCS_PATH,
+    EMBED_PREFIX,
+    OPENAPI_PATH,
+    PORTAL_PREFIX,
+    Authentication,
+)
+from renewly.web.console.app import create_console
 from renewly.web.dependencies import documented, known_query_parameters_only
 from renewly.web.embed.app import create_embed
 from renewly.web.idempotency import KEY_LENGTH, Idempotency
@@ -73,6 +82,8 @@ def create_app(ports: Ports) -> FastAPI:
     problems.install(app)
     # The billing portal's pages (docs/portal.md): sessions, not keys; outside the API's document.
     app.mount(PORTAL_PREFIX, create_portal(ports))
+    # The support console for the operator's staff (docs/console.md): staff sessions, not keys.
+    app.mount(CONSOLE_PREFIX, create_console(ports))
     # The banner embed for the host product's dashboard (docs/portal.md): a signed token, no key.
     app.mount(EMBED_PREFIX, create_embed(ports))
     # The simulated gateway's own card form (its page, not Renewly's: the number goes there only).

@@ -25,6 +25,8 @@ PORTAL_PREFIX = "/portal"
 # The banner embed (web/embed.py): a page shown in the host product's dashboard by a signed
 # token of a few minutes (POST /v1/banner_tokens), not a key; and its web component's script.
 EMBED_PREFIX = "/embed"
+# The support console (web/console, docs/console.md): staff with a session cookie, not API keys.
+CONSOLE_PREFIX = "/console"
 # The simulated gateway's card form (adapters/gateways/card_form.py): a page for people too.
 GATEWAY_FORM_PREFIX = "/gateway/sim"
 SCOPE_KEY = "renewly.api_key"  # where the key found is left for the routes
@@ -52,10 +54,11 @@ class Authentication:
 
 
 def for_the_portal(scope: Scope) -> bool:
-    """Pages for people (the portal, the simulated gateway's card form): no key, version, idempotency."""
+    """Pages for people (the portal, the console, the simulated gateway's card form): no key,
+    version, idempotency."""
     path = scope["path"]
     return any(path == prefix or path.startswith(prefix + "/")
-               for prefix in (PORTAL_PREFIX, EMBED_PREFIX, GATEWAY_FORM_PREFIX))
+               for prefix in (PORTAL_PREFIX, EMBED_PREFIX, CONSOLE_PREFIX, GATEWAY_FORM_PREFIX))
 
 
 def _bearer(scope: Scope) -> str | None:

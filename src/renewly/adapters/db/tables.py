@@ -676,3 +676,42 @@ portal_sessions = Table(
     Column("expires_at", UTCDateTime(), nullable=False),
     Column("ended_at", UTCDateTime()),
 )
+
+# The support console's staff (docs/console.md, migration 0022): `support` acts, `finance` reads.
+# Only the Argon2id hash of a password is kept. Never deleted (the audit log names
+# `console:staff-ID`): disabled, which ends their sessions and refuses their sign-in.
+staff = Table(
+    "staff", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("name", String(100), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", String(200), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("disabled_at", UTCDateTime()),
+    CheckConstraint("role IN ('support', 'finance')", name="role"),
+)
+
+# A staff member's sign-in: the SHA-256 of the random id the browser's cookie holds; over as the
+# portal's sessions are (sign-out, portal.session_idle_minutes unused, portal.session_hours).
+staff_sessions = Table(
+    "staff_sessions", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("staff_id", Id, ForeignKey("staff.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_seen_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("ended_at", UTCDateTime()),
+)
+
+# Refused console sign-ins, one row per key (`ip:ADDRESS`, `email:ADDRESS`): what the throttle
+# counts (console/rules/throttle.py). Rows older than its window are deleted as new ones come.
+staff_sign_in_failures = Table(
+    "staff_sign_in_failures", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("key", String(400), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Index("ix_staff_sign_in_failures_key_at", "key", "at"),
+    Index("ix_staff_sign_in_failures_at", "at"),
+)

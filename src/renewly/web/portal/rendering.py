@@ -24,8 +24,9 @@ HTMX_VERSION = "2.0.11"  # static/htmx.min.js, from the npm package htmx.org (st
 
 
 @cache
-def environment(locale: str) -> Environment:
-    found = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
+def environment(locale: str, templates: Path = TEMPLATES) -> Environment:
+    """The templates of `templates` (the portal's; the console's: web/console) in `locale`."""
+    found = Environment(loader=FileSystemLoader(templates), autoescape=select_autoescape(default=True),
                         undefined=StrictUndefined, extensions=["jinja2.ext.i18n"], trim_blocks=True,
                         lstrip_blocks=True, auto_reload=False)
     # A sentence written over several lines is one message (babel.cfg: trimmed = true).
@@ -45,8 +46,9 @@ def browser_locale(request: Request) -> str:
     return "en"
 
 
-def page(request: Request, name: str, *, locale: str, status: int = 200, **values: Any) -> HTMLResponse:
-    html = environment(locale).get_template(name).render(
+def page(request: Request, name: str, *, locale: str, status: int = 200, templates: Path = TEMPLATES,
+         **values: Any) -> HTMLResponse:
+    html = environment(locale, templates).get_template(name).render(
         locale=locale, csrf_field=CSRF_FIELD, csrf_token=request.scope.get(SCOPE_TOKEN, ""),
         htmx_version=HTMX_VERSION, **values)
     return HTMLResponse(html, status_code=status)

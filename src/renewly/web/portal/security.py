@@ -86,17 +86,21 @@ class SecurityHeaders:
 
 
 class PortalCSRF(CSRFMiddleware):
-    def __init__(self, app: ASGIApp, secret: str, *, https_only: bool, refused: ASGIApp) -> None:
-        super().__init__(app, secret, cookie_name=CSRF_COOKIE, cookie_path="/portal", cookie_httponly=True,
+    """`cookie_path`: the pages the token is for (/portal; the support console's, /console);
+    `one_click`: whether RFC 8058's POST without a token is let through (the portal's only)."""
+
+    def __init__(self, app: ASGIApp, secret: str, *, https_only: bool, refused: ASGIApp,
+                 cookie_path: str = "/portal", one_click: bool = True) -> None:
+        super().__init__(app, secret, cookie_name=CSRF_COOKIE, cookie_path=cookie_path, cookie_httponly=True,
                          cookie_samesite="lax", header_name=CSRF_HEADER)
-        self.https_only, self.refused = https_only, refused
+        self.https_only, self.refused, self.one_click = https_only, refused, one_click
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             held = Request(scope).cookies.get(self.cookie_name)
             # A cookie this server did not sign (altered, or from another key) is replaced.
             scope[SCOPE_TOKEN] = held if held and self._intact(held) else self._generate_csrf_token()
-            if (scope["method"] == "POST" and ONE_CLICK_PATH in scope["path"]
+            if (self.one_click and scope["method"] == "POST" and ONE_CLICK_PATH in scope["path"]
                     and self.header_name not in MutableHeaders(scope=scope)):
                 scope[ONE_CLICK] = True
                 await self.app(scope, receive, send)

@@ -1,0 +1,1 @@
+"""The console's pure decisions: staff fields and roles, the sign-in throttle."""

@@ -1,0 +1,1 @@
+"""The support console's pages at /console (docs/console.md)."""
