@@ -109,3 +109,22 @@ def test_a_deleted_account_is_still_shown_without_banners(app, staff, browsers):
     advance(app, timedelta(days=130))  # cancelled on day 29, its personal data deleted 90 days later (R10.1)
     page = shown(browsers.signed_in(SUPPORT).get(f"/console/accounts/{account_id}"), 200, "deleted")
     assert "data-banner-role" not in page
+
+
+def test_staff_read_the_recovery_of_failed_payments_with_its_charts_and_table(app, staff, browsers):
+    """The week the invoice entered dunning counts it failed, nothing recovered yet (docs/dunning.md,
+    "The recovery report"); charts as SVG in the page, the same figures in a table."""
+    account_id, _ = subscribed(app, card=DECLINES)
+    advance(app, datetime(2026, 1, 15, 12, tzinfo=UTC) - app.clock.now())
+    page = shown(browsers.signed_in(FINANCE).get("/console/recovery?weeks=4"), 200, "Recovery of failed payments")
+    assert page.count("<svg") == 3 and 'id="recovery-usd"' in page
+    week = page.split('2026-W01 <span class="day">')[1].split("</tr>")[0]
+    cells = [cell.split("</td>")[0] for cell in week.split("<td>")[1:]]
+    assert cells == ["1", "$68.40", "$0.00", "$0.00", "$68.40", "0%", "0 of 1", "–", "–", "0"]
+    assert 'value="4"' in page
+
+
+def test_the_recovery_page_refuses_weeks_it_cannot_show_in_a_readable_page(app, staff, browsers):
+    browser = browsers.signed_in(SUPPORT)
+    for weeks in ("0", "105", "many"):
+        shown(browser.get(f"/console/recovery?weeks={weeks}"), 400, "data-problem=")

@@ -3,6 +3,8 @@ session; without one, the browser is sent to the sign-in form.
 
 - anyone signed in (support, finance): search accounts, an account with its members, its banners
   of today and its timeline (invoices, payment attempts, dunning steps, e-mails, events, audit log);
+  the recovery of failed payments week by week, with its charts (docs/dunning.md, "The recovery
+  report");
 - `support` only: the forms that act, through the use cases the API and the command line use:
   a temporary reactivation (R9.2), a transfer of ownership (R6.1), a month's invoices sent again
   (R2.3); each audited with the staff member as the actor (`console:staff-ID`) and its reason.
@@ -27,12 +29,15 @@ from renewly.console.rules.staff import may_act
 from renewly.console.sessions import SignInRefused, SignInThrottled, StaffSession, session_of, sign_in, sign_out
 from renewly.console.staff import StaffMember
 from renewly.dunning.reactivation import banners_by_role, grant_reactivation
+from renewly.dunning.recovery_report import recovery_report_of
+from renewly.dunning.rules.recovery_report import DEFAULT_WEEKS, MAX_WEEKS
 from renewly.ports import Ports
 from renewly.shared.errors import BillingError, InvalidInput
 from renewly.web.authentication import CONSOLE_PREFIX
 from renewly.web.portal.rendering import browser_locale, page
 from renewly.web.portal.security import cookie_is_secure
 from renewly.web.problems import status_of
+from renewly.web.recovery_page import recovery_page
 from renewly.web.routes.support import MOST_REACTIVATION_DAYS
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -157,6 +162,15 @@ def _account(request: Request, app: Ports, who: StaffMember, account_id: int, *,
     return console_page(request, "account.html", status=status, who=who, account=account, entries=entries,
                         banners=banners, may_act=may_act(who.role), done=done, error=error, sent=sent or {},
                         most_days=MOST_REACTIVATION_DAYS, at_minute=_shown_at)
+
+
+@router.get("/recovery")
+def recovery(request: Request, app: AppPorts, who: Staff,
+             weeks: Annotated[int, Query(ge=1, le=MAX_WEEKS)] = DEFAULT_WEEKS) -> Response:
+    """The recovery of failed payments over the last `weeks` ISO weeks: charts and tables per currency."""
+    locale = browser_locale(request)
+    report = recovery_page(recovery_report_of(app, weeks), locale=locale, timezone=app.settings.seller.timezone)
+    return console_page(request, "recovery_page.html", who=who, recovery=report, weeks=weeks, most_weeks=MAX_WEEKS)
 
 
 def _shown_at(instant: datetime | None) -> str:
