@@ -103,28 +103,41 @@ def every_day_to(app, zone: str, cadence: str, last: int, *, first: int = -1) ->
 pytestmark = pytest.mark.xdist_group("cadences")
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def lives(request, tmp_path_factory, sqlite_template) -> dict[tuple[str, str], Lived]:
-    """Every zone and cadence, lived once per engine (each on a database of its own)."""
+@pytest.fixture(scope="module")
+def lives_of(request, tmp_path_factory, sqlite_template):
+    """Every zone and cadence lived on an engine, once per engine in this process: pytest does not
+    keep a parametrized module fixture's instances apart when the tests' own parameters
+    interleave them, and each life of the twelve takes seconds."""
     with pytest.MonkeyPatch.context() as patch:  # no RENEWLY_* from the shell, as for every test
         for name in [n for n in os.environ if n.startswith("RENEWLY_") and not n.startswith("RENEWLY_TEST_")]:
             patch.delenv(name)
         databases = Databases(request, tmp_path_factory.mktemp("cadences"), sqlite_template)
-        start = datetime(2026, 2, 27, 12, tzinfo=UTC)
+        found: dict[str, dict[tuple[str, str], Lived]] = {}
+
+        def lives(kind: str) -> dict[tuple[str, str], Lived]:
+            if kind not in found:
+                found[kind] = {(zone, cadence): live(app_of(databases, kind, cadence), zone, cadence)
+                               for zone in ZONES for cadence in CADENCES}
+            return found[kind]
         try:
-            found = {}
-            for zone in ZONES:
-                for cadence in CADENCES:
-                    minutes = {"every_minute": 1}.get(cadence, 60)
-                    app = databases.fresh_app(
-                        request.param, start,
-                        batches={"renewal_interval_minutes": minutes, "dunning_interval_minutes": minutes,
-                                 "retention_interval_minutes": minutes},
-                        payments={"collect_interval_minutes": minutes, "void_interval_minutes": minutes})
-                    found[(zone, cadence)] = live(app, zone, cadence)
-            return found
+            yield lives
         finally:
             databases.dispose()
+
+
+def app_of(databases: Databases, kind: str, cadence: str):
+    minutes = {"every_minute": 1}.get(cadence, 60)
+    return databases.fresh_app(
+        kind, datetime(2026, 2, 27, 12, tzinfo=UTC),
+        batches={"renewal_interval_minutes": minutes, "dunning_interval_minutes": minutes,
+                 "retention_interval_minutes": minutes},
+        payments={"collect_interval_minutes": minutes, "void_interval_minutes": minutes})
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def lives(request, lives_of) -> dict[tuple[str, str], Lived]:
+    """Every zone and cadence, lived once per engine (each on a database of its own)."""
+    return lives_of(request.param)
 
 
 WAYS = [(zone, cadence) for zone in ZONES for cadence in CADENCES]
