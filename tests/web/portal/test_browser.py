@@ -11,7 +11,6 @@ where PostgreSQL is not required either (a developer's machine): CI fails instea
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import threading
@@ -28,6 +27,7 @@ from renewly.portal.sessions import create_link
 from renewly.web.app import create_app
 from tests.accounts.test_removal_links import link_for, recipients
 from tests.builders import OPERATOR, subscribed
+from tests.conftest import REQUIRE_POSTGRES
 
 CHROMIUM = Path("/usr/bin/chromium")
 OWNER = "owner@acme.test"
@@ -38,7 +38,7 @@ def browser_type_launch_args(browser_type_launch_args):
     """pytest-playwright's launch, with Debian's Chromium."""
     if not CHROMIUM.exists():
         reason = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
-        if os.environ.get("RENEWLY_TEST_REQUIRE_POSTGRES") == "1":
+        if REQUIRE_POSTGRES:  # CI's switch for "nothing skipped": .ci/run installs Chromium too
             pytest.fail(f"{reason}: required in CI (.ci/run installs it)")
         pytest.skip(reason)
     return {**browser_type_launch_args, "executable_path": str(CHROMIUM)}
