@@ -81,6 +81,7 @@ def test_r8_3_the_host_s_dashboard_shows_the_admin_s_banner_through_the_web_comp
     banner = page.frame_locator("renewly-banner iframe").locator('[data-banner="owner_and_admins"]')
     expect(banner).to_have_text(DAY_4_TEXT)
     assert banner.evaluate("element => getComputedStyle(element).borderTopStyle") == "solid"  # embed.css applied
+    assert page.locator("renewly-banner iframe").get_attribute("sandbox") == ""  # no script, form or navigation
 
 
 def test_a_dashboard_on_an_origin_not_allowed_is_refused_the_frame(app, served, page, other_host):

@@ -30,6 +30,9 @@
       frame.src = address.href;
       frame.title = this.getAttribute("label") || "Billing notice";
       frame.referrerPolicy = "no-referrer";
+      // The most a frame can be refused: the banner page needs no script, form, pop-up or
+      // navigation of the host's page, so a fault in it could do none of those.
+      frame.setAttribute("sandbox", "");
       frame.style.border = "0";
       frame.style.display = "block";
       frame.style.width = "100%";
