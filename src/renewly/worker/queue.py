@@ -249,7 +249,8 @@ class _Tasks:
             if self.app.stop.asked or at > self.app.clock.now():
                 report: dict[str, Any] = {"did_anything": False, "skipped": True}
             else:
-                run = scheduler.run_batch(self.app, scheduler.batch_named(batch), at, record=False)
+                # Not recorded as run: its tick records its batches when it ends.
+                run = scheduler.run_batch(self.app, scheduler.batch_named(batch), at)
                 report = ({"failed": run.report.reason} if isinstance(run.report, BatchFailed)
                           else _counts(run.report))
             with self.app.engine.begin() as conn:
@@ -275,7 +276,7 @@ class _FanOut:
         if not helpers:
             return own
         reports = self._helpers_reports(helpers, own.report)
-        return scheduler.BatchRun(batch.name, at, scheduler.merged([own.report, *reports]))
+        return scheduler.BatchRun(batch.name, at, scheduler.merged([own.report, *reports]), finished=own.finished)
 
     def _defer_helpers(self, batch: scheduler.Batch, at: datetime) -> list[int]:
         settings = self.app.settings.worker
