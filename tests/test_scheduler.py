@@ -3,18 +3,20 @@ renewals fall due at local midnight of the renewal date, in the account's time z
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from renewly.adapters.clock import wall_clock
 from renewly.adapters.db.tables import batch_runs, dunning_steps, invoices, outbox, payment_attempts
 from renewly.billing.invoices import list_invoices
 from renewly.billing.subscriptions import create_subscription
 from renewly.bootstrap import bootstrap
 from renewly.config.settings import load_settings
 from renewly.payments import collect
-from renewly.scheduler import advance, run_all, run_tick, schedule, tick_due
+from renewly.scheduler import advance, run_all, run_batch, run_tick, schedule, tick_due
 from renewly.shared.errors import InvalidInput
 from tests.builders import OPERATOR, customer, subscribed, team_plan, with_card
 
@@ -125,6 +127,41 @@ def test_r8_7_a_tick_killed_between_a_charge_and_its_commit_runs_again_at_its_in
         "attempts": [("declined", renewal, renewal), ("declined", later, later)],
         "steps": [("payment_failed_1", renewal), ("payment_failed_2", later)]}
     assert app.gateway.charge_count() == 2  # the first charge made once, asked again with its key
+
+
+
+def test_r8_7_a_tick_whose_helper_died_with_a_charge_in_hand_stays_due_and_settles_it_at_its_instant(
+        databases, db_kind):
+    """A worker's tick shares the payment batch with helpers on other workers (renewly/worker/
+    queue.py). One helper took the renewal's charge to the gateway and its worker died there: the
+    tick's own run found nothing left to charge, and its chain ended. Its batch run says so
+    (`left_work`); the tick is not recorded as run, the next look runs it again, at its instant."""
+    renewal, later = at(2026, 1, 2), at(2026, 1, 5)
+    app = databases.fresh_app(db_kind)
+    subscribed(app, card=DECLINES, start=renewal.date())
+    advance(app, renewal - app.clock.now(), run_batches=False)
+
+    def runner(batch, instant):
+        if batch.name != "collect" or not list_invoices(app) or story(app)["attempts"]:
+            return run_batch(app, batch, instant)
+        [claim] = collect.claim_slice(app, instant, 10)  # the helper's slice ...
+        app.gateway.charge(claim.request)  # ... at the gateway, when its worker dies
+        own = run_batch(app, batch, instant)  # the tick's: the helper's lease runs, nothing to charge
+        assert not own.report.did_anything
+        with app.engine.begin() as conn:  # by the time the dead worker's helper is found, its lease has ended
+            conn.execute(update(payment_attempts).values(lease_expires_at=wall_clock() - timedelta(seconds=1)))
+        return replace(own, left_work=True)
+
+    run_tick(app, renewal, runner=runner)
+    assert story(app)["attempts"] == [("pending", renewal, None)]
+
+    assert tick_due(app, renewal) == renewal  # the next look runs the tick again
+    run_tick(app, renewal)
+    advance(app, later - app.clock.now(), run_batches=False)
+    run_tick(app, later)
+
+    assert story(app)["emails"] == [("invoice", renewal), ("payment_failed_1", renewal), ("payment_failed_2", later)]
+    assert story(app)["attempts"] == [("declined", renewal, renewal), ("declined", later, later)]
 
 
 @pytest.mark.parametrize("by", [timedelta(0), -HOUR])

@@ -78,8 +78,12 @@ class BatchRun:
     at: datetime
     report: BatchReport
     # Ran to its end: not failed, not stopped short. Such a batch is recorded as run at `at`
-    # when its tick ends (`run_tick`).
+    # when its tick ends (`record_runs`) ...
     finished: bool = True
+    # ... unless part of it was in the hands of a helper whose worker died, or failed, before its
+    # report (renewly/worker/queue.py): what the helper held (its charges at the gateway) is still
+    # due at `at`, and the tick with it, for the next look to run again.
+    left_work: bool = False
 
 
 # How a tick runs one of its batches at its instant: `run_batch` in this process by default; a
@@ -165,7 +169,7 @@ def record_runs(app: Ports, at: datetime, runs: list[BatchRun]) -> None:
     instant. Recorded after the first round, it was taken for done: the charges the dead process
     had at the gateway were settled at the next tick and the notices they wait for were dated
     then (three days later in bench/worker_chaos.py, whose day-0 and day-2 notices became one)."""
-    finished = sorted({run.batch for run in runs if run.finished})
+    finished = sorted({run.batch for run in runs if run.finished} - {run.batch for run in runs if run.left_work})
     if not finished:
         return
     with app.engine.begin() as conn:
