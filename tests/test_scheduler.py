@@ -3,17 +3,20 @@ renewals fall due at local midnight of the renewal date, in the account's time z
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from renewly.adapters.db.tables import batch_runs, invoices
+from renewly.adapters.clock import wall_clock
+from renewly.adapters.db.tables import batch_runs, dunning_steps, invoices, outbox, payment_attempts
 from renewly.billing.invoices import list_invoices
 from renewly.billing.subscriptions import create_subscription
 from renewly.bootstrap import bootstrap
 from renewly.config.settings import load_settings
-from renewly.scheduler import advance, run_all, run_tick, schedule, tick_due
+from renewly.payments import collect
+from renewly.scheduler import advance, run_all, run_batch, run_tick, schedule, tick_due
 from renewly.shared.errors import InvalidInput
 from tests.builders import OPERATOR, customer, subscribed, team_plan, with_card
 
@@ -67,6 +70,98 @@ def test_advance_without_batches_runs_nothing_and_one_later_run_invoices_each_mi
                        ("2026-000002", date(2026, 2, 1), date(2026, 3, 1)),
                        ("2026-000003", date(2026, 3, 1), date(2026, 4, 1)),
                        ("2026-000004", date(2026, 4, 1), date(2026, 5, 1))]
+
+
+
+DECLINES = "4000000000000341"  # the card check passes, every charge is declined
+
+
+class Killed(BaseException):
+    """The process dies there (kill -9): no handler runs, no transaction commits."""
+
+
+def story(app) -> dict[str, list]:
+    """What the customer and the gateway saw, and when: e-mails, attempts, dunning steps."""
+    with app.engine.connect() as conn:
+        return {
+            "emails": conn.execute(select(outbox.c.payload["kind"].as_string(), outbox.c.created_at)
+                                   .where(outbox.c.topic == "email").order_by(outbox.c.id)).all(),
+            "attempts": conn.execute(select(payment_attempts.c.status, payment_attempts.c.created_at,
+                                            payment_attempts.c.settled_at).order_by(payment_attempts.c.id)).all(),
+            "steps": conn.execute(select(dunning_steps.c.name, dunning_steps.c.taken_at)
+                                  .order_by(dunning_steps.c.id)).all(),
+        }
+
+
+def test_r8_7_a_tick_killed_between_a_charge_and_its_commit_runs_again_at_its_instant_as_if_never_killed(
+        databases, db_kind, monkeypatch):
+    """The renewal's charge is made in the tick's second round (the first issued the invoice); the
+    process dies after the gateway declined it, before the answer is recorded. The restart (a
+    worker's stalled tick retried, `renewly worker` started again) finds that tick due still, and
+    its janitor settles the charge at the tick's instant: the day-0 notice is sent then, and the
+    next instant, three days on, sends day 2's, as without the kill. (It used to find the tick
+    recorded as run by its first round: the charge was settled at the next tick, the case opened
+    three days late and the two notices were one: a payment_failed e-mail fewer.)"""
+    renewal, later = at(2026, 1, 2), at(2026, 1, 5)
+    app = databases.fresh_app(db_kind, payments={"lease_seconds": 0})  # the dead process's lease has ended
+    subscribed(app, card=DECLINES, start=renewal.date())
+    advance(app, renewal - app.clock.now(), run_batches=False)
+
+    def dies(*_args, **_kwargs):
+        raise Killed
+
+    with monkeypatch.context() as patched:
+        patched.setattr(collect, "settle_attempts", dies)  # after the gateway's answer, before the commit
+        with pytest.raises(Killed):
+            run_tick(app, renewal)
+    assert story(app)["attempts"] == [("pending", renewal, None)]  # at the gateway, not recorded
+
+    assert tick_due(app, renewal) == renewal  # what a restart looks at: that tick is not done
+    run_tick(app, renewal)
+    advance(app, later - app.clock.now(), run_batches=False)
+    run_tick(app, later)
+
+    # As `renewly run` at the two instants tells it, uninterrupted (tests/dunning: R8.1, R8.2).
+    assert story(app) == {
+        "emails": [("invoice", renewal), ("payment_failed_1", renewal), ("payment_failed_2", later)],
+        "attempts": [("declined", renewal, renewal), ("declined", later, later)],
+        "steps": [("payment_failed_1", renewal), ("payment_failed_2", later)]}
+    assert app.gateway.charge_count() == 2  # the first charge made once, asked again with its key
+
+
+
+def test_r8_7_a_tick_whose_helper_died_with_a_charge_in_hand_stays_due_and_settles_it_at_its_instant(
+        databases, db_kind):
+    """A worker's tick shares the payment batch with helpers on other workers (renewly/worker/
+    queue.py). One helper took the renewal's charge to the gateway and its worker died there: the
+    tick's own run found nothing left to charge, and its chain ended. Its batch run says so
+    (`left_work`); the tick is not recorded as run, the next look runs it again, at its instant."""
+    renewal, later = at(2026, 1, 2), at(2026, 1, 5)
+    app = databases.fresh_app(db_kind)
+    subscribed(app, card=DECLINES, start=renewal.date())
+    advance(app, renewal - app.clock.now(), run_batches=False)
+
+    def runner(batch, instant):
+        if batch.name != "collect" or not list_invoices(app) or story(app)["attempts"]:
+            return run_batch(app, batch, instant)
+        [claim] = collect.claim_slice(app, instant, 10)  # the helper's slice ...
+        app.gateway.charge(claim.request)  # ... at the gateway, when its worker dies
+        own = run_batch(app, batch, instant)  # the tick's: the helper's lease runs, nothing to charge
+        assert not own.report.did_anything
+        with app.engine.begin() as conn:  # by the time the dead worker's helper is found, its lease has ended
+            conn.execute(update(payment_attempts).values(lease_expires_at=wall_clock() - timedelta(seconds=1)))
+        return replace(own, left_work=True)
+
+    run_tick(app, renewal, runner=runner)
+    assert story(app)["attempts"] == [("pending", renewal, None)]
+
+    assert tick_due(app, renewal) == renewal  # the next look runs the tick again
+    run_tick(app, renewal)
+    advance(app, later - app.clock.now(), run_batches=False)
+    run_tick(app, later)
+
+    assert story(app)["emails"] == [("invoice", renewal), ("payment_failed_1", renewal), ("payment_failed_2", later)]
+    assert story(app)["attempts"] == [("declined", renewal, renewal), ("declined", later, later)]
 
 
 @pytest.mark.parametrize("by", [timedelta(0), -HOUR])

@@ -77,6 +77,13 @@ class BatchRun:
     batch: str
     at: datetime
     report: BatchReport
+    # Ran to its end: not failed, not stopped short. Such a batch is recorded as run at `at`
+    # when its tick ends (`record_runs`) ...
+    finished: bool = True
+    # ... unless part of it was in the hands of a helper whose worker died, or failed, before its
+    # report (renewly/worker/queue.py): what the helper held (its charges at the gateway) is still
+    # due at `at`, and the tick with it, for the next look to run again.
+    left_work: bool = False
 
 
 # How a tick runs one of its batches at its instant: `run_batch` in this process by default; a
@@ -150,7 +157,26 @@ def run_tick(app: Ports, at: datetime, on_run: Callable[[BatchRun], None] | None
     for batch in batches(app):
         if not batch.chained:
             run(batch)
+    record_runs(app, at, runs)
     return runs
+
+
+def record_runs(app: Ports, at: datetime, runs: list[BatchRun]) -> None:
+    """Record each batch that ran to its end in a tick as run at its instant, once the tick has
+    ended, not as each batch ends: a tick's later round charges and tells what its first made due
+    at the same instant, so a process that dies in it (kill -9, a lost machine) must leave the
+    tick due still, for the restart, a worker's stalled tick retried, to run it again at that
+    instant. Recorded after the first round, it was taken for done: the charges the dead process
+    had at the gateway were settled at the next tick and the notices they wait for were dated
+    then (three days later in bench/worker_chaos.py, whose day-0 and day-2 notices became one)."""
+    finished = sorted({run.batch for run in runs if run.finished} - {run.batch for run in runs if run.left_work})
+    if not finished:
+        return
+    with app.engine.begin() as conn:
+        for name in finished:  # in the same order in every process: two ticks at once wait, never deadlock
+            # One statement: two runs at once that both found no row would both insert it.
+            conn.execute(insert_ignoring_conflicts(conn)(batch_runs).values(batch=name, last_run_at=at)
+                         .on_conflict_do_update(index_elements=["batch"], set_={"last_run_at": at}))
 
 
 def run_all(app: Ports, as_of: datetime, on_progress: Progress | None = None) -> list[BatchRun]:
@@ -189,10 +215,9 @@ def merged(reports: list[BatchReport]) -> BatchReport:
     return type(reports[0])(**values)
 
 
-def run_batch(app: Ports, batch: Batch, at: datetime, *, record: bool = True) -> BatchRun:
-    """Run one batch as of `at`, a failure of its own reported rather than raised; recorded as
-    the batch's last run when it ran to its end (`record`: a tick's helper, which takes slices
-    beside the tick, leaves that to the tick)."""
+def run_batch(app: Ports, batch: Batch, at: datetime) -> BatchRun:
+    """Run one batch as of `at`, a failure of its own reported rather than raised; whether it ran
+    to its end is said (`finished`), for its tick to record (`record_runs`)."""
     started = time.perf_counter()  # a duration, not a date: not the clock's to give
     try:
         report = batch.run(app, at)
@@ -209,15 +234,10 @@ def run_batch(app: Ports, batch: Batch, at: datetime, *, record: bool = True) ->
             log.exception("batch failed", batch=batch.name, at=at)
         report = BatchFailed(reason(error))
         _log_run(app, batch, at, report, started)
-        return BatchRun(batch.name, at, report)
+        return BatchRun(batch.name, at, report, finished=False)
     _log_run(app, batch, at, report, started)
-    if app.stop.asked or not record:
-        return BatchRun(batch.name, at, report)  # it may have stopped short: not a run to its end
-    with app.engine.begin() as conn:
-        # One statement: two runs at once that both found no row would both insert it.
-        conn.execute(insert_ignoring_conflicts(conn)(batch_runs).values(batch=batch.name, last_run_at=at)
-                     .on_conflict_do_update(index_elements=["batch"], set_={"last_run_at": at}))
-    return BatchRun(batch.name, at, report)
+    # Asked to stop, it may have stopped short: not a run to its end.
+    return BatchRun(batch.name, at, report, finished=not app.stop.asked)
 
 
 def _log_run(app: Ports, batch: Batch, at: datetime, report: BatchReport, started: float) -> None:

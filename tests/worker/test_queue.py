@@ -359,14 +359,41 @@ def test_a_tick_deletes_the_helpers_no_worker_took_and_waits_for_the_others_in_o
     event.listen(app.engine, "before_cursor_execute", seen)
     try:
         finishing.start()
-        reports = _FanOut(SimpleNamespace(app=app), loop=None)._helpers_reports([waiting, taken, started], own)
+        reports, left_work = _FanOut(SimpleNamespace(app=app), loop=None)._helpers_reports(
+            [waiting, taken, started], own)
     finally:
         finishing.join()
         event.remove(app.engine, "before_cursor_execute", seen)
     with app.engine.connect() as conn:
         left = conn.execute(text("SELECT count(*) FROM procrastinate_jobs WHERE id = :id"), {"id": waiting})
         assert left.scalar_one() == 0  # never started: deleted, not left to pile up
-    assert sorted(report.attempted for report in reports) == [2, 5]
+    assert sorted(report.attempted for report in reports) == [2, 5] and not left_work
     looks = [s for s in statements if s == str(HELPERS_STILL_RUNNING.compile(dialect=app.engine.dialect))]
     assert len(looks) > 1  # it waited, looking again
-    assert statements == looks + ["DELETE FROM worker_helper_reports WHERE job_id = ANY(%(ids)s) RETURNING report"]
+    assert statements == looks + [
+        "DELETE FROM worker_helper_reports WHERE job_id = ANY(%(ids)s) RETURNING job_id, report"]
+
+
+@pytest.mark.parametrize(("jobs", "reported", "left_work"), [
+    ([("todo", 0)], [], False),  # never started: the tick's own run did the work
+    ([("todo", 1)], [], True),  # its worker died with it: put back by the stalled-job retry
+    ([("failed", 1)], [], True),  # failed (the database refused it a connection)
+    ([("todo", 1)], [0], False),  # killed after its report: its work was done
+    ([("todo", 0), ("failed", 1)], [], True),
+])
+def test_a_helper_that_ended_without_its_report_says_its_batch_left_work_at_the_tick(databases, jobs, reported,
+                                                                                    left_work):
+    app = databases.fresh_app("postgresql")
+    with app.engine.begin() as conn:
+        ids = [conn.execute(text("INSERT INTO procrastinate_jobs (queue_name, task_name, args, status, attempts) "
+                                 "VALUES ('slices', 'slices', '{}', CAST(:status AS procrastinate_job_status), "
+                                 ":attempts) RETURNING id"), {"status": status, "attempts": attempts}).scalar_one()
+               for status, attempts in jobs]
+        for index in reported:
+            conn.execute(text("INSERT INTO worker_helper_reports (job_id, batch, at, report) "
+                              "VALUES (:id, 'collect', now(), CAST('{\"attempted\": 1}' AS jsonb))"),
+                         {"id": ids[index]})
+    _, said = _FanOut(SimpleNamespace(app=app), loop=None)._helpers_reports(ids, CollectReport())
+    assert said is left_work
+    with app.engine.connect() as conn:  # none waits in the queue any more
+        assert conn.execute(text("SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo'")).scalar_one() == 0

@@ -14,11 +14,15 @@ Any number of workers, on any number of machines, share one database and its job
   slices with SKIP LOCKED and leases, so tick and helpers share the work. Before the tick goes on
   to its next batch, it cancels the helpers no worker has started and waits for the others, and
   adds their reports (table `worker_helper_reports`) to its own: the chain's next round depends
-  on what all of them did, and the chain's order within a tick holds. One to each worker: every
-  worker listens, beside the shared queues, on a queue of its own (`slices@...`, table
-  `worker_queues`, migration 0019), and the tick defers each helper to another live worker's own
-  queue: procrastinate hands a job to whichever worker fetches it first, so helpers on one shared
-  queue went two to one worker (it runs `JOBS_AT_ONCE`) and none to another.
+  on what all of them did, and the chain's order within a tick holds. A helper that ended
+  without its report (its worker killed, or the job failed) may have left work in hand, its
+  charges at the gateway: the batch is then not recorded as run at T (`BatchRun.left_work`), and
+  the next look runs the tick again at T, whose janitor settles them once their lease has ended.
+  One to each worker: every worker listens, beside the shared queues, on a queue of its own
+  (`slices@...`, table `worker_queues`, migration 0019), and the tick defers each helper to
+  another live worker's own queue: procrastinate hands a job to whichever worker fetches it
+  first, so helpers on one shared queue went two to one worker (it runs `JOBS_AT_ONCE`) and none
+  to another.
 - **follow_up** (queue `ticks`): written by renewly.worker.follow_ups in the transaction that
   makes work due (a card update's retry, R7.1), for the batch's next tick; early (a test clock
   behind it), it waits and looks again; then it defers the tick.
@@ -79,16 +83,19 @@ TICK_LOCK = "tick"
 # batch have their own pool, `payments.concurrency`).
 JOBS_AT_ONCE = 2
 HELPER_POLL_SECONDS = 0.05  # how often a tick looks whether its helpers are done
-# The helpers among :ids not finished, those no worker started deleted first (the statement's
-# snapshot still shows them `todo`: hence the EXCEPT). Deleted, not marked cancelled, as
-# procrastinate's cancel_job(delete_job=True) does: a tick leaves up to `slice_helpers` of them,
-# and marked rows would pile up in the job table by the hundred a day. One started meanwhile is
-# not touched, and is waited for.
+# The helpers among :ids not finished (`lost` false: waited for), those waiting deleted first
+# (the statement's snapshot still shows them `todo`: hence the NOT IN). Deleted, not marked
+# cancelled, as procrastinate's cancel_job(delete_job=True) does: a tick leaves up to
+# `slice_helpers` of them, and marked rows would pile up in the job table by the hundred a day.
+# One started meanwhile is not touched, and is waited for. `lost` true: a helper that ended
+# without finishing, which may have left work in hand: failed, or put back after its worker died
+# (a stalled job retried: attempts counted) and deleted here.
 HELPERS_STILL_RUNNING = text(
     "WITH cancelled AS (DELETE FROM procrastinate_jobs WHERE id = ANY(:ids) AND status = 'todo' "
-    "RETURNING id) "
-    "SELECT id FROM procrastinate_jobs WHERE id = ANY(:ids) AND status IN ('todo', 'doing') "
-    "EXCEPT SELECT id FROM cancelled")
+    "RETURNING id, attempts) "
+    "SELECT id, status = 'failed' AS lost FROM procrastinate_jobs WHERE id = ANY(:ids) "
+    "AND status IN ('todo', 'doing', 'failed') AND id NOT IN (SELECT id FROM cancelled) "
+    "UNION ALL SELECT id, true FROM cancelled WHERE attempts > 0")
 # The live workers' own queues, the tick's worker's aside: one helper each, at most :helpers of
 # them, chosen at random when there are more (a worker alive: its heartbeat within :seconds).
 LIVE_OWN_QUEUES = text(
@@ -249,7 +256,8 @@ class _Tasks:
             if self.app.stop.asked or at > self.app.clock.now():
                 report: dict[str, Any] = {"did_anything": False, "skipped": True}
             else:
-                run = scheduler.run_batch(self.app, scheduler.batch_named(batch), at, record=False)
+                # Not recorded as run: its tick records its batches when it ends.
+                run = scheduler.run_batch(self.app, scheduler.batch_named(batch), at)
                 report = ({"failed": run.report.reason} if isinstance(run.report, BatchFailed)
                           else _counts(run.report))
             with self.app.engine.begin() as conn:
@@ -274,8 +282,9 @@ class _FanOut:
         own = scheduler.run_batch(self.app, batch, at)
         if not helpers:
             return own
-        reports = self._helpers_reports(helpers, own.report)
-        return scheduler.BatchRun(batch.name, at, scheduler.merged([own.report, *reports]))
+        reports, left_work = self._helpers_reports(helpers, own.report)
+        return scheduler.BatchRun(batch.name, at, scheduler.merged([own.report, *reports]), finished=own.finished,
+                                  left_work=left_work)
 
     def _defer_helpers(self, batch: scheduler.Batch, at: datetime) -> list[int]:
         settings = self.app.settings.worker
@@ -291,21 +300,28 @@ class _FanOut:
         return [_on_loop(self.loop, self.tasks.slices.configure(queue=other, task_kwargs=kwargs).defer_async())
                 for other in others]
 
-    def _helpers_reports(self, helpers: list[int], own: BatchReport) -> list[BatchReport]:
-        waiting = set(helpers)
+    def _helpers_reports(self, helpers: list[int], own: BatchReport) -> tuple[list[BatchReport], bool]:
+        """The helpers' reports, once none is running; and whether one of them ended without its
+        report, its work in hand perhaps left undone (a worker killed, a helper failed)."""
+        waiting, lost = set(helpers), set()
         while waiting:
             # One query a look, whatever the number of helpers: those no worker has started are
             # deleted (it may be a stalled one, put back), what procrastinate's cancel_job does;
             # the others, still running, are waited for: each stops when the batch has no slice
             # left (or when asked to stop).
             with self.app.engine.begin() as conn:
-                waiting = set(conn.execute(HELPERS_STILL_RUNNING, {"ids": sorted(waiting)}).scalars())
+                rows = conn.execute(HELPERS_STILL_RUNNING, {"ids": sorted(waiting)}).all()
+            waiting = {job_id for job_id, gone in rows if not gone}
+            lost |= {job_id for job_id, gone in rows if gone}
             if waiting:
                 time.sleep(HELPER_POLL_SECONDS)
         with self.app.engine.begin() as conn:
-            found = conn.execute(text("DELETE FROM worker_helper_reports WHERE job_id = ANY(:ids) RETURNING report"),
-                                 {"ids": helpers}).scalars().all()
-        return [_report(found_report, own) for found_report in found if not found_report.get("skipped")]
+            saved = conn.execute(text("DELETE FROM worker_helper_reports WHERE job_id = ANY(:ids) "
+                                     "RETURNING job_id, report"), {"ids": helpers}).all()
+        found: dict[int, dict[str, Any]] = {job_id: report for job_id, report in saved}
+        # Killed after its report's commit, before procrastinate marked it done: its work was done.
+        left_work = bool(lost - set(found))
+        return [_report(report, own) for report in found.values() if not report.get("skipped")], left_work
 
 
 def _counts(report: BatchReport) -> dict[str, Any]:
