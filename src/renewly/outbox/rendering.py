@@ -34,24 +34,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache, partial
 from pathlib import Path
-from typing import NamedTuple
-
-from jinja2 import (
-    ChoiceLoader,
-    Environment,
-    FileSystemLoader,
-    StrictUndefined,
-    TemplateNotFound,
-    TemplateSyntaxError,
-    meta,
-    nodes,
-    select_autoescape,
-)
+from typing import TYPE_CHECKING, NamedTuple
 
 from renewly.accounts.rules.members import SUPPORTED_LOCALES
-from renewly.config.catalogues import translations
 from renewly.ports import Ports
 from renewly.shared.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 TEMPLATES = Path(__file__).with_name("templates")
 BANNERS = "banners.txt"
@@ -184,6 +174,11 @@ class MailTemplates:
     def environment(self, locale: str) -> Environment:
         found = self._environments.get(locale)
         if found is None:
+            # Jinja2 and Babel's catalogues come with the first e-mail rendered: every start asks
+            # `has_email` (the policy's check), and a read renders nothing.
+            from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+            from renewly.config.catalogues import translations
             found = Environment(
                 loader=ChoiceLoader([FileSystemLoader(root) for root in self.roots]),
                 autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
@@ -227,6 +222,7 @@ class MailTemplates:
 
     def _check_file(self, environment: Environment, name: str, allowed: frozenset[str], locale: str,
                     blocks: tuple[str, ...] = ()) -> None:
+        from jinja2 import TemplateNotFound, TemplateSyntaxError, meta, nodes
         try:
             source, found, _ = environment.loader.get_source(environment, name)  # type: ignore[union-attr]
         except TemplateNotFound:
@@ -253,6 +249,7 @@ class MailTemplates:
 
     def _check_translated(self, environment: Environment, source: str, filename: str, locale: str) -> None:
         """An operator's own sentence has a translation in `locale` (else it would be English there)."""
+        from renewly.config.catalogues import translations
         known = translations(locale, self.templates_dir)._catalog
         for line, _, message in environment.extract_translations(source):  # type: ignore[attr-defined]
             strings = (message,) if isinstance(message, str) else tuple(message)

@@ -28,6 +28,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError
 
+from renewly.adapters.db.tables import Document
+
 
 def is_postgres(conn: Connection | Engine) -> bool:
     return conn.dialect.name == "postgresql"
@@ -177,7 +179,8 @@ def _copy(conn: Connection, table: Table, target: str, columns: Sequence[str], r
     """COPY rows of `table`'s columns into `target` (the table or a scratch copy of it)."""
     import psycopg  # PostgreSQL's driver (COPY is PostgreSQL's): an SQLite command never loads it
 
-    json_positions = [position for position, name in enumerate(columns) if isinstance(table.c[name].type, JSON)]
+    json_positions = [position for position, name in enumerate(columns)
+                      if isinstance(table.c[name].type, (JSON, Document))]
     documents = JsonDocuments(conn, binary=binary)
     driver_connection = conn.connection.driver_connection
     if driver_connection is None:

@@ -29,7 +29,6 @@ from sqlalchemy import (
     false,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
 metadata = MetaData(naming_convention={
@@ -42,7 +41,31 @@ metadata = MetaData(naming_convention={
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
 Id = BigInteger().with_variant(Integer(), "sqlite")
-Document = JSON().with_variant(JSONB(), "postgresql")
+
+# Nothing here names SQLAlchemy's PostgreSQL dialect: a JSONB type or a `postgresql_*` keyword
+# would make SQLAlchemy load that whole dialect to check it, in every SQLite command too (a
+# seventh of a simple read's start; docs/performance.md). What is PostgreSQL's own is asked of
+# the dialect in use when a statement is compiled (Document), or lives in the migrations, which
+# create the schema on both engines (a partial index's WHERE).
+
+
+class Document(TypeDecorator):
+    """JSON: JSONB on PostgreSQL, SQLite's JSON elsewhere."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(JSON())
+
+
+def partial_index(name: str, *columns: str, where: str, unique: bool = False) -> Index:
+    """An index of the rows `where` holds, the same on both engines: on SQLite from here
+    (`sqlite_where`); on PostgreSQL the migration that creates it says the same WHERE (see above)."""
+    return Index(name, *columns, unique=unique, sqlite_where=text(where))
 
 
 class UTCDateTime(TypeDecorator):
@@ -92,8 +115,7 @@ accounts = Table(
     Column("external_key", String(100)),
     CheckConstraint("status IN ('active', 'past_due', 'cancelled', 'deleted')", name="status"),
     Index("uq_accounts_external_key", "external_key", unique=True),
-    Index("ix_accounts_deletion_due", "deletion_due_at", sqlite_where=text("status = 'cancelled'"),
-          postgresql_where=text("status = 'cancelled'")),
+    partial_index("ix_accounts_deletion_due", "deletion_due_at", where="status = 'cancelled'"),
 )
 
 members = Table(
@@ -106,8 +128,7 @@ members = Table(
     UniqueConstraint("account_id", "email", name="uq_members_account_email"),
     CheckConstraint("role IN ('owner', 'admin', 'agent')", name="role"),
     # At most one owner per account; services make it exactly one.
-    Index("uq_members_one_owner", "account_id", unique=True,
-          sqlite_where=text("role = 'owner'"), postgresql_where=text("role = 'owner'")),
+    partial_index("uq_members_one_owner", "account_id", unique=True, where="role = 'owner'"),
 )
 
 plans = Table(
@@ -138,8 +159,7 @@ subscriptions = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     CheckConstraint("seats >= 1", name="seats"),
     CheckConstraint("status IN ('active', 'cancelled')", name="status"),
-    Index("ix_subscriptions_due", "renews_at", "id", sqlite_where=text("status = 'active'"),
-          postgresql_where=text("status = 'active'")),
+    partial_index("ix_subscriptions_due", "renews_at", "id", where="status = 'active'"),
     # An account's subscriptions; unique as the pair an invoice's foreign key points at.
     Index("uq_subscriptions_account_id_id", "account_id", "id", unique=True),
 )
@@ -157,8 +177,7 @@ pending_items = Table(
     Column("period_end", Date),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("invoice_id", Id, ForeignKey("invoices.id")),
-    Index("ix_pending_items_open", "subscription_id", sqlite_where=text("invoice_id IS NULL"),
-          postgresql_where=text("invoice_id IS NULL")),
+    partial_index("ix_pending_items_open", "subscription_id", where="invoice_id IS NULL"),
 )
 
 # One row per numbering series: the next number to give. Locked while a transaction issues
@@ -208,15 +227,13 @@ invoices = Table(
     ForeignKeyConstraint(["account_id", "credited_invoice_id"], ["invoices.account_id", "invoices.id"],
                          name="fk_invoices_account_id_invoices"),
     # Exactly one invoice per subscription and period, whoever runs the renewal and how often.
-    Index("uq_invoices_subscription_period", "subscription_id", "period_start", unique=True,
-          sqlite_where=text("kind = 'invoice'"), postgresql_where=text("kind = 'invoice'")),
+    partial_index("uq_invoices_subscription_period", "subscription_id", "period_start", unique=True,
+                  where="kind = 'invoice'"),
     Index("uq_invoices_account_id_id", "account_id", "id", unique=True),  # also what credit notes point at
     Index("ix_invoices_issue_date", "issue_date"),  # the retention purge (R10.2)
-    Index("ix_invoices_credited_invoice_id", "credited_invoice_id",
-          sqlite_where=text("credited_invoice_id IS NOT NULL"),
-          postgresql_where=text("credited_invoice_id IS NOT NULL")),
+    partial_index("ix_invoices_credited_invoice_id", "credited_invoice_id", where="credited_invoice_id IS NOT NULL"),
     # The unpaid ones, a small part of the table: the dunning sweep opens cases from them.
-    Index("ix_invoices_open", "id", sqlite_where=text("status = 'open'"), postgresql_where=text("status = 'open'")),
+    partial_index("ix_invoices_open", "id", where="status = 'open'"),
 )
 
 # Triggers (migrations 0001, 0009) keep an issued document as it was issued (R2.4): its content
@@ -276,13 +293,11 @@ outbox = Table(
     Column("claimed_until", UTCDateTime()),
     Column("failed_at", UTCDateTime()),
     Column("last_error", Text),
-    Index("ix_outbox_undelivered", "id", sqlite_where=text("delivered_at IS NULL"),
-          postgresql_where=text("delivered_at IS NULL")),
-    Index("ix_outbox_mail_due", "id", sqlite_where=text(MAIL_DUE), postgresql_where=text(MAIL_DUE)),
-    Index("ix_outbox_mail_failed", "id", sqlite_where=text("failed_at IS NOT NULL"),
-          postgresql_where=text("failed_at IS NOT NULL")),
+    partial_index("ix_outbox_undelivered", "id", where="delivered_at IS NULL"),
+    partial_index("ix_outbox_mail_due", "id", where=MAIL_DUE),
+    partial_index("ix_outbox_mail_failed", "id", where="failed_at IS NOT NULL"),
     Index("ix_outbox_account_id", "account_id"),
-    Index("ix_outbox_events_due", "id", sqlite_where=text(EVENTS_DUE), postgresql_where=text(EVENTS_DUE)),
+    partial_index("ix_outbox_events_due", "id", where=EVENTS_DUE),
     sqlite_autoincrement=True,
 )
 
@@ -331,8 +346,7 @@ webhook_deliveries = Table(
     Column("failed_at", UTCDateTime()),
     CheckConstraint("status IN ('pending', 'replay', 'delivered', 'failed')", name="status"),
     UniqueConstraint("endpoint_id", "outbox_id", name="uq_webhook_deliveries_endpoint_event"),
-    Index("ix_webhook_deliveries_due", "next_attempt_at", sqlite_where=text(DELIVERY_DUE),
-          postgresql_where=text(DELIVERY_DUE)),
+    partial_index("ix_webhook_deliveries_due", "next_attempt_at", where=DELIVERY_DUE),
     Index("ix_webhook_deliveries_outbox_id", "outbox_id"),
 )
 
@@ -409,8 +423,7 @@ cards = Table(
     Column("added_by", String(320), nullable=False),
     Column("added_at", UTCDateTime(), nullable=False),
     CheckConstraint("status IN ('active', 'replaced', 'deleted')", name="status"),
-    Index("uq_cards_one_active", "account_id", unique=True, sqlite_where=text("status = 'active'"),
-          postgresql_where=text("status = 'active'")),
+    partial_index("uq_cards_one_active", "account_id", unique=True, where="status = 'active'"),
 )
 
 # The card check of R5.1: an authorization never captured, voided after the delay (R5.2).
@@ -429,8 +442,7 @@ card_verifications = Table(
     Column("void_due_at", UTCDateTime(), nullable=False),
     Column("voided_at", UTCDateTime()),
     Column("lease_expires_at", UTCDateTime(), nullable=False),
-    Index("ix_card_verifications_open", "void_due_at", sqlite_where=text("status IN ('held', 'unknown', 'pending')"),
-          postgresql_where=text("status IN ('held', 'unknown', 'pending')")),
+    partial_index("ix_card_verifications_open", "void_due_at", where="status IN ('held', 'unknown', 'pending')"),
 )
 
 # One row per charge attempt, committed before the gateway call with its own idempotency key.
@@ -456,9 +468,8 @@ payment_attempts = Table(
     UniqueConstraint("invoice_id", "number", name="uq_payment_attempts_invoice_number"),
     CheckConstraint("status IN ('pending', 'succeeded', 'declined', 'unknown', 'not_sent')", name="status"),
     # Never two unsettled attempts on one invoice: a second collector's insert fails here.
-    Index("uq_payment_attempts_one_unsettled", "invoice_id", unique=True,
-          sqlite_where=text("status IN ('pending', 'unknown')"),
-          postgresql_where=text("status IN ('pending', 'unknown')")),
+    partial_index("uq_payment_attempts_one_unsettled", "invoice_id", unique=True,
+                  where="status IN ('pending', 'unknown')"),
     Index("ix_payment_attempts_invoice_id", "invoice_id"),
 )
 
@@ -473,8 +484,7 @@ payment_retries = Table(
     Column("requested_at", UTCDateTime(), nullable=False),
     Column("attempt_id", Id, ForeignKey("payment_attempts.id")),
     UniqueConstraint("invoice_id", "reason", name="uq_payment_retries_invoice_reason"),
-    Index("ix_payment_retries_open", "invoice_id", sqlite_where=text("attempt_id IS NULL"),
-          postgresql_where=text("attempt_id IS NULL")),
+    partial_index("ix_payment_retries_open", "invoice_id", where="attempt_id IS NULL"),
 )
 
 # -- dunning (R8-R11) ------------------------------------------------------------------------------
@@ -503,12 +513,10 @@ dunning_cases = Table(
     Column("opened_at", UTCDateTime(), nullable=False),
     Column("closed_at", UTCDateTime()),
     CheckConstraint("status IN ('open', 'recovered', 'written_off', 'merged')", name="status"),
-    Index("ix_dunning_cases_due", "next_step_at", "id", sqlite_where=text("status = 'open'"),
-          postgresql_where=text("status = 'open'")),
+    partial_index("ix_dunning_cases_due", "next_step_at", "id", where="status = 'open'"),
     Index("ix_dunning_cases_account_id", "account_id"),
     # One open case per account: two sweeps at once cannot open a second one.
-    Index("uq_dunning_cases_one_open", "account_id", unique=True, sqlite_where=text("status = 'open'"),
-          postgresql_where=text("status = 'open'")),
+    partial_index("uq_dunning_cases_one_open", "account_id", unique=True, where="status = 'open'"),
 )
 
 # The schedule the open cases' next steps were computed under (`Policy.schedule_key`): a sweep
@@ -561,8 +569,7 @@ reactivations = Table(
     Column("ends_at", UTCDateTime(), nullable=False),
     Column("outcome", String(16)),  # NULL while running; paid, expired
     Column("ended_at", UTCDateTime()),
-    Index("uq_reactivations_one_running", "account_id", unique=True, sqlite_where=text("outcome IS NULL"),
-          postgresql_where=text("outcome IS NULL")),
+    partial_index("uq_reactivations_one_running", "account_id", unique=True, where="outcome IS NULL"),
 )
 
 # Billing contacts (R4): the owner always is one; others are added only with the owner's consent.
@@ -577,9 +584,8 @@ billing_contacts = Table(
     Column("decided_at", UTCDateTime()),
     Column("removed_at", UTCDateTime()),
     CheckConstraint("status IN ('requested', 'active', 'refused', 'removed')", name="status"),
-    Index("uq_billing_contacts_current", "account_id", "email", unique=True,
-          sqlite_where=text("status IN ('requested', 'active')"),
-          postgresql_where=text("status IN ('requested', 'active')")),
+    partial_index("uq_billing_contacts_current", "account_id", "email", unique=True,
+                  where="status IN ('requested', 'active')"),
 )
 
 # -- rows a batch could not process (one bad row never stops the others) ----------------------------
@@ -597,8 +603,7 @@ parked_rows = Table(
     Column("parked_at", UTCDateTime(), nullable=False),
     Column("resolved_at", UTCDateTime()),
     Column("resolved_by", String(320)),
-    Index("uq_parked_rows_open", "subject", "subject_id", unique=True, sqlite_where=text("resolved_at IS NULL"),
-          postgresql_where=text("resolved_at IS NULL")),
+    partial_index("uq_parked_rows_open", "subject", "subject_id", unique=True, where="resolved_at IS NULL"),
 )
 
 # -- the gateway's rate cap, shared by every process (adapters/db/rate_cap.py) -------------------
