@@ -12,6 +12,7 @@ from sqlalchemy import Connection, func, select
 from renewly.accounts.accounts import load_account, lock_accounts
 from renewly.accounts.rules.members import REASON_LENGTH, validate_text
 from renewly.adapters.db.bulk import among
+from renewly.adapters.db.engine import reading
 from renewly.adapters.db.tables import invoice_lines, invoices, payment_attempts
 from renewly.billing.issuing import store_documents
 from renewly.billing.rules.invoices import InvoiceStatus, IssuedInvoice, draft_credit_note
@@ -28,12 +29,12 @@ def list_invoices(app: Ports, account_id: int | None = None) -> list[dict[str, A
     query = select(invoices).order_by(invoices.c.id)
     if account_id is not None:
         query = query.where(invoices.c.account_id == account_id)
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         return [_summary(row) for row in conn.execute(query)]
 
 
 def show_invoice(app: Ports, number: str) -> dict[str, Any]:
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         [shown] = as_shown(conn, [_find(conn, number)])
     return shown
 

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, select
 
 from renewly.accounts.accounts import load_account, local_day, lock_accounts, running_reactivation
 from renewly.accounts.rules.members import REASON_LENGTH, AccountStatus, Role, validate_email, validate_text
+from renewly.adapters.db.engine import reading
 from renewly.adapters.db.tables import accounts, dunning_cases, members, reactivations
 from renewly.dunning.notices import case_invoices
 from renewly.dunning.rules.banners import banner_seen, banners_seen
@@ -69,7 +70,7 @@ def grant_reactivation(app: Ports, account_id: int, *, days: int | None, reason:
 
 def banners_by_role(app: Ports, account_id: int) -> dict[str, dict[str, str]]:
     """The banner each role sees now, with its text in the account's language."""
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         account = load_account(conn, account_id)
         context = _banner_context(conn, app, account)
     return {role.value: banner_text(app, account, role, context) for role in Role}
@@ -79,7 +80,7 @@ def banner_for_member(app: Ports, account_id: int, email: str) -> dict[str, str]
     """"Which banner does member M see now", with its text in the account's language; with the
     member (the e-mail as stored), its role and that language, which the API's answer names."""
     email = validate_email(email)
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         row = conn.execute(select(accounts, members.c.role).join(members, members.c.account_id == accounts.c.id)
                            .where(accounts.c.id == account_id, members.c.email == email)).first()
         if row is None:

@@ -1,5 +1,9 @@
 """What a route is given, as typed dependencies that show in its signature:
-`def create_plan(app: AppPorts, caller: Caller, body: PlanIn)`."""
+`def create_plan(app: AppPorts, caller: Caller, body: PlanIn)`.
+
+A dependency that does no I/O is `async def`: FastAPI calls a plain `def` one in the thread
+pool, a hop to a worker thread and back for each, on every request (docs/performance.md, "API").
+"""
 
 from __future__ import annotations
 
@@ -18,11 +22,11 @@ from renewly.web.authentication import SCOPE_KEY
 from renewly.web.keys import ApiKey
 
 
-def ports(request: Request) -> Ports:
+async def ports(request: Request) -> Ports:
     return request.app.state.ports
 
 
-def caller(request: Request) -> ApiKey:
+async def caller(request: Request) -> ApiKey:
     """The key the request came with, found by the Authentication middleware."""
     return request.scope[SCOPE_KEY]
 
@@ -35,7 +39,7 @@ Caller = Annotated[ApiKey, Depends(caller)]
 _bearer = HTTPBearer(auto_error=False, description="A secret API key: `renewly apikeys create NAME`.")
 
 
-def documented(_key: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
+async def documented(_key: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
                _version: Annotated[Literal[versions.CURRENT],  # type: ignore[valid-type]
                                    Header(alias=versions.HEADER, description="The API version asked for "
                                                                              "(default: the current one).")

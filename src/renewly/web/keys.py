@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import or_, select
 
 from renewly.accounts.rules.members import validate_text
+from renewly.adapters.db.engine import reading
 from renewly.adapters.db.tables import api_keys
 from renewly.outbox.records import audit
 from renewly.ports import Ports
@@ -70,7 +71,7 @@ def create_key(app: Ports, *, name: str, actor: str) -> tuple[dict[str, Any], st
 
 
 def describe_key(app: Ports, key_id: int) -> dict[str, Any]:
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         row = conn.execute(_listed().where(api_keys.c.id == key_id)).first()
     if row is None:
         raise NotFound(f"no API key {key_id}", code="unknown_api_key")
@@ -78,7 +79,7 @@ def describe_key(app: Ports, key_id: int) -> dict[str, Any]:
 
 
 def list_keys(app: Ports) -> list[dict[str, Any]]:
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         return [dict(row._mapping) for row in conn.execute(_listed().order_by(api_keys.c.id))]
 
 
@@ -106,7 +107,7 @@ def authenticate(app: Ports, secret: str) -> ApiKey | None:
     use, at most once a minute."""
     if not secret.startswith(KEY_PREFIX) or len(secret) > LONGEST_SECRET or not secret.isascii():
         return None
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         row = conn.execute(select(api_keys.c.id, api_keys.c.name, api_keys.c.prefix, api_keys.c.last_used_at)
                            .where(api_keys.c.secret_hash == secret_hash(secret),
                                   api_keys.c.revoked_at.is_(None))).first()

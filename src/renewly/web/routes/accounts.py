@@ -18,6 +18,7 @@ from renewly.accounts.accounts import (
     remove_member,
     update_buyer_address,
 )
+from renewly.adapters.db.engine import reading
 from renewly.adapters.db.tables import accounts, members
 from renewly.shared.errors import NotFound
 from renewly.web.dependencies import AppPorts, Caller
@@ -131,7 +132,7 @@ def _account(row) -> Account:
 
 
 def _one_account(app: AppPorts, account_id: int) -> Account:
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         row = conn.execute(_accounts().where(accounts.c.id == account_id)).first()
     if row is None:
         raise NotFound(f"no account {account_id}", code="unknown_account")
@@ -143,7 +144,7 @@ def _member(row) -> Member:
 
 
 def _one_member(app: AppPorts, account_id: int, email: str) -> Member:
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         row = conn.execute(select(members).where(members.c.account_id == account_id,
                                                  members.c.email == email.strip().lower())).one()
     return _member(row)
@@ -162,7 +163,7 @@ def accounts_create(body: AccountIn, app: AppPorts, caller: Caller) -> Account:
 @router.get("/accounts", response_model=Page[Account])
 def accounts_list(app: AppPorts, page: Paged) -> Page[Account]:
     """The accounts, oldest first."""
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         return paginate(conn, _accounts(), accounts.c.id, page, _account)
 
 
@@ -185,7 +186,7 @@ def accounts_update_buyer_address(account_id: AccountId, body: BuyerAddressIn, a
 @router.get("/accounts/{account_id}/members", response_model=Page[Member], responses=problems(404))
 def members_list(account_id: AccountId, app: AppPorts, page: Paged) -> Page[Member]:
     """An account's members and their roles, in the order they joined."""
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         load_account(conn, account_id)
         return paginate(conn, select(members).where(members.c.account_id == account_id), members.c.id, page,
                         _member)

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from renewly.adapters.db.engine import reading
 from renewly.adapters.db.tables import invoices
 from renewly.billing.documents import MEDIA_TYPE, invoice_pdf
 from renewly.billing.invoices import as_shown
@@ -71,7 +72,7 @@ def _shape(shown: dict) -> Invoice:
 
 
 def _row(app: AppPorts, invoice_id: int):
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         row = conn.execute(select(invoices).where(invoices.c.id == invoice_id)).first()
     if row is None:
         raise NotFound(f"no invoice {invoice_id}", code="unknown_invoice")
@@ -87,7 +88,7 @@ def invoices_list(app: AppPorts, page: Paged,
     query = select(invoices)
     if account_id is not None:
         query = query.where(invoices.c.account_id == account_id)
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         rows = paginate(conn, query, invoices.c.id, page, lambda row: row)
         return Page[Invoice](data=[_shape(shown) for shown in as_shown(conn, rows.data)], has_more=rows.has_more,
                              next_cursor=rows.next_cursor)
@@ -97,7 +98,7 @@ def invoices_list(app: AppPorts, page: Paged,
 def invoices_get(invoice_id: InvoiceId, app: AppPorts) -> Invoice:
     """One invoice or credit note with its lines, VAT and the parties as issued."""
     row = _row(app, invoice_id)
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         [shown] = as_shown(conn, [row])
     return _shape(shown)
 
