@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, select
+from starlette.concurrency import run_in_threadpool
 
 from renewly.accounts.accounts import (
     add_member,
@@ -168,9 +169,11 @@ def accounts_list(app: AppPorts, page: Paged) -> Page[Account]:
 
 
 @router.get("/accounts/{account_id}", response_model=Account, responses=problems(404))
-def accounts_get(account_id: AccountId, app: AppPorts) -> Account:
+async def accounts_get(account_id: AccountId, app: AppPorts) -> Account:
     """One account."""
-    return _one_account(app, account_id)
+    # async, its read in the thread pool: FastAPI checks a plain `def` route's answer in the
+    # thread pool too, a second hop (docs/performance.md, "API"); the host product's hot reads.
+    return await run_in_threadpool(_one_account, app, account_id)
 
 
 @router.post("/accounts/{account_id}/buyer_address", response_model=BuyerAddress, responses=problems(403, 404))
