@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 
 from renewly.accounts.rules.members import validate_text
 from renewly.adapters.db.engine import reading
@@ -102,15 +102,18 @@ def revoke_key(app: Ports, key_id: int, *, actor: str) -> dict[str, Any]:
     return describe_key(app, key_id)
 
 
+# Built once: every request asks it, and building it took a tenth of the lookup's time.
+_LIVE_KEY = (select(api_keys.c.id, api_keys.c.name, api_keys.c.prefix, api_keys.c.last_used_at)
+             .where(api_keys.c.secret_hash == bindparam("secret_hash"), api_keys.c.revoked_at.is_(None)))
+
+
 def authenticate(app: Ports, secret: str) -> ApiKey | None:
     """The live key this secret is, or None (unknown, revoked, or not a key at all). Records its
     use, at most once a minute."""
     if not secret.startswith(KEY_PREFIX) or len(secret) > LONGEST_SECRET or not secret.isascii():
         return None
     with reading(app.engine) as conn:
-        row = conn.execute(select(api_keys.c.id, api_keys.c.name, api_keys.c.prefix, api_keys.c.last_used_at)
-                           .where(api_keys.c.secret_hash == secret_hash(secret),
-                                  api_keys.c.revoked_at.is_(None))).first()
+        row = conn.execute(_LIVE_KEY, {"secret_hash": secret_hash(secret)}).first()
     if row is None:
         return None
     now = app.clock.now()

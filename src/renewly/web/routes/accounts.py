@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 from starlette.concurrency import run_in_threadpool
 
 from renewly.accounts.accounts import (
@@ -132,9 +132,14 @@ def _account(row) -> Account:
                    buyer=BuyerAddress(**{key: getattr(row, f"buyer_{key}") for key in BuyerAddress.model_fields}))
 
 
+# Built once (the host product's hot read): building a statement and its cache key cost as much
+# as sending it (docs/performance.md, "API").
+_ONE_ACCOUNT = _accounts().where(accounts.c.id == bindparam("account_id"))
+
+
 def _one_account(app: AppPorts, account_id: int) -> Account:
     with reading(app.engine) as conn:
-        row = conn.execute(_accounts().where(accounts.c.id == account_id)).first()
+        row = conn.execute(_ONE_ACCOUNT, {"account_id": account_id}).first()
     if row is None:
         raise NotFound(f"no account {account_id}", code="unknown_account")
     return _account(row)
