@@ -8,16 +8,14 @@ pool, a hop to a worker thread and back for each, on every request (docs/perform
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from renewly.payments.rules.card_numbers import CardNumberRefused, holds_card_number_anywhere
 from renewly.ports import Ports
-from renewly.web import versions
 from renewly.web.authentication import SCOPE_KEY
 from renewly.web.keys import ApiKey
 
@@ -33,20 +31,6 @@ async def caller(request: Request) -> ApiKey:
 
 AppPorts = Annotated[Ports, Depends(ports)]
 Caller = Annotated[ApiKey, Depends(caller)]
-
-# Enforced by the middleware (web/authentication.py, web/versions.py); declared here so that the
-# OpenAPI document says every operation wants a bearer key and may name a version.
-_bearer = HTTPBearer(auto_error=False, description="A secret API key: `renewly apikeys create NAME`.")
-
-
-async def documented(_key: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
-               _version: Annotated[Literal[versions.CURRENT],  # type: ignore[valid-type]
-                                   Header(alias=versions.HEADER, description="The API version asked for "
-                                                                             "(default: the current one).")
-                                   ] = versions.CURRENT,
-               ) -> None:
-    return None
-
 
 async def known_query_parameters_only(request: Request) -> None:
     """A query parameter the operation does not take is refused (422), as a body's unknown field
