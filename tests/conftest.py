@@ -65,6 +65,23 @@ def admin_connection() -> psycopg.Connection:
         pytest.skip(reason)
 
 
+def drop_connection(pid: int) -> None:
+    """What a restart of the server does to a pooled connection."""
+    with admin_connection() as admin:
+        assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]
+
+
+def drop_the_pool(engine, size: int = 3) -> set[int]:
+    """Fill the engine's pool with `size` connections, then have the server drop them all."""
+    held = [engine.connect() for _ in range(size)]
+    pids = {conn.execute(text("SELECT pg_backend_pid()")).scalar_one() for conn in held}
+    for conn in held:
+        conn.close()
+    for pid in pids:
+        drop_connection(pid)
+    return pids
+
+
 @pytest.fixture(scope="session")
 def postgres_url():
     # One database per session, so one per xdist worker (`make test` runs two, gw0 and gw1),

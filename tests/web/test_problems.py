@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import json
 
+from fastapi.testclient import TestClient
 from sqlalchemy.exc import OperationalError
 
+from renewly.web.app import create_app
+from renewly.web.keys import create_key
 from renewly.web.problems import problem_response
+from tests.conftest import drop_the_pool
 from tests.web.conftest import problem
 
 PLAN = {"code": "team", "name": "Team", "interval": "month", "unit_amount": 1900, "currency": "USD"}
@@ -91,3 +95,17 @@ def test_numbers_booleans_and_dates_are_taken_as_json_says_them_not_coerced(app,
         problem(client.post("/v1/subscriptions", json={"account_id": 1, "plan": "team", **change}), 422,
                 "invalid_input")
     problem(client.post("/v1/test_clock/advance", json={"days": False, "hours": 1}), 422, "invalid_input")
+
+
+def test_after_the_database_dropped_every_connection_a_read_answers_503_at_most_once(pg_app):
+    """A restart of PostgreSQL: the connection a request finds dead answers 503 (Retry-After);
+    the pool then replaces them all, and the next requests are answered (adapters/db/engine.py)."""
+    key = create_key(pg_app, name="tests", actor="test:operator")[1]
+    with TestClient(create_app(pg_app), raise_server_exceptions=False,
+                    headers={"Authorization": f"Bearer {key}"}) as client:
+        assert client.get("/v1/plans").status_code == 200
+        drop_the_pool(pg_app.engine)
+        first, *then = [client.get("/v1/plans") for _ in range(4)]
+    if first.status_code != 200:
+        problem(first, 503, "database_unavailable")
+    assert [answer.status_code for answer in then] == [200, 200, 200]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from renewly.accounts.rules.members import (
     NAME_LENGTH,
@@ -206,9 +206,13 @@ def require_owner_of(app: Ports, account_id: int, acting_email: str) -> None:
 
 
 def running_reactivation(conn: Connection, account_id: int, now: datetime):
-    return conn.execute(select(reactivations).where(reactivations.c.account_id == account_id,
+    return conn.execute(_RUNNING_REACTIVATION, {"account_id": account_id, "now": now}).first()
+
+
+# Built once: asked for every banner a member sees (building it cost as much as sending it).
+_RUNNING_REACTIVATION = select(reactivations).where(reactivations.c.account_id == bindparam("account_id"),
                                                     reactivations.c.outcome.is_(None),
-                                                    reactivations.c.ends_at > now)).first()
+                                                    reactivations.c.ends_at > bindparam("now"))
 
 
 def require_access(conn: Connection, account_id: int, email: str, now: datetime, *, support_email: str,

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, func, select
 from renewly.accounts.accounts import load_account, lock_accounts
 from renewly.accounts.rules.members import REASON_LENGTH, validate_text
 from renewly.adapters.db.bulk import among
+from renewly.adapters.db.engine import reading
 from renewly.adapters.db.tables import invoice_lines, invoices, payment_attempts
 from renewly.billing.issuing import store_documents
 from renewly.billing.rules.invoices import InvoiceStatus, IssuedInvoice, draft_credit_note
@@ -28,12 +29,12 @@ def list_invoices(app: Ports, account_id: int | None = None) -> list[dict[str, A
     query = select(invoices).order_by(invoices.c.id)
     if account_id is not None:
         query = query.where(invoices.c.account_id == account_id)
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         return [_summary(row) for row in conn.execute(query)]
 
 
 def show_invoice(app: Ports, number: str) -> dict[str, Any]:
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         [shown] = as_shown(conn, [_find(conn, number)])
     return shown
 
@@ -41,7 +42,8 @@ def show_invoice(app: Ports, number: str) -> dict[str, Any]:
 def as_shown(conn: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
     """Invoices and credit notes (rows of `invoices`) as issued: each with its lines, its seller
     and buyer snapshots, and a credit note with the number of the invoice it corrects. One query
-    for all the lines and one for those numbers, however many rows (a page of the API's list)."""
+    for all the lines and one for those numbers (none without a credit note), however many rows
+    (a page of the API's list)."""
     ids = [row.id for row in rows]
     lines: dict[int, list[dict[str, Any]]] = {invoice_id: [] for invoice_id in ids}
     if ids:
@@ -50,7 +52,8 @@ def as_shown(conn: Connection, rows: Sequence[Any]) -> list[dict[str, Any]]:
             lines[line.invoice_id].append({key: getattr(line, key) for key in _LINE_KEYS})
     credited = sorted({row.credited_invoice_id for row in rows if row.credited_invoice_id is not None})
     numbers = {row.id: row.number for row in conn.execute(select(invoices.c.id, invoices.c.number)
-                                                          .where(among(conn, invoices.c.id, credited)))}
+                                                          .where(among(conn, invoices.c.id, credited)))
+               } if credited else {}
     return [{**_summary(row), "credited_invoice_number": numbers.get(row.credited_invoice_id), "seller": row.seller,
              "buyer": row.buyer, "tax_rate": row.tax_rate, "lines": lines[row.id]} for row in rows]
 

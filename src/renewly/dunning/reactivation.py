@@ -8,10 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from renewly.accounts.accounts import load_account, local_day, lock_accounts, running_reactivation
 from renewly.accounts.rules.members import REASON_LENGTH, AccountStatus, Role, validate_email, validate_text
+from renewly.adapters.db.engine import reading
 from renewly.adapters.db.tables import accounts, dunning_cases, members, reactivations
 from renewly.dunning.notices import case_invoices
 from renewly.dunning.rules.banners import banner_seen, banners_seen
@@ -69,19 +70,27 @@ def grant_reactivation(app: Ports, account_id: int, *, days: int | None, reason:
 
 def banners_by_role(app: Ports, account_id: int) -> dict[str, dict[str, str]]:
     """The banner each role sees now, with its text in the account's language."""
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         account = load_account(conn, account_id)
         context = _banner_context(conn, app, account)
     return {role.value: banner_text(app, account, role, context) for role in Role}
+
+
+# The host product asks it for every page a member opens: its statements are built once
+# (building one and its cache key cost as much as sending it; docs/performance.md, "API").
+_MEMBER_OF = (select(accounts, members.c.role).join(members, members.c.account_id == accounts.c.id)
+              .where(accounts.c.id == bindparam("account_id"), members.c.email == bindparam("email")))
+_OPEN_CASE = (select(dunning_cases.c.id, dunning_cases.c.day0, dunning_cases.c.warned_at,
+                     dunning_cases.c.last_step_name, dunning_cases.c.last_step_day)
+              .where(dunning_cases.c.account_id == bindparam("account_id"), dunning_cases.c.status == "open"))
 
 
 def banner_for_member(app: Ports, account_id: int, email: str) -> dict[str, str]:
     """"Which banner does member M see now", with its text in the account's language; with the
     member (the e-mail as stored), its role and that language, which the API's answer names."""
     email = validate_email(email)
-    with app.engine.connect() as conn:
-        row = conn.execute(select(accounts, members.c.role).join(members, members.c.account_id == accounts.c.id)
-                           .where(accounts.c.id == account_id, members.c.email == email)).first()
+    with reading(app.engine) as conn:
+        row = conn.execute(_MEMBER_OF, {"account_id": account_id, "email": email}).first()
         if row is None:
             load_account(conn, account_id)  # an unknown account is refused as such
             raise NotFound(f"{email} is not a member of account {account_id}", code="unknown_member")
@@ -103,9 +112,7 @@ def _banner_context(conn: Connection, app: Ports, account) -> _BannerContext:
     """What a banner's text names: the open case's dates, its unpaid invoices, a running window."""
     now = app.clock.now()
     running = running_reactivation(conn, account.id, now)
-    case = conn.execute(select(dunning_cases.c.id, dunning_cases.c.day0, dunning_cases.c.warned_at,
-                               dunning_cases.c.last_step_name, dunning_cases.c.last_step_day)
-                        .where(dunning_cases.c.account_id == account.id, dunning_cases.c.status == "open")).first()
+    case = conn.execute(_OPEN_CASE, {"account_id": account.id}).first()
     if case is None:
         return _BannerContext(running.ends_at if running else None, None, None, -1, [])
     unpaid = case_invoices(conn, [case.id], {case.id: account.timezone}).get(case.id, [])

@@ -32,7 +32,7 @@ from renewly.web.authentication import (
     Authentication,
 )
 from renewly.web.console.app import create_console
-from renewly.web.dependencies import documented, known_query_parameters_only
+from renewly.web.dependencies import known_query_parameters_only
 from renewly.web.embed.app import create_embed
 from renewly.web.idempotency import KEY_LENGTH, Idempotency
 from renewly.web.portal.app import create_portal
@@ -52,7 +52,7 @@ from renewly.web.routes import (
     test_clock,
     webhook_endpoints,
 )
-from renewly.web.versions import Versions
+from renewly.web.versions import CURRENT, HEADER, Versions
 
 ROUTERS: tuple[APIRouter, ...] = (accounts.router, plans.router, subscriptions.router, invoices.router,
                                   payment_methods.router, billing_contacts.router, events.router, dunning.router,
@@ -63,6 +63,15 @@ ROUTERS: tuple[APIRouter, ...] = (accounts.router, plans.router, subscriptions.r
 COMMON_PROBLEMS = problems.problems(400, 401, 409, 422, 503)
 
 
+# What the middlewares enforce (web/authentication.py, web/versions.py), said of every operation
+# by `openapi()` rather than by a dependency of each route, which FastAPI ran on every request.
+SECURITY_SCHEME = {"HTTPBearer": {"type": "http", "scheme": "bearer",
+                                  "description": "A secret API key: `renewly apikeys create NAME`."}}
+VERSION_PARAMETER = {
+    "name": HEADER, "in": "header", "required": False,
+    "description": "The API version asked for (default: the current one).",
+    "schema": {"type": "string", "const": CURRENT, "default": CURRENT, "title": HEADER,
+               "description": "The API version asked for (default: the current one)."}}
 IDEMPOTENCY_KEY_PARAMETER = {
     "name": "Idempotency-Key", "in": "header", "required": False,
     "description": "Sent again with the same request, its first answer is replayed (24 hours); a UUID.",
@@ -78,7 +87,7 @@ def create_app(ports: Ports) -> FastAPI:
     app.state.ports = ports
     for router in ROUTERS:
         app.include_router(router, prefix="/v1", responses=COMMON_PROBLEMS,
-                           dependencies=[Depends(documented), Depends(known_query_parameters_only)])
+                           dependencies=[Depends(known_query_parameters_only)])
     problems.install(app)
     # The billing portal's pages (docs/portal.md): sessions, not keys; outside the API's document.
     app.mount(PORTAL_PREFIX, create_portal(ports))
@@ -97,8 +106,9 @@ def create_app(ports: Ports) -> FastAPI:
 
 
 def openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, with the Problem schema the error responses name and the
-    Idempotency-Key header every POST takes (web/idempotency.py reads it before any route)."""
+    """FastAPI's document, with the Problem schema the error responses name, the bearer key and
+    the version header of every operation, and the Idempotency-Key header every POST takes
+    (web/idempotency.py reads it before any route)."""
     if app.openapi_schema is None:
         document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
@@ -106,8 +116,14 @@ def openapi(app: FastAPI) -> dict[str, Any]:
             schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
             schema.pop("$defs", None)
             schemas[model.__name__] = schema
-        for operations in document["paths"].values():
+        document["components"]["securitySchemes"] = SECURITY_SCHEME
+        for path, operations in document["paths"].items():
+            if not path.startswith("/v1/"):
+                continue
+            for operation in operations.values():
+                operation.setdefault("parameters", []).append(VERSION_PARAMETER)
+                operation["security"] = [{"HTTPBearer": []}]
             if "post" in operations:
-                operations["post"].setdefault("parameters", []).append(IDEMPOTENCY_KEY_PARAMETER)
+                operations["post"]["parameters"].append(IDEMPOTENCY_KEY_PARAMETER)
         app.openapi_schema = document
     return app.openapi_schema

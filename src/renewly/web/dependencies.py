@@ -1,48 +1,36 @@
 """What a route is given, as typed dependencies that show in its signature:
-`def create_plan(app: AppPorts, caller: Caller, body: PlanIn)`."""
+`def create_plan(app: AppPorts, caller: Caller, body: PlanIn)`.
+
+A dependency that does no I/O is `async def`: FastAPI calls a plain `def` one in the thread
+pool, a hop to a worker thread and back for each, on every request (docs/performance.md, "API").
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from renewly.payments.rules.card_numbers import CardNumberRefused, holds_card_number_anywhere
 from renewly.ports import Ports
-from renewly.web import versions
 from renewly.web.authentication import SCOPE_KEY
 from renewly.web.keys import ApiKey
 
 
-def ports(request: Request) -> Ports:
+async def ports(request: Request) -> Ports:
     return request.app.state.ports
 
 
-def caller(request: Request) -> ApiKey:
+async def caller(request: Request) -> ApiKey:
     """The key the request came with, found by the Authentication middleware."""
     return request.scope[SCOPE_KEY]
 
 
 AppPorts = Annotated[Ports, Depends(ports)]
 Caller = Annotated[ApiKey, Depends(caller)]
-
-# Enforced by the middleware (web/authentication.py, web/versions.py); declared here so that the
-# OpenAPI document says every operation wants a bearer key and may name a version.
-_bearer = HTTPBearer(auto_error=False, description="A secret API key: `renewly apikeys create NAME`.")
-
-
-def documented(_key: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
-               _version: Annotated[Literal[versions.CURRENT],  # type: ignore[valid-type]
-                                   Header(alias=versions.HEADER, description="The API version asked for "
-                                                                             "(default: the current one).")
-                                   ] = versions.CURRENT,
-               ) -> None:
-    return None
-
 
 async def known_query_parameters_only(request: Request) -> None:
     """A query parameter the operation does not take is refused (422), as a body's unknown field

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 
 from renewly.accounts.rules.members import validate_text
+from renewly.adapters.db.engine import reading
 from renewly.adapters.db.tables import api_keys
 from renewly.outbox.records import audit
 from renewly.ports import Ports
@@ -70,7 +71,7 @@ def create_key(app: Ports, *, name: str, actor: str) -> tuple[dict[str, Any], st
 
 
 def describe_key(app: Ports, key_id: int) -> dict[str, Any]:
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         row = conn.execute(_listed().where(api_keys.c.id == key_id)).first()
     if row is None:
         raise NotFound(f"no API key {key_id}", code="unknown_api_key")
@@ -78,7 +79,7 @@ def describe_key(app: Ports, key_id: int) -> dict[str, Any]:
 
 
 def list_keys(app: Ports) -> list[dict[str, Any]]:
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         return [dict(row._mapping) for row in conn.execute(_listed().order_by(api_keys.c.id))]
 
 
@@ -101,15 +102,18 @@ def revoke_key(app: Ports, key_id: int, *, actor: str) -> dict[str, Any]:
     return describe_key(app, key_id)
 
 
+# Built once: every request asks it, and building it took a tenth of the lookup's time.
+_LIVE_KEY = (select(api_keys.c.id, api_keys.c.name, api_keys.c.prefix, api_keys.c.last_used_at)
+             .where(api_keys.c.secret_hash == bindparam("secret_hash"), api_keys.c.revoked_at.is_(None)))
+
+
 def authenticate(app: Ports, secret: str) -> ApiKey | None:
     """The live key this secret is, or None (unknown, revoked, or not a key at all). Records its
     use, at most once a minute."""
     if not secret.startswith(KEY_PREFIX) or len(secret) > LONGEST_SECRET or not secret.isascii():
         return None
-    with app.engine.connect() as conn:
-        row = conn.execute(select(api_keys.c.id, api_keys.c.name, api_keys.c.prefix, api_keys.c.last_used_at)
-                           .where(api_keys.c.secret_hash == secret_hash(secret),
-                                  api_keys.c.revoked_at.is_(None))).first()
+    with reading(app.engine) as conn:
+        row = conn.execute(_LIVE_KEY, {"secret_hash": secret_hash(secret)}).first()
     if row is None:
         return None
     now = app.clock.now()

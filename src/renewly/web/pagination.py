@@ -41,10 +41,12 @@ class PageRequest:
     after: int  # the last id of the page before (0: from the first)
 
 
-def page_request(limit: Annotated[int, Query(ge=1, le=MOST_PER_PAGE, description="How many items (1 to 100).")] = 20,
-                 cursor: Annotated[str | None, Query(max_length=CURSOR_LENGTH, pattern="^[A-Za-z0-9_=-]+$",
-                                                     description="The `next_cursor` of the page before.")] = None,
-                 ) -> PageRequest:
+async def page_request(
+        limit: Annotated[int, Query(ge=1, le=MOST_PER_PAGE, description="How many items (1 to 100).")] = 20,
+        cursor: Annotated[str | None, Query(max_length=CURSOR_LENGTH, pattern="^[A-Za-z0-9_=-]+$",
+                                            description="The `next_cursor` of the page before.")] = None,
+) -> PageRequest:
+    """(async: no I/O, so FastAPI calls it on the event loop, not through the thread pool.)"""
     return PageRequest(limit=limit, after=0 if cursor is None else decode(cursor))
 
 

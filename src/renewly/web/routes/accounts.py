@@ -8,7 +8,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
+from starlette.concurrency import run_in_threadpool
 
 from renewly.accounts.accounts import (
     add_member,
@@ -18,6 +19,7 @@ from renewly.accounts.accounts import (
     remove_member,
     update_buyer_address,
 )
+from renewly.adapters.db.engine import reading
 from renewly.adapters.db.tables import accounts, members
 from renewly.shared.errors import NotFound
 from renewly.web.dependencies import AppPorts, Caller
@@ -130,9 +132,14 @@ def _account(row) -> Account:
                    buyer=BuyerAddress(**{key: getattr(row, f"buyer_{key}") for key in BuyerAddress.model_fields}))
 
 
+# Built once (the host product's hot read): building a statement and its cache key cost as much
+# as sending it (docs/performance.md, "API").
+_ONE_ACCOUNT = _accounts().where(accounts.c.id == bindparam("account_id"))
+
+
 def _one_account(app: AppPorts, account_id: int) -> Account:
-    with app.engine.connect() as conn:
-        row = conn.execute(_accounts().where(accounts.c.id == account_id)).first()
+    with reading(app.engine) as conn:
+        row = conn.execute(_ONE_ACCOUNT, {"account_id": account_id}).first()
     if row is None:
         raise NotFound(f"no account {account_id}", code="unknown_account")
     return _account(row)
@@ -143,7 +150,7 @@ def _member(row) -> Member:
 
 
 def _one_member(app: AppPorts, account_id: int, email: str) -> Member:
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         row = conn.execute(select(members).where(members.c.account_id == account_id,
                                                  members.c.email == email.strip().lower())).one()
     return _member(row)
@@ -162,14 +169,16 @@ def accounts_create(body: AccountIn, app: AppPorts, caller: Caller) -> Account:
 @router.get("/accounts", response_model=Page[Account])
 def accounts_list(app: AppPorts, page: Paged) -> Page[Account]:
     """The accounts, oldest first."""
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         return paginate(conn, _accounts(), accounts.c.id, page, _account)
 
 
 @router.get("/accounts/{account_id}", response_model=Account, responses=problems(404))
-def accounts_get(account_id: AccountId, app: AppPorts) -> Account:
+async def accounts_get(account_id: AccountId, app: AppPorts) -> Account:
     """One account."""
-    return _one_account(app, account_id)
+    # async, its read in the thread pool: FastAPI checks a plain `def` route's answer in the
+    # thread pool too, a second hop (docs/performance.md, "API"); the host product's hot reads.
+    return await run_in_threadpool(_one_account, app, account_id)
 
 
 @router.post("/accounts/{account_id}/buyer_address", response_model=BuyerAddress, responses=problems(403, 404))
@@ -185,7 +194,7 @@ def accounts_update_buyer_address(account_id: AccountId, body: BuyerAddressIn, a
 @router.get("/accounts/{account_id}/members", response_model=Page[Member], responses=problems(404))
 def members_list(account_id: AccountId, app: AppPorts, page: Paged) -> Page[Member]:
     """An account's members and their roles, in the order they joined."""
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         load_account(conn, account_id)
         return paginate(conn, select(members).where(members.c.account_id == account_id), members.c.id, page,
                         _member)

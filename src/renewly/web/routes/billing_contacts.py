@@ -25,6 +25,7 @@ from renewly.accounts.contacts import (
 )
 from renewly.accounts.rules.contacts import CURRENT
 from renewly.accounts.rules.members import validate_email
+from renewly.adapters.db.engine import reading
 from renewly.adapters.db.tables import billing_contacts
 from renewly.web.dependencies import AppPorts
 from renewly.web.fields import Email, path_id, text
@@ -78,7 +79,7 @@ def _contact(row) -> BillingContact:
 def _latest(app: AppPorts, account_id: int, email: str) -> BillingContact:
     """The row of the address a use case just wrote (the last one: one address may have been
     requested, removed and requested again)."""
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         row = conn.execute(select(billing_contacts).where(
             billing_contacts.c.account_id == account_id, billing_contacts.c.email == validate_email(email))
             .order_by(billing_contacts.c.id.desc()).limit(1)).one()
@@ -93,7 +94,7 @@ def billing_contacts_list(account_id: AccountId, app: AppPorts, page: Paged,
                           ) -> Page[BillingContact]:
     """An account's billing contacts and the requests waiting for the owner, oldest first."""
     wanted = status or [current.value for current in CURRENT]
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         load_account(conn, account_id)  # an unknown account is a 404, not an empty list
         return paginate(conn, select(billing_contacts).where(billing_contacts.c.account_id == account_id,
                                                              billing_contacts.c.status.in_(wanted)),

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from renewly.adapters.db.engine import reading
 from renewly.adapters.db.tables import outbox
 from renewly.shared.errors import NotFound
 from renewly.web.dependencies import AppPorts
@@ -66,14 +67,14 @@ def events_list(app: AppPorts, page: Paged,
                                                       if wants(wanted, public))))
     if account_id is not None:
         query = query.where(outbox.c.account_id == account_id)
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         return paginate(conn, query, outbox.c.id, page, _event)
 
 
 @router.get("/events/{event_id}", response_model=Event, responses=problems(404))
 def events_get(event_id: Annotated[int, path_id("The event's id.")], app: AppPorts) -> Event:
     """One event."""
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         row = conn.execute(EVENTS.where(outbox.c.id == event_id)).first()
     if row is None:
         raise NotFound(f"no event {event_id}", code="unknown_event")

@@ -12,15 +12,18 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
+from renewly.adapters.db.engine import reading
 from renewly.adapters.db.tables import invoices
 from renewly.billing.documents import MEDIA_TYPE, invoice_pdf
 from renewly.billing.invoices import as_shown
 from renewly.outbox.rendering import templates_of
+from renewly.ports import Ports
 from renewly.shared.errors import NotFound
 from renewly.web.dependencies import AppPorts
 from renewly.web.fields import LARGEST_ID, Email, path_id
-from renewly.web.pagination import Page, Paged, paginate
+from renewly.web.pagination import Page, Paged, PageRequest, paginate
 from renewly.web.problems import problems
 
 router = APIRouter(tags=["invoices"])
@@ -71,7 +74,7 @@ def _shape(shown: dict) -> Invoice:
 
 
 def _row(app: AppPorts, invoice_id: int):
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         row = conn.execute(select(invoices).where(invoices.c.id == invoice_id)).first()
     if row is None:
         raise NotFound(f"no invoice {invoice_id}", code="unknown_invoice")
@@ -79,15 +82,19 @@ def _row(app: AppPorts, invoice_id: int):
 
 
 @router.get("/invoices", response_model=Page[Invoice])
-def invoices_list(app: AppPorts, page: Paged,
-                  account_id: Annotated[int | None, Query(ge=1, le=LARGEST_ID,
-                                                          description="Only this account's.")] = None,
-                  ) -> Page[Invoice]:
+async def invoices_list(app: AppPorts, page: Paged,
+                        account_id: Annotated[int | None, Query(ge=1, le=LARGEST_ID,
+                                                                description="Only this account's.")] = None,
+                        ) -> Page[Invoice]:
     """Invoices and credit notes (of one account, or all), in the order they were issued."""
+    return await run_in_threadpool(_invoices, app, page, account_id)  # one hop: see accounts_get
+
+
+def _invoices(app: Ports, page: PageRequest, account_id: int | None) -> Page[Invoice]:
     query = select(invoices)
     if account_id is not None:
         query = query.where(invoices.c.account_id == account_id)
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         rows = paginate(conn, query, invoices.c.id, page, lambda row: row)
         return Page[Invoice](data=[_shape(shown) for shown in as_shown(conn, rows.data)], has_more=rows.has_more,
                              next_cursor=rows.next_cursor)
@@ -97,7 +104,7 @@ def invoices_list(app: AppPorts, page: Paged,
 def invoices_get(invoice_id: InvoiceId, app: AppPorts) -> Invoice:
     """One invoice or credit note with its lines, VAT and the parties as issued."""
     row = _row(app, invoice_id)
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         [shown] = as_shown(conn, [row])
     return _shape(shown)
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from renewly.adapters.db.engine import reading
 from renewly.adapters.db.tables import plans
 from renewly.billing.plans import create_plan
 from renewly.billing.rules.plans import MAX_UNIT_AMOUNT
@@ -48,7 +49,7 @@ def _shape(row) -> Plan:
 
 
 def _plan(app: AppPorts, plan_id: int) -> Plan:
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         row = conn.execute(select(plans).where(plans.c.id == plan_id)).first()
     if row is None:
         raise NotFound(f"no plan {plan_id}", code="unknown_plan")
@@ -66,7 +67,7 @@ def plans_create(body: PlanIn, app: AppPorts, caller: Caller) -> Plan:
 @router.get("/plans", response_model=Page[Plan])
 def plans_list(app: AppPorts, page: Paged) -> Page[Plan]:
     """The plans, oldest first."""
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         return paginate(conn, select(plans), plans.c.id, page, _shape)
 
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, select
 
+from renewly.adapters.db.engine import reading
 from renewly.adapters.db.tables import plans, subscriptions
 from renewly.billing.rules.plans import MAX_SEATS
 from renewly.billing.subscriptions import cancel_subscription, change_seats, create_subscription
@@ -79,7 +80,7 @@ def _subscription(row) -> Subscription:
 
 
 def _one(app: AppPorts, subscription_id: int) -> Subscription:
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         row = conn.execute(_subscriptions().where(subscriptions.c.id == subscription_id)).first()
     if row is None:
         raise NotFound(f"no subscription {subscription_id}", code="unknown_subscription")
@@ -104,7 +105,7 @@ def subscriptions_list(app: AppPorts, page: Paged,
     query = _subscriptions()
     if account_id is not None:
         query = query.where(subscriptions.c.account_id == account_id)
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         return paginate(conn, query, subscriptions.c.id, page, _subscription)
 
 

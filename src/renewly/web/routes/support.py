@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from renewly.accounts.accounts import load_account, transfer_ownership
 from renewly.accounts.rules.members import REASON_LENGTH, validate_email
+from renewly.adapters.db.engine import reading
 from renewly.billing.invoices import resend_invoices_of_month
 from renewly.config.policy import LIMITS
 from renewly.dunning.reactivation import grant_reactivation
@@ -46,7 +47,7 @@ class Reactivation(BaseModel):
 def support_reactivate(account_id: AccountPath, body: ReactivationIn, app: AppPorts, caller: Caller) -> Reactivation:
     """Grant a cancelled account a temporary reactivation: its owner may use the billing pages to pay (R9.2)."""
     ends_at = grant_reactivation(app, account_id, days=body.days, reason=body.reason, actor=caller.actor)
-    with app.engine.connect() as conn:
+    with reading(app.engine) as conn:
         zone = load_account(conn, account_id).timezone
     return Reactivation(account_id=account_id, ends_at=ends_at, last_day=last_day(ends_at, zone), timezone=zone)
 
