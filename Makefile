@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench chaos worker-chaos docs catalogues shell constraints clean
+.PHONY: demo test bench chaos worker-chaos docs catalogues screenshots shell constraints clean
 
 # The versions of constraints.txt: those the test suite passed with.
 $(STAMP): pyproject.toml constraints.txt
@@ -47,6 +47,11 @@ shell: $(STAMP)
 
 docs: $(STAMP)
 	$(VENV)/bin/python -m renewly.cli.reference > docs/cli.md
+
+# The portal's and the console's main pages in French and English, as PNG files (README.md shows
+# two): the demo's database, served in this process, shot by Debian's Chromium (/usr/bin/chromium).
+screenshots: $(STAMP)
+	$(VENV)/bin/python bench/screenshots.py
 
 # The gettext catalogues after a template's or a label's sentence changed (docs/texts.md): the
 # template (messages.pot) from the sources, then each language's messages.po brought up to date;

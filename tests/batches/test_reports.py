@@ -51,5 +51,5 @@ def test_the_payment_batch_says_what_it_collected_in_each_currency_with_its_symb
 
 def test_the_retention_batch_names_the_accounts_the_gateway_refused():
     report = RetentionReport(accounts_deleted=1, gateway_failures=[7, 9])
-    assert report.describe() == ("1 account(s) deleted, 0 invoice(s) purged; gateway refused account(s) 7, 9, "
-                                 "tried again next run")
+    assert report.describe() == ("1 account(s) deleted, 0 invoice(s) purged, 0 sign-in row(s) purged; gateway "
+                                 "refused account(s) 7, 9, tried again next run")

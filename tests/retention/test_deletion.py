@@ -340,9 +340,10 @@ def test_r10_1_the_retention_command_deletes_and_support_is_then_refused(app, re
     account_id = cancelled_account(app)
     advance(app, DELETION_DUE - app.clock.now(), run_batches=False)
     before = renewly("retention", "--as-of", "2026-04-29", "--json")
-    assert (before.code, before.json()) == (0, {"accounts_deleted": 0, "invoices_purged": 0, "gateway_failures": []})
+    assert (before.code, before.json()) == (0, {"accounts_deleted": 0, "invoices_purged": 0, "sign_ins_purged": 0,
+                                                  "gateway_failures": []})
     done = renewly("retention")
-    assert done == CliOutcome(0, "1 account(s) deleted, 0 invoice(s) purged\n", "")
+    assert done == CliOutcome(0, "1 account(s) deleted, 0 invoice(s) purged, 0 sign-in row(s) purged\n", "")
     refused = renewly("support", "reactivate", str(account_id), "--days", "7", "--reason", "came back")
     assert refused.code == 2 and refused.out == "" and "can never be reactivated" in refused.err
     assert len(refused.err.strip().splitlines()) == 1

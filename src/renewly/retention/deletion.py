@@ -12,6 +12,9 @@ R10.2: issued invoices and credit notes are kept until `issue_date + invoice_ret
 then deleted with everything that points at them. Both deletions are audited without personal
 data.
 
+Beside them, the rows of signing in that no longer serve (portal links and sessions, console
+sessions and refused sign-ins) are purged: retention/sign_ins.py.
+
 Work is claimed in slices (`FOR UPDATE SKIP LOCKED` on PostgreSQL), each deleted with one
 statement per table, so two runs at once never delete twice and a second run finds nothing.
 """
@@ -57,6 +60,7 @@ from renewly.payments.rate_limit import call_concurrently, gateway_rate_cap
 from renewly.ports import Ports
 from renewly.retention.pseudonyms import personal_data_of, pseudonymise_deleted
 from renewly.retention.rules.deadlines import last_purgeable_issue_date, retention_ends
+from renewly.retention.sign_ins import next_sign_in_purge_at, purge_sign_ins
 from renewly.shared.calendar import local_date, local_midnight_utc
 
 log = get_logger(__name__)
@@ -72,15 +76,18 @@ DELETED_BUYER_NAME = "deleted account"
 class RetentionReport(Reported):
     accounts_deleted: int = 0
     invoices_purged: int = 0
+    # Portal links and sessions, console sessions and refused sign-ins past their keeping.
+    sign_ins_purged: int = 0
     # Accounts whose gateway customer could not be deleted: left as they are for the next run.
     gateway_failures: list[int] = field(default_factory=list)
 
     @property
     def did_anything(self) -> bool:
-        return bool(self.accounts_deleted or self.invoices_purged)
+        return bool(self.accounts_deleted or self.invoices_purged or self.sign_ins_purged)
 
     def describe(self) -> str:
-        return (f"{self.accounts_deleted} account(s) deleted, {self.invoices_purged} invoice(s) purged"
+        return (f"{self.accounts_deleted} account(s) deleted, {self.invoices_purged} invoice(s) purged, "
+                f"{self.sign_ins_purged} sign-in row(s) purged"
                 + (f"; gateway refused account(s) {', '.join(map(str, self.gateway_failures))}, tried again "
                    f"next run" if self.gateway_failures else ""))
 
@@ -91,6 +98,8 @@ def purge_due(app: Ports, as_of: datetime, *, slice_size: int | None = None) -> 
     delete_due_accounts(app, as_of, min(size, ACCOUNT_SLICE), report)
     if not app.stop.asked:
         purge_expired_invoices(app, as_of, size, report)
+    if not app.stop.asked:
+        report.sign_ins_purged += purge_sign_ins(app, as_of)
     return report
 
 
@@ -262,11 +271,12 @@ def delete_invoices(conn: Connection, invoice_ids: list[int]) -> None:
 # -- when there is work -----------------------------------------------------------------------------
 
 def next_retention_at(conn: Connection, app: Ports) -> datetime | None:
-    """The next deletion due: an account's deletion date, or the end of the oldest document's retention."""
+    """The next deletion due: an account's deletion date, the end of the oldest document's
+    retention, or the first sign-in row past its keeping."""
     account_due = conn.execute(select(func.min(accounts.c.deletion_due_at))
                                .where(accounts.c.status == AccountStatus.CANCELLED.value)).scalar()
     oldest = conn.execute(select(func.min(invoices.c.issue_date)).where(_unreferenced())).scalar()
     invoice_due = (local_midnight_utc(retention_ends(oldest, app.policy.invoice_retention_years),
                                       app.settings.seller.timezone) if oldest else None)
-    moments = [m for m in (account_due, invoice_due) if m is not None]
+    moments = [m for m in (account_due, invoice_due, next_sign_in_purge_at(conn, app)) if m is not None]
     return min(moments) if moments else None
