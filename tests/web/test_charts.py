@@ -103,3 +103,15 @@ def test_zeros_are_data_bars_of_no_height_on_an_axis_that_claims_no_scale():
     texts = [text.text for text in chart.iter(f"{SVG}text")]
     assert "No data" not in texts
     assert [text for text in texts if text.startswith("$")] == ["$0.00"]  # 0 alone on the value axis
+
+
+@pytest.mark.parametrize("count", [4, 12, 26, 52, 104])
+def test_week_labels_along_the_axis_never_overlap_whatever_the_number_of_weeks(count):
+    """A label such as 2026-W05 is about 55 px wide at the charts' 11 px font: shown ones stand
+    at least 60 px apart, the first week always among them (each bar's title names its week)."""
+    labels = [f"2026-W{week:02}" for week in range(1, count + 1)]
+    chart = parsed(failed_and_recovered([100] * count, [0] * count, labels=labels))
+    shown = [text for text in chart.iter(f"{SVG}text") if text.text in labels]
+    positions = [float(text.get("x")) for text in shown]
+    assert shown[0].text == labels[0] and len(shown) >= min(count, 4)
+    assert all(later - earlier >= 60 for earlier, later in zip(positions, positions[1:])), positions

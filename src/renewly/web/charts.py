@@ -21,7 +21,7 @@ from markupsafe import Markup
 WIDTH, HEIGHT = 640, 240
 LEFT, RIGHT, TOP, BOTTOM = 88, 16, 16, 40  # room for the value axis' labels, and the weeks'
 PLOT_WIDTH, PLOT_HEIGHT = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-MOST_LABELS = 13  # week labels shown at most along the axis; every one is in each bar's title
+MOST_LABELS = 8  # week labels at most along the axis (each "2026-W05" needs ~55 of its 536 px); all are in the titles
 # Colours that tell apart for the common colour blindnesses (Okabe and Ito's palette).
 COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7")
 CHART_ID = re.compile(r"[a-z][a-z0-9-]{0,39}")
