@@ -10,23 +10,18 @@ Without `secret_key` on the system clock, every page says the console is not con
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from renewly.adapters.logs import get_logger
-from renewly.batches.parking import is_infrastructure
 from renewly.ports import Ports
-from renewly.shared.errors import BillingError
 from renewly.web.authentication import CONSOLE_PREFIX
 from renewly.web.console import routes
 from renewly.web.console.routes import problem_page
-from renewly.web.portal.app import portal_secret
+from renewly.web.portal.app import install_refusal_pages, portal_secret
 from renewly.web.portal.security import FormTokenAsHeader, PortalCSRF, SecurityHeaders
-from renewly.web.problems import status_of
 
 STATIC = __file__.rsplit("/", 1)[0] + "/static"
 log = get_logger(__name__)
@@ -68,30 +63,6 @@ def _install_problem_pages(console: FastAPI) -> None:
     async def read_only(request: Request, _error: Exception) -> Response:
         return problem_page(request, 403, "read_only")
 
-    async def billing_refusal(request: Request, error: Exception) -> Response:
-        assert isinstance(error, BillingError)
-        status = status_of(error)
-        return problem_page(request, status, {404: "not_found", 403: "refused"}.get(status, "invalid"),
-                            error.message)
-
-    async def invalid_request(request: Request, _error: Exception) -> Response:
-        return problem_page(request, 400, "invalid")
-
-    async def http_refusal(request: Request, error: Exception) -> Response:
-        assert isinstance(error, HTTPException)
-        kind = {404: "not_found", 405: "not_found"}.get(error.status_code, "invalid")
-        return problem_page(request, error.status_code, kind)
-
-    async def unexpected(request: Request, error: Exception) -> Response:
-        if is_infrastructure(error):
-            log.error("the database cannot be used", path=request.url.path, error=type(error).__name__)
-            return problem_page(request, 503, "unavailable")
-        log.exception("a console page failed", path=request.url.path)
-        return problem_page(request, 500, "internal")
-
     console.add_exception_handler(routes.SignInRequired, sign_in_required)
     console.add_exception_handler(routes.ReadOnly, read_only)
-    console.add_exception_handler(BillingError, billing_refusal)
-    console.add_exception_handler(RequestValidationError, invalid_request)
-    console.add_exception_handler(HTTPException, http_refusal)
-    console.add_exception_handler(Exception, unexpected)
+    install_refusal_pages(console, problem_page, what="a console page")

@@ -12,6 +12,8 @@ not configured (503).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
@@ -85,6 +87,15 @@ def _install_problem_pages(portal: FastAPI) -> None:
         who = error.who
         return page(request, f"{error.kind}.html", locale=who.locale, status=403, who=who, base=PORTAL_PREFIX)
 
+    portal.add_exception_handler(routes.SignInRequired, sign_in_required)
+    portal.add_exception_handler(routes.Refused, refused)
+    install_refusal_pages(portal, problem_page, what="a portal page")
+
+
+def install_refusal_pages(pages: FastAPI, problem_page: Callable[..., Response], *, what: str) -> None:
+    """The refusals every application of pages for people answers alike (the portal, the
+    console): a billing rule's, a malformed request's, an unknown route's, the database's; each a
+    page in the reader's language through the application's own `problem_page`, never JSON."""
     async def billing_refusal(request: Request, error: Exception) -> Response:
         assert isinstance(error, BillingError)
         status = status_of(error)
@@ -103,12 +114,10 @@ def _install_problem_pages(portal: FastAPI) -> None:
         if is_infrastructure(error):
             log.error("the database cannot be used", path=request.url.path, error=type(error).__name__)
             return problem_page(request, 503, "unavailable")
-        log.exception("a portal page failed", path=request.url.path)
+        log.exception(f"{what} failed", path=request.url.path)
         return problem_page(request, 500, "internal")
 
-    portal.add_exception_handler(routes.SignInRequired, sign_in_required)
-    portal.add_exception_handler(routes.Refused, refused)
-    portal.add_exception_handler(BillingError, billing_refusal)
-    portal.add_exception_handler(RequestValidationError, invalid_request)
-    portal.add_exception_handler(HTTPException, http_refusal)
-    portal.add_exception_handler(Exception, unexpected)
+    pages.add_exception_handler(BillingError, billing_refusal)
+    pages.add_exception_handler(RequestValidationError, invalid_request)
+    pages.add_exception_handler(HTTPException, http_refusal)
+    pages.add_exception_handler(Exception, unexpected)
