@@ -1,15 +1,22 @@
 """`renewly serve`: a real process on a loopback port answers the API; on SQLite it runs the
-batches too, holding the worker lock (a `renewly worker` beside it is refused); SIGTERM stops it."""
+batches too, holding the worker lock (a `renewly worker` beside it is refused); SIGTERM stops it.
+On PostgreSQL `--workers N` serves from N processes on the one socket: each answers, one that
+dies is replaced, and SIGTERM stops them all; SQLite refuses more than one."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
+
+import pytest
 
 from renewly.adapters.db.locks import several_writers
 from renewly.web.keys import create_key
@@ -106,3 +113,101 @@ def test_an_address_it_cannot_listen_on_is_one_line_and_exit_2(app, tmp_path):
                                      timeout=60)
             assert (refused.returncode, refused.stdout) == (2, ""), refused.stderr
             assert refused.stderr.startswith("error: cannot listen on ") and refused.stderr.count("\n") == 1
+
+
+def worker_processes(server: subprocess.Popen) -> set[int]:
+    """The supervisor's uvicorn workers (spawned by multiprocessing, beside its resource tracker)."""
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+    return {int(pid) for pid in children
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()}
+
+
+def descendants(pid: int) -> set[int]:
+    try:
+        children = {int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    except FileNotFoundError:
+        return set()
+    return children.union(*(descendants(child) for child in children))
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+
+
+def workers_of(server: subprocess.Popen, count: int, *, besides: tuple[int, ...] = ()) -> set[int]:
+    """Its `count` workers, once they are as many, and one at least is not among `besides`."""
+    deadline = time.monotonic() + 60
+    while not (found := worker_processes(server)) - set(besides) or len(found) != count:
+        assert server.poll() is None and time.monotonic() < deadline, (found, server.poll())
+        time.sleep(0.2)
+    return found
+
+
+def answered_by_each_alone(base: str, secret: str, workers: set[int]) -> None:
+    """The others stopped (SIGSTOP), only this one accepts from the shared socket: a new
+    connection is its."""
+    for worker in workers:
+        others = workers - {worker}
+        for other in others:
+            os.kill(other, signal.SIGSTOP)
+        try:
+            deadline = time.monotonic() + 30
+            while True:  # a replacement may still be starting: it answers once it is ready
+                try:
+                    status, _headers, body = get(f"{base}/v1/plans", secret)
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, f"worker {worker} never answered"
+                    time.sleep(0.2)
+            assert (status, body["data"]) == (200, [])
+        finally:
+            for other in others:  # stopped for more than 5 s, the supervisor may have replaced it
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(other, signal.SIGCONT)
+
+
+def test_several_workers_each_answer_one_that_dies_is_replaced_and_sigterm_stops_them_all(pg_app, tmp_path):
+    secret = create_key(pg_app, name="tests", actor="test:operator")[1]
+    port = free_port()
+    server = subprocess.Popen([str(RENEWLY), "serve", "--port", str(port), "--workers", "2"],
+                              env=worker_environment(pg_app), cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    started: set[int] = set()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        answering(f"{base}/v1/openapi.json", server, timeout=60)
+        workers = workers_of(server, 2)
+        started = descendants(server.pid)
+        answered_by_each_alone(base, secret, workers)
+
+        killed = min(workers)
+        os.kill(killed, signal.SIGKILL)
+        replaced = workers_of(server, 2, besides=tuple(workers))
+        assert killed not in replaced and len(replaced & workers) == 1
+        started |= descendants(server.pid)
+        answered_by_each_alone(base, secret, replaced)
+
+        server.send_signal(signal.SIGTERM)
+        _out, err = server.communicate(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    assert server.returncode == 0, err
+    assert "Traceback" not in err, err
+    assert [pid for pid in started if alive(pid)] == []
+
+
+@pytest.mark.parametrize("workers", ["2", "0", "65", "two"])
+def test_workers_beyond_one_on_sqlite_or_out_of_bounds_are_one_line_and_exit_2(databases, tmp_path, workers):
+    app = databases.fresh_app("sqlite")
+    refused = subprocess.run([str(RENEWLY), "serve", "--port", str(free_port()), "--workers", workers],
+                             env=worker_environment(app), cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert (refused.returncode, refused.stdout) == (2, ""), refused.stderr
+    assert refused.stderr.startswith("error: ") and refused.stderr.count("\n") == 1, refused.stderr
+    if workers == "2":
+        assert "SQLite serves with one process" in refused.stderr
