@@ -141,7 +141,10 @@ def api_of_a_worker(settings: Settings) -> FastAPI:
 
 def listening_socket(host: str, port: int) -> socket.socket:
     """The socket serve listens on, bound here rather than by uvicorn so that an address that
-    cannot be resolved or bound is one line and exit 2, like any other bad input."""
+    cannot be resolved or bound is one line and exit 2, like any other bad input. It names its
+    protocol (IPPROTO_TCP, as getaddrinfo gives it): asyncio turns Nagle's algorithm off only on
+    such a socket, and without that a keep-alive connection waits 40 ms for each answer (the
+    peer's delayed ACK). uvicorn's own `bind_socket()`, for its `--workers`, leaves it at 0."""
     from renewly.shared.errors import InvalidInput
     try:
         family, kind, protocol, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
