@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 import os
 import signal
 import sys
@@ -69,6 +70,58 @@ def open_app(*, issues_invoices: bool = False, upgrade: bool = True) -> App:
 STOPPING = "stopping after the slice in hand (Ctrl-C again stops at once)"
 # Set by the second Ctrl-C: `main` then exits at once, without waiting for threads at the gateway.
 STOPPED_AT_ONCE = threading.Event()
+# How long the second Ctrl-C's KeyboardInterrupt has to reach `main` before the process exits
+# without it: Python swallows an exception raised inside a garbage collector's or a weakref's
+# callback (SQLAlchemy's event registry has one), which is where a signal handler can run.
+AT_ONCE_BACKSTOP_SECONDS = 0.5
+_EXITING = threading.Lock()
+
+
+def stopped_at_once() -> None:
+    """Exit 130 now, without waiting for the threads still at the gateway: the transaction in
+    hand is rolled back (by the unwinding, or by the database when the process ends, as after a
+    kill -9); charges asked in it stay pending until their lease ends, then the next payment batch
+    settles them (`renewly reconcile` lists them meanwhile). Said once, whoever gets here first."""
+    if not _EXITING.acquire(blocking=False):
+        threading.Event().wait()  # the other caller is exiting the process
+    sys.stdout.flush()
+    sys.stderr.write("interrupted: stopped at once; charges in flight stay pending until their\n"
+                     "lease ends, then the next payment batch settles them (renewly reconcile)\n")
+    sys.stderr.flush()
+    os._exit(130)
+
+
+_backstop_started = False
+
+
+def _start_the_at_once_backstop() -> None:
+    """One thread per process, started outside any signal handler (a handler that started a thread
+    could deadlock on a lock the interrupted main thread holds): once the second Ctrl-C has set
+    STOPPED_AT_ONCE, it gives `main` AT_ONCE_BACKSTOP_SECONDS to exit, then exits itself."""
+    global _backstop_started
+    if not _backstop_started:
+        _backstop_started = True
+        threading.Thread(target=_stop_at_once_unless_main_does, daemon=True, name="renewly-at-once").start()
+        # Where Python or SQLAlchemy swallows that KeyboardInterrupt they print it with a traceback
+        # ("Exception ignored in", "Exception during reset"): noise after the operator's own Ctrl-C.
+        previous_hook = sys.unraisablehook
+
+        def unraisable(what: Any) -> None:
+            if not _our_interrupt(what.exc_value):
+                previous_hook(what)
+        sys.unraisablehook = unraisable
+        logging.getLogger("sqlalchemy.pool").addFilter(
+            lambda record: not (record.exc_info and _our_interrupt(record.exc_info[1])))
+
+
+def _our_interrupt(error: BaseException | None) -> bool:
+    return isinstance(error, KeyboardInterrupt) and STOPPED_AT_ONCE.is_set()
+
+
+def _stop_at_once_unless_main_does() -> None:
+    STOPPED_AT_ONCE.wait()
+    threading.Event().wait(AT_ONCE_BACKSTOP_SECONDS)
+    stopped_at_once()
 
 
 @contextmanager
@@ -101,7 +154,7 @@ def stopping_on_signals(application: App, signals: tuple[int, ...], *, say: Call
         return
 
     def second(_signal, _frame) -> None:
-        STOPPED_AT_ONCE.set()
+        STOPPED_AT_ONCE.set()  # if Python swallows the KeyboardInterrupt, the backstop exits all the same
         raise KeyboardInterrupt
 
     def first(number, _frame) -> None:
@@ -117,6 +170,7 @@ def stopping_on_signals(application: App, signals: tuple[int, ...], *, say: Call
         if then is not None:
             then()
 
+    _start_the_at_once_backstop()
     previous = {each: signal.signal(each, first) for each in signals}
     try:
         yield stopped

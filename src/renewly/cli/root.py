@@ -6,7 +6,6 @@ exits 1; Ctrl-C exits 130. Nothing heavy is imported here: each command imports 
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Annotated
 
@@ -41,7 +40,7 @@ from renewly.cli import (
     webhooks,
     worker,
 )
-from renewly.cli.common import STOPPED_AT_ONCE
+from renewly.cli.common import STOPPED_AT_ONCE, stopped_at_once
 
 # The groups, by the name the operator types, in the order `--help` lists them; the commands of
 # the root (`renewly run`, ...) come before them.
@@ -138,17 +137,6 @@ def explain(error: Exception) -> str | None:
     if isinstance(error, OverflowError):  # a number SQLite cannot hold (PostgreSQL says so as a database error)
         return "a number is larger than the database holds (at most 9223372036854775807)"
     return None
-
-
-def stopped_at_once() -> None:
-    """Exit 130 now, without waiting for the threads still at the gateway: the transaction in
-    hand was rolled back; charges asked in it stay pending until their lease ends, then the next
-    payment batch settles them (`renewly reconcile` lists them meanwhile)."""
-    sys.stdout.flush()
-    sys.stderr.write("interrupted: stopped at once; charges in flight stay pending until their\n"
-                     "lease ends, then the next payment batch settles them (renewly reconcile)\n")
-    sys.stderr.flush()
-    os._exit(130)
 
 
 def infrastructure_trouble(error: BaseException) -> str:
