@@ -124,9 +124,10 @@ LAST_LINES = {
 # seconds; a tiny run takes a few (bench/worker_chaos.py and chaos_inputs a minute or two, three on
 # a loaded 2-core machine): the bound catches a hang, not a slow machine
 TIMEOUT = 600
-# bench/scaleout.py makes its hosts as network namespaces: root and iproute2's `ip` only.
-MAKES_HOSTS = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
-                                 reason="bench/scaleout.py makes network namespaces: it needs root and `ip`")
+# bench/scaleout.py makes its hosts as network namespaces, linked to PostgreSQL by the kernel's
+# NAT: root, iproute2's `ip` and `iptables` (.ci/run installs it).
+MAKES_HOSTS = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("iptables") is None,
+                                 reason="bench/scaleout.py makes network namespaces: it needs root, `ip` and `iptables`")
 # Its runs one at a time under `make test` (pytest-xdist): each picks free /30 networks for its
 # hosts' links from what the machine has before it adds its own, so two at once could pick the same.
 ONE_HOST_MAKER_AT_A_TIME = pytest.mark.xdist_group("scaleout-hosts")
@@ -183,7 +184,7 @@ def test_the_scaleout_bench_under_a_cap_reads_the_gateways_ledger(server):
 
 @MAKES_HOSTS
 @ONE_HOST_MAKER_AT_A_TIME
-def test_the_scaleout_bench_stopped_midway_removes_its_hosts_links_and_databases(server):
+def test_the_scaleout_bench_stopped_midway_removes_its_hosts_links_nat_rules_and_databases(server):
     bench = subprocess.Popen([sys.executable, str(ROOT / "bench" / "scaleout.py"), "--tiny", "--invoices", "2000",
                               "--postgres-url", ADMIN_URL], cwd=ROOT, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_as_at_a_terminal)
@@ -283,18 +284,29 @@ def hosts_paying(server, pid: int) -> bool:
 
 
 def made_by(pid: int) -> list[str]:
-    """The network namespaces and links of the bench `pid` still on this machine."""
+    """The network namespaces, links and NAT rules of the bench `pid` still on this machine."""
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
     return ([line.split()[0] for line in namespaces.splitlines() if line.startswith(f"renewly-bench-{pid}-")]
             + [line.split()[1].split("@")[0].rstrip(":") for line in links.splitlines()
-               if line.split()[1].startswith(f"rb{pid}h")])
+               if line.split()[1].startswith(f"rb{pid}h")]
+            + nat_rules_of(pid))
+
+
+def nat_rules_of(pid: int) -> list[str]:
+    """The bench `pid`'s NAT rules (`-A CHAIN ...`), named by their comment."""
+    rules = subprocess.run(["iptables", "-w", "-t", "nat", "-S"], capture_output=True, text=True).stdout
+    return [line for line in rules.splitlines() if line.startswith("-A ") and f"renewly-bench-{pid}" in line.split()]
 
 
 def remove_made_by(pid: int) -> list[str]:
-    """The namespaces and links the bench `pid` left on this machine, removed so as not to pile up."""
+    """The namespaces, links and NAT rules the bench `pid` left on this machine, removed so as
+    not to pile up."""
     made = made_by(pid)
-    for name in sorted(made, key=lambda name: name.startswith("renewly-bench-")):  # the links first
+    for rule in nat_rules_of(pid):
+        subprocess.run(["iptables", "-w", "-t", "nat", "-D", *rule.split()[1:]], capture_output=True)
+    for name in sorted((name for name in made if not name.startswith("-A ")),
+                       key=lambda name: name.startswith("renewly-bench-")):  # the links first
         command = ["netns", "delete", name] if name.startswith("renewly-bench-") else ["link", "delete", name]
         subprocess.run(["ip", *command], capture_output=True)
     return made
