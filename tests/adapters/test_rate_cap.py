@@ -79,8 +79,18 @@ def test_slots_taken_at_once_keep_their_instants_and_stay_apart():
     assert slot_deadlines(10.0, 10.25, 0.01, 3) == pytest.approx([10.25, 10.26, 10.27])
 
 
-def test_a_slot_already_begun_is_used_from_the_answer_on_never_before_it():
-    assert slot_deadlines(10.0, 9.997, 0.5, 2) == pytest.approx([10.0, 10.497])
+def test_a_slot_begun_just_before_the_answer_came_is_kept():
+    assert slot_deadlines(10.0, 9.997, 0.5, 2) == pytest.approx([9.997, 10.497])
+
+
+def test_slots_long_past_when_the_answer_came_are_dropped_not_sent_together():
+    # A slow answer (or a process starting) brings a group whose first slots have passed: sent,
+    # they would all leave at once, on top of the next slots of other processes.
+    assert slot_deadlines(10.0, 9.9, 0.01, 15) == pytest.approx([9.98 + 0.01 * n for n in range(7)])
+
+
+def test_when_every_slot_has_passed_one_is_used_from_the_answer_on():
+    assert slot_deadlines(10.0, 9.5, 0.01, 3) == pytest.approx([10.0])
 
 
 def test_a_slow_answer_does_not_move_the_database_s_instants_on_this_process_s_clock():
@@ -88,14 +98,14 @@ def test_a_slow_answer_does_not_move_the_database_s_instants_on_this_process_s_c
     clock.observe(asked=100.000, answered=5000.001, received=100.002)  # 2 ms there and back
     clock.observe(asked=101.000, answered=5001.001, received=101.040)  # the way back took 39 ms
     assert clock.round_trip == pytest.approx(0.002)  # the shortest answer keeps the offset
-    assert clock.here(5002.0) == pytest.approx(102.0)
+    assert clock.here(5002.0) == pytest.approx(102.001)  # late by the way back at most, never early
 
 
 def test_the_offset_follows_the_clocks_after_a_minute_without_a_shorter_round_trip():
     clock = DatabaseClock()
     clock.observe(asked=100.000, answered=5000.001, received=100.002)
     clock.observe(asked=161.000, answered=6000.003, received=161.006)
-    assert clock.here(6001.0) == pytest.approx(162.0)
+    assert clock.here(6001.0) == pytest.approx(162.003)
 
 
 # -- on PostgreSQL ---------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from renewly.adapters.db.rate_cap import SharedRateCap
@@ -22,3 +23,13 @@ def test_the_token_bucket_spaces_acquisitions_at_the_rate():
     for _ in range(41):
         bucket.acquire()
     assert time.perf_counter() - started >= 40 / 200
+
+
+def test_the_gateway_is_connected_before_the_cap_hands_out_a_slot(app):
+    # Connected by the first calls instead, it held every call that had its slot meanwhile, and
+    # they all left together once it was ready, over the cap (bench/scaleout.py --cap).
+    connected = []
+    real = app.connect_gateway
+    app = dataclasses.replace(app, connect_gateway=lambda: connected.append(True) or real())
+    gateway_rate_cap(app)
+    assert connected == [True]

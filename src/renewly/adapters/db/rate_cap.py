@@ -11,7 +11,10 @@ of them. The process sleeps until its slot, with no transaction and no connectio
 
 A process waits for its slot's instant on PostgreSQL's clock, read through its own: each answer
 says when the database gave it, and the answer with the shortest round trip so far fixes the
-offset between the two clocks (Cristian's algorithm), to within half that round trip. So the
+offset between the two clocks, as if that answer had come back at once: a slot is then never
+read as earlier than it is, at most later by that answer's way back (Cristian's midpoint is
+half a round trip off either way, and early calls crowd the slots of other processes: a process
+starting, its first statements slow on its side, sent calls ahead of their slots). So the
 answer's way back, however long it took this time, does not move the call: with a relative wait
 ("in 8 ms") a slow answer would push its call onto the next ones (four workers at 100 a second
 on a loaded machine put 112 calls in one second so, bench/scaleout.py --cap 100).
@@ -80,14 +83,19 @@ def slots_per_statement(rate: float, round_trip: float = 0.0) -> int:
 def slot_deadlines(received_at: float, first_slot: float, spacing: float, count: int) -> list[float]:
     """The moments on this process's monotonic clock when each of `count` slots taken at once
     begins: the first at `first_slot` (the database's slot, read on this clock), the others
-    `spacing` apart; a slot that began before the answer came (`received_at`) is used from then
-    on, a little late, never early."""
-    return [max(first_slot + n * spacing, received_at) for n in range(count)]
+    `spacing` apart. A slot whose moment had passed by more than TOO_LATE_SECONDS when the answer
+    came (`received_at`: a slow answer, a process starting) is dropped: a run of them would go out
+    at once, all together (four hosts starting at once put 108 calls in one second so at a rate of
+    96, bench/scaleout.py --cap 100 --rate-limit 96). If every one has passed, the last is used
+    from the answer on, a little late, so that calls still go out, one a statement."""
+    slots = [first_slot + n * spacing for n in range(count)]
+    return [slot for slot in slots if slot >= received_at - TOO_LATE_SECONDS] or [received_at]
 
 
 class DatabaseClock:
     """PostgreSQL's clock read on this process's monotonic clock: the offset between the two,
-    from the answer whose round trip was the shortest (its error is at most half of it)."""
+    from the answer whose round trip was the shortest, taken as received the moment it was given:
+    a database instant is read on this clock never early, late by at most that answer's way back."""
 
     def __init__(self) -> None:
         self.offset: float | None = None  # the database's seconds minus this process's
@@ -99,7 +107,7 @@ class DatabaseClock:
         answered at `received` (this process's clock)."""
         round_trip = received - asked
         if round_trip <= self.round_trip or received - self._measured_at > OFFSET_KEPT_SECONDS:
-            self.offset = answered - (asked + received) / 2
+            self.offset = answered - received
             self.round_trip = round_trip
             self._measured_at = received
 
@@ -149,10 +157,15 @@ class SharedRateCap:
         # Autocommit: the row is locked for the statement only, and no transaction stays open
         # while the caller sleeps; the connection goes back to the pool before that.
         group = self._slots_at_once or slots_per_statement(self.rate, self._round_trip)
-        asked = time.monotonic()
         with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            # Timed from the statement, not from the checkout: a new connection's handshake (every
+            # process's first answer) or a ping after an idle moment would make the round trip
+            # look long on one side only, and the clocks' offset wrong by half of it; calls then
+            # left early by as much, into the slots of others (four hosts starting at once put 104
+            # calls in a second at a rate of 96, bench/scaleout.py --cap 100 --rate-limit 96).
+            asked = time.monotonic()
             first_slot, answered = conn.execute(TAKE_SLOTS, {"span": group * self._spacing}).one()
-        received = time.monotonic()
+            received = time.monotonic()
         self._round_trip = received - asked
         self._database_clock.observe(asked, answered, received)
         return slot_deadlines(received, self._database_clock.here(first_slot), self._spacing, group)
