@@ -126,8 +126,9 @@ LAST_LINES = {
 TIMEOUT = 600
 # bench/scaleout.py makes its hosts as network namespaces, linked to PostgreSQL by the kernel's
 # NAT: root, iproute2's `ip` and `iptables` (.ci/run installs it).
-MAKES_HOSTS = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("iptables") is None,
-                                 reason="bench/scaleout.py makes network namespaces: it needs root, `ip` and `iptables`")
+MAKES_HOSTS = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("iptables") is None,
+    reason="bench/scaleout.py makes network namespaces: it needs root, `ip` and `iptables`")
 # Its runs one at a time under `make test` (pytest-xdist): each picks free /30 networks for its
 # hosts' links from what the machine has before it adds its own, so two at once could pick the same.
 ONE_HOST_MAKER_AT_A_TIME = pytest.mark.xdist_group("scaleout-hosts")
