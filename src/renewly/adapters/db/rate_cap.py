@@ -20,7 +20,7 @@ answer's way back, however long it took this time, does not move the call: with 
 on a loaded machine put 112 calls in one second so, bench/scaleout.py --cap 100).
 
 What is left to the margin between `rate` and the gateway's cap is lateness: a call leaves a
-little after its slot (the thread's wake-up, half a round trip for a slot granted "now"). If
+little after its slot (the thread's wake-up, the answer's way back for a slot granted "now"). If
 that delay varies by up to J seconds, a second can hold `rate * (1 + J) + 1` calls. A thread
 that wakes up more than TOO_LATE_SECONDS after its slot (a busy machine) drops it and waits for
 another, so J is that (20 ms) plus the moment from the wake-up to the call: the default 90 a
