@@ -52,6 +52,23 @@ def sqlite_template(tmp_path_factory) -> Path:
     return path
 
 
+# Debian's Chromium, which the browser tests and `make screenshots` drive with Playwright (its own
+# browser download is never used here).
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def require_chromium() -> Path:
+    """Debian's Chromium; without it the test is skipped with the reason, only where PostgreSQL is
+    not required either (a developer's machine): CI, whose switch for "nothing skipped" that is,
+    fails instead (.ci/run installs Chromium)."""
+    if not CHROMIUM.exists():
+        reason = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"{reason}: required in CI (.ci/run installs it)")
+        pytest.skip(reason)
+    return CHROMIUM
+
+
 def admin_connection() -> psycopg.Connection:
     """An autocommit connection to the test server; without one, the test is skipped with the
     reason, or fails when RENEWLY_TEST_REQUIRE_POSTGRES=1."""

@@ -5,16 +5,14 @@ both before each shot and exits non-zero otherwise)."""
 
 from __future__ import annotations
 
-import os
 import struct
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.conftest import require_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
 PAGES = {"portal-overview": "tr[data-subscription]", "portal-invoices": "tr[data-invoice]",
          "portal-admin-banner": '[role="alert"][data-banner]', "portal-cancelled": '[data-problem="cancelled"]',
          "console-account": "table.timeline [data-entry]", "console-recovery": "section.recovery-currency"}
@@ -29,10 +27,7 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 def test_the_tiny_run_shoots_every_main_page_in_both_languages(tmp_path):
-    if not CHROMIUM.exists():
-        if os.environ.get("RENEWLY_TEST_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"no Chromium at {CHROMIUM}: required in CI (.ci/run installs it)")
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    require_chromium()
     committed = {path.name: path.stat().st_mtime_ns for path in (ROOT / "docs" / "screenshots").glob("*.png")}
     run = subprocess.run([sys.executable, str(ROOT / "bench" / "screenshots.py"), "--tiny", "--out", str(tmp_path)],
                          capture_output=True, text=True, timeout=300, cwd=ROOT)

@@ -27,21 +27,15 @@ from renewly.portal.sessions import create_link
 from renewly.web.app import create_app
 from tests.accounts.test_removal_links import link_for, recipients
 from tests.builders import OPERATOR, subscribed
-from tests.conftest import REQUIRE_POSTGRES
+from tests.conftest import require_chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
 OWNER = "owner@acme.test"
 
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
     """pytest-playwright's launch, with Debian's Chromium."""
-    if not CHROMIUM.exists():
-        reason = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
-        if REQUIRE_POSTGRES:  # CI's switch for "nothing skipped": .ci/run installs Chromium too
-            pytest.fail(f"{reason}: required in CI (.ci/run installs it)")
-        pytest.skip(reason)
-    return {**browser_type_launch_args, "executable_path": str(CHROMIUM)}
+    return {**browser_type_launch_args, "executable_path": str(require_chromium())}
 
 
 @pytest.fixture
