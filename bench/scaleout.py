@@ -156,6 +156,8 @@ def main() -> None:
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
     except BenchFailure as failure:
         sys.exit(f"bench: {failure}")
+    except psycopg.OperationalError as error:  # the server gone, or the bench's connection to it
+        sys.exit(f"bench: PostgreSQL: {(str(error).strip().splitlines() or ['no message'])[0]}")
     except KeyboardInterrupt:
         print("bench: interrupted; the hosts, their links and the databases are removed", file=sys.stderr)
         sys.exit(130)
@@ -297,7 +299,18 @@ def database(admin, admin_url: URL, name: str, *, template: str | None = None):
     try:
         yield admin_url.set(database=name).render_as_string(False)
     finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(admin, admin_url, name)
+
+
+def drop_database(admin, admin_url: URL, name: str) -> None:
+    """Dropped on the bench's connection, or on a new one if that one was lost (seen once, the
+    server closing it during a CREATE DATABASE): a database of the bench's never stays behind."""
+    statement = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+    try:
+        admin.execute(statement)
+    except psycopg.OperationalError:
+        with psycopg.connect(admin_url.render_as_string(False), autocommit=True) as again:
+            again.execute(statement)
 
 
 def prepare(url: str, count: int) -> None:
@@ -378,11 +391,18 @@ def forward_to_postgres(undo: ExitStack, outside: str, host_address: str, ours: 
     if postgres[0] not in ("127.0.0.1", "localhost"):
         raise BenchFailure(f"PostgreSQL must be on this machine's 127.0.0.1, not {postgres[0]}")
     Path(f"/proc/sys/net/ipv4/conf/{outside}/route_localnet").write_text("1")
+    # The hosts' connections leave NAT from ports below the machine's ephemeral range: a port of
+    # that range could be given to a local connection to PostgreSQL (the bench's own) while the
+    # kernel still tracks a host's connection translated to it, and the two would be one.
+    ephemeral_from = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    if ephemeral_from <= 2048:
+        raise BenchFailure(f"the machine's ephemeral ports start at {ephemeral_from}: no ports left below them")
+    nat_ports = f"{max(1024, ephemeral_from - 20000)}-{ephemeral_from - 1}"
     tag = ["-m", "comment", "--comment", f"renewly-bench-{pid}"]
     for chain, rule in (("PREROUTING", ["-i", outside, "-p", "tcp", "-d", ours, "--dport", str(postgres[1]),
                                         "-j", "DNAT", "--to-destination", f"127.0.0.1:{postgres[1]}"]),
                         ("INPUT", ["-p", "tcp", "-s", host_address, "-d", "127.0.0.1", "--dport", str(postgres[1]),
-                                   "-j", "SNAT", "--to-source", "127.0.0.1"])):
+                                   "-j", "SNAT", "--to-source", f"127.0.0.1:{nat_ports}"])):
         iptables("-t", "nat", "-A", chain, *rule, *tag)
         undo.callback(iptables, "-t", "nat", "-D", chain, *rule, *tag, check=False)
 
