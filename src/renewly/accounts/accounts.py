@@ -283,7 +283,7 @@ def transfer_ownership(app: Ports, account_id: int, *, to_email: str, reason: st
     to_email = validate_email(to_email)
     if not (reason or "").strip():
         raise InvalidInput("a transfer of ownership needs a --reason", code="reason_required")
-    reason = validate_text(reason, "a transfer's reason", REASON_LENGTH)
+    reason = validate_text(reason, "a transfer's reason", REASON_LENGTH, field="reason")
     now = app.clock.now()
     with app.engine.begin() as conn:
         _live_account(conn, account_id)
@@ -291,10 +291,11 @@ def transfer_ownership(app: Ports, account_id: int, *, to_email: str, reason: st
             select(members).where(members.c.account_id == account_id))}
         if to_email not in account_members:
             raise NotFound(f"{to_email} is not a member of account {account_id}; add them first",
-                           code="unknown_member")
+                           code="unknown_member", values={"email": to_email})
         previous = next(email for email, row in account_members.items() if row.role == Role.OWNER)
         if previous == to_email:
-            raise InvalidInput(f"{to_email} already owns account {account_id}", code="already_owner")
+            raise InvalidInput(f"{to_email} already owns account {account_id}", code="already_owner",
+                               values={"email": to_email})
         # Demote first: the partial unique index allows one owner at a time.
         conn.execute(members.update().where(members.c.id == account_members[previous].id).values(role=Role.ADMIN))
         conn.execute(members.update().where(members.c.id == account_members[to_email].id).values(role=Role.OWNER))

@@ -59,7 +59,7 @@ def request_contact(app: Ports, account_id: int, *, email: str, requested_by: st
                        owner=owner)
     except IntegrityError:  # the same request, committed by someone else meanwhile
         raise Conflict(f"{email} was already requested as a billing contact of account {account_id}",
-                       code="contact_already_requested") from None
+                       code="contact_already_requested", values={"email": email}) from None
     return status
 
 

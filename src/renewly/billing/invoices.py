@@ -121,7 +121,7 @@ def resend_invoices_of_month(app: Ports, account_id: int, *, year: int, month: i
         raise InvalidInput(f"no year {year}: expected {MINYEAR} to {MAXYEAR - 1}", code="invalid_month")
     if not (reason or "").strip():
         raise InvalidInput("a resend needs a --reason", code="reason_required")
-    reason = validate_text(reason, "a resend's reason", REASON_LENGTH)
+    reason = validate_text(reason, "a resend's reason", REASON_LENGTH, field="reason")
     now = app.clock.now()
     with app.engine.begin() as conn:
         account = load_account(conn, account_id)
@@ -132,7 +132,8 @@ def resend_invoices_of_month(app: Ports, account_id: int, *, year: int, month: i
         rows = conn.execute(select(invoices).where(invoices.c.account_id == account_id, invoices.c.issue_date >= first,
                                                    invoices.c.issue_date < after).order_by(invoices.c.id)).all()
         if not rows:
-            raise NotFound(f"account {account_id} has no invoice issued in {year}-{month:02d}", code="no_invoice")
+            raise NotFound(f"account {account_id} has no invoice issued in {year}-{month:02d}", code="no_invoice",
+                           values={"month": f"{year}-{month:02d}"})
         to = notices.addressees(conn, [account_id])[account_id]
         templates = templates_of(app)
         writer.write_many(conn, [notices.invoice_email(

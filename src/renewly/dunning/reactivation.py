@@ -35,7 +35,7 @@ def grant_reactivation(app: Ports, account_id: int, *, days: int | None, reason:
     days = window_days(days, app.policy.reactivation_days)
     if not (reason or "").strip():
         raise InvalidInput("a reactivation needs a --reason", code="reason_required")
-    reason = validate_text(reason, "a reactivation's reason", REASON_LENGTH)
+    reason = validate_text(reason, "a reactivation's reason", REASON_LENGTH, field="reason")
     now = app.clock.now()
     with app.engine.begin() as conn:
         # Locked: retention deleting it, or another agent granting a window, waits for this one.

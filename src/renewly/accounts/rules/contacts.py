@@ -27,12 +27,15 @@ def check_request(email: str, *, owner: str, current: ContactStatus | None, acco
     """A new request for `email`, whose current row on the account (if any) has status `current`."""
     if email == owner:
         raise Conflict(f"{email} owns account {account_id} and always receives its billing e-mails",
-                       code="contact_is_owner")
+                       code="contact_is_owner",
+                       values={"email": email})
     if current is ContactStatus.ACTIVE:
-        raise Conflict(f"{email} is already a billing contact of account {account_id}", code="contact_exists")
+        raise Conflict(f"{email} is already a billing contact of account {account_id}", code="contact_exists",
+                       values={"email": email})
     if current is ContactStatus.REQUESTED:
         raise Conflict(f"{email} was already requested as a billing contact of account {account_id}; "
-                       "the owner has not decided yet", code="contact_already_requested")
+                       "the owner has not decided yet", code="contact_already_requested",
+                       values={"email": email})
 
 
 def check_decision(email: str, *, acting: str, owner: str, current: ContactStatus | None, account_id: int) -> None:
@@ -42,7 +45,8 @@ def check_decision(email: str, *, acting: str, owner: str, current: ContactStatu
                          code="owner_required")
     if current is not ContactStatus.REQUESTED:
         raise NotFound(f"no pending billing-contact request for {email} on account {account_id}",
-                       code="unknown_contact_request")
+                       code="unknown_contact_request",
+                       values={"email": email})
 
 
 def check_removal(email: str, *, acting: str, owner: str, current: ContactStatus | None,
@@ -51,10 +55,12 @@ def check_removal(email: str, *, acting: str, owner: str, current: ContactStatus
     The status the removal ends."""
     if email == owner:
         raise NotAllowed(f"{email} owns account {account_id}: the owner is always a billing contact and "
-                         "cannot be removed; support transfers ownership first", code="owner_is_contact")
+                         "cannot be removed; support transfers ownership first", code="owner_is_contact",
+                         values={"email": email})
     if acting not in (owner, email):
         raise NotAllowed(f"only {email} or the account owner ({owner}) can remove this billing contact",
                          code="owner_required")
     if current is None or current not in CURRENT:
-        raise NotFound(f"{email} is not a billing contact of account {account_id}", code="unknown_contact")
+        raise NotFound(f"{email} is not a billing contact of account {account_id}", code="unknown_contact",
+                       values={"email": email})
     return current

@@ -50,21 +50,26 @@ class AccountStatus(StrEnum):
 def validate_email(email: str) -> str:
     normalized = (email or "").strip().lower()
     if not _EMAIL.match(normalized) or len(normalized) > 320 or _has_control(normalized):
-        raise InvalidInput(f"{email!r} is not an e-mail address", code="invalid_email")
+        raise InvalidInput(f"{email!r} is not an e-mail address", code="invalid_email", values={"email": email or ""})
     return normalized
 
 
-def validate_text(value: str | None, what: str, max_length: int, *, required: bool = True) -> str:
+def validate_text(value: str | None, what: str, max_length: int, *, required: bool = True,
+                  field: str = "") -> str:
     """A name, an address line, a reason: trimmed, printable, and no longer than its column holds
     (the same limit on both engines: PostgreSQL refused what SQLite stored). Control characters
-    (an ANSI escape that repaints an operator's terminal, a line break in a name) are refused."""
+    (an ANSI escape that repaints an operator's terminal, a line break in a name) are refused.
+    `field` names the form's field a translated page says is wrong (web/refusals.py)."""
     text = _plain_spaces((value or "").strip())
+    named = {"field": field} if field else {}
     if required and not text:
-        raise InvalidInput(f"{what} cannot be empty", code="invalid_text")
+        raise InvalidInput(f"{what} cannot be empty", code="invalid_text", values={**named, "case": "empty"})
     if _has_control(text, allow_newlines=what.endswith("reason")):
-        raise InvalidInput(f"{what} holds a control character ({text!r})", code="invalid_text")
+        raise InvalidInput(f"{what} holds a control character ({text!r})", code="invalid_text",
+                           values={**named, "case": "control"})
     if len(text) > max_length:
-        raise InvalidInput(f"{what} is at most {max_length} characters (got {len(text)})", code="text_too_long")
+        raise InvalidInput(f"{what} is at most {max_length} characters (got {len(text)})", code="text_too_long",
+                           values={**named, "limit": max_length})
     return text
 
 
@@ -105,7 +110,7 @@ def validate_country(country: str) -> str:
         return code
     if len(code) != 2 or not code.isalpha() or code in _NOT_COUNTRIES or code not in _territories():
         raise InvalidInput(f"unknown country {country!r}: expected an ISO 3166 code such as FR or US",
-                           code="unknown_country")
+                           code="unknown_country", values={"country": code})
     return code
 
 
@@ -146,7 +151,8 @@ class BuyerAddress:
 
     def __post_init__(self) -> None:
         if not (self.name or "").strip():
-            raise InvalidInput("the buyer's name cannot be empty", code="invalid_address")
+            raise InvalidInput("the buyer's name cannot be empty", code="invalid_address",
+                               values={"field": "name", "case": "empty"})
         for field in _ADDRESS_LENGTHS:
             object.__setattr__(self, field, validate_address_field(field, getattr(self, field)))
 
@@ -157,7 +163,8 @@ class BuyerAddress:
 def validate_address_field(field: str, value: str | None) -> str:
     """One field of a buyer address, by its rule: trimmed text no longer than its column, the
     country an ISO 3166 code (empty allowed but for the name)."""
-    text = validate_text(value, f"the buyer's {field}", _ADDRESS_LENGTHS[field], required=field == "name")
+    text = validate_text(value, f"the buyer's {field}", _ADDRESS_LENGTHS[field], required=field == "name",
+                         field=field)
     return validate_country(text) if field == "country" and text else text
 
 
