@@ -6,6 +6,7 @@ said on the account's page, with what was typed; nothing changes."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from html import unescape
 
 from sqlalchemy import func, select
 
@@ -49,7 +50,7 @@ def test_a_reactivation_needs_a_reason_and_a_window_the_policy_allows(app, staff
     advance(app, timedelta(days=30))
     browser = browsers.signed_in(SUPPORT)
     page = f"/console/accounts/{account_id}"
-    shown(submit(browser, page, page + "/reactivate", {"reason": " "}), 400, "needs a --reason")
+    shown(submit(browser, page, page + "/reactivate", {"reason": " "}), 400, "Give a reason, for the audit log.")
     shown(submit(browser, page, page + "/reactivate", {"reason": "x", "days": "0"}), 400, "1 to")
     shown(submit(browser, page, page + "/reactivate", {"reason": "x", "days": "abc"}), 400, "1 to")
     assert audited(app, "reactivation.granted") == []
@@ -83,8 +84,24 @@ def test_r2_3_support_resends_a_month_s_invoices_which_writes_their_e_mails(app,
     shown(submit(browser, page, page + "/resend-invoices", {"month": "2025-12", "reason": "lost"}), 404,
           "no invoice issued in 2025-12")
     shown(submit(browser, page, page + "/resend-invoices", {"month": "2026-13", "reason": "lost"}), 400,
-          "is not a month")
+          "Give a month as YYYY-MM")
     done = submit(browser, page, page + "/resend-invoices", {"month": "2026-01", "reason": "lost in spam"})
     assert (done.status_code, done.headers["location"]) == (303, page + "?done=resent")
     assert invoice_emails() == before + 1
     assert audited(app, "invoices.resent") == [(f"console:staff-{staff[SUPPORT]}", "lost in spam")]
+
+
+def test_r12_1_a_refused_action_is_said_in_the_browser_s_language_not_the_rule_s_english(app, staff, browsers):
+    account_id, _ = subscribed(app)
+    browser = browsers.signed_in(SUPPORT)
+    browser.headers["Accept-Language"] = "fr-FR,fr;q=0.9"
+    page = f"/console/accounts/{account_id}"
+    refused = unescape(shown(submit(browser, page, page + "/reactivate", {"reason": "x", "days": "0"}), 400,
+                             'data-error="reactivated"'))
+    assert "Une réactivation dure de 1 à" in refused and "a reactivation lasts" not in refused
+    refused = unescape(shown(submit(browser, page, page + "/reactivate", {"reason": "the owner called"}), 403,
+                             'data-error="reactivated"'))
+    assert "Ce compte n'est pas résilié : il n'y a rien à réactiver." in refused and "not cancelled" not in refused
+    refused = unescape(shown(submit(browser, page, page + "/resend-invoices", {"month": "2025-12", "reason": "lost"}),
+                             404, 'data-error="resent"'))
+    assert "Ce compte n'a aucune facture émise en 2025-12." in refused

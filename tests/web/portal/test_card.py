@@ -164,3 +164,13 @@ def test_r9_2_during_a_reactivation_the_owner_changes_the_card_and_the_payment_r
     home = shown(browsers.signed_in(account_id, OWNER).get("/portal/"), 200, "Plan and seats")  # a day later
     assert 'data-banner="reactivated"' not in home and 'data-card="4444"' in home
     shown(browsers.signed_in(account_id, ADMIN).get("/portal/"), 200, "Only the account owner")
+
+
+def test_r12_1_a_declined_card_is_said_with_the_bank_s_reason_in_the_account_s_language(app, browsers):
+    account_id, _ = subscribed(app, locale="fr")
+    owner = browsers.signed_in(account_id, OWNER)
+    back = type_card(owner, DECLINED)
+    page = shown(owner.get(back.headers["location"]), 400, 'data-error="declined"')
+    assert "La carte a été refusée : rien n'a été enregistré." in unescape(page)
+    assert "Motif donné par la banque : la carte a été refusée par la banque." in unescape(page)
+    assert "card declined" not in page and "nothing was saved" not in page

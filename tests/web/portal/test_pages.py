@@ -6,6 +6,7 @@ banners by role and day (R8.3, R8.4), a cancelled account (R9.1), a temporary re
 from __future__ import annotations
 
 import re
+from html import unescape
 
 from sqlalchemy import select
 
@@ -181,3 +182,32 @@ def test_r12_1_the_pages_speak_the_account_s_language(app, browsers):
     page = shown(browsers.signed_in(account_id, OWNER).get("/portal/address"), 200, '<html lang="fr">')
     assert "Les modifications s'appliquent uniquement aux factures futures" in page.replace("&#39;", "'")
     assert "Se déconnecter" in page
+
+
+def test_r12_1_a_refused_address_is_said_in_the_account_s_language_naming_the_field(app, browsers):
+    account_id = team(app, locale="fr")
+    browser = browsers.signed_in(account_id, OWNER)
+    fields = {"name": "Acme SAS", "line1": "", "line2": "", "postcode": "", "city": "L" * 101, "country": "FR",
+              "vat_id": ""}
+    refused = unescape(shown(submit(browser, "/portal/address", "/portal/address", fields), 400, 'role="alert"'))
+    assert "Ville : 100 caractères au plus." in refused and "at most 100 characters" not in refused
+    refused = unescape(shown(submit(browser, "/portal/address", "/portal/address", {**fields, "city": "Lyon",
+                                                                                      "country": "QQ"}), 400, "QQ"))
+    assert "Pays inconnu « QQ » : indiquez son code ISO 3166" in refused and "unknown country" not in refused
+
+
+def test_r12_1_a_refused_contact_change_is_said_in_the_account_s_language(app, browsers):
+    account_id = team(app, locale="fr")
+    browser = browsers.signed_in(account_id, OWNER)
+    refused = unescape(shown(submit(browser, "/portal/contacts", "/portal/contacts/remove", {"email": OWNER}), 400,
+                             'role="alert"'))
+    assert "owner@acme.test est propriétaire de ce compte : le propriétaire reçoit toujours" in refused
+    assert "support transfers ownership" not in refused
+
+
+def test_r12_1_a_rule_s_refusal_page_is_in_the_reader_s_language_not_the_rule_s_english(app, browsers):
+    account_id = team(app, locale="fr")
+    browser = browsers.signed_in(account_id, OWNER)
+    page = unescape(shown(browser.get("/portal/invoices/999/pdf", headers={"Accept-Language": "fr"}), 404,
+                          'data-problem="not_found"'))
+    assert "Cette facture n'existe pas." in page and "no invoice 999" not in page

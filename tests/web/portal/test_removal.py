@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from renewly.accounts.contacts import request_contact
-from renewly.adapters.db.tables import audit_log, billing_contacts
+from renewly.adapters.db.tables import accounts, audit_log, billing_contacts
 from renewly.mail.delivery import deliver_due
 from renewly.outbox.emails import addressees
 from tests.builders import customer
@@ -150,3 +150,13 @@ def test_r4_2_an_altered_link_says_so_in_the_browser_s_language_and_shows_no_acc
     with app.engine.connect() as conn:
         statuses = conn.execute(select(billing_contacts.c.status).where(billing_contacts.c.email == BOOKS)).scalars()
         assert list(statuses) == ["active"]
+
+
+def test_r4_2_a_link_refused_by_another_rule_says_why_in_the_account_s_language(mailed):
+    app, account_id, message, browsers = mailed(locale="fr")
+    path = link_of(message)
+    with app.engine.begin() as conn:  # deleted (R10.1) after the e-mail went out, its contacts still listed
+        conn.execute(accounts.update().where(accounts.c.id == account_id).values(status="deleted"))
+    page = unescape(shown(browsers.new().get(path), 403, 'data-problem="removal_refused"'))
+    assert '<html lang="fr">' in page and "Ce compte a été supprimé : il ne peut plus être modifié." in page
+    assert "was deleted" not in page

@@ -38,6 +38,7 @@ from renewly.web.portal.rendering import browser_locale, page
 from renewly.web.portal.security import cookie_is_secure
 from renewly.web.problems import status_of
 from renewly.web.recovery_page import recovery_page
+from renewly.web.refusals import refusal_in_words
 from renewly.web.routes.support import MOST_REACTIVATION_DAYS
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -219,7 +220,8 @@ def _acted(request: Request, app: Ports, who: StaffMember, account_id: int, done
     try:
         act()
     except BillingError as refused:
-        return _account(request, app, who, account_id, error=refused.message, status=status_of(refused),
+        return _account(request, app, who, account_id, error=refusal_in_words(refused, browser_locale(request)),
+                        status=status_of(refused),
                         sent={**sent, "action": done})
     return RedirectResponse(f"{CONSOLE_PREFIX}/accounts/{account_id}?done={done}", status_code=303)
 
@@ -228,5 +230,6 @@ def _days(days: str) -> int | None:
     if not days.strip():
         return None  # the policy's window
     if not days.strip().isdigit() or not 1 <= int(days) <= MOST_REACTIVATION_DAYS:
-        raise InvalidInput(f"a reactivation lasts 1 to {MOST_REACTIVATION_DAYS} days", code="invalid_days")
+        raise InvalidInput(f"a reactivation lasts 1 to {MOST_REACTIVATION_DAYS} days", code="invalid_days",
+                           values={"most": MOST_REACTIVATION_DAYS})
     return int(days)

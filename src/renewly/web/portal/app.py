@@ -31,6 +31,7 @@ from renewly.web.portal import routes
 from renewly.web.portal.rendering import browser_locale, page
 from renewly.web.portal.security import FormTokenAsHeader, PortalCSRF, SecurityHeaders
 from renewly.web.problems import status_of
+from renewly.web.refusals import refusal_in_words
 
 STATIC = __file__.rsplit("/", 1)[0] + "/static"
 log = get_logger(__name__)
@@ -95,12 +96,13 @@ def _install_problem_pages(portal: FastAPI) -> None:
 def install_refusal_pages(pages: FastAPI, problem_page: Callable[..., Response], *, what: str) -> None:
     """The refusals every application of pages for people answers alike (the portal, the
     console): a billing rule's, a malformed request's, an unknown route's, the database's; each a
-    page in the reader's language through the application's own `problem_page`, never JSON."""
+    page in the reader's language through the application's own `problem_page`, never JSON; a
+    rule's refusal in that language's words too (web/refusals.py), never its English message."""
     async def billing_refusal(request: Request, error: Exception) -> Response:
         assert isinstance(error, BillingError)
         status = status_of(error)
         return problem_page(request, status, {404: "not_found", 403: "refused"}.get(status, "invalid"),
-                            error.message)
+                            refusal_in_words(error, browser_locale(request)))
 
     async def invalid_request(request: Request, _error: Exception) -> Response:
         return problem_page(request, 400, "invalid")

@@ -38,12 +38,13 @@ from renewly.accounts.contacts import (
     request_contact,
     unsubscribe_contact,
 )
-from renewly.adapters.db.tables import invoices
+from renewly.adapters.db.tables import card_verifications, invoices
 from renewly.adapters.gateways.card_form import form_url
 from renewly.billing.documents import MEDIA_TYPE, invoice_pdf
 from renewly.dunning.rules.access import Access
 from renewly.outbox.rendering import templates_of
 from renewly.payments.cards import CardRefused, add_card, may_change_card
+from renewly.payments.rules.charges import decline_in_words
 from renewly.portal.overview import billing_overview
 from renewly.portal.pages import Visitor, plans_of, visitor
 from renewly.portal.sessions import PortalSession, session_of, sign_in, sign_out
@@ -53,6 +54,7 @@ from renewly.web.authentication import PORTAL_PREFIX
 from renewly.web.portal.rendering import browser_locale, page
 from renewly.web.portal.security import ONE_CLICK, cookie_is_secure
 from renewly.web.problems import status_of
+from renewly.web.refusals import refusal_in_words
 
 SESSION_COOKIE = "renewly_portal"
 ADDRESS_FIELDS = ("name", "line1", "line2", "postcode", "city", "country", "vat_id")
@@ -183,7 +185,7 @@ def _removal_refused(request: Request, app: Ports, token: str, refused: BillingE
     except BillingError:  # links unconfigured (no public_url): said in the page's detail
         locale = browser_locale(request)
     status = {"removal_link_expired": 410, "removal_link_invalid": 404}.get(kind) or status_of(refused)
-    detail = "" if kind in REMOVAL_REFUSALS else refused.message
+    detail = "" if kind in REMOVAL_REFUSALS else refusal_in_words(refused, locale)
     return page(request, "removal.html", locale=locale, status=status, kind=kind, removal=None, detail=detail,
                 done=False, base=PORTAL_PREFIX, action="")
 
@@ -251,7 +253,8 @@ def address_form(request: Request, app: AppPorts, who: Owner, name: Annotated[st
         update_buyer_address(app, who.account_id, changes=sent, acting_email=who.member,
                              actor=f"portal:{who.member}")
     except InvalidInput as refused:
-        return _page(request, "address.html", who, status=400, buyer=sent, error=refused.message, saved=False)
+        return _page(request, "address.html", who, status=400, buyer=sent, error=refusal_in_words(refused, who.locale),
+                     saved=False)
     overview = billing_overview(app, who.account_id, acting_email=who.member)
     return _page(request, "address.html", who, buyer=overview["buyer"], error="", saved=True)
 
@@ -272,7 +275,7 @@ def contacts_form(action: str, request: Request, app: AppPorts, who: Owner,
     try:
         decide(app, who.account_id, email=email, acting_email=who.member)
     except BillingError as refused:
-        error = refused.message
+        error = refusal_in_words(refused, who.locale)
     partial = request.headers.get("hx-request") == "true"
     if partial or error:
         # htmx swaps only a 2xx answer: the list with the refusal in it; without htmx, the page (400).
@@ -331,10 +334,21 @@ def card_return(request: Request, app: AppPorts, who: Owner,
     try:
         saved = add_card(app, who.account_id, card_token=token, acting_email=who.member)
     except CardRefused as refused:
-        return _card_refused(request, app, who, "declined", refused.message)
+        if refused.code != "card_declined":  # not checked (the gateway did not answer): said so
+            return _card_refused(request, app, who, "refused", refusal_in_words(refused, who.locale))
+        reason = decline_in_words(_last_decline(app, who.account_id), who.locale)
+        return _card_refused(request, app, who, "declined", refusal_in_words(refused, who.locale, reason=reason))
     except InvalidInput:  # a token the gateway does not know
         return _card_refused(request, app, who, "token")
     return _back(f"/card?saved=1&retries={saved.retries_requested}")
+
+
+def _last_decline(app: Ports, account_id: int) -> str | None:
+    """The decline code of the account's latest card check: the one just refused (its refusal
+    names the code in English words only; the page says it in the owner's)."""
+    with app.engine.connect() as conn:
+        return conn.execute(select(card_verifications.c.decline_code).where(
+            card_verifications.c.account_id == account_id).order_by(card_verifications.c.id.desc()).limit(1)).scalar()
 
 
 def _card_refused(request: Request, app: Ports, who: Visitor, error: str, detail: str = "") -> Response:
