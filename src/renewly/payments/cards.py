@@ -102,7 +102,7 @@ def add_card(app: Ports, account_id: int, *, card_token: str, acting_email: str)
             retries = _save_card(app, conn, account_id, saved, actor, now)
     if result.outcome == Outcome.DECLINED:
         raise CardRefused(f"card declined: {decline_in_words(result.decline_code)} ({result.decline_code}); "
-                          f"nothing was saved")
+                          f"nothing was saved", values={"decline": result.decline_code or ""})
     if result.outcome == Outcome.UNKNOWN:
         raise CardRefused("the card could not be checked (the payment gateway did not answer); nothing was saved, "
                           "try again", code="gateway_unavailable")

@@ -38,7 +38,7 @@ from renewly.accounts.contacts import (
     request_contact,
     unsubscribe_contact,
 )
-from renewly.adapters.db.tables import card_verifications, invoices
+from renewly.adapters.db.tables import invoices
 from renewly.adapters.gateways.card_form import form_url
 from renewly.billing.documents import MEDIA_TYPE, invoice_pdf
 from renewly.dunning.rules.access import Access
@@ -336,19 +336,11 @@ def card_return(request: Request, app: AppPorts, who: Owner,
     except CardRefused as refused:
         if refused.code != "card_declined":  # not checked (the gateway did not answer): said so
             return _card_refused(request, app, who, "refused", refusal_in_words(refused, who.locale))
-        reason = decline_in_words(_last_decline(app, who.account_id), who.locale)
+        reason = decline_in_words(str(refused.values.get("decline", "")), who.locale)
         return _card_refused(request, app, who, "declined", refusal_in_words(refused, who.locale, reason=reason))
     except InvalidInput:  # a token the gateway does not know
         return _card_refused(request, app, who, "token")
     return _back(f"/card?saved=1&retries={saved.retries_requested}")
-
-
-def _last_decline(app: Ports, account_id: int) -> str | None:
-    """The decline code of the account's latest card check: the one just refused (its refusal
-    names the code in English words only; the page says it in the owner's)."""
-    with app.engine.connect() as conn:
-        return conn.execute(select(card_verifications.c.decline_code).where(
-            card_verifications.c.account_id == account_id).order_by(card_verifications.c.id.desc()).limit(1)).scalar()
 
 
 def _card_refused(request: Request, app: Ports, who: Visitor, error: str, detail: str = "") -> Response:
