@@ -12,6 +12,13 @@ The roles: members of the subject account (owner, admin, agent) and the owner of
 account signed in to the portal by link; support and finance signed in to the console; and
 nobody. A portal session opens nothing in the console and a console session nothing in the
 portal (their cookies, their paths).
+
+The subject account's state is the third dimension: active, cancelled for an unpaid invoice
+(day 29), or cancelled and temporarily reactivated by support. Cancelled, every member of it sees
+why and how to ask support on every page (R9.1; the legacy FAQ: "plus aucun accès au portail");
+reactivated, the owner alone reaches the billing pages, to update the card (R9.2: "permettre au
+propriétaire du compte de mettre la méthode de paiement à jour"); the console's staff reach the
+account in every state (support grants the reactivation from its page).
 """
 
 from __future__ import annotations
@@ -22,14 +29,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from renewly.accounts.accounts import add_member
-from renewly.adapters.db.tables import invoices
+from renewly.adapters.db.tables import accounts, invoices
 from renewly.console.staff import create_staff
+from renewly.dunning.reactivation import grant_reactivation
 from renewly.web.console import routes as console_routes
 from renewly.web.portal import routes as portal_routes
-from tests.builders import OPERATOR, subscribed
+from tests.builders import GOOD_CARD, OPERATOR, subscribed
 from tests.web.console.conftest import PASSWORD
 from tests.web.console.conftest import Browsers as ConsoleBrowsers
 from tests.web.portal.conftest import Browsers as PortalBrowsers
+from tests.web.test_dunning import DECLINES, to_day
 
 OWNER, ADMIN, AGENT = "owner@acme.test", "admin@acme.test", "agent@acme.test"
 OTHER_OWNER = "owner@globex.test"
@@ -43,8 +52,11 @@ READ_ONLY = "read-only"  # 403: finance reads, never acts
 NOT_FOUND = "not-found"  # 404: an id this visitor may not know of (R1.2), or a token that is no link
 OPEN = "open"  # past every access check: the page, or the form's own answer (done, or a rule's refusal)
 
+CANCELLED = "cancelled"  # 403: this account is cancelled, why, and how to ask support (R9.1)
+
 MEMBERS = ("owner", "admin", "agent", "other_owner")
 STAFF = ("support", "finance")
+STATES = ("active", "cancelled", "reactivated")  # the subject account's; the other account stays active
 
 
 def policy(*, anonymous: str = SIGN_IN, owner: str, admin: str, agent: str, other_owner: str,
@@ -53,25 +65,48 @@ def policy(*, anonymous: str = SIGN_IN, owner: str, admin: str, agent: str, othe
             "support": support, "finance": finance}
 
 
-def portal_page(owner_only: bool) -> dict[str, str]:
+def by_state(*, active: dict[str, str], cancelled: dict[str, str], reactivated: dict[str, str]
+             ) -> dict[str, dict[str, str]]:
+    return {"active": active, "cancelled": cancelled, "reactivated": reactivated}
+
+
+def in_every_state(row: dict[str, str]) -> dict[str, dict[str, str]]:
+    """What the subject account's state changes nothing of: pages without a session, the other
+    owner's own account, the console (staff reach a cancelled account: support reactivates it)."""
+    return dict.fromkeys(STATES, row)
+
+
+def portal_page(owner_only: bool) -> dict[str, dict[str, str]]:
     """A portal page behind a session: every member of any account reaches their own account's
-    (the other owner reaches theirs, never ours); the owner pages refuse admins and agents."""
+    (the other owner reaches theirs, never ours); the owner pages refuse admins and agents.
+    Cancelled, every member of ours is told why and how to ask support (R9.1); reactivated, the
+    owner alone has the billing pages back (his home is their overview), admins and agents are
+    still told it is cancelled (R9.2)."""
     gated = OWNER_ONLY if owner_only else OPEN
-    return policy(owner=OPEN, admin=gated, agent=gated, other_owner=OPEN)
+    return by_state(active=policy(owner=OPEN, admin=gated, agent=gated, other_owner=OPEN),
+                    cancelled=policy(owner=CANCELLED, admin=CANCELLED, agent=CANCELLED, other_owner=OPEN),
+                    reactivated=policy(owner=OPEN, admin=CANCELLED, agent=CANCELLED, other_owner=OPEN))
 
 
-def console_page(*, acts: bool) -> dict[str, str]:
+def console_page(*, acts: bool) -> dict[str, dict[str, str]]:
     """A console page: members are nobody there; finance reads, support reads and acts."""
-    return policy(owner=SIGN_IN, admin=SIGN_IN, agent=SIGN_IN, other_owner=SIGN_IN, support=OPEN,
-                  finance=READ_ONLY if acts else OPEN)
+    return in_every_state(policy(owner=SIGN_IN, admin=SIGN_IN, agent=SIGN_IN, other_owner=SIGN_IN, support=OPEN,
+                                 finance=READ_ONLY if acts else OPEN))
 
 
-EVERYONE_OPEN = dict.fromkeys(ROLES, OPEN)
-EVERYONE_NOT_FOUND = dict.fromkeys(ROLES, NOT_FOUND)
+def console_unknown_account(*, acts: bool) -> dict[str, dict[str, str]]:
+    """An id that names no account: staff are told so (finance, asking to act, is refused first)."""
+    return in_every_state(policy(owner=SIGN_IN, admin=SIGN_IN, agent=SIGN_IN, other_owner=SIGN_IN,
+                                 support=NOT_FOUND, finance=READ_ONLY if acts else NOT_FOUND))
 
-# (method, path, ids): ids "own" are the subject account's (its invoice, its account id), "other"
-# another account's (portal) or an id of no account (console); None: the path has no id.
-POLICY: dict[tuple[str, str, str | None], dict[str, str]] = {
+
+EVERYONE_OPEN = in_every_state(dict.fromkeys(ROLES, OPEN))
+EVERYONE_NOT_FOUND = in_every_state(dict.fromkeys(ROLES, NOT_FOUND))
+
+# (method, path, ids) -> state -> role -> outcome. ids "own" are the subject account's (its
+# invoice, its account id), "other" another account's (portal) or an id of no account (console);
+# None: the path has no id.
+POLICY: dict[tuple[str, str, str | None], dict[str, dict[str, str]]] = {
     # -- portal: sign-in links, the removal link's page (R4.2), sign-out: no session needed; a
     #    token that is no link shows nothing of any account
     ("GET", "/portal/sign-in/{token}", None): EVERYONE_NOT_FOUND,
@@ -83,10 +118,14 @@ POLICY: dict[tuple[str, str, str | None], dict[str, str]] = {
     ("POST", "/portal/contact-request", None): portal_page(owner_only=False),
     # -- portal: the owner's billing pages (R1.1)
     ("GET", "/portal/invoices", None): portal_page(owner_only=True),
-    ("GET", "/portal/invoices/{invoice_id}/pdf", "own"): policy(owner=OPEN, admin=OWNER_ONLY, agent=OWNER_ONLY,
-                                                                other_owner=NOT_FOUND),
-    ("GET", "/portal/invoices/{invoice_id}/pdf", "other"): policy(owner=NOT_FOUND, admin=OWNER_ONLY,
-                                                                  agent=OWNER_ONLY, other_owner=OPEN),
+    ("GET", "/portal/invoices/{invoice_id}/pdf", "own"): by_state(
+        active=policy(owner=OPEN, admin=OWNER_ONLY, agent=OWNER_ONLY, other_owner=NOT_FOUND),
+        cancelled=policy(owner=CANCELLED, admin=CANCELLED, agent=CANCELLED, other_owner=NOT_FOUND),
+        reactivated=policy(owner=OPEN, admin=CANCELLED, agent=CANCELLED, other_owner=NOT_FOUND)),
+    ("GET", "/portal/invoices/{invoice_id}/pdf", "other"): by_state(
+        active=policy(owner=NOT_FOUND, admin=OWNER_ONLY, agent=OWNER_ONLY, other_owner=OPEN),
+        cancelled=policy(owner=CANCELLED, admin=CANCELLED, agent=CANCELLED, other_owner=OPEN),
+        reactivated=policy(owner=NOT_FOUND, admin=CANCELLED, agent=CANCELLED, other_owner=OPEN)),
     ("GET", "/portal/address", None): portal_page(owner_only=True),
     ("POST", "/portal/address", None): portal_page(owner_only=True),
     ("GET", "/portal/contacts", None): portal_page(owner_only=True),
@@ -96,18 +135,14 @@ POLICY: dict[tuple[str, str, str | None], dict[str, str]] = {
     # -- console: its sign-in is open to anyone
     ("GET", "/console/sign-in", None): EVERYONE_OPEN,
     ("POST", "/console/sign-in", None): EVERYONE_OPEN,
-    ("POST", "/console/sign-out", None): dict.fromkeys(ROLES, SIGN_IN),  # to the sign-in page, signed in or not
-    # -- console: reading (both roles) and acting (support only)
+    ("POST", "/console/sign-out", None): in_every_state(dict.fromkeys(ROLES, SIGN_IN)),  # signed in or not
+    # -- console: reading (both roles) and acting (support only), whatever the account's state
     ("GET", "/console/", None): console_page(acts=False),
     ("GET", "/console/recovery", None): console_page(acts=False),
     ("GET", "/console/accounts/{account_id}", "own"): console_page(acts=False),
-    ("GET", "/console/accounts/{account_id}", "other"): policy(owner=SIGN_IN, admin=SIGN_IN, agent=SIGN_IN,
-                                                               other_owner=SIGN_IN, support=NOT_FOUND,
-                                                               finance=NOT_FOUND),
+    ("GET", "/console/accounts/{account_id}", "other"): console_unknown_account(acts=False),
     **{("POST", f"/console/accounts/{{account_id}}/{action}", ids): (
-        console_page(acts=True) if ids == "own"
-        else policy(owner=SIGN_IN, admin=SIGN_IN, agent=SIGN_IN, other_owner=SIGN_IN, support=NOT_FOUND,
-                    finance=READ_ONLY))
+        console_page(acts=True) if ids == "own" else console_unknown_account(acts=True))
        for action in ("reactivate", "transfer-ownership", "resend-invoices") for ids in ("own", "other")},
 }
 
@@ -131,23 +166,32 @@ def route_table() -> set[tuple[str, str]]:
 def test_every_route_has_a_policy():
     """A route added to either table without its row here fails: a new page cannot escape."""
     assert {(method, path) for method, path, _ in POLICY} == route_table()
-    for (method, path, ids), row in POLICY.items():
-        assert set(row) == set(ROLES), (method, path)
+    for (method, path, ids), rows in POLICY.items():
+        assert tuple(rows) == STATES, (method, path)
+        for state, row in rows.items():
+            assert set(row) == set(ROLES), (method, path, state)
         assert (ids is not None) == ("{invoice_id}" in path or "{account_id}" in path), (method, path)
 
 
 @pytest.fixture
-def world(app, cheap_argon2):
-    """The subject account (owner, admin, agent, one invoice), another account with its own
-    invoice, and the two staff roles."""
-    account_id, _ = subscribed(app, owner=OWNER)
+def world(app, cheap_argon2, state):
+    """The subject account (owner, admin, agent, one invoice) in `state`, another account with
+    its own invoice (active), and the two staff roles. Cancelled: its card declines the renewal
+    of day 0 and day 29 cancels it (R8); reactivated: then support grants the window (R9.2)."""
+    account_id, _ = subscribed(app, owner=OWNER, card=GOOD_CARD if state == "active" else DECLINES)
     add_member(app, account_id, email=ADMIN, role="admin", actor=OPERATOR)
     add_member(app, account_id, email=AGENT, role="agent", actor=OPERATOR)
     other_id, _ = subscribed(app, name="Globex", owner=OTHER_OWNER, plan="team")
     for email, role in ((SUPPORT, "support"), (FINANCE, "finance")):
         create_staff(app, email=email, name=role.title(), role=role, password=PASSWORD, actor=OPERATOR)
+    if state != "active":
+        to_day(app, 29)
+    if state == "reactivated":
+        grant_reactivation(app, account_id, days=None, reason="asked by phone", actor=OPERATOR)
     with app.engine.connect() as conn:
+        status_of = dict(conn.execute(select(accounts.c.id, accounts.c.status)).all())
         invoice_of = dict(conn.execute(select(invoices.c.account_id, invoices.c.id)).all())
+    assert (status_of[account_id], status_of[other_id]) == ("active" if state == "active" else "cancelled", "active")
     return {"account": account_id, "other_account": other_id, "invoice": invoice_of[account_id],
             "other_invoice": invoice_of[other_id]}
 
@@ -191,6 +235,8 @@ def outcome(answer) -> str:
         return OWNER_ONLY
     if answer.status_code == 403 and 'data-problem="read_only"' in answer.text:
         return READ_ONLY
+    if answer.status_code == 403 and 'data-problem="cancelled"' in answer.text:
+        return CANCELLED
     if answer.status_code == 404:
         return NOT_FOUND
     # A refusal page this matrix does not name; a form's own refusal (a wrong password, a billing
@@ -210,8 +256,10 @@ def visit(client: TestClient, method: str, path: str, ids: str | None, world: di
                        follow_redirects=False)
 
 
+@pytest.mark.parametrize("state", STATES)
 @pytest.mark.parametrize(("method", "path", "ids"), sorted(POLICY, key=str))
-def test_access_matrix(world, visitors, method, path, ids):
-    """Every role, in turn, on this route: what it got is what POLICY says it gets."""
+def test_access_matrix(world, visitors, state, method, path, ids):
+    """Every role, in turn, on this route, the subject account in this state: what it got is
+    what POLICY says it gets."""
     got = {role: outcome(visit(visitors[role], method, path, ids, world)) for role in ROLES}
-    assert got == POLICY[(method, path, ids)]
+    assert got == POLICY[(method, path, ids)][state]
