@@ -25,11 +25,14 @@ def test_the_token_bucket_spaces_acquisitions_at_the_rate():
     assert time.perf_counter() - started >= 40 / 200
 
 
-def test_the_gateway_is_connected_before_the_cap_hands_out_a_slot(app):
+def test_the_gateway_is_connected_by_the_first_acquisition_before_its_slot(app):
     # Connected by the first calls instead, it held every call that had its slot meanwhile, and
     # they all left together once it was ready, over the cap (bench/scaleout.py --cap).
     connected = []
     real = app.connect_gateway
-    app = dataclasses.replace(app, connect_gateway=lambda: connected.append(True) or real())
-    gateway_rate_cap(app)
-    assert connected == [True]
+    app = dataclasses.replace(app, connect_gateway=lambda: connected.append(time.monotonic()) or real())
+    cap = gateway_rate_cap(app)
+    assert connected == []  # a batch with nothing to charge connects nothing
+    cap.acquire()
+    cap.acquire()
+    assert len(connected) == 1

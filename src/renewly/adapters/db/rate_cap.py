@@ -42,6 +42,7 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 from sqlalchemy import Engine, text
 
@@ -127,8 +128,12 @@ class SharedRateCap:
     `slots_at_once`: the group one statement takes; `slots_per_statement` (from the rate and the
     last round trip) unless told (bench/rate_cap.py measures one slot per statement)."""
 
-    def __init__(self, engine: Engine, rate: float, *, slots_at_once: int | None = None) -> None:
+    def __init__(self, engine: Engine, rate: float, *, slots_at_once: int | None = None,
+                 prepare: Callable[[], object] | None = None) -> None:
         self.rate = rate
+        # Called once, before the first slot is taken (the gateway's connection): done inside the
+        # first calls instead, it held every call that had its slot meanwhile, and they left together.
+        self._prepare = prepare
         self._engine = engine
         self._spacing = 1.0 / rate
         self._slots_at_once = slots_at_once
@@ -139,6 +144,9 @@ class SharedRateCap:
 
     def acquire(self) -> None:
         with self._lock:
+            if self._prepare is not None:
+                self._prepare()
+                self._prepare = None
             while True:
                 if not self._slots:
                     self._slots.extend(self._take_slots())

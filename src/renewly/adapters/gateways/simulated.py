@@ -330,7 +330,8 @@ class SimulatedGateway:
                         Outcome(known.first_outcome), reference=known.first_reference,
                         decline_code=known.first_decline_code, amount=known.first_amount)
                 card = known if known.card_token is not None else None
-                decline = scripted_decline or self._decline_code(kind, card, self._clock.now())
+                done_at = self._clock.now()  # one read: a test clock's is a query
+                decline = scripted_decline or self._decline_code(kind, card, done_at)
                 outcome = Outcome.DECLINED if decline else Outcome.SUCCEEDED
                 reference = f"{'ch' if kind == 'charge' else 'auth'}_sim_{secrets.token_hex(10)}"
                 conn.execute(sim_operations.insert(), {
@@ -339,7 +340,7 @@ class SimulatedGateway:
                     "decline_code": decline,
                     # A zero-amount authorization only validates the card: it holds nothing.
                     "state": "held" if kind == "authorization" and amount and not decline else None,
-                    "target": None, "at": self._clock.now(), "received_at": received_at})
+                    "target": None, "at": done_at, "received_at": received_at})
         except IntegrityError:  # the same key, sent at the same moment from elsewhere: its answer stands
             return self.find(idempotency_key) or GatewayResult(Outcome.UNKNOWN)
         if fault is Fault.TIMEOUT_AFTER:
