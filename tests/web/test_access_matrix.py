@@ -270,7 +270,7 @@ def test_access_matrix(world, visitors, state, method, path, ids):
 @pytest.mark.parametrize("db_kind", ["sqlite"])
 @pytest.mark.parametrize("state", [state for state in STATES if state != "active"])
 @pytest.mark.parametrize(("method", "path", "ids"), sorted(POLICY, key=str))
-def test_access_matrix_of_a_cancelled_or_reactivated_account(world, visitors, state, method, path, ids):
+def test_r9_1_r9_2_access_matrix_of_a_cancelled_or_reactivated_account(world, visitors, state, method, path, ids):
     """Every role, in turn, on this route, the subject account cancelled (R9.1) or temporarily
     reactivated (R9.2): what it got is what POLICY says it gets."""
     assert_policy_holds(world, visitors, state, method, path, ids)
