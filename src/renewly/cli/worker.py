@@ -71,9 +71,11 @@ def run_embedded(application: App) -> None:
 
     log = get_logger("renewly.worker")
     alarm = Alarm()
-    with (holding_the_worker_lock(application.engine) as lock,
-          stopping_on_signals(application, (signal.SIGINT, signal.SIGTERM), say=_log_stopping,
-                              then=alarm.ring) as stopped):
+    # The handlers first: a signal that comes once the lock shows this worker's pid (what a
+    # supervisor or a test waits for) is heard, never Python's default KeyboardInterrupt.
+    with (stopping_on_signals(application, (signal.SIGINT, signal.SIGTERM), say=_log_stopping,
+                              then=alarm.ring) as stopped,
+          holding_the_worker_lock(application.engine) as lock):
         log.info("worker started", pid=os.getpid(), lock_file=str(lock),
                  check_seconds=application.settings.worker.check_seconds)
         report = run_worker(application, alarm.nap)
