@@ -14,7 +14,7 @@ from typing import Protocol
 from sqlalchemy import Engine, select, text
 
 from renewly.adapters.db.bulk import insert_ignoring_conflicts
-from renewly.adapters.db.engine import sqlite_file
+from renewly.adapters.db.engine import reading, sqlite_file
 from renewly.adapters.db.tables import test_clock
 
 CLOCK_MOVES = 0x52434C4B  # PostgreSQL's advisory lock of clock moves ("RCLK")
@@ -47,8 +47,10 @@ class PersistedTestClock:
 
     def peek(self) -> datetime | None:
         """The stored instant, or None while the clock has not started."""
-        # Read-only: the clock is often read while the same process holds a write transaction.
-        with self._engine.connect().execution_options(read_only=True) as conn:
+        # `reading`: no write lock on SQLite (the clock is often read while the same process holds
+        # a write transaction), one round trip on PostgreSQL (autocommit: no BEGIN, no ROLLBACK).
+        # Batches read it often (a charge at the simulated gateway twice), and workers share it.
+        with reading(self._engine) as conn:
             return conn.execute(select(test_clock.c.now)).scalar_one_or_none()
 
     def now(self) -> datetime:

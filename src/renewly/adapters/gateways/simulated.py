@@ -330,7 +330,9 @@ class SimulatedGateway:
                         Outcome(known.first_outcome), reference=known.first_reference,
                         decline_code=known.first_decline_code, amount=known.first_amount)
                 card = known if known.card_token is not None else None
-                done_at = self._clock.now()  # one read: a test clock's is a query
+                # One read, none without latency (the answer comes as the request arrives): a
+                # test clock's is a query.
+                done_at = self._clock.now() if self.latency else received_at
                 decline = scripted_decline or self._decline_code(kind, card, done_at)
                 outcome = Outcome.DECLINED if decline else Outcome.SUCCEEDED
                 reference = f"{'ch' if kind == 'charge' else 'auth'}_sim_{secrets.token_hex(10)}"
