@@ -53,6 +53,19 @@ class StopRequest:
         return self._asked.is_set()
 
 
+class LeaseHolder:
+    """Who holds this process's leases on pending charges: on PostgreSQL a queue worker's
+    procrastinate id, set once procrastinate has registered the worker, and written on each
+    attempt the process claims. A janitor takes over such an attempt as soon as that worker is
+    seen dead (silent for `worker.stalled_seconds`), not only once its lease has run out: a
+    killed worker's charges are settled by the tick run again after it, and their notices keep
+    the tick's date. None outside a worker (`renewly run`, SQLite): a lease then ends with its
+    time only."""
+
+    def __init__(self) -> None:
+        self.worker_id: int | None = None
+
+
 class Settlement(Protocol):
     """What settling invoices means beyond them, told in the transaction that records it.
 
@@ -102,6 +115,8 @@ class Ports:
     connect_mailer: Callable[[], MailTransport] | None = field(default=None, repr=False)
     # Work a transaction makes due, told to the job queue in it (PostgreSQL); nothing on SQLite.
     follow_ups: FollowUps = field(default_factory=NoFollowUps, repr=False)
+    # The queue worker whose heartbeat vouches for this process's pending charges, if any.
+    leases: LeaseHolder = field(default_factory=LeaseHolder, repr=False)
 
     @cached_property
     def gateway(self) -> PaymentGateway:

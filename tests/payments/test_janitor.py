@@ -10,7 +10,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, text, update
 
 from renewly.adapters.clock import wall_clock
 from renewly.adapters.db.tables import invoices, payment_attempts
@@ -113,6 +113,47 @@ def test_r5_3_a_pending_attempt_within_its_lease_is_left_to_the_process_that_mad
     assert collect(app).settled_by_janitor == 1
     assert key_and_status(app) == [(claim.request.idempotency_key, "succeeded")]
     assert successes_per_invoice(app) == {claim.invoice_id: 1}
+
+
+def a_queue_worker(app, heartbeat_seconds_ago: float) -> int:
+    """A procrastinate worker's row, its last heartbeat that long ago; its id."""
+    with app.engine.begin() as conn:
+        return conn.execute(text("INSERT INTO procrastinate_workers (last_heartbeat) VALUES "
+                                 "(now() - make_interval(secs => :ago)) RETURNING id"),
+                            {"ago": heartbeat_seconds_ago}).scalar_one()
+
+
+@pytest.mark.parametrize("claimant", ["silent", "gone"])
+def test_r5_3_a_pending_attempt_of_a_queue_worker_taken_for_dead_is_taken_over_before_its_lease_ends(
+        pg_app, claimant):
+    app = pg_app
+    paying_customer(app)
+    worker_id = a_queue_worker(app, heartbeat_seconds_ago=app.settings.worker.stalled_seconds + 5)
+    app.leases.worker_id = worker_id
+    [claim] = claim_slice(app, app.clock.now(), 10)  # that worker's charge, its lease 15 minutes long
+    app.leases.worker_id = None
+    if claimant == "gone":  # a starting worker pruned it, or it stopped
+        with app.engine.begin() as conn:
+            conn.execute(text("DELETE FROM procrastinate_workers WHERE id = :id"), {"id": worker_id})
+    [waiting] = reconcile(app).unanswered
+    assert waiting.settled_after <= wall_clock()  # reconcile says the janitor takes it now
+
+    assert collect(app).settled_by_janitor == 1
+    assert key_and_status(app) == [(claim.request.idempotency_key, "succeeded")]
+    assert successes_per_invoice(app) == {claim.invoice_id: 1} and app.gateway.charge_count() == 1
+
+
+def test_r5_3_a_pending_attempt_of_a_live_queue_worker_is_left_to_it_until_its_lease_ends(pg_app):
+    app = pg_app
+    paying_customer(app)
+    app.leases.worker_id = a_queue_worker(app, heartbeat_seconds_ago=0)
+    [claim] = claim_slice(app, app.clock.now(), 10)
+    app.leases.worker_id = None
+    with app.engine.connect() as conn:
+        assert conn.execute(select(payment_attempts.c.worker_id)).scalar_one() is not None
+
+    assert collect(app).settled_by_janitor == 0
+    assert key_and_status(app) == [(claim.request.idempotency_key, "pending")] and app.gateway.charge_count() == 0
 
 
 def test_r5_3_an_unknown_attempt_on_an_invoice_voided_meanwhile_is_only_asked_about_never_charged(app):

@@ -231,6 +231,26 @@ def test_a_worker_killed_mid_tick_loses_nothing_another_retries_its_stalled_tick
         (account, "payment_failed_1") for account in (1, 2, 3)]
 
 
+def test_r8_1_a_worker_killed_at_the_gateway_has_its_charges_settled_by_the_tick_run_again_at_its_date(databases):
+    app = databases.fresh_app("postgresql")
+    three_declined(app)
+    # The production lease (fifteen minutes): the dead worker's pending charges name it, and the
+    # tick run again once it is taken for dead (two seconds of silence here) settles them at
+    # once, at the tick's date; before, they waited for their lease, then the next payment batch.
+    assert app.settings.payments.lease_seconds == 900
+    at_the_gateway = {"RENEWLY_PAYMENTS__SIMULATOR_LATENCY_MS": "5000", "RENEWLY_WORKER__SLICE_HELPERS": "0"}
+    first = start_workers(app, **at_the_gateway)
+    wait_for(lambda: attempts(app) == [("pending", START)] * 3, first, "the charges never left")
+    kill_workers(first)
+    second = start_workers(app)
+    try:
+        settle(app, second, timeout=30)
+    finally:
+        assert [code for code, _ in stop_workers(second)] == [0]
+    assert attempts(app) == [("declined", START)] * 3
+    assert sorted(emails(app)) == [(account, "payment_failed_1", START) for account in (1, 2, 3)]
+
+
 def signalled_mid_tick(app, *signals: int, let_go: bool) -> tuple[int, str, str]:
     """One worker, mid-tick (the payment batch's slice, charged, waits at a lock on the outbox to
     record its answers' events), sent `signals` a second apart; the lock let go then (`let_go`),

@@ -175,7 +175,7 @@ def _claim_once(app: Ports, as_of: datetime, limit: int) -> tuple[int, list[Clai
                                   description=f"Invoice {row.number}"))
             for row in conn.execute(query) if row.due > 0]
         claims = _not_taken_meanwhile(conn, read)
-        claims = _write_pending(conn, claims, as_of, lease)
+        claims = _write_pending(conn, claims, as_of, lease, app.leases.worker_id)
         # The attempt fulfils every request open on its invoice: a step's and a card update's
         # asked at once make one charge. (A request made after this claim waits for the invoice's
         # row lock, so it is left for the next batch, with the card it was made for.)
@@ -208,12 +208,14 @@ def _not_taken_meanwhile(conn: Connection, claims: list[Claim]) -> list[Claim]:
     return [claim for claim in claims if claim.request.idempotency_key not in taken]
 
 
-def _write_pending(conn: Connection, claims: list[Claim], as_of: datetime, lease: datetime) -> list[Claim]:
-    """Insert the pending attempts; returns the claims that got in, with their attempt ids."""
+def _write_pending(conn: Connection, claims: list[Claim], as_of: datetime, lease: datetime,
+                   worker_id: int | None) -> list[Claim]:
+    """Insert the pending attempts, under `lease` and the queue worker's id if one claims them;
+    returns the claims that got in, with their attempt ids."""
     rows = [{"invoice_id": c.invoice_id, "account_id": c.account_id, "number": c.number,
              "idempotency_key": c.request.idempotency_key, "card_id": c.card_id, "amount": c.request.amount,
              "currency": c.request.currency, "status": AttemptStatus.PENDING.value, "reason": c.reason,
-             "created_at": as_of, "lease_expires_at": lease} for c in claims]
+             "created_at": as_of, "lease_expires_at": lease, "worker_id": worker_id} for c in claims]
     if not rows:
         return []
     try:

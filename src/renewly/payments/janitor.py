@@ -26,7 +26,7 @@ from sqlalchemy import Row, and_, exists, or_, select
 from renewly.accounts.accounts import lock_accounts
 from renewly.adapters.clock import wall_clock
 from renewly.adapters.db.bulk import among, update_rows
-from renewly.adapters.db.locks import claim_unheld
+from renewly.adapters.db.locks import claim_unheld, held_by_a_dead_worker
 from renewly.adapters.db.tables import accounts, cards, gateway_customers, invoices, payment_attempts, reactivations
 from renewly.billing.rules.invoices import InvoiceStatus
 from renewly.payments.attempts import Claim, ask_safely, settle_attempts, still_claimed
@@ -92,13 +92,18 @@ def settle_unsettled_attempts(app: Ports, as_of: datetime, *, bucket: RateCap | 
 
 def _claim(app: Ports, lease: datetime) -> Sequence[Row[*tuple[Any, ...]]]:
     """Take the unsettled attempts no one else is asking about, under `lease`: pending again, so
-    that another janitor leaves them alone until the lease runs out (this process died)."""
+    that another janitor leaves them alone until the lease runs out or this process's worker is
+    seen dead."""
     # A cancelled account is charged only for what was asked during a temporary reactivation (R9):
     # for any other attempt of its, the janitor only asks what became of it.
     chargeable_account = or_(accounts.c.status.in_(("active", "past_due")), exists().where(
         reactivations.c.account_id == payment_attempts.c.account_id,
         reactivations.c.granted_at <= payment_attempts.c.created_at,
         payment_attempts.c.created_at < reactivations.c.ends_at))
+    # A pending attempt is its process's until its lease ends, unless that process was a queue
+    # worker now taken for dead: its tick is run again then, and settles it at the tick's date.
+    dead_claimant = held_by_a_dead_worker(app.engine, payment_attempts.c.worker_id,
+                                          app.settings.worker.stalled_seconds)
     query = (select(payment_attempts, invoices.c.status.label("invoice_status"),
                     invoices.c.number.label("invoice_number"), cards.c.token, gateway_customers.c.customer,
                     chargeable_account.label("chargeable_account"))
@@ -108,7 +113,7 @@ def _claim(app: Ports, lease: datetime) -> Sequence[Row[*tuple[Any, ...]]]:
              .join(gateway_customers, gateway_customers.c.account_id == payment_attempts.c.account_id, isouter=True)
              .where(or_(payment_attempts.c.status == AttemptStatus.UNKNOWN.value,
                         and_(payment_attempts.c.status == AttemptStatus.PENDING.value,
-                             payment_attempts.c.lease_expires_at < wall_clock())))
+                             or_(payment_attempts.c.lease_expires_at < wall_clock(), dead_claimant))))
              .order_by(payment_attempts.c.id))
     with app.engine.begin() as conn:
         # Rows another janitor is claiming are its own; the status is read again under the lock.
@@ -117,5 +122,6 @@ def _claim(app: Ports, lease: datetime) -> Sequence[Row[*tuple[Any, ...]]]:
         rows = conn.execute(query).all()
         if rows:
             conn.execute(payment_attempts.update().where(among(conn, payment_attempts.c.id, [row.id for row in rows]))
-                         .values(status=AttemptStatus.PENDING.value, lease_expires_at=lease))
+                         .values(status=AttemptStatus.PENDING.value, lease_expires_at=lease,
+                                 worker_id=app.leases.worker_id))
     return rows

@@ -21,6 +21,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from renewly.adapters.clock import wall_clock
+from renewly.adapters.db.locks import held_by_a_dead_worker
 from renewly.adapters.db.tables import invoices, payment_attempts
 from renewly.payments.rules.charges import UNSETTLED, AttemptStatus, Outcome
 from renewly.ports import Ports
@@ -78,7 +79,9 @@ def reconcile(app: Ports) -> ReconcileReport:
         waiting = conn.execute(
             select(payment_attempts.c.idempotency_key, payment_attempts.c.account_id, payment_attempts.c.amount,
                    payment_attempts.c.currency, payment_attempts.c.status, payment_attempts.c.created_at,
-                   payment_attempts.c.lease_expires_at, invoices.c.number)
+                   payment_attempts.c.lease_expires_at, invoices.c.number,
+                   held_by_a_dead_worker(conn, payment_attempts.c.worker_id, app.settings.worker.stalled_seconds)
+                   .label("claimant_dead"))
             .join(invoices, invoices.c.id == payment_attempts.c.invoice_id)
             .where(payment_attempts.c.status.in_([status.value for status in UNSETTLED]))
             .order_by(payment_attempts.c.id)).all()
@@ -87,7 +90,8 @@ def reconcile(app: Ports) -> ReconcileReport:
         Unanswered(invoice=row.number, account_id=row.account_id, amount=row.amount, currency=row.currency,
                    status=row.status, attempted_at=row.created_at, lease_expires_at=row.lease_expires_at,
                    charged_at_gateway=row.idempotency_key in ledger,
-                   settled_after=janitor_takes_it_at(row.status, row.lease_expires_at, now))
+                   settled_after=janitor_takes_it_at(row.status, row.lease_expires_at, now,
+                                                     claimant_dead=bool(row.claimant_dead)))
         for row in waiting])
     unanswered_keys = {row.idempotency_key for row in waiting}
     for key, charge in ledger.items():
@@ -116,10 +120,13 @@ def reconcile(app: Ports) -> ReconcileReport:
     return report
 
 
-def janitor_takes_it_at(status: str, lease_expires_at: datetime | None, now: datetime) -> datetime:
+def janitor_takes_it_at(status: str, lease_expires_at: datetime | None, now: datetime, *,
+                        claimant_dead: bool = False) -> datetime:
     """From when the janitor takes an unanswered attempt: a pending one's lease is its batch's
-    (it may still be waiting for the answer); an unknown one, or one whose lease has ended, now."""
-    if status == AttemptStatus.PENDING.value and lease_expires_at is not None and lease_expires_at > now:
+    (it may still be waiting for the answer); an unknown one, one whose lease has ended, or one
+    whose queue worker is taken for dead, now."""
+    if (status == AttemptStatus.PENDING.value and lease_expires_at is not None and lease_expires_at > now
+            and not claimant_dead):
         return lease_expires_at
     return now
 

@@ -452,6 +452,9 @@ async def _say_own_queue(app: Ports, worker: Worker, own_queue: str) -> None:
         if worker.worker_id is None:
             await asyncio.sleep(0.05)
             continue
+        # From now on this process's charges name the worker: if it dies, the tick run again
+        # after it settles them at once, not when their lease ends (renewly.ports.LeaseHolder).
+        app.leases.worker_id = worker.worker_id
         try:
             await asyncio.to_thread(_record_own_queue, app, worker.worker_id, own_queue)
             return

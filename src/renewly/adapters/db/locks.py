@@ -16,10 +16,24 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, TypeVar
 
-from sqlalchemy import Connection, Engine, Select, Table, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    Table,
+    and_,
+    column,
+    exists,
+    false,
+    func,
+    select,
+    table,
+)
 
 from renewly.adapters.db.bulk import among, is_postgres
 from renewly.adapters.db.engine import sqlite_file
@@ -32,6 +46,20 @@ def several_writers(bind: Connection | Engine) -> bool:
     """Whether other workers may write while this one does (PostgreSQL); False where the engine
     lets one writer in at a time (SQLite), so that no one else can hold, claim or change a row."""
     return is_postgres(bind)
+
+
+def held_by_a_dead_worker(bind: Connection | Engine, worker_id: ColumnElement, stalled_seconds: float
+                          ) -> ColumnElement[bool]:
+    """Whether `worker_id` (a row's claimant) names a queue worker taken for dead: its heartbeat
+    older than `stalled_seconds`, or its row gone (procrastinate deletes a stopped or pruned
+    worker's). As the worker's own stalled jobs are retried then (renewly.worker.queue), so is
+    what it held. False for a row no worker claimed, and on SQLite, where no queue worker runs."""
+    if not several_writers(bind):
+        return false()
+    workers = table("procrastinate_workers", column("id"), column("last_heartbeat"))
+    alive = exists().where(workers.c.id == worker_id,
+                           workers.c.last_heartbeat > func.now() - timedelta(seconds=stalled_seconds))
+    return and_(worker_id.is_not(None), ~alive)
 
 
 def claim_unheld(query: Query, conn: Connection, *, of=None, key_share: bool = False) -> Query:

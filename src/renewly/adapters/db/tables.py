@@ -465,6 +465,9 @@ payment_attempts = Table(
     # Wall-clock time until which the process that made it may still be calling the gateway;
     # the janitor leaves a pending attempt alone until then.
     Column("lease_expires_at", UTCDateTime(), nullable=False),
+    # The queue worker (procrastinate's id, no foreign key: its rows go when it dies) that
+    # claimed it, if one did: the janitor may take it over once that worker is seen dead.
+    Column("worker_id", BigInteger),
     UniqueConstraint("invoice_id", "number", name="uq_payment_attempts_invoice_number"),
     CheckConstraint("status IN ('pending', 'succeeded', 'declined', 'unknown', 'not_sent')", name="status"),
     # Never two unsettled attempts on one invoice: a second collector's insert fails here.
