@@ -10,10 +10,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from renewly.adapters.db.tables import idempotency_keys, plans
+from renewly.adapters.db.tables import audit_log, idempotency_keys, plans
 from renewly.billing.plans import create_plan
+from renewly.retention.deletion import delete_personal_data
 from renewly.web import idempotency
-from renewly.web.app import create_app
+from renewly.web.app import ROUTERS, create_app
 from renewly.web.keys import create_key
 from tests.web.conftest import problem
 
@@ -200,3 +201,83 @@ def test_every_post_documents_its_idempotency_key(anonymous):
     for operation in posts:
         assert {"name": "Idempotency-Key", "in": "header", "required": False}.items() <= next(
             parameter for parameter in operation["parameters"] if parameter["name"] == "Idempotency-Key").items()
+
+
+ACME = {"name": "Acme", "owner_email": "boss@acme.test", "locale": "en", "timezone": "UTC", "currency": "EUR",
+        "country": "FR", "address": {"line1": "1 rue de la Paix", "city": "Paris"}}
+
+
+def kept(app) -> dict[str, int | None]:
+    """Each key's account, as kept for replays."""
+    with app.engine.connect() as conn:
+        return dict(conn.execute(select(idempotency_keys.c.key, idempotency_keys.c.account_id)).all())
+
+
+def test_r10_1_the_answers_kept_for_replays_are_deleted_with_the_accounts_personal_data(app, client):
+    account_id = client.post("/v1/accounts", json=ACME, headers={"Idempotency-Key": "account"}).json()["id"]
+    member = {"email": "ann@acme.test", "role": "admin"}
+    added = client.post(f"/v1/accounts/{account_id}/members", json=member, headers={"Idempotency-Key": "member"})
+    assert added.status_code == 201 and "ann@acme.test" in added.text
+    client.post("/v1/plans", json=PLAN, headers={"Idempotency-Key": "plan"})
+    assert kept(app) == {"account": account_id, "member": account_id, "plan": None}
+
+    with app.engine.begin() as conn:
+        delete_personal_data(conn, [account_id], app.clock.now())
+
+    assert kept(app) == {"plan": None}  # no answer naming ann@ or boss@ is left to replay
+    again = client.post(f"/v1/accounts/{account_id}/members", json=member, headers={"Idempotency-Key": "member"})
+    assert "idempotent-replayed" not in again.headers and "ann@acme.test" not in again.text
+    with app.engine.connect() as conn:
+        [details] = conn.execute(select(audit_log.c.details)
+                                 .where(audit_log.c.action == "account.personal_data_deleted")).scalars()
+    assert details["idempotent_answers"] == 2
+
+
+def test_r10_1_an_answer_finished_after_its_account_was_deleted_is_not_kept(app, client):
+    account_id = client.post("/v1/accounts", json=ACME).json()["id"]
+    [run] = [idempotency.reserve(app, 1, "late", "fingerprint")]
+    with app.engine.begin() as conn:  # the deletion commits while the request runs
+        delete_personal_data(conn, [account_id], app.clock.now())
+    idempotency.finish(app, run.row_id, 201, "application/json", b'{"email": "ann@acme.test"}', account_id)
+    assert kept(app) == {}
+
+
+@pytest.mark.parametrize(("path_params", "body", "account_id"), [
+    ({"account_id": "7"}, b'{"email": "ann@acme.test"}', 7),
+    ({}, b'{"object": "account", "id": 8, "owner_email": "boss@acme.test"}', 8),
+    ({}, b'{"object": "subscription", "id": 3, "account_id": 9}', 9),
+    ({}, b'{"object": "seat_change", "subscription": {"id": 3, "account_id": 10}}', 10),
+    ({}, b'{"object": "plan", "id": 1}', None),
+    ({}, b'not json', None),
+    ({}, b'[1, 2]', None),
+])
+def test_the_account_an_answer_is_about(path_params, body, account_id):
+    assert idempotency.account_of(path_params, body) == account_id
+
+
+# POSTs whose answer names no account: nothing of a customer's is kept for their replays.
+ABOUT_NO_ACCOUNT = {"/v1/plans", "/v1/test_clock/advance", "/v1/webhook_endpoints",
+                    "/v1/webhook_endpoints/{endpoint_id}/disable", "/v1/webhook_endpoints/{endpoint_id}/enable",
+                    "/v1/webhook_endpoints/{endpoint_id}/rotate_secret",
+                    "/v1/webhook_deliveries/{delivery_id}/replay"}
+
+
+def test_r10_1_every_posts_answer_names_its_account_or_is_about_none():
+    """Read from the route table, so that a new POST cannot keep a customer's answer unnamed."""
+    from fastapi.routing import APIRoute
+    from pydantic import BaseModel
+
+    def names_an_account(model: type[BaseModel]) -> bool:
+        fields = model.model_fields
+        if "account_id" in fields or model.__name__ == "Account":
+            return True
+        nested = fields["subscription"].annotation if "subscription" in fields else None
+        return isinstance(nested, type) and issubclass(nested, BaseModel) and "account_id" in nested.model_fields
+
+    posts = [(f"/v1{route.path}", route) for router in ROUTERS for route in router.routes
+             if isinstance(route, APIRoute) and "POST" in route.methods]
+    assert len(posts) >= 20
+    for path, route in posts:
+        if path in ABOUT_NO_ACCOUNT:
+            continue
+        assert "{account_id}" in path or names_an_account(route.response_model), path

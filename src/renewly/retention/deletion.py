@@ -42,6 +42,7 @@ from renewly.adapters.db.tables import (
     dunning_cases,
     dunning_steps,
     gateway_customers,
+    idempotency_keys,
     invoice_documents,
     invoice_lines,
     invoices,
@@ -199,6 +200,11 @@ def delete_personal_data(conn: Connection, account_ids: list[int], as_of: dateti
         "buyer_vat_id": "", "status": AccountStatus.DELETED.value, "banner": "none", "deleted_at": as_of,
         # The operator's key for it (`renewly import`) may name the customer (an e-mail, a name).
         "external_key": None, "updated_at": as_of} for account_id in account_ids])
+    # The API's answers kept for idempotent replays (24 hours) name the account's people. After
+    # the accounts' rows are written: an answer kept at the same moment holds its account's row
+    # until it commits, so it is seen here, or it sees the account deleted and keeps nothing.
+    counts["idempotent_answers"] = _count(conn, idempotency_keys.delete().where(of_these(idempotency_keys))
+                                          .returning(idempotency_keys.c.account_id))
     # Once the accounts are marked deleted: the triggers let only their entries be rewritten.
     counts["audit_entries_pseudonymised"] = pseudonymise_deleted(conn, known)
     insert_rows(conn, audit_log, [{

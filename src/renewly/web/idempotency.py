@@ -35,9 +35,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from renewly.accounts.rules.members import AccountStatus
 from renewly.adapters.clock import wall_clock
 from renewly.adapters.db.locks import claim_unheld, hold_until_commit
-from renewly.adapters.db.tables import idempotency_keys
+from renewly.adapters.db.tables import accounts, idempotency_keys
 from renewly.payments.rules.card_numbers import withhold_card_numbers
 from renewly.ports import Ports
 from renewly.web.authentication import SCOPE_KEY, for_the_portal
@@ -146,12 +147,49 @@ def extend(app: Ports, row_id: int) -> None:
                      .values(locked_until=wall_clock() + LEASE))
 
 
-def finish(app: Ports, row_id: int, status: int, media_type: str, body: bytes) -> None:
+def finish(app: Ports, row_id: int, status: int, media_type: str, body: bytes, account_id: int | None) -> None:
+    """Keep the answer for replays, under the account it is about; not if that account's data
+    was deleted meanwhile (R10.1): the key is released instead. The account's row is held to the
+    commit, so that a deletion at the same moment comes wholly before (this sees it) or after
+    (it deletes this row: renewly.retention.deletion)."""
     with app.engine.begin() as conn:
+        if account_id is not None:
+            status_of_account = conn.execute(hold_until_commit(
+                select(accounts.c.status).where(accounts.c.id == account_id), conn)).scalar()
+            if status_of_account == AccountStatus.DELETED.value:
+                conn.execute(delete(idempotency_keys).where(idempotency_keys.c.id == row_id))
+                return
         conn.execute(idempotency_keys.update().where(idempotency_keys.c.id == row_id,
                                                      idempotency_keys.c.status == "running")
                      .values(status="done", locked_until=None, response_status=status,
-                             response_type=media_type[:100], response_body=body))
+                             response_type=media_type[:100], response_body=body, account_id=account_id))
+
+
+def account_of(path_params: dict[str, object], body: bytes) -> int | None:
+    """The account an answer is about: the route's `{account_id}`, or the one the answer names
+    (an account's `id`, or `account_id` at its top level or in its `subscription`); None for an
+    answer about no account. tests/web/test_idempotency.py holds every POST route to one of these."""
+    if "account_id" in path_params:
+        return _an_id(path_params["account_id"])
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(answer, dict):
+        return None
+    if answer.get("object") == "account":
+        return _an_id(answer.get("id"))
+    subscription = answer.get("subscription")
+    if "account_id" not in answer and isinstance(subscription, dict):
+        answer = subscription
+    return _an_id(answer.get("account_id"))
+
+
+def _an_id(value: object) -> int | None:
+    try:
+        return int(value) if value is not None else None  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
 
 
 def release(app: Ports, row_id: int) -> None:
@@ -249,8 +287,9 @@ class Idempotency:
         if status >= 500:
             await anyio.to_thread.run_sync(release, self.ports, run.row_id)
         else:
-            await anyio.to_thread.run_sync(finish, self.ports, run.row_id, status, str(answer["media_type"]),
-                                           b"".join(chunks))
+            body = b"".join(chunks)
+            await anyio.to_thread.run_sync(finish, self.ports, run.row_id, status, str(answer["media_type"]), body,
+                                           account_of(scope.get("path_params", {}), body))
 
 
 async def _read_body(receive: Receive) -> bytes | None:

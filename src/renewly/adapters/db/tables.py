@@ -650,9 +650,12 @@ idempotency_keys = Table(
     Column("response_type", String(100)),
     Column("response_body", LargeBinary),
     Column("created_at", UTCDateTime(), nullable=False),  # wall clock: the 24 hours are real time
+    # The account the answer is about, if any: its rows go with the account's data (R10.1).
+    Column("account_id", BigInteger),
     CheckConstraint("status IN ('running', 'done')", name="status"),
     UniqueConstraint("api_key_id", "key", name="uq_idempotency_keys_api_key_key"),
     Index("ix_idempotency_keys_created_at", "created_at"),
+    Index("ix_idempotency_keys_account_id", "account_id"),
 )
 
 # -- the billing portal (renewly/portal/sessions.py, renewly/web/portal, docs/portal.md) ----------
