@@ -11,7 +11,14 @@ import pytest
 from sqlalchemy import select
 
 from renewly.accounts.accounts import require_access
-from renewly.adapters.db.tables import accounts, dunning_case_invoices, dunning_cases, outbox, payment_attempts
+from renewly.adapters.db.tables import (
+    accounts,
+    dunning_case_invoices,
+    dunning_cases,
+    outbox,
+    payment_attempts,
+    payment_retries,
+)
 from renewly.adapters.gateways.simulated import Fault
 from renewly.billing.invoices import issue_credit_note, list_invoices
 from renewly.billing.subscriptions import create_subscription
@@ -200,6 +207,24 @@ def test_r9_a_cancelled_account_is_charged_only_for_a_retry_asked_during_a_react
     # January's retry pays the account back to active; then February, not billed while it was
     # cancelled, is renewed and paid.
     assert attempts(app) == [*before, (46, "succeeded"), (46, "succeeded")]
+
+
+def test_r9_a_retry_asked_during_another_accounts_reactivation_charges_nothing(app):
+    plan = team_plan(app)
+    locked, _ = subscribed(app, plan=plan, card=DECLINES, name="Acme", owner=OWNER)
+    reactivated, _ = subscribed(app, plan=plan, card=DECLINES, name="Globex", owner="owner@globex.test")
+    to_day(app, 45)
+    assert account_status(app, locked)[0] == account_status(app, reactivated)[0] == "cancelled"
+    grant_reactivation(app, reactivated, days=None, reason="asked", actor="support:test")
+    before = attempts(app)
+    # A retry left on the locked account's unpaid invoice, asked while the other account's window
+    # is open: only a window of its own lets a cancelled account be charged (R9.2).
+    [unpaid] = [invoice for invoice in list_invoices(app, locked) if invoice["status"] == "open"]
+    with app.engine.begin() as conn:
+        conn.execute(payment_retries.insert().values(invoice_id=unpaid["id"], reason="left_over",
+                                                     requested_at=app.clock.now()))
+    to_day(app, 46)
+    assert attempts(app) == before
 
 
 # -- dates a customer reads ----------------------------------------------------------------------------

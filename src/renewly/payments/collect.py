@@ -124,11 +124,14 @@ def chargeable_invoices():
                                      payment_retries.c.attempt_id.is_(None))
     # Asked for while a window was open, charged even if it has ended since: the owner did in time
     # what the banner said (the card update at 23:30 on its last day is charged by the next batch).
+    # One EXISTS over both tables, not one inside the other: SQLAlchemy correlates a subquery
+    # to the query just around it only, so an inner EXISTS naming `invoices` read invoices of
+    # its own, and any account's window let a cancelled account's retry be charged.
     asked_in_window = exists().where(
         payment_retries.c.invoice_id == invoices.c.id, payment_retries.c.attempt_id.is_(None),
-        exists().where(reactivations.c.account_id == invoices.c.account_id,
-                       reactivations.c.granted_at <= payment_retries.c.requested_at,
-                       payment_retries.c.requested_at < reactivations.c.ends_at))
+        reactivations.c.account_id == invoices.c.account_id,
+        reactivations.c.granted_at <= payment_retries.c.requested_at,
+        payment_retries.c.requested_at < reactivations.c.ends_at)
     return and_(invoices.c.status == InvoiceStatus.OPEN.value, invoices.c.kind == InvoiceKind.INVOICE.value,
                 ~unsettled, or_(and_(accounts.c.status.in_(("active", "past_due")), or_(~attempted, retry_requested)),
                                 and_(accounts.c.status == "cancelled", asked_in_window)))
