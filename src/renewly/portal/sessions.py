@@ -26,7 +26,7 @@ from sqlalchemy import select
 
 from renewly.accounts.accounts import load_account
 from renewly.accounts.rules.members import AccountStatus, validate_email
-from renewly.adapters.db.tables import members, portal_links, portal_sessions
+from renewly.adapters.db.tables import accounts, members, portal_links, portal_sessions
 from renewly.outbox.records import audit
 from renewly.ports import Ports
 from renewly.shared.errors import InvalidInput, NotAllowed, NotFound
@@ -148,6 +148,23 @@ def session_of(app: Ports, secret: str) -> PortalSession | None:
         with app.engine.begin() as conn:
             conn.execute(portal_sessions.update().where(portal_sessions.c.id == row.id).values(last_seen_at=now))
     return PortalSession(session_id=row.id, member_id=row.member_id, account_id=row.account_id, member=row.email)
+
+
+def session_locale(app: Ports, secret: str) -> str | None:
+    """The language of the account a live session's member belongs to (R12.1), for a refusal
+    page shown before any route has read the member; None for no live session. Only reads: a
+    refusal does not count as the member's activity."""
+    now = app.clock.now()
+    idle = timedelta(minutes=app.settings.portal.session_idle_minutes)
+    with app.engine.connect() as conn:
+        row = conn.execute(select(accounts.c.locale, portal_sessions.c.last_seen_at, portal_sessions.c.expires_at,
+                                  portal_sessions.c.ended_at)
+                           .join(members, members.c.id == portal_sessions.c.member_id)
+                           .join(accounts, accounts.c.id == members.c.account_id)
+                           .where(portal_sessions.c.secret_hash == digest(secret))).first()
+    if row is None or row.ended_at is not None or row.expires_at <= now or row.last_seen_at + idle <= now:
+        return None
+    return row.locale
 
 
 def sign_out(app: Ports, secret: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from html import unescape
 
+import pytest
 from sqlalchemy import select
 
 from renewly.accounts.accounts import add_member
@@ -208,6 +209,23 @@ def test_r12_1_a_refused_contact_change_is_said_in_the_account_s_language(app, b
 def test_r12_1_a_rule_s_refusal_page_is_in_the_reader_s_language_not_the_rule_s_english(app, browsers):
     account_id = team(app, locale="fr")
     browser = browsers.signed_in(account_id, OWNER)
-    page = unescape(shown(browser.get("/portal/invoices/999/pdf", headers={"Accept-Language": "fr"}), 404,
+    # The account's language, whatever the browser's: the member reads French everywhere else.
+    page = unescape(shown(browser.get("/portal/invoices/999/pdf", headers={"Accept-Language": "en"}), 404,
                           'data-problem="not_found"'))
     assert "Cette facture n'existe pas." in page and "no invoice 999" not in page
+
+
+@pytest.mark.parametrize(("request_made", "status", "problem"), [
+    (lambda browser: browser.get("/portal/no-such-page"), 404, "not_found"),
+    (lambda browser: browser.post("/portal/address", data={"city": "Lyon"}), 403, "csrf"),  # no form token
+])
+def test_r12_1_a_signed_in_member_s_refusal_pages_are_in_the_account_s_language(app, browsers, request_made,
+                                                                                 status, problem):
+    account_id = team(app, locale="fr")
+    browser = browsers.signed_in(account_id, OWNER)
+    browser.headers["Accept-Language"] = "en-US,en;q=0.9"
+    page = shown(request_made(browser), status, f'data-problem="{problem}"')
+    assert '<html lang="fr">' in page
+    browser.cookies.clear()  # signed out: the browser's language
+    assert '<html lang="en">' in shown(request_made(browser), status,
+                                       f'data-problem="{problem}"')

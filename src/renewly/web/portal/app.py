@@ -17,6 +17,7 @@ from collections.abc import Callable
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -24,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 from renewly.accounts.removal_links import TEST_CLOCK_KEY
 from renewly.adapters.logs import get_logger
 from renewly.batches.parking import is_infrastructure
+from renewly.portal.sessions import session_locale
 from renewly.ports import Ports
 from renewly.shared.errors import BillingError
 from renewly.web.authentication import PORTAL_PREFIX
@@ -44,8 +46,24 @@ def portal_secret(ports: Ports) -> str:
     return "" if key == TEST_CLOCK_KEY else key
 
 
+def reader_locale(request: Request) -> str:
+    """The language of a refusal page: the signed-in member's account's (R12.1), else the
+    browser's (before sign-in, or when the database cannot tell: a 503 page is written all the
+    same)."""
+    secret = request.cookies.get(routes.SESSION_COOKIE)
+    ports = getattr(request.app.state, "ports", None) if "app" in request.scope else None
+    if secret and ports is not None:
+        try:
+            found = session_locale(ports, secret)
+        except SQLAlchemyError:
+            found = None
+        if found is not None:
+            return found
+    return browser_locale(request)
+
+
 def problem_page(request: Request, status: int, kind: str, detail: str = "") -> Response:
-    return page(request, "problem.html", locale=browser_locale(request), status=status, kind=kind, detail=detail,
+    return page(request, "problem.html", locale=reader_locale(request), status=status, kind=kind, detail=detail,
                 base=PORTAL_PREFIX)
 
 
@@ -90,19 +108,21 @@ def _install_problem_pages(portal: FastAPI) -> None:
 
     portal.add_exception_handler(routes.SignInRequired, sign_in_required)
     portal.add_exception_handler(routes.Refused, refused)
-    install_refusal_pages(portal, problem_page, what="a portal page")
+    install_refusal_pages(portal, problem_page, what="a portal page", locale_of=reader_locale)
 
 
-def install_refusal_pages(pages: FastAPI, problem_page: Callable[..., Response], *, what: str) -> None:
+def install_refusal_pages(pages: FastAPI, problem_page: Callable[..., Response], *, what: str,
+                          locale_of: Callable[[Request], str] = browser_locale) -> None:
     """The refusals every application of pages for people answers alike (the portal, the
     console): a billing rule's, a malformed request's, an unknown route's, the database's; each a
-    page in the reader's language through the application's own `problem_page`, never JSON; a
-    rule's refusal in that language's words too (web/refusals.py), never its English message."""
+    page in the reader's language (`locale_of`, the one `problem_page` writes in) through the
+    application's own `problem_page`, never JSON; a rule's refusal in that language's words too
+    (web/refusals.py), never its English message."""
     async def billing_refusal(request: Request, error: Exception) -> Response:
         assert isinstance(error, BillingError)
         status = status_of(error)
         return problem_page(request, status, {404: "not_found", 403: "refused"}.get(status, "invalid"),
-                            refusal_in_words(error, browser_locale(request)))
+                            refusal_in_words(error, locale_of(request)))
 
     async def invalid_request(request: Request, _error: Exception) -> Response:
         return problem_page(request, 400, "invalid")
