@@ -1,4 +1,4 @@
-"""`renewly staff create|list|disable`: the password typed at a hidden prompt (twice) or read from
+"""`renewly staff create|list|set-password|disable`: the password typed at a hidden prompt (twice) or read from
 standard input, never an argument; refusals one line on stderr, exit 2."""
 
 from __future__ import annotations
@@ -69,3 +69,20 @@ def test_refusals_are_one_line_and_exit_2(app, renewly, monkeypatch):
 def test_the_password_is_never_an_argument():
     from renewly.cli.staff import staff_create
     assert "password" not in inspect.signature(staff_create).parameters
+
+
+def test_a_new_password_is_set_at_a_hidden_prompt_or_from_standard_input(app, renewly, monkeypatch):
+    typed(monkeypatch, PASSWORD, PASSWORD)
+    assert renewly("staff", "create", "sam@renewly.example", "--name", "Sam", "--role", "support").code == 0
+    typed(monkeypatch, "a new passphrase, longer", "a new passphrase, longer")
+    changed = renewly("staff", "set-password", "Sam@Renewly.example")
+    assert changed.code == 0  # the prompts' words, then:
+    assert changed.out.endswith("staff sam@renewly.example: new password set; their sessions ended\n")
+    assert sign_in(app, email="sam@renewly.example", password="a new passphrase, longer", ip="192.0.2.1")
+    monkeypatch.setattr("sys.stdin", io.StringIO("the third passphrase\n"))
+    assert renewly("staff", "set-password", "sam@renewly.example", "--password-stdin").code == 0
+    assert sign_in(app, email="sam@renewly.example", password="the third passphrase", ip="192.0.2.1")
+    unknown = renewly("staff", "set-password", "nobody@renewly.example", "--password-stdin")
+    assert (unknown.code, unknown.err) == (2, "error: nobody@renewly.example is not a staff member\n")
+    from renewly.cli.staff import staff_set_password
+    assert "password" not in inspect.signature(staff_set_password).parameters

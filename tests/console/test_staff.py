@@ -10,7 +10,7 @@ from sqlalchemy import select
 from renewly.adapters.db.tables import audit_log, staff, staff_sessions
 from renewly.console import staff as staff_module
 from renewly.console.sessions import SignInRefused, sign_in
-from renewly.console.staff import create_staff, disable_staff, list_staff
+from renewly.console.staff import create_staff, disable_staff, list_staff, set_staff_password
 from renewly.shared.errors import Conflict, InvalidInput, NotFound
 from tests.builders import OPERATOR, database_rows
 
@@ -75,3 +75,31 @@ def test_a_hash_made_with_older_parameters_is_made_again_at_sign_in(app, cheap_a
     sign_in(app, email="sam@renewly.example", password=PASSWORD, ip="192.0.2.1")
     with app.engine.connect() as conn:
         assert conn.execute(select(staff.c.password_hash)).scalar_one().startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+
+
+def test_a_new_password_replaces_the_old_one_and_signs_out_whoever_knew_it(app, cheap_argon2):
+    create_staff(app, email="sam@renewly.example", name="Sam", role="support", password=PASSWORD, actor=OPERATOR)
+    sign_in(app, email="sam@renewly.example", password=PASSWORD, ip="192.0.2.1")
+    sign_in(app, email="sam@renewly.example", password=PASSWORD, ip="198.51.100.7")  # someone else, elsewhere
+    set_staff_password(app, "Sam@Renewly.example", password="a new passphrase, longer", actor=OPERATOR)
+
+    with pytest.raises(SignInRefused):
+        sign_in(app, email="sam@renewly.example", password=PASSWORD, ip="192.0.2.1")
+    assert sign_in(app, email="sam@renewly.example", password="a new passphrase, longer", ip="192.0.2.1")
+    rows = database_rows(app)
+    assert "a new passphrase" not in repr(rows)
+    assert [session.ended_at is not None for session in rows["staff_sessions"]] == [True, True, False]
+    [entry] = [entry for entry in rows["audit_log"] if entry.action == "staff.password_set"]
+    assert (entry.actor, entry.details) == (OPERATOR, {"email": "sam@renewly.example", "sessions_ended": 2})
+
+
+def test_a_new_password_is_refused_at_the_door_and_leaves_a_disabled_member_disabled(app, cheap_argon2):
+    create_staff(app, email="sam@renewly.example", name="Sam", role="support", password=PASSWORD, actor=OPERATOR)
+    with pytest.raises(InvalidInput):
+        set_staff_password(app, "sam@renewly.example", password="short", actor=OPERATOR)
+    with pytest.raises(NotFound):
+        set_staff_password(app, "nobody@renewly.example", password=PASSWORD, actor=OPERATOR)
+    disable_staff(app, "sam@renewly.example", actor=OPERATOR)
+    set_staff_password(app, "sam@renewly.example", password="a new passphrase, longer", actor=OPERATOR)
+    with pytest.raises(SignInRefused):
+        sign_in(app, email="sam@renewly.example", password="a new passphrase, longer", ip="192.0.2.1")

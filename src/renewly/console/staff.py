@@ -1,4 +1,5 @@
-"""Staff accounts of the support console (`renewly staff create | list | disable`, docs/console.md).
+"""Staff accounts of the support console (`renewly staff create | list | set-password | disable`,
+docs/console.md).
 
 A password is hashed with Argon2id (`PARAMETERS`) and only the hash is kept; it is never
 printed, logged nor audited. A staff member is never deleted: the audit log names them
@@ -12,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from argon2 import PasswordHasher, profiles
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
 from renewly.accounts.rules.members import validate_email
@@ -87,3 +88,33 @@ def disable_staff(app: Ports, email: str, *, actor: str) -> datetime:
                                                    staff_sessions.c.ended_at.is_(None)).values(ended_at=now))
         audit(conn, now, actor, "staff.disabled", "staff", row.id, details={"email": email})
     return now
+
+
+def set_staff_password(app: Ports, email: str, *, password: str, actor: str) -> None:
+    """A new password (forgotten, or told to someone it should not have been): its hash replaces
+    the old one, and every session of theirs ends, so that whoever knew the old one is signed
+    out too. A disabled staff member stays disabled."""
+    email = validate_email(email)
+    password_hash = hasher().hash(validate_password(password))
+    now = app.clock.now()
+    with app.engine.begin() as conn:
+        staff_id = _staff_id(conn, email)
+        conn.execute(staff.update().where(staff.c.id == staff_id).values(password_hash=password_hash))
+        ended = conn.execute(staff_sessions.update().where(staff_sessions.c.staff_id == staff_id,
+                                                           staff_sessions.c.ended_at.is_(None))
+                             .values(ended_at=now).returning(staff_sessions.c.id)).all()
+        audit(conn, now, actor, "staff.password_set", "staff", staff_id,
+              details={"email": email, "sessions_ended": len(ended)})
+
+
+def require_staff(app: Ports, email: str) -> None:
+    """Refused (404) unless `email` names a staff member: asked before a password is typed."""
+    with app.engine.connect() as conn:
+        _staff_id(conn, validate_email(email))
+
+
+def _staff_id(conn: Connection, email: str) -> int:
+    staff_id = conn.execute(select(staff.c.id).where(staff.c.email == email)).scalar()
+    if staff_id is None:
+        raise NotFound(f"{email} is not a staff member", code="unknown_staff")
+    return staff_id
