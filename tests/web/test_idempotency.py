@@ -248,6 +248,8 @@ def test_r10_1_an_answer_finished_after_its_account_was_deleted_is_not_kept(app,
     ({}, b'{"object": "subscription", "id": 3, "account_id": 9}', 9),
     ({}, b'{"object": "seat_change", "subscription": {"id": 3, "account_id": 10}}', 10),
     ({}, b'{"object": "plan", "id": 1}', None),
+    ({"account_id": "9223372036854775808"}, b'{"type": "about:blank"}', None),  # refused by the route
+    ({"account_id": "x"}, b'{}', None), ({}, b'{"account_id": true}', None), ({}, b'{"account_id": 0}', None),
     ({}, b'not json', None),
     ({}, b'[1, 2]', None),
 ])

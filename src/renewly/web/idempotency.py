@@ -42,6 +42,7 @@ from renewly.adapters.db.tables import accounts, idempotency_keys
 from renewly.payments.rules.card_numbers import withhold_card_numbers
 from renewly.ports import Ports
 from renewly.web.authentication import SCOPE_KEY, for_the_portal
+from renewly.web.fields import LARGEST_ID
 from renewly.web.problems import problem_response
 
 HEADER = "idempotency-key"
@@ -186,10 +187,13 @@ def account_of(path_params: dict[str, object], body: bytes) -> int | None:
 
 
 def _an_id(value: object) -> int | None:
+    """An account id as the API takes one (web/fields.py); anything else (a path's id the route
+    refused: too large for the database, not a number) names no account."""
     try:
-        return int(value) if value is not None else None  # type: ignore[call-overload]
-    except (TypeError, ValueError):
+        found = int(value) if isinstance(value, int | str) and not isinstance(value, bool) else None
+    except ValueError:
         return None
+    return found if found is not None and 1 <= found <= LARGEST_ID else None
 
 
 def release(app: Ports, row_id: int) -> None:
