@@ -1,7 +1,8 @@
 """The banner embed in a real browser (Debian's Chromium, as tests/web/portal/test_browser.py):
 a host product's dashboard, on an origin the operator allows, drops in the web component with a
 token its backend got; Chromium runs the script, frames the page under its CSP, and the admin
-reads their day-4 banner (R8.3), styled by the embed's own file; another origin is refused the frame."""
+reads their day-4 banner (R8.3), styled by the embed's own file; an agent sees nothing on day 4
+and the cancellation warning on day 21 (R8.4); another origin is refused the frame."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from playwright.sync_api import expect
 from renewly.portal.banner_tokens import create_banner_token
 from tests.builders import team_plan
 from tests.web.portal import test_browser as portal_browser
-from tests.web.test_dunning import DAY_4_TEXT, declined, to_day
+from tests.web.test_dunning import DAY_4_TEXT, DAY_21_TEXT, declined, to_day
 
-ADMIN = "admin@acme.test"
+ADMIN, AGENT = "admin@acme.test", "agent@acme.test"
 # The portal's browser test's fixtures: Debian's Chromium, and `renewly serve`'s app in a thread.
 browser_type_launch_args, served = portal_browser.browser_type_launch_args, portal_browser.served
 
@@ -82,6 +83,23 @@ def test_r8_3_the_host_s_dashboard_shows_the_admin_s_banner_through_the_web_comp
     expect(banner).to_have_text(DAY_4_TEXT)
     assert banner.evaluate("element => getComputedStyle(element).borderTopStyle") == "solid"  # embed.css applied
     assert page.locator("renewly-banner iframe").get_attribute("sandbox") == ""  # no script, form or navigation
+
+
+def test_r8_4_the_host_s_dashboard_shows_the_agent_nothing_on_day_4_and_the_cancellation_warning_on_day_21(
+        app, served, page, host):
+    account_id = declined(app, plan=team_plan(app))
+    to_day(app, 4)
+    host.show(page, served, create_banner_token(app, account_id, member=AGENT).token)
+    framed = page.frame_locator("renewly-banner iframe")
+    nothing = framed.locator('[data-banner="none"]')
+    expect(nothing).to_have_count(1)  # the embed's page came (so what follows is not read too early)...
+    expect(nothing).to_be_hidden()  # ...with nothing to show
+    expect(framed.get_by_role("alert")).to_have_count(0)
+
+    to_day(app, 21)  # the morning's token long expired: the host's backend gets another
+    host.show(page, served, create_banner_token(app, account_id, member=AGENT).token)
+    expect(framed.locator('[data-banner="everyone"]')).to_have_text(DAY_21_TEXT)
+    expect(framed.get_by_role("alert")).to_be_visible()
 
 
 def test_a_dashboard_on_an_origin_not_allowed_is_refused_the_frame(app, served, page, other_host):
