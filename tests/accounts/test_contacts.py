@@ -1,15 +1,25 @@
-"""R4 billing contacts: added only with the owner's consent, removable by themselves or the owner,
-and then on every billing e-mail."""
+"""R4 billing contacts: added only with the owner's consent (approved by the owner, or recorded by
+support), removable by themselves (by link or through support) or the owner, and then on every
+billing e-mail."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from html import unescape
 
 import pytest
 from sqlalchemy import select
 
 from renewly.accounts.accounts import add_member
-from renewly.accounts.contacts import approve_contact, list_contacts, refuse_contact, remove_contact, request_contact
+from renewly.accounts.contacts import (
+    approve_contact,
+    list_contacts,
+    record_owner_consent,
+    refuse_contact,
+    remove_contact,
+    remove_contact_on_request,
+    request_contact,
+)
 from renewly.adapters.db.tables import accounts, audit_log, billing_contacts, metadata, outbox
 from renewly.outbox.emails import addressees
 from renewly.scheduler import advance
@@ -195,6 +205,9 @@ def test_r4_1_a_deleted_account_refuses_every_contact_change(app):
         lambda: approve_contact(app, account_id, email=ACCOUNTANT, acting_email=OWNER),
         lambda: refuse_contact(app, account_id, email=ACCOUNTANT, acting_email=OWNER),
         lambda: remove_contact(app, account_id, email="cfo@acme.test", acting_email=OWNER),
+        lambda: record_owner_consent(app, account_id, email=ACCOUNTANT, actor="console:staff-7", evidence="ticket"),
+        lambda: remove_contact_on_request(app, account_id, email="cfo@acme.test", actor="console:staff-7",
+                                          evidence="ticket"),
         lambda: list_contacts(app, account_id),
     ]
     for attempt in attempts:
@@ -284,6 +297,129 @@ def test_r4_2_the_list_shows_the_owner_first_then_active_then_requested(app):
     assert [(r["email"], r["status"], r["owner"], r["requested_by"]) for r in rows] == [
         (OWNER, "active", True, None), (ACCOUNTANT, "active", False, ADMIN),
         ("later@acme.test", "requested", False, ADMIN)]
+
+
+# -- R4.1, R4.2 through support: the seed's e-mails to support, the owner in CC --------------------------
+
+STAFF = "console:staff-7"  # as the console names its staff member (web/console/routes.py)
+EVIDENCE = "owner's e-mail of 27 Nov, ticket 4821"
+
+
+def trail(app) -> list[tuple]:
+    with app.engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(
+            select(audit_log.c.actor, audit_log.c.action, audit_log.c.reason, audit_log.c.details)
+            .where(audit_log.c.action.like("billing_contact.%")).order_by(audit_log.c.id))]
+
+
+def test_r4_1_support_records_the_owner_s_consent_to_a_waiting_request_and_tells_the_owner(app):
+    account_id = acme_with_admin(app)
+    request_contact(app, account_id, email=ACCOUNTANT, requested_by=ADMIN)
+    record_owner_consent(app, account_id, email="Books@Accountants.test", actor=STAFF, evidence=f"  {EVIDENCE} ")
+    assert recipients(app, account_id) == [OWNER, ACCOUNTANT]
+    assert listed(app, account_id) == [(OWNER, "owner"), (ACCOUNTANT, "active")]
+    assert trail(app)[1:] == [
+        (STAFF, "billing_contact.consent_recorded", EVIDENCE,
+         {"email": ACCOUNTANT, "evidence": EVIDENCE, "requested_by": ADMIN, "was": "requested"}),
+        (STAFF, "billing_contact.added", "", {"email": ACCOUNTANT})]
+    assert events(app, "billing_contact.added") == [{"account_id": account_id, "email": ACCOUNTANT}]
+    [welcome] = emails(app, "contact_added")
+    assert welcome["recipients"] == [ACCOUNTANT] and welcome["contacts"] == {ACCOUNTANT: contact_row(app)}
+    # The owner learns what support did on its behalf, the evidence quoted, and how to undo it.
+    [told] = emails(app, "contact_consent_recorded")
+    assert (told["recipients"], told["locale"], told["contact"]) == ([OWNER], "en", ACCOUNTANT)
+    assert told["subject"] == f"Support added {ACCOUNTANT} to Acme's billing contacts with your consent"
+    assert f"At the request of {ADMIN}, support added {ACCOUNTANT}" in told["body"]
+    assert f"Your consent, as support recorded it: {EVIDENCE}" in told["body"]
+    assert "remove" in told["body"] and EVIDENCE in unescape(told["html"])
+    assert not told.get("contacts")  # the owner's message has no removal link
+
+
+def contact_row(app) -> int:
+    with app.engine.connect() as conn:
+        return conn.execute(select(billing_contacts.c.id).where(billing_contacts.c.email == ACCOUNTANT,
+                                                                billing_contacts.c.status == "active")).scalar_one()
+
+
+def test_r4_1_support_records_the_owner_s_consent_for_an_address_that_asked_support_only(app):
+    account_id = customer(app)
+    record_owner_consent(app, account_id, email=ACCOUNTANT, actor=STAFF, evidence=EVIDENCE)
+    assert recipients(app, account_id) == [OWNER, ACCOUNTANT]
+    with app.engine.connect() as conn:
+        row = conn.execute(select(billing_contacts.c.status, billing_contacts.c.requested_by)).one()
+    assert tuple(row) == ("active", ACCOUNTANT)  # it asked support itself
+    assert trail(app)[0][1:] == ("billing_contact.consent_recorded", EVIDENCE,
+                                 {"email": ACCOUNTANT, "evidence": EVIDENCE, "requested_by": ACCOUNTANT, "was": None})
+    assert emails(app, "contact_request") == []  # the owner consented already: nothing to approve
+    assert [e["recipients"] for e in emails(app)] == [[ACCOUNTANT], [OWNER]]
+    [told] = emails(app, "contact_consent_recorded")
+    assert f"At the request of {ACCOUNTANT}, support added {ACCOUNTANT}" in told["body"]
+
+
+def test_r4_1_the_owner_is_told_of_a_recorded_consent_in_the_account_s_language(app):
+    account_id = acme_with_admin(app, locale="fr")
+    record_owner_consent(app, account_id, email=ACCOUNTANT, actor=STAFF, evidence="ticket 4821")
+    [told] = emails(app, "contact_consent_recorded")
+    assert told["locale"] == "fr"
+    assert told["subject"] == f"Le support a ajouté {ACCOUNTANT} aux contacts de facturation de Acme avec votre accord"
+    assert "Votre accord, tel que le support l'a enregistré : ticket 4821" in told["body"]
+
+
+@pytest.mark.parametrize(("email", "evidence", "code"), [
+    (OWNER, EVIDENCE, "contact_is_owner"),
+    (ACCOUNTANT, EVIDENCE, "contact_exists"),  # approved already
+    ("not-an-email", EVIDENCE, "invalid_email"),
+    ("new@acme.test", "", "evidence_required"),
+    ("new@acme.test", "   ", "evidence_required"),
+    ("new@acme.test", "x" * 2001, "text_too_long"),  # as a reactivation's reason
+    ("new@acme.test", "ticket\x1b[2J 4821", "invalid_text"),
+])
+def test_r4_1_a_consent_for_the_owner_an_active_contact_or_without_evidence_is_refused(app, email, evidence, code):
+    account_id = acme_with_admin(app)
+    approved(app, account_id, ACCOUNTANT)
+    before = everything(app)
+    with pytest.raises((Conflict, InvalidInput)) as refused:
+        record_owner_consent(app, account_id, email=email, actor=STAFF, evidence=evidence)
+    assert refused.value.code == code
+    assert everything(app) == before
+
+
+def test_r4_2_support_removes_a_contact_at_its_request_which_is_told(app):
+    account_id = acme_with_admin(app)
+    approved(app, account_id, ACCOUNTANT, "cfo@acme.test")
+    remove_contact_on_request(app, account_id, email=ACCOUNTANT, actor=STAFF, evidence="its e-mail, ticket 4822")
+    assert recipients(app, account_id) == [OWNER, "cfo@acme.test"]
+    assert events(app, "billing_contact.removed") == [{"account_id": account_id, "email": ACCOUNTANT}]
+    assert trail(app)[-1] == (STAFF, "billing_contact.removed", "its e-mail, ticket 4822",
+                              {"email": ACCOUNTANT, "was": "active", "evidence": "its e-mail, ticket 4822",
+                               "at_request_of": ACCOUNTANT})
+    [told] = emails(app, "contact_removed")
+    assert told["recipients"] == [ACCOUNTANT]
+    assert f"{ACCOUNTANT} removed {ACCOUNTANT} from Acme's billing contacts" in told["body"]
+
+
+def test_r4_2_support_withdraws_a_waiting_request_at_its_request_and_no_one_is_e_mailed(app):
+    account_id = acme_with_admin(app)
+    request_contact(app, account_id, email=ACCOUNTANT, requested_by=ACCOUNTANT)
+    remove_contact_on_request(app, account_id, email=ACCOUNTANT, actor=STAFF, evidence="ticket 4823")
+    assert listed(app, account_id) == [(OWNER, "owner")]
+    assert emails(app, "contact_removed") == [] and events(app, "billing_contact.removed") == []
+    assert trail(app)[-1][:3] == (STAFF, "billing_contact.removed", "ticket 4823")
+
+
+@pytest.mark.parametrize(("email", "evidence", "code"), [
+    (OWNER, EVIDENCE, "owner_is_contact"),
+    ("stranger@acme.test", EVIDENCE, "unknown_contact"),
+    (ACCOUNTANT, " ", "evidence_required"),
+])
+def test_r4_2_support_never_removes_the_owner_nor_without_evidence(app, email, evidence, code):
+    account_id = acme_with_admin(app)
+    approved(app, account_id, ACCOUNTANT)
+    before = everything(app)
+    with pytest.raises((NotAllowed, NotFound, InvalidInput)) as refused:
+        remove_contact_on_request(app, account_id, email=email, actor=STAFF, evidence=evidence)
+    assert refused.value.code == code
+    assert everything(app) == before
 
 
 # -- R4.3 billing e-mails go to the owner and every active contact ------------------------------------------

@@ -8,6 +8,12 @@ host product.
 
 A contact leaves by the signed link of any billing e-mail it receives (R4.2, `unsubscribe_contact`,
 accounts/removal_links.py) or is removed by the owner (`remove_contact`).
+
+Support acts on what it is e-mailed (the seed: a non-owner writes to support with the owner in CC;
+one writes to support to leave the list): it records the owner's consent it was given
+(`record_owner_consent`) or removes a contact at its own request (`remove_contact_on_request`),
+each audited with the staff member as the actor and the evidence (the e-mail, the ticket). The
+owner is told of a consent recorded on its behalf, so that a consent it never gave is noticed.
 """
 
 from __future__ import annotations
@@ -21,15 +27,22 @@ from sqlalchemy.exc import IntegrityError
 
 from renewly.accounts.accounts import _live_account, load_account, owner_of
 from renewly.accounts.removal_links import RemovalLinks, RemovalToken
-from renewly.accounts.rules.contacts import CURRENT, ContactStatus, check_decision, check_removal, check_request
-from renewly.accounts.rules.members import validate_email
+from renewly.accounts.rules.contacts import (
+    CURRENT,
+    ContactStatus,
+    check_decision,
+    check_recorded_consent,
+    check_removal,
+    check_request,
+)
+from renewly.accounts.rules.members import REASON_LENGTH, validate_email, validate_text
 from renewly.adapters.db.tables import accounts, billing_contacts
 from renewly.outbox import writer
 from renewly.outbox.emails import Addressees, email_row
 from renewly.outbox.records import audit
 from renewly.outbox.rendering import templates_of
 from renewly.ports import Ports
-from renewly.shared.errors import Conflict, NotFound
+from renewly.shared.errors import Conflict, InvalidInput, NotFound
 
 
 def request_contact(app: Ports, account_id: int, *, email: str, requested_by: str) -> ContactStatus:
@@ -108,6 +121,67 @@ def remove_contact(app: Ports, account_id: int, *, email: str, acting_email: str
                    owner=owner)
 
 
+def record_owner_consent(app: Ports, account_id: int, *, email: str, actor: str, evidence: str) -> None:
+    """R4.1: support records that the owner consented to `email` (`evidence`: where, such as "the
+    owner's e-mail of 27 Nov, ticket 4821"). A request still waiting becomes active; an address that
+    asked support only is added, as asked by itself. The contact is welcomed as if the owner had
+    approved, and the owner is e-mailed what support did on its behalf, quoting the evidence."""
+    email = validate_email(email)
+    evidence = _evidence(evidence, "a recorded consent")
+    now = app.clock.now()
+    try:
+        with app.engine.begin() as conn:
+            account = _live_account(conn, account_id)
+            owner = owner_of(conn, account_id)
+            current = check_recorded_consent(email, owner=owner, current=_current_status(conn, account_id, email),
+                                             account_id=account_id)
+            if current is ContactStatus.REQUESTED:
+                requested_by = conn.execute(select(billing_contacts.c.requested_by).where(
+                    billing_contacts.c.account_id == account_id, billing_contacts.c.email == email,
+                    billing_contacts.c.status == ContactStatus.REQUESTED.value)).scalar_one()
+                _decide(conn, account_id, email, ContactStatus.REQUESTED, ContactStatus.ACTIVE, decided_at=now)
+            else:
+                requested_by = email  # it asked support itself
+                conn.execute(billing_contacts.insert().values(
+                    account_id=account_id, email=email, status=ContactStatus.ACTIVE.value, requested_by=email,
+                    requested_at=now, decided_at=now))
+            audit(conn, now, actor, "billing_contact.consent_recorded", "account", account_id, reason=evidence,
+                  details={"email": email, "evidence": evidence, "requested_by": requested_by,
+                           "was": current.value if current else None})
+            _added(conn, app, account, owner, email, now, actor=actor)
+            _email(conn, app, account, "contact_consent_recorded", [owner], now, contact=email,
+                   requested_by=requested_by, owner=owner, evidence=evidence)
+    except IntegrityError:  # the same address, requested by someone else meanwhile
+        raise Conflict(f"the billing contact {email} of account {account_id} changed meanwhile; try again",
+                       code="contact_changed") from None
+
+
+def remove_contact_on_request(app: Ports, account_id: int, *, email: str, actor: str, evidence: str) -> None:
+    """R4.2: support removes an active contact, or withdraws a request, because that address asked
+    it to (`evidence`: its e-mail, the ticket). As if the address had removed itself: never the
+    owner; a contact that was active is told it no longer receives anything."""
+    email = validate_email(email)
+    evidence = _evidence(evidence, "a removal on request")
+    now = app.clock.now()
+    with app.engine.begin() as conn:
+        account = _live_account(conn, account_id)
+        owner = owner_of(conn, account_id)
+        current = check_removal(email, acting=email, owner=owner, current=_current_status(conn, account_id, email),
+                                account_id=account_id)
+        _removed(conn, account_id, email, current, now, actor=actor, evidence=evidence)
+        if current is ContactStatus.ACTIVE:
+            _email(conn, app, account, "contact_removed", [email], now, contact=email, requested_by=email,
+                   owner=owner)
+
+
+def _evidence(evidence: str, what: str) -> str:
+    """What support was sent, quoted in the audit log (and to the owner): as a reactivation's reason."""
+    if not (evidence or "").strip():
+        raise InvalidInput(f"{what} needs its evidence (the e-mail or ticket it was asked in)",
+                           code="evidence_required")
+    return validate_text(evidence, f"{what}'s evidence", REASON_LENGTH, field="evidence")
+
+
 @dataclass(frozen=True)
 class Removal:
     """What a removal link removes: an address from one account's billing contacts."""
@@ -168,10 +242,11 @@ def _still_listed(conn: Connection, named: RemovalToken) -> str:
 
 
 def _removed(conn: Connection, account_id: int, email: str, current: ContactStatus, at: datetime, *, actor: str,
-             by_link: bool = False) -> None:
+             by_link: bool = False, evidence: str = "") -> None:
     _decide(conn, account_id, email, current, ContactStatus.REMOVED, removed_at=at)
-    audit(conn, at, actor, "billing_contact.removed", "account", account_id,
-          details={"email": email, "was": current.value, **({"by": "removal link"} if by_link else {})})
+    audit(conn, at, actor, "billing_contact.removed", "account", account_id, reason=evidence,
+          details={"email": email, "was": current.value, **({"by": "removal link"} if by_link else {}),
+                   **({"evidence": evidence, "at_request_of": email} if evidence else {})})
     if current is ContactStatus.ACTIVE:
         writer.write(conn, writer.event(at, "billing_contact.removed", account_id,
                                         {"account_id": account_id, "email": email}))

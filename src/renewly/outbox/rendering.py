@@ -70,6 +70,8 @@ KIND_VALUES: Mapping[str, frozenset[str]] = {
     "contact_request": CONTACT_VALUES,
     "contact_added": CONTACT_VALUES,
     "contact_removed": CONTACT_VALUES,
+    # To the owner: support added `contact` with the consent the owner gave it (`evidence`: where).
+    "contact_consent_recorded": CONTACT_VALUES | {"evidence"},
 }
 # The shipped dunning steps' e-mails; a policy may name others, with the same values, that the
 # operator's folder provides.
@@ -210,7 +212,7 @@ class MailTemplates:
                 allowed = values_of(kind) | {"locale"}
                 self._check_file(environment, f"mail/{kind}.txt", allowed, locale, blocks=("subject", "body"))
                 self._check_file(environment, f"mail/{kind}.html", allowed | {"subject"}, locale)
-        sample = {name: f"[{name}]" for name in DUNNING_VALUES | CONTACT_VALUES | KIND_VALUES["invoice"]}
+        sample = {name: f"[{name}]" for name in DUNNING_VALUES.union(*KIND_VALUES.values())}
         for locale in SUPPORTED_LOCALES:
             for kind in every:
                 self._rendering(f"mail/{kind}.txt", locale, partial(

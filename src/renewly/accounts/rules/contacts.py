@@ -1,8 +1,9 @@
 """Billing contacts (R4): who may add, approve, refuse and remove whom. Pure rules, no I/O.
 
 The owner is always a billing contact, implicitly: never a row, never removable. Anyone else is
-added only with the owner's consent: a request waits for the owner's decision (R4.1). Anyone on
-the list may take themselves off it; the owner may take anyone off it (R4.2).
+added only with the owner's consent: a request waits for the owner's decision, or support records
+the consent the owner gave it (R4.1). Anyone on the list may take themselves off it, themselves or
+by asking support; the owner may take anyone off it (R4.2).
 """
 
 from __future__ import annotations
@@ -36,6 +37,20 @@ def check_request(email: str, *, owner: str, current: ContactStatus | None, acco
         raise Conflict(f"{email} was already requested as a billing contact of account {account_id}; "
                        "the owner has not decided yet", code="contact_already_requested",
                        values={"email": email})
+
+
+def check_recorded_consent(email: str, *, owner: str, current: ContactStatus | None,
+                           account_id: int) -> ContactStatus | None:
+    """Support records that the owner consented to `email` (the seed: the address asks support with
+    the owner in CC): a request still waiting, or an address that asked support only. The status
+    the consent ends (None: no row yet)."""
+    if email == owner:
+        raise Conflict(f"{email} owns account {account_id} and always receives its billing e-mails",
+                       code="contact_is_owner", values={"email": email})
+    if current is ContactStatus.ACTIVE:
+        raise Conflict(f"{email} is already a billing contact of account {account_id}", code="contact_exists",
+                       values={"email": email})
+    return current
 
 
 def check_decision(email: str, *, acting: str, owner: str, current: ContactStatus | None, account_id: int) -> None:
