@@ -143,7 +143,8 @@ POLICY: dict[tuple[str, str, str | None], dict[str, dict[str, str]]] = {
     ("GET", "/console/accounts/{account_id}", "other"): console_unknown_account(acts=False),
     **{("POST", f"/console/accounts/{{account_id}}/{action}", ids): (
         console_page(acts=True) if ids == "own" else console_unknown_account(acts=True))
-       for action in ("reactivate", "transfer-ownership", "resend-invoices") for ids in ("own", "other")},
+       for action in ("reactivate", "transfer-ownership", "resend-invoices", "contacts/consent", "contacts/remove")
+       for ids in ("own", "other")},
 }
 
 # What each form is sent: fields its use case takes (or refuses by a billing rule, never a 500).
@@ -153,7 +154,10 @@ FIELDS = {"/portal/address": {"name": "Acme", "line1": "1 Main St", "postcode": 
           "/console/sign-in": {"email": SUPPORT, "password": "not the password"},
           "/console/accounts/{account_id}/reactivate": {"reason": "asked by phone"},
           "/console/accounts/{account_id}/transfer-ownership": {"reason": "owner left", "to": ADMIN},
-          "/console/accounts/{account_id}/resend-invoices": {"reason": "lost it", "month": "2026-01"}}
+          "/console/accounts/{account_id}/resend-invoices": {"reason": "lost it", "month": "2026-01"},
+          "/console/accounts/{account_id}/contacts/consent": {"email": "books@acme.test", "evidence": "ticket 4821"},
+          # The owner: refused by the rule (403 on the account's page), past every access check.
+          "/console/accounts/{account_id}/contacts/remove": {"email": OWNER, "evidence": "ticket 4822"}}
 NO_ACCOUNT = 999_999
 
 

@@ -34,6 +34,12 @@ FORMS = {
         "account_deleted"},
     "console: invoices sent again (R2.3)": {
         "invalid_month", "reason_required", "invalid_text.control", "account_deleted", "no_invoice"},
+    "console: the owner's consent recorded (R4.1)": {
+        "invalid_email", "evidence_required", "invalid_text.control", "text_too_long", "contact_is_owner",
+        "contact_exists", "contact_changed", "account_deleted", "unknown_account"},
+    "console: a contact removed at its request (R4.2)": {
+        "invalid_email", "evidence_required", "invalid_text.control", "text_too_long", "owner_is_contact",
+        "unknown_contact", "contact_changed", "account_deleted", "unknown_account"},
 }
 
 

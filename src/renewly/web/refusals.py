@@ -33,6 +33,7 @@ FIELDS: Mapping[str, str] = MappingProxyType({
     "country": N_("Country (ISO code, e.g. FR)"),
     "vat_id": N_("VAT number"),
     "reason": N_("Reason, for the audit log"),
+    "evidence": N_("Evidence, for the audit log"),
 })
 
 # By code; `code.case` where one code covers refusals that need different words (`values["case"]`).
@@ -64,6 +65,7 @@ REFUSALS: Mapping[str, str] = MappingProxyType({
                            "be removed."),
     "unknown_contact": N_("%(email)s is not a billing contact of this account."),
     "contact_changed": N_("This billing contact changed meanwhile: reload the page and try again."),
+    "evidence_required": N_("Say where it was asked (the e-mail, the ticket), for the audit log."),
     "unknown_action": N_("This action does not exist."),
     "removal_links_unconfigured": N_("Removal links do not work on this service yet: ask the account's owner, who "
                                      "can remove any billing contact."),

@@ -11,6 +11,7 @@ import pytest
 from fastapi.routing import APIRoute
 
 from renewly.accounts.accounts import add_member
+from renewly.accounts.contacts import request_contact
 from renewly.scheduler import advance
 from renewly.web.console import routes
 from tests.builders import OPERATOR, customer, subscribed
@@ -22,7 +23,9 @@ PUBLIC = {("GET", "/sign-in"), ("POST", "/sign-in"), ("POST", "/sign-out")}
 # billing rule would: never a 500).
 FIELDS = {"/accounts/{account_id}/reactivate": {"reason": "asked by phone"},
           "/accounts/{account_id}/transfer-ownership": {"reason": "owner left", "to": "admin@acme.test"},
-          "/accounts/{account_id}/resend-invoices": {"reason": "lost it", "month": "2026-01"}}
+          "/accounts/{account_id}/resend-invoices": {"reason": "lost it", "month": "2026-01"},
+          "/accounts/{account_id}/contacts/consent": {"email": "books@acme.test", "evidence": "ticket 4821"},
+          "/accounts/{account_id}/contacts/remove": {"email": "books@acme.test", "evidence": "ticket 4822"}}
 
 
 def console_routes() -> list[tuple[str, str]]:
@@ -48,6 +51,7 @@ def test_access_matrix(app, staff, browsers, method, path):
     An account that does not exist: 404 to anyone signed in who may get that far."""
     account_id, _ = subscribed(app)
     add_member(app, account_id, email="admin@acme.test", role="admin", actor=OPERATOR)
+    request_contact(app, account_id, email="books@acme.test", requested_by="admin@acme.test")  # for the R4 forms
     anonymous = browsers.new()
     answer = visit(anonymous, method, path, account_id)
     assert (answer.status_code, answer.headers.get("location")) == (303, "/console/sign-in"), answer.text
@@ -70,7 +74,8 @@ def test_finance_sees_no_action_form_and_support_sees_them_all(app, staff, brows
     page = shown(browsers.signed_in(FINANCE).get(f"/console/accounts/{account_id}"), 200, "Timeline")
     assert "data-action=" not in page and "finance (read only)" in page
     page = shown(browsers.signed_in(SUPPORT).get(f"/console/accounts/{account_id}"), 200, "Timeline")
-    assert all(f'data-action="{action}"' in page for action in ("reactivate", "transfer-ownership", "resend-invoices"))
+    assert all(f'data-action="{action}"' in page for action in (
+        "reactivate", "transfer-ownership", "resend-invoices", "contacts-consent", "contacts-remove"))
 
 
 def test_accounts_are_found_by_id_name_and_any_member_s_email_whatever_the_case(app, staff, browsers):

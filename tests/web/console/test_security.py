@@ -23,7 +23,8 @@ def test_every_form_without_its_csrf_token_is_refused_and_changes_nothing(app, s
     account_id = customer(app)
     browser = browsers.signed_in(SUPPORT)
     url = "/console" + path.replace("{account_id}", str(account_id))
-    fields = {"email": SUPPORT, "password": PASSWORD, "reason": "x", "days": "1", "to": SUPPORT, "month": "2026-01"}
+    fields = {"email": SUPPORT, "password": PASSWORD, "reason": "x", "days": "1", "to": SUPPORT, "month": "2026-01",
+              "evidence": "ticket 4821"}
     before = database_rows(app)
     shown(browser.post(url, data=fields), 403, 'data-problem="csrf"')
     shown(browser.post(url, data={**fields, "csrf_token": "forged"}), 403, 'data-problem="csrf"')

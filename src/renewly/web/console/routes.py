@@ -7,7 +7,9 @@ session; without one, the browser is sent to the sign-in form.
   report");
 - `support` only: the forms that act, through the use cases the API and the command line use:
   a temporary reactivation (R9.2), a transfer of ownership (R6.1), a month's invoices sent again
-  (R2.3); each audited with the staff member as the actor (`console:staff-ID`) and its reason.
+  (R2.3), a billing contact added with the owner's consent support was given (R4.1) or removed at
+  its own request (R4.2); each audited with the staff member as the actor (`console:staff-ID`)
+  and its reason or evidence.
   For `finance` those forms are not shown, and posting one anyway is refused (403).
 """
 
@@ -23,6 +25,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from renewly.accounts.accounts import describe_account, transfer_ownership
+from renewly.accounts.contacts import list_contacts, record_owner_consent, remove_contact_on_request
 from renewly.billing.invoices import resend_invoices_of_month
 from renewly.console.accounts import QUERY_LENGTH, at_minute, search_accounts, timeline
 from renewly.console.rules.staff import may_act
@@ -159,9 +162,12 @@ def _account(request: Request, app: Ports, who: StaffMember, account_id: int, *,
              status: int = 200, sent: dict[str, str] | None = None) -> Response:
     account = describe_account(app, account_id)  # an unknown id: NotFound, the 404 page
     entries = timeline(app, account_id)
-    banners = banners_by_role(app, account_id) if account["status"] != "deleted" else {}
+    live = account["status"] != "deleted"
+    banners = banners_by_role(app, account_id) if live else {}
+    contacts = list_contacts(app, account_id) if live else []
     return console_page(request, "account.html", status=status, who=who, account=account, entries=entries,
-                        banners=banners, may_act=may_act(who.role), done=done, error=error, sent=sent or {},
+                        banners=banners, contacts=contacts, may_act=may_act(who.role), done=done, error=error,
+                        sent=sent or {},
                         most_days=MOST_REACTIVATION_DAYS, at_minute=_shown_at)
 
 
@@ -211,6 +217,24 @@ def resend_form(account_id: int, request: Request, app: AppPorts, who: ActingSta
         year, number = (int(part) for part in month.split("-"))
         resend_invoices_of_month(app, account_id, year=year, month=number, reason=reason, actor=who.actor)
     return _acted(request, app, who, account_id, "resent", act, {"reason": reason, "month": month})
+
+
+@router.post("/accounts/{account_id}/contacts/consent")
+def consent_form(account_id: int, request: Request, app: AppPorts, who: ActingStaff, evidence: Reason = "",
+                 email: Annotated[str, Form(max_length=EMAIL_LENGTH)] = "") -> Response:
+    """An address becomes a billing contact with the consent its owner gave support (R4.1)."""
+    def act() -> None:
+        record_owner_consent(app, account_id, email=email, actor=who.actor, evidence=evidence)
+    return _acted(request, app, who, account_id, "consent_recorded", act, {"evidence": evidence, "email": email})
+
+
+@router.post("/accounts/{account_id}/contacts/remove")
+def remove_contact_form(account_id: int, request: Request, app: AppPorts, who: ActingStaff, evidence: Reason = "",
+                        email: Annotated[str, Form(max_length=EMAIL_LENGTH)] = "") -> Response:
+    """A billing contact (or a request) removed because that address asked support to (R4.2)."""
+    def act() -> None:
+        remove_contact_on_request(app, account_id, email=email, actor=who.actor, evidence=evidence)
+    return _acted(request, app, who, account_id, "contact_removed", act, {"evidence": evidence, "email": email})
 
 
 def _acted(request: Request, app: Ports, who: StaffMember, account_id: int, done: str, act, sent: dict[str, str],
