@@ -18,19 +18,19 @@ go straight to COPY):
   what delivery keeps of its tries (`attempts`, `next_attempt_at`, `claimed_until`, `failed_at`,
   `last_error`: renewly.mail.delivery).
 
-An e-mail's payload is `{"kind", "locale", "recipients", "subject", "body", "html", **about}`:
-its subject, text and HTML parts rendered from the templates of `kind` (outbox/rendering.py: a
-dunning step's e-mail named in the policy, `payment_confirmed`, `card_retry_declined`,
-`card_verification_failed`, `invoice`, `contact_request`, `contact_added`, `contact_removed`)
-in the account's language, at the moment of the change: the row says what was true then, even
-if templates, translations or settings change before it leaves. The context says what it is
-about (case, step, invoices, attempts, reason, contact...), never a key of the text. Two keys
-are for delivery: `contacts` (recipients who are billing contacts, not the owner: address ->
-`billing_contacts.id`) and `attachments` (`[{"invoice_id", "filename"}]`: an invoice's PDF, by
-reference). Delivery sends the parts as they are, with a Message-ID fixed by the row's id
-(renewly.mail.letters): one message to the recipients not in `contacts`, and one to each
-contact, with its removal link (R4.2) in a footer and in `List-Unsubscribe`; attachments are
-the invoices' stored PDFs (billing.documents: rendered at first need).
+An e-mail's payload is `{"kind", "locale", "recipients", "subject", "body", "html", **about}`: its
+subject, text and HTML parts rendered from the templates of `kind` (outbox/rendering.py: a dunning
+step's e-mail named in the policy, `payment_confirmed`, `card_retry_declined`,
+`card_verification_failed`, `invoice`, `contact_request`, `contact_added`, `contact_removed`,
+`contact_consent_recorded`) in the account's language, at the moment of the change: the row says
+what was true then, even if templates, translations or settings change before it leaves. The
+context says what it is about (case, step, invoices, attempts, reason, contact...), never a key of
+the text. Two keys are for delivery: `contacts` (recipients who are billing contacts, not the
+owner: address -> `billing_contacts.id`) and `attachments` (`[{"invoice_id", "filename"}]`: an
+invoice's PDF, by reference). Delivery sends the parts as they are, with a Message-ID fixed by the
+row's id (renewly.mail.letters): one message to the recipients not in `contacts`, and one to each
+contact, with its removal link (R4.2) in a footer and in `List-Unsubscribe`; attachments are the
+invoices' stored PDFs (billing.documents: rendered at first need).
 
 Idempotency: the writer adds no key of its own. Each row is written once because the change it
 reports happens once: the transaction that writes it also commits the change under that change's
