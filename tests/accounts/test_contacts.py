@@ -395,7 +395,8 @@ def test_r4_2_support_removes_a_contact_at_its_request_which_is_told(app):
                                "at_request_of": ACCOUNTANT})
     [told] = emails(app, "contact_removed")
     assert told["recipients"] == [ACCOUNTANT]
-    assert f"{ACCOUNTANT} removed {ACCOUNTANT} from Acme's billing contacts" in told["body"]
+    assert f"As you asked, {ACCOUNTANT} was removed from Acme's billing contacts" in told["body"]
+    assert f"As you asked, {ACCOUNTANT} was removed" in told["html"]
 
 
 def test_r4_2_support_withdraws_a_waiting_request_at_its_request_and_no_one_is_e_mailed(app):
