@@ -8,7 +8,6 @@ again, and the owner and every approved billing contact get the payment confirma
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 
 from playwright.sync_api import expect
@@ -85,13 +84,7 @@ def test_r9_2_support_grants_a_reactivation_the_owner_pays_and_every_billing_con
 
     portal_browser.open_link(app, page, served, account_id, OWNER)
     expect(page.locator('[data-banner="reactivated"]')).to_have_count(1)
-    page.get_by_role("link", name="Card", exact=True).click()
-    page.get_by_role("link", name="Change the card").click()
-    expect(page).to_have_url(re.compile(r"/gateway/sim/card-form(\?|$)"))
-    page.get_by_label("Card number").fill("5555 5555 5555 4444")
-    page.get_by_label("Expiry month").fill("12")
-    page.get_by_label("Expiry year").fill("2035")
-    page.get_by_role("button", name="Save the card").click()
+    portal_browser.change_card_on_the_gateway_s_form(page)
     expect(page.locator('[data-saved="card"]')).to_contain_text(
         "Unpaid invoices (1) will be charged to it at the next payment run.")
     assert confirmations(app, account_id) == []  # nothing is charged before the batch
