@@ -21,6 +21,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 
@@ -134,16 +135,11 @@ def sign_in(app: Ports, token: str, *, replacing: str | None = None) -> SignedIn
 
 def session_of(app: Ports, secret: str) -> PortalSession | None:
     """The live session a cookie names, or None (unknown, ended, idle too long, too old)."""
-    now = app.clock.now()
-    idle = timedelta(minutes=app.settings.portal.session_idle_minutes)
-    with app.engine.connect() as conn:
-        row = conn.execute(select(portal_sessions.c.id, portal_sessions.c.member_id, portal_sessions.c.last_seen_at,
-                                  portal_sessions.c.expires_at, portal_sessions.c.ended_at, members.c.account_id,
-                                  members.c.email)
-                           .join(members, members.c.id == portal_sessions.c.member_id)
-                           .where(portal_sessions.c.secret_hash == digest(secret))).first()
-    if row is None or row.ended_at is not None or row.expires_at <= now or row.last_seen_at + idle <= now:
+    found = _live(app, secret, portal_sessions.c.id, portal_sessions.c.member_id, members.c.account_id,
+                  members.c.email)
+    if found is None:
         return None
+    row, now = found
     if now - row.last_seen_at >= LAST_SEEN_GRANULARITY:
         with app.engine.begin() as conn:
             conn.execute(portal_sessions.update().where(portal_sessions.c.id == row.id).values(last_seen_at=now))
@@ -154,17 +150,24 @@ def session_locale(app: Ports, secret: str) -> str | None:
     """The language of the account a live session's member belongs to (R12.1), for a refusal
     page shown before any route has read the member; None for no live session. Only reads: a
     refusal does not count as the member's activity."""
+    found = _live(app, secret, accounts.c.locale)
+    return found[0].locale if found is not None else None
+
+
+def _live(app: Ports, secret: str, *columns) -> tuple[Any, datetime] | None:
+    """The session a cookie names, with `columns` (of it, its member, their account), and now;
+    None unless it is live: not ended, not expired, not idle for `portal.session_idle_minutes`."""
     now = app.clock.now()
     idle = timedelta(minutes=app.settings.portal.session_idle_minutes)
     with app.engine.connect() as conn:
-        row = conn.execute(select(accounts.c.locale, portal_sessions.c.last_seen_at, portal_sessions.c.expires_at,
-                                  portal_sessions.c.ended_at)
+        row = conn.execute(select(portal_sessions.c.last_seen_at, portal_sessions.c.expires_at,
+                                  portal_sessions.c.ended_at, *columns)
                            .join(members, members.c.id == portal_sessions.c.member_id)
                            .join(accounts, accounts.c.id == members.c.account_id)
                            .where(portal_sessions.c.secret_hash == digest(secret))).first()
     if row is None or row.ended_at is not None or row.expires_at <= now or row.last_seen_at + idle <= now:
         return None
-    return row.locale
+    return row, now
 
 
 def sign_out(app: Ports, secret: str) -> None:
