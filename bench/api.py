@@ -302,12 +302,15 @@ def hello_world():
     """FastAPI's hello-world: one route, a constant JSON."""
     from fastapi import FastAPI
 
+    from renewly.cli.serve import out_of_the_collectors_reach
+
     hello = FastAPI()
 
     @hello.get("/hello")
     def say_hello(account_id: int = 0) -> dict:
         return {"hello": "world", "id": account_id}
 
+    out_of_the_collectors_reach()  # as `renewly serve` does: served the same way
     return hello
 
 

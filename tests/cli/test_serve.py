@@ -6,6 +6,7 @@ dies is replaced, and SIGTERM stops them all; SQLite refuses more than one."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -19,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from renewly.adapters.db.locks import several_writers
-from renewly.cli.serve import listening_socket
+from renewly.adapters.logs import configure_command_line_logs
+from renewly.cli.serve import api_of_a_worker, listening_socket
 from renewly.web.keys import create_key
 from tests.worker.workers import RENEWLY, worker_environment
 
@@ -231,3 +233,17 @@ def test_the_socket_names_its_protocol_so_that_answers_are_not_held_back_by_nagl
     listening = listening_socket("127.0.0.1", 0)
     with listening:
         assert (listening.type, listening.proto) == (socket.SOCK_STREAM, socket.IPPROTO_TCP)
+
+
+def test_a_worker_process_puts_what_it_was_built_with_out_of_the_collectors_reach(app):
+    """A full collection scans every object alive: in a server, 100 ms and more every few seconds
+    under load, each request in hand held that long (docs/performance.md, "API")."""
+    before = gc.get_freeze_count()
+    api = api_of_a_worker(app.settings)
+    try:
+        assert api.state.ports.settings.database_url == app.settings.database_url
+        assert gc.get_freeze_count() > before + 10_000  # the modules, the schema, the routes
+    finally:
+        api.state.ports.engine.dispose()
+        gc.unfreeze()
+        configure_command_line_logs("plain")  # as the tests' conftest has them
