@@ -264,6 +264,19 @@ class MailSettings(BaseModel):
         return self
 
 
+class ApiSettings(BaseModel):
+    """The REST API's server processes (`renewly serve`; docs/api.md, docs/operations.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The worker threads of each server process that every request's key lookup and the hot reads
+    # (an account, the invoice list, a member's banner) take turns on. One is the cheapest: more
+    # threads contend for Python's GIL, 1.24-1.27 ms of server CPU a request with one against
+    # 1.35-1.59 with two and 1.53-1.85 with anyio's 40 (docs/performance.md, "API"). Raise it for a
+    # database a network away, whose round trips one thread would wait on in turn.
+    read_threads: int = Field(1, ge=1, le=64)
+
+
 class PortalSettings(BaseModel):
     """The billing portal (docs/portal.md): its one-time sign-in links and the sessions they open."""
 
@@ -370,6 +383,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     mail: MailSettings = MailSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    api: ApiSettings = ApiSettings()
     portal: PortalSettings = PortalSettings()
     embed: EmbedSettings = EmbedSettings()
     # Signs the removal links of billing e-mails (R4.2, accounts/removal_links.py): 32 characters

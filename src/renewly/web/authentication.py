@@ -9,12 +9,12 @@ without it; the routes read the key it found with the `Caller` dependency (web/d
 
 from __future__ import annotations
 
-import anyio
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from renewly.ports import Ports
 from renewly.web.keys import authenticate
 from renewly.web.problems import problem_response
+from renewly.web.threads import in_a_read_thread
 
 OPENAPI_PATH = "/v1/openapi.json"
 DOCS_PATH = "/docs"
@@ -42,7 +42,7 @@ class Authentication:
             await self.app(scope, receive, send)
             return
         secret = _bearer(scope)
-        found = None if secret is None else await anyio.to_thread.run_sync(authenticate, self.ports, secret)
+        found = None if secret is None else await in_a_read_thread(self.ports, authenticate, self.ports, secret)
         if found is None:
             said = ("this API key is unknown or revoked" if secret is not None else
                     "an API key is required: Authorization: Bearer rnw_sk_... (renewly apikeys create)")

@@ -9,7 +9,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, bindparam, select
-from starlette.concurrency import run_in_threadpool
 
 from renewly.accounts.accounts import (
     add_member,
@@ -26,6 +25,7 @@ from renewly.web.dependencies import AppPorts, Caller
 from renewly.web.fields import Country, Currency, Email, Timezone, path_id, text
 from renewly.web.pagination import Page, Paged, paginate
 from renewly.web.problems import problems
+from renewly.web.threads import in_a_read_thread
 
 router = APIRouter(tags=["accounts"])
 AccountId = Annotated[int, path_id("The account's id.")]
@@ -176,9 +176,10 @@ def accounts_list(app: AppPorts, page: Paged) -> Page[Account]:
 @router.get("/accounts/{account_id}", response_model=Account, responses=problems(404))
 async def accounts_get(account_id: AccountId, app: AppPorts) -> Account:
     """One account."""
-    # async, its read in the thread pool: FastAPI checks a plain `def` route's answer in the
-    # thread pool too, a second hop (docs/performance.md, "API"); the host product's hot reads.
-    return await run_in_threadpool(_one_account, app, account_id)
+    # async, its read on a read thread (web/threads.py): FastAPI checks a plain `def` route's
+    # answer in the thread pool too, a second hop (docs/performance.md, "API"); the host
+    # product's hot reads.
+    return await in_a_read_thread(app, _one_account, app, account_id)
 
 
 @router.post("/accounts/{account_id}/buyer_address", response_model=BuyerAddress, responses=problems(403, 404))

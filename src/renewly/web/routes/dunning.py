@@ -10,7 +10,6 @@ from typing import Annotated, Literal, cast
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
 from renewly.accounts.rules.members import AccountStatus, Role
 from renewly.dunning.cases import account_dunning
@@ -23,6 +22,7 @@ from renewly.dunning.rules.recovery_report import DEFAULT_WEEKS, MAX_WEEKS
 from renewly.web.dependencies import AppPorts
 from renewly.web.fields import Email, path_id
 from renewly.web.problems import problems
+from renewly.web.threads import in_a_read_thread
 
 router = APIRouter(tags=["dunning"])
 AccountPath = Annotated[int, path_id("The account's id.")]
@@ -154,7 +154,7 @@ async def member_banner(account_id: AccountPath,
                                                                    "e-mail may hold characters a path cannot).")],
                         app: AppPorts) -> MemberBanner:
     """The banner a member sees now in the dashboard, by role (R8.3, R8.4, R9), in the account's language."""
-    seen = await run_in_threadpool(banner_for_member, app, account_id, member)  # one hop: see accounts_get
+    seen = await in_a_read_thread(app, banner_for_member, app, account_id, member)  # one hop: see accounts_get
     severity = banner_severity(seen["banner"])
     return MemberBanner(account_id=account_id, member=seen["member"], role=Role(seen["role"]),
                         locale=seen["locale"],

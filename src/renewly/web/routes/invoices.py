@@ -12,7 +12,6 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
-from starlette.concurrency import run_in_threadpool
 
 from renewly.adapters.db.engine import reading
 from renewly.adapters.db.tables import invoices
@@ -25,6 +24,7 @@ from renewly.web.dependencies import AppPorts
 from renewly.web.fields import LARGEST_ID, Email, path_id
 from renewly.web.pagination import Page, Paged, PageRequest, paginate
 from renewly.web.problems import problems
+from renewly.web.threads import in_a_read_thread
 
 router = APIRouter(tags=["invoices"])
 InvoiceId = Annotated[int, path_id("The invoice's (or credit note's) id.")]
@@ -87,7 +87,7 @@ async def invoices_list(app: AppPorts, page: Paged,
                                                                 description="Only this account's.")] = None,
                         ) -> Page[Invoice]:
     """Invoices and credit notes (of one account, or all), in the order they were issued."""
-    return await run_in_threadpool(_invoices, app, page, account_id)  # one hop: see accounts_get
+    return await in_a_read_thread(app, _invoices, app, page, account_id)  # one hop: see accounts_get
 
 
 def _invoices(app: Ports, page: PageRequest, account_id: int | None) -> Page[Invoice]:
