@@ -3,13 +3,23 @@ most once a minute."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from sqlalchemy import select
 
 from renewly.adapters.db.tables import api_keys
 from renewly.shared.errors import Conflict, InvalidInput, NotFound
-from renewly.web.keys import authenticate, create_key, list_keys, revoke_key, secret_hash
+from renewly.web import keys
+from renewly.web.keys import (
+    TRUSTED_FOR_SECONDS,
+    authenticate,
+    create_key,
+    list_keys,
+    recognised,
+    revoke_key,
+    secret_hash,
+)
 from tests.conftest import START
 
 
@@ -64,3 +74,27 @@ def test_last_use_is_written_at_most_once_a_minute(app):
     app.test_clock.set(START + timedelta(seconds=60))
     authenticate(app, secret)
     assert list_keys(app)[0]["last_used_at"] == START + timedelta(seconds=60)
+
+
+def test_a_key_found_live_is_trusted_for_a_second_without_a_lookup(app, monkeypatch):
+    _row, secret = create_key(app, name="k", actor="test:operator")
+    assert recognised(secret) is None  # never looked up: not known
+    found = authenticate(app, secret)
+    moment = time.monotonic()
+    monkeypatch.setattr(keys, "monotonic", lambda: moment + TRUSTED_FOR_SECONDS - 0.01)
+    assert recognised(secret) == found
+    assert recognised(secret + "x") is None and recognised("rnw_sk_" + "a" * 43) is None
+    monkeypatch.setattr(keys, "monotonic", lambda: moment + TRUSTED_FOR_SECONDS + 0.01)
+    assert recognised(secret) is None  # looked up again (authenticate)
+
+
+def test_a_key_revoked_by_another_process_is_refused_within_a_second(app, client, api_key, monkeypatch):
+    assert client.get("/v1/plans").status_code == 200
+    # What `renewly apikeys revoke` does from its own process: this one is not told.
+    with app.engine.begin() as conn:
+        conn.execute(api_keys.update().where(api_keys.c.secret_hash == secret_hash(api_key)).values(revoked_at=START))
+    assert client.get("/v1/plans").status_code == 200  # trusted a moment more, without a lookup
+    moment = time.monotonic()
+    monkeypatch.setattr(keys, "monotonic", lambda: moment + TRUSTED_FOR_SECONDS)
+    assert client.get("/v1/plans").status_code == 401
+

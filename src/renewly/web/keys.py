@@ -10,6 +10,12 @@ up leaks nothing either: its timing says which hashes exist, not which secret ma
 `last_used_at` is written at most once a minute per key (USE_RECORDED_EVERY), so that a read
 does not become a write: what an operator wants from it ("is this key still in use?") needs no
 finer grain.
+
+A key found live is trusted by the process that found it for TRUSTED_FOR_SECONDS (one second)
+without asking the database again (`recognised`): a host product sends all its requests with one
+key, and its lookup was a fifth of the CPU of an API read (docs/performance.md, "API"). So a key
+revoked with `renewly apikeys revoke` is refused by every server process within a second; a
+revocation made in a process forgets what that process trusted, at once.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from time import monotonic
 from typing import Any
 
 from sqlalchemy import bindparam, or_, select
@@ -36,6 +43,8 @@ SHOWN_PREFIX_LENGTH = 12  # api_keys.prefix: "rnw_sk_" and five characters of th
 # is not one.
 LONGEST_SECRET = 200
 USE_RECORDED_EVERY = timedelta(minutes=1)
+TRUSTED_FOR_SECONDS = 1.0
+TRUSTED_AT_MOST = 1000  # keys trusted at once by a process; beyond, those expired are dropped
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,7 @@ def revoke_key(app: Ports, key_id: int, *, actor: str) -> dict[str, Any]:
             raise Conflict(f"API key {key_id} was revoked on {row.revoked_at.isoformat()}", code="api_key_revoked")
         conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(revoked_at=now))
         audit(conn, now, actor, "api_key.revoked", "api_key", key_id)
+    _trusted.clear()  # revocations are rare: forgetting every key costs one lookup each
     return describe_key(app, key_id)
 
 
@@ -107,19 +117,45 @@ _LIVE_KEY = (select(api_keys.c.id, api_keys.c.name, api_keys.c.prefix, api_keys.
              .where(api_keys.c.secret_hash == bindparam("secret_hash"), api_keys.c.revoked_at.is_(None)))
 
 
+# The keys this process found live lately: the hash of each one's secret -> (the key, the
+# monotonic time until which it is trusted without a lookup). Written from the read threads,
+# read on the event loop: one dictionary operation at a time, which the GIL keeps whole.
+_trusted: dict[str, tuple[ApiKey, float]] = {}
+
+
+def recognised(secret: str) -> ApiKey | None:
+    """The live key this secret was found to be less than a second ago, with no lookup (no I/O:
+    for the event loop); None if it was not (`authenticate` then says what it is)."""
+    found = _trusted.get(secret_hash(secret))
+    if found is None or monotonic() >= found[1]:
+        return None
+    return found[0]
+
+
 def authenticate(app: Ports, secret: str) -> ApiKey | None:
-    """The live key this secret is, or None (unknown, revoked, or not a key at all). Records its
-    use, at most once a minute."""
+    """The live key this secret is, or None (unknown, revoked, or not a key at all), from the
+    database. Records its use, at most once a minute, and trusts it for a second."""
     if not secret.startswith(KEY_PREFIX) or len(secret) > LONGEST_SECRET or not secret.isascii():
         return None
+    hashed = secret_hash(secret)
     with reading(app.engine) as conn:
-        row = conn.execute(_LIVE_KEY, {"secret_hash": secret_hash(secret)}).first()
+        row = conn.execute(_LIVE_KEY, {"secret_hash": hashed}).first()
     if row is None:
         return None
     now = app.clock.now()
     if row.last_used_at is None or row.last_used_at <= now - USE_RECORDED_EVERY:
         _record_use(app, row.id, now)
-    return ApiKey(row.id, row.name, row.prefix)
+    key = ApiKey(row.id, row.name, row.prefix)
+    _trust(hashed, key)
+    return key
+
+
+def _trust(hashed: str, key: ApiKey) -> None:
+    moment = monotonic()
+    if len(_trusted) >= TRUSTED_AT_MOST:
+        for stale in [each for each, (_key, until) in list(_trusted.items()) if until <= moment]:
+            _trusted.pop(stale, None)
+    _trusted[hashed] = (key, moment + TRUSTED_FOR_SECONDS)
 
 
 def _record_use(app: Ports, key_id: int, now: datetime) -> None:
