@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 from renewly.adapters.logs import configure_command_line_logs
 from renewly.web.app import create_app
@@ -52,3 +56,21 @@ def problem(response, status: int, code: str) -> dict:
     body = response.json()
     assert (body["status"], body["code"], body["type"]) == (status, code, f"urn:renewly:problem:{code}")
     return body
+
+
+@contextmanager
+def statements_sent(app) -> Iterator[list[str]]:
+    """The statements sent to the database meanwhile, but the test clock's reads (on the system
+    clock an operator runs, telling the time asks the database nothing) and SQLite's BEGIN of a
+    read (no round trip: that database is in the process)."""
+    sent: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:
+        if "test_clock" not in statement and not statement.startswith("BEGIN"):
+            sent.append(statement)
+
+    event.listen(app.engine, "before_cursor_execute", seen)
+    try:
+        yield sent
+    finally:
+        event.remove(app.engine, "before_cursor_execute", seen)

@@ -14,7 +14,7 @@ from renewly.accounts.accounts import add_member
 from renewly.dunning.preview import preview_account
 from renewly.scheduler import advance
 from tests.builders import GOOD_CARD, OPERATOR, subscribed, team_plan
-from tests.web.conftest import problem
+from tests.web.conftest import problem, statements_sent
 
 DECLINES = "4000000000000341"  # the card saves fine; every charge is declined
 OWNER, ADMIN, AGENT = "owner@acme.test", "admin@acme.test", "agent@acme.test"
@@ -76,6 +76,23 @@ def test_r8_3_r8_4_r12_the_banner_by_role_and_day_in_the_account_s_language(app,
     assert (in_french["code"], in_french["name"]) == ("everyone", "avertissement d'annulation")
     assert in_french["text"].startswith("Ce compte sera résilié le 30 ")
 
+
+
+def test_the_banner_is_read_in_one_statement_and_an_open_case_s_invoices_in_one_more(app, api):
+    """The host product asks it for every page a member opens: the account, the member, a running
+    reactivation and the open case come in one round trip; the unpaid invoices the text names, in
+    a second, only while a case is open. (The key, trusted after its first request, asks none.)"""
+    plan = team_plan(app)
+    account_id = declined(app, plan=plan)
+    to_day(app, 4)
+    banner(api, account_id, OWNER)
+    with statements_sent(app) as sent:
+        assert banner(api, account_id, ADMIN)["code"] == "owner_and_admins"
+    assert len(sent) == 2, sent
+    settled = subscribed(app, plan=plan, owner="owner@paying.test", name="Paying")[0]
+    with statements_sent(app) as sent:
+        assert banner(api, settled, "owner@paying.test") is None
+    assert len(sent) == 1, sent
 
 def test_a_banner_refused(app, api):
     account_id, _ = subscribed(app, card=GOOD_CARD)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, Select, and_, bindparam, select
 
 from renewly.accounts.accounts import load_account, local_day, lock_accounts, running_reactivation
 from renewly.accounts.rules.members import REASON_LENGTH, AccountStatus, Role, validate_email, validate_text
@@ -71,18 +71,36 @@ def grant_reactivation(app: Ports, account_id: int, *, days: int | None, reason:
 def banners_by_role(app: Ports, account_id: int) -> dict[str, dict[str, str]]:
     """The banner each role sees now, with its text in the account's language."""
     with reading(app.engine) as conn:
-        account = load_account(conn, account_id)
+        account = conn.execute(_ACCOUNT, {"account_id": account_id, "now": app.clock.now()}).first()
+        if account is None:
+            load_account(conn, account_id)  # refused as an unknown account is everywhere
         context = _banner_context(conn, app, account)
     return {role.value: banner_text(app, account, role, context) for role in Role}
 
 
+def _with_banner_facts(query: Select) -> Select:
+    """`query` (of accounts) with what a banner's text names, in the same round trip: the running
+    temporary reactivation's end and the open dunning case (at most one of each:
+    uq_reactivations_one_running, uq_dunning_cases_one_open)."""
+    return (query.add_columns(reactivations.c.ends_at.label("reactivation_ends"), dunning_cases.c.id.label("case_id"),
+                              dunning_cases.c.day0.label("case_day0"),
+                              dunning_cases.c.warned_at.label("case_warned_at"),
+                              dunning_cases.c.last_step_name.label("case_last_step_name"),
+                              dunning_cases.c.last_step_day.label("case_last_step_day"))
+            .outerjoin(reactivations, and_(reactivations.c.account_id == accounts.c.id,
+                                           reactivations.c.outcome.is_(None),
+                                           reactivations.c.ends_at > bindparam("now")))
+            .outerjoin(dunning_cases, and_(dunning_cases.c.account_id == accounts.c.id,
+                                           dunning_cases.c.status == "open")))
+
+
 # The host product asks it for every page a member opens: its statements are built once
-# (building one and its cache key cost as much as sending it; docs/performance.md, "API").
-_MEMBER_OF = (select(accounts, members.c.role).join(members, members.c.account_id == accounts.c.id)
-              .where(accounts.c.id == bindparam("account_id"), members.c.email == bindparam("email")))
-_OPEN_CASE = (select(dunning_cases.c.id, dunning_cases.c.day0, dunning_cases.c.warned_at,
-                     dunning_cases.c.last_step_name, dunning_cases.c.last_step_day)
-              .where(dunning_cases.c.account_id == bindparam("account_id"), dunning_cases.c.status == "open"))
+# (building one and its cache key cost as much as sending it), and one statement says it all
+# (a round trip each for the reactivation and the case cost a fifth of the read; docs/performance.md, "API").
+_ACCOUNT = _with_banner_facts(select(accounts).where(accounts.c.id == bindparam("account_id")))
+_MEMBER_OF = _with_banner_facts(select(accounts, members.c.role)
+                                .join(members, members.c.account_id == accounts.c.id)
+                                .where(accounts.c.id == bindparam("account_id"), members.c.email == bindparam("email")))
 
 
 def banner_for_member(app: Ports, account_id: int, email: str) -> dict[str, str]:
@@ -90,7 +108,7 @@ def banner_for_member(app: Ports, account_id: int, email: str) -> dict[str, str]
     member (the e-mail as stored), its role and that language, which the API's answer names."""
     email = validate_email(email)
     with reading(app.engine) as conn:
-        row = conn.execute(_MEMBER_OF, {"account_id": account_id, "email": email}).first()
+        row = conn.execute(_MEMBER_OF, {"account_id": account_id, "email": email, "now": app.clock.now()}).first()
         if row is None:
             load_account(conn, account_id)  # an unknown account is refused as such
             raise NotFound(f"{email} is not a member of account {account_id}", code="unknown_member")
@@ -109,17 +127,15 @@ class _BannerContext:
 
 
 def _banner_context(conn: Connection, app: Ports, account) -> _BannerContext:
-    """What a banner's text names: the open case's dates, its unpaid invoices, a running window."""
-    now = app.clock.now()
-    running = running_reactivation(conn, account.id, now)
-    case = conn.execute(_OPEN_CASE, {"account_id": account.id}).first()
-    if case is None:
-        return _BannerContext(running.ends_at if running else None, None, None, -1, [])
-    unpaid = case_invoices(conn, [case.id], {case.id: account.timezone}).get(case.id, [])
-    return _BannerContext(running.ends_at if running else None, case.day0,
-                          local_date(case.warned_at, account.timezone) if case.warned_at else None,
-                          place(app.policy, case.last_step_name, case.last_step_day,
-                                warned=case.warned_at is not None),
+    """What a banner's text names, from an account read `_with_banner_facts`: the running
+    window's end, the open case's dates and its unpaid invoices (read only for a case)."""
+    if account.case_id is None:
+        return _BannerContext(account.reactivation_ends, None, None, -1, [])
+    unpaid = case_invoices(conn, [account.case_id], {account.case_id: account.timezone}).get(account.case_id, [])
+    return _BannerContext(account.reactivation_ends, account.case_day0,
+                          local_date(account.case_warned_at, account.timezone) if account.case_warned_at else None,
+                          place(app.policy, account.case_last_step_name, account.case_last_step_day,
+                                warned=account.case_warned_at is not None),
                           [notices.Unpaid(invoice.number, invoice.due, invoice.currency) for invoice in unpaid])
 
 
