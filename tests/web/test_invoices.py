@@ -4,13 +4,17 @@ PDF: the stored PDF/A-3 with its Factur-X XML, the same bytes the command line g
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from facturx import get_facturx_xml_from_pdf
 
 from renewly.accounts.accounts import add_member, update_buyer_address
 from renewly.billing.documents import invoice_pdf
 from renewly.billing.invoices import issue_credit_note
+from renewly.billing.subscriptions import change_seats
+from renewly.scheduler import advance
 from tests.builders import OPERATOR, customer, subscribed
-from tests.web.conftest import problem
+from tests.web.conftest import problem, statements_sent
 
 OWNER = "owner@acme.test"
 
@@ -60,6 +64,24 @@ def test_invoices_are_listed_per_account_a_page_at_a_time_as_get_shows_them(clie
         "object": "list", "data": [], "has_more": False, "next_cursor": None}
     assert len(client.get("/v1/invoices").json()["data"]) == 2
 
+
+
+def test_a_page_counts_documents_not_lines_and_is_read_in_one_statement(client, app):
+    """The renewal after a seat change carries the proration on a line of its own: each document
+    comes with all its lines, in order, and a page of one is one document, whatever its lines."""
+    account_id, subscription_id = subscribed(app, seats=3)
+    advance(app, timedelta(days=15))
+    change_seats(app, subscription_id, seats=5, actor=OPERATOR)
+    advance(app, timedelta(days=17))  # past the renewal of 2026-02-01
+    client.get("/v1/plans")  # the key trusted from now on: its lookup is not the list's
+    with statements_sent(app) as sent:
+        first = client.get("/v1/invoices", params={"account_id": account_id, "limit": 1}).json()
+    assert len(sent) == 1, sent
+    second = client.get("/v1/invoices", params={"account_id": account_id, "cursor": first["next_cursor"]}).json()
+    assert [len(page["data"]) for page in (first, second)] == [1, 1] and first["has_more"]
+    renewal = second["data"][0]
+    assert [line["position"] for line in renewal["lines"]] == [1, 2]
+    assert renewal == client.get(f"/v1/invoices/{renewal['id']}").json()
 
 def test_an_invoice_refused(client, app):
     billed(app)
