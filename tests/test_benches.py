@@ -36,7 +36,8 @@ LAST_LINES = {
     "api": {
         "keys": {"accounts", "rate", "sent", "unsent", "achieved_per_s", "p50_ms", "p99_ms", "account_p99_ms",
                  "invoices_p99_ms", "banner_p99_ms", "hello_p50_ms", "hello_p99_ms", "per_s", "hello_per_s", "ratio",
-                 "cpu_us", "hello_cpu_us", "cpu_ratio", "connections", "processes", "server_workers"},
+                 "cpu_us", "hello_cpu_us", "cpu_ratio", "busiest_share", "connections", "processes",
+                 "server_workers"},
         "sometimes": set(),
         "tiny": {"accounts": "200", "rate": "50", "connections": "4", "server_workers": "2"},
     },

@@ -40,7 +40,7 @@ def apikeys_list(as_json: JsonFlag = False) -> None:
 
 @app.command("revoke")
 def apikeys_revoke(key: KeyId, as_json: JsonFlag = False) -> None:
-    """Refuse every request with this key from now on (401)."""
+    """Refuse every request with this key from now on (401); a running server within a second."""
     from renewly.web.keys import revoke_key
     row = revoke_key(open_app(), key, actor=actor())
     print_json(row) if as_json else typer.echo(f"API key {key} ({row['name']}) revoked")
