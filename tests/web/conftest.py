@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from renewly.adapters.logs import configure_command_line_logs
+from renewly.web import keys
 from renewly.web.app import create_app
 from renewly.web.keys import create_key
 from tests.web.conformance import Documented
@@ -74,3 +75,21 @@ def statements_sent(app) -> Iterator[list[str]]:
         yield sent
     finally:
         event.remove(app.engine, "before_cursor_execute", seen)
+
+
+class TrustClock:
+    """The monotonic clock a process trusts a key it found live by (web/keys.py), moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def trust_clock(monkeypatch) -> TrustClock:
+    """Stopped: a key trusted stays trusted until the test moves it, however slow the machine."""
+    clock = TrustClock()
+    monkeypatch.setattr(keys, "monotonic", clock)
+    return clock

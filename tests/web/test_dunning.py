@@ -78,7 +78,7 @@ def test_r8_3_r8_4_r12_the_banner_by_role_and_day_in_the_account_s_language(app,
 
 
 
-def test_the_banner_is_read_in_one_statement_and_an_open_case_s_invoices_in_one_more(app, api):
+def test_the_banner_is_read_in_one_statement_and_an_open_case_s_invoices_in_one_more(app, api, trust_clock):
     """The host product asks it for every page a member opens: the account, the member, a running
     reactivation and the open case come in one round trip; the unpaid invoices the text names, in
     a second, only while a case is open. (The key, trusted after its first request, asks none.)"""

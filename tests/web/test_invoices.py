@@ -66,22 +66,28 @@ def test_invoices_are_listed_per_account_a_page_at_a_time_as_get_shows_them(clie
 
 
 
-def test_a_page_counts_documents_not_lines_and_is_read_in_one_statement(client, app):
-    """The renewal after a seat change carries the proration on a line of its own: each document
-    comes with all its lines, in order, and a page of one is one document, whatever its lines."""
+def test_a_page_counts_documents_not_lines_and_is_read_in_one_statement(client, app, trust_clock):
+    """The renewal after a seat change carries the proration on a line of its own: a page of one
+    is that one document with all its lines, in order, and says that the credit note after it
+    follows."""
     account_id, subscription_id = subscribed(app, seats=3)
     advance(app, timedelta(days=15))
     change_seats(app, subscription_id, seats=5, actor=OPERATOR)
     advance(app, timedelta(days=17))  # past the renewal of 2026-02-01
-    client.get("/v1/plans")  # the key trusted from now on: its lookup is not the list's
+    issue_credit_note(app, "2026-000002", reason="goodwill", amount=100, actor=OPERATOR)
+    listed = {"account_id": account_id, "limit": 1}
+    first = client.get("/v1/invoices", params=listed).json()  # the key trusted from now on
     with statements_sent(app) as sent:
-        first = client.get("/v1/invoices", params={"account_id": account_id, "limit": 1}).json()
+        second = client.get("/v1/invoices", params={**listed, "cursor": first["next_cursor"]}).json()
     assert len(sent) == 1, sent
-    second = client.get("/v1/invoices", params={"account_id": account_id, "cursor": first["next_cursor"]}).json()
-    assert [len(page["data"]) for page in (first, second)] == [1, 1] and first["has_more"]
-    renewal = second["data"][0]
-    assert [line["position"] for line in renewal["lines"]] == [1, 2]
+    [renewal] = second["data"]
+    assert (renewal["number"], [line["position"] for line in renewal["lines"]]) == ("2026-000002", [1, 2])
+    assert second["has_more"]
+    third = client.get("/v1/invoices", params={**listed, "cursor": second["next_cursor"]}).json()
+    assert [(note["object"], note["credited_invoice_number"]) for note in third["data"]] == [
+        ("credit_note", "2026-000002")] and not third["has_more"]
     assert renewal == client.get(f"/v1/invoices/{renewal['id']}").json()
+
 
 def test_an_invoice_refused(client, app):
     billed(app)

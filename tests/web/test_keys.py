@@ -3,7 +3,6 @@ most once a minute."""
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -76,25 +75,38 @@ def test_last_use_is_written_at_most_once_a_minute(app):
     assert list_keys(app)[0]["last_used_at"] == START + timedelta(seconds=60)
 
 
-def test_a_key_found_live_is_trusted_for_a_second_without_a_lookup(app, monkeypatch):
+def test_a_key_found_live_is_trusted_for_a_second_without_a_lookup(app, trust_clock):
     _row, secret = create_key(app, name="k", actor="test:operator")
-    assert recognised(secret) is None  # never looked up: not known
+    assert recognised(app, secret) is None  # never looked up: not known
     found = authenticate(app, secret)
-    moment = time.monotonic()
-    monkeypatch.setattr(keys, "monotonic", lambda: moment + TRUSTED_FOR_SECONDS - 0.01)
-    assert recognised(secret) == found
-    assert recognised(secret + "x") is None and recognised("rnw_sk_" + "a" * 43) is None
-    monkeypatch.setattr(keys, "monotonic", lambda: moment + TRUSTED_FOR_SECONDS + 0.01)
-    assert recognised(secret) is None  # looked up again (authenticate)
+    trust_clock.now += TRUSTED_FOR_SECONDS - 0.001
+    assert recognised(app, secret) == found
+    assert recognised(app, secret + "x") is None and recognised(app, "rnw_sk_" + "a" * 43) is None
+    trust_clock.now += 0.001
+    assert recognised(app, secret) is None  # looked up again (authenticate)
 
 
-def test_a_key_revoked_by_another_process_is_refused_within_a_second(app, client, api_key, monkeypatch):
+def test_a_key_revoked_by_another_process_is_refused_within_a_second(app, client, api_key, trust_clock):
     assert client.get("/v1/plans").status_code == 200
     # What `renewly apikeys revoke` does from its own process: this one is not told.
     with app.engine.begin() as conn:
         conn.execute(api_keys.update().where(api_keys.c.secret_hash == secret_hash(api_key)).values(revoked_at=START))
     assert client.get("/v1/plans").status_code == 200  # trusted a moment more, without a lookup
-    moment = time.monotonic()
-    monkeypatch.setattr(keys, "monotonic", lambda: moment + TRUSTED_FOR_SECONDS)
+    trust_clock.now += TRUSTED_FOR_SECONDS
     assert client.get("/v1/plans").status_code == 401
 
+
+def test_a_revocation_made_while_a_lookup_is_under_way_is_not_undone_by_it(app, trust_clock, monkeypatch):
+    """The lookup read the key live just before this process revoked it: it answers for that
+    request, but the key is not trusted afterwards."""
+    _row, secret = create_key(app, name="k", actor="test:operator")
+    record_use = keys._record_use
+
+    def revoked_meanwhile(*args) -> None:  # between the lookup's read and its trust
+        revoke_key(app, 1, actor="test:operator")
+        record_use(*args)
+
+    monkeypatch.setattr(keys, "_record_use", revoked_meanwhile)
+    assert authenticate(app, secret) is not None
+    assert recognised(app, secret) is None
+    assert authenticate(app, secret) is None

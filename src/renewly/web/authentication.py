@@ -1,7 +1,9 @@
 """Every route answers only to a live secret API key (`Authorization: Bearer rnw_sk_...`), but
 the OpenAPI document and its docs page, which say nothing of any account. An unknown, revoked or
 missing key is 401 problem+json, before routing: an unknown path without a key is 401 too, so
-that a caller without a key learns nothing, not even which paths exist beyond the document.
+that a caller without a key learns nothing, not even which paths exist beyond the document. (A
+key revoked by another process, `renewly apikeys revoke`, is refused within a second: a process
+trusts a key it found live for that long, web/keys.py.)
 
 An ASGI middleware rather than a dependency of each route, so that no route can be added
 without it; the routes read the key it found with the `Caller` dependency (web/dependencies.py).
@@ -44,7 +46,8 @@ class Authentication:
         secret = _bearer(scope)
         found = None
         if secret is not None:  # a key trusted a moment ago needs no lookup, nor a thread
-            found = recognised(secret) or await in_a_read_thread(self.ports, authenticate, self.ports, secret)
+            found = (recognised(self.ports, secret)
+                     or await in_a_read_thread(self.ports, authenticate, self.ports, secret))
         if found is None:
             said = ("this API key is unknown or revoked" if secret is not None else
                     "an API key is required: Authorization: Bearer rnw_sk_... (renewly apikeys create)")

@@ -44,7 +44,7 @@ SHOWN_PREFIX_LENGTH = 12  # api_keys.prefix: "rnw_sk_" and five characters of th
 LONGEST_SECRET = 200
 USE_RECORDED_EVERY = timedelta(minutes=1)
 TRUSTED_FOR_SECONDS = 1.0
-TRUSTED_AT_MOST = 1000  # keys trusted at once by a process; beyond, those expired are dropped
+TRUSTED_AT_MOST = 1000  # keys a process trusts at once; beyond, it forgets them all
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def revoke_key(app: Ports, key_id: int, *, actor: str) -> dict[str, Any]:
             raise Conflict(f"API key {key_id} was revoked on {row.revoked_at.isoformat()}", code="api_key_revoked")
         conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(revoked_at=now))
         audit(conn, now, actor, "api_key.revoked", "api_key", key_id)
-    _trusted.clear()  # revocations are rare: forgetting every key costs one lookup each
+    _trusted.forget_all()
     return describe_key(app, key_id)
 
 
@@ -117,16 +117,33 @@ _LIVE_KEY = (select(api_keys.c.id, api_keys.c.name, api_keys.c.prefix, api_keys.
              .where(api_keys.c.secret_hash == bindparam("secret_hash"), api_keys.c.revoked_at.is_(None)))
 
 
-# The keys this process found live lately: the hash of each one's secret -> (the key, the
-# monotonic time until which it is trusted without a lookup). Written from the read threads,
-# read on the event loop: one dictionary operation at a time, which the GIL keeps whole.
-_trusted: dict[str, tuple[ApiKey, float]] = {}
+class _TrustedKeys:
+    """The keys this process found live lately, by database and the hash of each one's secret:
+    each with the monotonic time until which it is trusted without a lookup, counted from the
+    moment before the lookup that found it. Written from the read threads, read on the event
+    loop: one dictionary operation at a time, which the GIL keeps whole.
+
+    `revocations` counts this process's revocations: a lookup that read a key live before one was
+    made does not trust it afterwards, so that a revocation here is seen at once."""
+
+    def __init__(self) -> None:
+        self.found: dict[tuple[str, str], tuple[ApiKey, float]] = {}
+        self.revocations = 0
+
+    def forget_all(self) -> None:
+        self.revocations += 1
+        self.found.clear()  # revocations are rare: forgetting every key costs one lookup each
 
 
-def recognised(secret: str) -> ApiKey | None:
+_trusted = _TrustedKeys()
+
+
+def recognised(app: Ports, secret: str) -> ApiKey | None:
     """The live key this secret was found to be less than a second ago, with no lookup (no I/O:
     for the event loop); None if it was not (`authenticate` then says what it is)."""
-    found = _trusted.get(secret_hash(secret))
+    if not _may_be_a_key(secret):
+        return None
+    found = _trusted.found.get((app.settings.database_url, secret_hash(secret)))
     if found is None or monotonic() >= found[1]:
         return None
     return found[0]
@@ -135,9 +152,12 @@ def recognised(secret: str) -> ApiKey | None:
 def authenticate(app: Ports, secret: str) -> ApiKey | None:
     """The live key this secret is, or None (unknown, revoked, or not a key at all), from the
     database. Records its use, at most once a minute, and trusts it for a second."""
-    if not secret.startswith(KEY_PREFIX) or len(secret) > LONGEST_SECRET or not secret.isascii():
+    if not _may_be_a_key(secret):
         return None
     hashed = secret_hash(secret)
+    # Before the lookup: the second a key is trusted for starts before the read that found it
+    # live, and a revocation made meanwhile in this process is seen.
+    looked_up_at, revocations = monotonic(), _trusted.revocations
     with reading(app.engine) as conn:
         row = conn.execute(_LIVE_KEY, {"secret_hash": hashed}).first()
     if row is None:
@@ -146,16 +166,15 @@ def authenticate(app: Ports, secret: str) -> ApiKey | None:
     if row.last_used_at is None or row.last_used_at <= now - USE_RECORDED_EVERY:
         _record_use(app, row.id, now)
     key = ApiKey(row.id, row.name, row.prefix)
-    _trust(hashed, key)
+    if len(_trusted.found) >= TRUSTED_AT_MOST:
+        _trusted.found.clear()  # more live keys in use at once than a host product has: start again
+    if _trusted.revocations == revocations:
+        _trusted.found[(app.settings.database_url, hashed)] = (key, looked_up_at + TRUSTED_FOR_SECONDS)
     return key
 
 
-def _trust(hashed: str, key: ApiKey) -> None:
-    moment = monotonic()
-    if len(_trusted) >= TRUSTED_AT_MOST:
-        for stale in [each for each, (_key, until) in list(_trusted.items()) if until <= moment]:
-            _trusted.pop(stale, None)
-    _trusted[hashed] = (key, moment + TRUSTED_FOR_SECONDS)
+def _may_be_a_key(secret: str) -> bool:
+    return secret.startswith(KEY_PREFIX) and len(secret) <= LONGEST_SECRET and secret.isascii()
 
 
 def _record_use(app: Ports, key_id: int, now: datetime) -> None:
