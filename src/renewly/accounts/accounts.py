@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, and_, bindparam, select
 
 from renewly.accounts.rules.members import (
     NAME_LENGTH,
@@ -209,10 +209,12 @@ def running_reactivation(conn: Connection, account_id: int, now: datetime):
     return conn.execute(_RUNNING_REACTIVATION, {"account_id": account_id, "now": now}).first()
 
 
-# Built once: asked for every banner a member sees (building it cost as much as sending it).
+# A temporary reactivation still running at :now (at most one an account:
+# uq_reactivations_one_running). Built once: asked for every banner a member sees (building it
+# cost as much as sending it).
+RUNNING_NOW = and_(reactivations.c.outcome.is_(None), reactivations.c.ends_at > bindparam("now"))
 _RUNNING_REACTIVATION = select(reactivations).where(reactivations.c.account_id == bindparam("account_id"),
-                                                    reactivations.c.outcome.is_(None),
-                                                    reactivations.c.ends_at > bindparam("now"))
+                                                    RUNNING_NOW)
 
 
 def require_access(conn: Connection, account_id: int, email: str, now: datetime, *, support_email: str,

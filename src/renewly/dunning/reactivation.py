@@ -10,7 +10,7 @@ from datetime import date, datetime
 
 from sqlalchemy import Connection, Select, and_, bindparam, select
 
-from renewly.accounts.accounts import load_account, local_day, lock_accounts, running_reactivation
+from renewly.accounts.accounts import RUNNING_NOW, load_account, local_day, lock_accounts, running_reactivation
 from renewly.accounts.rules.members import REASON_LENGTH, AccountStatus, Role, validate_email, validate_text
 from renewly.adapters.db.engine import reading
 from renewly.adapters.db.tables import accounts, dunning_cases, members, reactivations
@@ -87,9 +87,7 @@ def _with_banner_facts(query: Select) -> Select:
                               dunning_cases.c.warned_at.label("case_warned_at"),
                               dunning_cases.c.last_step_name.label("case_last_step_name"),
                               dunning_cases.c.last_step_day.label("case_last_step_day"))
-            .outerjoin(reactivations, and_(reactivations.c.account_id == accounts.c.id,
-                                           reactivations.c.outcome.is_(None),
-                                           reactivations.c.ends_at > bindparam("now")))
+            .outerjoin(reactivations, and_(reactivations.c.account_id == accounts.c.id, RUNNING_NOW))
             .outerjoin(dunning_cases, and_(dunning_cases.c.account_id == accounts.c.id,
                                            dunning_cases.c.status == "open")))
 

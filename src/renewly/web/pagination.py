@@ -18,7 +18,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel
-from sqlalchemy import Column, Connection, Select
+from sqlalchemy import Column, Connection, Select, bindparam
 
 from renewly.shared.errors import InvalidInput
 from renewly.web.fields import LARGEST_ID
@@ -74,8 +74,20 @@ def paginate(conn: Connection, query: Select, key: Column, page: PageRequest,
     """One page of `query` (which must select `key`, a unique integer column, usually the id),
     each row made an item by `shape`: the rows after the cursor, in increasing `key`, one more
     asked to know whether more follow."""
-    rows: Sequence[Any] = conn.execute(query.where(key > page.after).order_by(key).limit(page.limit + 1)).all()
+    rows: Sequence[Any] = conn.execute(after_the_cursor(query, key), page_bounds(page)).all()
     return page_of(rows, page, lambda row: getattr(row, key.name), shape)
+
+
+def after_the_cursor(query: Select, key: Column) -> Select:
+    """The rows of `query` after a page's cursor, in increasing `key`, as many as it asks: its
+    bounds are given when it runs (`page_bounds`), so that a hot read builds it once."""
+    return query.where(key > bindparam("page_after")).order_by(key).limit(bindparam("page_limit"))
+
+
+def page_bounds(page: PageRequest) -> dict[str, int]:
+    """The bounds of `after_the_cursor` for this page: one row more than it shows, to know
+    whether more follow."""
+    return {"page_after": page.after, "page_limit": page.limit + 1}
 
 
 def page_of(rows: Sequence[Any], page: PageRequest, key: Callable[[Any], int],

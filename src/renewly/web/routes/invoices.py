@@ -22,7 +22,7 @@ from renewly.ports import Ports
 from renewly.shared.errors import NotFound
 from renewly.web.dependencies import AppPorts
 from renewly.web.fields import LARGEST_ID, Email, path_id
-from renewly.web.pagination import Page, Paged, PageRequest, page_of
+from renewly.web.pagination import Page, Paged, PageRequest, after_the_cursor, page_bounds, page_of
 from renewly.web.problems import problems
 from renewly.web.threads import in_a_read_thread
 
@@ -93,17 +93,14 @@ async def invoices_list(app: AppPorts, page: Paged,
 def _invoices(app: Ports, page: PageRequest, account_id: int | None) -> Page[Invoice]:
     with reading(app.engine) as conn:
         rows = conn.execute(_PAGE if account_id is None else _PAGE_OF_ACCOUNT,
-                            {"account_id": account_id, "after": page.after, "limit": page.limit + 1}).all()
+                            {"account_id": account_id, **page_bounds(page)}).all()
     return page_of(as_shown(rows), page, lambda shown: shown["id"], _shape)
 
 
-# The host product's hot read: its statements built once (docs/performance.md, "API"); a page
-# asks one more document than it shows, to know whether more follow (web/pagination.py).
-_PAGE = with_lines(select(invoices).where(invoices.c.id > bindparam("after"))
-                   .order_by(invoices.c.id).limit(bindparam("limit")))
-_PAGE_OF_ACCOUNT = with_lines(select(invoices).where(invoices.c.account_id == bindparam("account_id"),
-                                                     invoices.c.id > bindparam("after"))
-                              .order_by(invoices.c.id).limit(bindparam("limit")))
+# The host product's hot read: its statements built once (docs/performance.md, "API").
+_PAGE = with_lines(after_the_cursor(select(invoices), invoices.c.id))
+_PAGE_OF_ACCOUNT = with_lines(after_the_cursor(select(invoices).where(invoices.c.account_id == bindparam("account_id")),
+                                               invoices.c.id))
 _ONE = with_lines(select(invoices).where(invoices.c.id == bindparam("invoice_id")))
 
 
